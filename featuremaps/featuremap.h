@@ -1,0 +1,122 @@
+/* featuremap.h — the plug-in type for feature maps φ: R^d → R^m, and the generic layer.
+ *
+ * A map is one .c file whose only export is a `const struct featuremap_type`; registry.c lists
+ * them.  The generic functions below (featuremap_alloc, featuremap_apply, featuremap_free) check
+ * shapes and arguments once, so implementations trust what they are given.
+ *
+ * Conventions every map follows:
+ *  - Rows are row-major fp32: x is (n, d), phi is (n, m).
+ *  - Random maps estimate the softmax kernel exp(qᵀk/√d): they scale their input by d^{-1/4}
+ *    themselves (x̃ = x·d^{-1/4}); deterministic maps (elu1, relu) define their own kernel.
+ *  - Randomness comes only from the gsl_rng handed to init.  Same seed ⇒ bit-identical φ,
+ *    whatever the thread count.
+ *  - apply is told whether the rows are queries or keys (stabilisers differ: prf subtracts a
+ *    per-row max for queries and one per-sequence constant for keys), and gets the whole
+ *    sequence of one head at once, so a per-sequence constant is well defined.
+ *  - apply never allocates: it gets a workspace of work_floats(state, n) floats.
+ */
+#ifndef LA_FEATUREMAP_H
+#define LA_FEATUREMAP_H
+
+#include <stddef.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "../harness/status.h"
+
+enum fm_role {
+    FM_QUERY = 0, /* rows are queries */
+    FM_KEY = 1    /* rows are keys (one sequence of one head) */
+};
+
+enum fm_draw {
+    FM_DRAW_IID = 0,       /* rows of W drawn iid N(0, I_d) */
+    FM_DRAW_ORTHOGONAL = 1 /* blocks of W from QR of d×d Gaussians, rows rescaled */
+};
+
+/* Parameters of a map.  featuremap_params_default() fills sensible defaults; a map reads the
+ * fields it needs and ignores the rest.  Listed in `linattn list` through featuremap_type.params. */
+struct fm_params {
+    int d;               /* input dimension (head dimension) */
+    int m;               /* number of features / random draws; 0 = the map's default */
+    int draw;            /* enum fm_draw */
+    int norm_fixed;      /* orthogonal draws: 1 = row norms fixed at √d, 0 = χ(d) draws */
+    double A;            /* gerf: the parameter A (1 − 4A > 0) */
+    int A_auto;          /* gerf: 1 = choose A from the data (featuremap_fit) */
+    double eps;          /* relu: the small constant added to max(x, 0) */
+    const char *weights; /* learned: path of the HDF5 weights file */
+    unsigned long seed;  /* recorded; the rng handed to init is seeded from it by the caller */
+};
+
+/* The plug-in type.  Optional methods may be NULL. */
+struct featuremap_type {
+    const char *name;    /* registry name, also written into results files */
+    const char *summary; /* one line for `linattn list` */
+    const char *params;  /* the fm_params fields it reads, e.g. "m, draw, seed" */
+    size_t state_size;   /* bytes of state the generic layer allocates (zeroed) for init */
+    int random;          /* 1 if it draws from the rng (estimates the softmax kernel) */
+
+    /* Reads params, draws its randomness from rng (may be NULL for deterministic maps), and
+     * fills state.  Returns LA_OK or an LA_E* code with err filled (e.g. m = 0, missing file). */
+    int (*init)(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err);
+
+    /* Output dimension m (the length of one φ row). */
+    int (*out_dim)(const void *state);
+
+    /* Floats of workspace apply needs for n rows (NULL: none). */
+    size_t (*work_floats)(const void *state, size_t n);
+
+    /* Optional: adapt data-dependent parameters (gerf's A: auto) from sample queries and keys
+     * (nq and nk rows of d).  Called once before apply, outside any timed region. */
+    int (*fit)(void *state, const float *q, size_t nq, const float *k, size_t nk,
+               struct la_error *err);
+
+    /* φ of n rows: x (n, d) → phi (n, m).  Never allocates; work has work_floats(n) floats. */
+    void (*apply)(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
+                  float *work);
+
+    /* Frees what init allocated inside state (not state itself).  May be NULL. */
+    void (*release)(void *state);
+
+    /* Optional: the kernel the map estimates or defines, k(q, k) for two rows of d, in double.
+     * NULL means "the softmax kernel exp(qᵀk/√d)" (random maps). */
+    double (*kernel)(const void *state, const double *q, const double *k, int d);
+};
+
+/* An instance: the type plus its state. */
+struct featuremap {
+    const struct featuremap_type *type;
+    void *state;
+    int d; /* input dimension */
+    int m; /* output dimension */
+    struct fm_params params;
+};
+
+/* The registry (registry.c). */
+extern const struct featuremap_type *const featuremap_types[];
+size_t featuremap_count(void);
+/* Finds a type by name; on a miss returns NULL and fills err with the valid names (LA_ENAME). */
+const struct featuremap_type *featuremap_lookup(const char *name, struct la_error *err);
+/* Names of all maps, NULL-terminated (static storage). */
+const char *const *featuremap_names(void);
+
+void featuremap_params_default(struct fm_params *p, int d);
+
+/* Allocates an instance of the named map.  rng may be NULL for deterministic maps; random maps
+ * get LA_EINVAL without one.  Returns NULL with err filled on failure. */
+struct featuremap *featuremap_alloc(const char *name, const struct fm_params *p, gsl_rng *rng,
+                                    struct la_error *err);
+void featuremap_free(struct featuremap *fm); /* NULL is fine */
+
+/* Floats of workspace featuremap_apply needs for n rows. */
+size_t featuremap_work_floats(const struct featuremap *fm, size_t n);
+/* Checks fm, n, the pointers, and dispatches.  Returns LA_OK or LA_EINVAL. */
+int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                     float *phi, float *work);
+/* Calls the type's fit if it has one; LA_OK otherwise. */
+int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float *k, size_t nk,
+                   struct la_error *err);
+/* The kernel the map stands for, in double: the map's own, or exp(qᵀk/√d). */
+double featuremap_kernel(const struct featuremap *fm, const double *q, const double *k);
+
+#endif

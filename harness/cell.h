@@ -1,0 +1,127 @@
+/* cell.h — the contract between the experiment parser, the runner and the results file.
+ *
+ * struct la_cell is one point of an experiment's grid (what to run); struct la_row is one row
+ * of the /runs table in the results file (what was run and what was measured).  The parser
+ * (experiment.c) produces cells; the runner (runner.c) turns a cell into a row; results.c
+ * writes and reads rows.  Field names here are the column names in HDF5 and in `export`.
+ */
+#ifndef LA_CELL_H
+#define LA_CELL_H
+
+#include <stdint.h>
+
+#define LA_NAME_LEN 32
+#define LA_PATH_LEN 512
+#define LA_KEY_LEN 512
+#define LA_MSG_LEN 256
+#define LA_HOST_LEN 64
+
+enum la_data_source {
+    LA_DATA_GAUSSIAN = 0, /* q, k, v ~ N(0, sigma²) iid */
+    LA_DATA_SPHERE = 1,   /* rows uniform on the sphere of radius `norm`; v ~ N(0, 1) */
+    LA_DATA_H5 = 2        /* Q, K, V datasets from an HDF5 file (layer/head selection) */
+};
+
+/* One grid point.  Every field has a default (see experiments/README.md). */
+struct la_cell {
+    int index;              /* position in the expanded grid, 0-based */
+    char key[LA_KEY_LEN];   /* canonical text of every identifying field below: two cells
+                               with the same key are the same measurement (resume matches it) */
+
+    /* what runs */
+    char kernel[LA_NAME_LEN]; /* attn kernel name (kernels/attention.h table) */
+    char map[LA_NAME_LEN];    /* feature map name; "none" for softmax kernels */
+    int m;                    /* map parameter m (0 = the map's default) */
+    int draw;                 /* enum fm_draw */
+    int norm_fixed;           /* orthogonal draws: fixed √d row norms */
+    double A;                 /* gerf A */
+    int A_auto;               /* gerf: A chosen from the data */
+    double relu_eps;          /* relu map's eps */
+    char weights[LA_PATH_LEN];/* learned map's weights file ("" if none) */
+    int causal;
+    int chunk;                /* chunked kernel's C (0 = default) */
+    double eps;               /* linear normaliser eps */
+
+    /* shape */
+    int T, d, dv;             /* dv = d unless set */
+    int batch, heads;         /* B·H independent heads of (T, d) */
+    int threads;              /* OpenMP threads for this cell */
+
+    /* data */
+    int source;               /* enum la_data_source */
+    double sigma;             /* gaussian: standard deviation */
+    double norm;              /* sphere: row norm */
+    char data_path[LA_PATH_LEN]; /* h5: file */
+    int layer, head;          /* h5: selection (head = -1: all heads of the layer) */
+
+    /* randomness */
+    int trial;                /* 0..trials-1 */
+    uint64_t seed;            /* derived from the experiment seed and the cell key: data and
+                                 feature-map draws of this cell come from it alone */
+
+    /* what to measure */
+    int measure_time;         /* 1: time the kernel */
+    int measure_error;        /* 1: errors against the double softmax reference */
+    double time_budget_s;     /* timing: total budget for the repeats */
+    int min_repeats;          /* timing: at least this many timed repeats */
+    int warmup;               /* timing: untimed runs before timing */
+    int max_ref_rows;         /* errors: exact reference on at most this many query rows */
+    int kl_rows;              /* errors: query rows sampled for the attention KL */
+    int kernel_pairs;         /* errors: (q, k) pairs sampled for the kernel MSE */
+};
+
+/* Row status values. */
+enum la_row_status {
+    LA_ROW_OK = 0,
+    LA_ROW_FAILED = 1 /* message says why: allocation failure, NaN output, unreadable data */
+};
+
+/* One measurement: the identifying fields of the cell, plus what was measured. */
+struct la_row {
+    /* identity (copied from the cell) */
+    int32_t index;
+    char key[LA_KEY_LEN];
+    char kernel[LA_NAME_LEN];
+    char map[LA_NAME_LEN];
+    int32_t m;               /* the map's actual output dimension (after defaults) */
+    char draw[LA_NAME_LEN];  /* "iid" | "orthogonal" | "-" */
+    double A;
+    int32_t causal;
+    int32_t chunk;           /* actual chunk size used (0 for other kernels) */
+    double eps;
+    int32_t T, d, dv, batch, heads, threads;
+    char data[LA_NAME_LEN];  /* "gaussian" | "sphere" | "h5" */
+    double sigma;
+    int32_t layer, head;
+    int32_t trial;
+    uint64_t seed;
+
+    /* outcome */
+    int32_t status;          /* enum la_row_status */
+    char message[LA_MSG_LEN];
+    char host[LA_HOST_LEN];
+
+    /* timing of the attention kernel (seconds, all heads); NaN when not timed */
+    double time_median_s, time_min_s, time_max_s, time_p20_s, time_p80_s;
+    int32_t repeats;
+    double flops;            /* nominal flops of one call (all heads), see attention.h */
+    double gflops;           /* flops / time_median_s / 1e9 */
+    double fm_time_median_s; /* feature map φ(Q) and φ(K), all heads; 0 for softmax */
+    double workspace_bytes;  /* kernel workspace + feature buffers */
+    double peak_rss_bytes;   /* process peak resident set after the cell */
+
+    /* errors against the double softmax reference (NaN when not measured) */
+    int32_t err_rows;        /* query rows the errors were computed on (T or a sample) */
+    double err_rel_fro;      /* ‖Y − Y_ref‖_F / ‖Y_ref‖_F over those rows */
+    double err_max_abs;
+    double cos_mean;         /* mean over rows of cos(Y_i, Y_ref_i) */
+    double kl_mean;          /* mean KL(softmax row ‖ normalised linear row) */
+    int32_t kl_rows;
+    double kernel_mse;       /* mean (φ(q)ᵀφ(k) − exp(qᵀk/√d))² over sampled pairs */
+    int32_t kernel_pairs;
+    int64_t n_small_den;     /* rows with |normaliser| <= eps */
+    double err_impl;         /* fp32 kernel vs double linear reference, relative Frobenius */
+    double entropy_mean;     /* mean entropy (nats) of the softmax attention rows sampled */
+};
+
+#endif

@@ -1,0 +1,12 @@
+/* commands.h — the subcommands of the linattn CLI.  Each is `int cmd_X(int argc, char **argv)`
+ * where argv[0] is the subcommand name; it returns the process exit code (0 ok, 1 failure,
+ * 2 bad input).  main.c holds the table that maps names to these functions.
+ */
+#ifndef LA_COMMANDS_H
+#define LA_COMMANDS_H
+
+int cmd_list(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,97 @@
+/* attention.h — the attention kernels: double references and fp32 fast kernels, one signature.
+ *
+ * Shapes (row-major, one head):
+ *   softmax kernels:  Q, K: (T, dk) with dk = d;   V, Y: (T, dv)
+ *   linear kernels:   Q, K hold φ(Q), φ(K): (T, dk) with dk = m;   V, Y: (T, dv)
+ * Softmax:  Y = softmax(Q Kᵀ / √d) V; causal: row i sees keys j <= i.
+ * Linear:   Y_i = φ(q_i)ᵀ S_i / (φ(q_i)ᵀ z_i + eps), S_i = Σ_j φ(k_j) v_jᵀ, z_i = Σ_j φ(k_j),
+ *           over all j (non-causal) or j <= i (causal).  eps is a parameter and is reported.
+ *
+ * Fast kernels never allocate: callers size a workspace with attn_workspace_floats() and
+ * allocate (and touch) it before any timed region.  Batch × heads is attn_run_heads(), with
+ * OpenMP over heads.  Nominal flop counts (attn_nominal_flops) are what efficiency is computed
+ * from, whatever the algorithm does inside:
+ *   softmax: 4·T²·d non-causal, 2·T²·d causal (QKᵀ and PV; the T² exps are not counted);
+ *   linear:  4·T·m·dv + 4·T·m (state and output products, plus the normaliser), causal or not.
+ */
+#ifndef LA_ATTENTION_H
+#define LA_ATTENTION_H
+
+#include <stddef.h>
+
+/* ---- references (double; readable; tested against the slow definitions) ---- */
+
+/* Q, K: (T, d); V, Y: (T, dv).  Scale is 1/√d.  Allocates nothing (O(T) scratch is on the
+ * caller: scores must hold T doubles). */
+void attn_softmax_ref(const double *Q, const double *K, const double *V, double *Y, int T, int d,
+                      int dv, int causal, double *scores);
+
+/* Softmax reference for a subset of query rows: rows[i] (ascending not required) → Y row i.
+ * Used when T is too large for all rows.  scores: T doubles. */
+void attn_softmax_ref_rows(const double *Q, const double *K, const double *V, double *Y, int T,
+                           int d, int dv, int causal, const int *rows, int nrows, double *scores);
+
+/* PQ, PK: (T, m) features; V, Y: (T, dv).  Returns the number of rows whose normaliser
+ * φ(q_i)ᵀz_i was <= eps in absolute value.  Direct O(T²) evaluation of the defining sums in the
+ * same order as the definition (no algebraic rearrangement). */
+long attn_linear_ref(const double *PQ, const double *PK, const double *V, double *Y, int T, int m,
+                     int dv, int causal, double eps);
+
+/* ---- fast fp32 kernels, behind one signature ---- */
+
+struct attn_args {
+    const float *q, *k, *v; /* q, k: (T, dk); v: (T, dv) */
+    float *y;               /* (T, dv) */
+    int T, dk, dv;
+    int causal;
+    float eps;   /* linear: normaliser eps; softmax: unused */
+    int chunk;   /* linear_causal_chunked: chunk size C (0 = default) */
+    int threads; /* threads inside one head (1 = none); kernels may ignore it */
+    float *work; /* workspace of attn_workspace_floats() floats */
+    long n_small_den; /* out (linear): rows whose |normaliser| <= eps */
+};
+
+enum attn_family { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1 };
+
+/* One row of the kernel table. */
+struct attn_kernel {
+    const char *name;    /* e.g. "softmax_flash", "linear_causal_chunked"; goes into results */
+    const char *summary; /* one line for `linattn list` */
+    int family;          /* enum attn_family: softmax kernels take Q, K; linear take φ(Q), φ(K) */
+    int causal_support;  /* bit 0: non-causal supported, bit 1: causal supported */
+    size_t (*workspace)(int T, int dk, int dv, int causal, int chunk, int threads);
+    void (*run)(struct attn_args *a);
+};
+
+#define ATTN_NONCAUSAL_OK 1
+#define ATTN_CAUSAL_OK 2
+
+extern const struct attn_kernel attn_kernels[];
+size_t attn_kernel_count(void);
+const struct attn_kernel *attn_kernel_lookup(const char *name);
+const char *const *attn_kernel_names(void); /* NULL-terminated, static */
+
+/* Workspace floats for one head of kernel kn at this shape. */
+size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
+                             int chunk, int threads);
+
+/* Runs kernel kn over H heads stored back to back (head h at q + h·T·dk, ...), OpenMP over
+ * heads with nthreads threads; each head uses work + h'·ws (ws = per-head workspace floats) of
+ * the thread that runs it, so work must hold min(H, nthreads)·ws floats.  When H < nthreads,
+ * the spare threads go inside the head (args.threads).  Returns the summed n_small_den. */
+long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto, int H,
+                    int nthreads, float *work, size_t ws);
+
+/* Nominal flops of one head, as documented above. */
+double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
+
+/* The default chunk size of linear_causal_chunked for (m, dv). */
+int attn_default_chunk(int m, int dv);
+
+/* Individual kernels (also reachable through the table). */
+void attn_softmax_flash(struct attn_args *a);
+void attn_linear_noncausal(struct attn_args *a);
+void attn_linear_causal_recurrent(struct attn_args *a);
+void attn_linear_causal_chunked(struct attn_args *a);
+
+#endif
