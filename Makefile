@@ -20,7 +20,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 export LINATTN_DATA ?= $(abspath ../shared/data)
 
 # ---- dependencies (pkg-config) ------------------------------------------------------------
-PKGS     := gsl hdf5-serial openblas libfyaml
+PKGS     := gsl hdf5-serial openblas libfyaml nettle
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's .pc pulls in its own reference CBLAS; OpenBLAS provides cblas_* for GSL as well.
@@ -31,7 +31,9 @@ CPPFLAGS += $(PKG_CFLAGS) -DLA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLA_CFLAGS='"$(OPT)
 LDLIBS   += $(PKG_LIBS) -lm
 
 # ---- sources: one list per module (add a file here when it compiles cleanly) --------------
-HARNESS_SRC   := harness/status.c harness/timing.c harness/sysinfo.c harness/cli_bench.c
+HARNESS_SRC   := harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
+                 harness/cli_bench.c harness/cli_bench_one.c
+HARNESS_SRC   += harness/llama.c harness/capture.c
 KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                  kernels/linear.c kernels/registry.c kernels/vmath.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c
@@ -57,7 +59,8 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "status.h"
 #include "sysinfo.h"
 
 struct subcommand {
@@ -17,6 +18,7 @@ static const struct subcommand subcommands[] = {
     {"list", cmd_list, "list kernels and feature maps, one line each"},
     {"check", cmd_check, "test every fast kernel against its reference on this machine"},
     {"bench", cmd_bench, "time one kernel (or --suite: the benchmark table) against SGEMM peak"},
+    {"capture", cmd_capture, "run a small Llama-2 and save its real Q, K, V to HDF5"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 

@@ -1,0 +1,50 @@
+/* experiment.h — experiment files: YAML (libfyaml) → validated → expanded grid of cells.
+ *
+ * The schema is documented key by key in experiments/README.md.  Validation is strict and
+ * happens before anything runs: a YAML syntax error, an unknown key (with "did you mean"), a
+ * wrong type, an empty or negative axis, an unknown map or kernel, a missing weights or data
+ * file: each a one-line error "FILE:LINE:COL: message" (LA_EINVAL/LA_ENAME/LA_EIO), exit code 2.
+ * Cell seeds derive from the experiment seed and the cell key, so a cell's data and draws do
+ * not depend on its position in the grid or on which process runs it.
+ */
+#ifndef LA_EXPERIMENT_H
+#define LA_EXPERIMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cell.h"
+#include "status.h"
+
+struct la_experiment {
+    char name[LA_NAME_LEN * 2]; /* `name:` or the file's stem */
+    char path[LA_PATH_LEN];     /* the file it was read from ("" for strings) */
+    char *text;                 /* verbatim file text (NUL-terminated) */
+    size_t text_len;
+    uint64_t seed;              /* `seed:` (default 1) */
+    char output[LA_PATH_LEN];   /* `output:` or results/<name>.h5 */
+    struct la_cell *cells;      /* the expanded grid, in run order */
+    size_t ncells;
+    size_t n_dropped;           /* combinations removed by exclude/only or incompatibility */
+};
+
+/* Reads, validates and expands an experiment file. */
+int la_experiment_load(const char *path, struct la_experiment **out, struct la_error *err);
+
+/* The same from a buffer; `origin` names it in error messages (used by tests and the fuzzer). */
+int la_experiment_load_string(const char *origin, const char *text, size_t len,
+                              struct la_experiment **out, struct la_error *err);
+
+void la_experiment_free(struct la_experiment *e); /* NULL is fine */
+
+/* Estimated nominal flops of one cell (kernel + feature map, all heads, one call) and bytes of
+ * memory it needs (inputs, outputs, features, workspace, reference); for --dry-run and ETAs. */
+double la_cell_flops(const struct la_cell *c);
+double la_cell_bytes(const struct la_cell *c);
+
+/* Prints the expanded grid for --dry-run: cell count, dropped count, total estimated flops and
+ * peak memory, then one line per cell. */
+void la_experiment_print_plan(const struct la_experiment *e, FILE *out);
+
+#endif

@@ -1,0 +1,78 @@
+/* results.h — the results file: one HDF5 file per experiment run.
+ *
+ * Root attributes (strings unless noted): tool_version, git_commit, created_utc, host,
+ * cpu_model, threads (int), blas, blas_core, compiler, cflags, experiment_name, seed (uint64),
+ * experiment_text (the verbatim experiment file), vmath_isa.
+ * /runs: one chunked, extendible 1-D compound dataset of struct la_row (cell.h); strings are
+ * fixed-length, NUL-padded UTF-8, so h5py/pandas read it whole:
+ *     pandas.DataFrame(h5py.File(f)["runs"][:])
+ * Rows are appended and flushed (H5Fflush) one at a time, so a killed run loses at most the
+ * cell in flight.  Reopening with the same experiment text resumes (finished keys are skipped);
+ * a different text is refused unless fresh.
+ */
+#ifndef LA_RESULTS_H
+#define LA_RESULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cell.h"
+#include "status.h"
+
+struct la_results;
+
+/* Provenance that goes into the root attributes when the file is created. */
+struct la_provenance {
+    const char *experiment_name;
+    const char *experiment_text; /* verbatim file text */
+    uint64_t seed;
+    int threads;
+};
+
+/* Opens path for appending.  If it does not exist (or fresh is set) it is created with the
+ * provenance attributes and an empty /runs.  If it exists, its experiment_text must equal
+ * prov->experiment_text, else LA_EINVAL with a message that says to use --fresh.  A file that
+ * cannot be created (unwritable directory) is LA_EIO. */
+int la_results_open(const char *path, const struct la_provenance *prov, int fresh,
+                    struct la_results **out, struct la_error *err);
+
+/* Number of rows already in the file, and whether a row with this key and status OK exists
+ * (failed rows are retried on resume). */
+size_t la_results_nrows(const struct la_results *r);
+int la_results_has_key(const struct la_results *r, const char *key);
+
+/* Appends one row and flushes the file to disk. */
+int la_results_append(struct la_results *r, const struct la_row *row, struct la_error *err);
+
+void la_results_close(struct la_results *r); /* NULL is fine */
+
+/* Reads every row of path's /runs (malloc'd array in *rows, count in *n). */
+int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err);
+
+/* Reads a string root attribute into buf (LA_EFORMAT if absent). */
+int la_results_attr(const char *path, const char *name, char *buf, size_t cap,
+                    struct la_error *err);
+
+/* ---- Column and attribute metadata (added by issue 4: export, info and plots read these). ---- */
+
+/* The C type of a column; strings are fixed-length, NUL-padded UTF-8. */
+enum la_col_kind { LA_COL_INT32, LA_COL_INT64, LA_COL_UINT64, LA_COL_DOUBLE, LA_COL_STRING };
+
+struct la_column {
+    const char *name; /* the struct la_row field name = the HDF5 and export column name */
+    size_t offset;    /* offsetof(struct la_row, name) */
+    size_t size;      /* bytes; for strings the fixed length including the terminating NUL */
+    int kind;         /* enum la_col_kind */
+};
+
+/* Every column of /runs in struct la_row order (count in *n). */
+const struct la_column *la_row_columns(size_t *n);
+/* The column called name, or NULL. */
+const struct la_column *la_row_column(const char *name);
+
+/* Names of every root attribute of path: the documented ones (order above) first, then any
+ * others by name.  *names is malloc'd; free it with la_results_names_free. */
+int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err);
+void la_results_names_free(char **names, size_t n);
+
+#endif

@@ -1,0 +1,65 @@
+/* timing.c — repeat calibration and robust statistics of call times (see timing.h).
+ * Uses CLOCK_MONOTONIC; nothing else in linattn reads a clock.
+ */
+#include "timing.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#define LA_MAX_SAMPLES 1000
+
+double la_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double la_quantile_sorted(const double *sorted, int n, double q)
+{
+    if (n <= 0)
+        return 0.0;
+    /* Linear interpolation between order statistics (type 7, as numpy's default). */
+    double pos = q * (n - 1);
+    int lo = (int)pos;
+    if (lo >= n - 1)
+        return sorted[n - 1];
+    double frac = pos - lo;
+    return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
+}
+
+void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_repeats,
+             double budget_s, struct la_timing *out)
+{
+    double samples[LA_MAX_SAMPLES];
+    if (max_repeats <= 0 || max_repeats > LA_MAX_SAMPLES)
+        max_repeats = LA_MAX_SAMPLES;
+    if (min_repeats < 1)
+        min_repeats = 1;
+    if (min_repeats > max_repeats)
+        min_repeats = max_repeats;
+    for (int i = 0; i < warmup; i++)
+        fn(ctx);
+    int n = 0;
+    double spent = 0.0;
+    while (n < max_repeats && (n < min_repeats || spent < budget_s)) {
+        double t0 = la_now();
+        fn(ctx);
+        double dt = la_now() - t0;
+        samples[n++] = dt;
+        spent += dt;
+    }
+    qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
+    out->repeats = n;
+    out->min_s = samples[0];
+    out->max_s = samples[n - 1];
+    out->median_s = la_quantile_sorted(samples, n, 0.5);
+    out->p20_s = la_quantile_sorted(samples, n, 0.2);
+    out->p80_s = la_quantile_sorted(samples, n, 0.8);
+}

@@ -1,0 +1,27 @@
+/* timing.h — the only module that reads the clock.  Calibrates a repeat count to a time budget,
+ * runs untimed warm-ups first, and reports median, min, max, p20 and p80 of the timed repeats
+ * (zstd benchfn / STREAM style).  The timed function must not allocate.
+ */
+#ifndef LA_TIMING_H
+#define LA_TIMING_H
+
+struct la_timing {
+    double median_s, min_s, max_s, p20_s, p80_s; /* seconds per call */
+    int repeats;                                  /* timed calls */
+};
+
+typedef void (*la_timed_fn)(void *ctx);
+
+/* Runs fn(ctx) `warmup` times untimed, then times single calls until both min_repeats calls
+ * and budget_s seconds of timed calls are done (never more than max_repeats calls, and never
+ * fewer than min_repeats even past the budget).  max_repeats <= 0 means 1000. */
+void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_repeats,
+             double budget_s, struct la_timing *out);
+
+/* Monotonic seconds since an arbitrary origin: for progress lines and ETAs only. */
+double la_now(void);
+
+/* Median and quantiles of n values (sorts a copy in place: v is reordered). q in [0, 1]. */
+double la_quantile_sorted(const double *sorted, int n, double q);
+
+#endif

@@ -1,0 +1,17 @@
+/* kernel_impl.h — internal to kernels/: workspace-size functions of each fast kernel and
+ * small shared helpers.  Not part of the public API (attention.h is).
+ */
+#ifndef LA_KERNEL_IMPL_H
+#define LA_KERNEL_IMPL_H
+
+#include <stddef.h>
+
+size_t attn_softmax_flash_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+
+/* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
+static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+#endif

@@ -1,0 +1,109 @@
+/* registry.c (kernels) — the table of attention kernels, lookup by name, nominal flop counts,
+ * and attn_run_heads (batch × heads with OpenMP).  Names in the table are the strings written
+ * to results files and shown by `linattn list`.
+ */
+#include "attention.h"
+#include "kernel_impl.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* The default causal linear kernel: the faster of the two causal algorithms, as measured by
+ * `make bench` on the development machine (see README, "Kernels"). */
+static void linear_causal_default(struct attn_args *a) { attn_linear_causal_chunked(a); }
+static size_t linear_causal_default_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    return attn_linear_causal_chunked_ws(T, dk, dv, causal, chunk, threads);
+}
+
+const struct attn_kernel attn_kernels[] = {
+    {"softmax_flash", "softmax attention, fp32, tiled online softmax (no T×T buffer)",
+     ATTN_SOFTMAX, ATTN_NONCAUSAL_OK | ATTN_CAUSAL_OK, attn_softmax_flash_ws, attn_softmax_flash},
+    {"linear_noncausal", "linear attention, fp32, φ(K)ᵀ[V 1] first, then φ(Q)·S (GEMMs)",
+     ATTN_LINEAR, ATTN_NONCAUSAL_OK, attn_linear_noncausal_ws, attn_linear_noncausal},
+    {"linear_causal", "causal linear attention, fp32: the default algorithm (chunked)",
+     ATTN_LINEAR, ATTN_CAUSAL_OK, linear_causal_default_ws, linear_causal_default},
+    {"linear_causal_recurrent", "causal linear attention, fp32, per-token state update (seed loop, fused)",
+     ATTN_LINEAR, ATTN_CAUSAL_OK, attn_linear_causal_recurrent_ws, attn_linear_causal_recurrent},
+    {"linear_causal_chunked", "causal linear attention, fp32, chunks: masked intra-chunk + state GEMMs",
+     ATTN_LINEAR, ATTN_CAUSAL_OK, attn_linear_causal_chunked_ws, attn_linear_causal_chunked},
+    {NULL, NULL, 0, 0, NULL, NULL},
+};
+
+size_t attn_kernel_count(void)
+{
+    size_t n = 0;
+    while (attn_kernels[n].name)
+        n++;
+    return n;
+}
+
+const struct attn_kernel *attn_kernel_lookup(const char *name)
+{
+    for (size_t i = 0; name && attn_kernels[i].name; i++)
+        if (!strcmp(attn_kernels[i].name, name))
+            return &attn_kernels[i];
+    return NULL;
+}
+
+const char *const *attn_kernel_names(void)
+{
+    static const char *names[32];
+    size_t n = attn_kernel_count();
+    for (size_t i = 0; i < n && i < 31; i++)
+        names[i] = attn_kernels[i].name;
+    names[n < 31 ? n : 31] = NULL;
+    return names;
+}
+
+size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
+                             int chunk, int threads)
+{
+    return kn->workspace(T, dk, dv, causal, chunk, threads);
+}
+
+double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal)
+{
+    const double t = T, k = dk, v = dv;
+    if (kn->family == ATTN_SOFTMAX)
+        return (causal ? 2.0 : 4.0) * t * t * (k + v) / 2.0;
+    return 4.0 * t * k * v + 4.0 * t * k;
+}
+
+long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto, int H,
+                    int nthreads, float *work, size_t ws)
+{
+    long small = 0;
+    if (nthreads < 1)
+        nthreads = 1;
+    const size_t qstride = (size_t)proto->T * proto->dk, vstride = (size_t)proto->T * proto->dv;
+    if (H == 1 || nthreads == 1) {
+        /* Spare threads go inside the head. */
+        for (int h = 0; h < H; h++) {
+            struct attn_args a = *proto;
+            a.q += h * qstride;
+            a.k += h * qstride;
+            a.v += h * vstride;
+            a.y += h * vstride;
+            a.threads = H == 1 ? nthreads : 1;
+            a.work = work;
+            kn->run(&a);
+            small += a.n_small_den;
+        }
+        return small;
+    }
+    const int nth = nthreads < H ? nthreads : H;
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1) reduction(+ : small)
+    for (int h = 0; h < H; h++) {
+        struct attn_args a = *proto;
+        a.q += h * qstride;
+        a.k += h * qstride;
+        a.v += h * vstride;
+        a.y += h * vstride;
+        a.threads = 1;
+        a.work = work + ws * (size_t)omp_get_thread_num();
+        kn->run(&a);
+        small += a.n_small_den;
+    }
+    return small;
+}
