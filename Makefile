@@ -11,7 +11,8 @@ OPT      ?= -O3 -march=native
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Werror
 CFLAGS   ?=
-CFLAGS   += $(OPT) $(WARN) -fopenmp -D_GNU_SOURCE -fno-math-errno
+CFLAGS   += $(OPT) $(WARN) -fopenmp -D_GNU_SOURCE -fno-math-errno $(SANFLAGS)
+LDFLAGS  += $(SANFLAGS)
 BUILD    ?= build
 # OpenBLAS on these Zen 5 VMs is run with its Haswell (AVX2) kernels for safety; keep the
 # caller's choice when set.  See README "BLAS" for AVX-512 kernels on newer CPUs.
@@ -34,9 +35,16 @@ LDLIBS   += $(PKG_LIBS) -lm
 HARNESS_SRC   := harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
                  harness/cli_bench.c harness/cli_bench_one.c
 HARNESS_SRC   += harness/llama.c harness/capture.c
+HARNESS_SRC   += harness/crossover.c
+HARNESS_SRC   += harness/results.c
 KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                  kernels/linear.c kernels/registry.c kernels/vmath.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c
+FEATUREMAP_SRC += featuremaps/draws.c featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c \
+                  featuremaps/gerf.c featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
+HARNESS_SRC   += harness/cli_featuremap.c
+HARNESS_SRC   += harness/data.c harness/metrics.c harness/runner.c harness/progress.c \
+                 harness/cli_run.c
 LIB_SRC  := $(HARNESS_SRC) $(KERNEL_SRC) $(FEATUREMAP_SRC)
 MAIN_SRC := harness/main.c
 TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
@@ -83,8 +91,8 @@ test: check
 
 asan:  ## build with AddressSanitizer + UBSan into build-asan/ and run the same tests
 	$(MAKE) BUILD=build-asan BIN=build-asan/linattn OPT="-O1 -g -march=native" \
-	    CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-	    LDFLAGS="-fsanitize=address,undefined" LINATTN_BIN=build-asan/linattn check
+	    SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    LINATTN_BIN=build-asan/linattn check
 
 bench: all  ## the benchmark table (1 thread): kernels against SGEMM peak, d in {32,64,128}
 	./$(BIN) bench --suite

@@ -68,8 +68,7 @@ static int write_tensor(hid_t file, const char *name, const float *data, const h
     hid_t space = H5Screate_simple(4, dims, NULL);
     if (space < 0)
         return -1;
-    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT);
+    hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = -1;
     if (d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0 &&
         attr_str(d, "axes", "layer, head, position, channel") == 0)
@@ -86,8 +85,8 @@ static int write_tokens(hid_t file, const int32_t *tokens, int T)
     hid_t space = H5Screate_simple(1, dims, NULL);
     if (space < 0)
         return -1;
-    hid_t d = H5Dcreate2(file, "tokens", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT);
+    hid_t d =
+        H5Dcreate2(file, "tokens", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = -1;
     if (d >= 0 && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens) >= 0 &&
         attr_str(d, "axes", "position") == 0)
@@ -139,7 +138,9 @@ int la_capture_write_h5(const struct la_capture *c, const struct la_capture_meta
     hid_t f = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0)
         return LA_FAIL(err, LA_EIO,
-                       "cannot create '%s' (does its directory exist and is it writable?)", tmp);
+                       "cannot create output '%s' (as temporary '%s'): is its directory "
+                       "writable?",
+                       path, tmp);
     int bad = write_contents(f, c, meta);
     if (H5Fclose(f) < 0)
         bad = 1;
@@ -185,9 +186,9 @@ static void usage(FILE *out)
             DEFAULT_STEPS);
 }
 
-static const char *const option_names[] = {"--tokenizer", "--steps", "--seed", "--greedy",
-                                           "--temperature", "--through-bos", "--output", "-o",
-                                           "--help", NULL};
+static const char *const option_names[] = {
+    "--tokenizer",   "--steps",  "--seed", "--greedy", "--temperature",
+    "--through-bos", "--output", "-o",     "--help",   NULL};
 #define N_OPTIONS (sizeof option_names / sizeof option_names[0] - 1)
 
 static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
@@ -196,8 +197,8 @@ static int parse_int(const char *opt, const char *s, long long lo, long long hi,
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "linattn capture: %s must be an integer in %lld..%lld, got '%s'\n", opt,
-                lo, hi, s);
+        fprintf(stderr, "linattn capture: %s must be an integer in %lld..%lld, got '%s'\n", opt, lo,
+                hi, s);
         return -1;
     }
     *out = v;
@@ -214,7 +215,7 @@ static int make_parents(const char *path, struct la_error *err)
     if (!slash || slash == dir)
         return LA_OK;
     *slash = '\0';
-    for (char *p = dir + 1; ; p++) {
+    for (char *p = dir + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char keep = *p;
             *p = '\0';
@@ -278,9 +279,8 @@ int cmd_capture(int argc, char **argv)
             char list[256];
             const char *hint = la_did_you_mean(name, option_names, N_OPTIONS);
             la_join_names(list, sizeof list, option_names, N_OPTIONS);
-            fprintf(stderr, "linattn capture: unknown option '%s'%s%s%s; valid options: %s\n",
-                    name, hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                    list);
+            fprintf(stderr, "linattn capture: unknown option '%s'%s%s%s; valid options: %s\n", name,
+                    hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
             return 2;
         }
         if (eq)
@@ -392,8 +392,8 @@ int cmd_capture(int argc, char **argv)
     if (rc)
         goto fail;
     printf("captured %d positions (%d layers x %d heads x head_size %d, %s) in %.3f s -> %s\n",
-           cap->T, cap->n_layers, cap->n_heads, cap->head_size,
-           opts.greedy ? "greedy" : "sampled", t_gen, out_path);
+           cap->T, cap->n_layers, cap->n_heads, cap->head_size, opts.greedy ? "greedy" : "sampled",
+           t_gen, out_path);
     la_capture_free(cap);
     la_tokenizer_free(tok);
     la_llama_free(model);

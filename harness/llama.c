@@ -29,7 +29,7 @@
 
 struct la_llama {
     struct la_llama_config cfg;
-    float *data; /* every float of the file after the header, in file order */
+    float *data;            /* every float of the file after the header, in file order */
     const float *tok_emb;   /* (V, D) */
     const float *rms_att;   /* (L, D) */
     const float *wq;        /* (L, D, D) */
@@ -46,7 +46,7 @@ struct la_llama {
 
 struct la_tokenizer {
     int vocab_size;
-    char **piece;         /* vocab_size NUL-terminated pieces, pointing into arena */
+    char **piece; /* vocab_size NUL-terminated pieces, pointing into arena */
     char *arena;
     char byte_piece[512]; /* byte b as the string byte_piece + 2b ("\xHH\0") */
 };
@@ -87,8 +87,14 @@ static int open_regular(const char *path, const char *what, FILE **f, long long 
 }
 
 /* a * b into *r, 0 on overflow of the uint64 range. */
-static int mul_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_mul_overflow(a, b, r); }
-static int add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_overflow(a, b, r); }
+static int mul_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_mul_overflow(a, b, r);
+}
+static int add_ok(uint64_t a, uint64_t b, uint64_t *r)
+{
+    return !__builtin_add_overflow(a, b, r);
+}
 
 /* ---- checkpoint ------------------------------------------------------------------------- */
 
@@ -97,8 +103,8 @@ static int add_ok(uint64_t a, uint64_t b, uint64_t *r) { return !__builtin_add_o
 static int check_header(const char *path, const int32_t h[7], struct la_llama_config *c,
                         uint64_t *n_floats, struct la_error *err)
 {
-    const char *names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads",
-                            "vocab_size", "seq_len"};
+    const char *names[7] = {"dim",        "hidden_dim", "n_layers", "n_heads",
+                            "n_kv_heads", "vocab_size", "seq_len"};
     for (int i = 0; i < 7; i++) {
         if (i == 5 ? (h[i] == 0 || h[i] == INT32_MIN) : h[i] <= 0)
             return LA_FAIL(err, LA_EFORMAT,
@@ -164,8 +170,7 @@ static int check_header(const char *path, const int32_t h[7], struct la_llama_co
     return LA_OK;
 }
 
-int la_llama_load(const char *path, struct la_llama **out, char *sha256_hex,
-                  struct la_error *err)
+int la_llama_load(const char *path, struct la_llama **out, char *sha256_hex, struct la_error *err)
 {
     *out = NULL;
     FILE *f = NULL;
@@ -197,8 +202,8 @@ int la_llama_load(const char *path, struct la_llama **out, char *sha256_hex,
     }
     if (want < sizeof hdr) {
         rc = LA_FAIL(err, LA_EFORMAT,
-                     "%s: truncated checkpoint: %lld bytes, shorter than the %d-byte header",
-                     path, size, LA_LLAMA_HEADER_BYTES);
+                     "%s: truncated checkpoint: %lld bytes, shorter than the %d-byte header", path,
+                     size, LA_LLAMA_HEADER_BYTES);
         goto fail;
     }
     int32_t h[7];
@@ -278,12 +283,15 @@ void la_llama_free(struct la_llama *m)
     free(m);
 }
 
-const struct la_llama_config *la_llama_config(const struct la_llama *m) { return &m->cfg; }
+const struct la_llama_config *la_llama_config(const struct la_llama *m)
+{
+    return &m->cfg;
+}
 
 /* ---- tokenizer -------------------------------------------------------------------------- */
 
-int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **out,
-                      char *sha256_hex, struct la_error *err)
+int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **out, char *sha256_hex,
+                      struct la_error *err)
 {
     *out = NULL;
     FILE *f = NULL;
@@ -348,8 +356,7 @@ int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **ou
         if (len < 0 || len > max_len || (size_t)len > end - off) {
             rc = LA_FAIL(err, LA_EFORMAT,
                          "%s: %s tokenizer: token %d has length %d (max_token_length %d)", path,
-                         (len >= 0 && len <= max_len) ? "truncated" : "corrupt", i, len,
-                         max_len);
+                         (len >= 0 && len <= max_len) ? "truncated" : "corrupt", i, len, max_len);
             goto fail;
         }
         t->piece[i] = t->arena + used;
@@ -423,16 +430,19 @@ static void utf8_sanitize(char *dst, const unsigned char *src, size_t n)
     size_t o = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = src[i];
-        size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3
-                                   : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        size_t len = c < 0x80                   ? 1
+                     : (c >= 0xC2 && c <= 0xDF) ? 2
+                     : (c >= 0xE0 && c <= 0xEF) ? 3
+                     : (c >= 0xF0 && c <= 0xF4) ? 4
+                                                : 0;
         int ok = len > 0 && c != 0 && len <= n - i;
         for (size_t k = 1; ok && k < len; k++)
             ok = (src[i + k] & 0xC0) == 0x80;
         if (ok && len >= 3) {
             /* Reject overlong forms, surrogates and code points above U+10FFFF. */
             unsigned char c1 = src[i + 1];
-            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) ||
-                (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
+            if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+                (c == 0xF4 && c1 > 0x8F))
                 ok = 0;
         }
         if (ok) {
@@ -682,8 +692,7 @@ static int build_text(struct la_capture *c, const struct la_tokenizer *tok, stru
 }
 
 int la_llama_generate(const struct la_llama *m, const struct la_tokenizer *tok,
-                      const struct la_gen_opts *opts, struct la_capture **out,
-                      struct la_error *err)
+                      const struct la_gen_opts *opts, struct la_capture **out, struct la_error *err)
 {
     *out = NULL;
     const struct la_llama_config *cfg = &m->cfg;
@@ -691,11 +700,12 @@ int la_llama_generate(const struct la_llama *m, const struct la_tokenizer *tok,
         return LA_FAIL(err, LA_EINVAL, "steps must be in 1..%d (the model's seq_len), got %d",
                        cfg->seq_len, opts->steps);
     if (!opts->greedy && !(opts->temperature > 0.0 && isfinite(opts->temperature)))
-        return LA_FAIL(err, LA_EINVAL, "temperature must be a positive number when sampling, "
-                       "got %g", opts->temperature);
+        return LA_FAIL(err, LA_EINVAL,
+                       "temperature must be a positive number when sampling, got %g",
+                       opts->temperature);
     if (tok->vocab_size != cfg->vocab_size)
-        return LA_FAIL(err, LA_EINVAL, "tokenizer has %d tokens, the model %d",
-                       tok->vocab_size, cfg->vocab_size);
+        return LA_FAIL(err, LA_EINVAL, "tokenizer has %d tokens, the model %d", tok->vocab_size,
+                       cfg->vocab_size);
 
     int rc = LA_OK;
     struct run_state s;

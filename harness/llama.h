@@ -41,14 +41,13 @@ struct la_tokenizer; /* the vocabulary (owned) */
  * format.  On failure returns LA_EIO (cannot open/read) or LA_EFORMAT (content wrong) with a
  * one-line message naming the file.  sha256_hex (65 bytes, may be NULL) receives the file's
  * SHA-256 as lowercase hex. */
-int la_llama_load(const char *path, struct la_llama **out, char *sha256_hex,
-                  struct la_error *err);
+int la_llama_load(const char *path, struct la_llama **out, char *sha256_hex, struct la_error *err);
 void la_llama_free(struct la_llama *m);
 const struct la_llama_config *la_llama_config(const struct la_llama *m);
 
 /* Reads a tokenizer file for a vocabulary of vocab_size tokens; same error conventions. */
-int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **out,
-                      char *sha256_hex, struct la_error *err);
+int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **out, char *sha256_hex,
+                      struct la_error *err);
 void la_tokenizer_free(struct la_tokenizer *t);
 
 /* The text of token `token` following token `prev`: after BOS a leading space is dropped, and a
@@ -71,16 +70,16 @@ struct la_gen_opts {
  * sum of v, before the output projection wo. */
 struct la_capture {
     int n_layers, n_heads, n_kv_heads, head_size, dim, vocab_size;
-    int T;            /* positions captured */
+    int T; /* positions captured */
     float *q, *k, *v, *att;
-    int32_t *tokens;  /* (T): the input token at each position; tokens[0] = BOS */
+    int32_t *tokens;    /* (T): the input token at each position; tokens[0] = BOS */
     int32_t next_token; /* the token predicted at the last position (BOS when it stopped there) */
-    char *text;       /* decoded tokens[1..T-1], NUL-terminated valid UTF-8 */
+    char *text;         /* decoded tokens[1..T-1], NUL-terminated valid UTF-8 */
 };
 
 /* Runs the model from BOS for opts->steps positions (stopping early when it predicts BOS, unless
- * opts->through_bos) and returns everything captured.  LA_EINVAL for bad opts, LA_ENOMEM, LA_ENUMERIC if the forward
- * pass produced NaN/Inf. */
+ * opts->through_bos) and returns everything captured.  LA_EINVAL for bad opts, LA_ENOMEM,
+ * LA_ENUMERIC if the forward pass produced NaN/Inf. */
 int la_llama_generate(const struct la_llama *m, const struct la_tokenizer *tok,
                       const struct la_gen_opts *opts, struct la_capture **out,
                       struct la_error *err);
@@ -90,9 +89,9 @@ void la_capture_free(struct la_capture *c);
  * written under a temporary name beside path and renamed at the end; on failure nothing is left
  * at path.  capture.c implements it. */
 struct la_capture_meta {
-    const char *checkpoint;       /* path as given */
+    const char *checkpoint; /* path as given */
     const char *checkpoint_sha256;
-    const char *tokenizer;        /* path as given */
+    const char *tokenizer; /* path as given */
     const char *tokenizer_sha256;
     const struct la_gen_opts *opts;
 };
