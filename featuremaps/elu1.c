@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include "../kernels/vmath.h"
+
 struct elu1_state {
     int d;
 };
@@ -33,12 +35,13 @@ static void elu1_apply(const void *state, enum fm_role role, const float *x, siz
     (void)work;
     const struct elu1_state *s = state;
     size_t total = n * (size_t)s->d;
-    /* Branch-free form the compiler vectorises: max(x,0) + exp(min(x,0)), equal to the
-     * definition for both signs (x >= 0: x + exp(0) = x + 1; x < 0: 0 + exp(x)). */
-    for (size_t i = 0; i < total; i++) {
-        float v = x[i];
-        phi[i] = (v > 0.0f ? v : 0.0f) + expf(v < 0.0f ? v : 0.0f);
-    }
+    /* max(x,0) + exp(min(x,0)) equals the definition for both signs (x >= 0: x + exp(0) =
+     * x + 1; x < 0: 0 + exp(x)); the exp runs vectorised over the whole block. */
+    for (size_t i = 0; i < total; i++)
+        phi[i] = x[i] < 0.0f ? x[i] : 0.0f;
+    la_vexpf(phi, phi, total);
+    for (size_t i = 0; i < total; i++)
+        phi[i] += x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 static double elu1_phi(double v)

@@ -26,7 +26,9 @@
 
 enum fm_role {
     FM_QUERY = 0, /* rows are queries */
-    FM_KEY = 1    /* rows are keys (one sequence of one head) */
+    FM_KEY = 1,   /* rows are keys (one sequence of one head) */
+    FM_RAW = 2    /* the defining formula with no stabiliser (kernel-MSE metrics, unbiasedness
+                   * tests); may overflow.  Maps without a stabiliser treat it as FM_QUERY. */
 };
 
 enum fm_draw {

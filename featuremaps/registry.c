@@ -10,9 +10,23 @@
 #include <string.h>
 
 extern const struct featuremap_type fm_elu1;
+extern const struct featuremap_type fm_relu;
+extern const struct featuremap_type fm_taylor2;
+extern const struct featuremap_type fm_rff;
+extern const struct featuremap_type fm_prf;
+extern const struct featuremap_type fm_hyp;
+extern const struct featuremap_type fm_gerf;
+extern const struct featuremap_type fm_learned;
 
 const struct featuremap_type *const featuremap_types[] = {
     &fm_elu1,
+    &fm_relu,
+    &fm_taylor2,
+    &fm_rff,
+    &fm_prf,
+    &fm_hyp,
+    &fm_gerf,
+    &fm_learned,
     NULL,
 };
 
@@ -130,7 +144,7 @@ size_t featuremap_work_floats(const struct featuremap *fm, size_t n)
 int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
                      float *phi, float *work)
 {
-    if (!fm || !x || !phi || n == 0 || (role != FM_QUERY && role != FM_KEY))
+    if (!fm || !x || !phi || n == 0 || (role != FM_QUERY && role != FM_KEY && role != FM_RAW))
         return LA_EINVAL;
     if (!work && featuremap_work_floats(fm, n) > 0)
         return LA_EINVAL;

@@ -1,0 +1,238 @@
+/* draws.c — drawing W for the random feature maps (IID or orthogonal blocks through GSL's QR),
+ * the SGEMM projection, and the max-shift stabiliser for exponential features (see draws.h).
+ * Not a feature map; rff.c, prf.c, hyp.c, gerf.c and learned.c call it.
+ * Tests: tests/test_featuremaps.c.
+ */
+#include "draws.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS's cblas.h and GSL's gsl_cblas.h (pulled in by gsl_linalg.h) declare the same enums.
+ * OpenBLAS's comes first and GSL's is marked as already included; GSL's own typedefs
+ * (gsl_blas_types.h) only need the enum tags and CBLAS_INDEX, which cblas.h defines alike. */
+#include <cblas.h>
+#define __GSL_CBLAS_H__
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_vector.h>
+
+#include "../kernels/vmath.h"
+
+/* One orthogonal block: Q of a d×d Gaussian, sign-corrected to be Haar, its first `rows` rows
+ * rescaled and written to W.  G, tau, Q, R are caller-owned scratch. */
+static int orthogonal_block(double *W, int rows, int d, int norm_fixed, gsl_rng *rng, gsl_matrix *G,
+                            gsl_vector *tau, gsl_matrix *Q, gsl_matrix *R, const char *who,
+                            struct la_error *err)
+{
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < d; j++)
+            gsl_matrix_set(G, (size_t)i, (size_t)j, gsl_ran_gaussian(rng, 1.0));
+    int st = gsl_linalg_QR_decomp(G, tau);
+    if (st == 0)
+        st = gsl_linalg_QR_unpack(G, tau, Q, R);
+    if (st != 0)
+        return LA_FAIL(err, LA_ENUMERIC,
+                       "%s: QR decomposition of a %dx%d Gaussian block failed "
+                       "(GSL error %d)",
+                       who, d, d, st);
+    /* Q·diag(sign(R_jj)) is Haar distributed; Q alone is not (the QR convention biases it). */
+    for (int j = 0; j < d; j++)
+        if (gsl_matrix_get(R, (size_t)j, (size_t)j) < 0.0)
+            for (int i = 0; i < d; i++)
+                gsl_matrix_set(Q, (size_t)i, (size_t)j, -gsl_matrix_get(Q, (size_t)i, (size_t)j));
+    for (int i = 0; i < rows; i++) {
+        /* A row of a Haar Q is uniform on the sphere; a χ(d) length makes it N(0, I_d). */
+        double len = norm_fixed ? sqrt((double)d) : sqrt(gsl_ran_chisq(rng, (double)d));
+        for (int j = 0; j < d; j++)
+            W[(size_t)i * (size_t)d + (size_t)j] = len * gsl_matrix_get(Q, (size_t)i, (size_t)j);
+    }
+    return LA_OK;
+}
+
+int fm_draw_w(double *W, int m, int d, int draw, int norm_fixed, gsl_rng *rng, const char *who,
+              struct la_error *err)
+{
+    if (draw == FM_DRAW_IID) {
+        size_t total = (size_t)m * (size_t)d;
+        for (size_t i = 0; i < total; i++)
+            W[i] = gsl_ran_gaussian(rng, 1.0);
+        return LA_OK;
+    }
+    if (draw != FM_DRAW_ORTHOGONAL)
+        return LA_FAIL(err, LA_EINVAL, "%s: draw must be iid (%d) or orthogonal (%d), got %d", who,
+                       FM_DRAW_IID, FM_DRAW_ORTHOGONAL, draw);
+    int st = LA_OK;
+    gsl_matrix *G = gsl_matrix_alloc((size_t)d, (size_t)d);
+    gsl_matrix *Q = gsl_matrix_alloc((size_t)d, (size_t)d);
+    gsl_matrix *R = gsl_matrix_alloc((size_t)d, (size_t)d);
+    gsl_vector *tau = gsl_vector_alloc((size_t)d);
+    if (!G || !Q || !R || !tau) {
+        st = LA_FAIL(err, LA_ENOMEM, "%s: out of memory for %dx%d orthogonal blocks", who, d, d);
+        goto done;
+    }
+    for (int row = 0; row < m; row += d) {
+        int rows = m - row < d ? m - row : d;
+        st = orthogonal_block(W + (size_t)row * (size_t)d, rows, d, norm_fixed, rng, G, tau, Q, R,
+                              who, err);
+        if (st != LA_OK)
+            goto done;
+    }
+done:
+    gsl_matrix_free(G);
+    gsl_matrix_free(Q);
+    gsl_matrix_free(R);
+    gsl_vector_free(tau);
+    return st;
+}
+
+int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, const char *who,
+                 struct la_error *err)
+{
+    memset(P, 0, sizeof *P);
+    int d = p->d, m = p->m ? p->m : p->d;
+    if (m < 1)
+        return LA_FAIL(err, LA_EINVAL, "%s: m must be >= 1, got %d", who, m);
+    if (p->draw != FM_DRAW_IID && p->draw != FM_DRAW_ORTHOGONAL)
+        return LA_FAIL(err, LA_EINVAL, "%s: draw must be iid or orthogonal, got %d", who, p->draw);
+    /* m·d must index fine and each row must fit cblas's int leading dimension. */
+    if ((size_t)m > (size_t)INT_MAX / 2 / (size_t)d)
+        return LA_FAIL(err, LA_EINVAL, "%s: m = %d with d = %d is too large", who, m, d);
+    P->d = d;
+    P->m = m;
+    size_t total = (size_t)m * (size_t)d;
+    P->W = malloc(total * sizeof *P->W);
+    P->Ws = malloc(total * sizeof *P->Ws);
+    if (!P->W || !P->Ws) {
+        fm_proj_release(P);
+        return LA_FAIL(err, LA_ENOMEM, "%s: out of memory for W (%d x %d)", who, m, d);
+    }
+    int st = fm_draw_w(P->W, m, d, p->draw, p->norm_fixed, rng, who, err);
+    if (st != LA_OK) {
+        fm_proj_release(P);
+        return st;
+    }
+    fm_proj_scale(P, 1.0);
+    return LA_OK;
+}
+
+void fm_proj_scale(struct fm_proj *P, double factor)
+{
+    double f = factor * pow((double)P->d, -0.25);
+    size_t total = (size_t)P->m * (size_t)P->d;
+    for (size_t i = 0; i < total; i++)
+        P->Ws[i] = (float)(P->W[i] * f);
+}
+
+void fm_proj_release(struct fm_proj *P)
+{
+    free(P->W);
+    free(P->Ws);
+    P->W = NULL;
+    P->Ws = NULL;
+}
+
+void fm_gemm_rows(const float *x, size_t n, int d, const float *Wt, int m, const float *b, float *u,
+                  int ldu)
+{
+    /* Row blocks keep cblas's int M in range; one block in any realistic call. */
+    const size_t block = (size_t)1 << 24;
+    for (size_t r0 = 0; r0 < n; r0 += block) {
+        size_t rows = n - r0 < block ? n - r0 : block;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, m, d, 1.0f,
+                    x + r0 * (size_t)d, d, Wt, d, 0.0f, u + r0 * (size_t)ldu, ldu);
+    }
+    if (b)
+        for (size_t r = 0; r < n; r++) {
+            float *row = u + r * (size_t)ldu;
+            for (int i = 0; i < m; i++)
+                row[i] += b[i];
+        }
+}
+
+void fm_proj_gemm(const struct fm_proj *P, const float *x, size_t n, float *u, int ldu)
+{
+    fm_gemm_rows(x, n, P->d, P->Ws, P->m, NULL, u, ldu);
+}
+
+/* Largest entry of a row.  Sixteen independent lanes let the compiler vectorise the max
+ * without reassociating anything (a plain reduction would need -ffast-math). */
+static float row_max(const float *v, int cols)
+{
+    float lane[16];
+    int i = 0;
+    for (int j = 0; j < 16; j++)
+        lane[j] = -INFINITY;
+    for (; i + 16 <= cols; i += 16)
+        for (int j = 0; j < 16; j++)
+            lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+    float mx = -INFINITY;
+    for (int j = 0; j < 16; j++)
+        mx = lane[j] > mx ? lane[j] : mx;
+    for (; i < cols; i++)
+        mx = v[i] > mx ? v[i] : mx;
+    return mx;
+}
+
+/* hcoef·‖x‖² in double, in eight lanes for the same reason (a fixed order: deterministic). */
+static double row_h(const float *x, int d, double hcoef)
+{
+    if (hcoef == 0.0)
+        return 0.0;
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc = 0.0;
+    int j = 0;
+    for (; j + 8 <= d; j += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] += (double)x[j + l] * (double)x[j + l];
+    for (; j < d; j++)
+        acc += (double)x[j] * (double)x[j];
+    for (int l = 0; l < 8; l++)
+        acc += lane[l];
+    return hcoef * acc;
+}
+
+double fm_sqnorm_tilde(const float *x, int d)
+{
+    return row_h(x, d, 1.0 / sqrt((double)d));
+}
+
+void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
+                       enum fm_role role, float scale)
+{
+    /* The key constant c needs every row's largest exponent first (one extra pass). */
+    double c = -INFINITY;
+    if (role == FM_KEY)
+        for (size_t r = 0; r < n; r++) {
+            double t = (double)row_max(phi + r * (size_t)cols, cols) -
+                       row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
+            c = t > c ? t : c;
+        }
+    for (size_t r = 0; r < n; r++) {
+        float *v = phi + r * (size_t)cols;
+        if (role == FM_RAW) {
+            float h = (float)row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
+            for (int i = 0; i < cols; i++)
+                v[i] -= h;
+            continue;
+        }
+        /* Subtract the row's own max first (exact-ish, small numbers), then the key row's
+         * offset from the sequence max, which is <= 0 and small when norms are alike. */
+        float mx = row_max(v, cols);
+        float off = 0.0f;
+        if (role == FM_KEY)
+            off = (float)((double)mx - row_h(x ? x + r * (size_t)d : NULL, d, hcoef) - c);
+        if (!isfinite(mx))
+            mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
+        for (int i = 0; i < cols; i++)
+            v[i] = (v[i] - mx) + off;
+    }
+    size_t total = n * (size_t)cols;
+    la_vexpf(phi, phi, total);
+    if (scale != 1.0f)
+        for (size_t i = 0; i < total; i++)
+            phi[i] *= scale;
+}

@@ -1,0 +1,78 @@
+/* draws.h — what the random feature maps (rff, prf, hyp, gerf) share: drawing the projection W
+ * (IID Gaussian or orthogonal blocks), the projection u = W·x̃ as one SGEMM, and the max-shift
+ * stabiliser that keeps exponential features finite.  learned.c uses the stabiliser too.
+ *
+ * Not a feature map and not in the registry: internal to featuremaps/.  Everything random is
+ * drawn in fm_draw_w from the caller's gsl_rng in a fixed order, so the same seed gives the same
+ * W bit for bit; everything after that is deterministic and allocation-free.
+ * Tests: tests/test_featuremaps.c (orthogonality of blocks, row norms, bit-identical φ).
+ */
+#ifndef LA_FM_DRAWS_H
+#define LA_FM_DRAWS_H
+
+#include <stddef.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "featuremap.h"
+
+/* Draws W (m, d), row-major, into W.
+ *  FM_DRAW_IID:        every entry N(0, 1), drawn row by row.
+ *  FM_DRAW_ORTHOGONAL: ceil(m/d) blocks; each block is Q from the QR decomposition of a d×d
+ *                      N(0,1) matrix, with Q's columns multiplied by sign(diag R) so Q is Haar
+ *                      distributed; its first rows (all d, or what is left of m) are taken and
+ *                      each is rescaled to a norm drawn from χ(d) (the norm an N(0, I_d) row
+ *                      has), or to exactly √d when norm_fixed.  With χ(d) norms every row is
+ *                      marginally N(0, I_d), so the estimators stay unbiased; with norm_fixed
+ *                      they are slightly biased (the Performer's "regularised" variant).
+ * who names the map in error messages.  Returns LA_OK, LA_EINVAL (bad draw) or LA_ENOMEM /
+ * LA_ENUMERIC (GSL failure) with err filled. */
+int fm_draw_w(double *W, int m, int d, int draw, int norm_fixed, gsl_rng *rng, const char *who,
+              struct la_error *err);
+
+/* The projection shared by the random maps: ω_i (rows of W) and its fp32 copy scaled for the
+ * GEMM.  x̃ = x·d^{-1/4} is never formed: the factor d^{-1/4} is folded into Ws. */
+struct fm_proj {
+    int d, m;
+    double *W; /* (m, d) the draws ω_i, unscaled */
+    float *Ws; /* (m, d) fp32 of W·d^{-1/4}·factor (factor = 1 except gerf's B) */
+};
+
+/* Validates p->m (0 means d) and p->draw, allocates and draws.  On failure everything is
+ * released.  who names the map in messages. */
+int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, const char *who,
+                 struct la_error *err);
+/* Recomputes Ws = fp32(W·d^{-1/4}·factor), rounding once from double. */
+void fm_proj_scale(struct fm_proj *P, double factor);
+void fm_proj_release(struct fm_proj *P);
+
+/* u[r·ldu + i] = Σ_j x[r·d + j]·Ws[i·d + j] for r < n, i < m: one cblas_sgemm (in row blocks
+ * that fit an int).  Deterministic for a given OpenBLAS build and thread count; linattn runs
+ * OpenBLAS single-threaded (la_startup), so φ does not depend on OpenMP's thread count. */
+void fm_proj_gemm(const struct fm_proj *P, const float *x, size_t n, float *u, int ldu);
+
+/* u[r·ldu + i] = Σ_j x[r·d + j]·Wt[i·d + j] (+ b[i] when b is not NULL): the same SGEMM for any
+ * fp32 weight matrix Wt (m, d) — learned.c's. */
+void fm_gemm_rows(const float *x, size_t n, int d, const float *Wt, int m, const float *b, float *u,
+                  int ldu);
+
+/* ‖x̃‖² = ‖x‖²/√d of one row, in double. */
+double fm_sqnorm_tilde(const float *x, int d);
+
+/* Exponential features with the max-shift stabiliser.  On entry phi (n rows of `cols` floats,
+ * contiguous) holds exponents v_ri without the row's norm term; on exit
+ *     phi_ri = scale · exp(v_ri − h_r − c_r)          with h_r = hcoef·‖x_r‖²
+ * where the stabiliser c_r depends on the role:
+ *     FM_QUERY: c_r = max_i v_ri − h_r  (per row: the row's largest entry becomes `scale`)
+ *     FM_KEY:   c_r = c = max_r (max_i v_ri − h_r)  (one constant for the whole call: the
+ *               largest entry of the sequence becomes `scale`)
+ *     FM_RAW:   c_r = 0  (the defining formula; may overflow or underflow)
+ * A per-row factor on φ(q) and a per-sequence factor on φ(K) cancel in the attention ratio, so
+ * the output is unchanged up to rounding and the normaliser's eps.  The norm term cancels from
+ * the query stabiliser, so queries never need ‖x‖².  x (n, d) is read for h_r only (hcoef may be
+ * 0: learned maps have no norm term, and x may then be NULL).  Never allocates; the exp runs
+ * through la_vexpf over the whole block. */
+void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
+                       enum fm_role role, float scale);
+
+#endif

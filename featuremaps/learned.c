@@ -1,0 +1,423 @@
+/* learned.c — feature maps with trained weights read from an HDF5 file (fm_params.weights):
+ *     u = W x + b   (W: (m, d), b: (m); x itself, no d^{-1/4} scaling: the weights absorb it)
+ *     exp_pair     (Hedgehog, Zhang et al. 2024):  φ(x) = [exp(u), exp(−u)]            2m outputs
+ *     softmax_pair (Hedgehog's normalised form):   φ(x) = softmax([u, −u]) per row     2m outputs
+ *     relu         (T2R, Kasai et al. 2021):        φ(x) = max(u, 0)                     m outputs
+ * The map defines its own kernel φ(q)ᵀφ(k) (unstabilised, evaluated in double from the fp32
+ * weights).  exp_pair is stabilised like prf (draws.h): the row max is subtracted for queries,
+ * the call's max for keys, nothing for FM_RAW; softmax_pair is shift-invariant by definition.
+ * relu can give an all-zero row, and then a zero normaliser (counted by the kernels).
+ *
+ * File layout (featuremaps/README.md; `linattn featuremap init-learned` writes one):
+ *     /W                    dataset, float32 (float64 accepted), shape (m, d)
+ *     /b                    optional dataset, float32 (float64 accepted), shape (m); 0 if absent
+ *     / attribute activation  string: exp_pair | softmax_pair | relu
+ * Every error names the file and the dataset or attribute: a missing or unreadable file (LA_EIO),
+ * not HDF5, /W missing, not a dataset, wrong dtype (integer, string, ...), wrong rank or column
+ * count (≠ d), /b of the wrong length, NaN/Inf or a value beyond fp32 range, a missing or
+ * unknown activation (the message lists the valid ones) (LA_EFORMAT).  fm_params.m, when not 0,
+ * must equal W's row count (LA_EINVAL).  Training the weights is not done here.
+ * Tests: tests/test_featuremaps.c (round trip, every error case, CLI exit codes).
+ */
+#include "featuremap.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "../kernels/vmath.h"
+#include "draws.h"
+
+enum learned_act { ACT_EXP_PAIR = 0, ACT_SOFTMAX_PAIR = 1, ACT_RELU = 2 };
+static const char *const act_names[] = {"exp_pair", "softmax_pair", "relu", NULL};
+#define N_ACT 3
+
+struct learned_state {
+    int d, m; /* W is (m, d) */
+    int act;  /* enum learned_act */
+    float *W; /* (m, d) */
+    float *b; /* (m) zeros when the file has none */
+};
+
+/* Reads a float dataset of the expected rank into a fresh double array, checking class, size,
+ * rank, the column count (rank 2: dims[1] == cols; rank 1: dims[0] == cols) and finiteness. */
+static int read_floats(hid_t f, const char *file, const char *name, int rank, int cols,
+                       hsize_t dims[2], double **out, struct la_error *err)
+{
+    int st = LA_OK;
+    hid_t ds = -1, type = -1, space = -1;
+    double *buf = NULL;
+    *out = NULL;
+    ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0) {
+        st =
+            LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s': %s is not a dataset", file, name);
+        goto done;
+    }
+    type = H5Dget_type(ds);
+    H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+    size_t size = type >= 0 ? H5Tget_size(type) : 0;
+    if (cls != H5T_FLOAT || (size != 4 && size != 8)) {
+        const char *what = cls == H5T_INTEGER  ? "integer"
+                           : cls == H5T_STRING ? "string"
+                           : cls == H5T_FLOAT  ? "float of unsupported size"
+                                               : "non-numeric";
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "learned: weights file '%s': dataset %s has type %s "
+                     "(%zu bytes); expected float32 (float64 is accepted too)",
+                     file, name, what, size);
+        goto done;
+    }
+    space = H5Dget_space(ds);
+    int got_rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    hsize_t d2[2] = {0, 0};
+    if (got_rank == rank)
+        H5Sget_simple_extent_dims(space, d2, NULL);
+    hsize_t c = rank == 2 ? d2[1] : d2[0];
+    if (got_rank != rank || c != (hsize_t)cols || d2[0] < 1 || d2[0] > (1u << 24)) {
+        char shape[64] = "?";
+        if (got_rank >= 0 && got_rank <= 2) {
+            hsize_t g[2] = {0, 0};
+            H5Sget_simple_extent_dims(space, g, NULL);
+            if (got_rank == 0)
+                snprintf(shape, sizeof shape, "() (a scalar)");
+            else if (got_rank == 1)
+                snprintf(shape, sizeof shape, "(%llu)", (unsigned long long)g[0]);
+            else
+                snprintf(shape, sizeof shape, "(%llu, %llu)", (unsigned long long)g[0],
+                         (unsigned long long)g[1]);
+        } else if (got_rank > 2) {
+            snprintf(shape, sizeof shape, "of rank %d", got_rank);
+        }
+        if (rank == 2)
+            st = LA_FAIL(err, LA_EFORMAT,
+                         "learned: weights file '%s': dataset %s has shape %s; "
+                         "expected (m, d) with d = %d (the head dimension) and m >= 1",
+                         file, name, shape, cols);
+        else
+            st = LA_FAIL(err, LA_EFORMAT,
+                         "learned: weights file '%s': dataset %s has shape %s; "
+                         "expected (%d) (one bias per row of /W)",
+                         file, name, shape, cols);
+        goto done;
+    }
+    size_t total = (size_t)d2[0] * (rank == 2 ? (size_t)d2[1] : 1);
+    buf = malloc(total * sizeof *buf);
+    if (!buf) {
+        st = LA_FAIL(err, LA_ENOMEM, "learned: out of memory reading %s from '%s'", name, file);
+        goto done;
+    }
+    if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        st = LA_FAIL(err, LA_EIO, "learned: weights file '%s': cannot read dataset %s", file, name);
+        goto done;
+    }
+    for (size_t i = 0; i < total; i++)
+        if (!isfinite(buf[i]) || fabs(buf[i]) > FLT_MAX) {
+            size_t row = rank == 2 ? i / (size_t)cols : i, col = rank == 2 ? i % (size_t)cols : 0;
+            if (rank == 2)
+                st = LA_FAIL(err, LA_EFORMAT,
+                             "learned: weights file '%s': dataset %s has a "
+                             "non-finite or out-of-fp32-range value (%g) at [%zu, %zu]",
+                             file, name, buf[i], row, col);
+            else
+                st = LA_FAIL(err, LA_EFORMAT,
+                             "learned: weights file '%s': dataset %s has a "
+                             "non-finite or out-of-fp32-range value (%g) at [%zu]",
+                             file, name, buf[i], row);
+            goto done;
+        }
+    dims[0] = d2[0];
+    dims[1] = d2[1];
+    *out = buf;
+    buf = NULL;
+done:
+    free(buf);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return st;
+}
+
+/* Reads the root attribute `activation` (fixed or variable-length string) into act. */
+static int read_activation(hid_t f, const char *file, int *act, struct la_error *err)
+{
+    char list[128];
+    la_join_names(list, sizeof list, act_names, N_ACT);
+    if (H5Aexists(f, "activation") <= 0)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "learned: weights file '%s' has no string attribute "
+                       "'activation' on / (valid: %s)",
+                       file, list);
+    int st = LA_OK;
+    hid_t a = -1, type = -1, mem = -1;
+    char value[64] = "";
+    a = H5Aopen(f, "activation", H5P_DEFAULT);
+    type = a >= 0 ? H5Aget_type(a) : -1;
+    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "learned: weights file '%s': attribute 'activation' on / "
+                     "is not a string (valid: %s)",
+                     file, list);
+        goto done;
+    }
+    mem = H5Tcopy(H5T_C_S1);
+    if (mem < 0) {
+        st = LA_FAIL(err, LA_EINTERNAL, "learned: HDF5 H5Tcopy failed");
+        goto done;
+    }
+    if (H5Tis_variable_str(type) > 0) {
+        char *v = NULL;
+        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(a, mem, &v) < 0 || !v) {
+            st = LA_FAIL(err, LA_EIO,
+                         "learned: weights file '%s': cannot read attribute "
+                         "'activation'",
+                         file);
+            goto done;
+        }
+        snprintf(value, sizeof value, "%s", v);
+        H5free_memory(v);
+    } else {
+        size_t len = H5Tget_size(type);
+        char *v = calloc(len + 1, 1);
+        if (!v) {
+            st = LA_FAIL(err, LA_ENOMEM, "learned: out of memory reading 'activation'");
+            goto done;
+        }
+        if (H5Tset_size(mem, len) < 0 || H5Aread(a, mem, v) < 0) {
+            free(v);
+            st = LA_FAIL(err, LA_EIO,
+                         "learned: weights file '%s': cannot read attribute "
+                         "'activation'",
+                         file);
+            goto done;
+        }
+        snprintf(value, sizeof value, "%s", v);
+        free(v);
+    }
+    for (int i = 0; i < N_ACT; i++)
+        if (!strcmp(value, act_names[i])) {
+            *act = i;
+            goto done;
+        }
+    const char *hint = la_did_you_mean(value, act_names, N_ACT);
+    st = LA_FAIL(err, LA_EFORMAT,
+                 "learned: weights file '%s': attribute 'activation' = '%s' is "
+                 "unknown%s%s%s; valid activations: %s",
+                 file, value, hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
+                 list);
+done:
+    if (mem >= 0)
+        H5Tclose(mem);
+    if (type >= 0)
+        H5Tclose(type);
+    if (a >= 0)
+        H5Aclose(a);
+    return st;
+}
+
+static int learned_load(struct learned_state *s, const struct fm_params *p, struct la_error *err)
+{
+    const char *file = p->weights;
+    if (access(file, R_OK) != 0)
+        return LA_FAIL(err, LA_EIO, "learned: cannot read weights file '%s': %s", file,
+                       strerror(errno));
+    if (H5Fis_hdf5(file) <= 0)
+        return LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s' is not an HDF5 file", file);
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return LA_FAIL(err, LA_EIO, "learned: cannot open weights file '%s' with HDF5", file);
+    int st = LA_OK;
+    double *W = NULL, *b = NULL;
+    hsize_t dims[2], bdims[2];
+    if (H5Lexists(f, "W", H5P_DEFAULT) <= 0) {
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "learned: weights file '%s' has no dataset /W (float32, "
+                     "shape (m, d) with d = %d)",
+                     file, p->d);
+        goto done;
+    }
+    st = read_floats(f, file, "/W", 2, p->d, dims, &W, err);
+    if (st != LA_OK)
+        goto done;
+    int m = (int)dims[0];
+    if (p->m != 0 && p->m != m) {
+        st = LA_FAIL(err, LA_EINVAL,
+                     "learned: m = %d was given but dataset /W in '%s' has %d "
+                     "rows (leave m at 0 to take it from the file)",
+                     p->m, file, m);
+        goto done;
+    }
+    if (H5Lexists(f, "b", H5P_DEFAULT) > 0) {
+        st = read_floats(f, file, "/b", 1, m, bdims, &b, err);
+        if (st != LA_OK)
+            goto done;
+    }
+    st = read_activation(f, file, &s->act, err);
+    if (st != LA_OK)
+        goto done;
+    s->d = p->d;
+    s->m = m;
+    s->W = malloc((size_t)m * (size_t)p->d * sizeof *s->W);
+    s->b = calloc((size_t)m, sizeof *s->b);
+    if (!s->W || !s->b) {
+        st = LA_FAIL(err, LA_ENOMEM, "learned: out of memory for weights (%d x %d)", m, p->d);
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)m * (size_t)p->d; i++)
+        s->W[i] = (float)W[i];
+    if (b)
+        for (int i = 0; i < m; i++)
+            s->b[i] = (float)b[i];
+done:
+    free(W);
+    free(b);
+    H5Fclose(f);
+    return st;
+}
+
+static void learned_release(void *state)
+{
+    struct learned_state *s = state;
+    free(s->W);
+    free(s->b);
+    s->W = NULL;
+    s->b = NULL;
+}
+
+static int learned_init(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err)
+{
+    (void)rng;
+    struct learned_state *s = state;
+    if (!p->weights || !*p->weights)
+        return LA_FAIL(err, LA_EINVAL,
+                       "learned: needs a weights file (fm_params.weights, "
+                       "--weights FILE); `linattn featuremap init-learned` writes one");
+    int st;
+    /* HDF5 prints its own error stack unless told not to; our message says it all. */
+    H5E_BEGIN_TRY
+    {
+        st = learned_load(s, p, err);
+    }
+    H5E_END_TRY;
+    if (st != LA_OK)
+        learned_release(s);
+    return st;
+}
+
+static int learned_out_dim(const void *state)
+{
+    const struct learned_state *s = state;
+    return s->act == ACT_RELU ? s->m : 2 * s->m;
+}
+
+static void learned_apply(const void *state, enum fm_role role, const float *x, size_t n,
+                          float *phi, float *work)
+{
+    (void)work;
+    const struct learned_state *s = state;
+    int m = s->m, d = s->d;
+    if (s->act == ACT_RELU) {
+        fm_gemm_rows(x, n, d, s->W, m, s->b, phi, m);
+        size_t total = n * (size_t)m;
+        for (size_t i = 0; i < total; i++)
+            phi[i] = phi[i] < 0.0f ? 0.0f : phi[i];
+        return;
+    }
+    size_t ld = (size_t)(2 * m);
+    fm_gemm_rows(x, n, d, s->W, m, s->b, phi, 2 * m);
+    for (size_t r = 0; r < n; r++) {
+        float *row = phi + r * ld;
+        for (int i = 0; i < m; i++)
+            row[m + i] = -row[i];
+    }
+    if (s->act == ACT_EXP_PAIR) {
+        fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, role, 1.0f);
+        return;
+    }
+    /* softmax_pair: the row max out first (it is the definition's own invariance), one exp
+     * over the block, then each row divided by its sum. */
+    fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, FM_QUERY, 1.0f);
+    for (size_t r = 0; r < n; r++) {
+        float *row = phi + r * ld;
+        double sum = 0.0;
+        for (size_t i = 0; i < ld; i++)
+            sum += row[i];
+        float inv = (float)(1.0 / sum);
+        for (size_t i = 0; i < ld; i++)
+            row[i] *= inv;
+    }
+}
+
+/* u_i = W_i·x + b_i in double from the fp32 weights. */
+static double unit(const struct learned_state *s, const double *x, int i)
+{
+    double acc = s->b[i];
+    const float *w = s->W + (size_t)i * (size_t)s->d;
+    for (int j = 0; j < s->d; j++)
+        acc += (double)w[j] * x[j];
+    return acc;
+}
+
+/* The softmax_pair normaliser Σ_i (e^{u_i} + e^{−u_i}) after shifting by max|u_i|. */
+static double pair_sum(const struct learned_state *s, const double *x, double *shift)
+{
+    double mx = 0.0;
+    for (int i = 0; i < s->m; i++)
+        mx = fmax(mx, fabs(unit(s, x, i)));
+    double sum = 0.0;
+    for (int i = 0; i < s->m; i++) {
+        double u = unit(s, x, i);
+        sum += exp(u - mx) + exp(-u - mx);
+    }
+    *shift = mx;
+    return sum;
+}
+
+static double learned_kernel(const void *state, const double *q, const double *k, int d)
+{
+    (void)d;
+    const struct learned_state *s = state;
+    double acc = 0.0;
+    if (s->act == ACT_RELU) {
+        for (int i = 0; i < s->m; i++)
+            acc += fmax(unit(s, q, i), 0.0) * fmax(unit(s, k, i), 0.0);
+        return acc;
+    }
+    if (s->act == ACT_EXP_PAIR) {
+        for (int i = 0; i < s->m; i++) {
+            double a = unit(s, q, i), c = unit(s, k, i);
+            acc += exp(a + c) + exp(-a - c);
+        }
+        return acc;
+    }
+    double sq, sk;
+    double zq = pair_sum(s, q, &sq), zk = pair_sum(s, k, &sk);
+    for (int i = 0; i < s->m; i++) {
+        double a = unit(s, q, i), c = unit(s, k, i);
+        acc += exp(a - sq + c - sk) + exp(-a - sq - c - sk);
+    }
+    return acc / (zq * zk);
+}
+
+const struct featuremap_type fm_learned = {
+    .name = "learned",
+    .summary = "trained weights from HDF5: exp_pair (Hedgehog), softmax_pair, relu (T2R)",
+    .params = "weights",
+    .state_size = sizeof(struct learned_state),
+    .random = 0,
+    .init = learned_init,
+    .out_dim = learned_out_dim,
+    .work_floats = NULL,
+    .fit = NULL,
+    .apply = learned_apply,
+    .release = learned_release,
+    .kernel = learned_kernel,
+};

@@ -1,0 +1,74 @@
+/* relu.c — the ReLU feature map φ(x) = max(x, 0) + eps, elementwise on x itself (no d^{-1/4}
+ * scaling), m = d.  The Performer's "generalized" features use f(Wx) + 1e-3; this is the
+ * deterministic version (T2R-style learned ReLU maps are learned.c).  eps = fm_params.eps
+ * (default 1e-3, must be >= 0) keeps every feature positive, so the normaliser φ(q)ᵀz cannot
+ * vanish for eps > 0 (at eps = 0 a query with no positive entry gets a zero normaliser).
+ * Deterministic; defines its own kernel k(q, k) = φ(q)ᵀφ(k), evaluated in double.
+ * Tests: tests/test_featuremaps.c.
+ */
+#include "featuremap.h"
+
+#include <math.h>
+
+struct relu_state {
+    int d;
+    float eps;
+    double eps_d;
+};
+
+static int relu_init(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err)
+{
+    (void)rng;
+    struct relu_state *s = state;
+    if (p->m != 0 && p->m != p->d)
+        return LA_FAIL(err, LA_EINVAL, "relu: m is always d (%d); got m = %d", p->d, p->m);
+    if (!isfinite(p->eps) || p->eps < 0.0)
+        return LA_FAIL(err, LA_EINVAL, "relu: eps must be finite and >= 0, got %g", p->eps);
+    s->d = p->d;
+    s->eps = (float)p->eps;
+    s->eps_d = (double)s->eps; /* the kernel uses the fp32 eps the features use */
+    return LA_OK;
+}
+
+static int relu_out_dim(const void *state)
+{
+    return ((const struct relu_state *)state)->d;
+}
+
+static void relu_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
+                       float *work)
+{
+    (void)role;
+    (void)work;
+    const struct relu_state *s = state;
+    size_t total = n * (size_t)s->d;
+    float eps = s->eps;
+    for (size_t i = 0; i < total; i++) {
+        float v = x[i];
+        phi[i] = (v < 0.0f ? 0.0f : v) + eps; /* NaN propagates */
+    }
+}
+
+static double relu_kernel(const void *state, const double *q, const double *k, int d)
+{
+    const struct relu_state *s = state;
+    double acc = 0.0;
+    for (int i = 0; i < d; i++)
+        acc += (fmax(q[i], 0.0) + s->eps_d) * (fmax(k[i], 0.0) + s->eps_d);
+    return acc;
+}
+
+const struct featuremap_type fm_relu = {
+    .name = "relu",
+    .summary = "max(x, 0) + eps elementwise, m = d; its own kernel",
+    .params = "eps",
+    .state_size = sizeof(struct relu_state),
+    .random = 0,
+    .init = relu_init,
+    .out_dim = relu_out_dim,
+    .work_floats = NULL,
+    .fit = NULL,
+    .apply = relu_apply,
+    .release = NULL,
+    .kernel = relu_kernel,
+};

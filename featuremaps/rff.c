@@ -1,0 +1,94 @@
+/* rff.c — trigonometric random Fourier features (Rahimi & Recht 2007) times the norm factor
+ * that turns the Gaussian kernel into the softmax kernel (Performer's "SM^trig"):
+ *     φ(x) = m^{-1/2} · [cos(W x̃), sin(W x̃)] · exp(‖x̃‖²/2),   x̃ = x·d^{-1/4},
+ * 2m outputs from m draws (default m = d); row layout: the m cosines, then the m sines.
+ * Unbiased for exp(qᵀk/√d); IID MSE (Performer Lemma 2) = (1/2m)·exp(‖x̃_q‖² + ‖x̃_k‖²)·
+ * (1 − exp(−‖x̃_q − x̃_k‖²))², which grows without bound relative to SM² as SM → 0.
+ *
+ * Not positive: φ(q)ᵀz, the attention normaliser, can be near zero or negative.  The linear
+ * kernels count the rows with |normaliser| <= eps (attn_args.n_small_den, and attn_linear_ref's
+ * return value); such rows' outputs are meaningless and experiments should report the count.
+ *
+ * Stabiliser: the factor exp(‖x̃‖²/2) overflows fp32 once ‖x̃‖² > 177.  It is positive, so it
+ * is replaced by exp(‖x̃‖²/2 − c) with c = ‖x̃‖²/2 per row for queries (the factor becomes 1)
+ * and c = the largest ‖x̃‖²/2 of the call for keys; both cancel in the attention ratio.  FM_RAW
+ * keeps c = 0 (the formula above).  The projection is one SGEMM written into the cosine half;
+ * each row's angles are copied to the workspace (m floats) and la_vsincosf writes both halves.
+ * Tests: tests/test_featuremaps.c.
+ */
+#include "featuremap.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../kernels/vmath.h"
+#include "draws.h"
+
+struct rff_state {
+    struct fm_proj P;
+};
+
+static int rff_init(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err)
+{
+    struct rff_state *s = state;
+    return fm_proj_init(&s->P, p, rng, "rff", err);
+}
+
+static int rff_out_dim(const void *state)
+{
+    return 2 * ((const struct rff_state *)state)->P.m;
+}
+
+static size_t rff_work_floats(const void *state, size_t n)
+{
+    (void)n;
+    return (size_t)((const struct rff_state *)state)->P.m;
+}
+
+static void rff_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
+                      float *work)
+{
+    const struct rff_state *s = state;
+    int m = s->P.m, d = s->P.d;
+    size_t ld = (size_t)(2 * m);
+    fm_proj_gemm(&s->P, x, n, phi, 2 * m);
+    double cmax = 0.0; /* keys: the largest ‖x̃‖²/2 of the call */
+    if (role == FM_KEY) {
+        cmax = -INFINITY;
+        for (size_t r = 0; r < n; r++) {
+            double h = 0.5 * fm_sqnorm_tilde(x + r * (size_t)d, d);
+            cmax = h > cmax ? h : cmax;
+        }
+    }
+    double base = 1.0 / sqrt((double)m);
+    for (size_t r = 0; r < n; r++) {
+        float *row = phi + r * ld;
+        memcpy(work, row, (size_t)m * sizeof *work);
+        la_vsincosf(work, row + m, row, (size_t)m);
+        float f = (float)base;
+        if (role != FM_QUERY)
+            f = (float)(base * exp(0.5 * fm_sqnorm_tilde(x + r * (size_t)d, d) - cmax));
+        for (size_t i = 0; i < ld; i++)
+            row[i] *= f;
+    }
+}
+
+static void rff_release(void *state)
+{
+    fm_proj_release(&((struct rff_state *)state)->P);
+}
+
+const struct featuremap_type fm_rff = {
+    .name = "rff",
+    .summary = "trigonometric random features [cos(Wx~), sin(Wx~)]exp(|x~|^2/2) (2m outputs)",
+    .params = "m, draw, norm_fixed, seed",
+    .state_size = sizeof(struct rff_state),
+    .random = 1,
+    .init = rff_init,
+    .out_dim = rff_out_dim,
+    .work_floats = rff_work_floats,
+    .fit = NULL,
+    .apply = rff_apply,
+    .release = rff_release,
+    .kernel = NULL,
+};

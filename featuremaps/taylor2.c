@@ -1,0 +1,90 @@
+/* taylor2.c — the second-order Taylor feature map (Based, Arora et al. 2024): deterministic and
+ * exact for the truncated exponential
+ *     φ(q)ᵀφ(k) = 1 + s + s²/2,   s = qᵀk/√d = x̃_qᵀx̃_k,   x̃ = x·d^{-1/4},
+ *     φ(x) = [1, x̃, x̃_i²/√2 (i < d), x̃_i·x̃_j (i < j)]   (row layout in that order; the
+ * off-diagonal products appear once, which equals √2·x̃_ix̃_j/√2 twice in vec(x̃x̃ᵀ)/√2),
+ * so m = 1 + d + d(d+1)/2 (m = 153 at d = 16, 2145 at d = 64).  fm_params.m is ignored when 0
+ * and must equal that value otherwise.  1 + s + s²/2 > 0 for every s, so the normaliser is
+ * positive although features can be negative.  Its own kernel method returns 1 + s + s²/2.
+ * Not here: higher orders.  Tests: tests/test_featuremaps.c.
+ */
+#include "featuremap.h"
+
+#include <math.h>
+
+struct taylor2_state {
+    int d, m;
+};
+
+static int taylor2_init(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err)
+{
+    (void)rng;
+    struct taylor2_state *s = state;
+    long m = 1L + p->d + (long)p->d * (p->d + 1) / 2;
+    if (m > 1L << 28)
+        return LA_FAIL(err, LA_EINVAL, "taylor2: d = %d gives m = %ld features, too many", p->d, m);
+    if (p->m != 0 && p->m != m)
+        return LA_FAIL(err, LA_EINVAL,
+                       "taylor2: m is always 1 + d + d(d+1)/2 = %ld at d = %d; "
+                       "got m = %d",
+                       m, p->d, p->m);
+    s->d = p->d;
+    s->m = (int)m;
+    return LA_OK;
+}
+
+static int taylor2_out_dim(const void *state)
+{
+    return ((const struct taylor2_state *)state)->m;
+}
+
+static void taylor2_apply(const void *state, enum fm_role role, const float *x, size_t n,
+                          float *phi, float *work)
+{
+    (void)role;
+    (void)work;
+    const struct taylor2_state *s = state;
+    int d = s->d;
+    float f = (float)pow((double)d, -0.25);
+    float rs2 = (float)(1.0 / sqrt(2.0));
+    for (size_t r = 0; r < n; r++) {
+        const float *xr = x + r * (size_t)d;
+        float *o = phi + r * (size_t)s->m;
+        float *lin = o + 1, *diag = o + 1 + d, *off = o + 1 + 2 * d;
+        o[0] = 1.0f;
+        for (int i = 0; i < d; i++)
+            lin[i] = xr[i] * f;
+        for (int i = 0; i < d; i++)
+            diag[i] = lin[i] * lin[i] * rs2;
+        for (int i = 0; i < d; i++) {
+            float a = lin[i];
+            for (int j = i + 1; j < d; j++)
+                *off++ = a * lin[j];
+        }
+    }
+}
+
+static double taylor2_kernel(const void *state, const double *q, const double *k, int d)
+{
+    (void)state;
+    double dot = 0.0;
+    for (int i = 0; i < d; i++)
+        dot += q[i] * k[i];
+    double s = dot / sqrt((double)d);
+    return 1.0 + s + 0.5 * s * s;
+}
+
+const struct featuremap_type fm_taylor2 = {
+    .name = "taylor2",
+    .summary = "2nd-order Taylor features [1, x~, x~x~'/sqrt2]: exactly 1 + s + s^2/2 (Based)",
+    .params = "(none)",
+    .state_size = sizeof(struct taylor2_state),
+    .random = 0,
+    .init = taylor2_init,
+    .out_dim = taylor2_out_dim,
+    .work_floats = NULL,
+    .fit = NULL,
+    .apply = taylor2_apply,
+    .release = NULL,
+    .kernel = taylor2_kernel,
+};

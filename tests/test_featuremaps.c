@@ -1,0 +1,1123 @@
+/* test_featuremaps.c — the feature maps (every featuremaps/ map): registry and parameter errors,
+ * statistical claims tested statistically (unbiasedness within 4 standard errors, IID MSE within
+ * 20% of Performer Lemma 2, orthogonal no worse than IID, gerf's fitted A no worse than A = 0),
+ * exactness of taylor2, positivity, the stabiliser (finite at |x| = 30 where the formula
+ * overflows; cancels in attention), bit-identical features from one seed, every map through
+ * every linear kernel against attn_linear_ref, and the learned map's weights files (round trip
+ * through `linattn featuremap init-learned`, every malformed file, CLI exit codes).
+ * Run: make check, or build/tests/test_featuremaps (LINATTN_BIN names the CLI, default
+ * ./linattn).  Fixed master seed; about 2 s on one core.
+ *
+ * Statistical design: a random map with M = d·B draws is B independent m = d estimators (IID:
+ * disjoint groups of d draws; orthogonal: one QR block each), so one map per seed gives B
+ * samples of the m = d estimate for a (q, k) pair through FM_RAW features.  S seeds × B blocks
+ * = 12000 samples; the MSE's own relative standard error is ~2-4% at the pairs used (Δ <= 1.2),
+ * so the 20% bound on MSE / theory has ample margin and still catches a wrong factor.
+ */
+#include "testutil.h"
+
+#include <unistd.h>
+
+/* OpenBLAS's cblas.h (for openblas_set_num_threads) first; GSL's clashing copy is skipped. */
+#include <cblas.h>
+#define __GSL_CBLAS_H__
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <hdf5.h>
+
+#include "../featuremaps/draws.h"
+#include "../featuremaps/featuremap.h"
+#include "../harness/status.h"
+#include "../harness/sysinfo.h"
+#include "../kernels/attention.h"
+
+#define MASTER_SEED 20240611ul
+#define D 16
+
+/* ---------------------------------------------------------------- helpers */
+
+static gsl_rng *rng_seeded(unsigned long seed)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    assert_non_null(r);
+    gsl_rng_set(r, seed);
+    return r;
+}
+
+static struct featuremap *make_map(const char *name, const struct fm_params *p, unsigned long seed)
+{
+    gsl_rng *r = rng_seeded(seed);
+    struct la_error err;
+    la_error_clear(&err);
+    struct featuremap *fm = featuremap_alloc(name, p, r, &err);
+    if (!fm)
+        print_error("featuremap_alloc(%s): %s\n", name, err.msg);
+    assert_non_null(fm);
+    gsl_rng_free(r);
+    return fm;
+}
+
+/* φ of n rows with a freshly allocated workspace. */
+static void apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                  float *phi)
+{
+    size_t wf = featuremap_work_floats(fm, n);
+    float *w = wf ? malloc(wf * sizeof *w) : NULL;
+    assert_int_equal(featuremap_apply(fm, role, x, n, phi, w), LA_OK);
+    free(w);
+}
+
+static double dotd(const double *a, const double *b, int n)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static double dotf(const float *a, const float *b, int n)
+{
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+/* ---------------------------------------------------------------- registry and parameters */
+
+static void test_registry(void **state)
+{
+    (void)state;
+    const char *want[] = {"elu1", "relu", "taylor2", "rff", "prf", "hyp", "gerf", "learned"};
+    const char *fields[] = {"m", "draw", "norm_fixed", "A", "A_auto", "eps", "weights", "seed"};
+    struct la_error err;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const struct featuremap_type *t = featuremap_lookup(want[i], &err);
+        assert_non_null(t);
+        assert_string_equal(t->name, want[i]);
+        /* params lists only known field names (the experiment parser relies on them). */
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", t->params);
+        if (strcmp(buf, "(none)") != 0)
+            for (char *tok = strtok(buf, ", "); tok; tok = strtok(NULL, ", ")) {
+                int ok = 0;
+                for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+                    ok |= !strcmp(tok, fields[f]);
+                if (!ok)
+                    print_error("map %s lists unknown parameter '%s'\n", want[i], tok);
+                assert_true(ok);
+            }
+    }
+    assert_null(featuremap_lookup("gerff", &err));
+    assert_int_equal(err.status, LA_ENAME);
+    assert_non_null(strstr(err.msg, "did you mean 'gerf'"));
+}
+
+static void expect_alloc_error(const char *name, const struct fm_params *p, int status,
+                               const char *needle)
+{
+    gsl_rng *r = rng_seeded(1);
+    struct la_error err;
+    la_error_clear(&err);
+    struct featuremap *fm = featuremap_alloc(name, p, r, &err);
+    gsl_rng_free(r);
+    if (fm || err.status != status || !strstr(err.msg, needle))
+        print_error("%s: status %d (want %d), message '%s' (want '%s')\n", name, err.status, status,
+                    err.msg, needle);
+    assert_null(fm);
+    assert_int_equal(err.status, status);
+    assert_non_null(strstr(err.msg, needle));
+}
+
+static void test_parameter_errors(void **state)
+{
+    (void)state;
+    struct fm_params p;
+    featuremap_params_default(&p, D);
+    p.draw = 7;
+    expect_alloc_error("prf", &p, LA_EINVAL, "draw");
+    featuremap_params_default(&p, D);
+    p.A = 0.25;
+    expect_alloc_error("gerf", &p, LA_EINVAL, "1 - 4A > 0");
+    p.A = NAN;
+    expect_alloc_error("gerf", &p, LA_EINVAL, "1 - 4A > 0");
+    featuremap_params_default(&p, D);
+    p.m = 100;
+    expect_alloc_error("taylor2", &p, LA_EINVAL, "153");
+    expect_alloc_error("relu", &p, LA_EINVAL, "m is always d");
+    featuremap_params_default(&p, D);
+    p.eps = -1e-3;
+    expect_alloc_error("relu", &p, LA_EINVAL, "eps");
+    featuremap_params_default(&p, D);
+    expect_alloc_error("learned", &p, LA_EINVAL, "weights file");
+    /* A random map without an rng is refused by the generic layer. */
+    struct la_error err;
+    assert_null(featuremap_alloc("rff", &p, NULL, &err));
+    assert_int_equal(err.status, LA_EINVAL);
+    /* Defaults: m = d draws; rff and hyp give 2m outputs, taylor2 1 + d + d(d+1)/2. */
+    const char *names[] = {"rff", "prf", "hyp", "gerf", "taylor2", "relu"};
+    int outs[] = {2 * D, D, 2 * D, D, 1 + D + D * (D + 1) / 2, D};
+    for (int i = 0; i < 6; i++) {
+        struct featuremap *fm = make_map(names[i], &p, 3);
+        assert_int_equal(fm->m, outs[i]);
+        featuremap_free(fm);
+    }
+    p.m = 40;
+    struct featuremap *fm = make_map("hyp", &p, 3);
+    assert_int_equal(fm->m, 80);
+    featuremap_free(fm);
+}
+
+/* ---------------------------------------------------------------- draws */
+
+static void test_orthogonal_blocks(void **state)
+{
+    (void)state;
+    const int m = 40, d = D; /* two full blocks and a partial one */
+    double *W = malloc((size_t)m * d * sizeof *W);
+    struct la_error err;
+    for (int fixed = 0; fixed <= 1; fixed++) {
+        gsl_rng *r = rng_seeded(MASTER_SEED + 5);
+        assert_int_equal(fm_draw_w(W, m, d, FM_DRAW_ORTHOGONAL, fixed, r, "test", &err), LA_OK);
+        gsl_rng_free(r);
+        double worst = 0.0;
+        for (int i = 0; i < m; i++) {
+            double ni = sqrt(dotd(W + i * d, W + i * d, d));
+            if (fixed)
+                assert_true(fabs(ni - sqrt((double)d)) < 1e-9);
+            assert_true(ni > 0.5 && ni < 4.0 * sqrt((double)d));
+            for (int j = i + 1; j < m && j / d == i / d; j++) {
+                double nj = sqrt(dotd(W + j * d, W + j * d, d));
+                double c = fabs(dotd(W + i * d, W + j * d, d)) / (ni * nj);
+                worst = c > worst ? c : worst;
+            }
+        }
+        assert_true(worst < 1e-5);
+    }
+    /* IID rows: mean 0, variance 1 overall (loose: 640 draws). */
+    gsl_rng *r = rng_seeded(MASTER_SEED + 6);
+    assert_int_equal(fm_draw_w(W, m, d, FM_DRAW_IID, 0, r, "test", &err), LA_OK);
+    gsl_rng_free(r);
+    double s = 0, s2 = 0;
+    for (int i = 0; i < m * d; i++) {
+        s += W[i];
+        s2 += W[i] * W[i];
+    }
+    assert_true(fabs(s / (m * d)) < 0.2);
+    assert_true(fabs(s2 / (m * d) - 1.0) < 0.2);
+    r = rng_seeded(1);
+    assert_int_equal(fm_draw_w(W, m, d, 5, 0, r, "test", &err), LA_EINVAL);
+    gsl_rng_free(r);
+    free(W);
+}
+
+/* Same seed ⇒ bit-identical φ, also when OpenBLAS runs with 2 threads; gerf at A = 0 is prf. */
+static void test_bit_identical(void **state)
+{
+    (void)state;
+    const int n = 2000; /* large enough for OpenBLAS to use both threads */
+    const char *names[] = {"rff", "prf", "hyp", "gerf"};
+    float *x = malloc((size_t)n * D * sizeof *x);
+    tu_fill(x, (size_t)n * D, 1.7f, MASTER_SEED + 10);
+    for (int draw = 0; draw <= 1; draw++)
+        for (int i = 0; i < 4; i++) {
+            struct fm_params p;
+            featuremap_params_default(&p, D);
+            p.m = 48;
+            p.draw = draw;
+            struct featuremap *a = make_map(names[i], &p, 99), *b = make_map(names[i], &p, 99);
+            size_t sz = (size_t)n * a->m;
+            float *pa = malloc(sz * sizeof *pa), *pb = malloc(sz * sizeof *pb);
+            for (int role = FM_QUERY; role <= FM_RAW; role++) {
+                apply(a, role, x, n, pa);
+                openblas_set_num_threads(2);
+                apply(b, role, x, n, pb);
+                openblas_set_num_threads(1);
+                assert_memory_equal(pa, pb, sz * sizeof *pa);
+            }
+            free(pa);
+            free(pb);
+            featuremap_free(a);
+            featuremap_free(b);
+        }
+    /* gerf with A = 0 equals prf exactly (same draws, same arithmetic). */
+    for (int draw = 0; draw <= 1; draw++) {
+        struct fm_params p;
+        featuremap_params_default(&p, D);
+        p.m = 40;
+        p.draw = draw;
+        struct featuremap *a = make_map("prf", &p, 7), *b = make_map("gerf", &p, 7);
+        size_t sz = (size_t)n * a->m;
+        float *pa = malloc(sz * sizeof *pa), *pb = malloc(sz * sizeof *pb);
+        for (int role = FM_QUERY; role <= FM_RAW; role++) {
+            apply(a, role, x, n, pa);
+            apply(b, role, x, n, pb);
+            assert_memory_equal(pa, pb, sz * sizeof *pa);
+        }
+        free(pa);
+        free(pb);
+        featuremap_free(a);
+        featuremap_free(b);
+    }
+    free(x);
+}
+
+/* ---------------------------------------------------------------- statistics */
+
+struct pair {
+    float q[D], k[D];
+    double sm, nq, nk, delta, dminus; /* exp(q̃ᵀk̃), ‖q̃‖², ‖k̃‖², ‖q̃+k̃‖², ‖q̃−k̃‖² */
+};
+
+static void make_pairs(struct pair *P, int n)
+{
+    /* Moderate norms (‖x̃‖² ≈ 0.3-0.6), one correlated, one anti-correlated pair. */
+    for (int i = 0; i < n; i++) {
+        tu_fill(P[i].q, D, 0.62f, MASTER_SEED + 100 + 2 * i);
+        tu_fill(P[i].k, D, 0.62f, MASTER_SEED + 101 + 2 * i);
+    }
+    for (int j = 0; j < D; j++) {
+        P[1].k[j] = 0.55f * P[1].q[j] + 0.5f * P[1].k[j];
+        P[2].k[j] = -0.8f * P[2].q[j] + 0.4f * P[2].k[j];
+    }
+    for (int i = 0; i < n; i++) {
+        double f = pow((double)D, -0.25), qk = 0, nq = 0, nk = 0;
+        for (int j = 0; j < D; j++) {
+            double a = P[i].q[j] * f, b = P[i].k[j] * f;
+            qk += a * b;
+            nq += a * a;
+            nk += b * b;
+        }
+        P[i].sm = exp(qk);
+        P[i].nq = nq;
+        P[i].nk = nk;
+        P[i].delta = nq + nk + 2 * qk;
+        P[i].dminus = nq + nk - 2 * qk;
+    }
+}
+
+/* Samples of the m = d estimator for np pairs: S seeds × B blocks each (RAW features), into
+ * out[pair·S·B + s·B + b].  If fit (np must be 1), the map is fitted on the pair (gerf A_auto). */
+static void estimates(const char *name, struct fm_params p, const struct pair *pr, int np, int S,
+                      int B, int fit, double *out)
+{
+    p.m = D * B;
+    for (int s = 0; s < S; s++) {
+        struct featuremap *fm = make_map(name, &p, MASTER_SEED + 1000 * (unsigned long)s + 17);
+        if (fit) {
+            struct la_error err;
+            assert_int_equal(featuremap_fit(fm, pr->q, 1, pr->k, 1, &err), LA_OK);
+        }
+        float *pq = malloc((size_t)fm->m * sizeof *pq), *pk = malloc((size_t)fm->m * sizeof *pk);
+        for (int i = 0; i < np; i++) {
+            apply(fm, FM_RAW, pr[i].q, 1, pq);
+            apply(fm, FM_RAW, pr[i].k, 1, pk);
+            int M = p.m, two = fm->m == 2 * M;
+            for (int b = 0; b < B; b++) {
+                double e = 0.0;
+                for (int f = b * D; f < (b + 1) * D; f++) {
+                    e += (double)pq[f] * pk[f];
+                    if (two)
+                        e += (double)pq[M + f] * pk[M + f];
+                }
+                out[((size_t)i * S + s) * B + b] = e * (double)M / D;
+            }
+        }
+        free(pq);
+        free(pk);
+        featuremap_free(fm);
+    }
+}
+
+struct moments {
+    double mean, se, mse;
+};
+
+static struct moments moments_of(const double *e, int n, double truth)
+{
+    double s = 0, s2 = 0, se2 = 0;
+    for (int i = 0; i < n; i++)
+        s += e[i];
+    double mean = s / n;
+    for (int i = 0; i < n; i++) {
+        s2 += (e[i] - mean) * (e[i] - mean);
+        se2 += (e[i] - truth) * (e[i] - truth);
+    }
+    struct moments r = {mean, sqrt(s2 / (n - 1) / n), se2 / n};
+    return r;
+}
+
+/* Performer Lemma 2, m draws, IID. */
+static double theory_mse(const char *name, const struct pair *P, int m)
+{
+    double prf = exp(P->delta) * P->sm * P->sm * (1.0 - exp(-P->delta)) / m;
+    if (!strcmp(name, "prf"))
+        return prf;
+    if (!strcmp(name, "hyp"))
+        return 0.5 * (1.0 - exp(-P->delta)) * prf;
+    double t = 1.0 - exp(-P->dminus);
+    return exp(P->delta) / (P->sm * P->sm) * t * t / (2.0 * m); /* rff */
+}
+
+/* gerf's variance at A (gerf.c's header derives it). */
+static double theory_gerf(double A, const struct pair *P, int m)
+{
+    double ef2 = pow(1 - 4 * A, D) * pow(1 - 8 * A, -D / 2.0) *
+                 exp(-P->nq - P->nk + 2 * (1 - 4 * A) * P->delta / (1 - 8 * A));
+    return (ef2 - P->sm * P->sm) / m;
+}
+
+static double gerf_A_star(double delta)
+{
+    double d = D;
+    return (d - 2 * delta - sqrt((2 * delta + d) * (2 * delta + d) + 8 * d * delta)) / (16 * d);
+}
+
+static void test_unbiased_and_variance(void **state)
+{
+    (void)state;
+    enum { NP = 3, S = 8, B = 1500, N = S * B };
+    struct pair P[NP];
+    make_pairs(P, NP);
+    double *e = malloc((size_t)NP * N * sizeof *e);
+    const char *names[] = {"rff", "prf", "hyp", "gerf"};
+    double iid_mse[4][NP];
+    print_message("  pair   Delta   delta      SM\n");
+    for (int i = 0; i < NP; i++)
+        print_message("  %d    %6.3f  %6.3f  %6.3f\n", i, P[i].delta, P[i].dminus, P[i].sm);
+    print_message("  map  draw  pair   mean/SM   z(mean)  MSE          theory(IID)  ratio\n");
+    for (int draw = 0; draw <= 1; draw++)
+        for (int k = 0; k < 4; k++) {
+            struct fm_params p;
+            featuremap_params_default(&p, D);
+            p.draw = draw;
+            estimates(names[k], p, P, NP, S, B, 0, e);
+            for (int i = 0; i < NP; i++) {
+                struct moments mo = moments_of(e + (size_t)i * N, N, P[i].sm);
+                double z = (mo.mean - P[i].sm) / mo.se;
+                double th = !strcmp(names[k], "gerf") ? theory_gerf(0.0, &P[i], D)
+                                                      : theory_mse(names[k], &P[i], D);
+                print_message("  %-4s %-4s  %d     %.4f   %+6.2f   %.4e   %.4e   %.3f\n", names[k],
+                              draw ? "ort" : "iid", i, mo.mean / P[i].sm, z, mo.mse, th,
+                              mo.mse / th);
+                assert_true(fabs(z) <= 4.0);
+                if (draw == 0) {
+                    iid_mse[k][i] = mo.mse;
+                    assert_true(fabs(mo.mse / th - 1.0) <= 0.20);
+                } else {
+                    /* Orthogonal draws: no worse than IID (small allowance for noise). */
+                    assert_true(mo.mse <= iid_mse[k][i] * 1.02);
+                }
+            }
+        }
+    for (int i = 0; i < NP; i++) {
+        /* gerf with A fitted to the pair: unbiased, variance as derived, no worse than A = 0. */
+        struct fm_params p;
+        featuremap_params_default(&p, D);
+        p.A_auto = 1;
+        estimates("gerf", p, &P[i], 1, S, B, 1, e);
+        struct moments mo = moments_of(e, N, P[i].sm);
+        double A = gerf_A_star(P[i].delta), th = theory_gerf(A, &P[i], D);
+        double z = (mo.mean - P[i].sm) / mo.se;
+        print_message("  gerf auto  %d     %.4f   %+6.2f   %.4e   %.4e   %.3f   (A* = %.4f; "
+                      "MSE/MSE(A=0) = %.3f)\n",
+                      i, mo.mean / P[i].sm, z, mo.mse, th, mo.mse / th, A, mo.mse / iid_mse[3][i]);
+        assert_true(fabs(z) <= 4.0);
+        assert_true(fabs(mo.mse / th - 1.0) <= 0.20);
+        assert_true(mo.mse <= iid_mse[3][i] * 1.02);
+    }
+    /* A fixed negative A is unbiased too, with the derived variance. */
+    struct fm_params p;
+    featuremap_params_default(&p, D);
+    p.A = -0.15;
+    estimates("gerf", p, P, NP, S, B, 0, e);
+    for (int i = 0; i < NP; i++) {
+        struct moments mo = moments_of(e + (size_t)i * N, N, P[i].sm);
+        double z = (mo.mean - P[i].sm) / mo.se, th = theory_gerf(-0.15, &P[i], D);
+        print_message("  gerf A=-0.15 %d   %.4f   %+6.2f   %.4e   %.4e   %.3f\n", i,
+                      mo.mean / P[i].sm, z, mo.mse, th, mo.mse / th);
+        assert_true(fabs(z) <= 4.0);
+        assert_true(fabs(mo.mse / th - 1.0) <= 0.20);
+    }
+    free(e);
+}
+
+/* ---------------------------------------------------------------- deterministic maps */
+
+static void test_taylor2_exact(void **state)
+{
+    (void)state;
+    int dims[] = {5, 16};
+    for (int t = 0; t < 2; t++) {
+        int d = dims[t];
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        struct featuremap *fm = make_map("taylor2", &p, 1);
+        assert_int_equal(fm->m, 1 + d + d * (d + 1) / 2);
+        enum { N = 20 };
+        float *x = malloc(2 * N * (size_t)d * sizeof *x);
+        float *phi = malloc(2 * N * (size_t)fm->m * sizeof *phi);
+        double *xd = malloc(2 * (size_t)d * sizeof *xd);
+        tu_fill(x, 2 * N * (size_t)d, 2.3f, MASTER_SEED + 20 + t);
+        apply(fm, FM_QUERY, x, N, phi);
+        apply(fm, FM_KEY, x + N * d, N, phi + N * fm->m);
+        double worst = 0.0;
+        for (int i = 0; i < N; i++) {
+            tu_to_double(x + i * d, xd, d);
+            tu_to_double(x + (N + i) * d, xd + d, d);
+            double s = dotd(xd, xd + d, d) / sqrt((double)d);
+            double want = 1 + s + s * s / 2;
+            double got = dotf(phi + i * fm->m, phi + (N + i) * fm->m, fm->m);
+            double rel = fabs(got - want) / want;
+            worst = rel > worst ? rel : worst;
+            assert_true(fabs(featuremap_kernel(fm, xd, xd + d) - want) <= 1e-12 * want);
+        }
+        assert_true(worst < 2e-6);
+        free(x);
+        free(phi);
+        free(xd);
+        featuremap_free(fm);
+    }
+}
+
+static void test_nonnegative(void **state)
+{
+    (void)state;
+    const int n = 64;
+    float *x = malloc((size_t)n * D * sizeof *x);
+    tu_fill(x, (size_t)n * D, 40.0f, MASTER_SEED + 30);
+    x[0] = -100.0f;
+    x[1] = -1e30f;
+    x[2] = 1e-30f;
+    struct fm_params p;
+    featuremap_params_default(&p, D);
+    const char *names[] = {"elu1", "relu", "prf", "hyp", "gerf"};
+    for (int i = 0; i < 5; i++) {
+        struct featuremap *fm = make_map(names[i], &p, 2);
+        float *phi = malloc((size_t)n * fm->m * sizeof *phi);
+        for (int role = FM_QUERY; role <= FM_KEY; role++) {
+            apply(fm, role, x, n, phi);
+            for (int j = 0; j < n * fm->m; j++) {
+                assert_true(phi[j] >= 0.0f);
+                if (!strcmp(names[i], "relu"))
+                    assert_true(phi[j] >= (float)p.eps);
+            }
+        }
+        free(phi);
+        featuremap_free(fm);
+    }
+    free(x);
+}
+
+/* ---------------------------------------------------------------- stabiliser */
+
+static void test_overflow(void **state)
+{
+    (void)state;
+    const int n = 8;
+    float *x = malloc((size_t)n * D * sizeof *x);
+    tu_fill(x, (size_t)n * D, 1.0f, MASTER_SEED + 40);
+    for (int i = 0; i < n * D; i++)
+        x[i] = x[i] < 0 ? -30.0f : 30.0f; /* |x_j| = 30: ‖x̃‖² = 3600 */
+    /* The formula evaluated directly in fp32 with N(0, 1) draws overflows or underflows. */
+    gsl_rng *r = rng_seeded(MASTER_SEED + 41);
+    int nonfinite = 0, zero = 0;
+    for (int i = 0; i < n; i++) {
+        double h = fm_sqnorm_tilde(x + i * D, D) / 2;
+        for (int f = 0; f < D; f++) {
+            float u = 0.0f;
+            for (int j = 0; j < D; j++)
+                u += (float)gsl_ran_gaussian(r, 1.0) * x[i * D + j] * 0.5f; /* d^{-1/4} = 1/2 */
+            float v = expf(u) * expf((float)-h) / 4.0f;
+            nonfinite += !isfinite(v) || !isfinite(expf(u));
+            zero += v == 0.0f;
+        }
+    }
+    gsl_rng_free(r);
+    print_message("  unstabilised exp(Wx~)exp(-|x~|^2/2) at |x| = 30: %d of %d non-finite or "
+                  "overflowing, %d zero\n",
+                  nonfinite, n * D, zero);
+    assert_true(nonfinite + zero == n * D);
+    const char *names[] = {"prf", "hyp", "gerf", "rff"};
+    for (int i = 0; i < 4; i++) {
+        struct fm_params p;
+        featuremap_params_default(&p, D);
+        struct featuremap *fm = make_map(names[i], &p, 3);
+        int m = fm->m;
+        float *phi = malloc((size_t)n * m * sizeof *phi);
+        /* The library's own unstabilised features are unusable too. */
+        apply(fm, FM_RAW, x, n, phi);
+        int bad = !tu_all_finite(phi, (size_t)n * m);
+        for (int row = 0; row < n && !bad; row++) {
+            double s = 0;
+            for (int j = 0; j < m; j++)
+                s += fabs(phi[row * m + j]);
+            bad = s == 0.0;
+        }
+        assert_true(bad);
+        for (int role = FM_QUERY; role <= FM_KEY; role++) {
+            apply(fm, role, x, n, phi);
+            assert_true(tu_all_finite(phi, (size_t)n * m));
+            /* Queries: every row keeps its largest feature at the scale; keys: the call does. */
+            float mx_all = 0.0f;
+            for (int row = 0; row < n; row++) {
+                float mx = 0.0f;
+                for (int j = 0; j < m; j++)
+                    mx = fabsf(phi[row * m + j]) > mx ? fabsf(phi[row * m + j]) : mx;
+                if (role == FM_QUERY)
+                    assert_true(mx > 0.1f);
+                mx_all = mx > mx_all ? mx : mx_all;
+            }
+            assert_true(mx_all > 0.1f && mx_all <= 1.0f);
+        }
+        free(phi);
+        featuremap_free(fm);
+    }
+    free(x);
+}
+
+/* Linear attention from stabilised features equals attention from the raw formula. */
+static void test_stabiliser_cancels(void **state)
+{
+    (void)state;
+    const int T = 50, dv = 8;
+    float *q = malloc((size_t)T * D * sizeof *q), *k = malloc((size_t)T * D * sizeof *k);
+    double *v = malloc((size_t)T * dv * sizeof *v);
+    tu_fill(q, (size_t)T * D, 1.4f, MASTER_SEED + 50);
+    tu_fill(k, (size_t)T * D, 1.4f, MASTER_SEED + 51);
+    float *vf = malloc((size_t)T * dv * sizeof *vf);
+    tu_fill(vf, (size_t)T * dv, 1.0f, MASTER_SEED + 52);
+    tu_to_double(vf, v, (size_t)T * dv);
+    const char *names[] = {"rff", "prf", "hyp", "gerf"};
+    for (int i = 0; i < 4; i++) {
+        struct fm_params p;
+        featuremap_params_default(&p, D);
+        p.m = 64;
+        struct featuremap *fm = make_map(names[i], &p, 5);
+        int m = fm->m;
+        size_t sz = (size_t)T * m;
+        float *fq = malloc(sz * sizeof *fq), *fk = malloc(sz * sizeof *fk);
+        double *a = malloc(sz * sizeof *a), *b = malloc(sz * sizeof *b);
+        double *y0 = malloc((size_t)T * dv * sizeof *y0), *y1 = malloc((size_t)T * dv * sizeof *y1);
+        for (int causal = 0; causal <= 1; causal++) {
+            apply(fm, FM_RAW, q, T, fq);
+            apply(fm, FM_RAW, k, T, fk);
+            tu_to_double(fq, a, sz);
+            tu_to_double(fk, b, sz);
+            attn_linear_ref(a, b, v, y0, T, m, dv, causal, 0.0);
+            apply(fm, FM_QUERY, q, T, fq);
+            apply(fm, FM_KEY, k, T, fk);
+            tu_to_double(fq, a, sz);
+            tu_to_double(fk, b, sz);
+            attn_linear_ref(a, b, v, y1, T, m, dv, causal, 0.0);
+            float *y1f = malloc((size_t)T * dv * sizeof *y1f);
+            for (int j = 0; j < T * dv; j++)
+                y1f[j] = (float)y1[j];
+            double rel = tu_rel_err(y1f, y0, (size_t)T * dv);
+            free(y1f);
+            if (rel > 1e-4)
+                print_error("%s causal=%d: stabilised vs raw attention rel err %.3g\n", names[i],
+                            causal, rel);
+            assert_true(rel <= 1e-4);
+        }
+        free(fq);
+        free(fk);
+        free(a);
+        free(b);
+        free(y0);
+        free(y1);
+        featuremap_free(fm);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(vf);
+}
+
+/* ---------------------------------------------------------------- learned: files */
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[8][512];
+    static int slot;
+    slot = (slot + 1) % 8;
+    snprintf(buf[slot], sizeof buf[slot], "%s/%s", tmpdir, name);
+    return buf[slot];
+}
+
+/* Writes a weights file the test controls entirely.  wtype/btype: HDF5 file types (0: skip);
+ * data are doubles converted by HDF5.  act: NULL = no attribute; vlen: variable-length string;
+ * act_int: write activation as an integer attribute instead. */
+static void write_weights(const char *path, hid_t wtype, int wrank, const hsize_t *wdims,
+                          const double *W, hid_t btype, hsize_t blen, const double *b,
+                          const char *act, int vlen, int act_int)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (wtype) {
+        hid_t sp = H5Screate_simple(wrank, wdims, NULL);
+        hid_t ds = H5Dcreate2(f, "W", wtype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(ds >= 0);
+        if (H5Tget_class(wtype) == H5T_STRING) {
+            hsize_t n = 1;
+            for (int i = 0; i < wrank; i++)
+                n *= wdims[i];
+            char *s = calloc(n, H5Tget_size(wtype));
+            assert_true(H5Dwrite(ds, wtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0);
+            free(s);
+        } else {
+            assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, W) >= 0);
+        }
+        H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    if (btype) {
+        hid_t sp = H5Screate_simple(1, &blen, NULL);
+        hid_t ds = H5Dcreate2(f, "b", btype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) >= 0);
+        H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    if (act || act_int) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        if (act_int) {
+            int one = 1;
+            hid_t a = H5Acreate2(f, "activation", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+            assert_true(H5Awrite(a, H5T_NATIVE_INT, &one) >= 0);
+            H5Aclose(a);
+        } else {
+            hid_t t = H5Tcopy(H5T_C_S1);
+            H5Tset_size(t, vlen ? H5T_VARIABLE : strlen(act) + 1);
+            hid_t a = H5Acreate2(f, "activation", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+            assert_true(a >= 0);
+            assert_true(H5Awrite(a, t, vlen ? (const void *)&act : (const void *)act) >= 0);
+            H5Aclose(a);
+            H5Tclose(t);
+        }
+        H5Sclose(sp);
+    }
+    H5Fclose(f);
+}
+
+static struct featuremap *load_learned(const char *path, int m, struct la_error *err)
+{
+    struct fm_params p;
+    featuremap_params_default(&p, D);
+    p.weights = path;
+    p.m = m;
+    la_error_clear(err);
+    return featuremap_alloc("learned", &p, NULL, err);
+}
+
+static void expect_learned_error(const char *path, int m, int status, const char *needle)
+{
+    struct la_error err;
+    struct featuremap *fm = load_learned(path, m, &err);
+    if (fm || err.status != status || !strstr(err.msg, needle) || !strstr(err.msg, path))
+        print_error("%s: status %d (want %d), message '%s' (want '%s' and the path)\n", path,
+                    err.status, status, err.msg, needle);
+    assert_null(fm);
+    assert_int_equal(err.status, status);
+    assert_non_null(strstr(err.msg, needle));
+    assert_non_null(strstr(err.msg, path));
+    /* The CLI gives the same message and exit code 2. */
+    char out[4096];
+    int rc = tu_run(out, sizeof out, "featuremap info learned --d %d --weights '%s'%s", D, path,
+                    m ? " --m 9" : "");
+    if (rc != 2 || !strstr(out, needle))
+        print_error("CLI: exit %d, output '%s'\n", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, needle));
+}
+
+static void test_learned_errors(void **state)
+{
+    (void)state;
+    const int m = 6;
+    double W[6 * (D + 1)], b[6];
+    for (int i = 0; i < m * (D + 1); i++)
+        W[i] = 0.01 * (i % 17) - 0.073;
+    for (int i = 0; i < m; i++)
+        b[i] = 0.1 * i;
+    hsize_t good[2] = {(hsize_t)m, D}, wide[2] = {(hsize_t)m, D + 1}, flat[1] = {(hsize_t)m * D};
+
+    expect_learned_error(tmp_path("missing.h5"), 0, LA_EIO, "cannot read weights file");
+    const char *txt = tmp_path("text.h5");
+    FILE *f = fopen(txt, "w");
+    assert_non_null(f);
+    fputs("not hdf5\n", f);
+    fclose(f);
+    expect_learned_error(txt, 0, LA_EFORMAT, "not an HDF5 file");
+
+    const char *p = tmp_path("noW.h5");
+    write_weights(p, 0, 0, NULL, NULL, H5T_IEEE_F32LE, m, b, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "no dataset /W");
+    p = tmp_path("intW.h5");
+    write_weights(p, H5T_STD_I32LE, 2, good, W, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has type integer");
+    p = tmp_path("strW.h5");
+    hid_t s8 = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s8, 8);
+    write_weights(p, s8, 2, good, NULL, 0, 0, NULL, "exp_pair", 0, 0);
+    H5Tclose(s8);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has type string");
+    p = tmp_path("wideW.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, wide, W, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has shape (6, 17)");
+    p = tmp_path("flatW.h5");
+    write_weights(p, H5T_IEEE_F32LE, 1, flat, W, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has shape (96)");
+    double Wbad[6 * D];
+    memcpy(Wbad, W, sizeof Wbad);
+    Wbad[2 * D + 3] = NAN;
+    p = tmp_path("nanW.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, Wbad, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has a non-finite");
+    expect_learned_error(p, 0, LA_EFORMAT, "[2, 3]");
+    Wbad[2 * D + 3] = INFINITY;
+    p = tmp_path("infW.h5");
+    write_weights(p, H5T_IEEE_F64LE, 2, good, Wbad, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/W has a non-finite");
+    Wbad[2 * D + 3] = 1e300; /* finite in float64 but not in fp32 */
+    p = tmp_path("bigW.h5");
+    write_weights(p, H5T_IEEE_F64LE, 2, good, Wbad, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "out-of-fp32-range");
+    p = tmp_path("shortb.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, H5T_IEEE_F32LE, m - 1, b, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/b has shape (5)");
+    p = tmp_path("intb.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, H5T_STD_I64LE, m, b, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "/b has type integer");
+    p = tmp_path("noact.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, NULL, 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "no string attribute 'activation'");
+    p = tmp_path("intact.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, NULL, 0, 1);
+    expect_learned_error(p, 0, LA_EFORMAT, "'activation' on / is not a string");
+    p = tmp_path("badact.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "exp_pairs", 1, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "did you mean 'exp_pair'");
+    expect_learned_error(p, 0, LA_EFORMAT, "exp_pair, softmax_pair, relu");
+    /* m given and different from the file's rows. */
+    p = tmp_path("good64.h5");
+    write_weights(p, H5T_IEEE_F64LE, 2, good, W, H5T_IEEE_F64LE, m, b, "relu", 1, 0);
+    expect_learned_error(p, 9, LA_EINVAL, "has 6 rows");
+    /* The same file is fine without m: float64 and a variable-length string are accepted. */
+    struct la_error err;
+    struct featuremap *fm = load_learned(p, 0, &err);
+    assert_non_null(fm);
+    assert_int_equal(fm->m, m);
+    featuremap_free(fm);
+}
+
+/* φ of every activation against the definition, computed here from the weights in double. */
+static void check_learned_features(const char *path, const double *W, const double *b, int m,
+                                   const char *act)
+{
+    struct la_error err;
+    struct featuremap *fm = load_learned(path, 0, &err);
+    if (!fm)
+        print_error("%s\n", err.msg);
+    assert_non_null(fm);
+    int relu = !strcmp(act, "relu"), out = relu ? m : 2 * m;
+    assert_int_equal(fm->m, out);
+    enum { N = 12 };
+    float x[N * D];
+    tu_fill(x, N * D, 1.9f, MASTER_SEED + 60);
+    float *phi = malloc((size_t)N * out * sizeof *phi),
+          *raw = malloc((size_t)N * out * sizeof *raw);
+    double *want = malloc((size_t)out * sizeof *want);
+    apply(fm, FM_RAW, x, N, raw);
+    apply(fm, FM_QUERY, x, N, phi);
+    for (int r = 0; r < N; r++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (int i = 0; i < m; i++) {
+            double u = b[i];
+            for (int j = 0; j < D; j++)
+                u += W[i * D + j] * x[r * D + j];
+            if (relu) {
+                want[i] = u > 0 ? u : 0;
+            } else {
+                want[i] = u;
+                want[m + i] = -u;
+            }
+        }
+        if (!relu) {
+            for (int i = 0; i < out; i++)
+                mx = want[i] > mx ? want[i] : mx;
+            for (int i = 0; i < out; i++) {
+                want[i] = exp(want[i] - mx);
+                sum += want[i];
+            }
+        }
+        double scale = !strcmp(act, "softmax_pair") ? 1.0 / sum : 1.0;
+        double raw_scale = !strcmp(act, "exp_pair") ? exp(mx) : scale;
+        for (int i = 0; i < out; i++) {
+            double w = want[i] * scale, wr = want[i] * raw_scale;
+            assert_true(fabs(phi[r * out + i] - w) <= 1e-5 * (fabs(w) + 1e-6));
+            assert_true(fabs(raw[r * out + i] - wr) <= 1e-5 * (fabs(wr) + 1e-6));
+        }
+    }
+    /* The kernel method is φ(q)ᵀφ(k) of the unstabilised features. */
+    double qd[D], kd[D];
+    tu_to_double(x, qd, D);
+    tu_to_double(x + D, kd, D);
+    double kern = featuremap_kernel(fm, qd, kd), est = dotf(raw, raw + out, out);
+    assert_true(fabs(kern - est) <= 1e-5 * fabs(kern) + 1e-12);
+    free(phi);
+    free(raw);
+    free(want);
+    featuremap_free(fm);
+}
+
+/* Reads /W and /b back (for files written by the CLI). */
+static void read_back(const char *path, double *W, double *b, int m)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t ds = H5Dopen2(f, "W", H5P_DEFAULT);
+    hid_t t = H5Dget_type(ds);
+    assert_int_equal(H5Tget_class(t), H5T_FLOAT);
+    assert_int_equal(H5Tget_size(t), 4);
+    H5Tclose(t);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[2];
+    assert_int_equal(H5Sget_simple_extent_ndims(sp), 2);
+    H5Sget_simple_extent_dims(sp, dims, NULL);
+    assert_int_equal(dims[0], m);
+    assert_int_equal(dims[1], D);
+    H5Sclose(sp);
+    assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, W) >= 0);
+    H5Dclose(ds);
+    ds = H5Dopen2(f, "b", H5P_DEFAULT);
+    assert_true(H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, b) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+static void test_learned_round_trip(void **state)
+{
+    (void)state;
+    const char *acts[] = {"exp_pair", "softmax_pair", "relu"};
+    char out[4096];
+    /* Through the CLI: identity (padded: m > d) and random init, every activation. */
+    for (int a = 0; a < 3; a++) {
+        for (int init = 0; init <= 1; init++) {
+            int m = init ? 12 : 20;
+            const char *path = tmp_path(init ? "cli_random.h5" : "cli_identity.h5");
+            int rc = tu_run(out, sizeof out,
+                            "featuremap init-learned -o '%s' --d %d --m %d "
+                            "--activation %s --init %s --seed 11",
+                            path, D, m, acts[a], init ? "random" : "identity");
+            if (rc != 0)
+                print_error("init-learned: exit %d: %s\n", rc, out);
+            assert_int_equal(rc, 0);
+            double *W = malloc((size_t)m * D * sizeof *W), *b = malloc((size_t)m * sizeof *b);
+            read_back(path, W, b, m);
+            for (int i = 0; i < m; i++) {
+                assert_true(b[i] == 0.0);
+                for (int j = 0; j < D; j++)
+                    if (!init)
+                        assert_true(W[i * D + j] == (i == j ? 1.0 : 0.0));
+            }
+            if (init) {
+                double s2 = 0;
+                for (int i = 0; i < m * D; i++)
+                    s2 += W[i] * W[i];
+                assert_true(fabs(s2 / (m * D) * D - 1.0) < 0.3); /* N(0, 1/d) */
+            }
+            check_learned_features(path, W, b, m, acts[a]);
+            free(W);
+            free(b);
+            rc = tu_run(out, sizeof out, "featuremap info learned --d %d --weights '%s'", D, path);
+            assert_int_equal(rc, 0);
+            assert_non_null(strstr(out, "kernel check"));
+        }
+    }
+    /* Through the HDF5 library: a file written here with a bias. */
+    const int m = 7;
+    double W[7 * D], b[7];
+    for (int i = 0; i < m * D; i++)
+        W[i] = sin(0.37 * i + 0.11) * 0.6;
+    for (int i = 0; i < m; i++)
+        b[i] = 0.21 * i - 0.5;
+    hsize_t dims[2] = {(hsize_t)m, D};
+    for (int a = 0; a < 3; a++) {
+        const char *path = tmp_path("lib.h5");
+        write_weights(path, H5T_IEEE_F32LE, 2, dims, W, H5T_IEEE_F32LE, m, b, acts[a], a == 1, 0);
+        /* Compare against the fp32-rounded weights the map actually uses. */
+        double Wf[7 * D], bf[7];
+        for (int i = 0; i < m * D; i++)
+            Wf[i] = (float)W[i];
+        for (int i = 0; i < m; i++)
+            bf[i] = (float)b[i];
+        check_learned_features(path, Wf, bf, m, acts[a]);
+    }
+    /* CLI input errors exit 2 with one line. */
+    assert_int_equal(tu_run(out, sizeof out,
+                            "featuremap init-learned -o %s/x.h5 --d 16 "
+                            "--activation exp_pairs",
+                            tmpdir),
+                     2);
+    assert_non_null(strstr(out, "did you mean 'exp_pair'"));
+    assert_int_equal(tu_run(out, sizeof out,
+                            "featuremap init-learned -o %s/no/such/dir/x.h5 "
+                            "--d 16",
+                            tmpdir),
+                     2);
+    assert_non_null(strstr(out, "cannot create"));
+    assert_int_equal(tu_run(out, sizeof out, "featuremap init-learned --d 16"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "featuremap init-learned -o x.h5 --d 0"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "featuremap info gerff"), 2);
+    assert_non_null(strstr(out, "did you mean 'gerf'"));
+    assert_int_equal(tu_run(out, sizeof out, "featuremap info gerf --A 0.3"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "featuremap frobnicate"), 2);
+    assert_int_equal(tu_run(out, sizeof out, "featuremap --help"), 0);
+    assert_int_equal(tu_run(out, sizeof out, "help featuremap"), 0);
+    assert_non_null(strstr(out, "init-learned"));
+}
+
+/* ---------------------------------------------------------------- through the kernels */
+
+static void test_maps_through_kernels(void **state)
+{
+    (void)state;
+    const int T = 150, dv = 12;
+    const char *klist[] = {"linear_noncausal", "linear_causal_recurrent", "linear_causal_chunked"};
+    /* A learned file for the learned map (random init, exp_pair is enough here: the others are
+     * the same code after φ). */
+    char out[4096];
+    const char *wpath = tmp_path("kern.h5");
+    assert_int_equal(tu_run(out, sizeof out,
+                            "featuremap init-learned -o '%s' --d %d --m 24 "
+                            "--init random --seed 3",
+                            wpath, D),
+                     0);
+    const char *names[] = {"elu1", "relu", "taylor2", "rff", "prf", "hyp", "gerf", "learned"};
+    float *q = malloc((size_t)T * D * sizeof *q), *k = malloc((size_t)T * D * sizeof *k);
+    float *v = malloc((size_t)T * dv * sizeof *v), *y = malloc((size_t)T * dv * sizeof *y);
+    double *vd = malloc((size_t)T * dv * sizeof *vd), *yd = malloc((size_t)T * dv * sizeof *yd);
+    tu_fill(q, (size_t)T * D, 1.5f, MASTER_SEED + 70);
+    tu_fill(k, (size_t)T * D, 1.5f, MASTER_SEED + 71);
+    tu_fill(v, (size_t)T * dv, 1.0f, MASTER_SEED + 72);
+    tu_to_double(v, vd, (size_t)T * dv);
+    for (int i = 0; i < 8; i++) {
+        struct fm_params p;
+        featuremap_params_default(&p, D);
+        if (!strcmp(names[i], "rff"))
+            p.m = 256; /* many draws keep the normalisers away from zero */
+        p.weights = wpath;
+        p.A_auto = 1;
+        struct featuremap *fm = make_map(names[i], &p, 8);
+        struct la_error err;
+        assert_int_equal(featuremap_fit(fm, q, T, k, T, &err), LA_OK);
+        int m = fm->m;
+        size_t sz = (size_t)T * m;
+        float *fq = malloc(sz * sizeof *fq), *fk = malloc(sz * sizeof *fk);
+        double *a = malloc(sz * sizeof *a), *b = malloc(sz * sizeof *b);
+        apply(fm, FM_QUERY, q, T, fq);
+        apply(fm, FM_KEY, k, T, fk);
+        tu_to_double(fq, a, sz);
+        tu_to_double(fk, b, sz);
+        double worst = 0.0;
+        int skipped_all = 0;
+        for (int kk = 0; kk < 3; kk++) {
+            const struct attn_kernel *kn = attn_kernel_lookup(klist[kk]);
+            assert_non_null(kn);
+            int causal = kk > 0;
+            attn_linear_ref(a, b, vd, yd, T, m, dv, causal, 1e-6);
+            size_t wsz = attn_workspace_floats(kn, T, m, dv, causal, 0, 1);
+            float *w = malloc((wsz ? wsz : 1) * sizeof *w);
+            struct attn_args args = {.q = fq,
+                                     .k = fk,
+                                     .v = v,
+                                     .y = y,
+                                     .T = T,
+                                     .dk = m,
+                                     .dv = dv,
+                                     .causal = causal,
+                                     .eps = 1e-6f,
+                                     .chunk = 0,
+                                     .threads = 1,
+                                     .work = w};
+            kn->run(&args);
+            free(w);
+            /* rff's normaliser can come near zero, where any rounding is amplified: compare
+             * only rows with |φ(q_i)ᵀz_i| > 1e-2 · the median row's (positive maps: all rows). */
+            int skipped = 0;
+            double num = 0.0, den = 0.0;
+            for (int r = 0; r < T; r++) {
+                double zr = 0.0;
+                for (int j = 0; j <= (causal ? r : T - 1); j++)
+                    zr += dotd(a + (size_t)r * m, b + (size_t)j * m, m);
+                if (!strcmp(names[i], "rff") && fabs(zr) <= 1e-2 * (causal ? r + 1 : T) / T) {
+                    skipped++;
+                    continue;
+                }
+                for (int c = 0; c < dv; c++) {
+                    double e = (double)y[r * dv + c] - yd[r * dv + c];
+                    num += e * e;
+                    den += yd[r * dv + c] * yd[r * dv + c];
+                }
+            }
+            double rel = sqrt(num / den);
+            worst = rel > worst ? rel : worst;
+            skipped_all += skipped;
+            assert_true(skipped < T / 10);
+            if (!(rel < 1e-4))
+                print_error("%s through %s: rel err %.3g\n", names[i], klist[kk], rel);
+            assert_true(rel < 1e-4);
+        }
+        print_message("  %-8s m = %4d: worst relative error over the 3 linear kernels %.2e, "
+                      "%d rows skipped (small normaliser)\n",
+                      names[i], m, worst, skipped_all);
+        free(fq);
+        free(fk);
+        free(a);
+        free(b);
+        featuremap_free(fm);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(y);
+    free(vd);
+    free(yd);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/linattn_fm_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    la_startup();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_parameter_errors),
+        cmocka_unit_test(test_orthogonal_blocks),
+        cmocka_unit_test(test_bit_identical),
+        cmocka_unit_test(test_unbiased_and_variance),
+        cmocka_unit_test(test_taylor2_exact),
+        cmocka_unit_test(test_nonnegative),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_stabiliser_cancels),
+        cmocka_unit_test(test_learned_errors),
+        cmocka_unit_test(test_learned_round_trip),
+        cmocka_unit_test(test_maps_through_kernels),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
