@@ -1,0 +1,612 @@
+/* test_runner.c — the runner and its helpers: error metrics on known inputs, data sources
+ * (determinism, HDF5 selection and errors), one cell of every kernel through la_run_cell,
+ * determinism of whole rows, failed rows for bad inputs, and the progress ETA.
+ * Run: make build/tests/test_runner && build/tests/test_runner  (a few seconds).
+ */
+#include "testutil.h"
+
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "../featuremaps/featuremap.h"
+#include "../harness/cell.h"
+#include "../harness/data.h"
+#include "../harness/metrics.h"
+#include "../harness/progress.h"
+#include "../harness/runner.h"
+#include "../harness/sysinfo.h"
+#include "../kernels/attention.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static void base_cell(struct la_cell *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->key, sizeof c->key, "test");
+    snprintf(c->kernel, sizeof c->kernel, "linear_noncausal");
+    snprintf(c->map, sizeof c->map, "elu1");
+    c->draw = FM_DRAW_IID;
+    c->relu_eps = 1e-3;
+    c->eps = 1e-6;
+    c->T = 96;
+    c->d = 16;
+    c->dv = 16;
+    c->batch = 1;
+    c->heads = 2;
+    c->threads = 1;
+    c->source = LA_DATA_GAUSSIAN;
+    c->sigma = 0.8125;
+    c->norm = 4.0;
+    c->layer = 0;
+    c->head = -1;
+    c->seed = 0x5eed1234abcdull;
+    c->measure_time = 1;
+    c->measure_error = 1;
+    c->time_budget_s = 0.002;
+    c->min_repeats = 2;
+    c->warmup = 1;
+    c->max_ref_rows = 64;
+    c->kl_rows = 16;
+    c->kernel_pairs = 128;
+}
+
+static void set_kernel(struct la_cell *c, const char *kernel, const char *map, int causal)
+{
+    snprintf(c->kernel, sizeof c->kernel, "%s", kernel);
+    snprintf(c->map, sizeof c->map, "%s", map);
+    c->causal = causal;
+}
+
+/* The measured columns of two rows are bit-identical (timing, rss and host excluded). */
+static void assert_same_errors(const struct la_row *a, const struct la_row *b)
+{
+    assert_int_equal(a->status, b->status);
+    assert_int_equal(a->err_rows, b->err_rows);
+    assert_int_equal(a->kl_rows, b->kl_rows);
+    assert_int_equal(a->kernel_pairs, b->kernel_pairs);
+    assert_int_equal(a->n_small_den, b->n_small_den);
+    assert_memory_equal(&a->err_rel_fro, &b->err_rel_fro, sizeof(double));
+    assert_memory_equal(&a->err_max_abs, &b->err_max_abs, sizeof(double));
+    assert_memory_equal(&a->cos_mean, &b->cos_mean, sizeof(double));
+    assert_memory_equal(&a->kl_mean, &b->kl_mean, sizeof(double));
+    assert_memory_equal(&a->kernel_mse, &b->kernel_mse, sizeof(double));
+    assert_memory_equal(&a->err_impl, &b->err_impl, sizeof(double));
+    assert_memory_equal(&a->entropy_mean, &b->entropy_mean, sizeof(double));
+    assert_string_equal(a->message, b->message);
+}
+
+/* Writes a small HDF5 file with /Q /K /V of the given rank-4/3/2 shape, values from seed. */
+static void write_h5(const char *path, int rank, const hsize_t *dims, uint64_t seed, int with_nan)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    static const char *const names[3] = {"Q", "K", "V"};
+    for (int t = 0; t < 3; t++) {
+        tu_fill(x, n, 1.375f, seed + (uint64_t)t);
+        if (with_nan && t == 1)
+            x[n / 2] = NAN;
+        hid_t sp = H5Screate_simple(rank, dims, NULL);
+        hid_t ds =
+            H5Dcreate2(f, names[t], H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        assert_true(ds >= 0);
+        assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+        H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    free(x);
+    H5Fclose(f);
+}
+
+static void tmp_path(char *buf, size_t cap, const char *name)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/la_test_runner_%ld_%s", dir && *dir ? dir : "/tmp", (long)getpid(),
+             name);
+}
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+static void test_metrics_known(void **state)
+{
+    (void)state;
+    const float y[4] = {1.0f, 2.0f, -0.5f, 0.25f};
+    const double r[4] = {1.0, 2.5, -0.5, 0.75};
+    /* ‖y−r‖² = 0.25 + 0.25 = 0.5; ‖r‖² = 1 + 6.25 + 0.25 + 0.5625 = 8.0625 */
+    assert_float_equal(la_rel_fro(y, r, 4), sqrt(0.5 / 8.0625), 1e-15);
+    assert_float_equal(la_max_abs(y, r, 4), 0.5, 0.0);
+    const double zero[2] = {0.0, 0.0};
+    const float fz[2] = {0.0f, 0.0f};
+    assert_float_equal(la_rel_fro(fz, zero, 2), 0.0, 0.0);
+    assert_true(isinf(la_rel_fro(y, zero, 2)));
+
+    const float a[2] = {3.0f, 4.0f};
+    const double b[2] = {-4.0, 3.0}, c[2] = {6.0, 8.0}, d[2] = {-3.0, -4.0};
+    assert_float_equal(la_cosine(a, b, 2), 0.0, 1e-15);
+    assert_float_equal(la_cosine(a, c, 2), 1.0, 1e-15);
+    assert_float_equal(la_cosine(a, d, 2), -1.0, 1e-15);
+    assert_float_equal(la_cosine(fz, zero, 2), 1.0, 0.0);
+    assert_float_equal(la_cosine(a, zero, 2), 0.0, 0.0);
+
+    const double p[3] = {0.5, 0.5, 0.0}, q[3] = {0.25, 0.5, 0.25};
+    assert_float_equal(la_kl(p, q, 3), 0.5 * log(2.0), 1e-15);
+    assert_float_equal(la_kl(p, p, 3), 0.0, 0.0);
+    const double q0[3] = {1.0, 0.0, 0.0};
+    assert_true(isinf(la_kl(p, q0, 3)));
+    const double u[4] = {0.25, 0.25, 0.25, 0.25};
+    assert_float_equal(la_entropy(u, 4), log(4.0), 1e-15);
+    assert_float_equal(la_entropy(p, 3), log(2.0), 1e-15);
+    assert_float_equal(la_entropy(q0, 3), 0.0, 0.0);
+}
+
+static void test_metrics_accumulator(void **state)
+{
+    (void)state;
+    float y[6 * 5];
+    double r[6 * 5];
+    tu_fill(y, 30, 2.25f, 11);
+    float tmp[30];
+    tu_fill(tmp, 30, 2.25f, 12);
+    tu_to_double(tmp, r, 30);
+    struct la_err_acc acc;
+    la_err_acc_init(&acc);
+    assert_true(isnan(la_err_acc_rel_fro(&acc)));
+    la_err_acc_add(&acc, y, r, 2, 5);
+    la_err_acc_add(&acc, y + 10, r + 10, 4, 5);
+    assert_int_equal(acc.rows, 6);
+    assert_float_equal(la_err_acc_rel_fro(&acc), la_rel_fro(y, r, 30), 1e-14);
+    assert_float_equal(acc.max_abs, la_max_abs(y, r, 30), 0.0);
+    double cs = 0.0;
+    for (int i = 0; i < 6; i++)
+        cs += la_cosine(y + 5 * i, r + 5 * i, 5);
+    assert_float_equal(la_err_acc_cos_mean(&acc), cs / 6.0, 1e-15);
+}
+
+/* ---- data ------------------------------------------------------------------------------- */
+
+static void test_data_deterministic(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.heads = 3;
+    for (int src = LA_DATA_GAUSSIAN; src <= LA_DATA_SPHERE; src++) {
+        c.source = src;
+        struct la_data_shape s;
+        struct la_error err;
+        assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+        assert_int_equal(s.nheads, 3);
+        const size_t n = (size_t)s.nheads * s.T * s.d;
+        float *x[2][3];
+        for (int r = 0; r < 2; r++) {
+            for (int t = 0; t < 3; t++)
+                x[r][t] = malloc(n * sizeof(float));
+            c.threads = r + 1; /* the thread count must not change the data */
+            assert_int_equal(la_data_fill(&c, &s, x[r][0], x[r][1], x[r][2], &err), LA_OK);
+        }
+        for (int t = 0; t < 3; t++)
+            assert_memory_equal(x[0][t], x[1][t], n * sizeof(float));
+        if (src == LA_DATA_SPHERE)
+            for (int i = 0; i < s.nheads * s.T; i++) {
+                double ss = 0.0;
+                for (int j = 0; j < s.d; j++)
+                    ss += (double)x[0][0][i * s.d + j] * x[0][0][i * s.d + j];
+                assert_float_equal(sqrt(ss), c.norm, 1e-5);
+            }
+        else {
+            double ss = 0.0;
+            for (size_t i = 0; i < n; i++)
+                ss += (double)x[0][0][i] * x[0][0][i];
+            assert_float_equal(sqrt(ss / (double)n), c.sigma, 0.05);
+        }
+        /* Another seed gives other data; q and k differ. */
+        assert_memory_not_equal(x[0][0], x[0][1], n * sizeof(float));
+        c.seed++;
+        assert_int_equal(la_data_fill(&c, &s, x[1][0], x[1][1], x[1][2], &err), LA_OK);
+        assert_memory_not_equal(x[0][0], x[1][0], n * sizeof(float));
+        c.seed--;
+        for (int r = 0; r < 2; r++)
+            for (int t = 0; t < 3; t++)
+                free(x[r][t]);
+    }
+    /* Seeds that differ only in their upper 32 bits give different streams. */
+    assert_true(la_stream_seed(1, 0) != la_stream_seed(1 + (1ull << 32), 0));
+    assert_true(la_stream_seed(1, 0) != la_stream_seed(1, 1));
+}
+
+static void test_data_h5(void **state)
+{
+    (void)state;
+    char path[512];
+    tmp_path(path, sizeof path, "qkv4.h5");
+    const hsize_t dims[4] = {2, 3, 40, 8};
+    write_h5(path, 4, dims, 77, 0);
+    struct la_cell c;
+    base_cell(&c);
+    c.source = LA_DATA_H5;
+    snprintf(c.data_path, sizeof c.data_path, "%s", path);
+    c.T = 32;
+    c.d = 8;
+    c.layer = 1;
+    c.head = 2;
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    assert_int_equal(s.nheads, 1);
+    assert_int_equal(s.d, 8);
+    assert_int_equal(s.dv, 8);
+    float q[3 * 32 * 8], k[3 * 32 * 8], v[3 * 32 * 8];
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    /* Element (l=1, h=2, t, j) of the file's Q is x[((1*3+2)*40 + t)*8 + j]. */
+    float *all = malloc(2 * 3 * 40 * 8 * sizeof *all);
+    tu_fill(all, 2 * 3 * 40 * 8, 1.375f, 77);
+    for (int t = 0; t < 32; t++)
+        assert_memory_equal(q + t * 8, all + ((1 * 3 + 2) * 40 + t) * 8, 8 * sizeof(float));
+    tu_fill(all, 2 * 3 * 40 * 8, 1.375f, 79);
+    assert_memory_equal(v, all + (1 * 3 + 2) * 40 * 8, 8 * sizeof(float));
+
+    /* head = -1: all three heads of the layer, each its first T positions. */
+    c.head = -1;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    assert_int_equal(s.nheads, 3);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    tu_fill(all, 2 * 3 * 40 * 8, 1.375f, 78);
+    for (int h = 0; h < 3; h++)
+        assert_memory_equal(k + h * 32 * 8, all + (1 * 3 + h) * 40 * 8, 32 * 8 * sizeof(float));
+
+    /* Errors name the file and the dataset. */
+    c.T = 41;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "/Q"));
+    assert_non_null(strstr(err.msg, "40"));
+    c.T = 32;
+    c.layer = 2;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_EINVAL);
+    c.layer = 0;
+    c.head = 3;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_EINVAL);
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s.missing", path);
+    snprintf(c.data_path, sizeof c.data_path, "%.500s", missing);
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_EIO);
+    assert_non_null(strstr(err.msg, ".missing"));
+
+    /* Rank 2 (T, d) and rank 3 (H, T, d) datasets. */
+    const hsize_t d2[2] = {50, 4}, d3[3] = {2, 50, 4};
+    write_h5(path, 2, d2, 5, 0);
+    snprintf(c.data_path, sizeof c.data_path, "%s", path);
+    c.head = -1;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    assert_int_equal(s.nheads, 1);
+    assert_int_equal(s.d, 4);
+    write_h5(path, 3, d3, 5, 0);
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    assert_int_equal(s.nheads, 2);
+    /* NaN in the file is a format error. */
+    write_h5(path, 3, d3, 5, 1);
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_EFORMAT);
+    assert_non_null(strstr(err.msg, "/K"));
+    free(all);
+    unlink(path);
+}
+
+/* ---- the runner ------------------------------------------------------------------------- */
+
+static void run_ok(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row)
+{
+    struct la_error err;
+    const int st = la_run_cell(ws, c, row, &err);
+    if (st != LA_OK)
+        fail_msg("%s/%s causal=%d: %s", c->kernel, c->map, c->causal, row->message);
+    assert_int_equal(row->status, LA_ROW_OK);
+}
+
+static void test_every_kernel(void **state)
+{
+    (void)state;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    assert_non_null(ws);
+    struct la_cell c;
+    base_cell(&c);
+    for (size_t i = 0; attn_kernels[i].name; i++) {
+        const struct attn_kernel *kn = &attn_kernels[i];
+        for (int causal = 0; causal <= 1; causal++) {
+            if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                continue;
+            set_kernel(&c, kn->name, kn->family == ATTN_SOFTMAX ? "none" : "elu1", causal);
+            struct la_row row;
+            run_ok(ws, &c, &row);
+            assert_int_equal(row.T, c.T);
+            assert_int_equal(row.heads, 2);
+            assert_int_equal(row.err_rows, 64);
+            assert_true(row.repeats >= 2);
+            assert_true(row.time_median_s > 0.0 && row.gflops > 0.0);
+            assert_true(row.workspace_bytes >= 0.0);
+            assert_true(row.peak_rss_bytes > 0.0);
+            assert_true(row.err_rel_fro >= 0.0 && isfinite(row.err_rel_fro));
+            assert_true(row.cos_mean > 0.0 && row.cos_mean <= 1.0 + 1e-12);
+            assert_true(row.entropy_mean > 0.0 && row.entropy_mean <= log((double)c.T) + 1e-9);
+            assert_true(row.err_impl < 2e-5);
+            if (kn->family == ATTN_SOFTMAX) {
+                assert_int_equal(row.m, 0);
+                assert_true(isnan(row.kl_mean));
+                assert_true(isnan(row.kernel_mse));
+                assert_float_equal(row.fm_time_median_s, 0.0, 0.0);
+                assert_true(row.err_rel_fro < 2e-5);
+            } else {
+                assert_int_equal(row.m, c.d);
+                assert_true(row.kl_mean > 0.0 && isfinite(row.kl_mean));
+                assert_true(isfinite(row.kernel_mse));
+                assert_int_equal(row.kernel_pairs, 128);
+                assert_true(row.fm_time_median_s > 0.0);
+                /* elu+1 is not softmax: a visible, bounded approximation error. */
+                assert_true(row.err_rel_fro > 1e-3 && row.err_rel_fro < 2.0);
+            }
+            if (strstr(kn->name, "chunked"))
+                assert_true(row.chunk > 0);
+            if (!strcmp(kn->name, "linear_noncausal") || !strcmp(kn->name, "softmax_flash"))
+                assert_int_equal(row.chunk, 0);
+        }
+    }
+    la_runner_ws_free(ws);
+}
+
+/* err_impl is the distance to attn_linear_ref on the same features, computed here directly. */
+static void test_err_impl_matches_reference(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.heads = 1;
+    c.T = 48;
+    c.max_ref_rows = 48; /* every row */
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    for (int causal = 0; causal <= 1; causal++) {
+        set_kernel(&c, causal ? "linear_causal_recurrent" : "linear_noncausal", "elu1", causal);
+        struct la_row row;
+        run_ok(ws, &c, &row);
+        struct la_data_shape s;
+        struct la_error err;
+        assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+        const int T = s.T, d = s.d, dv = s.dv;
+        float *q = malloc(sizeof(float) * T * d), *k = malloc(sizeof(float) * T * d);
+        float *v = malloc(sizeof(float) * T * dv), *y = malloc(sizeof(float) * T * dv);
+        float *pq = malloc(sizeof(float) * T * d), *pk = malloc(sizeof(float) * T * d);
+        double *pqd = malloc(sizeof(double) * T * d), *pkd = malloc(sizeof(double) * T * d);
+        double *vd = malloc(sizeof(double) * T * dv), *yd = malloc(sizeof(double) * T * dv);
+        assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        struct featuremap *fm = featuremap_alloc("elu1", &p, NULL, &err);
+        assert_non_null(fm);
+        assert_int_equal(featuremap_apply(fm, FM_QUERY, q, (size_t)T, pq, NULL), LA_OK);
+        assert_int_equal(featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, NULL), LA_OK);
+        const struct attn_kernel *kn = attn_kernel_lookup(c.kernel);
+        const size_t ws_f = attn_workspace_floats(kn, T, d, dv, causal, 0, 1);
+        float *work = malloc(sizeof(float) * (ws_f ? ws_f : 1));
+        struct attn_args a = {.q = pq,
+                              .k = pk,
+                              .v = v,
+                              .y = y,
+                              .T = T,
+                              .dk = d,
+                              .dv = dv,
+                              .causal = causal,
+                              .eps = (float)c.eps,
+                              .threads = 1,
+                              .work = work};
+        attn_run_heads(kn, &a, 1, 1, work, ws_f);
+        tu_to_double(pq, pqd, (size_t)T * d);
+        tu_to_double(pk, pkd, (size_t)T * d);
+        tu_to_double(v, vd, (size_t)T * dv);
+        attn_linear_ref(pqd, pkd, vd, yd, T, d, dv, causal, c.eps);
+        assert_float_equal(row.err_impl, la_rel_fro(y, yd, (size_t)T * dv),
+                           1e-12 * row.err_impl + 1e-300);
+        featuremap_free(fm);
+        free(q), free(k), free(v), free(y), free(pq), free(pk), free(pqd), free(pkd), free(vd);
+        free(yd), free(work);
+    }
+    la_runner_ws_free(ws);
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.heads = 4;
+    c.T = 80;
+    c.max_ref_rows = 24; /* a sample, so the sampling must be deterministic too */
+    c.causal = 1;
+    set_kernel(&c, "linear_causal_chunked", "prf", 1);
+    c.m = 32;
+    struct la_runner_ws *ws = la_runner_ws_alloc(), *ws2 = la_runner_ws_alloc();
+    struct la_row a, b, t2;
+    run_ok(ws, &c, &a);
+    run_ok(ws, &c, &b);
+    assert_same_errors(&a, &b);
+    assert_int_equal(a.err_rows, 24);
+    /* A fresh workspace, and two threads (one per head), give the same numbers. */
+    c.threads = 2;
+    run_ok(ws2, &c, &t2);
+    assert_same_errors(&a, &t2);
+    assert_int_equal(t2.threads, 2);
+    assert_string_equal(a.draw, "iid");
+    /* A different seed changes the features and the data. */
+    c.seed ^= 0x9999;
+    run_ok(ws, &c, &b);
+    assert_true(a.kernel_mse != b.kernel_mse);
+    la_runner_ws_free(ws);
+    la_runner_ws_free(ws2);
+}
+
+static void test_kernel_mse_decreases_with_m(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.measure_time = 0;
+    c.kernel_pairs = 512;
+    c.sigma = 0.5;
+    c.heads = 1;
+    set_kernel(&c, "linear_noncausal", "prf", 0);
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row small, big;
+    c.m = 4;
+    run_ok(ws, &c, &small);
+    c.m = 1024;
+    run_ok(ws, &c, &big);
+    /* Performer Lemma 2: MSE ∝ 1/m, so 256× more features is far below half the error. */
+    assert_true(big.kernel_mse < 0.1 * small.kernel_mse);
+    assert_true(big.err_rel_fro < small.err_rel_fro);
+    assert_true(isnan(big.time_median_s));
+    assert_int_equal(big.repeats, 0);
+    la_runner_ws_free(ws);
+}
+
+static void test_failed_rows(void **state)
+{
+    (void)state;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_cell c;
+    base_cell(&c);
+    struct la_row row;
+    struct la_error err;
+
+    /* A data file that does not exist. */
+    c.source = LA_DATA_H5;
+    snprintf(c.data_path, sizeof c.data_path, "/nonexistent/dir/qkv.h5");
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EIO);
+    assert_int_equal(row.status, LA_ROW_FAILED);
+    assert_non_null(strstr(row.message, "/nonexistent/dir/qkv.h5"));
+    assert_string_equal(row.key, "test");
+    assert_string_equal(row.data, "h5");
+
+    /* A file with too few positions. */
+    char path[512];
+    tmp_path(path, sizeof path, "short.h5");
+    const hsize_t dims[4] = {1, 2, 20, 16};
+    write_h5(path, 4, dims, 9, 0);
+    snprintf(c.data_path, sizeof c.data_path, "%s", path);
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EINVAL);
+    assert_int_equal(row.status, LA_ROW_FAILED);
+    assert_non_null(strstr(row.message, "/Q"));
+    /* The same file at a T it holds runs, all heads of the layer. */
+    c.T = 20;
+    run_ok(ws, &c, &row);
+    assert_int_equal(row.heads, 2);
+    assert_true(row.sigma > 0.5 && row.sigma < 1.0); /* uniform in ±1.375: rms 0.79 */
+    unlink(path);
+
+    /* Unknown map and kernel. */
+    base_cell(&c);
+    set_kernel(&c, "linear_noncausal", "nosuchmap", 0);
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_ENAME);
+    assert_int_equal(row.status, LA_ROW_FAILED);
+    assert_non_null(strstr(row.message, "nosuchmap"));
+    set_kernel(&c, "nosuchkernel", "elu1", 0);
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_ENAME);
+    /* A causal-only kernel asked for non-causal attention. */
+    set_kernel(&c, "linear_causal_recurrent", "elu1", 0);
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EINVAL);
+
+    /* NaN inputs (sigma = NaN): a NaN output is a failed row, not a crash; both families. */
+    base_cell(&c);
+    set_kernel(&c, "linear_noncausal", "elu1", 0);
+    c.sigma = NAN;
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_ENUMERIC);
+    assert_int_equal(row.status, LA_ROW_FAILED);
+    assert_non_null(strstr(row.message, "NaN"));
+    set_kernel(&c, "softmax_flash", "none", 0);
+    assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_ENUMERIC);
+    assert_int_equal(row.status, LA_ROW_FAILED);
+    assert_non_null(strstr(row.message, "NaN"));
+
+    /* The workspace still works after failures. */
+    base_cell(&c);
+    run_ok(ws, &c, &row);
+    la_runner_ws_free(ws);
+}
+
+static void test_many_heads_note(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.batch = 2;
+    c.heads = 5;
+    c.T = 32;
+    c.measure_time = 0;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row;
+    run_ok(ws, &c, &row);
+    assert_int_equal(row.batch, 2);
+    assert_int_equal(row.heads, 5);
+    assert_non_null(strstr(row.message, "errors on 4 of 10 heads"));
+    /* A workspace that grew for a bigger cell is reused for a smaller one. */
+    const size_t held = la_runner_ws_bytes(ws);
+    c.batch = 1;
+    c.heads = 1;
+    run_ok(ws, &c, &row);
+    assert_int_equal(la_runner_ws_bytes(ws), held);
+    assert_string_equal(row.message, "");
+    la_runner_ws_free(ws);
+}
+
+/* ---- progress --------------------------------------------------------------------------- */
+
+static void test_progress(void **state)
+{
+    (void)state;
+    char b[32];
+    la_format_duration(0.0, b, sizeof b);
+    assert_string_equal(b, "00:00");
+    la_format_duration(65.4, b, sizeof b);
+    assert_string_equal(b, "01:05");
+    la_format_duration(3725.0, b, sizeof b);
+    assert_string_equal(b, "1:02:05");
+    la_format_duration(NAN, b, sizeof b);
+    assert_string_equal(b, "--:--");
+
+    struct la_progress p;
+    /* Cells of 1e9 flops take 1 + 2 s each (a = 1, b = 2e-9): the fit recovers the model. */
+    la_progress_init(&p, NULL, 0, 10, 10, 10e9 + 5e9);
+    assert_true(isnan(la_progress_eta(&p)));
+    const double f[4] = {1e9, 2e9, 0.5e9, 1.5e9};
+    for (int i = 0; i < 4; i++)
+        la_progress_done(&p, f[i], 1.0 + 2e-9 * f[i]);
+    /* Left: 6 cells, 15e9 − 5e9 = 10e9 flops → 6·1 + 2e-9·10e9 = 26 s. */
+    assert_float_equal(la_progress_eta(&p), 26.0, 1e-6);
+    /* One cell done: the larger of the count and flops extrapolations. */
+    la_progress_init(&p, NULL, 0, 3, 3, 4e9);
+    la_progress_done(&p, 1e9, 2.0);
+    assert_float_equal(la_progress_eta(&p), 6.0, 1e-9); /* by flops: 2 s/1e9 · 3e9 */
+    la_progress_start(&p, 2, NULL); /* disabled: prints nothing, touches nothing */
+    la_progress_clear(&p);
+}
+
+int main(void)
+{
+    la_startup();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_known),
+        cmocka_unit_test(test_metrics_accumulator),
+        cmocka_unit_test(test_data_deterministic),
+        cmocka_unit_test(test_data_h5),
+        cmocka_unit_test(test_every_kernel),
+        cmocka_unit_test(test_err_impl_matches_reference),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_kernel_mse_decreases_with_m),
+        cmocka_unit_test(test_failed_rows),
+        cmocka_unit_test(test_many_heads_note),
+        cmocka_unit_test(test_progress),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
