@@ -83,6 +83,10 @@ struct featuremap_type {
     /* Optional: the kernel the map estimates or defines, k(q, k) for two rows of d, in double.
      * NULL means "the softmax kernel exp(qᵀk/√d)" (random maps). */
     double (*kernel)(const void *state, const double *q, const double *k, int d);
+
+    /* Optional: the value a named parameter has now ("A" after gerf's fit), NAN if the map
+     * has no such parameter.  Lets the harness record data-dependent choices. */
+    double (*param)(const void *state, const char *name);
 };
 
 /* An instance: the type plus its state. */
@@ -118,6 +122,8 @@ int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float
 /* Calls the type's fit if it has one; LA_OK otherwise. */
 int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float *k, size_t nk,
                    struct la_error *err);
+/* The current value of a named parameter (featuremap_type.param), NAN when not available. */
+double featuremap_param(const struct featuremap *fm, const char *name);
 /* The kernel the map stands for, in double: the map's own, or exp(qᵀk/√d). */
 double featuremap_kernel(const struct featuremap *fm, const double *q, const double *k);
 

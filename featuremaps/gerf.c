@@ -31,6 +31,7 @@
 #include "featuremap.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdlib.h>
 
 #include "draws.h"
@@ -162,10 +163,17 @@ static void gerf_release(void *state)
     s->off = NULL;
 }
 
+static double gerf_param(const void *state, const char *name)
+{
+    const struct gerf_state *s = state;
+    return strcmp(name, "A") == 0 ? s->A : NAN;
+}
+
 const struct featuremap_type fm_gerf = {
     .name = "gerf",
     .summary = "generalised exponential random features (FAVOR++, OPRF); A = 0 is prf",
     .params = "m, draw, norm_fixed, A, A_auto, seed",
+    .param = gerf_param,
     .state_size = sizeof(struct gerf_state),
     .random = 1,
     .init = gerf_init,

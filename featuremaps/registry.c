@@ -171,3 +171,8 @@ double featuremap_kernel(const struct featuremap *fm, const double *q, const dou
         dot += q[i] * k[i];
     return exp(dot / sqrt((double)fm->d));
 }
+
+double featuremap_param(const struct featuremap *fm, const char *name)
+{
+    return fm->type->param ? fm->type->param(fm->state, name) : NAN;
+}

@@ -686,6 +686,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
             if (st != LA_OK)
                 goto fail;
             add_note(note, sizeof note, "A fitted from the data");
+            row->A = featuremap_param(cr.fm, "A");
         }
         st = fm_apply_all(&cr);
         if (st != LA_OK) {
