@@ -6,6 +6,13 @@ CC       ?= cc
 ifeq ($(CC),cc)
 CC       := gcc
 endif
+# MPI=1: an MPI-enabled build (mpicc, Open MPI) for `mpirun -np N linattn run ...`; its
+# objects go to build-mpi/ so the serial and MPI builds do not mix.
+ifeq ($(MPI),1)
+CC       := mpicc
+BUILD    ?= build-mpi
+CPPFLAGS += -DLA_MPI
+endif
 OPT      ?= -O3 -march=native
 # Strict warnings as errors.  Never -ffast-math or -Ofast: they change the error being measured.
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -32,13 +39,15 @@ CPPFLAGS += $(PKG_CFLAGS) -DLA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLA_CFLAGS='"$(OPT)
 LDLIBS   += $(PKG_LIBS) -lm
 
 # ---- sources: one list per module (add a file here when it compiles cleanly) --------------
-HARNESS_SRC   := harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
+HARNESS_SRC   := harness/mpi_run.c harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
                  harness/cli_bench.c harness/cli_bench_one.c
 HARNESS_SRC   += harness/llama.c harness/capture.c
-HARNESS_SRC   += harness/crossover.c
-HARNESS_SRC   += harness/results.c
+HARNESS_SRC   += harness/crossover.c harness/theory.c harness/cli_plot.c
+HARNESS_SRC   += harness/results.c harness/cli_results.c
+HARNESS_SRC   += harness/experiment.c harness/experiment_yaml.c
 KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
-                 kernels/linear.c kernels/registry.c kernels/vmath.c
+                 kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
+                 kernels/seed_baseline.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c
 FEATUREMAP_SRC += featuremaps/draws.c featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c \
                   featuremaps/gerf.c featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
@@ -54,12 +63,13 @@ LIB      := $(BUILD)/liblinattn.a
 BIN      := linattn
 
 # ---- rules -------------------------------------------------------------------------------
-.PHONY: all check test asan bench figures clean help deps
+.PHONY: all check check-mpi test asan bench figures clean help deps
 
 all: deps-ok $(BIN)
 
 deps-ok:
 	@if [ "$(DEPS_OK)" != yes ]; then scripts/install-deps.sh || exit 1; fi
+	@if [ "$(MPI)" = 1 ] && ! command -v mpicc >/dev/null; then scripts/install-deps.sh --mpi || exit 1; fi
 .PHONY: deps-ok
 
 deps:
@@ -94,6 +104,11 @@ asan:  ## build with AddressSanitizer + UBSan into build-asan/ and run the same 
 	    SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    LINATTN_BIN=build-asan/linattn check
 
+check-mpi:  ## build with MPI into build-mpi/ and run the MPI tests (mpirun -np 2)
+	@command -v mpicc >/dev/null || scripts/install-deps.sh --mpi
+	$(MAKE) MPI=1 BUILD=build-mpi BIN=build-mpi/linattn build-mpi/linattn
+	LINATTN_BIN=build-mpi/linattn bash tests/mpi/e2e.sh
+
 bench: all  ## the benchmark table (1 thread): kernels against SGEMM peak, d in {32,64,128}
 	./$(BIN) bench --suite
 
@@ -101,7 +116,33 @@ figures: all  ## run the quick experiments and draw every figure into plots/out/
 	@echo "make figures: the experiment engine and figures are not built yet (issues 4 and 5)."
 
 clean:  ## remove build outputs
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan build-mpi $(BIN)
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
+
+# ---- fuzzing (optional: clang + libFuzzer, `scripts/install-deps.sh --fuzz`) ----------------
+# `make fuzz` builds the library with clang, ASan, UBSan and libFuzzer's coverage into
+# $(BUILD)/fuzz/ and fuzzes the experiment loader (tests/fuzz_experiment.c) on one core for
+# FUZZ_SECONDS.  Seeds: experiments/*.yaml; new inputs go to $(BUILD)/fuzz/corpus (kept between
+# runs); a crashing input is saved as $(BUILD)/fuzz/crash-* and the run stops with its report.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+.PHONY: fuzz fuzz-build
+
+fuzz-build:  ## build the experiment-loader fuzzer ($(BUILD)/fuzz/fuzz_experiment), needs clang
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) OPT="-O1 -g -march=native" \
+	    WARN="-std=c11 -Wall -Wno-unused-parameter" \
+	    SANFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/liblinattn.a
+	$(FUZZ_CC) $(CPPFLAGS) -O1 -g -march=native -std=c11 -D_GNU_SOURCE -fopenmp \
+	    -fsanitize=fuzzer $(FUZZ_SAN) -o $(FUZZ_BUILD)/fuzz_experiment \
+	    tests/fuzz_experiment.c $(FUZZ_BUILD)/liblinattn.a $(LDLIBS)
+
+fuzz: fuzz-build  ## fuzz the experiment loader for FUZZ_SECONDS (default 60) on one core
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/seed
+	cp experiments/*.yaml $(FUZZ_BUILD)/seed/
+	$(FUZZ_BUILD)/fuzz_experiment -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -timeout=30 -max_len=8192 -dict=tests/fuzz_experiment.dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/seed

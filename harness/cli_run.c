@@ -22,6 +22,7 @@
 #include "cell.h"
 #include "commands.h"
 #include "experiment.h"
+#include "mpi_run.h"
 #include "progress.h"
 #include "results.h"
 #include "runner.h"
@@ -40,6 +41,11 @@ static const char run_help[] =
     "  --dry-run            print the plan (cells, estimated flops and memory) and exit\n"
     "  --threads N          run every cell with N threads, whatever the experiment says\n"
     "  --quiet              no progress line (it is shown only when stderr is a terminal)\n"
+    "  --share-nodes        MPI: let timing cells share a node with other cells (default: a\n"
+    "                       timing cell runs alone on its node)\n"
+    "\n"
+    "Under MPI (a `make MPI=1` build started by mpirun), rank 0 writes the file and hands cells\n"
+    "to all ranks, most expensive first; see README \"Clusters\".\n"
     "\n"
     "Exit status: 0 all cells ok, 1 some cells failed (see their rows' message), 2 bad input.\n";
 
@@ -86,7 +92,7 @@ static void restore_signals(const struct sigaction old[2])
 
 struct run_opts {
     const char *yaml, *output;
-    int fresh, dry_run, quiet, threads;
+    int fresh, dry_run, quiet, threads, share_nodes;
 };
 
 static int parse_args(int argc, char **argv, struct run_opts *o)
@@ -98,6 +104,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
             o->fresh = 1;
         } else if (!strcmp(a, "--dry-run") || !strcmp(a, "-n")) {
             o->dry_run = 1;
+        } else if (!strcmp(a, "--share-nodes")) {
+            o->share_nodes = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -210,7 +218,7 @@ static void make_parents(const char *path)
     (void)mkdir(dir, 0777);
 }
 
-int cmd_run(int argc, char **argv)
+static int run_main(int argc, char **argv, int rank, int nranks)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -225,7 +233,8 @@ int cmd_run(int argc, char **argv)
     la_error_clear(&err);
     struct la_experiment *e = NULL;
     if (la_experiment_load(o.yaml, &e, &err) != LA_OK) {
-        fprintf(stderr, "linattn run: %s\n", err.msg);
+        if (rank == 0) /* every rank reads the same file and fails alike; one says so */
+            fprintf(stderr, "linattn run: %s\n", err.msg);
         return 2;
     }
     int threads_max = 0;
@@ -237,6 +246,10 @@ int cmd_run(int argc, char **argv)
             threads_max = t;
     }
     const char *out = o.output ? o.output : e->output;
+    if (o.dry_run && rank > 0) {
+        la_experiment_free(e);
+        return 0;
+    }
     if (o.dry_run) {
         la_experiment_print_plan(e, stdout);
         const size_t done = count_done(out, e);
@@ -246,14 +259,28 @@ int cmd_run(int argc, char **argv)
         return 0;
     }
 
+    if (rank > 0) {
+        /* MPI worker: wait for rank 0 to open the file, then run what it sends. */
+        int go = la_mpi_bcast_int(0);
+        struct sigaction wsa[2];
+        catch_signals(wsa);
+        int rc = go ? (la_mpi_work(e, &interrupted) == LA_OK ? 0 : 1) : 2;
+        restore_signals(wsa);
+        la_experiment_free(e);
+        return rc;
+    }
     make_parents(out);
     struct la_provenance prov = {e->name, e->text, e->seed, threads_max};
     struct la_results *res = NULL;
     if (la_results_open(out, &prov, o.fresh, &res, &err) != LA_OK) {
         fprintf(stderr, "linattn run: %s\n", err.msg);
+        if (nranks > 1)
+            la_mpi_bcast_int(0);
         la_experiment_free(e);
         return 2;
     }
+    if (nranks > 1)
+        la_mpi_bcast_int(1);
     struct la_runner_ws *ws = la_runner_ws_alloc();
     if (!ws) {
         fprintf(stderr, "linattn run: out of memory\n");
@@ -282,7 +309,17 @@ int cmd_run(int argc, char **argv)
     size_t ran = 0, skipped = 0, failed = 0;
     int rc = 0;
     const double t0 = la_now();
-    for (size_t i = 0; i < e->ncells && !interrupted; i++) {
+    if (nranks > 1) {
+        struct la_mpi_stats ms = {0, 0};
+        if (la_mpi_coordinate(e, res, o.share_nodes, &interrupted, &ms, &err) != LA_OK) {
+            fprintf(stderr, "linattn run: %s\n", err.msg);
+            rc = 1;
+        }
+        ran = ms.ran;
+        failed = ms.failed;
+        skipped = e->ncells - todo;
+    }
+    for (size_t i = 0; nranks == 1 && i < e->ncells && !interrupted; i++) {
         const struct la_cell *c = &e->cells[i];
         if (la_results_has_key(res, c->key)) {
             skipped++;
@@ -332,5 +369,21 @@ int cmd_run(int argc, char **argv)
         rc = 1;
     }
     la_experiment_free(e);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(run_help, stdout);
+            return 0;
+        }
+    const int rank = la_mpi_init(NULL, NULL);
+    const int nranks = la_mpi_size();
+    if (nranks > 1)
+        la_mpi_pin();
+    const int rc = run_main(argc, argv, rank, nranks);
+    la_mpi_finalize();
     return rc;
 }

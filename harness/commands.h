@@ -9,5 +9,10 @@ int cmd_list(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_featuremap(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_results_info(int argc, char **argv); /* `info`; cli_featuremap.c has a static cmd_info */
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -19,6 +19,11 @@ static const struct subcommand subcommands[] = {
     {"check", cmd_check, "test every fast kernel against its reference on this machine"},
     {"bench", cmd_bench, "time one kernel (or --suite: the benchmark table) against SGEMM peak"},
     {"capture", cmd_capture, "run a small Llama-2 and save its real Q, K, V to HDF5"},
+    {"featuremap", cmd_featuremap, "write learned-map weights; print one map's diagnostics"},
+    {"run", cmd_run, "run an experiment file: every cell, one results row each (resumable)"},
+    {"export", cmd_export, "print a results file's rows as TSV (--where, --columns)"},
+    {"info", cmd_results_info, "describe a results file: provenance, experiment, failures"},
+    {"plot", cmd_plot, "draw the figures of a results file with gnuplot (PNG and PDF)"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 

@@ -75,4 +75,16 @@ const struct la_column *la_row_column(const char *name);
 int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err);
 void la_results_names_free(char **names, size_t n);
 
+/* ---- Crash recovery (added by issue 4; details in results.c's top comment). ---- */
+
+/* Every append is first written to PATH.journal (one checksummed record per row), then to the
+ * HDF5 file; la_results_open repairs or rebuilds the .h5 from the journal after a crash, and
+ * readers fall back to the journal when the .h5 does not read.  The root attribute results_id
+ * ties the two files together.  The .h5 is complete on its own: delete the journal once the
+ * experiment will not be resumed (a resume regenerates it from the .h5). */
+
+/* status of /runs' fill value: a row that HDF5 shows but that was never written (a crash
+ * inside an append).  Readers skip such rows; la_results_open rebuilds the file without them. */
+#define LA_ROW_EMPTY (-1)
+
 #endif

@@ -1,0 +1,1557 @@
+/* results.c — the results file (results.h): one HDF5 file per experiment run, written with the
+ * plain HDF5 C API (hdf5-serial, no high-level library), plus a crash-recovery journal.
+ *
+ * Layout of PATH: root attributes (provenance; variable-length UTF-8 strings so h5py returns
+ * str; `threads` int32, `seed` uint64; `results_id` ties the file to its journal) and /runs,
+ * a 1-D chunked (64 rows), unlimited, packed compound dataset whose members are the fields of
+ * struct la_row (names and order: the column table below; strings fixed-length UTF-8,
+ * NUL-padded with zeros).  results/README.md shows how to read it.
+ *
+ * Why a journal.  Appending a row in place (extend, write, H5Fflush) is not atomic: when a row
+ * starts a new chunk, HDF5 writes the chunk, the object header (new extent), the chunk B-tree
+ * and the superblock (end of allocation) as separate writes, and a SIGKILL between them leaves
+ * a /runs that does not read ("addr overflow") or shows a fill-value row.  The crash-point test
+ * in tests/test_results.c kills the writer before every single write of a create + append
+ * sequence and found exactly that; random kills (3000 of them) never did.  So every append is
+ * first written as one checksummed record to PATH.journal (append-only, one write()), then to
+ * the HDF5 file.  The journal is the truth; the .h5 is its readable copy.  la_results_open
+ * compares the two and, when the .h5 is damaged, behind, or disagrees, rebuilds it from the
+ * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.
+ * A file without a journal (deleted, or copied alone) is adopted: the journal is regenerated
+ * from it.  Creation is atomic too (tmp file + rename).
+ * Readers (la_results_read, la_results_attr*) use the .h5 and fall back to the journal when
+ * the .h5 does not read; they skip fill-value rows (status LA_ROW_EMPTY).
+ *
+ * Journal format (native byte order, same machine and build): header = "LAJRNL1\n", u32 header
+ * bytes, u32 sizeof(struct la_row), u64 layout hash, u32 attribute count, attributes (u8 kind,
+ * u16 name length, name, u32 value length, value), u64 FNV-1a of all of it; then records =
+ * u32 "LROW", u32 0, u64 FNV-1a of the row, the row (canonical: zero padding).
+ *
+ * Locking: the writer holds flock(LOCK_EX) on the journal for its lifetime, so a second
+ * writer is refused with a clear message.  Nobody takes HDF5's own file lock (see
+ * nolock_fapl), so `linattn export`/`info`, h5py and pandas read a file while a run appends.
+ * Flushes go to the OS page cache (no fsync): rows survive the death of the process, not
+ * necessarily a power cut.
+ * Not thread-safe: one thread appends.  la_results_attr formats numeric attributes as text.
+ * Test: make build/tests/test_results && build/tests/test_results
+ */
+#include "results.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels/vmath.h"
+#include "sysinfo.h"
+
+#define RUNS_NAME "runs"
+#define RUNS_CHUNK 64
+#define JOURNAL_SUFFIX ".journal"
+#define J_MAGIC "LAJRNL1\n"
+#define J_ROW_MAGIC 0x574F524Cu /* "LROW" */
+#define ID_ATTR "results_id"
+
+/* ---- the column table ----------------------------------------------------------------- */
+
+/* The kind is derived from the field's C type, so the table cannot disagree with cell.h;
+ * a char array decays to char * in the controlling expression. */
+#define LA_KIND_OF(f)                                                                           \
+    _Generic((((struct la_row *)0)->f), int32_t: LA_COL_INT32, int64_t: LA_COL_INT64,          \
+             uint64_t: LA_COL_UINT64, double: LA_COL_DOUBLE, char *: LA_COL_STRING)
+#define COL(f) {#f, offsetof(struct la_row, f), sizeof(((struct la_row *)0)->f), LA_KIND_OF(f)}
+
+static const struct la_column columns[] = {
+    COL(index), COL(key), COL(kernel), COL(map), COL(m), COL(draw), COL(A), COL(causal),
+    COL(chunk), COL(eps), COL(T), COL(d), COL(dv), COL(batch), COL(heads), COL(threads),
+    COL(data), COL(sigma), COL(layer), COL(head), COL(trial), COL(seed),
+    COL(status), COL(message), COL(host),
+    COL(time_median_s), COL(time_min_s), COL(time_max_s), COL(time_p20_s), COL(time_p80_s),
+    COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
+    COL(peak_rss_bytes),
+    COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
+    COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
+};
+#define N_COLUMNS (sizeof columns / sizeof columns[0])
+
+const struct la_column *la_row_columns(size_t *n)
+{
+    *n = N_COLUMNS;
+    return columns;
+}
+
+const struct la_column *la_row_column(const char *name)
+{
+    for (size_t i = 0; i < N_COLUMNS; i++)
+        if (!strcmp(columns[i].name, name))
+            return &columns[i];
+    return NULL;
+}
+
+/* The documented root attributes, in the order `info` prints them. */
+static const char *const known_attrs[] = {
+    "tool_version", "git_commit", "created_utc", "host", "cpu_model", "threads", "blas",
+    "blas_core", "compiler", "cflags", "vmath_isa", "experiment_name", "seed", ID_ATTR,
+    "experiment_text",
+};
+#define N_KNOWN_ATTRS (sizeof known_attrs / sizeof known_attrs[0])
+
+static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV_SEED 0xcbf29ce484222325ull
+
+/* Changes whenever struct la_row or the table changes: a journal of another build is
+ * recognised instead of misread. */
+static uint64_t layout_hash(void)
+{
+    uint64_t h = FNV_SEED;
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        char buf[128];
+        int w = snprintf(buf, sizeof buf, "%s:%zu:%zu:%d;", columns[i].name, columns[i].offset,
+                         columns[i].size, columns[i].kind);
+        h = fnv1a(buf, (size_t)w, h);
+    }
+    size_t size = sizeof(struct la_row);
+    return fnv1a(&size, sizeof size, h);
+}
+
+/* ---- rows ----------------------------------------------------------------------------- */
+
+/* Cuts a multi-byte UTF-8 sequence left incomplete at the end of s (a field truncated by the
+ * caller's snprintf), so every stored string decodes. */
+static void utf8_trim_tail(char *s)
+{
+    size_t len = strlen(s);
+    size_t i = len, back = 0;
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need > 1 && back + 1 < need)
+        s[i - 1] = '\0';
+}
+
+/* The canonical form of a row: padding zero, strings terminated, valid UTF-8 at the end and
+ * zero after their NUL (NUL-padded strings would otherwise carry the caller's stale bytes
+ * into h5py).  Journal, .h5 and comparisons all use it. */
+static void canon_row(struct la_row *dst, const struct la_row *src)
+{
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        const struct la_column *c = &columns[i];
+        const char *from = (const char *)src + c->offset;
+        char *to = (char *)dst + c->offset;
+        if (c->kind == LA_COL_STRING) {
+            size_t len = strnlen(from, c->size - 1);
+            memcpy(to, from, len);
+            utf8_trim_tail(to);
+        } else {
+            memcpy(to, from, c->size);
+        }
+    }
+}
+
+/* Values a row has where the file lacks a column (a file from an older linattn). */
+static void row_defaults(struct la_row *row)
+{
+    memset(row, 0, sizeof *row);
+    for (size_t i = 0; i < N_COLUMNS; i++)
+        if (columns[i].kind == LA_COL_DOUBLE)
+            *(double *)(void *)((char *)row + columns[i].offset) = NAN;
+}
+
+/* ---- attribute sets: provenance in memory, in the .h5 and in the journal header -------- */
+
+enum attr_kind { AK_STR = 0, AK_I32 = 1, AK_I64 = 2, AK_U64 = 3, AK_F64 = 4 };
+
+struct attr {
+    char *name;
+    int kind;
+    char *s; /* AK_STR */
+    int64_t i;
+    uint64_t u;
+    double f;
+};
+
+struct attr_set {
+    struct attr *a;
+    size_t n, cap;
+};
+
+static void attrs_free(struct attr_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        free(set->a[i].name);
+        free(set->a[i].s);
+    }
+    free(set->a);
+    memset(set, 0, sizeof *set);
+}
+
+/* Appends an attribute (the string is copied); 0 on success, -1 out of memory. */
+static int attrs_add(struct attr_set *set, const char *name, int kind, const char *s,
+                     size_t slen, int64_t i, uint64_t u, double f)
+{
+    if (set->n == set->cap) {
+        size_t ncap = set->cap ? 2 * set->cap : 16;
+        struct attr *na = realloc(set->a, ncap * sizeof *na);
+        if (!na)
+            return -1;
+        set->a = na;
+        set->cap = ncap;
+    }
+    struct attr *a = &set->a[set->n];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->i = i;
+    a->u = u;
+    a->f = f;
+    a->name = strdup(name);
+    if (kind == AK_STR) {
+        a->s = malloc(slen + 1);
+        if (a->s) {
+            memcpy(a->s, s, slen);
+            a->s[slen] = '\0';
+        }
+    }
+    if (!a->name || (kind == AK_STR && !a->s)) {
+        free(a->name);
+        free(a->s);
+        return -1;
+    }
+    set->n++;
+    return 0;
+}
+
+static int attrs_add_str(struct attr_set *set, const char *name, const char *s)
+{
+    s = s ? s : "";
+    return attrs_add(set, name, AK_STR, s, strlen(s), 0, 0, 0);
+}
+
+static const struct attr *attrs_find(const struct attr_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (!strcmp(set->a[i].name, name))
+            return &set->a[i];
+    return NULL;
+}
+
+/* An attribute as text (malloc'd): strings as they are, numbers in decimal. */
+static char *attr_text(const struct attr *a)
+{
+    char num[64];
+    switch (a->kind) {
+    case AK_STR: return strdup(a->s);
+    case AK_I32:
+    case AK_I64: snprintf(num, sizeof num, "%" PRId64, a->i); break;
+    case AK_U64: snprintf(num, sizeof num, "%" PRIu64, a->u); break;
+    default: snprintf(num, sizeof num, "%.17g", a->f); break;
+    }
+    return strdup(num);
+}
+
+static int is_known_attr(const char *name)
+{
+    for (size_t i = 0; i < N_KNOWN_ATTRS; i++)
+        if (!strcmp(name, known_attrs[i]))
+            return 1;
+    return 0;
+}
+
+/* The provenance of a new file (results.h lists the attributes). */
+static int attrs_provenance(struct attr_set *set, const struct la_provenance *prov)
+{
+    char utc[64], host[256], cpu[256], id[32];
+    la_utc_now(utc, sizeof utc);
+    la_hostname(host, sizeof host);
+    la_cpu_model(cpu, sizeof cpu);
+    uint64_t rnd;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rnd = fnv1a(&ts, sizeof ts, FNV_SEED) ^ (uint64_t)getpid();
+    }
+    snprintf(id, sizeof id, "%016" PRIx64, rnd);
+    if (attrs_add_str(set, "tool_version", la_version()) ||
+        attrs_add_str(set, "git_commit", la_git_commit()) ||
+        attrs_add_str(set, "created_utc", utc) || attrs_add_str(set, "host", host) ||
+        attrs_add_str(set, "cpu_model", cpu) ||
+        attrs_add(set, "threads", AK_I32, NULL, 0, prov->threads, 0, 0) ||
+        attrs_add_str(set, "blas", la_blas_name()) ||
+        attrs_add_str(set, "blas_core", la_blas_core()) ||
+        attrs_add_str(set, "compiler", la_compiler()) ||
+        attrs_add_str(set, "cflags", la_cflags()) ||
+        attrs_add_str(set, "vmath_isa", la_vmath_isa()) ||
+        attrs_add_str(set, "experiment_name", prov->experiment_name) ||
+        attrs_add(set, "seed", AK_U64, NULL, 0, 0, prov->seed, 0) ||
+        attrs_add_str(set, ID_ATTR, id) ||
+        attrs_add_str(set, "experiment_text", prov->experiment_text))
+        return -1;
+    return 0;
+}
+
+/* ---- HDF5 types and property lists ---------------------------------------------------- */
+
+static hid_t string_type(size_t size)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    if (H5Tset_size(t, size) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static hid_t native_of(int kind)
+{
+    switch (kind) {
+    case LA_COL_INT32: return H5T_NATIVE_INT32;
+    case LA_COL_INT64: return H5T_NATIVE_INT64;
+    case LA_COL_UINT64: return H5T_NATIVE_UINT64;
+    default: return H5T_NATIVE_DOUBLE;
+    }
+}
+
+/* The in-memory compound type of struct la_row (with its padding). */
+static hid_t row_mem_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(struct la_row));
+    if (t < 0)
+        return -1;
+    for (size_t i = 0; i < N_COLUMNS; i++) {
+        const struct la_column *c = &columns[i];
+        herr_t st;
+        if (c->kind == LA_COL_STRING) {
+            hid_t s = string_type(c->size);
+            st = s < 0 ? -1 : H5Tinsert(t, c->name, c->offset, s);
+            if (s >= 0)
+                H5Tclose(s);
+        } else {
+            st = H5Tinsert(t, c->name, c->offset, native_of(c->kind));
+        }
+        if (st < 0) {
+            H5Tclose(t);
+            return -1;
+        }
+    }
+    return t;
+}
+
+/* The file type: the memory type without padding. */
+static hid_t row_file_type(void)
+{
+    hid_t t = row_mem_type();
+    if (t < 0)
+        return -1;
+    if (H5Tpack(t) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+/* Neither readers nor the writer take HDF5's file lock.  One writer at a time is ensured by
+ * the writer's lock on the journal; without an HDF5 lock held by the writer, h5py and pandas
+ * can read a file that a run is still appending to (HDF5's lock would refuse them), and no
+ * filesystem without flock (some cluster filesystems) trips HDF5. */
+static hid_t nolock_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_file_locking(fapl, 0, 1) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+/* ---- HDF5 attributes ------------------------------------------------------------------ */
+
+static int h5_write_attr(hid_t loc, const struct attr *at)
+{
+    int ok = 0;
+    hid_t t = -1, sp = H5Screate(H5S_SCALAR), a = -1;
+    if (sp < 0)
+        return 0;
+    const void *val;
+    const char *s = at->s;
+    int32_t i32 = (int32_t)at->i;
+    switch (at->kind) {
+    case AK_STR:
+        t = H5Tcopy(H5T_C_S1);
+        if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+            goto done;
+        val = &s;
+        break;
+    case AK_I32: t = H5Tcopy(H5T_NATIVE_INT32); val = &i32; break;
+    case AK_I64: t = H5Tcopy(H5T_NATIVE_INT64); val = &at->i; break;
+    case AK_U64: t = H5Tcopy(H5T_NATIVE_UINT64); val = &at->u; break;
+    default: t = H5Tcopy(H5T_NATIVE_DOUBLE); val = &at->f; break;
+    }
+    if (t < 0)
+        goto done;
+    a = H5Acreate2(loc, at->name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a >= 0)
+        ok = H5Awrite(a, t, val) >= 0;
+done:
+    if (a >= 0)
+        H5Aclose(a);
+    if (t >= 0)
+        H5Tclose(t);
+    H5Sclose(sp);
+    return ok;
+}
+
+/* Reads root attribute name into set.  LA_EFORMAT if unreadable or of an unknown class. */
+static int h5_read_attr(hid_t file, const char *path, const char *name, struct attr_set *set,
+                        struct la_error *err)
+{
+    int rc = LA_OK, oom = 0;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT), ft = -1, mt = -1, sp = -1;
+    if (a < 0 || (ft = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0 ||
+        H5Sget_simple_extent_npoints(sp) != 1)
+        goto bad;
+    H5T_class_t cls = H5Tget_class(ft);
+    if (cls == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        char *v = NULL;
+        mt = H5Tcopy(H5T_C_S1);
+        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(ft)) < 0 || H5Aread(a, mt, &v) < 0)
+            goto bad;
+        oom = attrs_add_str(set, name, v ? v : "");
+        H5free_memory(v);
+    } else if (cls == H5T_STRING) {
+        size_t size = H5Tget_size(ft);
+        char *v = calloc(size + 1, 1);
+        if (!v) {
+            oom = 1;
+            goto done;
+        }
+        if ((mt = H5Tcopy(ft)) < 0 || H5Aread(a, mt, v) < 0) {
+            free(v);
+            goto bad;
+        }
+        oom = attrs_add_str(set, name, v);
+        free(v);
+    } else if (cls == H5T_INTEGER && H5Tget_sign(ft) == H5T_SGN_NONE) {
+        uint64_t u;
+        if (H5Aread(a, H5T_NATIVE_UINT64, &u) < 0)
+            goto bad;
+        oom = attrs_add(set, name, AK_U64, NULL, 0, 0, u, 0);
+    } else if (cls == H5T_INTEGER) {
+        int64_t i;
+        if (H5Aread(a, H5T_NATIVE_INT64, &i) < 0)
+            goto bad;
+        oom = attrs_add(set, name, H5Tget_size(ft) <= 4 ? AK_I32 : AK_I64, NULL, 0, i, 0, 0);
+    } else if (cls == H5T_FLOAT) {
+        double f;
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &f) < 0)
+            goto bad;
+        oom = attrs_add(set, name, AK_F64, NULL, 0, 0, 0, f);
+    } else {
+        goto bad;
+    }
+    goto done;
+bad:
+    rc = LA_FAIL(err, LA_EFORMAT, "%s: cannot read attribute '%s'", path, name);
+done:
+    if (oom)
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory reading attribute '%s'", name);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc;
+}
+
+static herr_t collect_name(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    struct attr_set *names = data;
+    if (is_known_attr(name))
+        return 0;
+    return attrs_add_str(names, name, "") ? -1 : 0;
+}
+
+/* Every root attribute: the known ones in their order, then the others by name. */
+static int h5_read_attrs(hid_t file, const char *path, struct attr_set *set,
+                         struct la_error *err)
+{
+    for (size_t i = 0; i < N_KNOWN_ATTRS; i++) {
+        if (H5Aexists(file, known_attrs[i]) <= 0)
+            continue;
+        int rc = h5_read_attr(file, path, known_attrs[i], set, err);
+        if (rc)
+            return rc;
+    }
+    struct attr_set others = {0};
+    hsize_t idx = 0;
+    int rc = LA_OK;
+    if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_name, &others) < 0)
+        rc = LA_FAIL(err, LA_EFORMAT, "%s: cannot list the root attributes", path);
+    for (size_t i = 0; i < others.n && !rc; i++)
+        rc = h5_read_attr(file, path, others.a[i].name, set, err);
+    attrs_free(&others);
+    return rc;
+}
+
+/* ---- reading an .h5 ------------------------------------------------------------------- */
+
+/* Opens path read-only without locking; a one-line error names what is wrong with it. */
+static int open_reader(const char *path, hid_t *file, struct la_error *err)
+{
+    *file = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return LA_FAIL(err, LA_EIO, "cannot open %s: %s", path, strerror(errno));
+    close(fd);
+    hid_t fapl = nolock_fapl();
+    if (fapl < 0)
+        return LA_FAIL(err, LA_EINTERNAL, "HDF5: cannot create a file access list");
+    *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (*file < 0)
+        return LA_FAIL(err, LA_EFORMAT, "%s is not a readable HDF5 file", path);
+    return LA_OK;
+}
+
+/* Opens /runs and checks that it is a 1-D compound dataset. */
+static int open_runs(hid_t file, const char *path, hid_t *dset, size_t *nrows,
+                     struct la_error *err)
+{
+    *dset = -1;
+    if (H5Lexists(file, RUNS_NAME, H5P_DEFAULT) <= 0)
+        return LA_FAIL(err, LA_EFORMAT, "%s has no /runs table (not a linattn results file?)",
+                       path);
+    hid_t d = H5Dopen2(file, RUNS_NAME, H5P_DEFAULT);
+    if (d < 0)
+        return LA_FAIL(err, LA_EFORMAT, "%s: cannot open /runs", path);
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    int ok = t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_COMPOUND &&
+             H5Sget_simple_extent_ndims(sp) == 1;
+    hsize_t dims[1] = {0};
+    if (ok)
+        ok = H5Sget_simple_extent_dims(sp, dims, NULL) == 1;
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (!ok) {
+        H5Dclose(d);
+        return LA_FAIL(err, LA_EFORMAT, "%s: /runs is not a 1-D table of rows", path);
+    }
+    *dset = d;
+    *nrows = (size_t)dims[0];
+    return LA_OK;
+}
+
+/* What an .h5 holds: its attributes and its rows (fill-value rows dropped and counted). */
+struct h5_content {
+    struct attr_set attrs;
+    struct la_row *rows;
+    size_t n, n_empty;
+    int same_layout; /* /runs has exactly this build's row type */
+};
+
+static void h5_content_free(struct h5_content *c)
+{
+    attrs_free(&c->attrs);
+    free(c->rows);
+    memset(c, 0, sizeof *c);
+}
+
+static int h5_load(const char *path, int want_attrs, int want_rows, struct h5_content *c,
+                   struct la_error *err)
+{
+    memset(c, 0, sizeof *c);
+    hid_t file, dset = -1, mt = -1, ft = -1, want_t = -1;
+    int rc = open_reader(path, &file, err);
+    if (rc)
+        return rc;
+    size_t nrows = 0;
+    if (want_attrs && (rc = h5_read_attrs(file, path, &c->attrs, err)))
+        goto done;
+    if ((rc = open_runs(file, path, &dset, &nrows, err)))
+        goto done;
+    if (!want_rows)
+        nrows = 0;
+    if ((ft = H5Dget_type(dset)) >= 0 && (want_t = row_file_type()) >= 0)
+        c->same_layout = H5Tequal(ft, want_t) > 0;
+    c->rows = malloc((nrows ? nrows : 1) * sizeof *c->rows);
+    if (!c->rows) {
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory reading the %zu rows of %s", nrows, path);
+        goto done;
+    }
+    for (size_t i = 0; i < nrows; i++)
+        row_defaults(&c->rows[i]);
+    if (nrows) {
+        if ((mt = row_mem_type()) < 0) {
+            rc = LA_FAIL(err, LA_EINTERNAL, "HDF5: cannot build the row type");
+            goto done;
+        }
+        if (H5Dread(dset, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->rows) < 0) {
+            rc = LA_FAIL(err, LA_EFORMAT, "%s: cannot read /runs (damaged file?)", path);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        if (c->rows[i].status == LA_ROW_EMPTY) {
+            c->n_empty++;
+            continue;
+        }
+        struct la_row tmp;
+        canon_row(&tmp, &c->rows[i]);
+        c->rows[c->n++] = tmp;
+    }
+done:
+    if (want_t >= 0)
+        H5Tclose(want_t);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (dset >= 0)
+        H5Dclose(dset);
+    H5Fclose(file);
+    if (rc)
+        h5_content_free(c);
+    return rc;
+}
+
+/* ---- writing an .h5 ------------------------------------------------------------------- */
+
+/* Creates the directories above path that are missing (mkdir -p of its dirname). */
+static int make_parent_dirs(const char *path, struct la_error *err)
+{
+    char dir[LA_PATH_LEN];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return LA_FAIL(err, LA_EINVAL, "results path too long: %s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return LA_OK;
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+                return LA_FAIL(err, LA_EIO, "cannot create results file %s: directory %s: %s",
+                               path, dir, strerror(errno));
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return LA_OK;
+}
+
+/* Writes attrs and rows as a complete .h5 at PATH.tmp-PID and renames it over path, so no
+ * reader or resumed run ever sees a half-built file. */
+static int h5_build(const char *path, const struct attr_set *attrs, const struct la_row *rows,
+                    size_t n, struct la_error *err)
+{
+    char tmp[LA_PATH_LEN + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return LA_FAIL(err, LA_EIO, "cannot create results file %s: %s", path, strerror(errno));
+    close(fd);
+
+    hid_t fapl = -1, f = -1, ft = -1, mt = -1, sp = -1, dcpl = -1, d = -1;
+    int rc = LA_FAIL(err, LA_EIO, "cannot write results file %s (HDF5 error)", tmp);
+    if ((fapl = nolock_fapl()) < 0)
+        goto done;
+    if ((f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+        goto done;
+    for (size_t i = 0; i < attrs->n; i++)
+        if (!h5_write_attr(f, &attrs->a[i]))
+            goto done;
+    hsize_t dims[1] = {n}, maxdims[1] = {H5S_UNLIMITED}, chunk[1] = {RUNS_CHUNK};
+    struct la_row fill;
+    row_defaults(&fill);
+    fill.index = -1;
+    fill.status = LA_ROW_EMPTY;
+    if ((ft = row_file_type()) < 0 || (mt = row_mem_type()) < 0 ||
+        (sp = H5Screate_simple(1, dims, maxdims)) < 0 ||
+        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 1, chunk) < 0 ||
+        H5Pset_fill_value(dcpl, mt, &fill) < 0)
+        goto done;
+    if ((d = H5Dcreate2(f, RUNS_NAME, ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+        goto done;
+    if (n && H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+        goto done;
+    if (H5Dclose(d) < 0)
+        goto done;
+    d = -1;
+    herr_t cst = H5Fclose(f);
+    f = -1;
+    if (cst < 0)
+        goto done;
+    if (rename(tmp, path) != 0) {
+        rc = LA_FAIL(err, LA_EIO, "cannot create results file %s: %s", path, strerror(errno));
+        goto done;
+    }
+    la_error_clear(err);
+    rc = LA_OK;
+done:
+    if (d >= 0)
+        H5Dclose(d);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (f >= 0)
+        H5Fclose(f);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* ---- the journal ---------------------------------------------------------------------- */
+
+struct journal {
+    int valid;          /* a complete header of this build's layout */
+    int foreign;        /* a complete header of another row layout */
+    struct attr_set attrs;
+    struct la_row *rows;
+    size_t n, cap;
+    off_t end;          /* end of the last good record (the journal is cut here) */
+};
+
+static void journal_free(struct journal *j)
+{
+    attrs_free(&j->attrs);
+    free(j->rows);
+    memset(j, 0, sizeof *j);
+}
+
+struct buf {
+    unsigned char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void buf_put(struct buf *b, const void *p, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->n + n)
+            ncap *= 2;
+        unsigned char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+/* Writes all of p at offset off of fd; 0 or -1 with errno. */
+static int pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+    const char *s = p;
+    while (n) {
+        ssize_t w = pwrite(fd, s, n, off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        s += w;
+        off += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The header as one buffer (written with one write()). */
+static int journal_header(const struct attr_set *attrs, struct buf *b)
+{
+    uint32_t hdr_len = 0, row_size = sizeof(struct la_row), nattrs = (uint32_t)attrs->n;
+    uint64_t lh = layout_hash();
+    buf_put(b, J_MAGIC, 8);
+    buf_put(b, &hdr_len, 4); /* patched below */
+    buf_put(b, &row_size, 4);
+    buf_put(b, &lh, 8);
+    buf_put(b, &nattrs, 4);
+    for (size_t i = 0; i < attrs->n; i++) {
+        const struct attr *a = &attrs->a[i];
+        uint8_t kind = (uint8_t)a->kind;
+        uint16_t nl = (uint16_t)strlen(a->name);
+        int32_t i32 = (int32_t)a->i;
+        const void *v;
+        uint32_t vl;
+        switch (a->kind) {
+        case AK_STR: v = a->s; vl = (uint32_t)strlen(a->s); break;
+        case AK_I32: v = &i32; vl = 4; break;
+        case AK_I64: v = &a->i; vl = 8; break;
+        case AK_U64: v = &a->u; vl = 8; break;
+        default: v = &a->f; vl = 8; break;
+        }
+        buf_put(b, &kind, 1);
+        buf_put(b, &nl, 2);
+        buf_put(b, a->name, nl);
+        buf_put(b, &vl, 4);
+        buf_put(b, v, vl);
+    }
+    if (b->oom)
+        return -1;
+    hdr_len = (uint32_t)(b->n + 8);
+    memcpy(b->p + 8, &hdr_len, 4);
+    uint64_t sum = fnv1a(b->p, b->n, FNV_SEED);
+    buf_put(b, &sum, 8);
+    return b->oom ? -1 : 0;
+}
+
+struct journal_record {
+    uint32_t magic, zero;
+    uint64_t sum;
+    struct la_row row;
+};
+
+static void journal_record(struct journal_record *rec, const struct la_row *canon)
+{
+    memset(rec, 0, sizeof *rec);
+    rec->magic = J_ROW_MAGIC;
+    rec->zero = 0;
+    rec->row = *canon;
+    rec->sum = fnv1a(&rec->row, sizeof rec->row, FNV_SEED);
+}
+
+/* Parses the header at p[0..n); returns its length, 0 if incomplete or invalid. */
+static size_t journal_parse_header(const unsigned char *p, size_t n, struct journal *j)
+{
+    uint32_t hdr_len, row_size, nattrs;
+    uint64_t lh, sum;
+    if (n < 36 || memcmp(p, J_MAGIC, 8))
+        return 0;
+    memcpy(&hdr_len, p + 8, 4);
+    if (hdr_len < 36 || hdr_len > n)
+        return 0;
+    memcpy(&sum, p + hdr_len - 8, 8);
+    if (fnv1a(p, hdr_len - 8, FNV_SEED) != sum)
+        return 0;
+    memcpy(&row_size, p + 12, 4);
+    memcpy(&lh, p + 16, 8);
+    memcpy(&nattrs, p + 24, 4);
+    if (row_size != sizeof(struct la_row) || lh != layout_hash()) {
+        j->foreign = 1;
+        return 0;
+    }
+    size_t off = 28, end = hdr_len - 8;
+    for (uint32_t i = 0; i < nattrs; i++) {
+        uint8_t kind;
+        uint16_t nl;
+        uint32_t vl;
+        if (off + 3 > end)
+            return 0;
+        memcpy(&kind, p + off, 1);
+        memcpy(&nl, p + off + 1, 2);
+        off += 3;
+        if (off + nl + 4 > end)
+            return 0;
+        char name[256];
+        if (nl >= sizeof name)
+            return 0;
+        memcpy(name, p + off, nl);
+        name[nl] = '\0';
+        off += nl;
+        memcpy(&vl, p + off, 4);
+        off += 4;
+        if (off + vl > end)
+            return 0;
+        int oom;
+        const unsigned char *v = p + off;
+        int32_t i32;
+        int64_t i64;
+        uint64_t u64;
+        double f;
+        switch (kind) {
+        case AK_STR: oom = attrs_add(&j->attrs, name, AK_STR, (const char *)v, vl, 0, 0, 0); break;
+        case AK_I32:
+            if (vl != 4)
+                return 0;
+            memcpy(&i32, v, 4);
+            oom = attrs_add(&j->attrs, name, AK_I32, NULL, 0, i32, 0, 0);
+            break;
+        case AK_I64:
+            if (vl != 8)
+                return 0;
+            memcpy(&i64, v, 8);
+            oom = attrs_add(&j->attrs, name, AK_I64, NULL, 0, i64, 0, 0);
+            break;
+        case AK_U64:
+            if (vl != 8)
+                return 0;
+            memcpy(&u64, v, 8);
+            oom = attrs_add(&j->attrs, name, AK_U64, NULL, 0, 0, u64, 0);
+            break;
+        case AK_F64:
+            if (vl != 8)
+                return 0;
+            memcpy(&f, v, 8);
+            oom = attrs_add(&j->attrs, name, AK_F64, NULL, 0, 0, 0, f);
+            break;
+        default: return 0;
+        }
+        if (oom)
+            return 0;
+        off += vl;
+    }
+    return hdr_len;
+}
+
+/* Reads the journal on fd: header and the good records before the first bad or short one.
+ * A missing, empty or torn header leaves j->valid 0 (not an error). */
+static int journal_load(int fd, const char *jpath, struct journal *j, struct la_error *err)
+{
+    memset(j, 0, sizeof *j);
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return LA_FAIL(err, LA_EIO, "cannot read %s: %s", jpath, strerror(errno));
+    size_t size = (size_t)st.st_size;
+    if (size == 0)
+        return LA_OK;
+    unsigned char *p = malloc(size);
+    if (!p)
+        return LA_FAIL(err, LA_ENOMEM, "out of memory reading %s", jpath);
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, p + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    size_t off = journal_parse_header(p, got, j);
+    if (off == 0) {
+        attrs_free(&j->attrs);
+        free(p);
+        return LA_OK;
+    }
+    j->valid = 1;
+    size_t recsize = sizeof(struct journal_record);
+    j->cap = (got - off) / recsize + 1;
+    j->rows = malloc(j->cap * sizeof *j->rows);
+    if (!j->rows) {
+        free(p);
+        journal_free(j);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory reading %s", jpath);
+    }
+    while (off + recsize <= got) {
+        struct journal_record rec;
+        memcpy(&rec, p + off, recsize);
+        if (rec.magic != J_ROW_MAGIC || rec.zero != 0 ||
+            fnv1a(&rec.row, sizeof rec.row, FNV_SEED) != rec.sum)
+            break;
+        j->rows[j->n++] = rec.row;
+        off += recsize;
+    }
+    j->end = (off_t)off;
+    free(p);
+    return LA_OK;
+}
+
+/* Replaces the journal's content by a header and rows (the journal stays the same file, so the
+ * writer's lock on it holds).  It is only ever called with rows of a healthy .h5, so a crash
+ * halfway is repaired by the next open: a torn header makes the journal invalid and a short
+ * one a prefix of the .h5, and either way the journal is regenerated from the .h5 again. */
+static int journal_rewrite(int fd, const char *jpath, const struct attr_set *attrs,
+                           const struct la_row *rows, size_t n, off_t *end,
+                           struct la_error *err)
+{
+    struct buf b = {0};
+    if (journal_header(attrs, &b) != 0) {
+        free(b.p);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory writing %s", jpath);
+    }
+    for (size_t i = 0; i < n && !b.oom; i++) {
+        struct journal_record rec;
+        journal_record(&rec, &rows[i]);
+        buf_put(&b, &rec, sizeof rec);
+    }
+    int rc = LA_OK;
+    if (b.oom)
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory writing %s", jpath);
+    else if (ftruncate(fd, 0) != 0 || pwrite_all(fd, b.p, b.n, 0) != 0)
+        rc = LA_FAIL(err, LA_EIO, "cannot write %s: %s", jpath, strerror(errno));
+    else
+        *end = (off_t)b.n;
+    free(b.p);
+    return rc;
+}
+
+static int journal_path(const char *path, char *jpath, size_t cap, struct la_error *err)
+{
+    if (snprintf(jpath, cap, "%s%s", path, JOURNAL_SUFFIX) >= (int)cap)
+        return LA_FAIL(err, LA_EINVAL, "results path too long: %s", path);
+    return LA_OK;
+}
+
+/* ---- the open writer ------------------------------------------------------------------ */
+
+struct la_results {
+    hid_t file, dset, mtype;
+    int jfd;          /* the journal, locked for the writer's lifetime */
+    off_t jend;       /* its length */
+    size_t nrows;
+    char path[LA_PATH_LEN];
+    char jpath[LA_PATH_LEN + 16];
+    /* Keys of status-OK rows: open addressing, linear probing, power-of-two capacity. */
+    char **keys;
+    size_t kcap, kcount;
+};
+
+static int keyset_add(struct la_results *r, const char *key)
+{
+    if (2 * (r->kcount + 1) > r->kcap) {
+        size_t ncap = r->kcap ? 2 * r->kcap : 256;
+        char **nk = calloc(ncap, sizeof *nk);
+        if (!nk)
+            return LA_ENOMEM;
+        for (size_t i = 0; i < r->kcap; i++) {
+            if (!r->keys[i])
+                continue;
+            size_t j = fnv1a(r->keys[i], strlen(r->keys[i]), FNV_SEED) & (ncap - 1);
+            while (nk[j])
+                j = (j + 1) & (ncap - 1);
+            nk[j] = r->keys[i];
+        }
+        free(r->keys);
+        r->keys = nk;
+        r->kcap = ncap;
+    }
+    size_t j = fnv1a(key, strlen(key), FNV_SEED) & (r->kcap - 1);
+    while (r->keys[j]) {
+        if (!strcmp(r->keys[j], key))
+            return LA_OK;
+        j = (j + 1) & (r->kcap - 1);
+    }
+    r->keys[j] = strdup(key);
+    if (!r->keys[j])
+        return LA_ENOMEM;
+    r->kcount++;
+    return LA_OK;
+}
+
+int la_results_has_key(const struct la_results *r, const char *key)
+{
+    if (!r || !r->kcap || !key)
+        return 0;
+    size_t j = fnv1a(key, strlen(key), FNV_SEED) & (r->kcap - 1);
+    while (r->keys[j]) {
+        if (!strcmp(r->keys[j], key))
+            return 1;
+        j = (j + 1) & (r->kcap - 1);
+    }
+    return 0;
+}
+
+size_t la_results_nrows(const struct la_results *r) { return r ? r->nrows : 0; }
+
+/* Extends /runs by one row and writes it (no flush). */
+static int h5_append(struct la_results *r, const struct la_row *canon, struct la_error *err)
+{
+    hsize_t n = r->nrows, newdims[1] = {n + 1}, start[1] = {n}, count[1] = {1};
+    int rc = LA_OK;
+    hid_t fs = -1, ms = -1;
+    if (H5Dset_extent(r->dset, newdims) < 0) {
+        rc = LA_FAIL(err, LA_EIO, "%s: cannot extend /runs to %llu rows", r->path,
+                     (unsigned long long)newdims[0]);
+        goto done;
+    }
+    if ((fs = H5Dget_space(r->dset)) < 0 || (ms = H5Screate_simple(1, count, NULL)) < 0 ||
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dwrite(r->dset, r->mtype, ms, fs, H5P_DEFAULT, canon) < 0) {
+        hsize_t back[1] = {n}; /* leave no fill-value row behind */
+        H5Dset_extent(r->dset, back);
+        rc = LA_FAIL(err, LA_EIO, "%s: cannot write row %llu", r->path, (unsigned long long)n);
+        goto done;
+    }
+    r->nrows++;
+done:
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    return rc;
+}
+
+static int h5_flush(struct la_results *r, struct la_error *err)
+{
+    if (H5Fflush(r->file, H5F_SCOPE_GLOBAL) < 0)
+        return LA_FAIL(err, LA_EIO, "%s: cannot flush to disk", r->path);
+    return LA_OK;
+}
+
+/* Opens the (healthy) .h5 for appending. */
+static int h5_open_writer(struct la_results *r, struct la_error *err)
+{
+    hid_t fapl = nolock_fapl();
+    if (fapl < 0)
+        return LA_FAIL(err, LA_EINTERNAL, "HDF5: cannot create a file access list");
+    r->file = H5Fopen(r->path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (r->file < 0)
+        return LA_FAIL(err, LA_EIO, "cannot open results file %s for writing (HDF5 error)",
+                       r->path);
+    return open_runs(r->file, r->path, &r->dset, &r->nrows, err);
+}
+
+static int text_matches(const struct attr_set *attrs, const struct la_provenance *prov,
+                        const char *path, struct la_error *err)
+{
+    const struct attr *t = attrs_find(attrs, "experiment_text");
+    if (!t || t->kind != AK_STR)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "%s has no experiment_text (not a linattn results file?); use --fresh to "
+                       "overwrite it",
+                       path);
+    if (!strcmp(t->s, prov->experiment_text ? prov->experiment_text : ""))
+        return LA_OK;
+    const struct attr *n = attrs_find(attrs, "experiment_name");
+    char name[256] = "";
+    if (n && n->kind == AK_STR)
+        snprintf(name, sizeof name, " (experiment '%s')", n->s);
+    return LA_FAIL(err, LA_EINVAL,
+                   "%s holds results of a different experiment text%s; use --fresh to "
+                   "overwrite it, or choose another output file",
+                   path, name);
+}
+
+static int same_id(const struct attr_set *a, const struct attr_set *b)
+{
+    const struct attr *x = attrs_find(a, ID_ATTR), *y = attrs_find(b, ID_ATTR);
+    return x && y && x->kind == AK_STR && y->kind == AK_STR && !strcmp(x->s, y->s);
+}
+
+/* rows a[0..na) start with b[0..nb)? */
+static int is_prefix(const struct la_row *b, size_t nb, const struct la_row *a, size_t na)
+{
+    return nb <= na && (nb == 0 || !memcmp(a, b, nb * sizeof *a));
+}
+
+/* Removes PATH.tmp-PID files that a writer killed while building the .h5 left behind; the
+ * caller holds the journal lock, so no live writer is building one. */
+static void remove_stale_tmp(const char *path)
+{
+    char dir[LA_PATH_LEN];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    char prefix[LA_PATH_LEN + 8];
+    snprintf(prefix, sizeof prefix, "%s.tmp-", base);
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen) || !e->d_name[plen] ||
+            strspn(e->d_name + plen, "0123456789") != strlen(e->d_name + plen))
+            continue;
+        char full[2 * LA_PATH_LEN + 2];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        unlink(full);
+    }
+    closedir(d);
+}
+
+/* Brings .h5 and journal into agreement (the reasoning is in the file's top comment), opens
+ * the .h5 for appending and loads the keys of finished rows. */
+static int recover_and_open(struct la_results *r, const struct la_provenance *prov,
+                            int fresh, struct la_error *err)
+{
+    struct journal j = {0};
+    struct h5_content h = {0};
+    struct attr_set newattrs = {0};
+    struct la_error h5err;
+    int rc = LA_OK, h5_ok = 0, h5_exists = 0;
+
+    remove_stale_tmp(r->path);
+    if (fresh) {
+        if (ftruncate(r->jfd, 0) != 0) {
+            rc = LA_FAIL(err, LA_EIO, "cannot write %s: %s", r->jpath, strerror(errno));
+            goto done;
+        }
+    } else {
+        if ((rc = journal_load(r->jfd, r->jpath, &j, err)))
+            goto done;
+        struct stat st;
+        h5_exists = stat(r->path, &st) == 0;
+        if (h5_exists && !S_ISREG(st.st_mode)) {
+            rc = LA_FAIL(err, LA_EIO, "results path %s is not a regular file", r->path);
+            goto done;
+        }
+        h5_ok = h5_exists && h5_load(r->path, 1, 1, &h, &h5err) == LA_OK;
+    }
+    if (j.foreign || (h5_ok && !h.same_layout)) {
+        rc = LA_FAIL(err, LA_EFORMAT,
+                     "%s was written by a linattn with another row layout; use --fresh to "
+                     "overwrite it, or choose another output file",
+                     r->path);
+        goto done;
+    }
+    /* A journal of another file (the .h5 was replaced) is stale: the .h5 is adopted. */
+    if (j.valid && h5_ok && !same_id(&j.attrs, &h.attrs)) {
+        journal_free(&j);
+        j.valid = 0;
+    }
+
+    const struct la_row *rows = NULL;
+    size_t n = 0;
+    if (j.valid) {
+        if ((rc = text_matches(&j.attrs, prov, r->path, err)))
+            goto done;
+        if (h5_ok && h.n_empty == 0 && is_prefix(j.rows, j.n, h.rows, h.n) && h.n > j.n) {
+            /* The .h5 has more (rows added by another tool): it becomes the truth. */
+            if ((rc = journal_rewrite(r->jfd, r->jpath, &h.attrs, h.rows, h.n, &r->jend, err)))
+                goto done;
+            rows = h.rows;
+            n = h.n;
+        } else {
+            if (!(h5_ok && h.n_empty == 0 && is_prefix(h.rows, h.n, j.rows, j.n))) {
+                /* Damaged, missing or disagreeing .h5: rebuilt from the journal. */
+                if ((rc = h5_build(r->path, &j.attrs, j.rows, j.n, err)))
+                    goto done;
+            }
+            /* Cut a torn record at the end, so new records follow good ones. */
+            if (ftruncate(r->jfd, j.end) != 0) {
+                rc = LA_FAIL(err, LA_EIO, "cannot write %s: %s", r->jpath, strerror(errno));
+                goto done;
+            }
+            r->jend = j.end;
+            rows = j.rows;
+            n = j.n;
+        }
+    } else if (h5_ok) {
+        if ((rc = text_matches(&h.attrs, prov, r->path, err)))
+            goto done;
+        if (h.n_empty || !attrs_find(&h.attrs, ID_ATTR)) {
+            if (!attrs_find(&h.attrs, ID_ATTR)) {
+                /* Cannot happen for files of this build; give an adopted file an id. */
+                char id[32];
+                snprintf(id, sizeof id, "%016" PRIx64, fnv1a(r->path, strlen(r->path), FNV_SEED));
+                if (attrs_add_str(&h.attrs, ID_ATTR, id)) {
+                    rc = LA_FAIL(err, LA_ENOMEM, "out of memory opening %s", r->path);
+                    goto done;
+                }
+            }
+            if ((rc = h5_build(r->path, &h.attrs, h.rows, h.n, err)))
+                goto done;
+        }
+        if ((rc = journal_rewrite(r->jfd, r->jpath, &h.attrs, h.rows, h.n, &r->jend, err)))
+            goto done;
+        rows = h.rows;
+        n = h.n;
+    } else if (h5_exists) {
+        rc = LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
+                     "use --fresh to overwrite it", r->path, h5err.msg);
+        goto done;
+    } else {
+        /* A new file (or --fresh): the .h5 first, then the journal header. */
+        if (attrs_provenance(&newattrs, prov)) {
+            rc = LA_FAIL(err, LA_ENOMEM, "out of memory creating %s", r->path);
+            goto done;
+        }
+        if ((rc = h5_build(r->path, &newattrs, NULL, 0, err)))
+            goto done;
+        if ((rc = journal_rewrite(r->jfd, r->jpath, &newattrs, NULL, 0, &r->jend, err)))
+            goto done;
+    }
+
+    if ((rc = h5_open_writer(r, err)))
+        goto done;
+    /* Rows the journal has and the .h5 missed (a crash between the two writes). */
+    if (r->nrows < n) {
+        for (size_t i = r->nrows; i < n && !rc; i++)
+            rc = h5_append(r, &rows[i], err);
+        if (!rc)
+            rc = h5_flush(r, err);
+        if (rc)
+            goto done;
+    }
+    if (r->nrows != n) {
+        rc = LA_FAIL(err, LA_EINTERNAL, "%s: %zu rows after recovery, expected %zu", r->path,
+                     r->nrows, n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].status == LA_ROW_OK && keyset_add(r, rows[i].key) != LA_OK) {
+            rc = LA_FAIL(err, LA_ENOMEM, "out of memory loading the keys of %s", r->path);
+            goto done;
+        }
+done:
+    attrs_free(&newattrs);
+    h5_content_free(&h);
+    journal_free(&j);
+    return rc;
+}
+
+int la_results_open(const char *path, const struct la_provenance *prov, int fresh,
+                    struct la_results **out, struct la_error *err)
+{
+    *out = NULL;
+    if (!path || !*path || !prov)
+        return LA_FAIL(err, LA_EINVAL, "la_results_open: no path or provenance");
+    if (strlen(path) >= LA_PATH_LEN)
+        return LA_FAIL(err, LA_EINVAL, "results path too long (max %d bytes): %s",
+                       LA_PATH_LEN - 1, path);
+    int rc = make_parent_dirs(path, err);
+    if (rc)
+        return rc;
+    struct la_results *r = calloc(1, sizeof *r);
+    if (!r)
+        return LA_FAIL(err, LA_ENOMEM, "out of memory opening %s", path);
+    r->file = r->dset = r->mtype = -1;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    if ((rc = journal_path(path, r->jpath, sizeof r->jpath, err)))
+        goto fail;
+    int created = 0;
+    r->jfd = open(r->jpath, O_RDWR | O_CLOEXEC);
+    if (r->jfd < 0 && errno == ENOENT) {
+        r->jfd = open(r->jpath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        created = r->jfd >= 0;
+    }
+    if (r->jfd < 0) {
+        rc = LA_FAIL(err, LA_EIO, "cannot open results file %s for writing (journal %s): %s",
+                     path, r->jpath, strerror(errno));
+        goto fail;
+    }
+    if (flock(r->jfd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            rc = LA_FAIL(err, LA_EIO,
+                         "results file %s is locked: another linattn run is writing it", path);
+        else if (errno != ENOLCK && errno != ENOSYS && errno != EOPNOTSUPP)
+            rc = LA_FAIL(err, LA_EIO, "cannot lock %s: %s", r->jpath, strerror(errno));
+        if (rc)
+            goto fail; /* a filesystem without locks is tolerated, as HDF5 does */
+    }
+    if ((r->mtype = row_mem_type()) < 0) {
+        rc = LA_FAIL(err, LA_EINTERNAL, "HDF5: cannot build the row type");
+        goto fail;
+    }
+    rc = recover_and_open(r, prov, fresh, err);
+    if (rc) {
+        /* Leave no empty journal behind for a file that was refused. */
+        struct stat st;
+        if (created && fstat(r->jfd, &st) == 0 && st.st_size == 0)
+            unlink(r->jpath);
+        goto fail;
+    }
+    *out = r;
+    return LA_OK;
+fail:
+    la_results_close(r);
+    return rc;
+}
+
+int la_results_append(struct la_results *r, const struct la_row *row, struct la_error *err)
+{
+    if (!r || !row)
+        return LA_FAIL(err, LA_EINVAL, "la_results_append: no file or row");
+    if (row->status == LA_ROW_EMPTY)
+        return LA_FAIL(err, LA_EINVAL, "la_results_append: status %d is reserved for unwritten "
+                       "rows", LA_ROW_EMPTY);
+    struct journal_record rec;
+    struct la_row canon;
+    canon_row(&canon, row);
+    /* The journal first: once this write returns, the row survives any crash. */
+    journal_record(&rec, &canon);
+    if (pwrite_all(r->jfd, &rec, sizeof rec, r->jend) != 0) {
+        int e = errno;
+        /* Cut a partial record; should that fail too, the next open's checksums drop it. */
+        int cut = ftruncate(r->jfd, r->jend);
+        (void)cut;
+        return LA_FAIL(err, LA_EIO, "cannot write %s: %s", r->jpath, strerror(e));
+    }
+    r->jend += (off_t)sizeof rec;
+    int rc = h5_append(r, &canon, err);
+    if (!rc)
+        rc = h5_flush(r, err);
+    if (rc)
+        return rc;
+    if (canon.status == LA_ROW_OK && keyset_add(r, canon.key) != LA_OK)
+        return LA_FAIL(err, LA_ENOMEM, "out of memory recording the key of row %zu",
+                       r->nrows - 1);
+    return LA_OK;
+}
+
+void la_results_close(struct la_results *r)
+{
+    if (!r)
+        return;
+    if (r->dset >= 0)
+        H5Dclose(r->dset);
+    if (r->mtype >= 0)
+        H5Tclose(r->mtype);
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    if (r->jfd >= 0)
+        close(r->jfd); /* releases the lock */
+    for (size_t i = 0; i < r->kcap; i++)
+        free(r->keys[i]);
+    free(r->keys);
+    free(r);
+}
+
+/* ---- readers -------------------------------------------------------------------------- */
+
+/* The journal of path, read-only (no lock: a writer may be appending). */
+static int journal_read_path(const char *path, struct journal *j)
+{
+    memset(j, 0, sizeof *j);
+    char jpath[LA_PATH_LEN + 16];
+    if (journal_path(path, jpath, sizeof jpath, NULL))
+        return 0;
+    int fd = open(jpath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int rc = journal_load(fd, jpath, j, NULL);
+    close(fd);
+    if (rc || !j->valid) {
+        journal_free(j);
+        return 0;
+    }
+    return 1;
+}
+
+/* The .h5's content, or the journal's when the .h5 does not read. */
+static int load_for_reading(const char *path, int want_attrs, int want_rows,
+                            struct h5_content *c, struct la_error *err)
+{
+    int rc = h5_load(path, want_attrs, want_rows, c, err);
+    if (rc == LA_OK)
+        return LA_OK;
+    struct journal j;
+    if (!journal_read_path(path, &j))
+        return rc;
+    memset(c, 0, sizeof *c);
+    c->attrs = j.attrs;
+    c->rows = j.rows;
+    c->n = j.n;
+    c->same_layout = 1;
+    la_error_clear(err);
+    return LA_OK;
+}
+
+int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    struct h5_content c;
+    int rc = load_for_reading(path, 0, 1, &c, err);
+    if (rc)
+        return rc;
+    *rows = c.rows;
+    *n = c.n;
+    c.rows = NULL;
+    if (!*rows && !(*rows = malloc(sizeof **rows))) { /* never NULL on success */
+        h5_content_free(&c);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory reading %s", path);
+    }
+    h5_content_free(&c);
+    return LA_OK;
+}
+
+int la_results_attr(const char *path, const char *name, char *buf, size_t cap,
+                    struct la_error *err)
+{
+    if (cap)
+        buf[0] = '\0';
+    struct h5_content c;
+    int rc = load_for_reading(path, 1, 0, &c, err);
+    if (rc)
+        return rc;
+    const struct attr *a = attrs_find(&c.attrs, name);
+    char *v = a ? attr_text(a) : NULL;
+    if (!a)
+        rc = LA_FAIL(err, LA_EFORMAT, "%s: no attribute '%s' (not a linattn results file?)",
+                     path, name);
+    else if (!v)
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory reading attribute '%s'", name);
+    else if (cap)
+        snprintf(buf, cap, "%s", v);
+    free(v);
+    h5_content_free(&c);
+    return rc;
+}
+
+int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err)
+{
+    *names = NULL;
+    *n = 0;
+    struct h5_content c;
+    int rc = load_for_reading(path, 1, 0, &c, err);
+    if (rc)
+        return rc;
+    char **out = calloc(c.attrs.n + 1, sizeof *out);
+    size_t k = 0;
+    /* The known ones in their documented order, then the others as stored. */
+    for (size_t i = 0; out && i < N_KNOWN_ATTRS; i++)
+        if (attrs_find(&c.attrs, known_attrs[i]) && !(out[k++] = strdup(known_attrs[i])))
+            goto oom;
+    for (size_t i = 0; out && i < c.attrs.n; i++)
+        if (!is_known_attr(c.attrs.a[i].name) && !(out[k++] = strdup(c.attrs.a[i].name)))
+            goto oom;
+    if (!out)
+        goto oom;
+    h5_content_free(&c);
+    *names = out;
+    *n = k;
+    return LA_OK;
+oom:
+    la_results_names_free(out, k);
+    h5_content_free(&c);
+    return LA_FAIL(err, LA_ENOMEM, "out of memory listing the attributes of %s", path);
+}
+
+void la_results_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n && names; i++)
+        free(names[i]);
+    free(names);
+}
