@@ -35,7 +35,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
-CPPFLAGS += $(PKG_CFLAGS) -DLA_GIT_COMMIT='"$(GIT_COMMIT)"' -DLA_CFLAGS='"$(OPT) -fopenmp -fno-math-errno"'
+CPPFLAGS += $(PKG_CFLAGS) -I$(BUILD)/gen
 LDLIBS   += $(PKG_LIBS) -lm
 
 # ---- sources: one list per module (add a file here when it compiles cleanly) --------------
@@ -90,6 +90,17 @@ $(BIN): $(BUILD)/harness/main.o $(LIB)
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
+# Provenance compiled into sysinfo.o: rewritten only when the commit or flags change, so a
+# results file never records a stale commit.
+$(BUILD)/gen/la_build_info.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define LA_GIT_COMMIT "%s"\n#define LA_CFLAGS "%s"\n' "$(GIT_COMMIT)" \
+	    "$(strip $(OPT) -fopenmp -fno-math-errno $(SANFLAGS))" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/harness/sysinfo.o: $(BUILD)/gen/la_build_info.h
+.PHONY: FORCE
+FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/harness/main.d
 

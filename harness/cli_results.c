@@ -169,7 +169,7 @@ static int filter_pass(const struct filter *f, const struct la_row *row)
 
 /* ---- printing ------------------------------------------------------------------------- */
 
-static void print_value(FILE *out, const struct la_row *row, const struct la_column *c)
+static void print_value(FILE *out, const struct la_row *row, const struct la_column *c, int exact)
 {
     const char *p = (const char *)row + c->offset;
     int32_t i32;
@@ -185,7 +185,7 @@ static void print_value(FILE *out, const struct la_row *row, const struct la_col
         if (isnan(x))
             fputs("nan", out); /* %g would print "-nan" for some NaNs */
         else
-            fprintf(out, "%.9g", x);
+            fprintf(out, exact ? "%.17g" : "%.9g", x); /* %.17g round-trips a double */
         break;
     default:
         /* A tab or newline inside a field would split the row. */
@@ -199,7 +199,7 @@ static void print_value(FILE *out, const struct la_row *row, const struct la_col
 
 static const char export_help[] =
     "usage: linattn export FILE.h5 [--where COL OP VALUE]... [--columns a,b,c]\n"
-    "                      [--status ok|failed|all]\n"
+    "                      [--status ok|failed|all] [--exact]\n"
     "\n"
     "Prints the rows of a results file as TSV on stdout: a header line of column names, then\n"
     "one line per row (doubles with 9 significant digits, NaN as 'nan').\n"
@@ -210,6 +210,7 @@ static const char export_help[] =
     "                        e.g. --where map=favor --where 'T>=1024' --where causal=1\n"
     "  --columns a,b,c       print only these columns, in this order (default: all)\n"
     "  --status S            ok, failed or all (default: all)\n"
+    "  --exact               doubles with 17 significant digits (round-trip exact)\n"
     "  --help                this text\n"
     "\n"
     "Column names are the fields of struct la_row (harness/cell.h); results/README.md\n"
@@ -239,6 +240,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
 int cmd_export(int argc, char **argv)
 {
     const char *file = NULL, *columns_arg = NULL, *status_arg = "all";
+    int exact = 0;
     struct filter *filters = calloc((size_t)argc + 1, sizeof *filters);
     const struct la_column **sel = NULL;
     struct la_row *rows = NULL;
@@ -254,6 +256,8 @@ int cmd_export(int argc, char **argv)
             fputs(export_help, stdout);
             code = 0;
             goto done;
+        } else if (!strcmp(a, "--exact")) {
+            exact = 1;
         } else if ((v = opt_value(argc, argv, &i, "--where"))) {
             if ((code = parse_where(v, &filters[nf])))
                 goto done;
@@ -349,7 +353,7 @@ int cmd_export(int argc, char **argv)
         for (size_t c = 0; c < nout; c++) {
             if (c)
                 putchar('\t');
-            print_value(stdout, &rows[r], columns_arg ? sel[c] : &cols[c]);
+            print_value(stdout, &rows[r], columns_arg ? sel[c] : &cols[c], exact);
         }
         putchar('\n');
     }

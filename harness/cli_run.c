@@ -270,7 +270,7 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         return rc;
     }
     make_parents(out);
-    struct la_provenance prov = {e->name, e->text, e->seed, threads_max};
+    struct la_provenance prov = {e->name, e->text, e->seed, threads_max, nranks};
     struct la_results *res = NULL;
     if (la_results_open(out, &prov, o.fresh, &res, &err) != LA_OK) {
         fprintf(stderr, "linattn run: %s\n", err.msg);

@@ -100,7 +100,7 @@ const struct la_column *la_row_column(const char *name)
 
 /* The documented root attributes, in the order `info` prints them. */
 static const char *const known_attrs[] = {
-    "tool_version", "git_commit", "created_utc", "host", "cpu_model", "threads", "blas",
+    "tool_version", "git_commit", "created_utc", "host", "cpu_model", "threads", "mpi_ranks", "blas",
     "blas_core", "compiler", "cflags", "vmath_isa", "experiment_name", "seed", ID_ATTR,
     "experiment_text",
 };
@@ -297,6 +297,7 @@ static int attrs_provenance(struct attr_set *set, const struct la_provenance *pr
         attrs_add_str(set, "created_utc", utc) || attrs_add_str(set, "host", host) ||
         attrs_add_str(set, "cpu_model", cpu) ||
         attrs_add(set, "threads", AK_I32, NULL, 0, prov->threads, 0, 0) ||
+        attrs_add(set, "mpi_ranks", AK_I32, NULL, 0, prov->ranks > 0 ? prov->ranks : 1, 0, 0) ||
         attrs_add_str(set, "blas", la_blas_name()) ||
         attrs_add_str(set, "blas_core", la_blas_core()) ||
         attrs_add_str(set, "compiler", la_compiler()) ||

@@ -27,6 +27,7 @@ struct la_provenance {
     const char *experiment_text; /* verbatim file text */
     uint64_t seed;
     int threads;
+    int ranks; /* MPI ranks of the run that created the file (0 is taken as 1) */
 };
 
 /* Opens path for appending.  If it does not exist (or fresh is set) it is created with the
