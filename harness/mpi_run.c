@@ -109,6 +109,8 @@ int la_mpi_pin(void)
     for (int c = 0; c < CPU_SETSIZE; c++)
         if (CPU_ISSET(c, &all))
             cpus[n++] = c;
+    if (n < sysconf(_SC_NPROCESSORS_ONLN))
+        return n; /* the launcher (srun --cpu-bind, mpirun --bind-to) already gave a slice */
     if (n < lsize)
         return 0; /* more ranks than cores: pinning cannot help; leave it to the OS */
     const int lo = lrank * n / lsize, hi = (lrank + 1) * n / lsize;

@@ -212,7 +212,7 @@ static void test_round_trip(void **state)
     char **names = NULL;
     size_t nn = 0;
     assert_int_equal(la_results_attr_names(path, &names, &nn, &err), LA_OK);
-    assert_int_equal(nn, 15);
+    assert_int_equal(nn, 16); /* 15 provenance attributes + results_id */
     int has_id = 0;
     for (size_t i = 0; i < nn; i++)
         has_id |= !strcmp(names[i], "results_id");
