@@ -123,14 +123,22 @@ check-mpi:  ## build with MPI into build-mpi/ and run the MPI tests (mpirun -np 
 bench: all  ## the benchmark table (1 thread): kernels against SGEMM peak, d in {32,64,128}
 	./$(BIN) bench --suite
 
-figures: all  ## run the quick experiments and draw every figure into plots/out/
-	@echo "make figures: the experiment engine and figures are not built yet (issues 4 and 5)."
+# gnuplot is not a pkg-config package: deps-ok cannot see it, so check it here (install-deps.sh
+# installs it as root, or prints the apt-get line and fails).
+figures: all  ## run the quick experiments (resuming) and draw every figure into plots/out/; PAPER=1: paper sizes
+	@command -v gnuplot >/dev/null 2>&1 || scripts/install-deps.sh
+	scripts/figures.sh $(if $(PAPER),--paper)
+
+.PHONY: docs-figures
+docs-figures: all  ## run the quick experiments and refresh docs/figures/ (small PNGs, committed)
+	@command -v gnuplot >/dev/null 2>&1 || scripts/install-deps.sh
+	scripts/figures.sh --docs
 
 clean:  ## remove build outputs
 	rm -rf $(BUILD) build-asan build-mpi $(BIN)
 
 help:  ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"
 
 # ---- fuzzing (optional: clang + libFuzzer, `scripts/install-deps.sh --fuzz`) ----------------
 # `make fuzz` builds the library with clang, ASan, UBSan and libFuzzer's coverage into

@@ -1,0 +1,52 @@
+# panels.gp — the drawing loop shared by the curve figures (crossover, features, error_T,
+# error_sigma, memory): for each format, a multiplot of nrows × ncols panels, each panel the
+# curves pfirst[p]..plast[p] of `data` (style.gp's plot_curves), with the caption once.
+# Not a figure by itself: a figure script sets fig_title, x_axis and y_axis (gnuplot commands
+# as strings) and key_pos (legend inside each panel) or legend_right = 1 (one legend for the
+# figure in a strip on the right, set before style.gp is loaded), then loads this file.
+if (!exists("key_pos")) key_pos = "top left"
+# The last panel with curves carries the figure legend.
+lastp = 0
+do for [q=1:npanels] { if (pfirst[q] <= plast[q]) { lastp = q } }
+do for [fmt in formats] {
+    eval term_for(fmt)
+    # Margins and spacing in inches, turned into screen fractions.
+    set multiplot layout nrows, ncols \
+        margins 0.9 / fig_w + 0.02, 1 - (legend_w + 0.1) / fig_w, \
+                0.55 / fig_h + 0.05, 1 - 0.75 / fig_h \
+        spacing 0.9 / fig_w + 0.03, 0.85 / fig_h
+    eval title_on(fig_title)
+    eval caption_on
+    do for [p=1:npanels] {
+        unset logscale
+        set autoscale
+        eval x_axis
+        eval y_axis
+        if (legend_right) {
+            set key at screen 1 - (legend_w - 0.05) / fig_w, 1 - 0.75 / fig_h top left
+        } else {
+            eval "set key ".key_pos
+        }
+        set title ptitle[p] noenhanced offset 0, -0.4
+        set xlabel pxlabel[p] noenhanced offset 0, 0.5
+        show_y = (p - 1) % ncols == 0
+        if (!show_y) { show_y = pylabel[p] ne pylabel[p - 1] }
+        if (show_y) { set ylabel pylabel[p] noenhanced offset 1, 0 } else { unset ylabel }
+        unset label 98
+        if (strlen(pnote[p]) > 0 && pfirst[p] <= plast[p]) { eval panel_note }
+        if (pfirst[p] > plast[p]) {
+            eval empty_panel
+        } else {
+            if (legend_right && p == lastp) {
+                eval plot_curves.legend_entries
+            } else {
+                eval plot_curves
+            }
+        }
+        eval title_off
+        eval caption_off
+        unset label 98
+    }
+    unset multiplot
+    unset output
+}

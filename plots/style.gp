@@ -1,0 +1,102 @@
+# style.gp — the one style of every linattn figure: fonts, sizes, a colour per feature map
+# (softmax is black), dash and point types, the T axis in powers of two, the PNG/PDF terminal
+# switch, the caption line, and the macros that draw one panel of curves.
+# Not a figure: every plots/FIG.gp loads it after the meta file `linattn plot` wrote, which
+# defines: out (path without extension), formats ("png pdf"), caption, data (TSV blocks, one per
+# curve: x, y, lo, hi, n, ...), panels (npanels, nrows, ncols, ptitle[], pxlabel[], pylabel[],
+# pnote[], pfirst[], plast[]) and curves (btitle[], bmap[], bdash[], bpt[]).
+# Try it by hand: linattn plot FILE.h5 --keep /tmp/k; gnuplot /tmp/k/FIG.meta.gp plots/FIG.gp
+
+# ---- page and fonts ------------------------------------------------------------------------
+# The terminal is enhanced (10^{-3} on axes); every string that comes from the data (titles,
+# legends, the caption) is drawn `noenhanced`, so names like softmax_flash print as they are.
+font_name = "DejaVu Sans"
+font_size = 10          # points, in the PDF; the PNG is rendered at png_dpi
+if (!exists("png_dpi")) png_dpi = 110   # `linattn plot --png-dpi N` sets it
+if (!exists("legend_right")) legend_right = 0     # 1: one legend for the figure, right strip
+legend_w = legend_right ? 2.9 : 0                 # inches of that strip
+if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w   # inches; a panel is ~4.2 wide
+if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.9
+
+# The terminal of one format; `eval term_for(fmt)` before drawing, `unset output` after.
+# PNG fonts are scaled by png_dpi/96 so that both formats have the same proportions.
+term_for(fmt) = fmt eq "png" ? \
+    sprintf("set terminal pngcairo size %d,%d font '%s,%g' enhanced linewidth 1.25 " . \
+            "background rgb 'white'; set output out.'.png'", \
+            int(fig_w * png_dpi), int(fig_h * png_dpi), font_name, font_size * png_dpi / 96.0) : \
+    sprintf("set terminal pdfcairo size %gin,%gin font '%s,%g' enhanced linewidth 1.25; " . \
+            "set output out.'.pdf'", fig_w, fig_h, font_name, font_size)
+
+# ---- colours: one per map, the same in every figure (Okabe–Ito, colour-blind safe) ----------
+mapcolor(name) = \
+    name eq "softmax" ? "#000000" : \
+    name eq "elu1"    ? "#E69F00" : \
+    name eq "relu"    ? "#56B4E9" : \
+    name eq "rff"     ? "#009E73" : \
+    name eq "prf"     ? "#0072B2" : \
+    name eq "hyp"     ? "#D55E00" : \
+    name eq "gerf"    ? "#CC79A7" : \
+    name eq "taylor2" ? "#8C6D31" : \
+    name eq "learned" ? "#7F7F7F" : "#999933"
+
+# ---- dashes and points: variants of one map (m, draw, causality) -----------------------------
+# 1 solid (the first variant, IID, non-causal), 2 dashed (orthogonal, causal, the second m),
+# 3 dash-dot, 4 dotted (theory lines).
+set dashtype 11 solid
+set dashtype 12 (7, 4)
+set dashtype 13 (8, 3, 2, 3)
+set dashtype 14 (2, 3)
+dt_of(i) = 10 + (i < 1 ? 1 : i > 4 ? 4 : i)
+array PT[8] = [7, 5, 9, 13, 6, 4, 8, 12]
+pt_of(i) = i < 0 ? 6 : i == 0 ? 7 : PT[(i - 1) % 8 + 1]
+ps_of(i) = i < 0 ? 2.2 : i == 0 ? 0.01 : 0.55
+lw_of(i) = i < 0 ? 1.5 : i == 0 ? 1.7 : 1.0     # rings and theory lines a little heavier
+
+# ---- axes ------------------------------------------------------------------------------------
+set grid xtics ytics mxtics mytics lc rgb "#e4e4e4" lw 0.6, lc rgb "#f2f2f2" lw 0.4
+set border 3 lc rgb "#444444"
+set tics nomirror out scale 0.6
+eval sprintf("set key top left reverse Left noautotitle samplen 2.2 spacing 1.0 " . \
+             "font ',%g' nobox opaque", font_size * 0.78)
+set errorbars small
+# A little air left and right, so the first and last points (and their tics) are not on the
+# border: gnuplot drops a tic that rounding puts a hair outside an autoscaled log axis.
+set offsets graph 0.03, graph 0.03, 0, 0
+set bars 0.5
+
+# T axis: powers of two, labelled 128, 1K, 64K, 1M.
+tlabel(x) = x >= 1048576 ? sprintf("%gM", x / 1048576.) : \
+            x >= 1024 ? sprintf("%gK", x / 1024.) : sprintf("%g", x)
+T_axis = "set logscale x 2; set xtics (); " . \
+         "do for [e=0:24] { set xtics add (tlabel(2**e) 2**e) }; set mxtics 1"
+# Bytes axis: 4 KiB, 16 MiB.
+bytes_axis = "set logscale y 2; set format y '%.0b %BB'"
+# Powers-of-ten axis for errors and times.
+log10_y = "set logscale y 10; set format y '10^{%L}'; set mytics 10"
+
+# ---- the caption: experiment, commit, machine; drawn once per page -------------------------
+caption_on = sprintf("set label 99 caption at screen 0.006, 0.014 left font ',%g' " . \
+                     "tc rgb '#555555' front noenhanced", font_size * 0.72)
+caption_off = "unset label 99"
+
+# ---- one panel of curves: blocks pfirst[p]..plast[p] of `data` -----------------------------
+# Columns: 1 x, 2 y (mean or median), 3 lo, 4 hi (spread over trials or repeats).
+panel_note = sprintf("set label 98 pnote[p] at graph 0.5, 0.05 center font ',%g' " . \
+                     "tc rgb '#aa3333' front noenhanced", font_size * 0.8)
+curve_style = "lc rgb mapcolor(bmap[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
+              "pt pt_of(bpt[b]) ps ps_of(bpt[b])"
+plot_curves = "plot for [b=pfirst[p]:plast[p]] data index (b-1) using 1:2:3:4 " . \
+              "with yerrorlines " . curve_style . \
+              " title (legend_right ? '' : btitle[b]) noenhanced"
+# The figure's legend in the right-hand strip: key entries of every curve (NaN draws nothing),
+# appended to the last panel's plot command.
+legend_entries = ", for [b=1:nblocks] NaN with linespoints " . curve_style . \
+                 " title btitle[b] noenhanced"
+empty_panel = "unset logscale; set xrange [0:1]; set yrange [0:1]; unset xtics; unset ytics; " . \
+              "set label 97 'no data' at graph 0.5, 0.5 center; plot NaN notitle; " . \
+              "unset label 97; set xtics; set ytics; set autoscale"
+
+# The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced).
+title_on(t) = sprintf("set label 96 '%s' at screen 0.5, 1 - 0.2 / fig_h center " . \
+                      "font ',%g' front noenhanced", t, font_size * 1.2)
+title_off = "unset label 96"

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# figures.sh — the figure pipeline behind `make figures`: runs each shipped experiment (resuming
+# where its results file already has rows), exports its rows as TSV, draws every figure that
+# fits with `linattn plot`, and prints where everything is.
+# Not the figures themselves (plots/*.gp, harness/cli_plot.c) nor the experiments
+# (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
+#
+# Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
+#   (none)      quick sizes: experiments/{crossover,features,approximation,memory}.yaml,
+#               a few minutes on two cores; results in results/NAME.h5; then the real-model
+#               experiments (experiments/real-*.yaml) when their data can be had (hook below)
+#   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
+#   --docs      also refresh docs/figures/ (small PNGs of the quick run, committed)
+#   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/)
+# Environment: LINATTN_BIN (default ./linattn), FIGURES_OUT (default plots/out),
+#   FRESH=1 (start results files over instead of resuming).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=${LINATTN_BIN:-./linattn}
+out=${FIGURES_OUT:-plots/out}
+dir=experiments
+docs=0
+names=()
+for a in "$@"; do
+    case "$a" in
+        --paper) dir=experiments/paper ;;
+        --docs) docs=1 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "figures.sh: unknown option $a (see --help)" >&2; exit 2 ;;
+        *) names+=("$a") ;;
+    esac
+done
+all=0
+if [ ${#names[@]} -eq 0 ]; then
+    names=(crossover features approximation memory)
+    all=1
+fi
+
+if ! command -v gnuplot >/dev/null 2>&1; then
+    echo "figures.sh: gnuplot is missing; install it with scripts/install-deps.sh (as root)" \
+         "or: apt-get install gnuplot-nox" >&2
+    exit 1
+fi
+[ -x "$bin" ] || { echo "figures.sh: $bin not built; run make first" >&2; exit 1; }
+
+mkdir -p "$out/data" results
+start=$(date +%s)
+failed=()
+
+# run_one YAML [nodocs]: run (resuming), export, plot.  A failed cell does not stop the pipeline (its
+# row says why); a bad experiment file or a results file made from another version does.
+run_one() {
+    local yaml=$1 name h5 t0 rc=0
+    name=$(sed -n 's/^name:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$yaml" | head -n 1)
+    [ -n "$name" ] || name=$(basename "$yaml" .yaml)
+    h5=results/$name.h5
+    t0=$(date +%s)
+    echo "== $name: $yaml -> $h5"
+    "$bin" run "$yaml" -o "$h5" ${FRESH:+--fresh} || rc=$?
+    if [ $rc -eq 1 ]; then
+        echo "   some cells of $name failed (see: $bin export $h5 --status failed)" >&2
+        failed+=("$name")
+    elif [ $rc -ne 0 ]; then
+        echo "figures.sh: $name could not run (exit $rc).  If the experiment file changed since" \
+             "$h5 was written, rerun with FRESH=1 or delete $h5." >&2
+        exit $rc
+    fi
+    "$bin" export "$h5" > "$out/data/$name.tsv"
+    "$bin" plot "$h5" -o "$out"
+    # docs/figures holds the shipped quick experiments only (the real-model ones have their own).
+    if [ $docs -eq 1 ] && [ "${2:-}" != nodocs ]; then
+        mkdir -p docs/figures
+        "$bin" plot "$h5" -o docs/figures --format png --png-dpi 80 -q > /dev/null
+    fi
+    echo "   $name done in $(( $(date +%s) - t0 )) s"
+}
+
+for n in "${names[@]}"; do
+    yaml=$dir/$n.yaml
+    [ -f "$yaml" ] || yaml=$n
+    [ -f "$yaml" ] || { echo "figures.sh: no experiment $dir/$n.yaml" >&2; exit 2; }
+    run_one "$yaml"
+done
+
+# ---- hook: the real-model figures -------------------------------------------------------------
+# Captured attention inputs of a trained model: data/stories260k.h5, written by `linattn
+# capture` from the stories260K checkpoint in $LINATTN_DATA (../shared/data by default), and
+# the experiments on it, experiments/real-*.yaml (another issue owns them and their figure).
+# With the quick set (no names given) this captures the data once when the checkpoint is there,
+# then runs every real-*.yaml whose data file exists; nothing happens without them.
+real_model() {
+    local ckpt=${LINATTN_DATA:-../shared/data}/stories260K/stories260K.bin y
+    if [ ! -f data/stories260k.h5 ] && [ -f "$ckpt" ]; then
+        echo "== capturing data/stories260k.h5 from $ckpt"
+        "$bin" capture "$ckpt" --steps 256 --greedy -o data/stories260k.h5 ||
+            { echo "figures.sh: capture failed; skipping the real-model figures" >&2; return 0; }
+    fi
+    for y in "$dir"/real-*.yaml; do
+        [ -f "$y" ] || continue
+        if grep -q 'data/stories260k.h5' "$y" && [ ! -f data/stories260k.h5 ]; then
+            echo "== skipping $y: data/stories260k.h5 is missing (no stories260K checkpoint)"
+            continue
+        fi
+        run_one "$y" nodocs
+    done
+}
+[ $all -eq 1 ] && real_model
+
+echo
+echo "figures ($(( $(date +%s) - start )) s) in $out/:"
+ls -1 "$out"/*.png "$out"/*.pdf 2>/dev/null | sed 's/^/  /'
+echo "data (TSV, one row per measurement) in $out/data/; T* tables: $out/*_tstar.tsv"
+[ $docs -eq 1 ] && echo "docs figures refreshed in docs/figures/"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "experiments with failed cells: ${failed[*]}" >&2
+fi
+exit 0

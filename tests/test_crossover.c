@@ -1,0 +1,247 @@
+/* test_crossover.c — the crossover computation (harness/crossover.c) on synthetic timing rows.
+ * Times follow exact power laws (softmax a·T², linear b·T), which are straight lines on a
+ * log-log plot, so the log-log interpolation must recover their crossing T* = b/a exactly, even
+ * between grid points.  Also: no crossing (beyond range), linear faster everywhere (below
+ * range), medians over trials, failed and untimed rows ignored, contexts kept apart, the flop
+ * model's numbers, and the printed table.
+ * Run: make build/tests/test_crossover && build/tests/test_crossover
+ */
+#include "testutil.h"
+
+#include "../harness/crossover.h"
+
+#define NT 6 /* T = 128 … 4096 */
+
+static struct la_row base_row(const char *kernel, const char *map, int m, int d, int causal, int T)
+{
+    struct la_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", kernel);
+    snprintf(r.map, sizeof r.map, "%s", map);
+    snprintf(r.draw, sizeof r.draw, "%s", strcmp(map, "prf") ? "-" : "iid");
+    snprintf(r.data, sizeof r.data, "gaussian");
+    r.m = m;
+    r.d = d;
+    r.dv = d;
+    r.causal = causal;
+    r.T = T;
+    r.batch = 1;
+    r.heads = 2;
+    r.threads = 1;
+    r.A = NAN;
+    r.status = LA_ROW_OK;
+    r.time_median_s = NAN;
+    r.fm_time_median_s = NAN;
+    return r;
+}
+
+/* Appends softmax (a·T²) and linear (kernel b·T, feature map c·T) rows over T = 128 … 4096. */
+static size_t add_series(struct la_row *rows, size_t n, const char *lk, const char *map, int m,
+                         int d, int causal, double a, double b, double c)
+{
+    for (int i = 0; i < NT; i++) {
+        int T = 128 << i;
+        struct la_row s = base_row("softmax_flash", "none", 0, d, causal, T);
+        s.time_median_s = a * T * (double)T;
+        s.fm_time_median_s = 0;
+        struct la_row l = base_row(lk, map, m, d, causal, T);
+        l.time_median_s = b * T;
+        l.fm_time_median_s = c * T;
+        rows[n++] = s;
+        rows[n++] = l;
+    }
+    return n;
+}
+
+static const struct la_crossover *find(const struct la_crossover *xo, size_t n, const char *map,
+                                       int d, int causal)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(xo[i].map, map) && xo[i].d == d && xo[i].causal == causal)
+            return &xo[i];
+    return NULL;
+}
+
+static void test_interp_exact(void **state)
+{
+    (void)state;
+    /* soft = 1e-9 T², lin = 5e-7 T cross at T = 500 (between 256 and 512). */
+    double T =
+        la_crossover_interp(256, 5e-7 * 256, 1e-9 * 256 * 256, 512, 5e-7 * 512, 1e-9 * 512 * 512);
+    assert_true(fabs(T - 500) < 1e-9 * 500);
+    /* Same sign on both sides: no zero. */
+    assert_true(isnan(la_crossover_interp(256, 2, 1, 512, 3, 1)));
+    assert_true(isnan(la_crossover_interp(256, 0.5, 1, 512, 0.25, 1)));
+    /* Non-positive input. */
+    assert_true(isnan(la_crossover_interp(256, -1, 1, 512, 0.5, 1)));
+    /* Exactly equal at the first point: T* is that point. */
+    assert_true(la_crossover_interp(256, 1, 1, 512, 0.5, 1) == 256);
+}
+
+static void test_found_below_above(void **state)
+{
+    (void)state;
+    struct la_row rows[200];
+    size_t n = 0;
+    /* d = 64 non-causal: crossing at T* = (b + c)/a = 5e-7/1e-9 = 500. */
+    n = add_series(rows, n, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
+    /* d = 32 non-causal: never faster (ratio 244 at T = 4096). */
+    n = add_series(rows, n, "linear_noncausal", "prf", 256, 32, 0, 1e-9, 0.9e-3, 0.1e-3);
+    /* d = 64 causal: faster everywhere. */
+    n = add_series(rows, n, "linear_causal", "elu1", 64, 64, 1, 1e-9, 1e-12, 0);
+
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    struct la_error err;
+    la_error_clear(&err);
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 3);
+
+    const struct la_crossover *f = find(xo, nx, "elu1", 64, 0);
+    assert_non_null(f);
+    assert_int_equal(f->status, LA_XO_FOUND);
+    assert_int_equal(f->npoints, NT);
+    assert_true(fabs(f->T_star - 500) < 1e-9 * 500);
+    assert_true(f->T_lo == 256 && f->T_hi == 512);
+    assert_int_equal(f->n_cross, 1);
+    assert_true(f->T_min == 128 && f->T_max == 4096);
+    /* Exact power laws: the rate model recovers the same T*. */
+    assert_true(fabs(f->T_model - 500) < 1e-9 * 500);
+    /* Flops: (4·64·64 + 4·64 + 2·64) / (4·64) = 65.5. */
+    assert_true(fabs(f->T_flops - 65.5) < 1e-12);
+    /* The points carry the parts. */
+    assert_true(fabs(f->pts[0].t_kernel - 4e-7 * 128) < 1e-18);
+    assert_true(fabs(f->pts[0].t_fm - 1e-7 * 128) < 1e-18);
+
+    const struct la_crossover *ab = find(xo, nx, "prf", 32, 0);
+    assert_non_null(ab);
+    assert_int_equal(ab->status, LA_XO_ABOVE);
+    assert_true(isnan(ab->T_star));
+    assert_int_equal(ab->n_cross, 0);
+    assert_true(fabs(ab->ratio_max - 1e-3 / (1e-9 * 4096)) < 1e-9 * ab->ratio_max);
+    assert_true(ab->T_model > 4096);
+    /* prf flops: (4·256·32 + 4·256 + 4·32·256) / (4·32) = 520. */
+    assert_true(fabs(ab->T_flops - 520) < 1e-9);
+
+    const struct la_crossover *be = find(xo, nx, "elu1", 64, 1);
+    assert_non_null(be);
+    assert_int_equal(be->status, LA_XO_BELOW);
+    assert_true(isnan(be->T_star));
+    /* Causal softmax is half the flops: the flop crossover doubles. */
+    assert_true(fabs(be->T_flops - 131) < 1e-12);
+
+    char buf[32];
+    assert_string_equal(la_crossover_star_text(f, buf, sizeof buf), "500");
+    assert_string_equal(la_crossover_star_text(ab, buf, sizeof buf), "> 4096");
+    assert_string_equal(la_crossover_star_text(be, buf, sizeof buf), "< 128");
+    la_crossover_free(xo);
+}
+
+/* Trials are reduced to their median; failed and untimed rows do not count. */
+static void test_medians_and_filters(void **state)
+{
+    (void)state;
+    struct la_row rows[200];
+    size_t n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
+    /* At T = 512 add two more trials of the linear row: values 10x and 0.1x ... the median of
+     * {x, 10x, 0.2x} is x, so T* stays 500. */
+    struct la_row extra = base_row("linear_noncausal", "elu1", 64, 64, 0, 512);
+    extra.time_median_s = 10 * 4e-7 * 512;
+    extra.fm_time_median_s = 10 * 1e-7 * 512;
+    rows[n++] = extra;
+    extra.time_median_s = 0.2 * 4e-7 * 512;
+    extra.fm_time_median_s = 0.2 * 1e-7 * 512;
+    rows[n++] = extra;
+    /* A failed row that would move the crossing, and an untimed one. */
+    struct la_row bad = base_row("linear_noncausal", "elu1", 64, 64, 0, 256);
+    bad.time_median_s = 1e-12;
+    bad.status = LA_ROW_FAILED;
+    rows[n++] = bad;
+    struct la_row untimed = base_row("softmax_flash", "none", 0, 64, 0, 256);
+    rows[n++] = untimed;
+    /* A linear series with a different thread count has no softmax partner: no crossover. */
+    struct la_row lone = base_row("linear_noncausal", "elu1", 64, 64, 0, 256);
+    lone.threads = 2;
+    lone.time_median_s = 1e-6;
+    rows[n++] = lone;
+
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
+    assert_int_equal(nx, 1);
+    assert_int_equal(xo[0].status, LA_XO_FOUND);
+    assert_true(fabs(xo[0].T_star - 500) < 1e-9 * 500);
+    assert_int_equal(xo[0].threads, 1);
+    la_crossover_free(xo);
+}
+
+/* A series that crosses back is reported at its first crossing, with n_cross > 1. */
+static void test_crosses_back(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
+    for (size_t i = 0; i < n; i++) /* make linear slower again at T = 2048 */
+        if (rows[i].T == 2048 && strcmp(rows[i].kernel, "softmax_flash") == 0)
+            rows[i].time_median_s = 1e-12;
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
+    assert_int_equal(nx, 1);
+    assert_int_equal(xo[0].status, LA_XO_FOUND);
+    assert_true(fabs(xo[0].T_star - 500) < 1e-9 * 500);
+    assert_int_equal(xo[0].n_cross, 3);
+    la_crossover_free(xo);
+}
+
+static void test_no_pairs_and_print(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    struct la_crossover *xo = (struct la_crossover *)1;
+    size_t nx = 7;
+    /* Nothing at all, and error-only rows (no timing). */
+    assert_int_equal(la_crossover_compute(NULL, 0, &xo, &nx, NULL), LA_OK);
+    assert_null(xo);
+    assert_int_equal(nx, 0);
+    rows[0] = base_row("linear_noncausal", "prf", 64, 64, 0, 1024);
+    rows[0].err_rel_fro = 0.0123;
+    char buf[4096] = "";
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_non_null(f);
+    assert_int_equal(la_crossover_print(rows, 1, f), 0);
+    fclose(f);
+    assert_string_equal(buf, "");
+
+    size_t n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
+    f = fmemopen(buf, sizeof buf, "w");
+    assert_non_null(f);
+    assert_int_equal(la_crossover_print(rows, n, f), 1);
+    fclose(f);
+    assert_non_null(strstr(buf, "crossover T*"));
+    assert_non_null(strstr(buf, "elu1"));
+    assert_non_null(strstr(buf, " 500 "));
+    assert_non_null(strstr(buf, "non-causal"));
+}
+
+static void test_fm_flops(void **state)
+{
+    (void)state;
+    assert_true(la_crossover_fm_flops_per_token("prf", 64, 32) == 4.0 * 32 * 64);
+    assert_true(la_crossover_fm_flops_per_token("gerf", 64, 32) == 4.0 * 32 * 64);
+    /* rff and hyp: m outputs from m/2 draws. */
+    assert_true(la_crossover_fm_flops_per_token("rff", 128, 32) == 4.0 * 32 * 64);
+    assert_true(la_crossover_fm_flops_per_token("hyp", 128, 32) == 4.0 * 32 * 64);
+    assert_true(la_crossover_fm_flops_per_token("elu1", 32, 32) == 64.0);
+    assert_true(la_crossover_fm_flops_per_token("taylor2", 561, 32) == 1122.0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_interp_exact),        cmocka_unit_test(test_found_below_above),
+        cmocka_unit_test(test_medians_and_filters), cmocka_unit_test(test_crosses_back),
+        cmocka_unit_test(test_no_pairs_and_print),  cmocka_unit_test(test_fm_flops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
