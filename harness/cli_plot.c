@@ -1420,6 +1420,126 @@ done:
     return st;
 }
 
+#define ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F  (err_rel_fro)"
+#define KL_LABEL "attention KL, nats  (kl_mean)"
+
+/* ---- real heads: error per head, heads sorted by softmax attention entropy ------------------
+ * For files of `data: h5` rows with single heads (experiments/real-stories260k.yaml): one
+ * curve per map (random maps at m = 64 outputs when measured, else their largest m), x = the
+ * head's mean softmax-row entropy in nats (low = peaky), y = output error (left panel) and
+ * attention KL (right panel); points are means over trials, bars min–max. */
+
+struct head_stat {
+    int layer, head;
+    double entropy; /* mean over the head's rows */
+    size_t n;
+};
+
+static int cmp_head_entropy(const void *a, const void *b)
+{
+    const struct head_stat *x = a, *y = b;
+    return (x->entropy > y->entropy) - (x->entropy < y->entropy);
+}
+
+static int real_row(const struct la_row *r)
+{
+    return r->status == LA_ROW_OK && !strcmp(r->data, "h5") && r->head >= 0 &&
+           strcmp(r->map, "none") != 0 && isfinite(r->err_rel_fro);
+}
+
+static int prepare_real_heads(struct plot *P, const struct curve_spec *s, FILE *meta, FILE *data,
+                              int *fits, struct la_error *err)
+{
+    (void)s;
+    struct head_stat *hs = calloc(P->n ? P->n : 1, sizeof *hs);
+    char(*maps)[LA_NAME_LEN] = calloc(P->n ? P->n : 1, sizeof *maps);
+    int *mchoice = calloc(P->n ? P->n : 1, sizeof *mchoice);
+    struct curve_meta cm = {0};
+    struct panel_meta grid[2];
+    size_t nh = 0, nm = 0;
+    int st = LA_OK;
+    *fits = 0;
+    if (!hs || !maps || !mchoice) {
+        st = LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < P->n; i++) {
+        const struct la_row *r = &P->rows[i];
+        if (!real_row(r))
+            continue;
+        size_t h = 0;
+        while (h < nh && !(hs[h].layer == r->layer && hs[h].head == r->head))
+            h++;
+        if (h == nh) {
+            hs[nh].layer = r->layer, hs[nh].head = r->head;
+            nh++;
+        }
+        if (isfinite(r->entropy_mean)) {
+            hs[h].entropy += r->entropy_mean;
+            hs[h].n++;
+        }
+        size_t k = 0;
+        while (k < nm && strcmp(maps[k], r->map) != 0)
+            k++;
+        if (k == nm) {
+            snprintf(maps[nm], LA_NAME_LEN, "%s", r->map);
+            mchoice[nm++] = r->m;
+        } else if (mchoice[k] != 64 && (r->m == 64 || r->m > mchoice[k])) {
+            mchoice[k] = r->m;
+        }
+    }
+    if (nh < 2 || nm == 0)
+        goto done;
+    *fits = 1;
+    for (size_t h = 0; h < nh; h++)
+        hs[h].entropy = hs[h].n ? hs[h].entropy / (double)hs[h].n : NAN;
+    qsort(hs, nh, sizeof *hs, cmp_head_entropy);
+    for (int p = 0; p < 2; p++) {
+        memset(&grid[p], 0, sizeof grid[p]);
+        snprintf(grid[p].title, sizeof grid[p].title, "%zu heads, sorted by softmax entropy",
+                 nh);
+        snprintf(grid[p].xlabel, sizeof grid[p].xlabel,
+                 "head's mean softmax attention entropy, nats (left: peaky)");
+        snprintf(grid[p].ylabel, sizeof grid[p].ylabel, "%s", p ? KL_LABEL : ERR_LABEL);
+        grid[p].first = (int)cm.n + 1;
+        for (size_t k = 0; k < nm; k++) {
+            for (size_t h = 0; h < nh; h++) {
+                double sum = 0, lo = INFINITY, hi = -INFINITY;
+                size_t n = 0;
+                for (size_t i = 0; i < P->n; i++) {
+                    const struct la_row *r = &P->rows[i];
+                    if (!real_row(r) || strcmp(r->map, maps[k]) || r->m != mchoice[k] ||
+                        r->layer != hs[h].layer || r->head != hs[h].head)
+                        continue;
+                    const double v = p ? r->kl_mean : r->err_rel_fro;
+                    if (!isfinite(v))
+                        continue;
+                    sum += v, n++;
+                    lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+                }
+                if (n)
+                    put_point(data, hs[h].entropy, sum / (double)n, lo, hi, n);
+            }
+            end_block(data);
+            struct block b = {.dash = 1, .pt = (int)k + 1};
+            snprintf(b.map, sizeof b.map, "%s", maps[k]);
+            snprintf(b.title, sizeof b.title, "%s (m = %d)", maps[k], mchoice[k]);
+            if (cm_push(&cm, &b) != LA_OK) {
+                st = LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
+                goto done;
+            }
+        }
+        grid[p].last = (int)cm.n;
+    }
+    write_meta_arrays(meta, grid, 2, 1, 2, &cm);
+done:
+    free(hs);
+    free(maps);
+    free(mchoice);
+    free(cm.b);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 typedef int (*prepare_fn)(struct plot *P, const struct curve_spec *s, FILE *meta, FILE *data,
@@ -1432,8 +1552,6 @@ struct figure {
     struct curve_spec spec;
 };
 
-#define ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F  (err_rel_fro)"
-#define KL_LABEL "attention KL, nats  (kl_mean)"
 
 static const struct figure figures[] = {
     {"crossover",
@@ -1495,6 +1613,10 @@ static const struct figure figures[] = {
       .fixed_field = -1,
       .dash_field = F_CAUSAL,
       .row_ok = row_ok_any}},
+    {"real_heads",
+     "output error and attention KL per real head, heads sorted by softmax entropy",
+     prepare_real_heads,
+     {.xfield = F_T}},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "crossover.h"
 #include "results.h"
 #include "status.h"
 
@@ -465,6 +466,20 @@ int cmd_results_info(int argc, char **argv)
                 retried = rows[j].status == LA_ROW_OK && !strcmp(rows[j].key, rows[i].key);
             printf("  %s%s\n    %s\n", rows[i].key, retried ? "  (retried: ok)" : "",
                    rows[i].message[0] ? rows[i].message : "(no message)");
+        }
+    }
+    /* Timed softmax and linear rows at several T: the measured crossover T* per
+     * configuration, next to the flop-model prediction (harness/crossover.h). */
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        if (mem) {
+            size_t lines = la_crossover_print(rows, n, mem);
+            fclose(mem);
+            if (lines > 0)
+                printf("\ncrossover\n%s", buf);
+            free(buf);
         }
     }
     if (fflush(stdout) != 0) {
