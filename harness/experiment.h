@@ -27,6 +27,8 @@ struct la_experiment {
     struct la_cell *cells;      /* the expanded grid, in run order */
     size_t ncells;
     size_t n_dropped;           /* combinations removed by exclude/only or incompatibility */
+    size_t n_merged;            /* combinations that collapsed onto an earlier cell's key
+                                   (e.g. every map × a softmax kernel); added by experiment.c */
 };
 
 /* Reads, validates and expands an experiment file. */

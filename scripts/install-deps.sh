@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs linattn's Debian packages when they are missing.
 # As root it runs apt-get itself; otherwise it prints the exact apt-get line and exits 1.
-# Usage: scripts/install-deps.sh [--mpi]     (the Makefile calls it when pkg-config misses one)
+# Usage: scripts/install-deps.sh [--mpi | --fuzz]   (the Makefile runs it if pkg-config misses one)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libgsl-dev libhdf5-dev hdf5-tools libopenblas-dev libfyaml-dev
       libcmocka-dev libnettle-dev gnuplot-nox)
 [ "${1:-}" = "--mpi" ] && pkgs+=(libopenmpi-dev openmpi-bin)
+# Optional: `make fuzz` (the experiment-file fuzzer) needs clang, its libFuzzer runtime and libomp.
+[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libomp-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
