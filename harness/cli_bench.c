@@ -2,9 +2,16 @@
  * The suite times every kernel at 1 thread (unless --threads) for d in {32, 64, 128} and
  * T = 256 … 16384, next to the SGEMM rate of a 1024³ product measured in the same run; each
  * kernel's efficiency is its nominal flops (attention.h) per second over that SGEMM rate.
+ * Per T it also times the default causal kernel with its elu1 feature map included
+ * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
+ * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
+ * the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
+ * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
+ * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups.
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
 #include <cblas.h>
+#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +115,37 @@ static void fm_call(void *p)
     featuremap_apply(c->fm, FM_KEY, c->x, c->n, c->phi, c->work);
 }
 
+/* The map of the queries and of the keys (both roles; prf's stabilisers differ). */
+struct fm_qk_ctx {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk, *work;
+    size_t n;
+};
+
+static void fm_qk_call(void *p)
+{
+    struct fm_qk_ctx *c = p;
+    featuremap_apply(c->fm, FM_QUERY, c->q, c->n, c->pq, c->work);
+    featuremap_apply(c->fm, FM_KEY, c->k, c->n, c->pk, c->work);
+}
+
+/* Feature map of Q and K, then the kernel: what a user of the default causal kernel pays. */
+struct e2e_ctx {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk;
+    struct kern_ctx kc;
+};
+
+static void e2e_call(void *p)
+{
+    struct e2e_ctx *c = p;
+    featuremap_apply(c->fm, FM_QUERY, c->q, (size_t)c->kc.args.T, c->pq, NULL);
+    featuremap_apply(c->fm, FM_KEY, c->k, (size_t)c->kc.args.T, c->pk, NULL);
+    kern_call(&c->kc);
+}
+
 static void fill(float *x, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
@@ -120,8 +158,8 @@ static void fill(float *x, size_t n, uint64_t seed)
     }
 }
 
-static void print_row(int tsv, int d, int T, const char *name, int causal, const struct la_timing *t,
-                      double flops, double sgemm)
+static void print_row(int tsv, int d, int T, const char *name, int causal,
+                      const struct la_timing *t, double flops, double sgemm)
 {
     double gf = flops / t->median_s / 1e9;
     if (tsv)
@@ -131,6 +169,172 @@ static void print_row(int tsv, int d, int T, const char *name, int causal, const
         printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%%\n", d, T, name, causal,
                t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / sgemm);
     fflush(stdout);
+}
+
+/* The d (64 if asked for, else the first) that the extra sections use. */
+static int section_d(const int *ds, int nd)
+{
+    for (int i = 0; i < nd; i++)
+        if (ds[i] == 64)
+            return 64;
+    return ds[0];
+}
+
+/* Non-causal linear attention with the prf map, m = 256, at T = Tmax: the map's time (queries
+ * and keys) on its own line, then the kernel on the features.  Skipped (with a note) when no
+ * map called "prf" is registered. */
+static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget, int tsv,
+                     double sgemm)
+{
+    struct la_error err;
+    if (!featuremap_lookup("prf", &err)) {
+        printf("# prf: not registered in this build; no m = 256 line\n");
+        return 0;
+    }
+    const int d = section_d(ds, nd), m = 256, T = Tmax;
+    struct fm_params fp;
+    featuremap_params_default(&fp, d);
+    fp.m = m;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng) {
+        fprintf(stderr, "linattn bench: out of memory for the rng\n");
+        return 1;
+    }
+    gsl_rng_set(rng, 12345);
+    struct featuremap *fm = featuremap_alloc("prf", &fp, rng, &err);
+    gsl_rng_free(rng);
+    if (!fm) {
+        fprintf(stderr, "linattn bench: prf: %s\n", err.msg);
+        return 1;
+    }
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_noncausal");
+    const size_t nx = (size_t)T * d, nf = (size_t)T * fm->m;
+    const size_t fw = featuremap_work_floats(fm, (size_t)T);
+    const size_t ws = attn_workspace_floats(kn, T, fm->m, d, 0, 0, threads);
+    float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
+    float *y = malloc(nx * sizeof *y), *pq = malloc(nf * sizeof *pq);
+    float *pk = malloc(nf * sizeof *pk), *fwk = malloc((fw ? fw : 1) * sizeof *fwk);
+    float *work = malloc((ws ? ws : 1) * sizeof *work);
+    int rc = 0;
+    if (!q || !k || !v || !y || !pq || !pk || !fwk || !work) {
+        fprintf(stderr, "linattn bench: out of memory for the prf line\n");
+        rc = 1;
+        goto done;
+    }
+    /* Touch everything once before timing (first touch is very slow on these machines). */
+    fill(q, nx, 11), fill(k, nx, 12), fill(v, nx, 13);
+    memset(y, 0, nx * sizeof *y);
+    memset(pq, 0, nf * sizeof *pq);
+    memset(pk, 0, nf * sizeof *pk);
+    memset(fwk, 0, (fw ? fw : 1) * sizeof *fwk);
+    memset(work, 0, (ws ? ws : 1) * sizeof *work);
+    if (featuremap_apply(fm, FM_QUERY, q, (size_t)T, pq, fwk) != LA_OK ||
+        featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, fwk) != LA_OK) {
+        fprintf(stderr, "linattn bench: prf apply failed\n");
+        rc = 1;
+        goto done;
+    }
+    struct la_timing t;
+    struct fm_qk_ctx fc = {fm, q, k, pq, pk, fwk, (size_t)T};
+    la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
+    char name[64];
+    snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
+    /* Queries and keys; the flops column counts elements produced (G elem/s), as for elu1. */
+    print_row(tsv, d, T, name, 0, &t, 2.0 * T * fm->m, sgemm);
+    struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
+                               .causal = 0, .eps = 1e-6f, .work = work},
+                          1, threads, ws};
+    la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
+    snprintf(name, sizeof name, "linear_noncausal_m%d", fm->m);
+    print_row(tsv, d, T, name, 0, &t, attn_nominal_flops(kn, T, fm->m, d, 0), sgemm);
+done:
+    featuremap_free(fm);
+    free(q), free(k), free(v), free(y), free(pq), free(pk), free(fwk), free(work);
+    return rc;
+}
+
+/* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
+ * over heads), on the same inputs; prints both medians and the speedup. */
+static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
+{
+    const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;
+    static const struct {
+        const char *name;
+        int causal;
+    } rows[] = {{"softmax_flash", 0},           {"softmax_flash", 1},
+                {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
+                {"linear_causal_chunked", 1}};
+    const size_t nx = 2 * (size_t)Tmax * d;
+    size_t wsmax = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+        if (!kn)
+            continue;
+        for (int h = 1; h <= 2; h++)
+            for (int pass = 0; pass < 2; pass++) {
+                const int th = pass ? nt : 1;
+                const size_t w = attn_workspace_floats(kn, Tmax, d, d, rows[i].causal, 0,
+                                                       h == 1 ? th : 1) *
+                                 (size_t)(h < th ? h : th);
+                wsmax = w > wsmax ? w : wsmax;
+            }
+    }
+    float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
+    float *y = malloc(nx * sizeof *y), *work = malloc((wsmax ? wsmax : 1) * sizeof *work);
+    if (!q || !k || !v || !y || !work) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work);
+        return 1;
+    }
+    fill(q, nx, 21), fill(k, nx, 22), fill(v, nx, 23);
+    memset(y, 0, nx * sizeof *y);
+    memset(work, 0, (wsmax ? wsmax : 1) * sizeof *work);
+    /* Linear kernels take features: keep them positive, as a feature map would. */
+    for (size_t i = 0; i < nx; i++) {
+        q[i] = q[i] > 0.0f ? q[i] + 1.0f : expf(q[i]);
+        k[i] = k[i] > 0.0f ? k[i] + 1.0f : expf(k[i]);
+    }
+    float *qs = malloc(nx * sizeof *qs), *ks = malloc(nx * sizeof *ks);
+    if (!qs || !ks) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+        return 1;
+    }
+    fill(qs, nx, 24), fill(ks, nx, 25);
+    printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
+    if (tsv)
+        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\n");
+    else
+        printf("%-24s %6s %5s %6s %7s %12s %12s %8s\n", "kernel", "causal", "heads", "T",
+               "threads", "median_1_s", "median_n_s", "speedup");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+        if (!kn)
+            continue;
+        const int lin = kn->family == ATTN_LINEAR, T = lin ? Tmax : Tsm;
+        for (int h = 1; h <= 2; h++) {
+            struct la_timing t1, tn;
+            for (int pass = 0; pass < 2; pass++) {
+                const int th = pass ? nt : 1;
+                struct kern_ctx kc = {kn, {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y,
+                                           .T = T, .dk = d, .dv = d, .causal = rows[i].causal,
+                                           .eps = 1e-6f, .work = work},
+                                      h, th,
+                                      attn_workspace_floats(kn, T, d, d, rows[i].causal, 0,
+                                                            h == 1 ? th : 1)};
+                la_time(kern_call, &kc, 1, 3, 1000, budget, pass ? &tn : &t1);
+            }
+            if (tsv)
+                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\n", kn->name, rows[i].causal, h,
+                       T, nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+            else
+                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx\n", kn->name, rows[i].causal,
+                       h, T, nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+            fflush(stdout);
+        }
+    }
+    free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+    return 0;
 }
 
 int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv)
@@ -165,6 +369,10 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             size_t w = attn_workspace_floats(&attn_kernels[k], Tmax, dmax, dmax, c, 0, threads);
             wsmax = w > wsmax ? w : wsmax;
         }
+    {
+        size_t w = attn_workspace_floats(&attn_linear_causal_seed, Tmax, dmax, dmax, 1, 0, 1);
+        wsmax = w > wsmax ? w : wsmax;
+    }
     float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
     float *pq = malloc(nx * sizeof *pq), *pk = malloc(nx * sizeof *pk), *y = malloc(nx * sizeof *y);
     float *work = malloc(wsmax * sizeof *work);
@@ -213,9 +421,34 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                               attn_nominal_flops(kn, T, d, d, causal), sgemm);
                 }
             }
+            /* The default causal kernel with its feature map, against the seed's loop. */
+            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
+            const double lflops = attn_nominal_flops(def, T, d, d, 1);
+            struct e2e_ctx ec = {fm, q, k, pq, pk,
+                                 {def, {.v = v, .y = y, .T = T, .dk = d, .dv = d, .causal = 1,
+                                        .eps = 1e-6f, .work = work},
+                                  1, threads, attn_workspace_floats(def, T, d, d, 1, 0, threads)}};
+            ec.kc.args.q = pq;
+            ec.kc.args.k = pk;
+            struct la_timing te, ts;
+            la_time(e2e_call, &ec, 1, 3, 1000, budget, &te);
+            print_row(tsv, d, T, "elu1+linear_causal", 1, &te, lflops, sgemm);
+            const struct attn_kernel *seed = &attn_linear_causal_seed;
+            struct kern_ctx sc = {seed, {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = d,
+                                         .causal = 1, .eps = 1e-6f, .work = work},
+                                  1, 1, attn_workspace_floats(seed, T, d, d, 1, 0, 1)};
+            la_time(kern_call, &sc, 1, 3, 1000, budget, &ts);
+            print_row(tsv, d, T, seed->name, 1, &ts, lflops, sgemm);
+            printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
+                   "(medians; both include elu+1)\n",
+                   d, T, ts.median_s / te.median_s);
         }
         featuremap_free(fm);
     }
+    if (rc == 0)
+        rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, sgemm);
+    if (rc == 0)
+        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
 done:
     free(q), free(k), free(v), free(pq), free(pk), free(y), free(work);
     return rc;

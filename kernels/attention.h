@@ -51,7 +51,10 @@ struct attn_args {
     long n_small_den; /* out (linear): rows whose |normaliser| <= eps */
 };
 
-enum attn_family { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1 };
+/* ATTN_LINEAR_SEED: a linear kernel that takes RAW q, k (d = m) and applies the elu+1 map
+ * itself; only the timing baseline attn_linear_causal_seed has it, and it is not in
+ * attn_kernels[] (nothing that walks the table sees it).  Its nominal flops are linear's. */
+enum attn_family { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1, ATTN_LINEAR_SEED = 2 };
 
 /* One row of the kernel table. */
 struct attn_kernel {
@@ -87,6 +90,10 @@ double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, i
 
 /* The default chunk size of linear_causal_chunked for (m, dv). */
 int attn_default_chunk(int m, int dv);
+
+/* The seed's literal loop (kernels/seed_baseline.c), family ATTN_LINEAR_SEED, causal only:
+ * the baseline `bench --suite` reports the default causal kernel's speedup over. */
+extern const struct attn_kernel attn_linear_causal_seed;
 
 /* Individual kernels (also reachable through the table). */
 void attn_softmax_flash(struct attn_args *a);

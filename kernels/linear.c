@@ -1,166 +1,351 @@
 /* linear.c — fast fp32 linear attention: non-causal (right-multiply-first), causal recurrent
- * (the seed's loop, fused), causal chunked (GEMMs per chunk).  Inputs are features:
- *   PQ, PK: (T, m); V, Y: (T, dv), row-major.
- * The normaliser is carried as one extra value column: with v' = [v, 1] the state
- * S' = Σ φ(k) v'ᵀ is m×(dv+1) and its last column is z = Σ φ(k), so numerator and normaliser
- * come out of the same product.  Y_i = num_i / (den_i + eps); rows with |den_i| <= eps are
- * counted in a->n_small_den.  Nothing here allocates: workspaces come from the caller.
- * Tests: tests/test_kernels.c against linear_ref.c.
+ * (the seed's loop, fused and register-blocked), causal chunked (GEMM-shaped per chunk).
+ * Inputs are features:  PQ, PK: (T, m); V, Y: (T, dv), row-major.
+ * The normaliser den_i = φ(q_i)ᵀ z_i is computed apart from the (m, dv) state by one short
+ * vector pass (simd.h's la_lin_den: z += k, den = q·z per token), so the state products keep
+ * exactly dv columns (64 is four AVX-512 vectors; a ones column would make it five).
+ * Y_i = num_i · 1/(den_i + eps); rows with |den_i| <= eps are counted in a->n_small_den.
+ * The products are simd.h's vector blocks (AVX-512 / AVX2 / portable, chosen at run time):
+ *   non-causal: S = φ(K)ᵀV, then Y = φ(Q)·S with the 1/(den + eps) folded into the store.
+ *   recurrent:  per block of tokens, their normalisers, then one pass over the state (kept in
+ *               L1): S_i += k_t[i]·v_t, y_t += q_t[i]·S_i, tokens in order (la_linrec_cols).
+ *               Threads split the dv columns of the state (independent; whole cache lines
+ *               each) after a two-step parallel normaliser (see REC_SIDE).
+ *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
+ *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
+ *               C comes from attn_default_chunk (a table measured on the development machine).
+ *               Threads: phase 1 computes U_c = K_cᵀV_c for every chunk in parallel (each
+ *               thread a contiguous range, also summing its range), phase 2 gives each thread
+ *               the state before its range (sum of the earlier ranges' sums), phase 3 runs the
+ *               chunks' outputs in parallel, each thread advancing its state by S += U_c.
+ * Nothing here allocates: workspaces come from the caller (sized by the _ws functions, which
+ * account for threads).
+ * Tests: tests/test_kernels.c against linear_ref.c on every vector path and thread count.
  */
 #include "attention.h"
 #include "kernel_impl.h"
+#include "simd.h"
 
-#include <cblas.h>
-#include <math.h>
+#include <omp.h>
 #include <string.h>
 
-#define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel */
+#define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel (L2-sized) */
 
-/* Y row = num / (den + eps) for rows of a (rows, ld) block whose column dv is den. */
-static long finish_rows(const float *Yp, int ld, float *Y, int rows, int dv, float eps)
+/* ---- non-causal: S = φ(K)ᵀV and z = Σ φ(k) first, then Y = φ(Q)·S / (φ(Q)z + eps) ---------- */
+
+/* Per thread: S (m, lds), z (m), inv (one block).  Thread 0's S and z end up the totals. */
+static size_t noncausal_thread_floats(int m, int dv)
 {
+    return la_pad16((size_t)m * la_pad16((size_t)dv)) + la_pad16((size_t)m) +
+           la_pad16(NONCAUSAL_BLOCK);
+}
+
+size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    return noncausal_thread_floats(dk, dv) * (size_t)(threads > 1 ? threads : 1);
+}
+
+/* S = K_rᵀV_r and z = Σ k over rows [t0, t1), by blocks that stay in cache. */
+static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, float *S, int lds,
+                            float *z)
+{
+    const int m = a->dk, dv = a->dv;
+    memset(z, 0, (size_t)m * sizeof *z);
+    if (t0 >= t1)
+        memset(S, 0, (size_t)m * lds * sizeof *S);
+    for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
+        const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
+        const float *Kb = a->k + (size_t)b * m;
+        la_gemm(isa, m, dv, n, Kb, 1, m, a->v + (size_t)b * dv, dv, S, lds, 1.0f, NULL, b > t0);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < m; i++)
+                z[i] += Kb[(size_t)t * m + i];
+    }
+}
+
+/* Y rows [t0, t1) = φ(Q)·S / (φ(Q)z + eps), by blocks. */
+static long noncausal_out(int isa, const struct attn_args *a, int t0, int t1, const float *S,
+                          int lds, const float *z, float *inv)
+{
+    const int m = a->dk, dv = a->dv;
     long small = 0;
-    for (int i = 0; i < rows; i++) {
-        const float *src = Yp + (size_t)i * ld;
-        float den = src[dv];
-        if (fabsf(den) <= eps)
-            small++;
-        float inv = 1.0f / (den + eps);
-        float *dst = Y + (size_t)i * dv;
-        for (int c = 0; c < dv; c++)
-            dst[c] = src[c] * inv;
+    for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
+        const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
+        const float *Qb = a->q + (size_t)b * m;
+        small += la_lin_den(isa, n, m, Qb, NULL, m, a->eps, (float *)z, inv);
+        la_gemm(isa, n, dv, m, Qb, m, 1, S, lds, a->y + (size_t)b * dv, dv, 1.0f, inv, 0);
     }
     return small;
 }
 
-/* Copies rows of V into a (rows, ld) block with a column of ones at dv (zeros after it). */
-static void load_v1(const float *V, float *Vp, int ld, int rows, int dv)
-{
-    for (int i = 0; i < rows; i++) {
-        float *dst = Vp + (size_t)i * ld;
-        memcpy(dst, V + (size_t)i * dv, (size_t)dv * sizeof *dst);
-        dst[dv] = 1.0f;
-        for (int c = dv + 1; c < ld; c++)
-            dst[c] = 0.0f;
-    }
-}
-
-/* ---- non-causal: S' = φ(K)ᵀ [V 1] first (m×(dv+1)), then Y' = φ(Q) S' ---------------------- */
-
-size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads)
-{
-    size_t ld = (size_t)dv + 1;
-    return la_pad16((size_t)dk * ld) + 2 * la_pad16((size_t)NONCAUSAL_BLOCK * ld);
-}
-
 void attn_linear_noncausal(struct attn_args *a)
 {
-    const int T = a->T, m = a->dk, dv = a->dv, ld = dv + 1;
-    float *S = a->work;
-    float *Vp = S + la_pad16((size_t)m * ld);
-    float *Yp = Vp + la_pad16((size_t)NONCAUSAL_BLOCK * ld);
-    memset(S, 0, (size_t)m * ld * sizeof *S);
-    for (int t0 = 0; t0 < T; t0 += NONCAUSAL_BLOCK) {
-        int rows = T - t0 < NONCAUSAL_BLOCK ? T - t0 : NONCAUSAL_BLOCK;
-        load_v1(a->v + (size_t)t0 * dv, Vp, ld, rows, dv);
-        /* S' += φ(K_blk)ᵀ V'_blk : (m × rows)(rows × ld) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, ld, rows, 1.0f,
-                    a->k + (size_t)t0 * m, m, Vp, ld, 1.0f, S, ld);
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
+    const int lds = (int)la_pad16((size_t)dv), nth = a->threads > 1 ? a->threads : 1;
+    const size_t per = noncausal_thread_floats(m, dv), sz = (size_t)m * lds;
+    float *S = a->work, *z = S + la_pad16(sz), *inv = z + la_pad16((size_t)m);
+    if (nth == 1) {
+        noncausal_state(isa, a, 0, T, S, lds, z);
+        a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv);
+        return;
     }
     long small = 0;
-    for (int t0 = 0; t0 < T; t0 += NONCAUSAL_BLOCK) {
-        int rows = T - t0 < NONCAUSAL_BLOCK ? T - t0 : NONCAUSAL_BLOCK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, ld, m, 1.0f,
-                    a->q + (size_t)t0 * m, m, S, ld, 0.0f, Yp, ld);
-        small += finish_rows(Yp, ld, a->y + (size_t)t0 * dv, rows, dv, a->eps);
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        float *Sp = S + per * (size_t)th, *zp = z + per * (size_t)th;
+        /* Phase 1: partial states over contiguous token ranges. */
+        noncausal_state(isa, a, (int)((long)T * th / n), (int)((long)T * (th + 1) / n), Sp, lds,
+                        zp);
+#pragma omp barrier
+        /* Phase 2: sum the partials into thread 0's, split by elements. */
+        const size_t e0 = sz * th / n, e1 = sz * (th + 1) / n;
+        for (int s = 1; s < n; s++)
+            for (size_t e = e0; e < e1; e++)
+                S[e] += S[per * s + e];
+        if (th == 0)
+            for (int s = 1; s < n; s++)
+                for (int i = 0; i < m; i++)
+                    z[i] += z[per * s + i];
+#pragma omp barrier
+        /* Phase 3: output rows, in blocks, split by whole blocks. */
+        const int nb = (T + NONCAUSAL_BLOCK - 1) / NONCAUSAL_BLOCK;
+        const int b0 = nb * th / n, b1 = nb * (th + 1) / n;
+        const int r0 = b0 * NONCAUSAL_BLOCK,
+                  r1 = b1 * NONCAUSAL_BLOCK < T ? b1 * NONCAUSAL_BLOCK : T;
+        if (r0 < r1)
+            small += noncausal_out(isa, a, r0, r1, S, lds, z, inv + per * (size_t)th);
     }
     a->n_small_den = small;
 }
 
-/* ---- causal recurrent: per token, S'_i += φ(k_t)_i v'_t and y' += φ(q_t)_i S'_i, fused ------ */
+/* ---- causal recurrent --------------------------------------------------------------------- */
 
+/* Threads split the state's columns in whole cache lines (16 floats); the columns are
+ * independent, so the only shared work is the normaliser, which the threads compute over
+ * token segments (each sums its segment's keys, then runs la_lin_den from the sum of the
+ * earlier segments').  A row of Y is rarely line-aligned in the caller's buffer, so the line
+ * holding a thread's first output columns also holds the previous thread's last ones; written
+ * by both cores token after token, it would bounce between them.  So every thread but the
+ * first writes its first REC_SIDE columns to a private side buffer, copied into Y after one
+ * barrier at the end. */
+#define REC_SIDE 16
+
+/* Per thread: the segment's key sum and a running z (m each), and with threads a side buffer
+ * (T, REC_SIDE). */
+static size_t rec_thread_floats(int T, int dk, int nth)
+{
+    return 2 * la_pad16((size_t)dk) + (nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
+}
+
+/* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*); the
+ * normalisers' inverses (T), shared. */
 size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
-    size_t ldp = la_pad16((size_t)dv + 1);
-    return (size_t)dk * ldp + 2 * ldp;
+    const int nth = threads > 1 ? threads : 1;
+    return (size_t)dk * la_pad16((size_t)dv) + la_pad16((size_t)T) +
+           (size_t)nth * rec_thread_floats(T, dk, nth);
+}
+
+/* State columns [c0, c1) over all tokens in blocks of la_linrec_block; the first `side`
+ * columns go to ys (stride REC_SIDE). */
+static void rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1,
+                        const float *inv, float *ys, int side)
+{
+    const int m = a->dk, blk = la_linrec_block(isa);
+    for (int c = c0; c < c1; c += blk) {
+        const int nc = c1 - c < blk ? c1 - c : blk;
+        const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
+        la_linrec_cols(isa, a->T, m, a->dv, a->q, a->k, a->v, a->y, a->dv,
+                       sb ? ys + (c - c0) : NULL, REC_SIDE, sb, inv, S + (size_t)m * c, c, nc);
+    }
 }
 
 void attn_linear_causal_recurrent(struct attn_args *a)
 {
-    const int T = a->T, m = a->dk, dv = a->dv;
-    const int ldp = (int)la_pad16((size_t)dv + 1);
-    float *S = a->work;                    /* m × ldp state, column dv is z */
-    float *vp = S + (size_t)m * ldp;       /* v' = [v, 1, 0...] */
-    float *yp = vp + ldp;                  /* y' = [num, den, ...] */
-    memset(S, 0, (size_t)m * ldp * sizeof *S);
-    memset(vp, 0, (size_t)ldp * sizeof *vp);
-    vp[dv] = 1.0f;
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
+    const int nth = a->threads > 1 ? a->threads : 1;
+    const size_t lds = la_pad16((size_t)dv), ldm = la_pad16((size_t)m);
+    const size_t per = rec_thread_floats(T, m, nth);
+    float *S = a->work, *inv = S + (size_t)m * lds, *priv = inv + la_pad16((size_t)T);
+    if (nth == 1) {
+        memset(S, 0, (size_t)m * lds * sizeof *S);
+        memset(priv, 0, (size_t)m * sizeof *priv);
+        a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, priv, inv);
+        rec_columns(isa, a, S, 0, dv, inv, NULL, 0);
+        return;
+    }
+    const int nlines = (dv + 15) / 16;
     long small = 0;
-    for (int t = 0; t < T; t++) {
-        const float *k = a->k + (size_t)t * m;
-        const float *q = a->q + (size_t)t * m;
-        memcpy(vp, a->v + (size_t)t * dv, (size_t)dv * sizeof *vp);
-        for (int c = 0; c < ldp; c++)
-            yp[c] = 0.0f;
-        /* One pass over the state: update row i with the key, then read it with the query. */
-        for (int i = 0; i < m; i++) {
-            float *Si = S + (size_t)i * ldp;
-            const float ki = k[i], qi = q[i];
-            for (int c = 0; c < ldp; c++) {
-                Si[c] += ki * vp[c];
-                yp[c] += qi * Si[c];
-            }
-        }
-        small += finish_rows(yp, ldp, a->y + (size_t)t * dv, 1, dv, a->eps);
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        float *zsum = priv + per * (size_t)th, *z = zsum + ldm, *ys = z + ldm;
+        /* Normalisers: my segment's key sum; after the barrier, z = the earlier segments'. */
+        const int t0 = (int)((long)T * th / n), t1 = (int)((long)T * (th + 1) / n);
+        memset(zsum, 0, (size_t)m * sizeof *zsum);
+        for (int t = t0; t < t1; t++)
+            for (int i = 0; i < m; i++)
+                zsum[i] += a->k[(size_t)t * m + i];
+#pragma omp barrier
+        memset(z, 0, (size_t)m * sizeof *z);
+        for (int s = 0; s < th; s++)
+            for (int i = 0; i < m; i++)
+                z[i] += priv[per * (size_t)s + i];
+        small += la_lin_den(isa, t1 - t0, m, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m, m,
+                            a->eps, z, inv + t0);
+        /* Columns of the state: each thread owns whole lines of them. */
+        const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
+        const int c1 = c1e < dv ? c1e : dv, side = th == 0 ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
+        /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
+        if (c0 < c1)
+            memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
+#pragma omp barrier
+        if (c0 < c1)
+            rec_columns(isa, a, S, c0, c1, inv, ys, side);
+#pragma omp barrier
+        for (int t = 0; t < T && side > 0; t++)
+            memcpy(a->y + (size_t)t * dv + c0, ys + (size_t)t * REC_SIDE,
+                   (size_t)side * sizeof *ys);
     }
     a->n_small_den = small;
 }
 
-/* ---- causal chunked: per chunk of C rows, intra-chunk (QKᵀ ⊙ M) V' and inter-chunk Q S' ---- */
+/* ---- causal chunked ----------------------------------------------------------------------- */
 
+/* Chunk sizes measured on the development machine (Zen 5, AVX-512 path, 1 thread, T = 16384,
+ * C in {16, 24, 32, 48, 64, 96, 128}; GFLOP/s within ±3% of the best are ties):
+ *   m = dv = 32: best C = 16;  m = dv = 64: 32-48;  m = dv = 128: 32-48;  m = 256, dv = 64: 48.
+ * The intra-chunk work grows with C (about C·(m + dv)/2 flops per row on top of the 4·m·dv of
+ * the state products) while small chunks pay more per-chunk overhead (packing Kᵀ, loading and
+ * storing the state tile), so the best C grows slowly with the width. */
 int attn_default_chunk(int m, int dv)
 {
-    (void)m;
-    (void)dv;
-    return 64;
+    const int w = m > dv ? m : dv;
+    return w <= 32 ? 16 : 48;
+}
+
+static int chunk_of(const struct attn_args *a)
+{
+    return a->chunk > 0 ? a->chunk : attn_default_chunk(a->dk, a->dv);
+}
+
+/* Per thread: running state (m, lds), z (m), inv (C), packed Kᵀ (m, C up to the widest panel),
+ * the score block (mr_max, same width), and the thread's range sum (m, lds) + k-sum (m).
+ * Shared with threads: U_c for every chunk. */
+static size_t chunk_thread_floats(int C, int m, int dv)
+{
+    const size_t lds = la_pad16((size_t)dv),
+                 cp = ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
+    return 2 * (size_t)m * lds + 2 * la_pad16((size_t)m) + la_pad16((size_t)C) + (size_t)m * cp +
+           LA_SIMD_MR_MAX * cp;
 }
 
 size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
-    size_t C = (size_t)(chunk > 0 ? chunk : attn_default_chunk(dk, dv));
-    size_t ld = (size_t)dv + 1;
-    return la_pad16((size_t)dk * ld) + la_pad16(C * C) + 2 * la_pad16(C * ld);
+    const int C = chunk > 0 ? chunk : attn_default_chunk(dk, dv);
+    const size_t nth = (size_t)(threads > 1 ? threads : 1);
+    size_t ws = nth * chunk_thread_floats(C, dk, dv);
+    if (nth > 1)
+        ws += ((size_t)T + C - 1) / C * (size_t)dk * la_pad16((size_t)dv);
+    return ws;
+}
+
+struct chunk_bufs {
+    float *S, *z, *inv, *Kt, *A, *R, *zr;
+};
+
+static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv)
+{
+    const size_t lds = la_pad16((size_t)dv),
+                 cp = ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
+    struct chunk_bufs b;
+    b.S = w;
+    b.R = b.S + (size_t)m * lds;
+    b.z = b.R + (size_t)m * lds;
+    b.zr = b.z + la_pad16((size_t)m);
+    b.inv = b.zr + la_pad16((size_t)m);
+    b.Kt = b.inv + la_pad16((size_t)C);
+    b.A = b.Kt + (size_t)m * cp;
+    return b;
+}
+
+/* Outputs of chunks [c0, c1), starting from the state and z in b; with U (not NULL) the state
+ * advances by the stored U_c, otherwise by S += K_cᵀV_c. */
+static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c1,
+                        struct chunk_bufs *b, const float *U)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, lds = (int)la_pad16((size_t)dv);
+    long small = 0;
+    for (int c = c0; c < c1; c++) {
+        const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
+        const float *Qc = a->q + (size_t)t0 * m, *Kc = a->k + (size_t)t0 * m;
+        const float *Vc = a->v + (size_t)t0 * dv;
+        small += la_lin_den(isa, n, m, Qc, Kc, m, a->eps, b->z, b->inv);
+        la_linchunk_out(isa, n, m, dv, Qc, Kc, Vc, a->y + (size_t)t0 * dv, b->S, lds, b->inv, b->Kt,
+                        b->A);
+        if (c + 1 == c1)
+            break; /* the state after the last chunk is not needed */
+        if (U) {
+            const float *Uc = U + (size_t)c * m * lds;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < dv; j++)
+                    b->S[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
+        } else {
+            la_gemm(isa, m, dv, n, Kc, 1, m, Vc, dv, b->S, lds, 1.0f, NULL, 1);
+        }
+    }
+    return small;
 }
 
 void attn_linear_causal_chunked(struct attn_args *a)
 {
-    const int T = a->T, m = a->dk, dv = a->dv, ld = dv + 1;
-    const int C = a->chunk > 0 ? a->chunk : attn_default_chunk(m, dv);
-    float *S = a->work;                             /* m × ld state (last column z) */
-    float *A = S + la_pad16((size_t)m * ld);        /* C × C masked scores */
-    float *Vp = A + la_pad16((size_t)C * C);        /* C × ld values with ones */
-    float *Yp = Vp + la_pad16((size_t)C * ld);      /* C × ld numerators | normaliser */
-    memset(S, 0, (size_t)m * ld * sizeof *S);
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = chunk_of(a);
+    const int nth = a->threads > 1 ? a->threads : 1, nch = (T + C - 1) / C;
+    const size_t lds = la_pad16((size_t)dv), per = chunk_thread_floats(C, m, dv);
     long small = 0;
-    for (int t0 = 0; t0 < T; t0 += C) {
-        const int n = T - t0 < C ? T - t0 : C;
-        const float *Qc = a->q + (size_t)t0 * m, *Kc = a->k + (size_t)t0 * m;
-        load_v1(a->v + (size_t)t0 * dv, Vp, ld, n, dv);
-        /* Inter-chunk: Y' = Q_c S'_prev (state of all earlier chunks). */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, ld, m, 1.0f, Qc, m, S, ld,
-                    0.0f, Yp, ld);
-        /* Intra-chunk: A = Q_c K_cᵀ, keep j <= i, then Y' += A V'_c. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, m, 1.0f, Qc, m, Kc, m, 0.0f,
-                    A, n);
-        for (int i = 0; i < n; i++)
-            for (int j = i + 1; j < n; j++)
-                A[(size_t)i * n + j] = 0.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, ld, n, 1.0f, A, n, Vp, ld,
-                    1.0f, Yp, ld);
-        /* State update for the next chunks: S' += K_cᵀ V'_c. */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, ld, n, 1.0f, Kc, m, Vp, ld, 1.0f,
-                    S, ld);
-        small += finish_rows(Yp, ld, a->y + (size_t)t0 * dv, n, dv, a->eps);
+    if (nth == 1 || nch < 2) {
+        struct chunk_bufs b = chunk_bufs_at(a->work, C, m, dv);
+        memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
+        memset(b.z, 0, (size_t)m * sizeof *b.z);
+        a->n_small_den = chunk_range(isa, a, C, 0, nch, &b, NULL);
+        return;
+    }
+    float *U = a->work + (size_t)nth * per;
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        const int c0 = nch * th / n, c1 = nch * (th + 1) / n;
+        struct chunk_bufs b = chunk_bufs_at(a->work + (size_t)th * per, C, m, dv);
+        /* Phase 1: U_c = K_cᵀV_c for my chunks; R = their sum, zr = my keys' sum. */
+        memset(b.R, 0, (size_t)m * lds * sizeof *b.R);
+        memset(b.zr, 0, (size_t)m * sizeof *b.zr);
+        for (int c = c0; c < c1; c++) {
+            const int t0 = c * C, nr = T - t0 < C ? T - t0 : C;
+            float *Uc = U + (size_t)c * m * lds;
+            la_gemm(isa, m, dv, nr, a->k + (size_t)t0 * m, 1, m, a->v + (size_t)t0 * dv, dv, Uc,
+                    lds, 1.0f, NULL, 0);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < dv; j++)
+                    b.R[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
+            for (int t = 0; t < nr; t++)
+                for (int i = 0; i < m; i++)
+                    b.zr[i] += a->k[(size_t)(t0 + t) * m + i];
+        }
+#pragma omp barrier
+        /* Phase 2: my starting state and z are the sums over the earlier threads' ranges. */
+        memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
+        memset(b.z, 0, (size_t)m * sizeof *b.z);
+        for (int s = 0; s < th; s++) {
+            const struct chunk_bufs o = chunk_bufs_at(a->work + (size_t)s * per, C, m, dv);
+            for (size_t e = 0; e < (size_t)m * lds; e++)
+                b.S[e] += o.R[e];
+            for (int i = 0; i < m; i++)
+                b.z[i] += o.zr[i];
+        }
+        /* Phase 3: my chunks' outputs, advancing the state by the stored U_c. */
+        if (c0 < c1)
+            small += chunk_range(isa, a, C, c0, c1, &b, U);
     }
     a->n_small_den = small;
 }

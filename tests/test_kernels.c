@@ -1,6 +1,9 @@
-/* test_kernels.c — every fast kernel against its double reference on odd shapes, the two
- * causal algorithms against each other, causal linear against the non-causal formula on every
- * prefix, and softmax stability for scores of ±1000.  Run: make check (or build/tests/test_kernels).
+/* test_kernels.c — every fast kernel against its double reference on odd shapes, on every
+ * vector path this CPU runs (AVX-512, AVX2, portable; forced with la_simd_force) and with
+ * threads inside a head; the SIMD GEMM tile against a plain loop; the two causal algorithms
+ * against each other; causal linear against the non-causal formula on every prefix; the seed
+ * baseline (raw Q, K, elu+1 inside) against the reference on elu1 features; softmax stability
+ * for scores of ±1000.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (LA_TOL_* in harness/check.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
@@ -9,6 +12,7 @@
 
 #include "../harness/check.h"
 #include "../kernels/attention.h"
+#include "../kernels/simd.h"
 
 static const struct la_check_case odd_shapes[] = {
     /* T, dk, dv, heads, causal, chunk, threads, scale */
@@ -20,11 +24,18 @@ static const struct la_check_case odd_shapes[] = {
     {257, 24, 40, 1, 1, 0, 1, 1.0}, {200, 33, 17, 3, 1, 0, 2, 1.0}, {100, 5, 3, 4, 1, 0, 1, 1.5},
     {333, 20, 12, 1, 1, 17, 1, 1.0}, {31, 8, 8, 1, 1, 32, 1, 1.0}, {32, 8, 8, 1, 1, 32, 1, 1.0},
     {33, 8, 8, 1, 1, 32, 1, 1.0},   {700, 64, 64, 1, 1, 0, 2, 1.0}, {700, 64, 64, 1, 0, 0, 2, 1.0},
+    /* Threads inside one head: fewer chunks or column vectors than threads, T = 1, dv not a
+     * multiple of any vector width, three threads. */
+    {1, 16, 16, 1, 1, 0, 2, 1.0},   {3, 7, 5, 1, 1, 2, 2, 1.0},     {70, 9, 5, 1, 1, 16, 3, 1.0},
+    {301, 40, 17, 1, 1, 0, 2, 1.0}, {301, 40, 17, 1, 0, 0, 2, 1.0}, {513, 33, 65, 1, 1, 50, 2, 1.0},
+    {1, 16, 16, 1, 0, 0, 2, 1.0},   {97, 96, 130, 1, 1, 0, 3, 1.0}, {97, 96, 130, 1, 0, 0, 3, 1.0},
+    /* Several key tiles and query blocks of softmax; long rows; m != dv widths past 64. */
+    {600, 1, 1, 1, 0, 0, 1, 2.0},   {600, 1, 1, 1, 1, 0, 1, 2.0},   {531, 72, 80, 1, 1, 0, 1, 1.0},
+    {531, 72, 80, 1, 0, 0, 1, 1.0}, {290, 130, 3, 2, 1, 0, 2, 1.0}, {290, 3, 130, 2, 0, 0, 2, 1.0},
 };
 
-static void test_every_kernel_odd_shapes(void **state)
+static void check_every_kernel_odd_shapes(void)
 {
-    (void)state;
     for (size_t k = 0; attn_kernels[k].name; k++) {
         const struct attn_kernel *kn = &attn_kernels[k];
         for (size_t i = 0; i < sizeof odd_shapes / sizeof odd_shapes[0]; i++) {
@@ -35,13 +46,141 @@ static void test_every_kernel_odd_shapes(void **state)
             struct la_error err;
             assert_int_equal(la_check_kernel(kn, c, 1000 + i, &r, &err), LA_OK);
             if (!(r.finite && r.rel_err <= r.tol))
-                print_error("%s T=%d dk=%d dv=%d H=%d causal=%d chunk=%d: rel_err %.3g tol %.1g\n",
-                            kn->name, c->T, c->dk, c->dv, c->heads, c->causal, c->chunk,
-                            r.rel_err, r.tol);
+                print_error("%s [%s] T=%d dk=%d dv=%d H=%d causal=%d chunk=%d thr=%d: rel_err "
+                            "%.3g tol %.1g\n",
+                            kn->name, la_simd_name(la_simd_isa()), c->T, c->dk, c->dv, c->heads,
+                            c->causal, c->chunk, c->threads, r.rel_err, r.tol);
             assert_true(r.finite);
             assert_true(r.rel_err <= r.tol);
             assert_int_equal(r.small_fast, r.small_ref);
         }
+    }
+}
+
+/* The same table on every vector path this CPU can run (the default path is one of them). */
+static void test_every_kernel_odd_shapes(void **state)
+{
+    (void)state;
+    int ran = 0;
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (!la_simd_supported(isa))
+            continue;
+        assert_int_equal(la_simd_force(isa), 0);
+        assert_int_equal(la_simd_isa(), isa);
+        check_every_kernel_odd_shapes();
+        ran++;
+    }
+    la_simd_force(-1);
+    assert_true(ran >= 1);
+}
+
+/* The path names round-trip, the portable path always exists, a bad name is refused. */
+static void test_simd_choice(void **state)
+{
+    (void)state;
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++)
+        assert_int_equal(la_simd_parse(la_simd_name(isa)), isa);
+    assert_int_equal(la_simd_parse("sse9"), -1);
+    assert_int_equal(la_simd_parse(NULL), -1);
+    assert_true(la_simd_supported(LA_ISA_SCALAR));
+    assert_int_equal(la_simd_force(LA_ISA_COUNT), -1);
+    assert_int_equal(la_simd_force(LA_ISA_SCALAR), 0);
+    assert_int_equal(la_simd_isa(), LA_ISA_SCALAR);
+    la_simd_force(-1);
+    assert_true(la_simd_supported(la_simd_isa()));
+}
+
+/* la_gemm on every path against a double loop: odd M, N, K (K past the K-block), transposed A,
+ * row scales, beta = 0 and 1, N past one register tile and not a multiple of any width. */
+static void test_simd_gemm(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{1, 1, 1},   {7, 13, 5},  {6, 64, 64}, {13, 65, 129},
+                                    {25, 17, 300}, {64, 130, 48}, {3, 200, 0}};
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (!la_simd_supported(isa))
+            continue;
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+            const int ldc = N + 3, kk = K > 0 ? K : 1;
+            float *A = malloc(sizeof(float) * M * kk), *B = malloc(sizeof(float) * kk * N);
+            float *C = malloc(sizeof(float) * M * ldc), *rs = malloc(sizeof(float) * M);
+            float *C0 = malloc(sizeof(float) * M * ldc);
+            double *R = malloc(sizeof(double) * M * N);
+            tu_fill(A, (size_t)M * kk, 1.0f, 31 + sh);
+            tu_fill(B, (size_t)kk * N, 1.0f, 41 + sh);
+            tu_fill(C0, (size_t)M * ldc, 1.0f, 51 + sh);
+            tu_fill(rs, (size_t)M, 2.0f, 61 + sh);
+            for (int trans = 0; trans <= 1; trans++)
+                for (int beta = 0; beta <= 1; beta++)
+                    for (int scaled = 0; scaled <= 1; scaled++) {
+                        /* A as (M, K) row-major, or the same numbers read as the transpose of a
+                         * (K, M) array. */
+                        const ptrdiff_t rsa = trans ? 1 : kk, csa = trans ? M : 1;
+                        memcpy(C, C0, sizeof(float) * M * ldc);
+                        la_gemm(isa, M, N, K, A, rsa, csa, B, N, C, ldc, 0.75f,
+                                scaled ? rs : NULL, beta);
+                        double num = 0, den = 0;
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++) {
+                                double acc = 0;
+                                for (int k = 0; k < K; k++)
+                                    acc += (double)A[i * rsa + k * csa] * B[k * N + j];
+                                acc *= 0.75 * (scaled ? rs[i] : 1.0);
+                                if (beta)
+                                    acc += C0[i * ldc + j];
+                                const double e = C[i * ldc + j] - acc;
+                                num += e * e;
+                                den += acc * acc;
+                            }
+                        if (!(sqrt(num) <= 1e-6 * sqrt(den) + 1e-30))
+                            print_error("gemm [%s] M=%d N=%d K=%d trans=%d beta=%d scaled=%d: "
+                                        "%.3g\n",
+                                        la_simd_name(isa), M, N, K, trans, beta, scaled,
+                                        sqrt(num / (den > 0 ? den : 1)));
+                        assert_true(sqrt(num) <= 1e-6 * sqrt(den) + 1e-30);
+                        /* Columns past N (the row padding) are never written. */
+                        for (int i = 0; i < M; i++)
+                            for (int j = N; j < ldc; j++)
+                                assert_true(C[i * ldc + j] == C0[i * ldc + j]);
+                    }
+            free(A), free(B), free(C), free(rs), free(C0), free(R);
+        }
+    }
+}
+
+/* The seed baseline takes raw q, k and applies elu+1 inside: against the reference on elu1
+ * features computed in double. */
+static void test_seed_baseline(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{1, 4, 4}, {77, 16, 9}, {300, 64, 64}, {129, 5, 33}};
+    const struct attn_kernel *kn = &attn_linear_causal_seed;
+    assert_int_equal(kn->family, ATTN_LINEAR_SEED);
+    assert_null(attn_kernel_lookup(kn->name)); /* not in the table */
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int T = shapes[sh][0], d = shapes[sh][1], dv = shapes[sh][2];
+        float *q = malloc(sizeof(float) * T * d), *k = malloc(sizeof(float) * T * d);
+        float *v = malloc(sizeof(float) * T * dv), *y = malloc(sizeof(float) * T * dv);
+        double *pq = malloc(sizeof(double) * T * d), *pk = malloc(sizeof(double) * T * d);
+        double *vd = malloc(sizeof(double) * T * dv), *yd = malloc(sizeof(double) * T * dv);
+        float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, d, dv, 1, 0, 1));
+        tu_fill(q, (size_t)T * d, 2.5f, 71 + sh);
+        tu_fill(k, (size_t)T * d, 2.5f, 81 + sh);
+        tu_fill(v, (size_t)T * dv, 1.0f, 91 + sh);
+        for (size_t i = 0; i < (size_t)T * d; i++) {
+            pq[i] = q[i] >= 0 ? q[i] + 1.0 : exp((double)q[i]);
+            pk[i] = k[i] >= 0 ? k[i] + 1.0 : exp((double)k[i]);
+        }
+        tu_to_double(v, vd, (size_t)T * dv);
+        struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = dv,
+                              .causal = 1, .eps = 1e-6f, .work = w};
+        kn->run(&a);
+        const long small = attn_linear_ref(pq, pk, vd, yd, T, d, dv, 1, 1e-6);
+        assert_true(tu_all_finite(y, (size_t)T * dv));
+        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
+        assert_int_equal(a.n_small_den, small);
+        free(q), free(k), free(v), free(y), free(pq), free(pk), free(vd), free(yd), free(w);
     }
 }
 
@@ -55,6 +194,50 @@ static void features(float *pq, float *pk, float *v, int T, int m, int dv, uint6
         pq[i] = expf(pq[i]);
         pk[i] = expf(pk[i]);
     }
+}
+
+/* Rows whose normaliser is 0 (a zero query row) are counted, on every path and thread count,
+ * and come out finite. */
+static void test_small_normalisers_counted(void **state)
+{
+    (void)state;
+    const int T = 301, m = 20, dv = 37;
+    float *pq = malloc(sizeof(float) * T * m), *pk = malloc(sizeof(float) * T * m);
+    float *v = malloc(sizeof(float) * T * dv), *y = malloc(sizeof(float) * T * dv);
+    double *pqd = malloc(sizeof(double) * T * m), *pkd = malloc(sizeof(double) * T * m);
+    double *vd = malloc(sizeof(double) * T * dv), *yd = malloc(sizeof(double) * T * dv);
+    features(pq, pk, v, T, m, dv, 123);
+    for (int t = 0; t < T; t += 5)
+        memset(pq + (size_t)t * m, 0, sizeof(float) * m);
+    tu_to_double(pq, pqd, (size_t)T * m);
+    tu_to_double(pk, pkd, (size_t)T * m);
+    tu_to_double(v, vd, (size_t)T * dv);
+    for (int causal = 0; causal <= 1; causal++) {
+        const long want = attn_linear_ref(pqd, pkd, vd, yd, T, m, dv, causal, 1e-6);
+        assert_int_equal(want, (T + 4) / 5);
+        for (size_t k = 0; attn_kernels[k].name; k++) {
+            const struct attn_kernel *kn = &attn_kernels[k];
+            if (kn->family != ATTN_LINEAR ||
+                !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                continue;
+            for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+                if (la_simd_force(isa) != 0)
+                    continue;
+                for (int th = 1; th <= 2; th++) {
+                    const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
+                    float *w = malloc(sizeof(float) * ws);
+                    struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m,
+                                          .dv = dv, .causal = causal, .eps = 1e-6f};
+                    assert_int_equal(attn_run_heads(kn, &a, 1, th, w, ws), want);
+                    assert_true(tu_all_finite(y, (size_t)T * dv));
+                    assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
+                    free(w);
+                }
+            }
+            la_simd_force(-1);
+        }
+    }
+    free(pq), free(pk), free(v), free(y), free(pqd), free(pkd), free(vd), free(yd);
 }
 
 static void test_recurrent_equals_chunked(void **state)
@@ -147,16 +330,21 @@ static void test_softmax_extreme_scores(void **state)
     tu_to_double(k, kd, (size_t)T * d);
     tu_to_double(v, vd, (size_t)T * dv);
     const struct attn_kernel *kn = attn_kernel_lookup("softmax_flash");
-    for (int causal = 0; causal <= 1; causal++) {
-        float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, d, dv, causal, 0, 1));
-        struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = dv,
-                              .causal = causal, .work = w};
-        kn->run(&a);
-        attn_softmax_ref(qd, kd, vd, yd, T, d, dv, causal, scores);
-        assert_true(tu_all_finite(y, (size_t)T * dv));
-        assert_true(tu_rel_err(y, yd, (size_t)T * dv) < 1e-4);
-        free(w);
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (la_simd_force(isa) != 0)
+            continue;
+        for (int causal = 0; causal <= 1; causal++) {
+            float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, d, dv, causal, 0, 1));
+            struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = dv,
+                                  .causal = causal, .work = w};
+            kn->run(&a);
+            attn_softmax_ref(qd, kd, vd, yd, T, d, dv, causal, scores);
+            assert_true(tu_all_finite(y, (size_t)T * dv));
+            assert_true(tu_rel_err(y, yd, (size_t)T * dv) < 1e-4);
+            free(w);
+        }
     }
+    la_simd_force(-1);
     free(q), free(k), free(v), free(y), free(qd), free(kd), free(vd), free(yd), free(scores);
 }
 
@@ -189,7 +377,11 @@ static void test_lookup_and_flops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simd_choice),
+        cmocka_unit_test(test_simd_gemm),
         cmocka_unit_test(test_every_kernel_odd_shapes),
+        cmocka_unit_test(test_seed_baseline),
+        cmocka_unit_test(test_small_normalisers_counted),
         cmocka_unit_test(test_recurrent_equals_chunked),
         cmocka_unit_test(test_causal_is_prefix_of_noncausal),
         cmocka_unit_test(test_softmax_extreme_scores),

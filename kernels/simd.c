@@ -1,0 +1,447 @@
+/* simd.c — the run-time choice of vector path and the three compiled copies of simd_tmpl.h
+ * (see simd.h for the contract).
+ *
+ * Each copy is compiled inside `#pragma GCC target(...)`, so this file builds under any -march
+ * and the CPU check (__builtin_cpu_supports) happens before a vector function runs.  The
+ * portable copy is plain C with one lane per "vector"; the compiler may still vectorise it
+ * under -march=native, which changes nothing in the results' contract.
+ * Choice: LINATTN_SIMD=avx512|avx2|scalar, read once at the first call, else the best the CPU
+ * supports.  la_simd_force() overrides both (tests).
+ * Tests: tests/test_kernels.c (GEMM against a loop on every path; every kernel on every path).
+ */
+#include "simd.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define LA_SIMD_X86 1
+#include <immintrin.h>
+#else
+#define LA_SIMD_X86 0
+#endif
+
+/* ---- packing (not path-specific) --------------------------------------------------------- */
+
+void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P)
+{
+    const int npan = (n + nr - 1) / nr;
+    for (int p = 0; p < npan; p++) {
+        float *dst = P + (ptrdiff_t)p * cols * nr;
+        const int jn = n - p * nr < nr ? n - p * nr : nr;
+        for (int jj = 0; jj < jn; jj++) {
+            const float *src = X + (ptrdiff_t)(j0 + p * nr + jj) * ldx;
+            for (int c = 0; c < cols; c++)
+                dst[c * nr + jj] = src[c];
+        }
+        for (int jj = jn; jj < nr; jj++)
+            for (int c = 0; c < cols; c++)
+                dst[c * nr + jj] = 0.0f;
+    }
+}
+
+/* ---- AVX-512F ----------------------------------------------------------------------------- */
+#if LA_SIMD_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx2,fma")
+
+#define SFX avx512
+#define VW 16
+#define VEC __m512
+#define MASK __mmask16
+#define GEMM_MR 6
+#define GEMM_NV 4
+#define REC_NV 4
+#define REC_TBMAX 8
+#define REC_TB(nv) ((nv) == 4 ? 3 : (nv) == 3 ? 4 : (nv) == 2 ? 6 : 8)
+#define vmask(n) ((__mmask16)((1u << (n)) - 1u))
+#define vld(p) _mm512_loadu_ps(p)
+#define vldm(p, k) _mm512_maskz_loadu_ps(k, p)
+#define vldm_ninf(p, k) _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, p)
+#define vkeep(x, k) _mm512_maskz_mov_ps(k, x)
+#define vst(p, x) _mm512_storeu_ps(p, x)
+#define vstm(p, x, k) _mm512_mask_storeu_ps(p, k, x)
+#define vset1(x) _mm512_set1_ps(x)
+#define vzero() _mm512_setzero_ps()
+#define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vmul(a, b) _mm512_mul_ps(a, b)
+#define vadd(a, b) _mm512_add_ps(a, b)
+#define vsub(a, b) _mm512_sub_ps(a, b)
+#define vmax(a, b) _mm512_max_ps(a, b)
+#define vhsum(x) _mm512_reduce_add_ps(x)
+#define vhmax(x) _mm512_reduce_max_ps(x)
+#define vexp(x) exp_avx512(x)
+
+/* e^x for x <= 0: n = round(x·log2 e), r = x − n·ln2 (two-part Cody-Waite), a degree-7
+ * polynomial for e^r on |r| <= ln2/2 (relative error ~1e-7), scaled by 2^n with vscalefps. */
+static inline __m512 exp_avx512(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* clang-format off */
+#define GEMM_CASES                                                                             \
+    LA_TC(1, 1) LA_TC(1, 2) LA_TC(1, 3) LA_TC(1, 4) LA_TC(2, 1) LA_TC(2, 2) LA_TC(2, 3)         \
+    LA_TC(2, 4) LA_TC(3, 1) LA_TC(3, 2) LA_TC(3, 3) LA_TC(3, 4) LA_TC(4, 1) LA_TC(4, 2)         \
+    LA_TC(4, 3) LA_TC(4, 4) LA_TC(5, 1) LA_TC(5, 2) LA_TC(5, 3) LA_TC(5, 4) LA_TC(6, 1)         \
+    LA_TC(6, 2) LA_TC(6, 3) LA_TC(6, 4)
+/* clang-format on */
+
+#include "simd_tmpl.h"
+
+#undef SFX
+#undef VW
+#undef VEC
+#undef MASK
+#undef GEMM_MR
+#undef GEMM_NV
+#undef REC_NV
+#undef REC_TBMAX
+#undef REC_TB
+#undef vmask
+#undef vld
+#undef vldm
+#undef vldm_ninf
+#undef vkeep
+#undef vst
+#undef vstm
+#undef vset1
+#undef vzero
+#undef vfma
+#undef vmul
+#undef vadd
+#undef vsub
+#undef vmax
+#undef vhsum
+#undef vhmax
+#undef vexp
+#undef GEMM_CASES
+#pragma GCC pop_options
+
+/* ---- AVX2 + FMA --------------------------------------------------------------------------- */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+#define SFX avx2
+#define VW 8
+#define VEC __m256
+#define MASK __m256i
+#define GEMM_MR 6
+#define GEMM_NV 2
+#define REC_NV 2
+#define REC_TBMAX 6
+#define REC_TB(nv) ((nv) == 2 ? 3 : 6)
+#define vmask(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define vld(p) _mm256_loadu_ps(p)
+#define vldm(p, k) _mm256_maskload_ps(p, k)
+#define vldm_ninf(p, k)                                                                            \
+    _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(p, k), _mm256_castsi256_ps(k))
+#define vkeep(x, k) _mm256_and_ps(x, _mm256_castsi256_ps(k))
+#define vst(p, x) _mm256_storeu_ps(p, x)
+#define vstm(p, x, k) _mm256_maskstore_ps(p, k, x)
+#define vset1(x) _mm256_set1_ps(x)
+#define vzero() _mm256_setzero_ps()
+#define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define vmul(a, b) _mm256_mul_ps(a, b)
+#define vadd(a, b) _mm256_add_ps(a, b)
+#define vsub(a, b) _mm256_sub_ps(a, b)
+#define vmax(a, b) _mm256_max_ps(a, b)
+#define vhsum(x) hsum_avx2(x)
+#define vhmax(x) hmax_avx2(x)
+#define vexp(x) exp_avx2(x)
+
+static inline float hsum_avx2(__m256 x)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax_avx2(__m256 x)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The same algorithm as exp_avx512; 2^n is built in the exponent field (n >= -126 after the
+ * clamp, so it is a normal number). */
+static inline __m256 exp_avx2(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* clang-format off */
+#define GEMM_CASES                                                                             \
+    LA_TC(1, 1) LA_TC(1, 2) LA_TC(2, 1) LA_TC(2, 2) LA_TC(3, 1) LA_TC(3, 2) LA_TC(4, 1)         \
+    LA_TC(4, 2) LA_TC(5, 1) LA_TC(5, 2) LA_TC(6, 1) LA_TC(6, 2)
+/* clang-format on */
+
+#include "simd_tmpl.h"
+
+#undef SFX
+#undef VW
+#undef VEC
+#undef MASK
+#undef GEMM_MR
+#undef GEMM_NV
+#undef REC_NV
+#undef REC_TBMAX
+#undef REC_TB
+#undef vmask
+#undef vld
+#undef vldm
+#undef vldm_ninf
+#undef vkeep
+#undef vst
+#undef vstm
+#undef vset1
+#undef vzero
+#undef vfma
+#undef vmul
+#undef vadd
+#undef vsub
+#undef vmax
+#undef vhsum
+#undef vhmax
+#undef vexp
+#undef GEMM_CASES
+#pragma GCC pop_options
+#endif /* LA_SIMD_X86 */
+
+/* ---- portable C (one lane) ---------------------------------------------------------------- */
+#define SFX scalar
+#define VW 1
+#define VEC float
+#define MASK int
+#define GEMM_MR 4
+#define GEMM_NV 4
+#define REC_NV 4
+#define REC_TBMAX 2
+#define REC_TB(nv) 2
+#define vmask(n) (n)
+#define vld(p) (*(p))
+#define vldm(p, k) ((void)(k), *(p))
+#define vldm_ninf(p, k) ((void)(k), *(p))
+#define vkeep(x, k) ((void)(k), (x))
+#define vst(p, x) (*(p) = (x))
+#define vstm(p, x, k) ((void)(k), *(p) = (x))
+#define vset1(x) (x)
+#define vzero() 0.0f
+#define vfma(a, b, c) fmaf(a, b, c)
+#define vmul(a, b) ((a) * (b))
+#define vadd(a, b) ((a) + (b))
+#define vsub(a, b) ((a) - (b))
+#define vmax(a, b) ((a) > (b) ? (a) : (b))
+#define vhsum(x) (x)
+#define vhmax(x) (x)
+#define vexp(x) expf(x)
+/* clang-format off */
+#define GEMM_CASES                                                                             \
+    LA_TC(1, 1) LA_TC(1, 2) LA_TC(1, 3) LA_TC(1, 4) LA_TC(2, 1) LA_TC(2, 2) LA_TC(2, 3)         \
+    LA_TC(2, 4) LA_TC(3, 1) LA_TC(3, 2) LA_TC(3, 3) LA_TC(3, 4) LA_TC(4, 1) LA_TC(4, 2)         \
+    LA_TC(4, 3) LA_TC(4, 4)
+/* clang-format on */
+
+#include "simd_tmpl.h"
+
+/* ---- the choice ----------------------------------------------------------------------------- */
+
+static const char *const isa_names[LA_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+
+const char *la_simd_name(int isa)
+{
+    return isa >= 0 && isa < LA_ISA_COUNT ? isa_names[isa] : "?";
+}
+
+int la_simd_parse(const char *name)
+{
+    for (int i = 0; name && i < LA_ISA_COUNT; i++)
+        if (!strcmp(name, isa_names[i]))
+            return i;
+    return -1;
+}
+
+int la_simd_supported(int isa)
+{
+    if (isa == LA_ISA_SCALAR)
+        return 1;
+#if LA_SIMD_X86
+    __builtin_cpu_init();
+    if (isa == LA_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == LA_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+/* The automatic choice depends only on the CPU and the environment, so every thread that races
+ * to compute it computes the same value: plain atomics suffice.  -1 = not chosen yet. */
+static atomic_int auto_isa = -1;
+static atomic_int forced_isa = -1;
+
+int la_simd_isa(void)
+{
+    const int f = atomic_load_explicit(&forced_isa, memory_order_relaxed);
+    if (f >= 0)
+        return f;
+    int a = atomic_load_explicit(&auto_isa, memory_order_relaxed);
+    if (a < 0) {
+        a = LA_ISA_SCALAR;
+        for (int i = LA_ISA_COUNT - 1; i > 0; i--)
+            if (la_simd_supported(i)) {
+                a = i;
+                break;
+            }
+        const int want = la_simd_parse(getenv("LINATTN_SIMD"));
+        if (want >= 0 && la_simd_supported(want))
+            a = want;
+        atomic_store_explicit(&auto_isa, a, memory_order_relaxed);
+    }
+    return a;
+}
+
+int la_simd_force(int isa)
+{
+    if (isa >= LA_ISA_COUNT || (isa >= 0 && !la_simd_supported(isa)))
+        return -1;
+    atomic_store_explicit(&forced_isa, isa < 0 ? -1 : isa, memory_order_relaxed);
+    return 0;
+}
+
+int la_simd_mr(int isa)
+{
+    return isa == LA_ISA_SCALAR ? 4 : 6;
+}
+
+int la_simd_nr(int isa)
+{
+    return isa == LA_ISA_AVX512 ? 64 : isa == LA_ISA_AVX2 ? 16 : 4;
+}
+
+int la_linrec_block(int isa)
+{
+    return isa == LA_ISA_AVX512 ? 64 : isa == LA_ISA_AVX2 ? 16 : 4;
+}
+
+int la_linrec_width(int isa, int nc)
+{
+    const int vw = isa == LA_ISA_AVX512 ? 16 : isa == LA_ISA_AVX2 ? 8 : 1;
+    return (nc + vw - 1) / vw * vw;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+#if LA_SIMD_X86
+#define LA_DISPATCH(call)                                                                          \
+    switch (isa) {                                                                                 \
+    case LA_ISA_AVX512:                                                                            \
+        return call##_avx512;                                                                      \
+    case LA_ISA_AVX2:                                                                              \
+        return call##_avx2;                                                                        \
+    default:                                                                                       \
+        return call##_scalar;                                                                      \
+    }
+#else
+#define LA_DISPATCH(call) return call##_scalar;
+#endif
+
+typedef void (*gemm_fn)(int, int, int, const float *, ptrdiff_t, ptrdiff_t, const float *,
+                        ptrdiff_t, float *, ptrdiff_t, float, const float *, int);
+static gemm_fn gemm_for(int isa)
+{
+    LA_DISPATCH(gemm)
+}
+
+void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+             const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+             const float *rowscale, int beta)
+{
+    gemm_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta);
+}
+
+typedef long (*den_fn)(int, int, const float *, const float *, ptrdiff_t, float, float *, float *);
+static den_fn den_for(int isa)
+{
+    LA_DISPATCH(lin_den)
+}
+
+long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
+                float *z, float *inv)
+{
+    return den_for(isa)(T, m, Q, K, ld, eps, z, inv);
+}
+
+typedef void (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
+                       ptrdiff_t, float *, ptrdiff_t, int, const float *, float *, int, int);
+static rec_fn rec_for(int isa)
+{
+    LA_DISPATCH(linrec_cols)
+}
+
+void la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
+                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, const float *inv,
+                    float *S, int c0, int nc)
+{
+    rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, inv, S, c0, nc);
+}
+
+typedef void (*chunk_fn)(int, int, int, const float *, const float *, const float *, float *,
+                         const float *, ptrdiff_t, const float *, float *, float *);
+static chunk_fn chunk_for(int isa)
+{
+    LA_DISPATCH(linchunk_out)
+}
+
+void la_linchunk_out(int isa, int n, int m, int dv, const float *Qc, const float *Kc,
+                     const float *Vc, float *Yc, const float *S, ptrdiff_t lds, const float *inv,
+                     float *Kt, float *A)
+{
+    chunk_for(isa)(n, m, dv, Qc, Kc, Vc, Yc, S, lds, inv, Kt, A);
+}
+
+typedef void (*softmax_fn)(const float *, const float *, const float *, float *, int, int, int, int,
+                           float, int, int, int, float *, float *);
+static softmax_fn softmax_for(int isa)
+{
+    LA_DISPATCH(softmax_rows)
+}
+
+void la_softmax_rows(int isa, const float *Q, const float *Kp, const float *V, float *Y, int T,
+                     int d, int dv, int causal, float scale, int i0, int rows, int bc, float *S,
+                     float *ml)
+{
+    softmax_for(isa)(Q, Kp, V, Y, T, d, dv, causal, scale, i0, rows, bc, S, ml);
+}

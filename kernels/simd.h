@@ -1,0 +1,93 @@
+/* simd.h — internal to kernels/: run-time choice of the vector instruction set, and the small
+ * vectorised building blocks the fast kernels are made of (register-blocked GEMM tiles, the
+ * fused per-token recurrent update, the fused online-softmax block, the causal normaliser).
+ *
+ * What it is: three implementations of each block — AVX-512F (16 lanes), AVX2+FMA (8 lanes)
+ * and portable C (one lane) — compiled from one template (simd_tmpl.h) and chosen per call by
+ * an `isa` argument.  la_simd_isa() is what the public kernels pass: the best this CPU runs,
+ * or what the environment variable LINATTN_SIMD=avx512|avx2|scalar names (read once, at the
+ * first call; an unknown name or one the CPU cannot run is ignored).  la_simd_force() is for
+ * tests, which run every kernel under every path.
+ * What it is not: a BLAS.  The GEMM here has no packing of A and only the blocking the
+ * attention kernels need (operands of a few hundred rows that live in L1/L2).
+ * Numerics: plain IEEE fp32 with FMA contraction written out; no -ffast-math.  Sums run in a
+ * different order from the double references, which is what the tolerances allow for.
+ * Tests: tests/test_kernels.c (every kernel on every path, odd shapes; GEMM against a loop).
+ */
+#ifndef LA_SIMD_H
+#define LA_SIMD_H
+
+#include <stddef.h>
+
+enum la_isa { LA_ISA_SCALAR = 0, LA_ISA_AVX2 = 1, LA_ISA_AVX512 = 2 };
+#define LA_ISA_COUNT 3
+
+/* The path the kernels use now (see above). */
+int la_simd_isa(void);
+/* Tests: force a path for every later call (isa < 0: back to the automatic choice).  Not to be
+ * called while kernels run in other threads.  Returns 0, or -1 when this CPU cannot run isa. */
+int la_simd_force(int isa);
+/* 1 if this CPU can run isa (scalar: always). */
+int la_simd_supported(int isa);
+/* "avx512", "avx2" or "scalar"; la_simd_parse is the inverse (-1 when unknown). */
+const char *la_simd_name(int isa);
+int la_simd_parse(const char *name);
+
+/* Register-block sizes of a path: GEMM tiles are mr x nr (nr = lanes · vectors). */
+int la_simd_mr(int isa);
+int la_simd_nr(int isa);
+/* The widest nr of any path; packed panels sized with it fit every path. */
+#define LA_SIMD_NR_MAX 64
+#define LA_SIMD_MR_MAX 8
+
+/* C = s_i · A·B + (beta ? C : 0) row by row, s_i = alpha · (rowscale ? rowscale[i] : 1);
+ * C: (M, N) with row stride ldc; A(i, k) = A[i·rsa + k·csa] (so a transposed A is rsa = 1,
+ * csa = lda); B: (K, N) with row stride ldb.  beta is 0 or 1. */
+void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+             const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+             const float *rowscale, int beta);
+
+/* Packs rows [j0, j0+n) of X (row stride ldx, `cols` columns) transposed into panels of nr:
+ * panel p holds P[p·cols·nr + c·nr + jj] = X[(j0 + p·nr + jj)·ldx + c], zero where
+ * p·nr + jj >= n.  Makes Xᵀ a B operand with contiguous rows. */
+void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P);
+
+/* Causal normaliser: inv[t] = 1 / (q_t·z_t + eps) with z_t = z0 + Σ_{j<=t} k_j over rows
+ * t < T of Q, K (row stride ld, m columns); z (m floats) holds z0 on entry and z_T on exit.
+ * K = NULL: z stays z0 for every t (the non-causal normaliser).
+ * Returns the number of t with |q_t·z_t| <= eps. */
+long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
+                float *z, float *inv);
+
+/* Causal recurrent form for state columns [c0, c0 + nc): for each token t, S += k_t v_tᵀ then
+ * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  S: (m, ≥ nc rounded up to the lanes)
+ * state slice, contiguous rows of that width, zero at the first token (it carries over between
+ * calls on consecutive token ranges).  V: (T, dv) row-major; Y: rows of stride ldy, columns
+ * c0 .. c0+nc-1 written, except that the first `side` of them (0 for none; rounded up to whole
+ * vectors) go to Ys (rows of stride ldys, starting at its column 0) instead. */
+void la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
+                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, const float *inv,
+                    float *S, int c0, int nc);
+/* The width of the state slice la_linrec_cols needs for nc columns, and the widest block it
+ * runs at once (callers split wider column ranges into blocks of at most this). */
+int la_linrec_width(int isa, int nc);
+int la_linrec_block(int isa);
+
+/* Causal chunked form, the output of one chunk of n <= C rows:
+ *   Yc = (Qc·S + tril(Qc·Kcᵀ)·Vc) scaled row-wise by inv, with S the state of the earlier
+ *   chunks, (m, dv) with row stride lds.  Qc, Kc: (n, m); Vc, Yc: (n, dv).
+ * Work: Kt ≥ m·(C rounded up to LA_SIMD_NR_MAX) floats, A ≥ LA_SIMD_MR_MAX·that floats.
+ * Only the lower triangle (rounded up to the register block) of Qc·Kcᵀ is computed. */
+void la_linchunk_out(int isa, int n, int m, int dv, const float *Qc, const float *Kc,
+                     const float *Vc, float *Yc, const float *S, ptrdiff_t lds, const float *inv,
+                     float *Kt, float *A);
+
+/* Fused softmax attention for query rows [i0, i0 + rows): online softmax over key tiles of bc
+ * (a multiple of la_simd_nr), scores scale·q·k, causal or not.  Kp: Kᵀ packed by la_pack_t
+ * with this path's nr over all T rows.  Work: S ≥ LA_SIMD_MR_MAX·bc, ml ≥ 2·rows floats.
+ * Writes Y rows i0 .. i0+rows-1. */
+void la_softmax_rows(int isa, const float *Q, const float *Kp, const float *V, float *Y, int T,
+                     int d, int dv, int causal, float scale, int i0, int rows, int bc, float *S,
+                     float *ml);
+
+#endif

@@ -1,0 +1,403 @@
+/* simd_tmpl.h — the body of simd.c's vector blocks, written once and included once per path
+ * (AVX-512, AVX2, portable C) with these macros defined by the includer:
+ *   SFX                 suffix of every function name here (avx512, avx2, scalar)
+ *   VW, VEC, MASK       lanes, vector type, lane-mask type
+ *   GEMM_MR, GEMM_NV    GEMM register tile: GEMM_MR rows × GEMM_NV vectors (nr = GEMM_NV·VW)
+ *   GEMM_CASES          `LA_TC(r, v)` for every 1 <= r <= GEMM_MR, 1 <= v <= GEMM_NV
+ *   REC_NV, REC_TB(nv)  recurrent form: vectors per column block, tokens per pass for nv
+ *   vmask(n)            mask with lanes 0..n-1 on (1 <= n <= VW)
+ *   vld, vst            unaligned load/store;  vldm, vstm: masked (off lanes read as 0, are
+ *                       not written, and are never touched in memory)
+ *   vldm_ninf(p, k)     masked load whose off lanes read as -inf
+ *   vkeep(x, k)         x with off lanes set to 0
+ *   vset1, vzero, vfma (a·b + c, one rounding), vmul, vadd, vsub, vmax, vhsum, vhmax
+ *   vexp(x)             e^x for x <= 0 (x < -87 gives about 1e-38 instead of less)
+ * Not a header to include anywhere else.  Tests: tests/test_kernels.c runs every path.
+ */
+
+#define LA_CAT2(a, b) a##_##b
+#define LA_CAT(a, b) LA_CAT2(a, b)
+#define FN(x) LA_CAT(x, SFX)
+
+#define LA_INLINE static inline __attribute__((always_inline))
+
+/* ---- GEMM register tile: C[mr × nv·VW] = alpha·A·B (+ C) ---------------------------------- */
+
+/* mr and nv are compile-time constants at every call (through tile_any's switch), so the loops
+ * unroll fully and acc stays in registers.  The last vector of a row is masked (mk), which
+ * lets one tile serve any number of columns. */
+LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict A, ptrdiff_t rsa,
+                        ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb, float *restrict C,
+                        ptrdiff_t ldc, MASK mk, float alpha, const float *rs, int beta)
+{
+    VEC acc[GEMM_MR][GEMM_NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = vzero();
+    for (int k = 0; k < K; k++) {
+        const float *b = B + k * ldb;
+        const float *a = A + k * csa;
+        VEC bv[GEMM_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++)
+            bv[v] = vld(b + v * VW);
+        bv[nv - 1] = vldm(b + (nv - 1) * VW, mk);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            const VEC ar = vset1(a[r * rsa]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = vfma(ar, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        const VEC al = vset1(rs ? rs[r] * alpha : alpha);
+        float *c = C + r * ldc;
+#pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++) {
+            VEC x = vmul(acc[r][v], al);
+            if (beta)
+                x = vadd(x, vld(c + v * VW));
+            vst(c + v * VW, x);
+        }
+        VEC x = vmul(acc[r][nv - 1], al);
+        if (beta)
+            x = vadd(x, vldm(c + (nv - 1) * VW, mk));
+        vstm(c + (nv - 1) * VW, x, mk);
+    }
+}
+
+static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, MASK mk,
+                         float alpha, const float *rs, int beta)
+{
+#define LA_TC(r_, v_)                                                                          \
+    case (r_) * 8 + (v_):                                                                      \
+        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta);                 \
+        return;
+    switch (mr * 8 + nv) {
+        GEMM_CASES
+    default:
+        return;
+    }
+#undef LA_TC
+}
+
+/* K is split in blocks of KC so that a B panel (KC × nr) stays in L1 while the row tiles of A
+ * stream past it. */
+#define LA_GEMM_KC 128
+
+static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                     const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+                     const float *rs, int beta)
+{
+    const int NR = GEMM_NV * VW;
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        if (!beta)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++)
+                    C[i * ldc + j] = 0.0f;
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += LA_GEMM_KC) {
+        const int kc = K - k0 < LA_GEMM_KC ? K - k0 : LA_GEMM_KC;
+        const int b = k0 ? 1 : beta;
+        for (int j0 = 0; j0 < N; j0 += NR) {
+            const int nc = N - j0 < NR ? N - j0 : NR, nv = (nc + VW - 1) / VW;
+            const MASK mk = vmask(nc - (nv - 1) * VW);
+            for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
+                const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
+                FN(tile_any)(mr, nv, kc, A + i0 * rsa + k0 * csa, rsa, csa, B + k0 * ldb + j0, ldb,
+                             C + i0 * ldc + j0, ldc, mk, alpha, rs ? rs + i0 : NULL, b);
+            }
+        }
+    }
+}
+
+/* ---- causal normaliser --------------------------------------------------------------------- */
+
+static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
+                        float *z, float *inv)
+{
+    const int nvm = (m + VW - 1) / VW;
+    const MASK mk = vmask(m - (nvm - 1) * VW);
+    long small = 0;
+    for (int t = 0; t < T; t++) {
+        const float *q = Q + t * ld;
+        VEC acc = vzero();
+        if (K) {
+            const float *k = K + t * ld;
+            for (int c = 0; c < nvm - 1; c++) {
+                const VEC zc = vadd(vld(z + c * VW), vld(k + c * VW));
+                vst(z + c * VW, zc);
+                acc = vfma(vld(q + c * VW), zc, acc);
+            }
+            const int c = nvm - 1;
+            const VEC zc = vadd(vldm(z + c * VW, mk), vldm(k + c * VW, mk));
+            vstm(z + c * VW, zc, mk);
+            acc = vfma(vldm(q + c * VW, mk), zc, acc);
+        } else {
+            for (int c = 0; c < nvm - 1; c++)
+                acc = vfma(vld(q + c * VW), vld(z + c * VW), acc);
+            const int c = nvm - 1;
+            acc = vfma(vldm(q + c * VW, mk), vldm(z + c * VW, mk), acc);
+        }
+        const float den = vhsum(acc);
+        small += fabsf(den) <= eps;
+        inv[t] = 1.0f / (den + eps);
+    }
+    return small;
+}
+
+/* ---- causal recurrent form: one fused pass over the state per tb tokens --------------------- */
+
+/* For tb tokens and one column block of nv vectors: per state row i, load S_i once, then for
+ * each token in order S_i += k_t[i]·v_t and y_t += q_t[i]·S_i (so y_t sees the state after its
+ * own update and before the next token's, as in the per-token loop), store S_i.  v_t and y_t
+ * live in registers for the whole pass; S (m rows × nv·VW) stays in L1.  The first nvs vectors
+ * of each output row go to ys (stride ldys) instead of y (stride ldy). */
+LA_INLINE void FN(rec_tile)(const int nv, const int tb, int m, const float *restrict q,
+                            const float *restrict k, const float *restrict v, int dv,
+                            float *restrict y, ptrdiff_t ldy, float *restrict ys, ptrdiff_t ldys,
+                            int nvs, const float *restrict inv, float *restrict S, MASK mk)
+{
+    VEC vv[REC_TBMAX][REC_NV], yy[REC_TBMAX][REC_NV];
+#pragma GCC unroll 16
+    for (int t = 0; t < tb; t++) {
+#pragma GCC unroll 4
+        for (int c = 0; c < nv - 1; c++)
+            vv[t][c] = vld(v + t * dv + c * VW);
+        vv[t][nv - 1] = vldm(v + t * dv + (nv - 1) * VW, mk);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            yy[t][c] = vzero();
+    }
+    const int ws = nv * VW;
+    for (int i = 0; i < m; i++) {
+        float *s = S + i * ws;
+        VEC sv[REC_NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            sv[c] = vld(s + c * VW);
+#pragma GCC unroll 16
+        for (int t = 0; t < tb; t++) {
+            const VEC kt = vset1(k[t * m + i]);
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++)
+                sv[c] = vfma(kt, vv[t][c], sv[c]);
+            const VEC qt = vset1(q[t * m + i]);
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++)
+                yy[t][c] = vfma(qt, sv[c], yy[t][c]);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            vst(s + c * VW, sv[c]);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < tb; t++) {
+        const VEC iv = vset1(inv[t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++) {
+            float *dst = c < nvs ? ys + t * ldys + c * VW : y + t * ldy + c * VW;
+            if (c < nv - 1)
+                vst(dst, vmul(yy[t][c], iv));
+            else
+                vstm(dst, vmul(yy[t][c], iv), mk);
+        }
+    }
+}
+
+LA_INLINE void FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
+                           const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
+                           int nvs, const float *inv, float *S, MASK mk)
+{
+    const int tb = REC_TB(nv);
+    int t = 0;
+    for (; t + tb <= T; t += tb)
+        FN(rec_tile)(nv, tb, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m, V + (ptrdiff_t)t * dv,
+                     dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs, inv + t, S, mk);
+    for (; t < T; t++)
+        FN(rec_tile)(nv, 1, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m, V + (ptrdiff_t)t * dv,
+                     dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs, inv + t, S, mk);
+}
+
+static void FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
+                            float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
+                            const float *inv, float *S, int c0, int nc)
+{
+    const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
+    const MASK mk = vmask(nc - (nv - 1) * VW);
+    V += c0;
+    Y += c0;
+    if (!Ys)
+        Ys = Y;
+    switch (nv) {
+    case 1:
+        FN(rec_run)(1, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
+        break;
+#if REC_NV >= 2
+    case 2:
+        FN(rec_run)(2, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
+        break;
+#endif
+#if REC_NV >= 3
+    case 3:
+        FN(rec_run)(3, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
+        break;
+#endif
+#if REC_NV >= 4
+    case 4:
+        FN(rec_run)(4, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
+        break;
+#endif
+    default:
+        break;
+    }
+}
+
+/* ---- causal chunked form: the output of one chunk ----------------------------------------- */
+
+static void FN(linchunk_out)(int n, int m, int dv, const float *Qc, const float *Kc,
+                             const float *Vc, float *Yc, const float *S, ptrdiff_t lds,
+                             const float *inv, float *Kt, float *A)
+{
+    const int NR = GEMM_NV * VW;
+    const int cpad = (n + NR - 1) / NR * NR;
+    const MASK full = vmask(VW);
+    /* Inter-chunk: Yc = Qc·S, the state of all earlier chunks. */
+    FN(gemm)(n, dv, m, Qc, m, 1, S, lds, Yc, dv, 1.0f, inv, 0);
+    /* Intra-chunk, one register block of rows at a time: only keys j < i0 + mr are needed, so
+     * the upper triangle is skipped except inside the diagonal block, where it is zeroed. */
+    la_pack_t(Kc, m, 0, n, m, NR, Kt);
+    for (int i0 = 0; i0 < n; i0 += GEMM_MR) {
+        const int mr = n - i0 < GEMM_MR ? n - i0 : GEMM_MR, nk = i0 + mr;
+        const int npan = (nk + NR - 1) / NR;
+        for (int p = 0; p < npan; p++) {
+            /* Only the vectors that hold keys j < nk (the panel's zero padding makes them full). */
+            const int cols = nk - p * NR < NR ? nk - p * NR : NR;
+            FN(tile_any)(mr, (cols + VW - 1) / VW, m, Qc + i0 * m, m, 1, Kt + p * m * NR, NR,
+                         A + p * NR, cpad, full, 1.0f, NULL, 0);
+        }
+        for (int r = 0; r < mr; r++)
+            for (int j = i0 + r + 1; j < nk; j++)
+                A[r * cpad + j] = 0.0f;
+        /* Both products are scaled by the row's 1/(den + eps), so Yc needs no extra pass. */
+        FN(gemm)(mr, dv, nk, A, cpad, 1, Vc, dv, Yc + i0 * dv, dv, 1.0f, inv + i0, 1);
+    }
+}
+
+/* ---- fused online softmax over one block of query rows ------------------------------------ */
+
+static float FN(row_max)(const float *s, int n)
+{
+    VEC mx = vset1(-INFINITY);
+    int c = 0;
+    for (; c + VW <= n; c += VW)
+        mx = vmax(mx, vld(s + c));
+    if (c < n)
+        mx = vmax(mx, vldm_ninf(s + c, vmask(n - c)));
+    return vhmax(mx);
+}
+
+/* s[c] = exp(s[c] − mx) for c < n; returns the sum. */
+static float FN(row_exp_sum)(float *s, int n, float mx)
+{
+    const VEC m = vset1(mx);
+    VEC sum = vzero();
+    int c = 0;
+    for (; c + VW <= n; c += VW) {
+        const VEC e = vexp(vsub(vld(s + c), m));
+        vst(s + c, e);
+        sum = vadd(sum, e);
+    }
+    if (c < n) {
+        const MASK mt = vmask(n - c);
+        const VEC e = vkeep(vexp(vsub(vldm(s + c, mt), m)), mt);
+        vstm(s + c, e, mt);
+        sum = vadd(sum, e);
+    }
+    return vhsum(sum);
+}
+
+static void FN(scale_row)(float *y, int n, float a)
+{
+    const VEC av = vset1(a);
+    int c = 0;
+    for (; c + VW <= n; c += VW)
+        vst(y + c, vmul(vld(y + c), av));
+    if (c < n) {
+        const MASK mt = vmask(n - c);
+        vstm(y + c, vmul(vldm(y + c, mt), av), mt);
+    }
+}
+
+static void FN(softmax_rows)(const float *Q, const float *Kp, const float *V, float *Y, int T,
+                             int d, int dv, int causal, float scale, int i0, int rows, int bc,
+                             float *S, float *ml)
+{
+    const int NR = GEMM_NV * VW;
+    const MASK full = vmask(VW);
+    float *mrow = ml, *lrow = ml + rows;
+    for (int r = 0; r < rows; r++) {
+        mrow[r] = -INFINITY;
+        lrow[r] = 0.0f;
+    }
+    memset(Y + (size_t)i0 * dv, 0, (size_t)rows * dv * sizeof *Y);
+    const int jmax = causal ? i0 + rows : T;
+    /* Key tiles outside, register blocks of rows inside: the tile's K panels and V rows stay in
+     * L2 while every row block of the query block uses them. */
+    for (int j0 = 0; j0 < jmax; j0 += bc) {
+        for (int rb = 0; rb < rows; rb += GEMM_MR) {
+            const int mr = rows - rb < GEMM_MR ? rows - rb : GEMM_MR, ib = i0 + rb;
+            const int jend = causal ? ib + mr : T;
+            if (j0 >= jend)
+                continue;
+            const int nk = jend - j0 < bc ? jend - j0 : bc, npan = (nk + NR - 1) / NR;
+            /* Scores S = scale · Q_rb K_tileᵀ (zero-padded panels past T). */
+            for (int p = 0; p < npan; p++)
+                FN(tile_any)(mr, GEMM_NV, d, Q + (size_t)ib * d, d, 1,
+                             Kp + (size_t)(j0 / NR + p) * d * NR, NR, S + p * NR, bc, full, scale,
+                             NULL, 0);
+            /* Online softmax per row: new max, rescale what was accumulated only when the max
+             * grew, exponentiate and sum in one pass.  Causal rows see keys j <= i only. */
+            for (int r = 0; r < mr; r++) {
+                float *s = S + r * bc;
+                const int i = ib + r;
+                int n = nk;
+                if (causal && i - j0 + 1 < n)
+                    n = i - j0 + 1;
+                if (n <= 0) {
+                    memset(s, 0, (size_t)nk * sizeof *s);
+                    continue;
+                }
+                const float mold = mrow[rb + r];
+                const float mt = FN(row_max)(s, n);
+                if (mt > mold) {
+                    if (mold != -INFINITY) {
+                        const float alpha = expf(mold - mt);
+                        lrow[rb + r] *= alpha;
+                        FN(scale_row)(Y + (size_t)i * dv, dv, alpha);
+                    }
+                    mrow[rb + r] = mt;
+                }
+                lrow[rb + r] += FN(row_exp_sum)(s, n, mrow[rb + r]);
+                if (n < nk)
+                    memset(s + n, 0, (size_t)(nk - n) * sizeof *s);
+            }
+            /* O_rb += P V_tile. */
+            FN(gemm)(mr, dv, nk, S, bc, 1, V + (size_t)j0 * dv, dv, Y + (size_t)ib * dv, dv, 1.0f,
+                     NULL, 1);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        FN(scale_row)(Y + (size_t)(i0 + r) * dv, dv, 1.0f / lrow[r]);
+}
+
+#undef FN
+#undef LA_INLINE
