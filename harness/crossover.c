@@ -373,7 +373,7 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
             "m", "draw", "kernel", "thr", "T*", "model", "flops", "lin/soft@max");
     for (size_t i = 0; i < nx; i++) {
         const struct la_crossover *x = &xo[i];
-        char star[32], kern[64];
+        char star[32], kern[2 * LA_NAME_LEN + 8];
         if (strcmp(x->softmax, xo[0].softmax))
             snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
         else
