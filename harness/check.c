@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "../kernels/simd.h"
 #include "../kernels/vmath.h"
 
 static double uniform(uint64_t *s)
@@ -120,6 +121,9 @@ int cmd_check(int argc, char **argv)
         {65, 16, 16, 1, 1, 0, 1, 1.0},   {300, 1, 1, 1, 1, 0, 1, 1.0},
         {257, 24, 40, 1, 1, 0, 1, 1.0},  {200, 33, 17, 3, 1, 0, 1, 1.0},
         {333, 20, 12, 1, 1, 17, 1, 1.0}, {600, 64, 64, 1, 1, 0, 2, 1.0},
+        {3, 7, 5, 1, 1, 2, 2, 1.0},      {301, 40, 17, 1, 1, 0, 2, 1.0},
+        {513, 33, 65, 1, 1, 50, 2, 1.0}, {97, 96, 130, 1, 1, 0, 3, 1.0},
+        {600, 1, 1, 1, 1, 0, 1, 2.0},    {600, 64, 64, 1, 0, 0, 2, 1.0},
     };
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
     int fails = 0, cases = 0;
@@ -150,7 +154,7 @@ int cmd_check(int argc, char **argv)
                        ok ? "PASS" : "FAIL");
         }
     }
-    printf("\n%d cases, %d passed, %d failed (vmath: %s)\n", cases, cases - fails, fails,
-           la_vmath_isa());
+    printf("\n%d cases, %d passed, %d failed (kernel SIMD: %s, vmath: %s)\n", cases, cases - fails,
+           fails, la_simd_name(la_simd_isa()), la_vmath_isa());
     return fails ? 1 : 0;
 }
