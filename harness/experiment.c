@@ -12,8 +12,10 @@
  *      ...), identified by its canonical key; repeats of a key are merged, combinations a
  *      kernel cannot run (causal vs non-causal) and those removed by exclude/only are dropped;
  *   5. order: by increasing estimated flops (ties: grid order), so cheap cells report first.
- * Cell seeds are a hash of (experiment seed, cell key): independent of the grid order, of the
- * other cells and of which process runs a cell.
+ * Cell seeds are a hash of (experiment seed, the cell's data fields and trial): independent of
+ * the grid order, of the other cells and of which process runs a cell, and shared by every
+ * kernel, map and thread count at the same data point, so comparisons across maps and kernels
+ * are paired (the same Q, K, V; the same draws for the same map parameters).
  *
  * Not here: running cells (runner), the results file (results.c).
  * Tests: tests/test_experiment.c; fuzzing: `make fuzz` (tests/fuzz_experiment.c).
@@ -228,6 +230,19 @@ static void fmt_real(char *buf, size_t cap, double x)
         if (strtod(buf, NULL) == x)
             return;
     }
+}
+
+/* The seed of a cell: from the fields that identify its data (shape, source and its
+ * parameters, trial), not from kernel, map or threads, so every map and kernel measured at one
+ * data point sees the same inputs. */
+static uint64_t data_seed(uint64_t seed, const struct la_cell *c)
+{
+    char k[LA_KEY_LEN + 128];
+    snprintf(k, sizeof k, "T=%d d=%d dv=%d batch=%d heads=%d data=%d sigma=%.17g norm=%.17g "
+             "layer=%d head=%d trial=%d path=%s",
+             c->T, c->d, c->dv, c->batch, c->heads, c->source, c->sigma, c->norm, c->layer,
+             c->head, c->trial, c->data_path);
+    return seed_from_key(seed, k);
 }
 
 /* Does the map read parameter `p` (a word of featuremap_type.params, "m, draw, seed")? */
@@ -1481,7 +1496,7 @@ static int expand(struct loader *L)
                 cells = ncl;
                 cap = nc;
             }
-            cell->seed = seed_from_key(e->seed, cell->key);
+            cell->seed = data_seed(e->seed, cell);
             cell->index = (int)seq;
             cells[e->ncells++] = *cell;
         }

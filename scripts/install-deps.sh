@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config libgsl-dev libhdf5-dev hdf5-tools libopenblas-dev libfyaml-dev
-      libcmocka-dev libnettle-dev gnuplot-nox)
+      libcmocka-dev nettle-dev gnuplot-nox)
 [ "${1:-}" = "--mpi" ] && pkgs+=(libopenmpi-dev openmpi-bin)
 # Optional: `make fuzz` (the experiment-file fuzzer) needs clang, its libFuzzer runtime and libomp.
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev libomp-dev)
