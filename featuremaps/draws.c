@@ -229,10 +229,17 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
             mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
         for (int i = 0; i < cols; i++)
             v[i] = (v[i] - mx) + off;
+        /* exp and scale while the row is in L1: one pass over memory instead of three. */
+        la_vexpf(v, v, (size_t)cols);
+        if (scale != 1.0f)
+            for (int i = 0; i < cols; i++)
+                v[i] *= scale;
     }
-    size_t total = n * (size_t)cols;
-    la_vexpf(phi, phi, total);
-    if (scale != 1.0f)
-        for (size_t i = 0; i < total; i++)
-            phi[i] *= scale;
+    if (role == FM_RAW) {
+        size_t total = n * (size_t)cols;
+        la_vexpf(phi, phi, total);
+        if (scale != 1.0f)
+            for (size_t i = 0; i < total; i++)
+                phi[i] *= scale;
+    }
 }

@@ -99,10 +99,17 @@ real_model() {
     for y in "$dir"/real-*.yaml; do
         [ -f "$y" ] || continue
         if grep -q 'data/stories260k.h5' "$y" && [ ! -f data/stories260k.h5 ]; then
-            echo "== skipping $y: data/stories260k.h5 is missing (no stories260K checkpoint)"
+            echo "== skipped the real-model figure ($y): no checkpoint at $ckpt; get stories260K.bin" \
+                 "and tok512.bin from Andrej Karpathy's Hugging Face repository karpathy/tinyllamas," \
+                 "folder stories260K (MIT), into \$LINATTN_DATA/stories260K/ (see README)"
             continue
         fi
         run_one "$y" nodocs
+        # The README shows the per-head figure of the real model.
+        if [ $docs -eq 1 ] && [ "$(basename "$y")" = real-stories260k.yaml ]; then
+            "$bin" plot results/real-stories260k.h5 -o docs/figures --only real_heads \
+                --format png --png-dpi 80 -q > /dev/null
+        fi
     done
 }
 [ $all -eq 1 ] && real_model
