@@ -14,7 +14,7 @@ BUILD    ?= build-mpi
 CPPFLAGS += -DLA_MPI
 endif
 OPT      ?= -O3 -march=native
-# Strict warnings as errors.  Never -ffast-math or -Ofast: they change the error being measured.
+# Strict warnings as errors.  No fast-math optimisation flags: they change the error measured.
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -Werror
 CFLAGS   ?=

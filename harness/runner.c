@@ -263,52 +263,6 @@ static void to_double(const float *x, double *y, size_t n)
         y[i] = x[i];
 }
 
-/* Row i of attn_linear_ref, with exactly its loop (so results agree bit for bit). */
-static void linear_ref_row(const double *PQ, const double *PK, const double *V, double *y, int T,
-                           int m, int dv, int causal, int i, double eps)
-{
-    const double *q = PQ + (size_t)i * m;
-    const int n = causal ? i + 1 : T;
-    double den = 0.0;
-    for (int c = 0; c < dv; c++)
-        y[c] = 0.0;
-    for (int j = 0; j < n; j++) {
-        const double *k = PK + (size_t)j * m;
-        const double *v = V + (size_t)j * dv;
-        double w = 0.0;
-        for (int f = 0; f < m; f++)
-            w += q[f] * k[f];
-        den += w;
-        for (int c = 0; c < dv; c++)
-            y[c] += w * v[c];
-    }
-    for (int c = 0; c < dv; c++)
-        y[c] /= den + eps;
-}
-
-/* Softmax attention weights of query row q over keys 0..n-1 into p (sums to 1). */
-static void softmax_probs(const double *q, const double *K, int n, int d, double *p)
-{
-    const double scale = 1.0 / sqrt((double)d);
-    double mx = -INFINITY;
-    for (int j = 0; j < n; j++) {
-        const double *k = K + (size_t)j * d;
-        double s = 0.0;
-        for (int c = 0; c < d; c++)
-            s += q[c] * k[c];
-        p[j] = s * scale;
-        if (p[j] > mx)
-            mx = p[j];
-    }
-    double sum = 0.0;
-    for (int j = 0; j < n; j++) {
-        p[j] = exp(p[j] - mx);
-        sum += p[j];
-    }
-    for (int j = 0; j < n; j++)
-        p[j] /= sum;
-}
-
 /* Normalised linear weights of feature row pq over feature rows 0..n-1 into w; weights <= 0 are
  * clamped to KL_CLAMP·max|w|.  Returns how many were clamped. */
 static long linear_weights(const double *pq, const double *PK, int n, int m, double *w)
@@ -402,8 +356,8 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             attn_softmax_ref_rows(qd, kd, vd, yref + (size_t)i * dv, T, d, dv, causal, &hr[i], 1,
                                   scores);
             if (cr->linear)
-                linear_ref_row(pqd, pkd, vd, ylin + (size_t)i * dv, T, m, dv, causal, hr[i],
-                               c->eps);
+                attn_linear_ref_rows(pqd, pkd, vd, ylin + (size_t)i * dv, T, m, dv, causal, c->eps,
+                                     &hr[i], 1);
         }
         for (int i = 0; i < nr; i++)
             memcpy(yk + (size_t)i * dv, y + h * vs + (size_t)hr[i] * dv, (size_t)dv * sizeof *yk);
@@ -416,7 +370,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             double *p = scr + (size_t)omp_get_thread_num() * 2 * T, *w = p + T;
             const int qi = hk[i], n = causal ? qi + 1 : T;
             const size_t at = (size_t)e * nk + i;
-            softmax_probs(qd + (size_t)qi * d, kd, n, d, p);
+            attn_softmax_probs(qd + (size_t)qi * d, kd, n, d, p);
             entv[at] = la_entropy(p, (size_t)n);
             klv[at] = NAN;
             clampv[at] = 0;

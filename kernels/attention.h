@@ -31,11 +31,20 @@ void attn_softmax_ref(const double *Q, const double *K, const double *V, double 
 void attn_softmax_ref_rows(const double *Q, const double *K, const double *V, double *Y, int T,
                            int d, int dv, int causal, const int *rows, int nrows, double *scores);
 
+/* The softmax attention weights of one query row q (d) over keys K[0..n) into p (n doubles,
+ * summing to 1): passes 1–3 of the reference. */
+void attn_softmax_probs(const double *q, const double *K, int n, int d, double *p);
+
 /* PQ, PK: (T, m) features; V, Y: (T, dv).  Returns the number of rows whose normaliser
  * φ(q_i)ᵀz_i was <= eps in absolute value.  Direct O(T²) evaluation of the defining sums in the
  * same order as the definition (no algebraic rearrangement). */
 long attn_linear_ref(const double *PQ, const double *PK, const double *V, double *Y, int T, int m,
                      int dv, int causal, double eps);
+
+/* The same for the query rows rows[0..nrows): row rows[r] of the full output goes to Y row r
+ * (bit-identical to the corresponding rows of attn_linear_ref). */
+long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, double *Y, int T,
+                          int m, int dv, int causal, double eps, const int *rows, int nrows);
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 

@@ -9,32 +9,46 @@
 
 #include <math.h>
 
+/* Row i of the output into y; returns the normaliser φ(q_i)ᵀz_i (before eps). */
+static double linear_row(const double *PQ, const double *PK, const double *V, double *y, int T,
+                         int m, int dv, int causal, int i, double eps)
+{
+    const double *q = PQ + (size_t)i * m;
+    const int n = causal ? i + 1 : T;
+    double den = 0.0;
+    for (int c = 0; c < dv; c++)
+        y[c] = 0.0;
+    for (int j = 0; j < n; j++) {
+        const double *k = PK + (size_t)j * m;
+        const double *v = V + (size_t)j * dv;
+        double w = 0.0;
+        for (int f = 0; f < m; f++)
+            w += q[f] * k[f];
+        den += w;
+        for (int c = 0; c < dv; c++)
+            y[c] += w * v[c];
+    }
+    for (int c = 0; c < dv; c++)
+        y[c] /= den + eps;
+    return den;
+}
+
 /* PQ, PK: (T, m) features; V, Y: (T, dv), row-major.  Returns rows with |normaliser| <= eps. */
 long attn_linear_ref(const double *PQ, const double *PK, const double *V, double *Y, int T, int m,
                      int dv, int causal, double eps)
 {
     long small = 0;
-    for (int i = 0; i < T; i++) {
-        const double *q = PQ + (size_t)i * m;
-        double *y = Y + (size_t)i * dv;
-        const int n = causal ? i + 1 : T;
-        double den = 0.0;
-        for (int c = 0; c < dv; c++)
-            y[c] = 0.0;
-        for (int j = 0; j < n; j++) {
-            const double *k = PK + (size_t)j * m;
-            const double *v = V + (size_t)j * dv;
-            double w = 0.0;
-            for (int f = 0; f < m; f++)
-                w += q[f] * k[f];
-            den += w;
-            for (int c = 0; c < dv; c++)
-                y[c] += w * v[c];
-        }
-        if (fabs(den) <= eps)
-            small++;
-        for (int c = 0; c < dv; c++)
-            y[c] /= den + eps;
-    }
+    for (int i = 0; i < T; i++)
+        small += fabs(linear_row(PQ, PK, V, Y + (size_t)i * dv, T, m, dv, causal, i, eps)) <= eps;
+    return small;
+}
+
+long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, double *Y, int T,
+                          int m, int dv, int causal, double eps, const int *rows, int nrows)
+{
+    long small = 0;
+    for (int r = 0; r < nrows; r++)
+        small += fabs(linear_row(PQ, PK, V, Y + (size_t)r * dv, T, m, dv, causal, rows[r], eps)) <=
+                 eps;
     return small;
 }

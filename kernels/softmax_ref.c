@@ -6,14 +6,9 @@
 
 #include <math.h>
 
-/* One query row i: Y_i = Σ_j softmax_j(q_i·k_j / √d) v_j over j < n (n = i+1 when causal). */
-static void softmax_row(const double *Q, const double *K, const double *V, double *y, int T,
-                        int d, int dv, int causal, int i, double *scores)
+void attn_softmax_probs(const double *q, const double *K, int n, int d, double *p)
 {
     const double scale = 1.0 / sqrt((double)d);
-    const int n = causal ? i + 1 : T;
-    const double *q = Q + (size_t)i * d;
-
     /* Pass 1: scores and the row max (subtracting it keeps exp() in range). */
     double mx = -INFINITY;
     for (int j = 0; j < n; j++) {
@@ -21,19 +16,27 @@ static void softmax_row(const double *Q, const double *K, const double *V, doubl
         double s = 0.0;
         for (int c = 0; c < d; c++)
             s += q[c] * k[c];
-        scores[j] = s * scale;
-        if (scores[j] > mx)
-            mx = scores[j];
+        p[j] = s * scale;
+        if (p[j] > mx)
+            mx = p[j];
     }
     /* Pass 2: exponentials and their sum. */
     double sum = 0.0;
     for (int j = 0; j < n; j++) {
-        scores[j] = exp(scores[j] - mx);
-        sum += scores[j];
+        p[j] = exp(p[j] - mx);
+        sum += p[j];
     }
     /* Pass 3: normalise. */
     for (int j = 0; j < n; j++)
-        scores[j] /= sum;
+        p[j] /= sum;
+}
+
+/* One query row i: Y_i = Σ_j softmax_j(q_i·k_j / √d) v_j over j < n (n = i+1 when causal). */
+static void softmax_row(const double *Q, const double *K, const double *V, double *y, int T,
+                        int d, int dv, int causal, int i, double *scores)
+{
+    const int n = causal ? i + 1 : T;
+    attn_softmax_probs(Q + (size_t)i * d, K, n, d, scores);
     /* Pass 4: weighted sum of value rows. */
     for (int c = 0; c < dv; c++)
         y[c] = 0.0;
