@@ -13,6 +13,12 @@ CC       := mpicc
 BUILD    ?= build-mpi
 CPPFLAGS += -DLA_MPI
 endif
+# BLAS (see below): a BLAS other than OpenBLAS builds into build-BLAS/, binary build-BLAS/linattn.
+BLAS     ?= openblas
+ifneq ($(BLAS),openblas)
+BUILD    ?= build-$(BLAS)
+BIN      ?= $(BUILD)/linattn
+endif
 OPT      ?= -O3 -march=native
 # Strict warnings as errors.  No fast-math optimisation flags: they change the error measured.
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -28,14 +34,31 @@ export OPENBLAS_CORETYPE ?= Haswell
 export LINATTN_DATA ?= $(abspath ../shared/data)
 
 # ---- dependencies (pkg-config) ------------------------------------------------------------
-PKGS     := gsl hdf5-serial openblas libfyaml nettle
+# BLAS=openblas (default) | blis | netlib: the CBLAS linked for GEMMs, chosen at build time and
+# recorded by `bench` and in results files (blas, blas_core).  BLIS: Debian's libblis-dev (on
+# Zen 5 it needs BLIS_ARCH_TYPE set, see README); netlib: the reference BLAS (slow, a baseline).
+ifeq ($(BLAS),openblas)
+BLAS_PC   := openblas
+BLAS_DEF  := -DLA_BLAS_OPENBLAS
+else ifeq ($(BLAS),blis)
+BLAS_PC   :=
+BLAS_DEF  := -DLA_BLAS_BLIS
+BLAS_LIBS := -L/usr/lib/x86_64-linux-gnu/blis-openmp -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blis-openmp -lblis
+else ifeq ($(BLAS),netlib)
+BLAS_PC   :=
+BLAS_DEF  := -DLA_BLAS_NETLIB
+BLAS_LIBS := -L/usr/lib/x86_64-linux-gnu/blas -Wl,-rpath,/usr/lib/x86_64-linux-gnu/blas -l:libblas.so.3
+else
+$(error BLAS must be openblas, blis or netlib, not '$(BLAS)')
+endif
+PKGS     := gsl hdf5-serial $(BLAS_PC) libfyaml nettle
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's .pc pulls in its own reference CBLAS; OpenBLAS provides cblas_* for GSL as well.
-PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
+PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) $(BLAS_LIBS)
 TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
-CPPFLAGS += $(PKG_CFLAGS) -I$(BUILD)/gen
+CPPFLAGS += $(PKG_CFLAGS) -I$(BUILD)/gen $(BLAS_DEF)
 LDLIBS   += $(PKG_LIBS) -lm
 
 # ---- sources: one list per module (add a file here when it compiles cleanly) --------------
@@ -60,7 +83,7 @@ TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/liblinattn.a
-BIN      := linattn
+BIN      ?= linattn
 
 # ---- rules -------------------------------------------------------------------------------
 .PHONY: all check check-mpi test asan bench figures clean help deps
@@ -135,7 +158,7 @@ docs-figures: all  ## run the quick experiments and refresh docs/figures/ (small
 	scripts/figures.sh --docs
 
 clean:  ## remove build outputs
-	rm -rf $(BUILD) build-asan build-mpi $(BIN)
+	rm -rf $(BUILD) build-asan build-mpi build-blis build-netlib $(BIN)
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "	"

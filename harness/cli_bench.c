@@ -80,9 +80,9 @@ double la_sgemm_gflops(int n, int threads, struct la_timing *t)
         c[i] = 0.0f;
     }
     struct sgemm_ctx ctx = {n, a, b, c};
-    openblas_set_num_threads(threads);
+    la_blas_set_threads(threads);
     la_time(sgemm_call, &ctx, 2, 5, 50, 0.5, t);
-    openblas_set_num_threads(1);
+    la_blas_set_threads(1);
     free(a), free(b), free(c);
     return 2.0 * n * (double)n * n / t->median_s / 1e9;
 }

@@ -1,7 +1,6 @@
 /* sysinfo.c — start-up settings and provenance strings (see sysinfo.h). */
 #include "sysinfo.h"
 
-#include <cblas.h>
 #include <gsl/gsl_errno.h>
 #include <hdf5.h>
 #include <omp.h>
@@ -21,11 +20,36 @@
 #define LA_CFLAGS "unknown"
 #endif
 
+#if defined(LA_BLAS_OPENBLAS)
+#include <cblas.h> /* OpenBLAS's: openblas_set_num_threads, openblas_get_config */
+#elif defined(LA_BLAS_BLIS)
+/* BLIS's header defines hundreds of static inline helpers it does not use itself. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <blis-openmp/blis.h>
+#pragma GCC diagnostic pop
+#endif
+
+void la_blas_set_threads(int n)
+{
+#if defined(LA_BLAS_OPENBLAS)
+    openblas_set_num_threads(n);
+#elif defined(LA_BLAS_BLIS)
+    bli_thread_set_num_threads(n);
+#else
+    (void)n; /* the reference BLAS is single-threaded */
+#endif
+}
+
 void la_startup(void)
 {
     gsl_set_error_handler_off();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    openblas_set_num_threads(1);
+    la_blas_set_threads(1);
 }
 
 const char *la_version(void) { return "0.1.0"; }
@@ -43,8 +67,21 @@ const char *la_compiler(void)
 #endif
 }
 
+#if defined(LA_BLAS_OPENBLAS)
 const char *la_blas_name(void) { return openblas_get_config(); }
 const char *la_blas_core(void) { return openblas_get_corename(); }
+#elif defined(LA_BLAS_BLIS)
+const char *la_blas_name(void)
+{
+    static char name[64]; /* written once; the same text on every call */
+    snprintf(name, sizeof name, "BLIS %s", bli_info_get_version_str());
+    return name;
+}
+const char *la_blas_core(void) { return bli_arch_string(bli_arch_query_id()); }
+#else
+const char *la_blas_name(void) { return "reference BLAS (netlib)"; }
+const char *la_blas_core(void) { return "generic"; }
+#endif
 
 void la_cpu_model(char *buf, size_t cap)
 {

@@ -16,6 +16,7 @@ const char *la_git_commit(void);
 const char *la_compiler(void);  /* e.g. "gcc 12.2.0" */
 const char *la_cflags(void);    /* the optimisation flags linattn was built with */
 const char *la_blas_name(void); /* e.g. "OpenBLAS 0.3.21 ..." (its config string) */
+void la_blas_set_threads(int n); /* BLAS threads (linattn keeps 1 and uses OpenMP itself) */
 const char *la_blas_core(void); /* e.g. "Haswell" */
 void la_cpu_model(char *buf, size_t cap);
 void la_hostname(char *buf, size_t cap);
