@@ -33,7 +33,7 @@ static const char bench_help[] =
     "feature map's own time, softmax_flash at the same shape for the speedup, and the output error\n"
     "against exact softmax in double (relative Frobenius, on up to --ref-rows query rows).\n"
     "Defaults: T 4096, d 64, map elu1, kernel linear_causal with --causal else linear_noncausal,\n"
-    "threads 1, seed 1, eps 1e-6, gaussian data with sigma 1.\n"
+    "threads: OMP_NUM_THREADS or all cores, seed 1, eps 1e-6, gaussian data with sigma 1.\n"
     "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against SGEMM).\n";
 
 /* Strict number parsing: the whole argument must be a number inside [lo, hi]. */
@@ -87,7 +87,7 @@ static void cell_defaults(struct la_cell *c)
     c->dv = 0;
     c->batch = 1;
     c->heads = 1;
-    c->threads = 1;
+    c->threads = la_default_threads(); /* OMP_NUM_THREADS, else every core */
     c->source = LA_DATA_GAUSSIAN;
     c->sigma = 1.0;
     c->norm = 0.0;
@@ -307,7 +307,7 @@ int cmd_bench(int argc, char **argv)
         return 2;
     }
     struct la_timing st;
-    double sgemm = la_sgemm_gflops(1024, 1, &st);
+    double sgemm = la_sgemm_gflops(1024, c.threads, &st); /* at the same thread count */
     struct la_row row, srow;
     struct la_error err;
     la_error_clear(&err);
@@ -354,7 +354,7 @@ int cmd_bench(int argc, char **argv)
                row.time_p20_s, row.time_p80_s, row.repeats);
         if (kn->family != ATTN_SOFTMAX)
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
-        printf("rate              %.2f GFLOP/s = %.1f%% of SGEMM (%.2f GFLOP/s, same run)\n",
+        printf("rate              %.2f GFLOP/s = %.1f%% of SGEMM (%.2f GFLOP/s, same run and threads)\n",
                row.gflops, 100.0 * eff, sgemm);
         if (kn->family != ATTN_SOFTMAX)
             printf("softmax_flash     %.6f s  -> speedup %.2fx (kernel + feature map)\n", soft_t,
