@@ -201,7 +201,7 @@ double fm_sqnorm_tilde(const float *x, int d)
 }
 
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
-                       enum fm_role role, float scale)
+                       enum fm_role role, float scale, float *shift)
 {
     /* The key constant c needs every row's largest exponent first (one extra pass). */
     double c = -INFINITY;
@@ -217,16 +217,22 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
             float h = (float)row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
             for (int i = 0; i < cols; i++)
                 v[i] -= h;
+            if (shift)
+                shift[r] = 0.0f;
             continue;
         }
         /* Subtract the row's own max first (exact-ish, small numbers), then the key row's
          * offset from the sequence max, which is <= 0 and small when norms are alike. */
         float mx = row_max(v, cols);
         float off = 0.0f;
+        const double h = row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
         if (role == FM_KEY)
-            off = (float)((double)mx - row_h(x ? x + r * (size_t)d : NULL, d, hcoef) - c);
+            off = (float)((double)mx - h - c);
         if (!isfinite(mx))
             mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
+        /* Relative to exp(v − h): queries were shifted by mx − h, keys by c. */
+        if (shift)
+            shift[r] = role == FM_KEY ? (float)c : (float)((double)mx - h);
         for (int i = 0; i < cols; i++)
             v[i] = (v[i] - mx) + off;
         /* exp and scale while the row is in L1: one pass over memory instead of three. */

@@ -71,8 +71,9 @@ double fm_sqnorm_tilde(const float *x, int d);
  * the output is unchanged up to rounding and the normaliser's eps.  The norm term cancels from
  * the query stabiliser, so queries never need ‖x‖².  x (n, d) is read for h_r only (hcoef may be
  * 0: learned maps have no norm term, and x may then be NULL).  Never allocates; the exp runs
- * through la_vexpf over the whole block. */
+ * through la_vexpf over the whole block.  shift (n floats, or NULL) receives c_r: row r was
+ * divided by exp(c_r) relative to the defining formula. */
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
-                       enum fm_role role, float scale);
+                       enum fm_role role, float scale, float *shift);
 
 #endif

@@ -29,8 +29,9 @@ static int elu1_out_dim(const void *state)
 }
 
 static void elu1_apply(const void *state, enum fm_role role, const float *x, size_t n,
-                       float *phi, float *work)
+                       float *phi, float *work, float *shift)
 {
+    fm_zero_shift(shift, n);
     (void)role;
     (void)work;
     const struct elu1_state *s = state;
@@ -38,7 +39,7 @@ static void elu1_apply(const void *state, enum fm_role role, const float *x, siz
     /* max(x,0) + exp(min(x,0)) equals the definition for both signs (x >= 0: x + exp(0) =
      * x + 1; x < 0: 0 + exp(x)); the exp runs vectorised over the whole block. */
     for (size_t i = 0; i < total; i++)
-        phi[i] = x[i] < 0.0f ? x[i] : 0.0f;
+        phi[i] = x[i] >= 0.0f ? 0.0f : x[i]; /* NaN goes to exp (and stays NaN) */
     la_vexpf(phi, phi, total);
     for (size_t i = 0; i < total; i++)
         phi[i] += x[i] > 0.0f ? x[i] : 0.0f;

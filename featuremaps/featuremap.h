@@ -73,9 +73,13 @@ struct featuremap_type {
     int (*fit)(void *state, const float *q, size_t nq, const float *k, size_t nk,
                struct la_error *err);
 
-    /* φ of n rows: x (n, d) → phi (n, m).  Never allocates; work has work_floats(n) floats. */
+    /* φ of n rows: x (n, d) → phi (n, m).  Never allocates; work has work_floats(n) floats.
+     * A stabilised map divides row r by exp(shift[r]) to keep exp() in range (prf: per row
+     * for queries, one constant for all keys of the call); it writes shift[r] when shift is
+     * not NULL (0 for maps without a stabiliser, and for FM_RAW).  The kernels use it to keep
+     * the normaliser's eps meaning what it means for the unstabilised features. */
     void (*apply)(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                  float *work);
+                  float *work, float *shift);
 
     /* Frees what init allocated inside state (not state itself).  May be NULL. */
     void (*release)(void *state);
@@ -98,6 +102,13 @@ struct featuremap {
     struct fm_params params;
 };
 
+/* For maps without a stabiliser: every row's shift is 0 (shift may be NULL). */
+static inline void fm_zero_shift(float *shift, size_t n)
+{
+    for (size_t i = 0; shift && i < n; i++)
+        shift[i] = 0.0f;
+}
+
 /* The registry (registry.c). */
 extern const struct featuremap_type *const featuremap_types[];
 size_t featuremap_count(void);
@@ -119,6 +130,9 @@ size_t featuremap_work_floats(const struct featuremap *fm, size_t n);
 /* Checks fm, n, the pointers, and dispatches.  Returns LA_OK or LA_EINVAL. */
 int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
                      float *phi, float *work);
+/* The same, also writing each row's stabiliser shift (n floats; see apply). */
+int featuremap_apply_shift(const struct featuremap *fm, enum fm_role role, const float *x,
+                           size_t n, float *phi, float *work, float *shift);
 /* Calls the type's fit if it has one; LA_OK otherwise. */
 int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float *k, size_t nk,
                    struct la_error *err);

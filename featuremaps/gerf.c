@@ -139,7 +139,7 @@ static int gerf_fit(void *state, const float *q, size_t nq, const float *k, size
 }
 
 static void gerf_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                       float *work)
+                       float *work, float *shift)
 {
     (void)work;
     const struct gerf_state *s = state;
@@ -150,7 +150,7 @@ static void gerf_apply(const void *state, enum fm_role role, const float *x, siz
         for (int i = 0; i < m; i++)
             row[i] += s->off[i];
     }
-    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)));
+    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
 }
 
 static void gerf_release(void *state)

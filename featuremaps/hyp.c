@@ -31,7 +31,7 @@ static int hyp_out_dim(const void *state)
 }
 
 static void hyp_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                      float *work)
+                      float *work, float *shift)
 {
     (void)work;
     const struct hyp_state *s = state;
@@ -43,7 +43,7 @@ static void hyp_apply(const void *state, enum fm_role role, const float *x, size
             row[m + i] = -row[i];
     }
     fm_exp_stabilised(phi, n, 2 * m, x, d, 0.5 / sqrt((double)d), role,
-                      (float)(1.0 / sqrt(2.0 * m)));
+                      (float)(1.0 / sqrt(2.0 * m)), shift);
 }
 
 static void hyp_release(void *state)

@@ -319,7 +319,7 @@ static int learned_out_dim(const void *state)
 }
 
 static void learned_apply(const void *state, enum fm_role role, const float *x, size_t n,
-                          float *phi, float *work)
+                          float *phi, float *work, float *shift)
 {
     (void)work;
     const struct learned_state *s = state;
@@ -329,6 +329,7 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
         size_t total = n * (size_t)m;
         for (size_t i = 0; i < total; i++)
             phi[i] = phi[i] < 0.0f ? 0.0f : phi[i];
+        fm_zero_shift(shift, n);
         return;
     }
     size_t ld = (size_t)(2 * m);
@@ -339,12 +340,14 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
             row[m + i] = -row[i];
     }
     if (s->act == ACT_EXP_PAIR) {
-        fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, role, 1.0f);
+        fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, role, 1.0f, shift);
         return;
     }
     /* softmax_pair: the row max out first (it is the definition's own invariance), one exp
      * over the block, then each row divided by its sum. */
-    fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, FM_QUERY, 1.0f);
+    /* The row sum divides the shift out again: the definition itself. */
+    fm_exp_stabilised(phi, n, 2 * m, NULL, d, 0.0, FM_QUERY, 1.0f, NULL);
+    fm_zero_shift(shift, n);
     for (size_t r = 0; r < n; r++) {
         float *row = phi + r * ld;
         double sum = 0.0;

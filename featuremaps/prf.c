@@ -34,14 +34,14 @@ static int prf_out_dim(const void *state)
 }
 
 static void prf_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                      float *work)
+                      float *work, float *shift)
 {
     (void)work;
     const struct prf_state *s = state;
     int m = s->P.m, d = s->P.d;
     fm_proj_gemm(&s->P, x, n, phi, m);
     /* h_r = ‖x̃‖²/2 = ‖x‖²/(2√d). */
-    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)));
+    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
 }
 
 static void prf_release(void *state)

@@ -141,15 +141,21 @@ size_t featuremap_work_floats(const struct featuremap *fm, size_t n)
     return fm->type->work_floats ? fm->type->work_floats(fm->state, n) : 0;
 }
 
-int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
-                     float *phi, float *work)
+int featuremap_apply_shift(const struct featuremap *fm, enum fm_role role, const float *x,
+                           size_t n, float *phi, float *work, float *shift)
 {
     if (!fm || !x || !phi || n == 0 || (role != FM_QUERY && role != FM_KEY && role != FM_RAW))
         return LA_EINVAL;
     if (!work && featuremap_work_floats(fm, n) > 0)
         return LA_EINVAL;
-    fm->type->apply(fm->state, role, x, n, phi, work);
+    fm->type->apply(fm->state, role, x, n, phi, work, shift);
     return LA_OK;
+}
+
+int featuremap_apply(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                     float *phi, float *work)
+{
+    return featuremap_apply_shift(fm, role, x, n, phi, work, NULL);
 }
 
 int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float *k, size_t nk,

@@ -36,8 +36,9 @@ static int relu_out_dim(const void *state)
 }
 
 static void relu_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                       float *work)
+                       float *work, float *shift)
 {
+    fm_zero_shift(shift, n);
     (void)role;
     (void)work;
     const struct relu_state *s = state;

@@ -46,7 +46,7 @@ static size_t rff_work_floats(const void *state, size_t n)
 }
 
 static void rff_apply(const void *state, enum fm_role role, const float *x, size_t n, float *phi,
-                      float *work)
+                      float *work, float *shift)
 {
     const struct rff_state *s = state;
     int m = s->P.m, d = s->P.d;
@@ -66,8 +66,13 @@ static void rff_apply(const void *state, enum fm_role role, const float *x, size
         memcpy(work, row, (size_t)m * sizeof *work);
         la_vsincosf(work, row + m, row, (size_t)m);
         float f = (float)base;
+        const double h = 0.5 * fm_sqnorm_tilde(x + r * (size_t)d, d);
         if (role != FM_QUERY)
-            f = (float)(base * exp(0.5 * fm_sqnorm_tilde(x + r * (size_t)d, d) - cmax));
+            f = (float)(base * exp(h - cmax));
+        /* Relative to the formula's exp(‖x̃‖²/2): queries drop it (shift h), keys keep it
+         * relative to the call's largest (shift cmax; 0 for FM_RAW). */
+        if (shift)
+            shift[r] = role == FM_QUERY ? (float)h : (float)cmax;
         for (size_t i = 0; i < ld; i++)
             row[i] *= f;
     }

@@ -39,8 +39,9 @@ static int taylor2_out_dim(const void *state)
 }
 
 static void taylor2_apply(const void *state, enum fm_role role, const float *x, size_t n,
-                          float *phi, float *work)
+                          float *phi, float *work, float *shift)
 {
+    fm_zero_shift(shift, n);
     (void)role;
     (void)work;
     const struct taylor2_state *s = state;

@@ -28,8 +28,8 @@ int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c,
     const int nth = c->threads > 0 ? c->threads : 1;
     const size_t nq = (size_t)H * T * dk, nv = (size_t)H * T * dv;
     const int linear = kn->family == ATTN_LINEAR;
-    const size_t ws = attn_workspace_floats(kn, T, dk, dv, c->causal, c->chunk, H == 1 ? nth : 1);
-    const size_t nws = ws * (size_t)(H < nth ? H : nth);
+    const size_t ws = attn_workspace_floats(kn, T, dk, dv, c->causal, c->chunk, H < nth ? nth : 1);
+    const size_t nws = ws * (size_t)(H < nth ? 1 : nth); /* attn_run_heads' slices */
     float *q = malloc(nq * sizeof *q), *k = malloc(nq * sizeof *k);
     float *v = malloc(nv * sizeof *v), *y = malloc(nv * sizeof *y);
     float *work = malloc((nws ? nws : 1) * sizeof *work);

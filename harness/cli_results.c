@@ -411,7 +411,7 @@ int cmd_results_info(int argc, char **argv)
     size_t nnames = 0, n = 0;
     struct la_row *rows = NULL;
     char *value = NULL, *text = NULL;
-    const size_t vcap = 1 << 20;
+    const size_t vcap = (4 << 20) + 1; /* experiment files are at most 4 MiB (experiment.c) */
     int rc = la_results_attr_names(file, &names, &nnames, &err);
     if (!rc)
         rc = la_results_read(file, &rows, &n, &err);

@@ -197,6 +197,42 @@ static void override_threads(struct la_cell *c, int threads)
     snprintf(at, sizeof c->key - head, " threads=%d%s", threads, tail);
 }
 
+static int cmp_cell_key(const void *a, const void *b)
+{
+    const struct la_cell *const *x = a, *const *y = b;
+    int c = strcmp((*x)->key, (*y)->key);
+    return c ? c : ((*x)->index > (*y)->index) - ((*x)->index < (*y)->index);
+}
+
+/* After --threads rewrote the keys, cells that differed only in their thread count are the same
+ * measurement: keep the first in run order, drop the others.  Returns how many were dropped
+ * (or (size_t)-1 when out of memory). */
+static size_t merge_same_keys(struct la_experiment *e)
+{
+    if (e->ncells < 2)
+        return 0;
+    struct la_cell **by = malloc(e->ncells * sizeof *by);
+    char *drop = calloc(e->ncells, 1);
+    if (!by || !drop) {
+        free(by), free(drop);
+        return (size_t)-1;
+    }
+    for (size_t i = 0; i < e->ncells; i++)
+        by[i] = &e->cells[i];
+    qsort(by, e->ncells, sizeof *by, cmp_cell_key);
+    for (size_t i = 1; i < e->ncells; i++)
+        if (!strcmp(by[i]->key, by[i - 1]->key))
+            drop[by[i] - e->cells] = 1;
+    size_t kept = 0;
+    for (size_t i = 0; i < e->ncells; i++)
+        if (!drop[i])
+            e->cells[kept++] = e->cells[i];
+    const size_t merged = e->ncells - kept;
+    e->ncells = kept;
+    free(by), free(drop);
+    return merged;
+}
+
 /* Creates the missing parent directories of path (mkdir -p), as the experiment loader allows
  * an output whose directories do not exist yet (it checks that the nearest existing one is
  * writable).  Failures are left to la_results_open to report. */
@@ -232,15 +268,35 @@ static int run_main(int argc, char **argv, int rank, int nranks)
     struct la_error err;
     la_error_clear(&err);
     struct la_experiment *e = NULL;
-    if (la_experiment_load(o.yaml, &e, &err) != LA_OK) {
-        if (rank == 0) /* every rank reads the same file and fails alike; one says so */
-            fprintf(stderr, "linattn run: %s\n", err.msg);
+    const int load_st = la_experiment_load_to(o.yaml, o.output, &e, &err);
+    /* Under MPI every rank loads the file itself; if any rank fails (a data file missing on
+     * one node), all stop, and each failing rank says why. */
+    if (la_mpi_max_int(load_st != LA_OK) != 0) {
+        const int root_failed = la_mpi_bcast_int(load_st != LA_OK); /* then it alone reports */
+        if (load_st != LA_OK) {
+            if (rank == 0)
+                fprintf(stderr, "linattn run: %s\n", err.msg);
+            else if (!root_failed)
+                fprintf(stderr, "linattn run (rank %d): %s\n", rank, err.msg);
+        }
+        la_experiment_free(e);
         return 2;
+    }
+    if (o.threads) {
+        for (size_t i = 0; i < e->ncells; i++)
+            override_threads(&e->cells[i], o.threads);
+        const size_t merged = merge_same_keys(e);
+        if (merged == (size_t)-1) {
+            fprintf(stderr, "linattn run: out of memory\n");
+            la_experiment_free(e);
+            return 1;
+        }
+        if (merged && rank == 0 && !o.quiet && isatty(fileno(stderr)))
+            fprintf(stderr, "linattn run: --threads %d makes %zu cells the same as others; each "
+                            "runs once\n", o.threads, merged);
     }
     int threads_max = 0;
     for (size_t i = 0; i < e->ncells; i++) {
-        if (o.threads)
-            override_threads(&e->cells[i], o.threads);
         const int t = e->cells[i].threads > 0 ? e->cells[i].threads : la_default_threads();
         if (t > threads_max)
             threads_max = t;

@@ -11,6 +11,7 @@
  * ever recorded: don't.  Not here: what the runner does with the data.  Tests: test_runner.c.
  */
 #include "data.h"
+#include "results.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -175,7 +176,7 @@ static int h5_open_all(const struct la_cell *c, hid_t *f, struct h5ds ds[3], str
     if (!probe)
         return LA_FAIL(err, LA_EIO, "%s: cannot open data file", path);
     fclose(probe);
-    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    *f = la_h5_open_readonly(path);
     if (*f < 0)
         return LA_FAIL(err, LA_EFORMAT, "%s: not an HDF5 file", path);
     for (int i = 0; i < 3; i++) {

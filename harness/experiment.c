@@ -35,6 +35,7 @@
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
 #include "experiment_yaml.h"
+#include "results.h"
 
 #define MAX_CELLS 100000 /* combinations × trials an experiment may expand to */
 #define MAX_FILE_BYTES (4 << 20)
@@ -298,10 +299,6 @@ static const struct attn_kernel *resolve_kernel(const char *name, int causal)
 }
 
 /* Kernels that read `chunk`: the chunked algorithm, and linear_causal (which runs it). */
-static int kernel_uses_chunk(const struct attn_kernel *kn)
-{
-    return kn && (strstr(kn->name, "chunked") || !strcmp(kn->name, "linear_causal"));
-}
 
 static int axis_id(const char *name)
 {
@@ -341,7 +338,8 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
     long long iv;
     switch (def->kind) {
     case K_INT:
-        st = ly_int(y, n, fb, what, def->lo, INT_MAX, &iv);
+        /* Threads as on the command line (1..1024): more would only end in libgomp aborting. */
+        st = ly_int(y, n, fb, what, def->lo, def == &ax_defs[AX_THREADS] ? 1024 : INT_MAX, &iv);
         out->i = iv;
         return st;
     case K_REAL:
@@ -954,7 +952,7 @@ static int read_h5_dims(struct loader *L)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* failures are reported below, not printed */
     int st = LA_OK, rank = -1, vrank = -1;
     hsize_t dims[8] = {0}, vdims[8] = {0};
-    hid_t f = H5Fopen(L->data_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = la_h5_open_readonly(L->data_path);
     if (f >= 0) {
         rank = h5_dataset_dims(f, "/Q", dims);
         vrank = h5_dataset_dims(f, "/V", vdims);
@@ -1227,7 +1225,7 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         if (map_has(t, "weights"))
             snprintf(c->weights, sizeof c->weights, "%s", mc->weights);
         c->eps = v[AX_EPS] ? v[AX_EPS]->x : DEFAULT_EPS;
-        if (kernel_uses_chunk(k))
+        if (attn_kernel_uses_chunk(k))
             c->chunk = v[AX_CHUNK] ? (int)v[AX_CHUNK]->i : 0;
     }
 
@@ -1663,8 +1661,19 @@ static int parse_top(struct loader *L)
     return LA_OK;
 }
 
+static int load_string(const char *origin, const char *text, size_t len, const char *output,
+                       struct la_experiment **out, struct la_error *err);
+
 int la_experiment_load_string(const char *origin, const char *text, size_t len,
                               struct la_experiment **out, struct la_error *err)
+{
+    return load_string(origin, text, len, NULL, out, err);
+}
+
+/* output: when not NULL, replaces the file's `output:` (the command line's -o); the loader then
+ * leaves checking it to the results file's opener, which names the path. */
+static int load_string(const char *origin, const char *text, size_t len, const char *output,
+                       struct la_experiment **out, struct la_error *err)
 {
     *out = NULL;
     if (!text && len)
@@ -1706,8 +1715,13 @@ int la_experiment_load_string(const char *origin, const char *text, size_t len,
     int st = ly_open(&L.y, origin, e->text, len, err);
     if (st != LA_OK)
         goto fail_noyaml;
-    if ((st = parse_top(&L)) != LA_OK || (st = cross_checks(&L)) != LA_OK ||
-        (st = check_output(&L)) != LA_OK || (st = expand(&L)) != LA_OK)
+    if ((st = parse_top(&L)) != LA_OK || (st = cross_checks(&L)) != LA_OK)
+        goto fail;
+    if (output)
+        snprintf(e->output, sizeof e->output, "%s", output);
+    else if ((st = check_output(&L)) != LA_OK)
+        goto fail;
+    if ((st = expand(&L)) != LA_OK)
         goto fail;
     ly_close(&L.y);
     for (int i = 0; i < AX_COUNT; i++)
@@ -1730,6 +1744,12 @@ fail_noyaml:
 }
 
 int la_experiment_load(const char *path, struct la_experiment **out, struct la_error *err)
+{
+    return la_experiment_load_to(path, NULL, out, err);
+}
+
+int la_experiment_load_to(const char *path, const char *output, struct la_experiment **out,
+                          struct la_error *err)
 {
     *out = NULL;
     if (!path || !*path)
@@ -1761,7 +1781,11 @@ int la_experiment_load(const char *path, struct la_experiment **out, struct la_e
         free(buf);
         return LA_FAIL(err, LA_EIO, "%s: read error", path);
     }
-    int st = la_experiment_load_string(path, buf, n, out, err);
+    if (output && strlen(output) >= LA_PATH_LEN) {
+        free(buf);
+        return LA_FAIL(err, LA_EINVAL, "output path too long: %s", output);
+    }
+    int st = load_string(path, buf, n, output, out, err);
     free(buf);
     if (st == LA_OK)
         snprintf((*out)->path, sizeof(*out)->path, "%s", path);

@@ -34,6 +34,10 @@ struct la_experiment {
 /* Reads, validates and expands an experiment file. */
 int la_experiment_load(const char *path, struct la_experiment **out, struct la_error *err);
 
+/* The same with the output path replaced (the command line's -o; NULL: the file's `output:`). */
+int la_experiment_load_to(const char *path, const char *output, struct la_experiment **out,
+                          struct la_error *err);
+
 /* The same from a buffer; `origin` names it in error messages (used by tests and the fuzzer). */
 int la_experiment_load_string(const char *origin, const char *text, size_t len,
                               struct la_experiment **out, struct la_error *err);

@@ -30,6 +30,7 @@ int la_mpi_size(void) { return 1; }
 void la_mpi_finalize(void) {}
 void la_mpi_abort(int code) { exit(code); }
 int la_mpi_bcast_int(int v) { return v; }
+int la_mpi_max_int(int v) { return v; }
 int la_mpi_pin(void) { return 0; }
 
 int la_mpi_coordinate(const struct la_experiment *e, struct la_results *res, int share_nodes,
@@ -85,6 +86,13 @@ void la_mpi_finalize(void)
 }
 
 void la_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+int la_mpi_max_int(int v)
+{
+    int out = v;
+    MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
 
 int la_mpi_bcast_int(int v)
 {
@@ -290,6 +298,21 @@ static void finished(struct sched *s, int r)
     s->idle[r] = 1;
 }
 
+/* Appends a finished row (unless an earlier write failed) and counts it; a failed cell is
+ * named on stderr, as in a serial run. */
+static void record(struct la_results *res, const struct la_row *row, int *status,
+                   struct la_mpi_stats *st, struct la_error *err)
+{
+    if (*status == LA_OK && la_results_append(res, row, err) != LA_OK)
+        *status = err ? err->status : LA_EIO;
+    st->ran++;
+    if (row->status != LA_ROW_OK) {
+        st->failed++;
+        fprintf(stderr, "linattn run: cell %d failed (%s): %s\n", row->index, row->host,
+                row->message);
+    }
+}
+
 int la_mpi_coordinate(const struct la_experiment *e, struct la_results *res, int share_nodes,
                       volatile sig_atomic_t *interrupted, struct la_mpi_stats *st,
                       struct la_error *err)
@@ -361,10 +384,7 @@ int la_mpi_coordinate(const struct la_experiment *e, struct la_results *res, int
                 MPI_Recv(row, (int)sizeof *row, MPI_BYTE, r, TAG_ROW, MPI_COMM_WORLD,
                          MPI_STATUS_IGNORE);
                 finished(&s, r);
-                if (status == LA_OK && la_results_append(res, row, err) != LA_OK)
-                    status = err ? err->status : LA_EIO;
-                st->ran++;
-                st->failed += row->status != LA_ROW_OK;
+                record(res, row, &status, st, err);
             }
         }
         /* Rank 0's own worker. */
@@ -375,10 +395,7 @@ int la_mpi_coordinate(const struct la_experiment *e, struct la_results *res, int
             pthread_mutex_unlock(&lw.mu);
             progressed = 1;
             finished(&s, 0);
-            if (status == LA_OK && la_results_append(res, row, err) != LA_OK)
-                status = err ? err->status : LA_EIO;
-            st->ran++;
-            st->failed += row->status != LA_ROW_OK;
+            record(res, row, &status, st, err);
         } else {
             pthread_mutex_unlock(&lw.mu);
         }

@@ -28,6 +28,8 @@ int la_mpi_size(void);       /* 1 without MPI */
 void la_mpi_finalize(void);  /* no-op without MPI */
 /* Aborts every rank (used when rank 0 cannot go on, e.g. a bad experiment seen only there). */
 void la_mpi_abort(int code);
+/* The largest v over all ranks (v without MPI). */
+int la_mpi_max_int(int v);
 /* Broadcasts rank 0's int to every rank (for "go on" / exit codes); identity without MPI. */
 int la_mpi_bcast_int(int v);
 /* Binds this rank to its slice of the node's cores (see above); returns the cores it got. */

@@ -388,6 +388,16 @@ static hid_t nolock_fapl(void)
     return fapl;
 }
 
+hid_t la_h5_open_readonly(const char *path)
+{
+    hid_t fapl = nolock_fapl();
+    if (fapl < 0)
+        return -1;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
 /* ---- HDF5 attributes ------------------------------------------------------------------ */
 
 static int h5_write_attr(hid_t loc, const struct attr *at)

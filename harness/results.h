@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hdf5.h>
+
 #include "cell.h"
 #include "status.h"
 
@@ -46,6 +48,10 @@ int la_results_has_key(const struct la_results *r, const char *key);
 int la_results_append(struct la_results *r, const struct la_row *row, struct la_error *err);
 
 void la_results_close(struct la_results *r); /* NULL is fine */
+
+/* Opens any HDF5 file read-only without HDF5's file lock (so a file another process has open
+ * for writing still reads, as h5py does); a negative id on failure. */
+hid_t la_h5_open_readonly(const char *path);
 
 /* Reads every row of path's /runs (malloc'd array in *rows, count in *n). */
 int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err);

@@ -73,6 +73,9 @@ enum {
     B_Y,
     B_PQ, /* features, fp32, all heads */
     B_PK,
+    B_SQ,   /* stabiliser shift of every feature row (featuremap.h), all heads */
+    B_SK,
+    B_EPSR, /* per-row eps = eps·exp(−shift_q − shift_k): the formula's eps for stabilised rows */
     B_KWORK,  /* kernel workspace, one slice per thread */
     B_FMWORK, /* feature-map workspace, one slice per thread */
     B_PAIR,   /* φ of one query and one key row, plus the map's work for them */
@@ -168,6 +171,7 @@ struct cellrun {
     int linear, nth, m, dk, chunk;
     size_t wsf, fmw;         /* kernel workspace floats per head-thread; map work per thread */
     int kthreads, fmthreads; /* threads whose workspace slices exist */
+    const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
     struct la_runner_ws *ws;
 };
@@ -181,9 +185,11 @@ static void plan_buffers(const struct cellrun *cr, size_t need[B_COUNT])
     memset(need, 0, B_COUNT * sizeof need[0]);
     need[B_Q] = need[B_K] = nh * T * d * sizeof(float);
     need[B_V] = need[B_Y] = nh * T * dv * sizeof(float);
-    need[B_KWORK] = (size_t)cr->kthreads * cr->wsf * sizeof(float);
+    /* Fewer heads than threads: the heads run one after another on one slice (attention.h). */
+    need[B_KWORK] = (size_t)(cr->s.nheads < cr->nth ? 1 : cr->kthreads) * cr->wsf * sizeof(float);
     if (cr->linear) {
         need[B_PQ] = need[B_PK] = nh * T * m * sizeof(float);
+        need[B_SQ] = need[B_SK] = need[B_EPSR] = nh * T * sizeof(float);
         need[B_FMWORK] = (size_t)cr->fmthreads * cr->fmw * sizeof(float);
         need[B_PAIR] = (2 * m + featuremap_work_floats(cr->fm, 1)) * sizeof(float);
     }
@@ -212,15 +218,16 @@ static int fm_apply_all(const struct cellrun *cr)
     const size_t xs = (size_t)cr->s.T * cr->s.d, ps = (size_t)cr->s.T * cr->m;
     const float *q = BUF(cr, B_Q, float), *k = BUF(cr, B_K, float);
     float *pq = BUF(cr, B_PQ, float), *pk = BUF(cr, B_PK, float);
+    float *sq = BUF(cr, B_SQ, float), *sk = BUF(cr, B_SK, float);
     float *work = BUF(cr, B_FMWORK, float);
     int bad = 0;
 #pragma omp parallel for num_threads(cr->fmthreads) schedule(dynamic, 1) reduction(| : bad)
     for (int t = 0; t < 2 * nh; t++) {
         const int h = t >> 1, key = t & 1;
         float *w = cr->fmw ? work + (size_t)omp_get_thread_num() * cr->fmw : NULL;
-        const int st =
-            featuremap_apply(cr->fm, key ? FM_KEY : FM_QUERY, (key ? k : q) + (size_t)h * xs,
-                             (size_t)cr->s.T, (key ? pk : pq) + (size_t)h * ps, w);
+        const int st = featuremap_apply_shift(
+            cr->fm, key ? FM_KEY : FM_QUERY, (key ? k : q) + (size_t)h * xs, (size_t)cr->s.T,
+            (key ? pk : pq) + (size_t)h * ps, w, (key ? sk : sq) + (size_t)h * cr->s.T);
         bad |= st != LA_OK;
     }
     return bad ? LA_EINTERNAL : LA_OK;
@@ -357,7 +364,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
                                   scores);
             if (cr->linear)
                 attn_linear_ref_rows(pqd, pkd, vd, ylin + (size_t)i * dv, T, m, dv, causal, c->eps,
-                                     &hr[i], 1);
+                                     cr->eps_row ? cr->eps_row + (size_t)h * T : NULL, &hr[i], 1);
         }
         for (int i = 0; i < nr; i++)
             memcpy(yk + (size_t)i * dv, y + h * vs + (size_t)hr[i] * dv, (size_t)dv * sizeof *yk);
@@ -422,7 +429,8 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             for (int c2 = 0; c2 < d; c2++)
                 dot += (double)qi[c2] * kj[c2];
             const double diff = est - exp(dot * scale);
-            sum += diff * diff;
+            /* Inf − Inf (estimate and target both overflow) is an infinite error, not NaN. */
+            sum += isnan(diff) ? INFINITY : diff * diff;
         }
         if (st != LA_OK) {
             gsl_rng_free(r);
@@ -516,10 +524,6 @@ static double rms(const float *x, size_t n)
 
 /* Whether the kernel reads args.chunk.  attention.h has no flag for it: linear_causal is the
  * chunked algorithm by the kernels' registry (kernels/registry.c). */
-static int uses_chunk(const struct attn_kernel *kn)
-{
-    return strstr(kn->name, "chunked") != NULL || strcmp(kn->name, "linear_causal") == 0;
-}
 
 int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row,
                 struct la_error *err)
@@ -598,7 +602,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                       c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid");
     }
     cr.dk = cr.linear ? cr.m : d;
-    if (uses_chunk(cr.kn))
+    if (attn_kernel_uses_chunk(cr.kn))
         cr.chunk = c->chunk > 0 ? c->chunk : attn_default_chunk(cr.m, dv);
     row->chunk = cr.chunk;
 
@@ -655,6 +659,20 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                          "feature map '%s' gave NaN/Inf: %zu in φ(Q), %zu in φ(K)", c->map, bq, bk);
             goto fail;
         }
+        /* Row i of head h was divided by exp(sq[i]) and every key by exp(sk[0]): with
+         * eps·exp(−sq[i] − sk[0]) in place of eps, the kernel computes exactly
+         * num/(den + eps) of the unstabilised features (and counts the same small rows), and
+         * a causal row does not depend on later keys through the key constant. */
+        const float *sq = BUF(&cr, B_SQ, float), *sk = BUF(&cr, B_SK, float);
+        float *epsr = BUF(&cr, B_EPSR, float);
+        int shifted = 0;
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < T; i++) {
+                const size_t at = (size_t)h * T + i;
+                epsr[at] = (float)(c->eps * exp(-(double)sq[at] - (double)sk[(size_t)h * T]));
+                shifted |= sq[at] != 0.0f || sk[(size_t)h * T] != 0.0f;
+            }
+        cr.eps_row = shifted ? epsr : NULL;
     }
 
     struct kctx kc;
@@ -669,6 +687,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     kc.proto.dv = dv;
     kc.proto.causal = c->causal;
     kc.proto.eps = (float)c->eps;
+    kc.proto.eps_row = cr.eps_row;
     kc.proto.chunk = cr.chunk;
     kc.proto.threads = 1;
     kc.H = nh;

@@ -11,7 +11,8 @@
  * allocate (and touch) it before any timed region.  Batch × heads is attn_run_heads(), with
  * OpenMP over heads.  Nominal flop counts (attn_nominal_flops) are what efficiency is computed
  * from, whatever the algorithm does inside:
- *   softmax: 4·T²·d non-causal, 2·T²·d causal (QKᵀ and PV; the T² exps are not counted);
+ *   softmax: 2·T²·(d + dv) non-causal, half that causal (QKᵀ: 2·T²·d, PV: 2·T²·dv; so
+ *            4·T²·d when dv = d; the T² exps are not counted);
  *   linear:  4·T·m·dv + 4·T·m (state and output products, plus the normaliser), causal or not.
  */
 #ifndef LA_ATTENTION_H
@@ -42,9 +43,11 @@ long attn_linear_ref(const double *PQ, const double *PK, const double *V, double
                      int dv, int causal, double eps);
 
 /* The same for the query rows rows[0..nrows): row rows[r] of the full output goes to Y row r
- * (bit-identical to the corresponding rows of attn_linear_ref). */
+ * (bit-identical to the corresponding rows of attn_linear_ref).  eps_row (T floats, or NULL):
+ * per-row eps as in attn_args.eps_row. */
 long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, double *Y, int T,
-                          int m, int dv, int causal, double eps, const int *rows, int nrows);
+                          int m, int dv, int causal, double eps, const float *eps_row,
+                          const int *rows, int nrows);
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 
@@ -54,6 +57,9 @@ struct attn_args {
     int T, dk, dv;
     int causal;
     float eps;   /* linear: normaliser eps; softmax: unused */
+    const float *eps_row; /* linear, optional: per-row eps (T floats per head) replacing eps,
+                             for stabilised features whose rows were rescaled: eps·e^{-shift}
+                             keeps eps meaning what it means for the defining formula */
     int chunk;   /* linear_causal_chunked: chunk size C (0 = default) */
     int threads; /* threads inside one head (1 = none); kernels may ignore it */
     float *work; /* workspace of attn_workspace_floats() floats */
@@ -87,15 +93,20 @@ const char *const *attn_kernel_names(void); /* NULL-terminated, static */
 size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
                              int chunk, int threads);
 
-/* Runs kernel kn over H heads stored back to back (head h at q + h·T·dk, ...), OpenMP over
- * heads with nthreads threads; each head uses work + h'·ws (ws = per-head workspace floats) of
- * the thread that runs it, so work must hold min(H, nthreads)·ws floats.  When H < nthreads,
- * the spare threads go inside the head (args.threads).  Returns the summed n_small_den. */
+/* Runs kernel kn over H heads stored back to back (head h at q + h·T·dk, ...).  H >= nthreads:
+ * OpenMP over heads, each head on one thread using work + t·ws (t = the thread's number), so
+ * work must hold min(H, nthreads)·ws floats with ws sized for 1 thread.  H < nthreads: the heads
+ * run one after another with every thread inside each (args.threads = nthreads), so ws must be
+ * sized for nthreads threads.  Returns the summed n_small_den. */
 long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto, int H,
                     int nthreads, float *work, size_t ws);
 
 /* Nominal flops of one head, as documented above. */
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
+
+/* 1 if the kernel reads args.chunk (the chunked causal algorithm, directly or as the default
+ * `linear_causal`), so the chunk size is a real parameter of its measurements. */
+int attn_kernel_uses_chunk(const struct attn_kernel *kn);
 
 /* The default chunk size of linear_causal_chunked for (m, dv). */
 int attn_default_chunk(int m, int dv);

@@ -72,7 +72,8 @@ static long noncausal_out(int isa, const struct attn_args *a, int t0, int t1, co
     for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
         const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
         const float *Qb = a->q + (size_t)b * m;
-        small += la_lin_den(isa, n, m, Qb, NULL, m, a->eps, (float *)z, inv);
+        small += la_lin_den(isa, n, m, Qb, NULL, m, a->eps, a->eps_row ? a->eps_row + b : NULL,
+                            (float *)z, inv);
         la_gemm(isa, n, dv, m, Qb, m, 1, S, lds, a->y + (size_t)b * dv, dv, 1.0f, inv, 0);
     }
     return small;
@@ -171,7 +172,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
     if (nth == 1) {
         memset(S, 0, (size_t)m * lds * sizeof *S);
         memset(priv, 0, (size_t)m * sizeof *priv);
-        a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, priv, inv);
+        a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, a->eps_row, priv, inv);
         rec_columns(isa, a, S, 0, dv, inv, NULL, 0);
         return;
     }
@@ -193,7 +194,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
             for (int i = 0; i < m; i++)
                 z[i] += priv[per * (size_t)s + i];
         small += la_lin_den(isa, t1 - t0, m, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m, m,
-                            a->eps, z, inv + t0);
+                            a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0);
         /* Columns of the state: each thread owns whole lines of them. */
         const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
         const int c1 = c1e < dv ? c1e : dv, side = th == 0 ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
@@ -281,7 +282,8 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
         const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
         const float *Qc = a->q + (size_t)t0 * m, *Kc = a->k + (size_t)t0 * m;
         const float *Vc = a->v + (size_t)t0 * dv;
-        small += la_lin_den(isa, n, m, Qc, Kc, m, a->eps, b->z, b->inv);
+        small += la_lin_den(isa, n, m, Qc, Kc, m, a->eps, a->eps_row ? a->eps_row + t0 : NULL,
+                            b->z, b->inv);
         la_linchunk_out(isa, n, m, dv, Qc, Kc, Vc, a->y + (size_t)t0 * dv, b->S, lds, b->inv, b->Kt,
                         b->A);
         if (c + 1 == c1)

@@ -44,11 +44,13 @@ long attn_linear_ref(const double *PQ, const double *PK, const double *V, double
 }
 
 long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, double *Y, int T,
-                          int m, int dv, int causal, double eps, const int *rows, int nrows)
+                          int m, int dv, int causal, double eps, const float *eps_row,
+                          const int *rows, int nrows)
 {
     long small = 0;
-    for (int r = 0; r < nrows; r++)
-        small += fabs(linear_row(PQ, PK, V, Y + (size_t)r * dv, T, m, dv, causal, rows[r], eps)) <=
-                 eps;
+    for (int r = 0; r < nrows; r++) {
+        const double e = eps_row ? (double)eps_row[rows[r]] : eps;
+        small += fabs(linear_row(PQ, PK, V, Y + (size_t)r * dv, T, m, dv, causal, rows[r], e)) <= e;
+    }
     return small;
 }

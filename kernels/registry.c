@@ -38,6 +38,13 @@ const struct attn_kernel attn_kernels[] = {
     {NULL, NULL, 0, 0, NULL, NULL},
 };
 
+int attn_kernel_uses_chunk(const struct attn_kernel *kn)
+{
+    return kn && (kn->run == attn_linear_causal_chunked ||
+                  (kn->run == linear_causal_default &&
+                   linear_causal_default_ws == attn_linear_causal_chunked_ws));
+}
+
 size_t attn_kernel_count(void)
 {
     size_t n = 0;
@@ -85,15 +92,17 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
     if (nthreads < 1)
         nthreads = 1;
     const size_t qstride = (size_t)proto->T * proto->dk, vstride = (size_t)proto->T * proto->dv;
-    if (H == 1 || nthreads == 1) {
-        /* Spare threads go inside the head. */
+    if (H < nthreads || nthreads == 1) {
+        /* Fewer heads than threads: heads one after another, every thread inside each. */
         for (int h = 0; h < H; h++) {
             struct attn_args a = *proto;
             a.q += h * qstride;
             a.k += h * qstride;
             a.v += h * vstride;
             a.y += h * vstride;
-            a.threads = H == 1 ? nthreads : 1;
+            if (a.eps_row)
+                a.eps_row += (size_t)h * proto->T;
+            a.threads = nthreads;
             a.work = work;
             kn->run(&a);
             small += a.n_small_den;
@@ -108,6 +117,8 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
         a.k += h * qstride;
         a.v += h * vstride;
         a.y += h * vstride;
+        if (a.eps_row)
+            a.eps_row += (size_t)h * proto->T;
         a.threads = 1;
         a.work = work + ws * (size_t)omp_get_thread_num();
         kn->run(&a);

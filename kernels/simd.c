@@ -392,16 +392,17 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
     gemm_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta);
 }
 
-typedef long (*den_fn)(int, int, const float *, const float *, ptrdiff_t, float, float *, float *);
+typedef long (*den_fn)(int, int, const float *, const float *, ptrdiff_t, float, const float *,
+                       float *, float *);
 static den_fn den_for(int isa)
 {
     LA_DISPATCH(lin_den)
 }
 
 long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
-                float *z, float *inv)
+                const float *epsr, float *z, float *inv)
 {
-    return den_for(isa)(T, m, Q, K, ld, eps, z, inv);
+    return den_for(isa)(T, m, Q, K, ld, eps, epsr, z, inv);
 }
 
 typedef void (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,

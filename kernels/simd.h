@@ -55,9 +55,10 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 /* Causal normaliser: inv[t] = 1 / (q_t·z_t + eps) with z_t = z0 + Σ_{j<=t} k_j over rows
  * t < T of Q, K (row stride ld, m columns); z (m floats) holds z0 on entry and z_T on exit.
  * K = NULL: z stays z0 for every t (the non-causal normaliser).
- * Returns the number of t with |q_t·z_t| <= eps. */
+ * epsr (T floats, or NULL): a per-row eps replacing eps (rows whose features were stabilised).
+ * Returns the number of t with |q_t·z_t| <= that row's eps. */
 long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
-                float *z, float *inv);
+                const float *epsr, float *z, float *inv);
 
 /* Causal recurrent form for state columns [c0, c0 + nc): for each token t, S += k_t v_tᵀ then
  * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  S: (m, ≥ nc rounded up to the lanes)

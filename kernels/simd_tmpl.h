@@ -122,7 +122,7 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
 /* ---- causal normaliser --------------------------------------------------------------------- */
 
 static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
-                        float *z, float *inv)
+                        const float *epsr, float *z, float *inv)
 {
     const int nvm = (m + VW - 1) / VW;
     const MASK mk = vmask(m - (nvm - 1) * VW);
@@ -147,9 +147,9 @@ static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t 
             const int c = nvm - 1;
             acc = vfma(vldm(q + c * VW, mk), vldm(z + c * VW, mk), acc);
         }
-        const float den = vhsum(acc);
-        small += fabsf(den) <= eps;
-        inv[t] = 1.0f / (den + eps);
+        const float den = vhsum(acc), e = epsr ? epsr[t] : eps;
+        small += fabsf(den) <= e;
+        inv[t] = 1.0f / (den + e);
     }
     return small;
 }

@@ -614,9 +614,9 @@ static void test_collapse_and_merge(void **state)
                 "  map: gerf\n"
                 "  A: [-0.2, auto]\n"
                 "  chunk: [16, 64]\n");
-    /* linear→linear_causal (chunked by default) and chunked: 2 A × 2 chunks each;
-     * recurrent: 2 A. */
-    assert_int_equal(e->ncells, 4 + 4 + 2);
+    /* chunked: 2 A × 2 chunks; linear→linear_causal (recurrent by default, no chunk) and
+     * recurrent: 2 A each (attn_kernel_uses_chunk decides). */
+    assert_int_equal(e->ncells, 4 + 2 + 2);
     c = find_cell(e, "kernel=linear_causal_recurrent", "A=auto");
     assert_non_null(c);
     assert_int_equal(c->A_auto, 1);
@@ -625,8 +625,8 @@ static void test_collapse_and_merge(void **state)
     assert_non_null(c);
     assert_true(c->A == -0.2);
     assert_int_equal(c->A_auto, 0);
-    assert_int_equal(count_cells(e, "kernel=linear_causal "), 4);
-    assert_int_equal(count_cells(e, "chunk=64"), 4);
+    assert_int_equal(count_cells(e, "kernel=linear_causal "), 2);
+    assert_int_equal(count_cells(e, "chunk=64"), 2);
     la_experiment_free(e);
 
     /* The relu map's eps and the sphere's default norm. */

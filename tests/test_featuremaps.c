@@ -20,7 +20,7 @@
 
 #include <unistd.h>
 
-/* OpenBLAS's cblas.h (for openblas_set_num_threads) first; GSL's clashing copy is skipped. */
+/* OpenBLAS's cblas.h first; GSL's clashing copy of the same declarations is skipped. */
 #include <cblas.h>
 #define __GSL_CBLAS_H__
 #include <gsl/gsl_randist.h>
@@ -213,11 +213,11 @@ static void test_orthogonal_blocks(void **state)
     free(W);
 }
 
-/* Same seed ⇒ bit-identical φ, also when OpenBLAS runs with 2 threads; gerf at A = 0 is prf. */
+/* Same seed ⇒ bit-identical φ, also on OpenMP worker threads; gerf at A = 0 is prf. */
 static void test_bit_identical(void **state)
 {
     (void)state;
-    const int n = 2000; /* large enough for OpenBLAS to use both threads */
+    const int n = 2000; /* several GEMM blocks */
     const char *names[] = {"rff", "prf", "hyp", "gerf"};
     float *x = malloc((size_t)n * D * sizeof *x);
     tu_fill(x, (size_t)n * D, 1.7f, MASTER_SEED + 10);
@@ -1116,6 +1116,102 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The stabilisers rescale rows; with the per-row eps the kernels get (eps·e^{-shift_q - shift_k},
+ * as the runner passes it), the output equals the defining formula on unstabilised features
+ * with the plain eps, and a causal row does not depend on later keys through the key constant.
+ * eps = 1e-6 here, at σ ≈ 1, d = 64: without the per-row eps the outputs differ by ~5%. */
+static void stab_outputs(const struct featuremap *fm, const float *q, const float *k,
+                         const float *v, int T, int d, float eps, float *y)
+{
+    const int m = fm->m;
+    float *pq = malloc(sizeof(float) * T * m), *pk = malloc(sizeof(float) * T * m);
+    float *sq = malloc(sizeof(float) * T), *sk = malloc(sizeof(float) * T);
+    float *er = malloc(sizeof(float) * T);
+    size_t wf = featuremap_work_floats(fm, (size_t)T);
+    float *w = wf ? malloc(wf * sizeof *w) : NULL;
+    assert_int_equal(featuremap_apply_shift(fm, FM_QUERY, q, (size_t)T, pq, w, sq), LA_OK);
+    assert_int_equal(featuremap_apply_shift(fm, FM_KEY, k, (size_t)T, pk, w, sk), LA_OK);
+    for (int i = 0; i < T; i++)
+        er[i] = (float)(eps * exp(-(double)sq[i] - (double)sk[0]));
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_causal");
+    float *ws = malloc(sizeof(float) * attn_workspace_floats(kn, T, m, d, 1, 0, 1));
+    struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m, .dv = d,
+                          .causal = 1, .eps = eps, .eps_row = er, .work = ws};
+    kn->run(&a);
+    free(pq), free(pk), free(sq), free(sk), free(er), free(w), free(ws);
+}
+
+static void test_stabiliser_keeps_eps(void **state)
+{
+    (void)state;
+    const int T = 300, d = 64;
+    const float eps = 1e-6f;
+    const char *names[] = {"prf", "hyp", "gerf", "rff"};
+    float *q = malloc(sizeof(float) * T * d), *k = malloc(sizeof(float) * T * d);
+    float *v = malloc(sizeof(float) * T * d);
+    float *y1 = malloc(sizeof(float) * T * d), *y2 = malloc(sizeof(float) * T * d);
+    for (int n = 0; n < 4; n++) {
+        tu_fill(q, (size_t)T * d, 1.7f, 501);
+        tu_fill(k, (size_t)T * d, 1.7f, 502);
+        tu_fill(v, (size_t)T * d, 1.0f, 503);
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        p.m = 64;
+        struct featuremap *fm = make_map(names[n], &p, 77);
+        const int m = fm->m;
+        stab_outputs(fm, q, k, v, T, d, eps, y1);
+        /* The definition: unstabilised features (FM_RAW), plain eps, in double. */
+        float *rq = malloc(sizeof(float) * T * m), *rk = malloc(sizeof(float) * T * m);
+        apply(fm, FM_RAW, q, (size_t)T, rq);
+        apply(fm, FM_RAW, k, (size_t)T, rk);
+        double *rqd = malloc(sizeof(double) * T * m), *rkd = malloc(sizeof(double) * T * m);
+        double *vd = malloc(sizeof(double) * T * d), *yd = malloc(sizeof(double) * T * d);
+        tu_to_double(rq, rqd, (size_t)T * m);
+        tu_to_double(rk, rkd, (size_t)T * m);
+        tu_to_double(v, vd, (size_t)T * d);
+        attn_linear_ref(rqd, rkd, vd, yd, T, m, d, 1, eps);
+        const double e1 = tu_rel_err(y1, yd, (size_t)T * d);
+        print_message("  %-5s stabilised + per-row eps vs the formula with eps = 1e-6: %.2e\n",
+                      names[n], e1);
+        assert_true(e1 < (strcmp(names[n], "rff") ? 1e-4 : 1e-2));
+        /* Make the last key the one that sets the key constant: take the key with the largest
+         * row exponent (its query-role shift) and scale it until its exponent is larger
+         * still; the constant then changes, and earlier rows must not move. */
+        float *ph = malloc(sizeof(float) * T * m), *sh = malloc(sizeof(float) * T);
+        size_t wf = featuremap_work_floats(fm, (size_t)T);
+        float *w = wf ? malloc(wf * sizeof *w) : NULL;
+        assert_int_equal(featuremap_apply_shift(fm, FM_QUERY, k, (size_t)T, ph, w, sh), LA_OK);
+        int top = 0;
+        for (int i = 1; i < T; i++)
+            top = sh[i] > sh[top] ? i : top;
+        const float before = sh[top];
+        int raised = 0;
+        static const float scales[] = {1.02f, 0.98f, 1.05f, 0.95f, 1.1f, 0.9f, 1.25f, 0.8f, 1.5f, 2.0f};
+        for (size_t t = 0; t < sizeof scales / sizeof scales[0] && !raised; t++) {
+            for (int c = 0; c < d; c++)
+                k[(size_t)(T - 1) * d + c] = scales[t] * k[(size_t)top * d + c];
+            assert_int_equal(featuremap_apply_shift(fm, FM_QUERY, k + (size_t)(T - 1) * d, 1, ph,
+                                                    w, sh), LA_OK);
+            raised = sh[0] > before + 0.01f;
+        }
+        assert_true(raised);
+        free(ph), free(sh), free(w);
+        stab_outputs(fm, q, k, v, T, d, eps, y2);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < (size_t)(T - 1) * d; i++) {
+            num += ((double)y1[i] - y2[i]) * ((double)y1[i] - y2[i]);
+            den += (double)y1[i] * y1[i];
+        }
+        print_message("  %-5s rows 0..T-2 after changing key T-1: relative change %.2e\n",
+                      names[n], sqrt(num / den));
+        /* rff's normaliser can come close to 0 (signed features), which magnifies rounding. */
+        assert_true(sqrt(num / den) < (strcmp(names[n], "rff") ? 1e-5 : 2e-3));
+        free(rq), free(rk), free(rqd), free(rkd), free(vd), free(yd);
+        featuremap_free(fm);
+    }
+    free(q), free(k), free(v), free(y1), free(y2);
+}
+
 int main(void)
 {
     la_startup();
@@ -1132,6 +1228,7 @@ int main(void)
         cmocka_unit_test(test_learned_errors),
         cmocka_unit_test(test_learned_round_trip),
         cmocka_unit_test(test_maps_through_kernels),
+        cmocka_unit_test(test_stabiliser_keeps_eps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -370,6 +370,9 @@ static void test_lookup_and_flops(void **state)
     const struct attn_kernel *l = attn_kernel_lookup("linear_noncausal");
     assert_true(fabs(attn_nominal_flops(s, 100, 8, 8, 0) - 4.0 * 100 * 100 * 8) < 1e-6);
     assert_true(fabs(attn_nominal_flops(s, 100, 8, 8, 1) - 2.0 * 100 * 100 * 8) < 1e-6);
+    /* dv != d: QKᵀ costs 2·T²·d, PV 2·T²·dv. */
+    assert_true(fabs(attn_nominal_flops(s, 100, 8, 24, 0) - 2.0 * 100 * 100 * (8 + 24)) < 1e-6);
+    assert_true(fabs(attn_nominal_flops(s, 100, 8, 24, 1) - 100.0 * 100 * (8 + 24)) < 1e-6);
     assert_true(fabs(attn_nominal_flops(l, 100, 8, 6, 0) - (4.0 * 100 * 8 * 6 + 4.0 * 100 * 8)) <
                 1e-6);
 }
