@@ -669,7 +669,12 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         for (int h = 0; h < nh; h++)
             for (int i = 0; i < T; i++) {
                 const size_t at = (size_t)h * T + i;
-                epsr[at] = (float)(c->eps * exp(-(double)sq[at] - (double)sk[(size_t)h * T]));
+                const double e = c->eps * exp(-(double)sq[at] - (double)sk[(size_t)h * T]);
+                /* Not below 1e-20: where the shifts are huge, fp32 features can underflow to
+                 * a normaliser of exactly 0, and 0/0 must not become NaN (the row is then
+                 * counted as a small normaliser instead).  1e-20 is negligible against any
+                 * normaliser fp32 resolves. */
+                epsr[at] = (float)(c->eps > 0.0 && e < 1e-20 ? 1e-20 : e);
                 shifted |= sq[at] != 0.0f || sk[(size_t)h * T] != 0.0f;
             }
         cr.eps_row = shifted ? epsr : NULL;
