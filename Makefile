@@ -88,7 +88,7 @@ BIN      ?= linattn
 # ---- rules -------------------------------------------------------------------------------
 .PHONY: all check check-mpi test asan bench figures clean help deps
 
-all: deps-ok $(BIN)
+all: deps-ok $(BIN)  ## build ./linattn (installs missing Debian packages when root); BLAS=blis|netlib, MPI=1
 
 deps-ok:
 	@if [ "$(DEPS_OK)" != yes ]; then scripts/install-deps.sh || exit 1; fi
