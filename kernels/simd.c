@@ -101,35 +101,7 @@ static inline __m512 exp_avx512(__m512 x)
     LA_TC(6, 2) LA_TC(6, 3) LA_TC(6, 4)
 /* clang-format on */
 
-#include "simd_tmpl.h"
-
-#undef SFX
-#undef VW
-#undef VEC
-#undef MASK
-#undef GEMM_MR
-#undef GEMM_NV
-#undef REC_NV
-#undef REC_TBMAX
-#undef REC_TB
-#undef vmask
-#undef vld
-#undef vldm
-#undef vldm_ninf
-#undef vkeep
-#undef vst
-#undef vstm
-#undef vset1
-#undef vzero
-#undef vfma
-#undef vmul
-#undef vadd
-#undef vsub
-#undef vmax
-#undef vhsum
-#undef vhmax
-#undef vexp
-#undef GEMM_CASES
+#include "simd_tmpl.h" /* undefines its parameters at the end */
 #pragma GCC pop_options
 
 /* ---- AVX2 + FMA --------------------------------------------------------------------------- */
@@ -207,35 +179,7 @@ static inline __m256 exp_avx2(__m256 x)
     LA_TC(4, 2) LA_TC(5, 1) LA_TC(5, 2) LA_TC(6, 1) LA_TC(6, 2)
 /* clang-format on */
 
-#include "simd_tmpl.h"
-
-#undef SFX
-#undef VW
-#undef VEC
-#undef MASK
-#undef GEMM_MR
-#undef GEMM_NV
-#undef REC_NV
-#undef REC_TBMAX
-#undef REC_TB
-#undef vmask
-#undef vld
-#undef vldm
-#undef vldm_ninf
-#undef vkeep
-#undef vst
-#undef vstm
-#undef vset1
-#undef vzero
-#undef vfma
-#undef vmul
-#undef vadd
-#undef vsub
-#undef vmax
-#undef vhsum
-#undef vhmax
-#undef vexp
-#undef GEMM_CASES
+#include "simd_tmpl.h" /* undefines its parameters at the end */
 #pragma GCC pop_options
 #endif /* LA_SIMD_X86 */
 

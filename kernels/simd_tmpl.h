@@ -401,3 +401,32 @@ static void FN(softmax_rows)(const float *Q, const float *Kp, const float *V, fl
 
 #undef FN
 #undef LA_INLINE
+
+/* The template's parameters, undefined so the next instantiation can set them again. */
+#undef SFX
+#undef VW
+#undef VEC
+#undef MASK
+#undef GEMM_MR
+#undef GEMM_NV
+#undef REC_NV
+#undef REC_TBMAX
+#undef REC_TB
+#undef vmask
+#undef vld
+#undef vldm
+#undef vldm_ninf
+#undef vkeep
+#undef vst
+#undef vstm
+#undef vset1
+#undef vzero
+#undef vfma
+#undef vmul
+#undef vadd
+#undef vsub
+#undef vmax
+#undef vhsum
+#undef vhmax
+#undef vexp
+#undef GEMM_CASES
