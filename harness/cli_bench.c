@@ -51,6 +51,14 @@ int cmd_list(int argc, char **argv)
     return 0;
 }
 
+
+/* Float buffers start on a 64-byte line, as the runner's do (harness/runner.c). */
+static float *bench_alloc(size_t n)
+{
+    const size_t bytes = (n ? n : 1) * sizeof(float);
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
 /* ---- SGEMM peak ------------------------------------------------------------------------- */
 
 struct sgemm_ctx {
@@ -69,7 +77,7 @@ static void sgemm_call(void *p)
 double la_sgemm_gflops(int n, int threads, struct la_timing *t)
 {
     size_t nn = (size_t)n * n;
-    float *a = malloc(nn * sizeof *a), *b = malloc(nn * sizeof *b), *c = malloc(nn * sizeof *c);
+    float *a = bench_alloc(nn), *b = bench_alloc(nn), *c = bench_alloc(nn);
     if (!a || !b || !c) {
         free(a), free(b), free(c);
         return NAN;
@@ -211,10 +219,10 @@ static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget
     const size_t nx = (size_t)T * d, nf = (size_t)T * fm->m;
     const size_t fw = featuremap_work_floats(fm, (size_t)T);
     const size_t ws = attn_workspace_floats(kn, T, fm->m, d, 0, 0, threads);
-    float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
-    float *y = malloc(nx * sizeof *y), *pq = malloc(nf * sizeof *pq);
-    float *pk = malloc(nf * sizeof *pk), *fwk = malloc((fw ? fw : 1) * sizeof *fwk);
-    float *work = malloc((ws ? ws : 1) * sizeof *work);
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *y = bench_alloc(nx), *pq = bench_alloc(nf);
+    float *pk = bench_alloc(nf), *fwk = bench_alloc(fw);
+    float *work = bench_alloc(ws);
     int rc = 0;
     if (!q || !k || !v || !y || !pq || !pk || !fwk || !work) {
         fprintf(stderr, "linattn bench: out of memory for the prf line\n");
@@ -254,7 +262,8 @@ done:
 }
 
 /* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
- * over heads), on the same inputs; prints both medians and the speedup. */
+ * over heads), on the same inputs, timed in alternation; prints both medians and the speedup
+ * (the ratio of the medians). */
 static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
 {
     const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;
@@ -279,8 +288,8 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                 wsmax = w > wsmax ? w : wsmax;
             }
     }
-    float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
-    float *y = malloc(nx * sizeof *y), *work = malloc((wsmax ? wsmax : 1) * sizeof *work);
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *y = bench_alloc(nx), *work = bench_alloc(wsmax);
     if (!q || !k || !v || !y || !work) {
         fprintf(stderr, "linattn bench: out of memory for the threads section\n");
         free(q), free(k), free(v), free(y), free(work);
@@ -294,7 +303,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         q[i] = q[i] > 0.0f ? q[i] + 1.0f : expf(q[i]);
         k[i] = k[i] > 0.0f ? k[i] + 1.0f : expf(k[i]);
     }
-    float *qs = malloc(nx * sizeof *qs), *ks = malloc(nx * sizeof *ks);
+    float *qs = bench_alloc(nx), *ks = bench_alloc(nx);
     if (!qs || !ks) {
         fprintf(stderr, "linattn bench: out of memory for the threads section\n");
         free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
@@ -314,16 +323,19 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         const int lin = kn->family == ATTN_LINEAR, T = lin ? Tmax : Tsm;
         for (int h = 1; h <= 2; h++) {
             struct la_timing t1, tn;
+            struct kern_ctx kc[2];
             for (int pass = 0; pass < 2; pass++) {
                 const int th = pass ? nt : 1;
-                struct kern_ctx kc = {kn, {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y,
-                                           .T = T, .dk = d, .dv = d, .causal = rows[i].causal,
-                                           .eps = 1e-6f, .work = work},
-                                      h, th,
-                                      attn_workspace_floats(kn, T, d, d, rows[i].causal, 0,
-                                                            h == 1 ? th : 1)};
-                la_time(kern_call, &kc, 1, 3, 1000, budget, pass ? &tn : &t1);
+                kc[pass] = (struct kern_ctx){
+                    kn,
+                    {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y, .T = T, .dk = d,
+                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work},
+                    h,
+                    th,
+                    attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
             }
+            /* 1 and nt threads in alternation, so the ratio sees the same machine. */
+            la_time_pair(kern_call, &kc[0], kern_call, &kc[1], 1, 3, 1000, 2 * budget, &t1, &tn);
             if (tsv)
                 printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\n", kn->name, rows[i].causal, h,
                        T, nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
@@ -373,9 +385,9 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         size_t w = attn_workspace_floats(&attn_linear_causal_seed, Tmax, dmax, dmax, 1, 0, 1);
         wsmax = w > wsmax ? w : wsmax;
     }
-    float *q = malloc(nx * sizeof *q), *k = malloc(nx * sizeof *k), *v = malloc(nx * sizeof *v);
-    float *pq = malloc(nx * sizeof *pq), *pk = malloc(nx * sizeof *pk), *y = malloc(nx * sizeof *y);
-    float *work = malloc(wsmax * sizeof *work);
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *pq = bench_alloc(nx), *pk = bench_alloc(nx), *y = bench_alloc(nx);
+    float *work = bench_alloc(wsmax);
     int rc = 0;
     if (!q || !k || !v || !pq || !pk || !y || !work) {
         fprintf(stderr, "linattn bench: out of memory for T=%d d=%d\n", Tmax, dmax);

@@ -34,16 +34,32 @@ double la_quantile_sorted(const double *sorted, int n, double q)
     return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
 }
 
+static void summarise(double *samples, int n, struct la_timing *out)
+{
+    qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
+    out->repeats = n;
+    out->min_s = samples[0];
+    out->max_s = samples[n - 1];
+    out->median_s = la_quantile_sorted(samples, n, 0.5);
+    out->p20_s = la_quantile_sorted(samples, n, 0.2);
+    out->p80_s = la_quantile_sorted(samples, n, 0.8);
+}
+
+static void clamp_repeats(int *min_repeats, int *max_repeats)
+{
+    if (*max_repeats <= 0 || *max_repeats > LA_MAX_SAMPLES)
+        *max_repeats = LA_MAX_SAMPLES;
+    if (*min_repeats < 1)
+        *min_repeats = 1;
+    if (*min_repeats > *max_repeats)
+        *min_repeats = *max_repeats;
+}
+
 void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_repeats,
              double budget_s, struct la_timing *out)
 {
     double samples[LA_MAX_SAMPLES];
-    if (max_repeats <= 0 || max_repeats > LA_MAX_SAMPLES)
-        max_repeats = LA_MAX_SAMPLES;
-    if (min_repeats < 1)
-        min_repeats = 1;
-    if (min_repeats > max_repeats)
-        min_repeats = max_repeats;
+    clamp_repeats(&min_repeats, &max_repeats);
     for (int i = 0; i < warmup; i++)
         fn(ctx);
     int n = 0;
@@ -55,11 +71,31 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
         samples[n++] = dt;
         spent += dt;
     }
-    qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
-    out->repeats = n;
-    out->min_s = samples[0];
-    out->max_s = samples[n - 1];
-    out->median_s = la_quantile_sorted(samples, n, 0.5);
-    out->p20_s = la_quantile_sorted(samples, n, 0.2);
-    out->p80_s = la_quantile_sorted(samples, n, 0.8);
+    summarise(samples, n, out);
+}
+
+void la_time_pair(la_timed_fn fa, void *ca, la_timed_fn fb, void *cb, int warmup,
+                  int min_repeats, int max_repeats, double budget_s, struct la_timing *out_a,
+                  struct la_timing *out_b)
+{
+    double sa[LA_MAX_SAMPLES], sb[LA_MAX_SAMPLES];
+    clamp_repeats(&min_repeats, &max_repeats);
+    for (int i = 0; i < warmup; i++) {
+        fa(ca);
+        fb(cb);
+    }
+    int n = 0;
+    double spent = 0.0;
+    while (n < max_repeats && (n < min_repeats || spent < budget_s)) {
+        double t0 = la_now();
+        fa(ca);
+        double t1 = la_now();
+        fb(cb);
+        double t2 = la_now();
+        sa[n] = t1 - t0;
+        sb[n++] = t2 - t1;
+        spent += t2 - t0;
+    }
+    summarise(sa, n, out_a);
+    summarise(sb, n, out_b);
 }

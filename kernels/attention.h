@@ -89,7 +89,8 @@ size_t attn_kernel_count(void);
 const struct attn_kernel *attn_kernel_lookup(const char *name);
 const char *const *attn_kernel_names(void); /* NULL-terminated, static */
 
-/* Workspace floats for one head of kernel kn at this shape. */
+/* Workspace floats for one head of kernel kn at this shape.  Any float-aligned buffer does:
+ * the size includes room for the kernels to start their buffers on a 64-byte line. */
 size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
                              int chunk, int threads);
 

@@ -5,6 +5,7 @@
 #define LA_KERNEL_IMPL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 size_t attn_softmax_flash_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads);
@@ -13,5 +14,15 @@ size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chun
 
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Every workspace is attn_workspace_floats() = the kernel's own size + LA_WS_SLACK floats, and a
+ * threaded kernel starts its buffers at la_align_work(a->work), the first 64-byte boundary: a
+ * caller's malloc'd (16-byte aligned) buffer would otherwise put the boundary between two
+ * threads' private buffers inside one cache line, which both cores then write in turn. */
+#define LA_WS_SLACK 16
+static inline float *la_align_work(float *w)
+{
+    return (float *)(((uintptr_t)w + 63) & ~(uintptr_t)63);
+}
 
 #endif

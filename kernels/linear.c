@@ -26,7 +26,9 @@
 #include "kernel_impl.h"
 #include "simd.h"
 
+#include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel (L2-sized) */
@@ -84,7 +86,7 @@ void attn_linear_noncausal(struct attn_args *a)
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
     const int lds = (int)la_pad16((size_t)dv), nth = a->threads > 1 ? a->threads : 1;
     const size_t per = noncausal_thread_floats(m, dv), sz = (size_t)m * lds;
-    float *S = a->work, *z = S + la_pad16(sz), *inv = z + la_pad16((size_t)m);
+    float *S = la_align_work(a->work), *z = S + la_pad16(sz), *inv = z + la_pad16((size_t)m);
     if (nth == 1) {
         noncausal_state(isa, a, 0, T, S, lds, z);
         a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv);
@@ -123,20 +125,22 @@ void attn_linear_noncausal(struct attn_args *a)
 /* ---- causal recurrent --------------------------------------------------------------------- */
 
 /* Threads split the state's columns in whole cache lines (16 floats); the columns are
- * independent, so the only shared work is the normaliser, which the threads compute over
- * token segments (each sums its segment's keys, then runs la_lin_den from the sum of the
- * earlier segments').  A row of Y is rarely line-aligned in the caller's buffer, so the line
- * holding a thread's first output columns also holds the previous thread's last ones; written
- * by both cores token after token, it would bounce between them.  So every thread but the
- * first writes its first REC_SIDE columns to a private side buffer, copied into Y after one
- * barrier at the end. */
+ * independent, so the only shared work is the normaliser.  Each thread computes a partial one
+ * over its slice of the m feature columns for all tokens (la_lin_den_raw: it reads only its
+ * slice of Q and K and needs no prefix from the others), then each forms 1/(Σ partials + eps)
+ * for its share of the tokens.  Output rows: when Y's rows start on cache lines and dv is a
+ * multiple of 16, every thread's columns are whole lines of Y.  Otherwise the line holding a
+ * thread's first output columns also holds the previous thread's last ones; written by both
+ * cores token after token, it would bounce between them, so every thread but the first writes
+ * its first REC_SIDE columns to a private side buffer, copied into Y after one barrier. */
 #define REC_SIDE 16
 
-/* Per thread: the segment's key sum and a running z (m each), and with threads a side buffer
+/* Per thread with threads: the partial normalisers (T), its z slice (m), a side buffer
  * (T, REC_SIDE). */
 static size_t rec_thread_floats(int T, int dk, int nth)
 {
-    return 2 * la_pad16((size_t)dk) + (nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
+    return nth > 1 ? la_pad16((size_t)T) + la_pad16((size_t)dk) + (size_t)REC_SIDE * (size_t)T
+                   : la_pad16((size_t)dk);
 }
 
 /* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*); the
@@ -166,9 +170,8 @@ void attn_linear_causal_recurrent(struct attn_args *a)
 {
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
     const int nth = a->threads > 1 ? a->threads : 1;
-    const size_t lds = la_pad16((size_t)dv), ldm = la_pad16((size_t)m);
-    const size_t per = rec_thread_floats(T, m, nth);
-    float *S = a->work, *inv = S + (size_t)m * lds, *priv = inv + la_pad16((size_t)T);
+    const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nth);
+    float *S = la_align_work(a->work), *inv = S + (size_t)m * lds, *priv = inv + la_pad16((size_t)T);
     if (nth == 1) {
         memset(S, 0, (size_t)m * lds * sizeof *S);
         memset(priv, 0, (size_t)m * sizeof *priv);
@@ -176,35 +179,43 @@ void attn_linear_causal_recurrent(struct attn_args *a)
         rec_columns(isa, a, S, 0, dv, inv, NULL, 0);
         return;
     }
-    const int nlines = (dv + 15) / 16;
+    const int nlines = (dv + 15) / 16, mlines = (m + 15) / 16;
+    const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
     long small = 0;
 #pragma omp parallel num_threads(nth) reduction(+ : small)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        float *zsum = priv + per * (size_t)th, *z = zsum + ldm, *ys = z + ldm;
-        /* Normalisers: my segment's key sum; after the barrier, z = the earlier segments'. */
-        const int t0 = (int)((long)T * th / n), t1 = (int)((long)T * (th + 1) / n);
-        memset(zsum, 0, (size_t)m * sizeof *zsum);
-        for (int t = t0; t < t1; t++)
-            for (int i = 0; i < m; i++)
-                zsum[i] += a->k[(size_t)t * m + i];
-#pragma omp barrier
+        float *part = priv + per * (size_t)th, *z = part + la_pad16((size_t)T);
+        float *ys = z + la_pad16((size_t)m);
+        /* Partial normalisers over my slice [i0, i1) of the feature columns, all tokens. */
+        const int i0 = mlines * th / n * 16, i1e = mlines * (th + 1) / n * 16;
+        const int i1 = i1e < m ? i1e : m;
         memset(z, 0, (size_t)m * sizeof *z);
-        for (int s = 0; s < th; s++)
-            for (int i = 0; i < m; i++)
-                z[i] += priv[per * (size_t)s + i];
-        small += la_lin_den(isa, t1 - t0, m, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m, m,
-                            a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0);
+        la_lin_den_raw(isa, T, i0 < i1 ? i1 - i0 : 0, a->q + i0, a->k + i0, m, z, part);
         /* Columns of the state: each thread owns whole lines of them. */
         const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
-        const int c1 = c1e < dv ? c1e : dv, side = th == 0 ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
+        const int c1 = c1e < dv ? c1e : dv;
+        const int side = th == 0 || aligned ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
         /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
         if (c0 < c1)
             memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
 #pragma omp barrier
+        /* 1/(den + eps) for my share of the tokens. */
+        const int t0 = (int)((long)T * th / n), t1 = (int)((long)T * (th + 1) / n);
+        for (int t = t0; t < t1; t++) {
+            float den = 0.0f;
+            for (int s = 0; s < n; s++)
+                den += priv[per * (size_t)s + t];
+            const float e = a->eps_row ? a->eps_row[t] : a->eps;
+            small += fabsf(den) <= e;
+            inv[t] = 1.0f / (den + e);
+        }
+#pragma omp barrier
         if (c0 < c1)
             rec_columns(isa, a, S, c0, c1, inv, ys, side);
+        if (!aligned) { /* the same branch in every thread */
 #pragma omp barrier
+        }
         for (int t = 0; t < T && side > 0; t++)
             memcpy(a->y + (size_t)t * dv + c0, ys + (size_t)t * REC_SIDE,
                    (size_t)side * sizeof *ys);
@@ -305,20 +316,21 @@ void attn_linear_causal_chunked(struct attn_args *a)
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = chunk_of(a);
     const int nth = a->threads > 1 ? a->threads : 1, nch = (T + C - 1) / C;
     const size_t lds = la_pad16((size_t)dv), per = chunk_thread_floats(C, m, dv);
+    float *const work = la_align_work(a->work);
     long small = 0;
     if (nth == 1 || nch < 2) {
-        struct chunk_bufs b = chunk_bufs_at(a->work, C, m, dv);
+        struct chunk_bufs b = chunk_bufs_at(work, C, m, dv);
         memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
         memset(b.z, 0, (size_t)m * sizeof *b.z);
         a->n_small_den = chunk_range(isa, a, C, 0, nch, &b, NULL);
         return;
     }
-    float *U = a->work + (size_t)nth * per;
+    float *U = work + (size_t)nth * per;
 #pragma omp parallel num_threads(nth) reduction(+ : small)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
         const int c0 = nch * th / n, c1 = nch * (th + 1) / n;
-        struct chunk_bufs b = chunk_bufs_at(a->work + (size_t)th * per, C, m, dv);
+        struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv);
         /* Phase 1: U_c = K_cᵀV_c for my chunks; R = their sum, zr = my keys' sum. */
         memset(b.R, 0, (size_t)m * lds * sizeof *b.R);
         memset(b.zr, 0, (size_t)m * sizeof *b.zr);
@@ -339,7 +351,7 @@ void attn_linear_causal_chunked(struct attn_args *a)
         memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
         memset(b.z, 0, (size_t)m * sizeof *b.z);
         for (int s = 0; s < th; s++) {
-            const struct chunk_bufs o = chunk_bufs_at(a->work + (size_t)s * per, C, m, dv);
+            const struct chunk_bufs o = chunk_bufs_at(work + (size_t)s * per, C, m, dv);
             for (size_t e = 0; e < (size_t)m * lds; e++)
                 b.S[e] += o.R[e];
             for (int i = 0; i < m; i++)

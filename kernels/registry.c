@@ -74,7 +74,7 @@ const char *const *attn_kernel_names(void)
 size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
                              int chunk, int threads)
 {
-    return kn->workspace(T, dk, dv, causal, chunk, threads);
+    return kn->workspace(T, dk, dv, causal, chunk, threads) + LA_WS_SLACK;
 }
 
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal)

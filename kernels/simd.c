@@ -53,9 +53,9 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 #define MASK __mmask16
 #define GEMM_MR 6
 #define GEMM_NV 4
-#define REC_NV 4
+#define REC_NV 2
 #define REC_TBMAX 8
-#define REC_TB(nv) ((nv) == 4 ? 3 : (nv) == 3 ? 4 : (nv) == 2 ? 6 : 8)
+#define REC_TB(nv) ((nv) == 2 ? 3 : 8)
 #define vmask(n) ((__mmask16)((1u << (n)) - 1u))
 #define vld(p) _mm512_loadu_ps(p)
 #define vldm(p, k) _mm512_maskz_loadu_ps(k, p)
@@ -297,7 +297,7 @@ int la_simd_nr(int isa)
 
 int la_linrec_block(int isa)
 {
-    return isa == LA_ISA_AVX512 ? 64 : isa == LA_ISA_AVX2 ? 16 : 4;
+    return isa == LA_ISA_AVX512 ? 32 : isa == LA_ISA_AVX2 ? 16 : 4;
 }
 
 int la_linrec_width(int isa, int nc)
@@ -347,6 +347,18 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
                 const float *epsr, float *z, float *inv)
 {
     return den_for(isa)(T, m, Q, K, ld, eps, epsr, z, inv);
+}
+
+typedef void (*den_raw_fn)(int, int, const float *, const float *, ptrdiff_t, float *, float *);
+static den_raw_fn den_raw_for(int isa)
+{
+    LA_DISPATCH(lin_den_raw)
+}
+
+void la_lin_den_raw(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float *z,
+                    float *den)
+{
+    den_raw_for(isa)(T, m, Q, K, ld, z, den);
 }
 
 typedef void (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,

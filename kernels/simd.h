@@ -60,6 +60,11 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
                 const float *epsr, float *z, float *inv);
 
+/* The same pass without the inverse: den[t] = q_t·z_t (a partial normaliser when Q, K point
+ * at a slice of the columns; partials over disjoint slices add up to the whole). */
+void la_lin_den_raw(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float *z,
+                    float *den);
+
 /* Causal recurrent form for state columns [c0, c0 + nc): for each token t, S += k_t v_tᵀ then
  * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  S: (m, ≥ nc rounded up to the lanes)
  * state slice, contiguous rows of that width, zero at the first token (it carries over between

@@ -53,7 +53,7 @@ void attn_softmax_flash(struct attn_args *a)
     const int nth = a->threads > 1 ? a->threads : 1;
     const int nblocks = (T + BR - 1) / BR, npan = (T + nr - 1) / nr;
     const float scale = 1.0f / sqrtf((float)d);
-    float *Kp = a->work, *priv = a->work + packed_floats(T, d);
+    float *Kp = la_align_work(a->work), *priv = Kp + packed_floats(T, d);
     if (nth == 1) {
         la_pack_t(a->k, d, 0, T, d, nr, Kp);
         for (int b = 0; b < nblocks; b++) {

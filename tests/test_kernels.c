@@ -240,6 +240,67 @@ static void test_small_normalisers_counted(void **state)
     free(pq), free(pk), free(v), free(y), free(pqd), free(pkd), free(vd), free(yd);
 }
 
+/* Threads inside one head, with the output at a cache-line-aligned address and one 16 bytes
+ * past it (the recurrent kernel writes whole lines of Y from each thread only in the first
+ * case), on every path: against the reference, and nothing written outside Y. */
+static void test_threads_output_layout(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{333, 64, 64}, {200, 20, 32}, {129, 8, 48}, {257, 40, 17}};
+    const float guard = -7.25f;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int T = shapes[sh][0], m = shapes[sh][1], dv = shapes[sh][2];
+        const size_t ny = (size_t)T * dv;
+        float *pq = malloc(sizeof(float) * T * m), *pk = malloc(sizeof(float) * T * m);
+        float *v = malloc(sizeof(float) * ny);
+        float *ybuf = aligned_alloc(64, ((ny + 32) * sizeof(float) + 63) / 64 * 64);
+        double *pqd = malloc(sizeof(double) * T * m), *pkd = malloc(sizeof(double) * T * m);
+        double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
+        features(pq, pk, v, T, m, dv, 500 + sh);
+        tu_to_double(pq, pqd, (size_t)T * m);
+        tu_to_double(pk, pkd, (size_t)T * m);
+        tu_to_double(v, vd, ny);
+        for (int causal = 0; causal <= 1; causal++) {
+            const long want = attn_linear_ref(pqd, pkd, vd, yd, T, m, dv, causal, 1e-6);
+            for (size_t k = 0; attn_kernels[k].name; k++) {
+                const struct attn_kernel *kn = &attn_kernels[k];
+                if (kn->family != ATTN_LINEAR ||
+                    !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                    continue;
+                for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+                    if (la_simd_force(isa) != 0)
+                        continue;
+                    for (int th = 2; th <= 3; th++)
+                        for (int off = 0; off <= 4; off += 4) {
+                            float *y = ybuf + off;
+                            for (size_t i = 0; i < ny + 32; i++)
+                                ybuf[i] = guard;
+                            const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
+                            float *w = malloc(sizeof(float) * ws);
+                            struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T,
+                                                  .dk = m, .dv = dv, .causal = causal,
+                                                  .eps = 1e-6f};
+                            assert_int_equal(attn_run_heads(kn, &a, 1, th, w, ws), want);
+                            const double e = tu_rel_err(y, yd, ny);
+                            if (!(e <= LA_TOL_LINEAR))
+                                print_error("%s [%s] T=%d m=%d dv=%d threads=%d offset=%d: %.3g\n",
+                                            kn->name, la_simd_name(isa), T, m, dv, th, off, e);
+                            assert_true(tu_all_finite(y, ny));
+                            assert_true(e <= LA_TOL_LINEAR);
+                            for (int i = 0; i < off; i++)
+                                assert_true(ybuf[i] == guard);
+                            for (size_t i = off + ny; i < ny + 32; i++)
+                                assert_true(ybuf[i] == guard);
+                            free(w);
+                        }
+                }
+                la_simd_force(-1);
+            }
+        }
+        free(pq), free(pk), free(v), free(ybuf), free(pqd), free(pkd), free(vd), free(yd);
+    }
+}
+
 static void test_recurrent_equals_chunked(void **state)
 {
     (void)state;
@@ -385,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_every_kernel_odd_shapes),
         cmocka_unit_test(test_seed_baseline),
         cmocka_unit_test(test_small_normalisers_counted),
+        cmocka_unit_test(test_threads_output_layout),
         cmocka_unit_test(test_recurrent_equals_chunked),
         cmocka_unit_test(test_causal_is_prefix_of_noncausal),
         cmocka_unit_test(test_softmax_extreme_scores),

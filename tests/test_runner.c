@@ -16,6 +16,7 @@
 #include "../harness/progress.h"
 #include "../harness/runner.h"
 #include "../harness/sysinfo.h"
+#include "../harness/timing.h"
 #include "../kernels/attention.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -606,6 +607,51 @@ static void test_progress(void **state)
     la_progress_clear(&p);
 }
 
+/* la_time_pair: the two functions strictly alternate (warm-ups included), both get the same
+ * number of timed calls, at least min_repeats, and the statistics are ordered. */
+struct pair_log {
+    char order[64];
+    int n;
+};
+
+static void pair_a(void *p)
+{
+    struct pair_log *l = p;
+    if (l->n < 63)
+        l->order[l->n++] = 'a';
+}
+
+static void pair_b(void *p)
+{
+    struct pair_log *l = p;
+    if (l->n < 63)
+        l->order[l->n++] = 'b';
+}
+
+static void test_time_pair(void **state)
+{
+    (void)state;
+    struct pair_log log = {{0}, 0};
+    struct la_timing ta, tb;
+    la_time_pair(pair_a, &log, pair_b, &log, 2, 7, 9, 0.0, &ta, &tb);
+    assert_int_equal(ta.repeats, 7);
+    assert_int_equal(tb.repeats, 7);
+    assert_int_equal(log.n, 2 * (2 + 7));
+    for (int i = 0; i < log.n; i++)
+        assert_int_equal(log.order[i], i % 2 ? 'b' : 'a');
+    const struct la_timing *t[2] = {&ta, &tb};
+    for (int i = 0; i < 2; i++) {
+        assert_true(t[i]->min_s >= 0.0);
+        assert_true(t[i]->min_s <= t[i]->p20_s && t[i]->p20_s <= t[i]->median_s);
+        assert_true(t[i]->median_s <= t[i]->p80_s && t[i]->p80_s <= t[i]->max_s);
+    }
+    /* A budget past what min_repeats takes stops at max_repeats. */
+    log.n = 0;
+    la_time_pair(pair_a, &log, pair_b, &log, 0, 1, 5, 1e9, &ta, &tb);
+    assert_int_equal(ta.repeats, 5);
+    assert_int_equal(tb.repeats, 5);
+}
+
 int main(void)
 {
     la_startup();
@@ -621,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_failed_rows),
         cmocka_unit_test(test_many_heads_note),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_time_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
