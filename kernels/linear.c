@@ -8,16 +8,18 @@
  * The products are simd.h's vector blocks (AVX-512 / AVX2 / portable, chosen at run time):
  *   non-causal: S = φ(K)ᵀV, then Y = φ(Q)·S with the 1/(den + eps) folded into the store.
  *   recurrent:  per block of tokens, their normalisers, then one pass over the state (kept in
- *               L1): S_i += k_t[i]·v_t, y_t += q_t[i]·S_i, tokens in order (la_linrec_cols).
- *               Threads split the dv columns of the state (independent; whole cache lines
- *               each) after a two-step parallel normaliser (see REC_SIDE).
+ *               L1): S_i += k_t[i]·v_t, y_t += q_t[i]·S_i, tokens in order (la_linrec_cols),
+ *               in column blocks of la_linrec_block (32 on AVX-512: two vectors, measured
+ *               faster per column than four).  Threads split the dv columns of the state
+ *               (independent; whole cache lines each) after a normaliser computed in partials
+ *               over slices of the m feature columns (see REC_SIDE).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (a table measured on the development machine).
- *               Threads: phase 1 computes U_c = K_cᵀV_c for every chunk in parallel (each
- *               thread a contiguous range, also summing its range), phase 2 gives each thread
- *               the state before its range (sum of the earlier ranges' sums), phase 3 runs the
- *               chunks' outputs in parallel, each thread advancing its state by S += U_c.
+ *               Threads: L2-sized segments of chunks dealt round-robin; each thread computes
+ *               its segment's U_c = K_cᵀV_c and their sum, takes the previous segment's end
+ *               state as soon as it is published, publishes its own, then runs the segment's
+ *               outputs advancing by the stored U_c (see chunked_threads).
  * Nothing here allocates: workspaces come from the caller (sized by the _ws functions, which
  * account for threads).
  * Tests: tests/test_kernels.c against linear_ref.c on every vector path and thread count.
@@ -28,10 +30,19 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
-#define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel (L2-sized) */
+#define NONCAUSAL_BLOCK 256
+
+/* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
+static inline void la_spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+} /* rows per block of the non-causal kernel (L2-sized) */
 
 /* ---- non-causal: S = φ(K)ᵀV and z = Σ φ(k) first, then Y = φ(Q)·S / (φ(Q)z + eps) ---------- */
 
@@ -242,29 +253,46 @@ static int chunk_of(const struct attn_args *a)
     return a->chunk > 0 ? a->chunk : attn_default_chunk(a->dk, a->dv);
 }
 
+/* Chunks per segment with threads (see chunked_threads): a segment's rows of Q, K, V and its
+ * U_c, about 4·(C·(2m + dv) + m·dv) bytes a chunk, within SEG_BYTES (half of this machine's
+ * 1 MiB L2), and at least one chunk. */
+#define SEG_BYTES (512 * 1024)
+static int seg_chunks(int C, int m, int dv)
+{
+    const double per = 4.0 * ((double)C * (2.0 * m + dv) + (double)m * la_pad16((size_t)dv));
+    const double L = SEG_BYTES / per;
+    return L < 1.0 ? 1 : L > 1024.0 ? 1024 : (int)L;
+}
+
 /* Per thread: running state (m, lds), z (m), inv (C), packed Kᵀ (m, C up to the widest panel),
- * the score block (mr_max, same width), and the thread's range sum (m, lds) + k-sum (m).
- * Shared with threads: U_c for every chunk. */
-static size_t chunk_thread_floats(int C, int m, int dv)
+ * the score block (mr_max, same width), and with threads the segment's sums R (m, lds) and
+ * zr (m) and a ring of U_c (seg_chunks of (m, lds)). */
+static size_t chunk_thread_floats(int C, int m, int dv, int threaded)
 {
     const size_t lds = la_pad16((size_t)dv),
                  cp = ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
-    return 2 * (size_t)m * lds + 2 * la_pad16((size_t)m) + la_pad16((size_t)C) + (size_t)m * cp +
-           LA_SIMD_MR_MAX * cp;
+    size_t f = 2 * (size_t)m * lds + 2 * la_pad16((size_t)m) + la_pad16((size_t)C) +
+               (size_t)m * cp + LA_SIMD_MR_MAX * cp;
+    if (threaded)
+        f += (size_t)seg_chunks(C, m, dv) * (size_t)m * lds;
+    return f;
+}
+
+/* Shared with threads: two slots of a segment's end state (m, lds) and z (m). */
+static size_t chunk_shared_floats(int m, int dv)
+{
+    return 2 * ((size_t)m * la_pad16((size_t)dv) + la_pad16((size_t)m));
 }
 
 size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     const int C = chunk > 0 ? chunk : attn_default_chunk(dk, dv);
     const size_t nth = (size_t)(threads > 1 ? threads : 1);
-    size_t ws = nth * chunk_thread_floats(C, dk, dv);
-    if (nth > 1)
-        ws += ((size_t)T + C - 1) / C * (size_t)dk * la_pad16((size_t)dv);
-    return ws;
+    return nth * chunk_thread_floats(C, dk, dv, nth > 1) + (nth > 1 ? chunk_shared_floats(dk, dv) : 0);
 }
 
 struct chunk_bufs {
-    float *S, *z, *inv, *Kt, *A, *R, *zr;
+    float *S, *z, *inv, *Kt, *A, *R, *zr, *U;
 };
 
 static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv)
@@ -279,11 +307,12 @@ static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv)
     b.inv = b.zr + la_pad16((size_t)m);
     b.Kt = b.inv + la_pad16((size_t)C);
     b.A = b.Kt + (size_t)m * cp;
+    b.U = b.A + LA_SIMD_MR_MAX * cp;
     return b;
 }
 
-/* Outputs of chunks [c0, c1), starting from the state and z in b; with U (not NULL) the state
- * advances by the stored U_c, otherwise by S += K_cᵀV_c. */
+/* Outputs of chunks [c0, c1), starting from the state and z in b; with U (not NULL: U_c at
+ * U + (c − c0)·m·lds) the state advances by the stored U_c, otherwise by S += K_cᵀV_c. */
 static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c1,
                         struct chunk_bufs *b, const float *U)
 {
@@ -300,7 +329,7 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
         if (c + 1 == c1)
             break; /* the state after the last chunk is not needed */
         if (U) {
-            const float *Uc = U + (size_t)c * m * lds;
+            const float *Uc = U + (size_t)(c - c0) * m * lds;
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < dv; j++)
                     b->S[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
@@ -311,55 +340,84 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
     return small;
 }
 
+/* Threads: segments of seg_chunks chunks, dealt round-robin (segment s to thread s mod n).  For
+ * its segment a thread (1) computes U_c = K_cᵀV_c for the segment's chunks into its ring and
+ * their sums R, zr; (2) waits until segment s − 1 has published its end state, takes it as
+ * its start state, and publishes its own end (start + R) at once; (3) runs the segment's
+ * outputs, advancing by the stored U_c.  Step (1) of every thread overlaps the others' step
+ * (3); only step (2) is ordered, and it is a 16 KB add.  The segment is sized so that its
+ * rows of Q, K, V and its U_c stay in L2 from step (1) to step (3). */
+static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, int nth,
+                            float *work, size_t per)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, L = seg_chunks(C, m, dv);
+    const size_t lds = la_pad16((size_t)dv), sz = (size_t)m * lds;
+    const int nseg = (nch + L - 1) / L;
+    float *slot = work + (size_t)nth * per; /* 2 × (end state, end z) */
+    atomic_int published;                   /* segments whose end state is in its slot */
+    atomic_init(&published, 0);
+    long small = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv);
+        for (int sg = th; sg < nseg; sg += n) {
+            const int c0 = sg * L, c1 = c0 + L < nch ? c0 + L : nch;
+            const int last = sg + 1 == nseg; /* nobody needs its end state */
+            /* (1) U_c of my chunks and their sums (the last chunk's U is never used). */
+            memset(b.R, 0, sz * sizeof *b.R);
+            memset(b.zr, 0, (size_t)m * sizeof *b.zr);
+            for (int c = c0; c < c1 && !(last && c + 1 == c1); c++) {
+                const int t0 = c * C, nr = T - t0 < C ? T - t0 : C;
+                float *Uc = b.U + (size_t)(c - c0) * sz;
+                la_gemm(isa, m, dv, nr, a->k + (size_t)t0 * m, 1, m, a->v + (size_t)t0 * dv, dv,
+                        Uc, lds, 1.0f, NULL, 0);
+                if (last)
+                    continue;
+                for (size_t e = 0; e < sz; e++)
+                    b.R[e] += Uc[e];
+                for (int t = 0; t < nr; t++)
+                    for (int i = 0; i < m; i++)
+                        b.zr[i] += a->k[(size_t)(t0 + t) * m + i];
+            }
+            /* (2) start = the previous segment's end; publish mine. */
+            if (sg == 0) {
+                memset(b.S, 0, sz * sizeof *b.S);
+                memset(b.z, 0, (size_t)m * sizeof *b.z);
+            } else {
+                while (atomic_load_explicit(&published, memory_order_acquire) < sg)
+                    la_spin_pause();
+                const float *ps = slot + (size_t)((sg - 1) & 1) * (sz + la_pad16((size_t)m));
+                memcpy(b.S, ps, sz * sizeof *b.S);
+                memcpy(b.z, ps + sz, (size_t)m * sizeof *b.z);
+            }
+            if (!last) {
+                float *ns = slot + (size_t)(sg & 1) * (sz + la_pad16((size_t)m));
+                for (size_t e = 0; e < sz; e++)
+                    ns[e] = b.S[e] + b.R[e];
+                for (int i = 0; i < m; i++)
+                    ns[sz + i] = b.z[i] + b.zr[i];
+                atomic_store_explicit(&published, sg + 1, memory_order_release);
+            }
+            /* (3) my outputs. */
+            small += chunk_range(isa, a, C, c0, c1, &b, b.U);
+        }
+    }
+    return small;
+}
+
 void attn_linear_causal_chunked(struct attn_args *a)
 {
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = chunk_of(a);
     const int nth = a->threads > 1 ? a->threads : 1, nch = (T + C - 1) / C;
-    const size_t lds = la_pad16((size_t)dv), per = chunk_thread_floats(C, m, dv);
     float *const work = la_align_work(a->work);
-    long small = 0;
     if (nth == 1 || nch < 2) {
         struct chunk_bufs b = chunk_bufs_at(work, C, m, dv);
-        memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
+        memset(b.S, 0, (size_t)m * la_pad16((size_t)dv) * sizeof *b.S);
         memset(b.z, 0, (size_t)m * sizeof *b.z);
         a->n_small_den = chunk_range(isa, a, C, 0, nch, &b, NULL);
         return;
     }
-    float *U = work + (size_t)nth * per;
-#pragma omp parallel num_threads(nth) reduction(+ : small)
-    {
-        const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        const int c0 = nch * th / n, c1 = nch * (th + 1) / n;
-        struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv);
-        /* Phase 1: U_c = K_cᵀV_c for my chunks; R = their sum, zr = my keys' sum. */
-        memset(b.R, 0, (size_t)m * lds * sizeof *b.R);
-        memset(b.zr, 0, (size_t)m * sizeof *b.zr);
-        for (int c = c0; c < c1; c++) {
-            const int t0 = c * C, nr = T - t0 < C ? T - t0 : C;
-            float *Uc = U + (size_t)c * m * lds;
-            la_gemm(isa, m, dv, nr, a->k + (size_t)t0 * m, 1, m, a->v + (size_t)t0 * dv, dv, Uc,
-                    lds, 1.0f, NULL, 0);
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < dv; j++)
-                    b.R[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
-            for (int t = 0; t < nr; t++)
-                for (int i = 0; i < m; i++)
-                    b.zr[i] += a->k[(size_t)(t0 + t) * m + i];
-        }
-#pragma omp barrier
-        /* Phase 2: my starting state and z are the sums over the earlier threads' ranges. */
-        memset(b.S, 0, (size_t)m * lds * sizeof *b.S);
-        memset(b.z, 0, (size_t)m * sizeof *b.z);
-        for (int s = 0; s < th; s++) {
-            const struct chunk_bufs o = chunk_bufs_at(work + (size_t)s * per, C, m, dv);
-            for (size_t e = 0; e < (size_t)m * lds; e++)
-                b.S[e] += o.R[e];
-            for (int i = 0; i < m; i++)
-                b.z[i] += o.zr[i];
-        }
-        /* Phase 3: my chunks' outputs, advancing the state by the stored U_c. */
-        if (c0 < c1)
-            small += chunk_range(isa, a, C, c0, c1, &b, U);
-    }
-    a->n_small_den = small;
+    a->n_small_den =
+        chunked_threads(isa, a, C, nch, nth, work, chunk_thread_floats(C, m, dv, 1));
 }

@@ -53,6 +53,8 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 #define MASK __mmask16
 #define GEMM_MR 6
 #define GEMM_NV 4
+/* Recurrent blocks of 2 vectors × 3 tokens: measured on Zen 5 (T = 16384, m = 64) at 0.63-0.71
+ * ms per 16 columns, against 0.72-0.87 for 4 vectors × 3 tokens and 0.66-0.77 for 3 × 3-4. */
 #define REC_NV 2
 #define REC_TBMAX 8
 #define REC_TB(nv) ((nv) == 2 ? 3 : 8)
