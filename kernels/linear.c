@@ -1,8 +1,8 @@
 /* linear.c — fast fp32 linear attention: non-causal (right-multiply-first), causal recurrent
  * (the seed's loop, fused and register-blocked), causal chunked (GEMM-shaped per chunk).
  * Inputs are features:  PQ, PK: (T, m); V, Y: (T, dv), row-major.
- * The normaliser den_i = φ(q_i)ᵀ z_i is computed apart from the (m, dv) state by one short
- * vector pass (simd.h's la_lin_den: z += k, den = q·z per token), so the state products keep
+ * The normaliser den_i = φ(q_i)ᵀ z_i is computed apart from the (m, dv) state by short vector
+ * code (simd.h's la_lin_den: z += k, den = q·z per token), so the state products keep
  * exactly dv columns (64 is four AVX-512 vectors; a ones column would make it five).
  * Y_i = num_i · 1/(den_i + eps); rows with |den_i| <= eps are counted in a->n_small_den.
  * The products are simd.h's vector blocks (AVX-512 / AVX2 / portable, chosen at run time):
@@ -11,8 +11,8 @@
  *               L1): S_i += k_t[i]·v_t, y_t += q_t[i]·S_i, tokens in order (la_linrec_cols),
  *               in column blocks of la_linrec_block (32 on AVX-512: two vectors, measured
  *               faster per column than four).  Threads split the dv columns of the state
- *               (independent; whole cache lines each) after a normaliser computed in partials
- *               over slices of the m feature columns (see REC_SIDE).
+ *               (independent; whole cache lines each); each block computes the normalisers
+ *               of each few tokens just before it needs them (see REC_SIDE).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (a table measured on the development machine).
@@ -136,45 +136,48 @@ void attn_linear_noncausal(struct attn_args *a)
 /* ---- causal recurrent --------------------------------------------------------------------- */
 
 /* Threads split the state's columns in whole cache lines (16 floats); the columns are
- * independent, so the only shared work is the normaliser.  Each thread computes a partial one
- * over its slice of the m feature columns for all tokens (la_lin_den_raw: it reads only its
- * slice of Q and K and needs no prefix from the others), then each forms 1/(Σ partials + eps)
- * for its share of the tokens.  Output rows: when Y's rows start on cache lines and dv is a
- * multiple of 16, every thread's columns are whole lines of Y.  Otherwise the line holding a
- * thread's first output columns also holds the previous thread's last ones; written by both
- * cores token after token, it would bounce between them, so every thread but the first writes
- * its first REC_SIDE columns to a private side buffer, copied into Y after one barrier. */
+ * independent, and each thread computes the normalisers as its first column block goes (a
+ * short vector pass per 16 token blocks, on rows of Q and K that block is about to read), so
+ * threads share nothing until the end.  Output
+ * rows: when Y's rows start on cache lines and dv is a multiple of 16, every thread's columns
+ * are whole lines of Y.  Otherwise the line holding a thread's first output columns also
+ * holds the previous thread's last ones; written by both cores token after token, it would
+ * bounce between them, so every thread but the first writes its first REC_SIDE columns to a
+ * private side buffer, copied into Y after one barrier. */
 #define REC_SIDE 16
 
-/* Per thread with threads: the partial normalisers (T), its z slice (m), a side buffer
+/* Per thread: z (m), the normalisers' inverses (T), and with threads a side buffer
  * (T, REC_SIDE). */
 static size_t rec_thread_floats(int T, int dk, int nth)
 {
-    return nth > 1 ? la_pad16((size_t)T) + la_pad16((size_t)dk) + (size_t)REC_SIDE * (size_t)T
-                   : la_pad16((size_t)dk);
+    return la_pad16((size_t)dk) + la_pad16((size_t)T) +
+           (nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
 }
 
-/* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*); the
- * normalisers' inverses (T), shared. */
+/* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*). */
 size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     const int nth = threads > 1 ? threads : 1;
-    return (size_t)dk * la_pad16((size_t)dv) + la_pad16((size_t)T) +
-           (size_t)nth * rec_thread_floats(T, dk, nth);
+    return (size_t)dk * la_pad16((size_t)dv) + (size_t)nth * rec_thread_floats(T, dk, nth);
 }
 
-/* State columns [c0, c1) over all tokens in blocks of la_linrec_block; the first `side`
- * columns go to ys (stride REC_SIDE). */
-static void rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1,
-                        const float *inv, float *ys, int side)
+/* State columns [c0, c1) over all tokens in blocks of la_linrec_block; the first block
+ * computes the normalisers (z, inv: this thread's), the others reuse them.  The first `side`
+ * columns go to ys (stride REC_SIDE).  Returns the small-normaliser count. */
+static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1, float *z,
+                        float *inv, float *ys, int side)
 {
     const int m = a->dk, blk = la_linrec_block(isa);
+    long small = 0;
+    memset(z, 0, (size_t)m * sizeof *z);
     for (int c = c0; c < c1; c += blk) {
         const int nc = c1 - c < blk ? c1 - c : blk;
         const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
-        la_linrec_cols(isa, a->T, m, a->dv, a->q, a->k, a->v, a->y, a->dv,
-                       sb ? ys + (c - c0) : NULL, REC_SIDE, sb, inv, S + (size_t)m * c, c, nc);
+        small += la_linrec_cols(isa, a->T, m, a->dv, a->q, a->k, a->v, a->y, a->dv,
+                                sb ? ys + (c - c0) : NULL, REC_SIDE, sb, a->eps, a->eps_row, z,
+                                inv, c > c0, S + (size_t)m * c, c, nc);
     }
+    return small;
 }
 
 void attn_linear_causal_recurrent(struct attn_args *a)
@@ -182,48 +185,31 @@ void attn_linear_causal_recurrent(struct attn_args *a)
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
     const int nth = a->threads > 1 ? a->threads : 1;
     const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nth);
-    float *S = la_align_work(a->work), *inv = S + (size_t)m * lds, *priv = inv + la_pad16((size_t)T);
+    float *S = la_align_work(a->work), *priv = S + (size_t)m * lds;
     if (nth == 1) {
         memset(S, 0, (size_t)m * lds * sizeof *S);
-        memset(priv, 0, (size_t)m * sizeof *priv);
-        a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, a->eps_row, priv, inv);
-        rec_columns(isa, a, S, 0, dv, inv, NULL, 0);
+        a->n_small_den = rec_columns(isa, a, S, 0, dv, priv, priv + la_pad16((size_t)m), NULL, 0);
         return;
     }
-    const int nlines = (dv + 15) / 16, mlines = (m + 15) / 16;
+    const int nlines = (dv + 15) / 16;
     const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
     long small = 0;
-#pragma omp parallel num_threads(nth) reduction(+ : small)
+#pragma omp parallel num_threads(nth)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        float *part = priv + per * (size_t)th, *z = part + la_pad16((size_t)T);
-        float *ys = z + la_pad16((size_t)m);
-        /* Partial normalisers over my slice [i0, i1) of the feature columns, all tokens. */
-        const int i0 = mlines * th / n * 16, i1e = mlines * (th + 1) / n * 16;
-        const int i1 = i1e < m ? i1e : m;
-        memset(z, 0, (size_t)m * sizeof *z);
-        la_lin_den_raw(isa, T, i0 < i1 ? i1 - i0 : 0, a->q + i0, a->k + i0, m, z, part);
+        float *z = priv + per * (size_t)th, *inv = z + la_pad16((size_t)m);
+        float *ys = inv + la_pad16((size_t)T);
         /* Columns of the state: each thread owns whole lines of them. */
         const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
         const int c1 = c1e < dv ? c1e : dv;
         const int side = th == 0 || aligned ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
-        /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
-        if (c0 < c1)
+        if (c0 < c1) {
+            /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
             memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
-#pragma omp barrier
-        /* 1/(den + eps) for my share of the tokens. */
-        const int t0 = (int)((long)T * th / n), t1 = (int)((long)T * (th + 1) / n);
-        for (int t = t0; t < t1; t++) {
-            float den = 0.0f;
-            for (int s = 0; s < n; s++)
-                den += priv[per * (size_t)s + t];
-            const float e = a->eps_row ? a->eps_row[t] : a->eps;
-            small += fabsf(den) <= e;
-            inv[t] = 1.0f / (den + e);
+            const long s = rec_columns(isa, a, S, c0, c1, z, inv, ys, side);
+            if (th == 0)
+                small = s; /* every column block counts the same rows */
         }
-#pragma omp barrier
-        if (c0 < c1)
-            rec_columns(isa, a, S, c0, c1, inv, ys, side);
         if (!aligned) { /* the same branch in every thread */
 #pragma omp barrier
         }

@@ -351,30 +351,21 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
     return den_for(isa)(T, m, Q, K, ld, eps, epsr, z, inv);
 }
 
-typedef void (*den_raw_fn)(int, int, const float *, const float *, ptrdiff_t, float *, float *);
-static den_raw_fn den_raw_for(int isa)
-{
-    LA_DISPATCH(lin_den_raw)
-}
-
-void la_lin_den_raw(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float *z,
-                    float *den)
-{
-    den_raw_for(isa)(T, m, Q, K, ld, z, den);
-}
-
-typedef void (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
-                       ptrdiff_t, float *, ptrdiff_t, int, const float *, float *, int, int);
+typedef long (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
+                       ptrdiff_t, float *, ptrdiff_t, int, float, const float *, float *, float *,
+                       int, float *, int, int);
 static rec_fn rec_for(int isa)
 {
     LA_DISPATCH(linrec_cols)
 }
 
-void la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
-                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, const float *inv,
-                    float *S, int c0, int nc)
+long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
+                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
+                    const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
+                    int nc)
 {
-    rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, inv, S, c0, nc);
+    return rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, eps, epsr, z, inv, have_inv, S,
+                        c0, nc);
 }
 
 typedef void (*chunk_fn)(int, int, int, const float *, const float *, const float *, float *,

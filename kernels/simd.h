@@ -60,20 +60,20 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
                 const float *epsr, float *z, float *inv);
 
-/* The same pass without the inverse: den[t] = q_t·z_t (a partial normaliser when Q, K point
- * at a slice of the columns; partials over disjoint slices add up to the whole). */
-void la_lin_den_raw(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float *z,
-                    float *den);
-
 /* Causal recurrent form for state columns [c0, c0 + nc): for each token t, S += k_t v_tᵀ then
- * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  S: (m, ≥ nc rounded up to the lanes)
- * state slice, contiguous rows of that width, zero at the first token (it carries over between
- * calls on consecutive token ranges).  V: (T, dv) row-major; Y: rows of stride ldy, columns
- * c0 .. c0+nc-1 written, except that the first `side` of them (0 for none; rounded up to whole
- * vectors) go to Ys (rows of stride ldys, starting at its column 0) instead. */
-void la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
-                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, const float *inv,
-                    float *S, int c0, int nc);
+ * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  Unless have_inv, inv[t] = 1/(q_t·z_t +
+ * eps_t) with z_t = z + Σ_{j<=t} k_j is computed on the way, a few tokens ahead of its use
+ * (inv: T floats, written; eps_t = epsr[t] when epsr is not NULL, else eps; z: m floats, zero
+ * at the first token), and the number of t with |q_t·z_t| <= eps_t is returned (else 0).
+ * S: (m, ≥ nc rounded up to the lanes) state slice, contiguous rows of that width, zero at the
+ * first token; S and z carry over between calls on consecutive token ranges.  V: (T, dv)
+ * row-major; Y: rows of stride ldy, columns c0 .. c0+nc-1 written, except that the first
+ * `side` of them (0 for none; rounded up to whole vectors) go to Ys (rows of stride ldys,
+ * starting at its column 0) instead. */
+long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
+                    float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
+                    const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
+                    int nc);
 /* The width of the state slice la_linrec_cols needs for nc columns, and the widest block it
  * runs at once (callers split wider column ranges into blocks of at most this). */
 int la_linrec_width(int isa, int nc);

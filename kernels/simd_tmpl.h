@@ -128,20 +128,16 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
  * last vector is masked. */
 #define DEN_NV 8
 
-/* One token's normaliser: den = q·z; raw: out = den, else out = 1/(den + e) and the count. */
-LA_INLINE long FN(den_out)(const int raw, float den, float e, float *out)
+/* One token's normaliser: inv = 1/(den + e); returns 1 when |den| <= e. */
+LA_INLINE long FN(den_out)(float den, float e, float *inv)
 {
-    if (raw) {
-        *out = den;
-        return 0;
-    }
-    *out = 1.0f / (den + e);
+    *inv = 1.0f / (den + e);
     return fabsf(den) <= e;
 }
 
-LA_INLINE long FN(den_fixed)(const int nvm, const int raw, int T, int m, const float *restrict Q,
+LA_INLINE long FN(den_fixed)(const int nvm, int T, int m, const float *restrict Q,
                              const float *restrict K, ptrdiff_t ld, float eps,
-                             const float *restrict epsr, float *restrict z, float *restrict out)
+                             const float *restrict epsr, float *restrict z, float *restrict inv)
 {
     const MASK mk = vmask(m - (nvm - 1) * VW);
     const int part = m != nvm * VW;
@@ -160,7 +156,7 @@ LA_INLINE long FN(den_fixed)(const int nvm, const int raw, int T, int m, const f
                 zr[c] = vadd(zr[c], pc ? vldm(k + c * VW, mk) : vld(k + c * VW));
             acc = vfma(pc ? vldm(q + c * VW, mk) : vld(q + c * VW), zr[c], acc);
         }
-        small += FN(den_out)(raw, vhsum(acc), epsr ? epsr[t] : eps, out + t);
+        small += FN(den_out)(vhsum(acc), epsr ? epsr[t] : eps, inv + t);
     }
 #pragma GCC unroll 8
     for (int c = 0; c < nvm; c++) {
@@ -173,8 +169,8 @@ LA_INLINE long FN(den_fixed)(const int nvm, const int raw, int T, int m, const f
 }
 
 /* Wider than DEN_NV vectors: z in memory, full vectors except a partial last one. */
-LA_INLINE long FN(den_wide)(const int raw, int T, int m, const float *Q, const float *K,
-                            ptrdiff_t ld, float eps, const float *epsr, float *z, float *out)
+static long FN(den_wide)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
+                         const float *epsr, float *z, float *inv)
 {
     const int nvm = (m + VW - 1) / VW;
     const MASK mk = vmask(m - (nvm - 1) * VW);
@@ -194,42 +190,24 @@ LA_INLINE long FN(den_wide)(const int raw, int T, int m, const float *Q, const f
             }
             acc = vfma(pc ? vldm(q + c * VW, mk) : vld(q + c * VW), zc, acc);
         }
-        small += FN(den_out)(raw, vhsum(acc), epsr ? epsr[t] : eps, out + t);
+        small += FN(den_out)(vhsum(acc), epsr ? epsr[t] : eps, inv + t);
     }
     return small;
-}
-
-LA_INLINE long FN(den_any)(const int raw, int T, int m, const float *Q, const float *K,
-                           ptrdiff_t ld, float eps, const float *epsr, float *z, float *out)
-{
-    if (m <= 0) { /* no columns: den = 0 */
-        long small = 0;
-        for (int t = 0; t < T; t++)
-            small += FN(den_out)(raw, 0.0f, epsr ? epsr[t] : eps, out + t);
-        return small;
-    }
-    switch ((m + VW - 1) / VW) {
-#define LA_DEN_CASE(n)                                                                         \
-    case n:                                                                                    \
-        return FN(den_fixed)(n, raw, T, m, Q, K, ld, eps, epsr, z, out);
-        LA_DEN_CASE(1) LA_DEN_CASE(2) LA_DEN_CASE(3) LA_DEN_CASE(4)
-        LA_DEN_CASE(5) LA_DEN_CASE(6) LA_DEN_CASE(7) LA_DEN_CASE(8)
-#undef LA_DEN_CASE
-    default:
-        return FN(den_wide)(raw, T, m, Q, K, ld, eps, epsr, z, out);
-    }
 }
 
 static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
                         const float *epsr, float *z, float *inv)
 {
-    return FN(den_any)(0, T, m, Q, K, ld, eps, epsr, z, inv);
-}
-
-static void FN(lin_den_raw)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float *z,
-                            float *den)
-{
-    FN(den_any)(1, T, m, Q, K, ld, 0.0f, NULL, z, den);
+    switch ((m + VW - 1) / VW) {
+#define LA_DEN_CASE(n)                                                                         \
+    case n:                                                                                    \
+        return FN(den_fixed)(n, T, m, Q, K, ld, eps, epsr, z, inv);
+        LA_DEN_CASE(1) LA_DEN_CASE(2) LA_DEN_CASE(3) LA_DEN_CASE(4)
+        LA_DEN_CASE(5) LA_DEN_CASE(6) LA_DEN_CASE(7) LA_DEN_CASE(8)
+#undef LA_DEN_CASE
+    default:
+        return FN(den_wide)(T, m, Q, K, ld, eps, epsr, z, inv);
+    }
 }
 
 /* ---- causal recurrent form: one fused pass over the state per tb tokens --------------------- */
@@ -291,23 +269,39 @@ LA_INLINE void FN(rec_tile)(const int nv, const int tb, int m, const float *rest
     }
 }
 
-LA_INLINE void FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
+/* The normalisers come in batches of 16 token blocks (lin_den, z in registers), just before
+ * the blocks that use them, while those rows of Q and K are in L1: no separate pass over Q and
+ * K, and no barrier between threads that each run their own columns (each with its own z and
+ * inv).  With have_inv, inv already holds them (an earlier column block computed them). */
+LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
-                           int nvs, const float *inv, float *S, MASK mk)
+                           int nvs, float eps, const float *epsr, float *z, float *inv,
+                           int have_inv, float *S, MASK mk)
 {
-    const int tb = REC_TB(nv);
-    int t = 0;
-    for (; t + tb <= T; t += tb)
-        FN(rec_tile)(nv, tb, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m, V + (ptrdiff_t)t * dv,
-                     dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs, inv + t, S, mk);
-    for (; t < T; t++)
-        FN(rec_tile)(nv, 1, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m, V + (ptrdiff_t)t * dv,
-                     dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs, inv + t, S, mk);
+    const int tb = REC_TB(nv), db = 16 * REC_TB(nv);
+    long small = 0;
+    for (int t0 = 0; t0 < T; t0 += db) {
+        const int nb = T - t0 < db ? T - t0 : db;
+        if (!have_inv)
+            small += FN(lin_den)(nb, m, Q + (ptrdiff_t)t0 * m, K + (ptrdiff_t)t0 * m, m, eps,
+                                 epsr ? epsr + t0 : NULL, z, inv + t0);
+        int t = t0;
+        for (; t + tb <= t0 + nb; t += tb)
+            FN(rec_tile)(nv, tb, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                         V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
+                         inv + t, S, mk);
+        for (; t < t0 + nb; t++)
+            FN(rec_tile)(nv, 1, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                         V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
+                         inv + t, S, mk);
+    }
+    return small;
 }
 
-static void FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
+static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
                             float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
-                            const float *inv, float *S, int c0, int nc)
+                            float eps, const float *epsr, float *z, float *inv, int have_inv,
+                            float *S, int c0, int nc)
 {
     const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
     const MASK mk = vmask(nc - (nv - 1) * VW);
@@ -315,28 +309,25 @@ static void FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K
     Y += c0;
     if (!Ys)
         Ys = Y;
+#define LA_REC_CASE(n)                                                                         \
+    case n:                                                                                    \
+        return FN(rec_run)(n, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,     \
+                           have_inv, S, mk);
     switch (nv) {
-    case 1:
-        FN(rec_run)(1, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
-        break;
+        LA_REC_CASE(1)
 #if REC_NV >= 2
-    case 2:
-        FN(rec_run)(2, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
-        break;
+        LA_REC_CASE(2)
 #endif
 #if REC_NV >= 3
-    case 3:
-        FN(rec_run)(3, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
-        break;
+        LA_REC_CASE(3)
 #endif
 #if REC_NV >= 4
-    case 4:
-        FN(rec_run)(4, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, inv, S, mk);
-        break;
+        LA_REC_CASE(4)
 #endif
     default:
-        break;
+        return 0;
     }
+#undef LA_REC_CASE
 }
 
 /* ---- causal chunked form: the output of one chunk ----------------------------------------- */
