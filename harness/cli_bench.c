@@ -13,6 +13,7 @@
 #include <cblas.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,49 @@ done:
     return rc;
 }
 
+/* The control row of the threads section: independent multiply-add chains in registers (GCC
+ * vector extensions, as wide as the compiler targets), no memory traffic and nothing shared,
+ * split evenly over the threads.  Its 1 -> n speedup is what this machine gives n threads at
+ * that moment: on a shared VM two vCPUs can sit on one core's SMT siblings for a while, and
+ * then no kernel can scale. */
+typedef float la_v16 __attribute__((vector_size(64)));
+#define FMA_CHAINS 12
+
+struct fma_ctx {
+    long iters;
+    int threads;
+    float sink;
+};
+
+static float fma_chains(long iters)
+{
+    la_v16 acc[FMA_CHAINS];
+    const la_v16 b = (la_v16){0} + 0.999999f, c = (la_v16){0} + 1e-7f;
+    for (int i = 0; i < FMA_CHAINS; i++)
+        acc[i] = (la_v16){0} + 0.001f * (float)i;
+    for (long k = 0; k < iters; k++)
+        for (int i = 0; i < FMA_CHAINS; i++)
+            acc[i] = acc[i] * b + c;
+    float s = 0.0f;
+    for (int i = 0; i < FMA_CHAINS; i++)
+        for (int j = 0; j < 16; j++)
+            s += acc[i][j];
+    return s;
+}
+
+static void fma_call(void *p)
+{
+    struct fma_ctx *c = p;
+    float s = 0.0f;
+    if (c->threads <= 1) {
+        s = fma_chains(c->iters);
+    } else {
+#pragma omp parallel num_threads(c->threads) reduction(+ : s)
+        s += fma_chains(c->iters / omp_get_num_threads());
+    }
+    c->sink += s;
+}
+
 /* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
  * over heads), on the same inputs, timed in alternation; prints both medians and the speedup
  * (the ratio of the medians). */
@@ -316,6 +360,19 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     else
         printf("%-24s %6s %5s %6s %7s %12s %12s %8s\n", "kernel", "causal", "heads", "T",
                "threads", "median_1_s", "median_n_s", "speedup");
+    {
+        /* About 2 ms a call at one thread on the development machine. */
+        struct fma_ctx f1 = {400000, 1, 0.0f}, fn = {400000, nt, 0.0f};
+        struct la_timing t1, tn;
+        la_time_pair(fma_call, &f1, fma_call, &fn, 1, 3, 1000, 2 * budget, &t1, &tn);
+        if (tsv)
+            printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\n", "fma_control", 0, 0, 0, nt,
+                   t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+        else
+            printf("%-24s %6s %5s %6s %7d %12.6f %12.6f %7.2fx\n", "fma_control", "-", "-", "-",
+                   nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+        fflush(stdout);
+    }
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
         if (!kn)
