@@ -161,21 +161,29 @@ size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int ch
     return (size_t)dk * la_pad16((size_t)dv) + (size_t)nth * rec_thread_floats(T, dk, nth);
 }
 
-/* State columns [c0, c1) over all tokens in blocks of la_linrec_block; the first block
- * computes the normalisers (z, inv: this thread's), the others reuse them.  The first `side`
- * columns go to ys (stride REC_SIDE).  Returns the small-normaliser count. */
+/* State columns [c0, c1) over all tokens, in column blocks of la_linrec_block and token
+ * batches of REC_BATCH: every block of a column range runs over one batch before the next
+ * batch, so the batch's rows of Q and K come from L2 for all but the first block.  The first
+ * block computes the normalisers (z, inv: this thread's), the others reuse them.  The first
+ * `side` columns go to ys (stride REC_SIDE).  Returns the small-normaliser count. */
+#define REC_BATCH 192
 static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1, float *z,
                         float *inv, float *ys, int side)
 {
-    const int m = a->dk, blk = la_linrec_block(isa);
+    const int T = a->T, m = a->dk, dv = a->dv, blk = la_linrec_block(isa);
     long small = 0;
     memset(z, 0, (size_t)m * sizeof *z);
-    for (int c = c0; c < c1; c += blk) {
-        const int nc = c1 - c < blk ? c1 - c : blk;
-        const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
-        small += la_linrec_cols(isa, a->T, m, a->dv, a->q, a->k, a->v, a->y, a->dv,
-                                sb ? ys + (c - c0) : NULL, REC_SIDE, sb, a->eps, a->eps_row, z,
-                                inv, c > c0, S + (size_t)m * c, c, nc);
+    for (int t0 = 0; t0 < T; t0 += REC_BATCH) {
+        const int nt = T - t0 < REC_BATCH ? T - t0 : REC_BATCH;
+        for (int c = c0; c < c1; c += blk) {
+            const int nc = c1 - c < blk ? c1 - c : blk;
+            const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
+            small += la_linrec_cols(isa, nt, m, dv, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m,
+                                    a->v + (size_t)t0 * dv, a->y + (size_t)t0 * dv, dv,
+                                    sb ? ys + (size_t)t0 * REC_SIDE + (c - c0) : NULL, REC_SIDE,
+                                    sb, a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0,
+                                    c > c0, S + (size_t)m * c, c, nc);
+        }
     }
     return small;
 }
