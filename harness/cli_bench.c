@@ -7,7 +7,9 @@
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
  * the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
- * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups.
+ * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
+ * beside each, the speedup of a register-only FMA loop timed in rotation with it (the control:
+ * what the machine's cores gave at that moment).
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
 #include <cblas.h>
@@ -262,13 +264,14 @@ done:
     return rc;
 }
 
-/* The control row of the threads section: independent multiply-add chains in registers (GCC
+/* The control column of the threads section: independent multiply-add chains in registers (GCC
  * vector extensions, as wide as the compiler targets), no memory traffic and nothing shared,
  * split evenly over the threads.  Its 1 -> n speedup is what this machine gives n threads at
  * that moment: on a shared VM two vCPUs can sit on one core's SMT siblings for a while, and
  * then no kernel can scale. */
 typedef float la_v16 __attribute__((vector_size(64)));
 #define FMA_CHAINS 12
+#define FMA_ITERS 400000 /* about 1.3 ms a call at one thread on the development machine */
 
 struct fma_ctx {
     long iters;
@@ -356,23 +359,10 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     fill(qs, nx, 24), fill(ks, nx, 25);
     printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
     if (tsv)
-        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\n");
+        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\n");
     else
-        printf("%-24s %6s %5s %6s %7s %12s %12s %8s\n", "kernel", "causal", "heads", "T",
-               "threads", "median_1_s", "median_n_s", "speedup");
-    {
-        /* About 2 ms a call at one thread on the development machine. */
-        struct fma_ctx f1 = {400000, 1, 0.0f}, fn = {400000, nt, 0.0f};
-        struct la_timing t1, tn;
-        la_time_pair(fma_call, &f1, fma_call, &fn, 1, 3, 1000, 2 * budget, &t1, &tn);
-        if (tsv)
-            printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\n", "fma_control", 0, 0, 0, nt,
-                   t1.median_s, tn.median_s, t1.median_s / tn.median_s);
-        else
-            printf("%-24s %6s %5s %6s %7d %12.6f %12.6f %7.2fx\n", "fma_control", "-", "-", "-",
-                   nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
-        fflush(stdout);
-    }
+        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s\n", "kernel", "causal", "heads", "T",
+               "threads", "median_1_s", "median_n_s", "speedup", "control");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
         if (!kn)
@@ -391,14 +381,23 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                     th,
                     attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
             }
-            /* 1 and nt threads in alternation, so the ratio sees the same machine. */
-            la_time_pair(kern_call, &kc[0], kern_call, &kc[1], 1, 3, 1000, 2 * budget, &t1, &tn);
+            /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
+             * the same machine. */
+            struct fma_ctx f1 = {FMA_ITERS, 1, 0.0f}, fn = {FMA_ITERS, nt, 0.0f};
+            const la_timed_fn fns[4] = {kern_call, kern_call, fma_call, fma_call};
+            void *const ctxs[4] = {&kc[0], &kc[1], &f1, &fn};
+            struct la_timing tm[4];
+            la_time_rotate(4, fns, ctxs, 1, 3, 1000, 2 * budget, tm);
+            t1 = tm[0], tn = tm[1];
+            const double control = tm[2].median_s / tm[3].median_s;
             if (tsv)
-                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\n", kn->name, rows[i].causal, h,
-                       T, nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\n", kn->name,
+                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                       t1.median_s / tn.median_s, control);
             else
-                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx\n", kn->name, rows[i].causal,
-                       h, T, nt, t1.median_s, tn.median_s, t1.median_s / tn.median_s);
+                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx\n", kn->name,
+                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                       t1.median_s / tn.median_s, control);
             fflush(stdout);
         }
     }

@@ -74,28 +74,28 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
     summarise(samples, n, out);
 }
 
-void la_time_pair(la_timed_fn fa, void *ca, la_timed_fn fb, void *cb, int warmup,
-                  int min_repeats, int max_repeats, double budget_s, struct la_timing *out_a,
-                  struct la_timing *out_b)
+void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup,
+                    int min_repeats, int max_repeats, double budget_s, struct la_timing *out)
 {
-    double sa[LA_MAX_SAMPLES], sb[LA_MAX_SAMPLES];
+    double samples[LA_ROTATE_MAX][LA_MAX_SAMPLES];
+    if (k < 1 || k > LA_ROTATE_MAX)
+        return;
     clamp_repeats(&min_repeats, &max_repeats);
-    for (int i = 0; i < warmup; i++) {
-        fa(ca);
-        fb(cb);
-    }
+    for (int w = 0; w < warmup; w++)
+        for (int i = 0; i < k; i++)
+            fns[i](ctxs[i]);
     int n = 0;
     double spent = 0.0;
     while (n < max_repeats && (n < min_repeats || spent < budget_s)) {
-        double t0 = la_now();
-        fa(ca);
-        double t1 = la_now();
-        fb(cb);
-        double t2 = la_now();
-        sa[n] = t1 - t0;
-        sb[n++] = t2 - t1;
-        spent += t2 - t0;
+        for (int i = 0; i < k; i++) {
+            const double t0 = la_now();
+            fns[i](ctxs[i]);
+            const double dt = la_now() - t0;
+            samples[i][n] = dt;
+            spent += dt;
+        }
+        n++;
     }
-    summarise(sa, n, out_a);
-    summarise(sb, n, out_b);
+    for (int i = 0; i < k; i++)
+        summarise(samples[i], n, &out[i]);
 }

@@ -18,12 +18,13 @@ typedef void (*la_timed_fn)(void *ctx);
 void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_repeats,
              double budget_s, struct la_timing *out);
 
-/* Two functions timed in alternation (a, b, a, b, ...) after `warmup` untimed calls of each,
- * until min_repeats pairs and budget_s seconds (both together) are done: a slow spell of a
- * shared machine then falls on both alike, which is what a ratio of the two needs. */
-void la_time_pair(la_timed_fn fa, void *ca, la_timed_fn fb, void *cb, int warmup,
-                  int min_repeats, int max_repeats, double budget_s, struct la_timing *out_a,
-                  struct la_timing *out_b);
+/* k functions (k <= LA_ROTATE_MAX) timed in rotation (f0, f1, ..., f0, f1, ...) after `warmup`
+ * untimed rounds, until min_repeats rounds and budget_s seconds (all of them together) are
+ * done: a slow spell of a shared machine then falls on all of them alike, which is what a
+ * ratio between them needs.  out[i] gets the statistics of fns[i]. */
+#define LA_ROTATE_MAX 8
+void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup,
+                    int min_repeats, int max_repeats, double budget_s, struct la_timing *out);
 
 /* Monotonic seconds since an arbitrary origin: for progress lines and ETAs only. */
 double la_now(void);

@@ -607,49 +607,57 @@ static void test_progress(void **state)
     la_progress_clear(&p);
 }
 
-/* la_time_pair: the two functions strictly alternate (warm-ups included), both get the same
+/* la_time_rotate: the functions run in strict rotation (warm-ups included), all get the same
  * number of timed calls, at least min_repeats, and the statistics are ordered. */
-struct pair_log {
+struct rot_log {
     char order[64];
     int n;
 };
 
-static void pair_a(void *p)
+static void rot_a(void *p)
 {
-    struct pair_log *l = p;
+    struct rot_log *l = p;
     if (l->n < 63)
         l->order[l->n++] = 'a';
 }
 
-static void pair_b(void *p)
+static void rot_b(void *p)
 {
-    struct pair_log *l = p;
+    struct rot_log *l = p;
     if (l->n < 63)
         l->order[l->n++] = 'b';
 }
 
-static void test_time_pair(void **state)
+static void rot_c(void *p)
+{
+    struct rot_log *l = p;
+    if (l->n < 63)
+        l->order[l->n++] = 'c';
+}
+
+static void test_time_rotate(void **state)
 {
     (void)state;
-    struct pair_log log = {{0}, 0};
-    struct la_timing ta, tb;
-    la_time_pair(pair_a, &log, pair_b, &log, 2, 7, 9, 0.0, &ta, &tb);
-    assert_int_equal(ta.repeats, 7);
-    assert_int_equal(tb.repeats, 7);
-    assert_int_equal(log.n, 2 * (2 + 7));
+    struct rot_log log = {{0}, 0};
+    struct la_timing t[3];
+    const la_timed_fn fns[3] = {rot_a, rot_b, rot_c};
+    void *const ctxs[3] = {&log, &log, &log};
+    la_time_rotate(3, fns, ctxs, 2, 7, 9, 0.0, t);
+    assert_int_equal(log.n, 3 * (2 + 7));
     for (int i = 0; i < log.n; i++)
-        assert_int_equal(log.order[i], i % 2 ? 'b' : 'a');
-    const struct la_timing *t[2] = {&ta, &tb};
-    for (int i = 0; i < 2; i++) {
-        assert_true(t[i]->min_s >= 0.0);
-        assert_true(t[i]->min_s <= t[i]->p20_s && t[i]->p20_s <= t[i]->median_s);
-        assert_true(t[i]->median_s <= t[i]->p80_s && t[i]->p80_s <= t[i]->max_s);
+        assert_int_equal(log.order[i], "abc"[i % 3]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t[i].repeats, 7);
+        assert_true(t[i].min_s >= 0.0);
+        assert_true(t[i].min_s <= t[i].p20_s && t[i].p20_s <= t[i].median_s);
+        assert_true(t[i].median_s <= t[i].p80_s && t[i].p80_s <= t[i].max_s);
     }
     /* A budget past what min_repeats takes stops at max_repeats. */
     log.n = 0;
-    la_time_pair(pair_a, &log, pair_b, &log, 0, 1, 5, 1e9, &ta, &tb);
-    assert_int_equal(ta.repeats, 5);
-    assert_int_equal(tb.repeats, 5);
+    la_time_rotate(2, fns, ctxs, 0, 1, 5, 1e9, t);
+    assert_int_equal(t[0].repeats, 5);
+    assert_int_equal(t[1].repeats, 5);
+    assert_int_equal(log.n, 10);
 }
 
 int main(void)
@@ -667,7 +675,7 @@ int main(void)
         cmocka_unit_test(test_failed_rows),
         cmocka_unit_test(test_many_heads_note),
         cmocka_unit_test(test_progress),
-        cmocka_unit_test(test_time_pair),
+        cmocka_unit_test(test_time_rotate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
