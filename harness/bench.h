@@ -6,7 +6,8 @@
 
 #include "timing.h"
 
-/* GFLOP/s of an n×n×n SGEMM with `threads` BLAS threads (median of timed repeats). */
+/* GFLOP/s of an n×n×n SGEMM with `threads` BLAS threads: 2n³ over the p20 time of at least 10
+ * calls and 1 s (the rate the BLAS reaches when the machine is not disturbed: a peak). */
 double la_sgemm_gflops(int n, int threads, struct la_timing *t);
 
 /* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */

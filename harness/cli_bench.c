@@ -92,10 +92,12 @@ double la_sgemm_gflops(int n, int threads, struct la_timing *t)
     }
     struct sgemm_ctx ctx = {n, a, b, c};
     la_blas_set_threads(threads);
-    la_time(sgemm_call, &ctx, 2, 5, 50, 0.5, t);
+    la_time(sgemm_call, &ctx, 2, 10, 100, 1.0, t);
     la_blas_set_threads(1);
     free(a), free(b), free(c);
-    return 2.0 * n * (double)n * n / t->median_s / 1e9;
+    /* A peak: the time 20% of the calls beat, so a slow spell of a shared machine during these
+     * calls does not lower it (and so raise every efficiency computed from it). */
+    return 2.0 * n * (double)n * n / t->p20_s / 1e9;
 }
 
 /* ---- the suite -------------------------------------------------------------------------- */
@@ -417,9 +419,9 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
     }
     printf("# linattn %s (%s), %s, BLAS %s core %s, vmath %s, threads %d\n", la_version(),
            la_git_commit(), cpu, la_blas_name(), la_blas_core(), la_vmath_isa(), threads);
-    printf("# SGEMM 1024^3: %.2f GFLOP/s (median of %d, p20 %.6f s, p80 %.6f s); efficiency = "
-           "nominal flops/s / SGEMM rate\n",
-           sgemm, st.repeats, st.p20_s, st.p80_s);
+    printf("# SGEMM 1024^3: %.2f GFLOP/s (from the p20 time of %d calls, %.6f s; median %.6f s, "
+           "p80 %.6f s); efficiency = nominal flops/s / SGEMM rate\n",
+           sgemm, st.repeats, st.p20_s, st.median_s, st.p80_s);
     if (tsv)
         printf("d\tT\tkernel\tcausal\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
                "efficiency\n");
