@@ -9,7 +9,8 @@
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
  * beside each, the speedup of a register-only FMA loop timed in rotation with it (the control:
- * what the machine's cores gave at that moment).
+ * what the machine's cores gave at that moment); a row whose control falls short is measured
+ * again (up to 3 tries, the best control kept, the number of tries printed).
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
 #include <cblas.h>
@@ -274,6 +275,8 @@ done:
 typedef float la_v16 __attribute__((vector_size(64)));
 #define FMA_CHAINS 12
 #define FMA_ITERS 400000 /* about 1.3 ms a call at one thread on the development machine */
+#define CONTROL_OK 0.9   /* the control's speedup over the thread count that counts as undisturbed */
+#define THREAD_TRIES 3
 
 struct fma_ctx {
     long iters;
@@ -361,17 +364,18 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     fill(qs, nx, 24), fill(ks, nx, 25);
     printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
     if (tsv)
-        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\n");
+        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\t"
+               "tries\n");
     else
-        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s\n", "kernel", "causal", "heads", "T",
-               "threads", "median_1_s", "median_n_s", "speedup", "control");
+        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %5s\n", "kernel", "causal", "heads", "T",
+               "threads", "median_1_s", "median_n_s", "speedup", "control", "tries");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
         if (!kn)
             continue;
         const int lin = kn->family == ATTN_LINEAR, T = lin ? Tmax : Tsm;
         for (int h = 1; h <= 2; h++) {
-            struct la_timing t1, tn;
+            struct la_timing t1 = {0}, tn = {0};
             struct kern_ctx kc[2];
             for (int pass = 0; pass < 2; pass++) {
                 const int th = pass ? nt : 1;
@@ -384,22 +388,30 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                     attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
             }
             /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
-             * the same machine. */
+             * the same machine.  When the control says the machine did not give nt cores
+             * (below CONTROL_OK of nt), the row is measured again, up to THREAD_TRIES times,
+             * and the try with the best control is kept; `tries` says how many it took. */
             struct fma_ctx f1 = {FMA_ITERS, 1, 0.0f}, fn = {FMA_ITERS, nt, 0.0f};
             const la_timed_fn fns[4] = {kern_call, kern_call, fma_call, fma_call};
             void *const ctxs[4] = {&kc[0], &kc[1], &f1, &fn};
-            struct la_timing tm[4];
-            la_time_rotate(4, fns, ctxs, 1, 3, 1000, 2 * budget, tm);
-            t1 = tm[0], tn = tm[1];
-            const double control = tm[2].median_s / tm[3].median_s;
+            double control = -1.0;
+            int tries = 0;
+            while (tries < THREAD_TRIES && control < CONTROL_OK * nt) {
+                struct la_timing tm[4];
+                la_time_rotate(4, fns, ctxs, 1, 5, 1000, 2 * budget, tm);
+                tries++;
+                const double c = tm[2].median_s / tm[3].median_s;
+                if (c > control)
+                    control = c, t1 = tm[0], tn = tm[1];
+            }
             if (tsv)
-                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\n", kn->name,
+                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%d\n", kn->name,
                        rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control);
+                       t1.median_s / tn.median_s, control, tries);
             else
-                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx\n", kn->name,
+                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %5d\n", kn->name,
                        rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control);
+                       t1.median_s / tn.median_s, control, tries);
             fflush(stdout);
         }
     }
