@@ -34,7 +34,9 @@ static const char bench_help[] =
     "against exact softmax in double (relative Frobenius, on up to --ref-rows query rows).\n"
     "Defaults: T 4096, d 64, map elu1, kernel linear_causal with --causal else linear_noncausal,\n"
     "threads: OMP_NUM_THREADS or all cores, seed 1, eps 1e-6, gaussian data with sigma 1.\n"
-    "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against SGEMM).\n";
+    "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against SGEMM),\n"
+    "then 1 against 2 (or --threads) threads for one and two heads, each row timed in rotation\n"
+    "with a register-only FMA loop whose speedup is printed beside it (`control`).\n";
 
 /* Strict number parsing: the whole argument must be a number inside [lo, hi]. */
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
