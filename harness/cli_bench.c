@@ -272,7 +272,16 @@ done:
  * split evenly over the threads.  Its 1 -> n speedup is what this machine gives n threads at
  * that moment: on a shared VM two vCPUs can sit on one core's SMT siblings for a while, and
  * then no kernel can scale. */
-typedef float la_v16 __attribute__((vector_size(64)));
+/* As wide as the target's vector registers, so that FMA_CHAINS accumulators and two constants
+ * stay in registers (32 zmm with AVX-512, 16 ymm with AVX, 16 xmm otherwise). */
+#if defined(__AVX512F__)
+typedef float la_vf __attribute__((vector_size(64)));
+#elif defined(__AVX__)
+typedef float la_vf __attribute__((vector_size(32)));
+#else
+typedef float la_vf __attribute__((vector_size(16)));
+#endif
+#define LA_VF_LANES ((int)(sizeof(la_vf) / sizeof(float)))
 #define FMA_CHAINS 12
 #define FMA_ITERS 400000 /* about 1.3 ms a call at one thread on the development machine */
 #define CONTROL_OK 0.9   /* the control's speedup over the thread count that counts as undisturbed */
@@ -286,16 +295,16 @@ struct fma_ctx {
 
 static float fma_chains(long iters)
 {
-    la_v16 acc[FMA_CHAINS];
-    const la_v16 b = (la_v16){0} + 0.999999f, c = (la_v16){0} + 1e-7f;
+    la_vf acc[FMA_CHAINS];
+    const la_vf b = (la_vf){0} + 0.999999f, c = (la_vf){0} + 1e-7f;
     for (int i = 0; i < FMA_CHAINS; i++)
-        acc[i] = (la_v16){0} + 0.001f * (float)i;
+        acc[i] = (la_vf){0} + 0.001f * (float)i;
     for (long k = 0; k < iters; k++)
         for (int i = 0; i < FMA_CHAINS; i++)
             acc[i] = acc[i] * b + c;
     float s = 0.0f;
     for (int i = 0; i < FMA_CHAINS; i++)
-        for (int j = 0; j < 16; j++)
+        for (int j = 0; j < LA_VF_LANES; j++)
             s += acc[i][j];
     return s;
 }

@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define NONCAUSAL_BLOCK 256
+#define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel (L2-sized) */
 
 /* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
 static inline void la_spin_pause(void)
@@ -42,7 +42,7 @@ static inline void la_spin_pause(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
-} /* rows per block of the non-causal kernel (L2-sized) */
+}
 
 /* ---- non-causal: S = φ(K)ᵀV and z = Σ φ(k) first, then Y = φ(Q)·S / (φ(Q)z + eps) ---------- */
 
@@ -191,15 +191,17 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
 void attn_linear_causal_recurrent(struct attn_args *a)
 {
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
-    const int nth = a->threads > 1 ? a->threads : 1;
-    const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nth);
+    /* No more threads than lines of columns: then thread 0 always owns the first block, the
+     * one that counts the small normalisers. */
+    const int nlines = (dv + 15) / 16, nreq = a->threads > 1 ? a->threads : 1;
+    const int nth = nreq < nlines ? nreq : nlines;
+    const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nreq);
     float *S = la_align_work(a->work), *priv = S + (size_t)m * lds;
     if (nth == 1) {
         memset(S, 0, (size_t)m * lds * sizeof *S);
         a->n_small_den = rec_columns(isa, a, S, 0, dv, priv, priv + la_pad16((size_t)m), NULL, 0);
         return;
     }
-    const int nlines = (dv + 15) / 16;
     const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
     long small = 0;
 #pragma omp parallel num_threads(nth)
@@ -215,8 +217,8 @@ void attn_linear_causal_recurrent(struct attn_args *a)
             /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
             memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
             const long s = rec_columns(isa, a, S, c0, c1, z, inv, ys, side);
-            if (th == 0)
-                small = s; /* every column block counts the same rows */
+            if (c0 == 0)
+                small = s; /* every column block counts the same rows: take the first's */
         }
         if (!aligned) { /* the same branch in every thread */
 #pragma omp barrier
@@ -344,7 +346,11 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
 static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, int nth,
                             float *work, size_t per)
 {
-    const int T = a->T, m = a->dk, dv = a->dv, L = seg_chunks(C, m, dv);
+    /* At most the L2 size, and small enough that every thread gets about 4 segments (a
+     * short sequence would otherwise be one segment per thread, unevenly cut). */
+    const int T = a->T, m = a->dk, dv = a->dv;
+    const int Lc = nch / (4 * nth), L2 = seg_chunks(C, m, dv);
+    const int L = Lc < 1 ? 1 : Lc < L2 ? Lc : L2;
     const size_t lds = la_pad16((size_t)dv), sz = (size_t)m * lds;
     const int nseg = (nch + L - 1) / L;
     float *slot = work + (size_t)nth * per; /* 2 × (end state, end z) */
@@ -368,8 +374,9 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
                         Uc, lds, 1.0f, NULL, 0);
                 if (last)
                     continue;
-                for (size_t e = 0; e < sz; e++)
-                    b.R[e] += Uc[e];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < dv; j++)
+                        b.R[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
                 for (int t = 0; t < nr; t++)
                     for (int i = 0; i < m; i++)
                         b.zr[i] += a->k[(size_t)(t0 + t) * m + i];
@@ -387,8 +394,9 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
             }
             if (!last) {
                 float *ns = slot + (size_t)(sg & 1) * (sz + la_pad16((size_t)m));
-                for (size_t e = 0; e < sz; e++)
-                    ns[e] = b.S[e] + b.R[e];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < dv; j++)
+                        ns[(size_t)i * lds + j] = b.S[(size_t)i * lds + j] + b.R[(size_t)i * lds + j];
                 for (int i = 0; i < m; i++)
                     ns[sz + i] = b.z[i] + b.zr[i];
                 atomic_store_explicit(&published, sg + 1, memory_order_release);

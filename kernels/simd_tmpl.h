@@ -158,13 +158,14 @@ LA_INLINE long FN(den_fixed)(const int nvm, int T, int m, const float *restrict 
         }
         small += FN(den_out)(vhsum(acc), epsr ? epsr[t] : eps, inv + t);
     }
+    if (K) /* without keys z is only read (threads may share it) */
 #pragma GCC unroll 8
-    for (int c = 0; c < nvm; c++) {
-        if (c == nvm - 1 && part)
-            vstm(z + c * VW, zr[c], mk);
-        else
-            vst(z + c * VW, zr[c]);
-    }
+        for (int c = 0; c < nvm; c++) {
+            if (c == nvm - 1 && part)
+                vstm(z + c * VW, zr[c], mk);
+            else
+                vst(z + c * VW, zr[c]);
+        }
     return small;
 }
 

@@ -3,12 +3,16 @@
  * threads inside a head; the SIMD GEMM tile against a plain loop; the two causal algorithms
  * against each other; causal linear against the non-causal formula on every prefix; the seed
  * baseline (raw Q, K, elu+1 inside) against the reference on elu1 features; softmax stability
- * for scores of ±1000.  Run: make check (or build/tests/test_kernels).
+ * for scores of ±1000; small normalisers counted at every thread count; the output at aligned
+ * and unaligned addresses with threads.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (LA_TOL_* in harness/check.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
  */
 #include "testutil.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../harness/check.h"
 #include "../kernels/attention.h"
@@ -207,43 +211,82 @@ static void features(float *pq, float *pk, float *v, int T, int m, int dv, uint6
 static void test_small_normalisers_counted(void **state)
 {
     (void)state;
-    const int T = 301, m = 20, dv = 37;
-    float *pq = malloc(sizeof(float) * T * m), *pk = malloc(sizeof(float) * T * m);
-    float *v = malloc(sizeof(float) * T * dv), *y = malloc(sizeof(float) * T * dv);
-    double *pqd = malloc(sizeof(double) * T * m), *pkd = malloc(sizeof(double) * T * m);
-    double *vd = malloc(sizeof(double) * T * dv), *yd = malloc(sizeof(double) * T * dv);
-    features(pq, pk, v, T, m, dv, 123);
-    for (int t = 0; t < T; t += 5)
-        memset(pq + (size_t)t * m, 0, sizeof(float) * m);
-    tu_to_double(pq, pqd, (size_t)T * m);
-    tu_to_double(pk, pkd, (size_t)T * m);
-    tu_to_double(v, vd, (size_t)T * dv);
-    for (int causal = 0; causal <= 1; causal++) {
-        const long want = attn_linear_ref(pqd, pkd, vd, yd, T, m, dv, causal, 1e-6);
-        assert_int_equal(want, (T + 4) / 5);
-        for (size_t k = 0; attn_kernels[k].name; k++) {
-            const struct attn_kernel *kn = &attn_kernels[k];
-            if (kn->family != ATTN_LINEAR ||
-                !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
-                continue;
-            for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
-                if (la_simd_force(isa) != 0)
+    /* dv = 16 and 5: a single line of columns, fewer than the threads. */
+    static const int shapes[][2] = {{20, 37}, {16, 16}, {7, 5}};
+    const int T = 301;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int m = shapes[sh][0], dv = shapes[sh][1];
+        float *pq = malloc(sizeof(float) * T * m), *pk = malloc(sizeof(float) * T * m);
+        float *v = malloc(sizeof(float) * T * dv), *y = malloc(sizeof(float) * T * dv);
+        double *pqd = malloc(sizeof(double) * T * m), *pkd = malloc(sizeof(double) * T * m);
+        double *vd = malloc(sizeof(double) * T * dv), *yd = malloc(sizeof(double) * T * dv);
+        features(pq, pk, v, T, m, dv, 123 + sh);
+        for (int t = 0; t < T; t += 5)
+            memset(pq + (size_t)t * m, 0, sizeof(float) * m);
+        tu_to_double(pq, pqd, (size_t)T * m);
+        tu_to_double(pk, pkd, (size_t)T * m);
+        tu_to_double(v, vd, (size_t)T * dv);
+        for (int causal = 0; causal <= 1; causal++) {
+            const long want = attn_linear_ref(pqd, pkd, vd, yd, T, m, dv, causal, 1e-6);
+            assert_int_equal(want, (T + 4) / 5);
+            for (size_t k = 0; attn_kernels[k].name; k++) {
+                const struct attn_kernel *kn = &attn_kernels[k];
+                if (kn->family != ATTN_LINEAR ||
+                    !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                     continue;
-                for (int th = 1; th <= 2; th++) {
-                    const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
-                    float *w = malloc(sizeof(float) * ws);
-                    struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m,
-                                          .dv = dv, .causal = causal, .eps = 1e-6f};
-                    assert_int_equal(attn_run_heads(kn, &a, 1, th, w, ws), want);
-                    assert_true(tu_all_finite(y, (size_t)T * dv));
-                    assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
-                    free(w);
+                for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+                    if (la_simd_force(isa) != 0)
+                        continue;
+                    for (int th = 1; th <= 3; th++) {
+                        const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
+                        float *w = malloc(sizeof(float) * ws);
+                        struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m,
+                                              .dv = dv, .causal = causal, .eps = 1e-6f};
+                        const long got = attn_run_heads(kn, &a, 1, th, w, ws);
+                        if (got != want)
+                            print_error("%s [%s] m=%d dv=%d threads=%d: %ld small, want %ld\n",
+                                        kn->name, la_simd_name(isa), m, dv, th, got, want);
+                        assert_int_equal(got, want);
+                        assert_true(tu_all_finite(y, (size_t)T * dv));
+                        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
+                        free(w);
+                    }
                 }
+                la_simd_force(-1);
             }
-            la_simd_force(-1);
+        }
+        free(pq), free(pk), free(v), free(y), free(pqd), free(pkd), free(vd), free(yd);
+    }
+}
+
+/* Without keys (the non-causal normaliser) la_lin_den only reads z, which threads share: z on a
+ * read-only page must not fault, on every path and width (registers and memory forms). */
+static void test_den_without_keys_reads_z_only(void **state)
+{
+    (void)state;
+    const long page = sysconf(_SC_PAGESIZE);
+    const int T = 9;
+    float *q = malloc(sizeof(float) * T * 200), inv[9];
+    tu_fill(q, (size_t)T * 200, 1.0f, 4242);
+    float *z = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(z != MAP_FAILED);
+    for (int i = 0; i < 200; i++)
+        z[i] = 0.5f + 0.001f * (float)i;
+    assert_int_equal(mprotect(z, (size_t)page, PROT_READ), 0);
+    static const int ms[] = {1, 16, 64, 100, 128, 130, 200};
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (!la_simd_supported(isa))
+            continue;
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+            la_lin_den(isa, T, ms[i], q, NULL, ms[i], 1e-6f, NULL, z, inv);
+            double den = 0.0;
+            for (int c = 0; c < ms[i]; c++)
+                den += (double)q[(size_t)(T - 1) * ms[i] + c] * z[c];
+            assert_true(fabs(1.0 / inv[T - 1] - 1e-6 - den) <= 1e-4 * (1.0 + fabs(den)));
         }
     }
-    free(pq), free(pk), free(v), free(y), free(pqd), free(pkd), free(vd), free(yd);
+    munmap(z, (size_t)page);
+    free(q);
 }
 
 /* Threads inside one head, with the output at a cache-line-aligned address and one 16 bytes
@@ -452,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_every_kernel_odd_shapes),
         cmocka_unit_test(test_seed_baseline),
         cmocka_unit_test(test_small_normalisers_counted),
+        cmocka_unit_test(test_den_without_keys_reads_z_only),
         cmocka_unit_test(test_threads_output_layout),
         cmocka_unit_test(test_recurrent_equals_chunked),
         cmocka_unit_test(test_causal_is_prefix_of_noncausal),
