@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
@@ -372,6 +373,9 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     }
     fill(qs, nx, 24), fill(ks, nx, 25);
     printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
+    /* What the control can reach: nt, or the cores there are when nt is more. */
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    const int ncores = online > 0 && online < nt ? (int)online : nt;
     if (tsv)
         printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\t"
                "tries\n");
@@ -398,14 +402,15 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
             }
             /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
              * the same machine.  When the control says the machine did not give nt cores
-             * (below CONTROL_OK of nt), the row is measured again, up to THREAD_TRIES times,
-             * and the try with the best control is kept; `tries` says how many it took. */
+             * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
+             * again, up to THREAD_TRIES times, and the try with the best control is kept;
+             * `tries` says how many it took. */
             struct fma_ctx f1 = {FMA_ITERS, 1, 0.0f}, fn = {FMA_ITERS, nt, 0.0f};
             const la_timed_fn fns[4] = {kern_call, kern_call, fma_call, fma_call};
             void *const ctxs[4] = {&kc[0], &kc[1], &f1, &fn};
             double control = -1.0;
             int tries = 0;
-            while (tries < THREAD_TRIES && control < CONTROL_OK * nt) {
+            while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
                 struct la_timing tm[4];
                 la_time_rotate(4, fns, ctxs, 1, 5, 1000, 2 * budget, tm);
                 tries++;
