@@ -194,6 +194,13 @@ static void test_seed_baseline(void **state)
     }
 }
 
+/* A linear kernel that runs this causality. */
+static int linear_for(const struct attn_kernel *kn, int causal)
+{
+    return kn->family == ATTN_LINEAR &&
+           (kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK));
+}
+
 /* Seeded positive features and values for one head. */
 static void features(float *pq, float *pk, float *v, int T, int m, int dv, uint64_t seed)
 {
@@ -231,8 +238,7 @@ static void test_small_normalisers_counted(void **state)
             assert_int_equal(want, (T + 4) / 5);
             for (size_t k = 0; attn_kernels[k].name; k++) {
                 const struct attn_kernel *kn = &attn_kernels[k];
-                if (kn->family != ATTN_LINEAR ||
-                    !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                if (!linear_for(kn, causal))
                     continue;
                 for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
                     if (la_simd_force(isa) != 0)
@@ -313,8 +319,7 @@ static void test_threads_output_layout(void **state)
             const long want = attn_linear_ref(pqd, pkd, vd, yd, T, m, dv, causal, 1e-6);
             for (size_t k = 0; attn_kernels[k].name; k++) {
                 const struct attn_kernel *kn = &attn_kernels[k];
-                if (kn->family != ATTN_LINEAR ||
-                    !(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                if (!linear_for(kn, causal))
                     continue;
                 for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
                     if (la_simd_force(isa) != 0)
