@@ -74,7 +74,7 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
     summarise(samples, n, out);
 }
 
-void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup,
+void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup, int block,
                     int min_repeats, int max_repeats, double budget_s, struct la_timing *out)
 {
     double samples[LA_ROTATE_MAX][LA_MAX_SAMPLES];
@@ -85,21 +85,32 @@ void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup
             out[i] = (struct la_timing){0};
         return;
     }
+    if (block < 1)
+        block = 1;
+    const int timed = block > 1 ? block - 1 : 1; /* samples per function per round */
     clamp_repeats(&min_repeats, &max_repeats);
     for (int w = 0; w < warmup; w++)
         for (int i = 0; i < k; i++)
             fns[i](ctxs[i]);
-    int n = 0;
+    int n = 0, rounds = 0;
     double spent = 0.0;
-    while (n < max_repeats && (n < min_repeats || spent < budget_s)) {
-        for (int i = 0; i < k; i++) {
-            const double t0 = la_now();
-            fns[i](ctxs[i]);
-            const double dt = la_now() - t0;
-            samples[i][n] = dt;
-            spent += dt;
-        }
-        n++;
+    while (n + timed <= max_repeats && (rounds < min_repeats || spent < budget_s)) {
+        for (int i = 0; i < k; i++)
+            for (int b = 0; b < block; b++) {
+                const double t0 = la_now();
+                fns[i](ctxs[i]);
+                const double dt = la_now() - t0;
+                spent += dt;
+                if (block == 1 || b > 0)
+                    samples[i][n + (block == 1 ? 0 : b - 1)] = dt;
+            }
+        n += timed;
+        rounds++;
+    }
+    if (n == 0) { /* max_repeats below one round's samples */
+        for (int i = 0; i < k; i++)
+            out[i] = (struct la_timing){0};
+        return;
     }
     for (int i = 0; i < k; i++)
         summarise(samples[i], n, &out[i]);

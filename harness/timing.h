@@ -18,12 +18,15 @@ typedef void (*la_timed_fn)(void *ctx);
 void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_repeats,
              double budget_s, struct la_timing *out);
 
-/* k functions (k <= LA_ROTATE_MAX) timed in rotation (f0, f1, ..., f0, f1, ...) after `warmup`
- * untimed rounds, until min_repeats rounds and budget_s seconds (all of them together) are
- * done: a slow spell of a shared machine then falls on all of them alike, which is what a
- * ratio between them needs.  out[i] gets the statistics of fns[i]. */
+/* k functions (k <= LA_ROTATE_MAX) timed in rotation after `warmup` untimed rounds, until
+ * min_repeats rounds and budget_s seconds (all calls together) are done: a slow spell of a
+ * shared machine then falls on all of them alike, which is what a ratio between them needs.
+ * Each function runs `block` times in a row per round (f0 f0 f0 f1 f1 f1 ...); with block > 1
+ * the first call of each block is not timed, so caches that the previous function moved to
+ * other cores are warm again (each round adds block − 1 samples).  out[i] gets the statistics
+ * of fns[i]. */
 #define LA_ROTATE_MAX 8
-void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup,
+void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup, int block,
                     int min_repeats, int max_repeats, double budget_s, struct la_timing *out);
 
 /* Monotonic seconds since an arbitrary origin: for progress lines and ETAs only. */

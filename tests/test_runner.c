@@ -642,7 +642,7 @@ static void test_time_rotate(void **state)
     struct la_timing t[3];
     const la_timed_fn fns[3] = {rot_a, rot_b, rot_c};
     void *const ctxs[3] = {&log, &log, &log};
-    la_time_rotate(3, fns, ctxs, 2, 7, 9, 0.0, t);
+    la_time_rotate(3, fns, ctxs, 2, 1, 7, 9, 0.0, t);
     assert_int_equal(log.n, 3 * (2 + 7));
     for (int i = 0; i < log.n; i++)
         assert_int_equal(log.order[i], "abc"[i % 3]);
@@ -654,10 +654,18 @@ static void test_time_rotate(void **state)
     }
     /* A budget past what min_repeats takes stops at max_repeats. */
     log.n = 0;
-    la_time_rotate(2, fns, ctxs, 0, 1, 5, 1e9, t);
+    la_time_rotate(2, fns, ctxs, 0, 1, 1, 5, 1e9, t);
     assert_int_equal(t[0].repeats, 5);
     assert_int_equal(t[1].repeats, 5);
     assert_int_equal(log.n, 10);
+    /* Blocks of 3: aaabbb per round, two timed calls of each per round. */
+    log.n = 0;
+    la_time_rotate(2, fns, ctxs, 0, 3, 4, 1000, 0.0, t);
+    assert_int_equal(log.n, 4 * 6);
+    for (int i = 0; i < log.n; i++)
+        assert_int_equal(log.order[i], "ab"[(i % 6) / 3]);
+    assert_int_equal(t[0].repeats, 8);
+    assert_int_equal(t[1].repeats, 8);
 }
 
 int main(void)
