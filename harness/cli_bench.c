@@ -9,7 +9,8 @@
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
  * beside each, the speedup of a register-only FMA loop timed in rotation with it (the control:
- * what the machine's cores gave at that moment); a row whose control falls short is measured
+ * what the machine's cores gave at that moment) and the core-to-core round trip of a cache line
+ * (rt_ns: whether the two threads share an L3); a row whose control falls short is measured
  * again (up to 3 tries, the best control kept, the number of tries printed).
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
@@ -349,8 +350,9 @@ static void pingpong_call(void *p)
 }
 
 /* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
- * over heads), on the same inputs, timed in alternation; prints both medians and the speedup
- * (the ratio of the medians). */
+ * over heads), on the same inputs, timed in rotation with the two controls (fma_call at 1 and
+ * nt threads, pingpong_call); prints both medians, the speedup (the ratio of the medians), the
+ * FMA control's speedup, the round trip and the number of tries. */
 static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
 {
     const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;

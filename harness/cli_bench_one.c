@@ -36,7 +36,8 @@ static const char bench_help[] =
     "threads: OMP_NUM_THREADS or all cores, seed 1, eps 1e-6, gaussian data with sigma 1.\n"
     "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against SGEMM),\n"
     "then 1 against 2 (or --threads) threads for one and two heads, each row timed in rotation\n"
-    "with a register-only FMA loop whose speedup is printed beside it (`control`).\n";
+    "with a register-only FMA loop whose speedup is printed beside it (`control`) and with the\n"
+    "round trip of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3).\n";
 
 /* Strict number parsing: the whole argument must be a number inside [lo, hi]. */
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
