@@ -122,10 +122,9 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
 /* ---- causal normaliser --------------------------------------------------------------------- */
 
 /* z lives in registers for the whole pass when it fits in DEN_NV vectors (nvm a compile-time
- * constant through the switch below): the generic loop kept it in memory, and its masked
- * store of the last vector, reloaded by the next token, made every token wait for the
- * store-to-load forwarding (about 50 cycles a token on Zen 5 for m = 64).  Only a partial
- * last vector is masked. */
+ * constant through the switch below), so no token's sum waits on the store and reload of the
+ * previous token's z (den_wide's form, kept for wider z).  Only a partial last vector is
+ * masked: a masked store is a poor source for store-to-load forwarding. */
 #define DEN_NV 8
 
 /* One token's normaliser: inv = 1/(den + e); returns 1 when |den| <= e. */
