@@ -138,9 +138,8 @@ void attn_linear_noncausal(struct attn_args *a)
 /* Threads split the state's columns in whole cache lines (16 floats); the columns are
  * independent, and each thread computes the normalisers as its first column block goes (a
  * short vector pass per 16 token blocks, on rows of Q and K that block is about to read), so
- * threads share nothing until the end.  Output
- * rows: when Y's rows start on cache lines and dv is a multiple of 16, every thread's columns
- * are whole lines of Y.  Otherwise the line holding a thread's first output columns also
+ * threads share nothing until the end.  Output rows: when Y's rows start on cache lines and
+ * dv is a multiple of 16, every thread's columns are whole lines of Y.  Otherwise the line holding a thread's first output columns also
  * holds the previous thread's last ones; written by both cores token after token, it would
  * bounce between them, so every thread but the first writes its first REC_SIDE columns to a
  * private side buffer, copied into Y after one barrier. */
