@@ -14,8 +14,10 @@
  *     / attribute activation  string: exp_pair | softmax_pair | relu
  * Every error names the file and the dataset or attribute: a missing or unreadable file (LA_EIO),
  * not HDF5, /W missing, not a dataset, wrong dtype (integer, string, ...), wrong rank or column
- * count (≠ d), /b of the wrong length, NaN/Inf or a value beyond fp32 range, a missing or
- * unknown activation (the message lists the valid ones) (LA_EFORMAT).  fm_params.m, when not 0,
+ * count (≠ d), more rows than supported (m·d < 2^30), /b of the wrong length, NaN/Inf or a value
+ * beyond fp32 range, a missing or unknown activation (the message lists the valid ones), relu
+ * features that are zero for every input, relu or exp_pair features that overflow fp32 at a
+ * unit input (check_features) (LA_EFORMAT).  fm_params.m, when not 0,
  * must equal W's row count (LA_EINVAL).  Training the weights is not done here.
  * Tests: tests/test_featuremaps.c (round trip, every error case, CLI exit codes).
  */
@@ -23,6 +25,7 @@
 
 #include <errno.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +82,10 @@ static int read_floats(hid_t f, const char *file, const char *name, int rank, in
     if (got_rank == rank)
         H5Sget_simple_extent_dims(space, d2, NULL);
     hsize_t c = rank == 2 ? d2[1] : d2[0];
-    if (got_rank != rank || c != (hsize_t)cols || d2[0] < 1 || d2[0] > (1u << 24)) {
+    /* The largest m: m·d below 2^30 (m·d <= INT_MAX / 2), the bound the random maps keep too,
+     * so that the 2m outputs and every index into W fit in an int (cblas, the kernels). */
+    hsize_t mmax = rank == 2 ? (hsize_t)(INT_MAX / 2) / (hsize_t)cols : (hsize_t)cols;
+    if (got_rank != rank || c != (hsize_t)cols || d2[0] < 1 || d2[0] > mmax) {
         char shape[64] = "?";
         if (got_rank >= 0 && got_rank <= 2) {
             hsize_t g[2] = {0, 0};
@@ -97,8 +103,9 @@ static int read_floats(hid_t f, const char *file, const char *name, int rank, in
         if (rank == 2)
             st = LA_FAIL(err, LA_EFORMAT,
                          "learned: weights file '%s': dataset %s has shape %s; "
-                         "expected (m, d) with d = %d (the head dimension) and m >= 1",
-                         file, name, shape, cols);
+                         "expected (m, d) with d = %d (the head dimension) and "
+                         "1 <= m <= %llu (m*d < 2^30)",
+                         file, name, shape, cols, (unsigned long long)mmax);
         else
             st = LA_FAIL(err, LA_EFORMAT,
                          "learned: weights file '%s': dataset %s has shape %s; "
@@ -223,6 +230,50 @@ done:
     return st;
 }
 
+/* Refuses weights whose features are useless for fp32 attention, whatever the input:
+ *   relu with every row dead (W_i = 0 and b_i <= 0): φ(x) = 0 for every x, so every normaliser
+ *   is zero;
+ *   relu or exp_pair whose own kernel overflows fp32 at a unit input: φ(x)ᵀφ(x) > FLT_MAX for
+ *   some x = ±e_j (evaluated in double from the fp32 weights, unstabilised).
+ * softmax_pair's features lie in [0, 1] and sum to 1 for every input, so nothing is refused. */
+static int check_features(const struct learned_state *s, const char *file, struct la_error *err)
+{
+    const char *act = act_names[s->act];
+    if (s->act == ACT_SOFTMAX_PAIR)
+        return LA_OK;
+    if (s->act == ACT_RELU) {
+        int live = 0;
+        for (int i = 0; i < s->m && !live; i++) {
+            live = s->b[i] > 0.0f;
+            for (int j = 0; j < s->d && !live; j++)
+                live = s->W[(size_t)i * (size_t)s->d + (size_t)j] != 0.0f;
+        }
+        if (!live)
+            return LA_FAIL(err, LA_EFORMAT,
+                           "learned: weights file '%s': the relu features are zero for every "
+                           "input (every row of /W is zero and every /b <= 0)",
+                           file);
+    }
+    for (int j = 0; j < s->d; j++)
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            double self = 0.0;
+            for (int i = 0; i < s->m; i++) {
+                double u = sign * (double)s->W[(size_t)i * (size_t)s->d + (size_t)j] + s->b[i];
+                if (s->act == ACT_RELU)
+                    self += u > 0.0 ? u * u : 0.0;
+                else
+                    self += exp(2.0 * u) + exp(-2.0 * u);
+            }
+            if (!(self <= FLT_MAX))
+                return LA_FAIL(err, LA_EFORMAT,
+                               "learned: weights file '%s': the %s features overflow fp32 at the "
+                               "unit input x = %se_%d (phi(x).phi(x) = %.3g > %.3g); the weights "
+                               "are too large",
+                               file, act, sign > 0 ? "+" : "-", j, self, (double)FLT_MAX);
+        }
+    return LA_OK;
+}
+
 static int learned_load(struct learned_state *s, const struct fm_params *p, struct la_error *err)
 {
     const char *file = p->weights;
@@ -276,6 +327,7 @@ static int learned_load(struct learned_state *s, const struct fm_params *p, stru
     if (b)
         for (int i = 0; i < m; i++)
             s->b[i] = (float)b[i];
+    st = check_features(s, file, err);
 done:
     free(W);
     free(b);

@@ -249,9 +249,12 @@ done:
 }
 
 /* Relative RMS error of the unstabilised φ(q)ᵀφ(k) against the map's kernel on npair seeded
- * pairs of N(0, 0.5²) rows.  Returns LA_OK or an error. */
+ * pairs of N(0, 0.5²) rows, and the mean of estimate/kernel over the pairs whose |kernel| is at
+ * least 1e-12 of the largest value (*nratio of them; a smaller kernel makes the ratio noise).  Both are computed in double after scaling by the largest |value|, so
+ * squares do not overflow.  A non-finite estimate or kernel, or a kernel that is zero on every
+ * pair (no relative error exists), is an LA_ENUMERIC error.  Returns LA_OK or an error. */
 static int kernel_check(struct featuremap *fm, gsl_rng *rng, double *rel_rms, double *mean_ratio,
-                        struct la_error *err)
+                        int *nratio, struct la_error *err)
 {
     enum { NPAIR = 64 };
     int d = fm->d, m = fm->m;
@@ -276,23 +279,48 @@ static int kernel_check(struct featuremap *fm, gsl_rng *rng, double *rel_rms, do
         st = LA_FAIL(err, LA_EINTERNAL, "featuremap info: apply refused its arguments");
         goto done;
     }
-    double se = 0.0, sk = 0.0, ratio = 0.0;
+    double est[NPAIR], kern[NPAIR], scale = 0.0;
     for (int p = 0; p < NPAIR; p++) {
         const float *pq = phi + (size_t)p * (size_t)m, *pk = phi + (size_t)(NPAIR + p) * (size_t)m;
-        double est = 0.0;
+        est[p] = 0.0;
         for (int i = 0; i < m; i++)
-            est += (double)pq[i] * (double)pk[i];
+            est[p] += (double)pq[i] * (double)pk[i];
         for (int j = 0; j < d; j++) {
             xd[j] = q[(size_t)p * (size_t)d + (size_t)j];
             xd[d + j] = k[(size_t)p * (size_t)d + (size_t)j];
         }
-        double kern = featuremap_kernel(fm, xd, xd + d);
-        se += (est - kern) * (est - kern);
-        sk += kern * kern;
-        ratio += est / kern;
+        kern[p] = featuremap_kernel(fm, xd, xd + d);
+        if (!isfinite(est[p]) || !isfinite(kern[p])) {
+            st = LA_FAIL(err, LA_ENUMERIC,
+                         "featuremap info: %s: phi(q).phi(k) = %g against kernel %g on test pair "
+                         "%d: not finite, so no error can be measured (weights or parameters "
+                         "too large for fp32?)",
+                         fm->type->name, est[p], kern[p], p);
+            goto done;
+        }
+        scale = fmax(scale, fmax(fabs(est[p]), fabs(kern[p])));
+    }
+    double se = 0.0, sk = 0.0, ratio = 0.0;
+    int n = 0;
+    for (int p = 0; p < NPAIR; p++) {
+        double e = scale > 0.0 ? est[p] / scale : 0.0, c = scale > 0.0 ? kern[p] / scale : 0.0;
+        se += (e - c) * (e - c);
+        sk += c * c;
+        if (fabs(kern[p]) >= 1e-12 * scale) {
+            ratio += est[p] / kern[p];
+            n++;
+        }
+    }
+    if (!(sk > 0.0)) {
+        st = LA_FAIL(err, LA_ENUMERIC,
+                     "featuremap info: %s: the kernel is zero on all %d test pairs, so no "
+                     "relative error exists (all features zero on these inputs?)",
+                     fm->type->name, NPAIR);
+        goto done;
     }
     *rel_rms = sqrt(se / sk);
-    *mean_ratio = ratio / NPAIR;
+    *mean_ratio = n ? ratio / n : NAN;
+    *nratio = n;
 done:
     free(x);
     free(phi);
@@ -383,8 +411,9 @@ static int cmd_info(int argc, char **argv)
     struct featuremap *fm = featuremap_alloc(name, &p, rng, &err);
     int st = fm ? LA_OK : err.status;
     double rel = 0.0, ratio = 0.0;
+    int nratio = 0;
     if (fm)
-        st = kernel_check(fm, rng, &rel, &ratio, &err);
+        st = kernel_check(fm, rng, &rel, &ratio, &nratio, &err);
     if (st == LA_OK) {
         printf("map:          %s\n", fm->type->name);
         printf("summary:      %s\n", fm->type->summary);
@@ -394,9 +423,10 @@ static int cmd_info(int argc, char **argv)
         printf("d:            %d\n", fm->d);
         printf("output m:     %d\n", fm->m);
         printf("workspace:    %zu floats per row block of 64\n", featuremap_work_floats(fm, 64));
-        printf("kernel check: relative RMS error %.3e, mean estimate/kernel %.4f "
-               "(64 pairs, N(0, 0.25) entries, seed %lu)\n",
-               rel, ratio, p.seed);
+        printf("kernel check: relative RMS error %.3e, mean estimate/kernel %.4f", rel, ratio);
+        if (nratio < 64)
+            printf(" over the %d pairs with kernel >= 1e-12 of the largest", nratio);
+        printf(" (64 pairs, N(0, 0.25) entries, seed %lu)\n", p.seed);
     }
     featuremap_free(fm);
     gsl_rng_free(rng);

@@ -4,7 +4,8 @@
  * exactness of taylor2, positivity, the stabiliser (finite at |x| = 30 where the formula
  * overflows; cancels in attention), bit-identical features from one seed, every map through
  * every linear kernel against attn_linear_ref, and the learned map's weights files (round trip
- * through `linattn featuremap init-learned`, every malformed file, CLI exit codes).
+ * through `linattn featuremap init-learned`, every malformed file, weights whose features are
+ * zero or overflow fp32, a /W declaring more rows than supported, CLI exit codes).
  * Run: make check, or build/tests/test_featuremaps (LINATTN_BIN names the CLI, default
  * ./linattn).  Fixed master seed; about 2 s on one core.
  *
@@ -826,6 +827,107 @@ static void test_learned_errors(void **state)
     featuremap_free(fm);
 }
 
+/* Weights that load but make the features useless are refused by init, naming the file and the
+ * problem; `featuremap info` on weights that are merely unusual prints finite numbers. */
+static void test_learned_degenerate(void **state)
+{
+    (void)state;
+    const int m = 6;
+    double W[6 * D], b[6];
+    hsize_t good[2] = {(hsize_t)m, D};
+    for (int i = 0; i < m * D; i++)
+        W[i] = 0.0;
+    for (int i = 0; i < m; i++)
+        b[i] = -0.25 - 0.1 * i;
+    const char *p = tmp_path("zero_relu.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "relu", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "relu features are zero for every input");
+    p = tmp_path("zero_relu_negb.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, H5T_IEEE_F32LE, m, b, "relu", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "relu features are zero for every input");
+    /* One positive bias keeps a constant feature: accepted. */
+    b[3] = 0.125;
+    p = tmp_path("zero_relu_posb.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, H5T_IEEE_F32LE, m, b, "relu", 0, 0);
+    struct la_error err;
+    struct featuremap *fm = load_learned(p, 0, &err);
+    assert_non_null(fm);
+    featuremap_free(fm);
+
+    for (int i = 0; i < m * D; i++)
+        W[i] = 1e30 * (1.0 + 0.01 * (i % 7));
+    p = tmp_path("big_relu.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "relu", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "relu features overflow fp32 at the unit input");
+    for (int i = 0; i < m * D; i++)
+        W[i] = 100.0 + 0.37 * (i % 5);
+    p = tmp_path("big_exp.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "exp_pair", 0, 0);
+    expect_learned_error(p, 0, LA_EFORMAT, "exp_pair features overflow fp32");
+
+    /* softmax_pair is normalised, so huge weights are accepted; relu with negative weights is
+     * zero on about half the inputs.  Either way info prints finite numbers and exits 0. */
+    char out[4096];
+    for (int i = 0; i < m * D; i++)
+        W[i] = 1e30 * (1.0 + 0.01 * (i % 7));
+    p = tmp_path("big_sm.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "softmax_pair", 0, 0);
+    int rc = tu_run(out, sizeof out, "featuremap info learned --d %d --weights '%s'", D, p);
+    if (rc != 0 || strstr(out, "nan") || !strstr(out, "relative RMS error"))
+        print_error("softmax_pair 1e30: exit %d: %s\n", rc, out);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(out, "nan"));
+    for (int i = 0; i < m * D; i++)
+        W[i] = -1.0 - 0.01 * (i % 3);
+    p = tmp_path("neg_relu.h5");
+    write_weights(p, H5T_IEEE_F32LE, 2, good, W, 0, 0, NULL, "relu", 0, 0);
+    rc = tu_run(out, sizeof out, "featuremap info learned --d %d --weights '%s'", D, p);
+    if (rc != 0 || strstr(out, "nan") || !strstr(out, "pairs with kernel >= 1e-12"))
+        print_error("relu -1: exit %d: %s\n", rc, out);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(out, "nan"));
+    assert_non_null(strstr(out, "pairs with kernel >= 1e-12"));
+}
+
+/* A /W whose declared shape is beyond the largest m (m*d < 2^30) is refused with that bound;
+ * the dataset is chunked and never written, so the file stays a few KiB. */
+static void test_learned_too_many_rows(void **state)
+{
+    (void)state;
+    const char *p = tmp_path("huge.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hsize_t dims[2] = {268435456, 32}, chunk[2] = {1024, 32};
+    hid_t sp = H5Screate_simple(2, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(sp >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 2, chunk) >= 0);
+    hid_t ds = H5Dcreate2(f, "W", H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    hid_t t = H5Tcopy(H5T_C_S1), asp = H5Screate(H5S_SCALAR);
+    assert_true(H5Tset_size(t, 5) >= 0);
+    hid_t a = H5Acreate2(f, "activation", t, asp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0 && H5Awrite(a, t, "relu") >= 0);
+    H5Aclose(a), H5Sclose(asp), H5Tclose(t), H5Dclose(ds), H5Pclose(dcpl), H5Sclose(sp);
+    assert_true(H5Fclose(f) >= 0);
+
+    struct fm_params par;
+    featuremap_params_default(&par, 32);
+    par.weights = p;
+    struct la_error err;
+    la_error_clear(&err);
+    struct featuremap *fm = featuremap_alloc("learned", &par, NULL, &err);
+    assert_null(fm);
+    assert_int_equal(err.status, LA_EFORMAT);
+    /* (2^30 - 1) / 32 = 33554431: the bound the check applies is the one the message states. */
+    if (!strstr(err.msg, "(268435456, 32)") || !strstr(err.msg, "1 <= m <= 33554431"))
+        print_error("message: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "(268435456, 32)"));
+    assert_non_null(strstr(err.msg, "1 <= m <= 33554431"));
+    char out[4096];
+    int rc = tu_run(out, sizeof out, "featuremap info learned --d 32 --weights '%s'", p);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "1 <= m <= 33554431"));
+}
+
 /* φ of every activation against the definition, computed here from the weights in double. */
 static void check_learned_features(const char *path, const double *W, const double *b, int m,
                                    const char *act)
@@ -1226,6 +1328,8 @@ int main(void)
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_stabiliser_cancels),
         cmocka_unit_test(test_learned_errors),
+        cmocka_unit_test(test_learned_degenerate),
+        cmocka_unit_test(test_learned_too_many_rows),
         cmocka_unit_test(test_learned_round_trip),
         cmocka_unit_test(test_maps_through_kernels),
         cmocka_unit_test(test_stabiliser_keeps_eps),
