@@ -3,7 +3,9 @@
  *                 in the layout featuremaps/README.md documents and featuremaps/learned.c reads.
  *   info          builds one map from flags (the same checks an experiment runs) and prints its
  *                 output dimension and, on seeded random rows, how well φ(q)ᵀφ(k) matches its
- *                 kernel; a bad map, parameter or weights file exits 2 with the message.
+ *                 kernel; a bad map, parameter or weights file exits 2 with the message, a
+ *                 check that cannot be measured (non-finite values, a kernel zero on every pair)
+ *                 exits 1 with the message.
  * Not here: training learned weights (done elsewhere, e.g. Hedgehog distillation in Python).
  * Tests: tests/test_featuremaps.c (round trip through the CLI, exit codes of bad files).
  */
@@ -42,7 +44,8 @@ static void usage(FILE *out)
             "info          builds MAP (default d = 16) and prints its output dimension and the\n"
             "              relative RMS error of phi(q).phi(k) against its kernel on 64 seeded\n"
             "              pairs (unstabilised features).\n"
-            "              Exit 2 on a bad map, parameter or weights file.\n");
+            "              Exit 2 on a bad map, parameter or weights file; exit 1 when the\n"
+            "              check cannot be measured (non-finite values, kernel 0 on every pair).\n");
 }
 
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
