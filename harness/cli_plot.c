@@ -25,6 +25,8 @@
  *   memory     kernel workspace and process peak RSS vs T (>= 2 T); every row has a workspace,
  *              so by default only for files no other figure fits (a memory experiment)
  *
+ * Exit status: 0 when a figure was drawn, 1 when none was (one stderr line gives the reason and
+ * the ok/failed row counts), 2 for every other error (arguments, files, gnuplot).
  * Not here: running experiments, the TSV export (cli_results.c), the styles (plots/style.gp).
  * Tests: tests/figures_e2e.sh (run → export → plot; PNG/PDF magic bytes and sizes).
  */
@@ -81,6 +83,12 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* "s" unless n is 1: "1 thread", "2 threads". */
+static const char *plural(long long n)
+{
+    return n == 1 ? "" : "s";
 }
 
 static int same_real(double a, double b)
@@ -409,7 +417,7 @@ static void field_text(const struct la_row *r, int f, char *buf, size_t cap)
         snprintf(buf, cap, "H=%d", (int)r->heads);
         break;
     case F_THREADS:
-        snprintf(buf, cap, "%d thread%s", (int)r->threads, r->threads == 1 ? "" : "s");
+        snprintf(buf, cap, "%d thread%s", (int)r->threads, plural(r->threads));
         break;
     case F_DATA:
         snprintf(buf, cap, "%s", r->data);
@@ -1239,7 +1247,8 @@ static int prepare_crossover(struct plot *P, const struct curve_spec *s, FILE *m
                  c0->causal ? "causal" : "non-causal");
         if (c0->threads != 1) {
             size_t len = strlen(m->title);
-            snprintf(m->title + len, sizeof m->title - len, ", %d threads", c0->threads);
+            snprintf(m->title + len, sizeof m->title - len, ", %d thread%s", c0->threads,
+                     plural(c0->threads));
         }
         snprintf(m->xlabel, sizeof m->xlabel, "sequence length T (tokens)");
         snprintf(m->ylabel, sizeof m->ylabel, "time per call, all heads (s)");
@@ -1496,8 +1505,8 @@ static int prepare_real_heads(struct plot *P, const struct curve_spec *s, FILE *
     qsort(hs, nh, sizeof *hs, cmp_head_entropy);
     for (int p = 0; p < 2; p++) {
         memset(&grid[p], 0, sizeof grid[p]);
-        snprintf(grid[p].title, sizeof grid[p].title, "%zu heads, sorted by softmax entropy",
-                 nh);
+        snprintf(grid[p].title, sizeof grid[p].title, "%zu head%s, sorted by softmax entropy",
+                 nh, plural((long long)nh));
         snprintf(grid[p].xlabel, sizeof grid[p].xlabel,
                  "head's mean softmax attention entropy, nats (left: peaky)");
         snprintf(grid[p].ylabel, sizeof grid[p].ylabel, "%s", p ? KL_LABEL : ERR_LABEL);
@@ -1723,10 +1732,11 @@ static void make_caption(struct plot *P, const char *name)
     la_results_attr(P->h5, "created_utc", utc, sizeof utc, &e);
     const char *base = strrchr(P->h5, '/');
     base = base ? base + 1 : P->h5;
+    const char *thr_word = !thr[0] ? "" : strcmp(thr, "1") ? " threads" : " thread";
     snprintf(P->caption, sizeof P->caption,
              "experiment %s (%s) · linattn %s, commit %s · %s%s%s%s · %s", name, base,
              ver[0] ? ver : "?", commit, cpu[0] ? cpu : "unknown CPU", thr[0] ? ", " : "", thr,
-             thr[0] ? " threads" : "", utc);
+             thr_word, utc);
 }
 
 static void cleanup(struct plot *P)
@@ -1792,7 +1802,11 @@ static void usage(FILE *out)
             "                     to the linattn binary)\n"
             "  -q, --quiet        print only the files written\n\n"
             "Needs gnuplot with the cairo terminals (Debian: gnuplot-nox).  Timing figures need\n"
-            "rows with >= %d timed repeats; see docs/FIGURES.md for how to read each figure.\n",
+            "rows with >= %d timed repeats; see docs/FIGURES.md for how to read each figure.\n\n"
+            "Exit status: 0 when at least one figure was drawn; 1 when none was (no row is ok,\n"
+            "or no figure fits the ok rows; one line on stderr says which, with the counts of\n"
+            "ok and failed rows); 2 with the message for any other error (a bad option, an\n"
+            "unreadable results file, gnuplot missing or failing, an unwritable DIR).\n",
             MIN_REPEATS_FOR_TIMING);
 }
 
@@ -2023,14 +2037,26 @@ int cmd_plot(int argc, char **argv)
                 la_crossover_print(P.rows, P.n, stdout);
         }
     }
-    if (!drawn && !quiet)
-        printf("linattn plot: no figure fits %s (%zu rows); see `linattn plot --help`\n", h5, P.n);
     if (P.keep && !quiet)
         printf("gnuplot inputs kept in %s\n", P.tmpdir);
+    if (!drawn) {
+        /* Nothing drawn is a failure (exit 1), whatever the reason; say which. */
+        size_t ok = 0, failed = 0;
+        for (size_t i = 0; i < P.n; i++) {
+            ok += P.rows[i].status == LA_ROW_OK;
+            failed += P.rows[i].status == LA_ROW_FAILED;
+        }
+        fprintf(stderr, "linattn plot: no figure drawn: %s %s (%zu ok of %zu row%s; %zu failed)%s\n",
+                ok ? (only ? "the figures asked for do not fit" : "no figure fits")
+                   : "no row is ok in",
+                h5, ok, P.n, plural((long long)P.n), failed,
+                ok ? "; see `linattn plot --help`"
+                   : failed ? "; see `linattn info` for why they failed" : "");
+    }
     cleanup(&P);
     la_crossover_free(P.xo);
     free(P.rows);
-    return 0;
+    return drawn ? 0 : 1;
 fail:
     fprintf(stderr, "linattn plot: %s\n", err.msg);
     cleanup(&P);

@@ -6,7 +6,9 @@
  * doubles with %.9g ("nan", "inf", "-inf"), strings as stored with tabs and newlines turned
  * into spaces.  --where COL OP VALUE (OP one of = == != < <= > >=) compares numerically for
  * numeric columns (integers exactly, so seeds match) and as strings for string columns;
- * several --where are ANDed.  It reads through results.c, so a file that a run is still
+ * boolean columns (causal) take true/false/yes/no as well as 1/0; several --where are ANDed.
+ * A --where COL=VALUE that no row of the file has gets a one-line warning on stderr listing the
+ * values COL does have (the header is still printed and the exit code is 0).  It reads through results.c, so a file that a run is still
  * appending to, or one whose .h5 a crash damaged (the journal is used), exports too.
  * Not here: plotting (plots/), the crossover summary (a later issue).
  * Tests: tests/test_results.c runs both through the binary.
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "commands.h"
 #include "crossover.h"
@@ -64,6 +67,25 @@ struct filter {
     double x;
 };
 
+/* Columns that hold a boolean as int32 0/1 (the experiment files write them true/false). */
+static int is_bool_column(const struct la_column *c)
+{
+    return !strcmp(c->name, "causal");
+}
+
+/* true/yes → 1, false/no → 0 (any case); -1 for anything else. */
+static int parse_bool_word(const char *s)
+{
+    static const char *const t[] = {"true", "yes"}, *const f[] = {"false", "no"};
+    for (int i = 0; i < 2; i++) {
+        if (!strcasecmp(s, t[i]))
+            return 1;
+        if (!strcasecmp(s, f[i]))
+            return 0;
+    }
+    return -1;
+}
+
 static int cmp_result(enum op op, int c) /* c: <0, 0, >0 */
 {
     switch (op) {
@@ -91,7 +113,7 @@ static int parse_where(const char *expr, struct filter *f)
     if (nlen == 0 || k == nops) {
         fprintf(stderr,
                 "linattn export: --where '%s' is not COLUMN OP VALUE (OP: = != < <= > >=), "
-                "e.g. --where map=favor --where 'T>=1024'\n",
+                "e.g. --where map=prf --where 'T>=1024'\n",
                 expr);
         return 2;
     }
@@ -107,6 +129,12 @@ static int parse_where(const char *expr, struct filter *f)
         return 0;
     char *end;
     errno = 0;
+    int b = is_bool_column(f->col) ? parse_bool_word(f->text) : -1;
+    if (b >= 0) {
+        f->i = b;
+        f->exact = 1;
+        return 0;
+    }
     if (f->col->kind == LA_COL_UINT64 && f->text[0] != '-') {
         f->u = strtoull(f->text, &end, 0);
         f->exact = *f->text && !*end && errno == 0;
@@ -118,8 +146,15 @@ static int parse_where(const char *expr, struct filter *f)
         return 0;
     f->x = strtod(f->text, &end);
     if (!*f->text || *end) {
-        fprintf(stderr, "linattn export: --where %s: column %s is numeric, '%s' is not a number\n",
-                expr, f->col->name, f->text);
+        if (is_bool_column(f->col))
+            fprintf(stderr,
+                    "linattn export: --where %s: column %s is boolean: use true, false, yes, "
+                    "no, 1 or 0, not '%s'\n",
+                    expr, f->col->name, f->text);
+        else
+            fprintf(stderr,
+                    "linattn export: --where %s: column %s is numeric, '%s' is not a number\n",
+                    expr, f->col->name, f->text);
         return 2;
     }
     return 0;
@@ -196,6 +231,57 @@ static void print_value(FILE *out, const struct la_row *row, const struct la_col
     }
 }
 
+/* ---- a --where that matches nothing ---------------------------------------------------- */
+
+/* For COL=VALUE that no row of the file has (a misspelt map, a T that was not run): one warning
+ * line on stderr with the values COL does have, the first WARN_LIST distinct ones in file order,
+ * each cut to WARN_WIDTH characters.  Other operators select ranges, where no match is no hint
+ * of a typo, so they get no warning. */
+#define WARN_LIST 12
+#define WARN_WIDTH 40
+
+static void warn_unmatched(const char *file, const struct filter *f, const struct la_row *rows,
+                           size_t n)
+{
+    if (f->op != OP_EQ)
+        return;
+    for (size_t r = 0; r < n; r++)
+        if (filter_pass(f, &rows[r]))
+            return;
+    if (n == 0) {
+        fprintf(stderr, "linattn export: warning: no row has %s=%s; %s has no rows\n",
+                f->col->name, f->text, file);
+        return;
+    }
+    char seen[WARN_LIST][WARN_WIDTH + 4];
+    size_t nseen = 0;
+    int more = 0;
+    for (size_t r = 0; r < n && !more; r++) {
+        char buf[LA_KEY_LEN + 64] = "";
+        FILE *m = fmemopen(buf, sizeof buf - 1, "w");
+        if (!m)
+            return; /* only a warning: without memory it is left out */
+        print_value(m, &rows[r], f->col, 0);
+        fclose(m);
+        if (strlen(buf) > WARN_WIDTH)
+            memcpy(buf + WARN_WIDTH - 3, "...", 4);
+        size_t k = 0;
+        while (k < nseen && strcmp(seen[k], buf))
+            k++;
+        if (k < nseen)
+            continue;
+        if (nseen == WARN_LIST)
+            more = 1;
+        else
+            snprintf(seen[nseen++], sizeof seen[0], "%s", buf);
+    }
+    fprintf(stderr, "linattn export: warning: no row has %s=%s; %s values in %s: ", f->col->name,
+            f->text, f->col->name, file);
+    for (size_t k = 0; k < nseen; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", seen[k]);
+    fprintf(stderr, "%s\n", more ? ", ..." : "");
+}
+
 /* ---- export --------------------------------------------------------------------------- */
 
 static const char export_help[] =
@@ -207,11 +293,15 @@ static const char export_help[] =
     "\n"
     "  --where COL OP VALUE  keep rows where the column compares true; OP is one of\n"
     "                        = == != < <= > >=; numeric columns compare as numbers (integers\n"
-    "                        exactly), string columns as strings; repeat to AND several,\n"
-    "                        e.g. --where map=favor --where 'T>=1024' --where causal=1\n"
+    "                        exactly), string columns as strings; causal takes true/false\n"
+    "                        (or yes/no, 1/0); repeat to AND several, e.g.\n"
+    "                        --where map=prf --where 'T>=1024' --where causal=true\n"
+    "                        COL=VALUE that no row has: a warning on stderr listing the\n"
+    "                        values COL has (the header is still printed, exit 0)\n"
     "  --columns a,b,c       print only these columns, in this order (default: all)\n"
     "  --status S            ok, failed or all (default: all)\n"
-    "  --exact               doubles with 17 significant digits (round-trip exact)\n"
+    "  --exact               doubles with 17 significant digits (%.17g: read back, they\n"
+    "                        give the stored double bit for bit)\n"
     "  --help                this text\n"
     "\n"
     "Column names are the fields of struct la_row (harness/cell.h); results/README.md\n"
@@ -339,6 +429,8 @@ int cmd_export(int argc, char **argv)
         code = la_exit_code(rc);
         goto done;
     }
+    for (size_t k = 0; k < nf; k++)
+        warn_unmatched(file, &filters[k], rows, n);
     size_t nout = columns_arg ? nsel : ncols;
     for (size_t c = 0; c < nout; c++)
         printf("%s%s", c ? "\t" : "", columns_arg ? sel[c]->name : cols[c].name);
