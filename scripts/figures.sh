@@ -47,6 +47,7 @@ fi
 mkdir -p "$out/data" results
 start=$(date +%s)
 failed=()
+nofig=()
 
 # run_one YAML [nodocs]: run (resuming), export, plot.  A failed cell does not stop the pipeline (its
 # row says why); a bad experiment file or a results file made from another version does.
@@ -67,9 +68,13 @@ run_one() {
         exit $rc
     fi
     "$bin" export "$h5" > "$out/data/$name.tsv"
-    "$bin" plot "$h5" -o "$out"
+    # plot exits 1 when it drew nothing (its stderr line says why): reported at the end, not fatal.
+    local prc=0
+    "$bin" plot "$h5" -o "$out" || prc=$?
+    [ $prc -le 1 ] || exit $prc
+    [ $prc -eq 0 ] || nofig+=("$name")
     # docs/figures holds the shipped quick experiments only (the real-model ones have their own).
-    if [ $docs -eq 1 ] && [ "${2:-}" != nodocs ]; then
+    if [ $docs -eq 1 ] && [ "${2:-}" != nodocs ] && [ $prc -eq 0 ]; then
         mkdir -p docs/figures
         "$bin" plot "$h5" -o docs/figures --format png --png-dpi 80 -q > /dev/null
     fi
@@ -116,10 +121,13 @@ real_model() {
 
 echo
 echo "figures ($(( $(date +%s) - start )) s) in $out/:"
-ls -1 "$out"/*.png "$out"/*.pdf 2>/dev/null | sed 's/^/  /'
+ls -1 "$out"/*.png "$out"/*.pdf 2>/dev/null | sed 's/^/  /' || true  # no figure in $out: ls fails
 echo "data (TSV, one row per measurement) in $out/data/; T* tables: $out/*_tstar.tsv"
 [ $docs -eq 1 ] && echo "docs figures refreshed in docs/figures/"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "experiments with failed cells: ${failed[*]}" >&2
+fi
+if [ ${#nofig[@]} -gt 0 ]; then
+    echo "experiments that gave no figure: ${nofig[*]}" >&2
 fi
 exit 0
