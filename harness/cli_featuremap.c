@@ -425,7 +425,8 @@ static int cmd_info(int argc, char **argv)
                                                       : "no (defines its own kernel)");
         printf("d:            %d\n", fm->d);
         printf("output m:     %d\n", fm->m);
-        printf("workspace:    %zu floats per row block of 64\n", featuremap_work_floats(fm, 64));
+        size_t wf = featuremap_work_floats(fm, 64);
+        printf("workspace:    %zu float%s per row block of 64\n", wf, wf == 1 ? "" : "s");
         printf("kernel check: relative RMS error %.3e, mean estimate/kernel %.4f", rel, ratio);
         if (nratio < 64)
             printf(" over the %d pairs with kernel >= 1e-12 of the largest", nratio);
