@@ -253,18 +253,16 @@ static void warn_unmatched(const char *file, const struct filter *f, const struc
                 f->col->name, f->text, file);
         return;
     }
-    char seen[WARN_LIST][WARN_WIDTH + 4];
+    char seen[WARN_LIST][LA_KEY_LEN + 64];
     size_t nseen = 0;
     int more = 0;
     for (size_t r = 0; r < n && !more; r++) {
-        char buf[LA_KEY_LEN + 64] = "";
+        char buf[sizeof seen[0]] = "";
         FILE *m = fmemopen(buf, sizeof buf - 1, "w");
         if (!m)
             return; /* only a warning: without memory it is left out */
         print_value(m, &rows[r], f->col, 0);
         fclose(m);
-        if (strlen(buf) > WARN_WIDTH)
-            memcpy(buf + WARN_WIDTH - 3, "...", 4);
         size_t k = 0;
         while (k < nseen && strcmp(seen[k], buf))
             k++;
@@ -273,12 +271,15 @@ static void warn_unmatched(const char *file, const struct filter *f, const struc
         if (nseen == WARN_LIST)
             more = 1;
         else
-            snprintf(seen[nseen++], sizeof seen[0], "%s", buf);
+            memcpy(seen[nseen++], buf, sizeof buf);
     }
     fprintf(stderr, "linattn export: warning: no row has %s=%s; %s values in %s: ", f->col->name,
             f->text, f->col->name, file);
-    for (size_t k = 0; k < nseen; k++)
-        fprintf(stderr, "%s%s", k ? ", " : "", seen[k]);
+    for (size_t k = 0; k < nseen; k++) {
+        int cut = strlen(seen[k]) > WARN_WIDTH;
+        fprintf(stderr, "%s%.*s%s", k ? ", " : "", cut ? WARN_WIDTH - 3 : WARN_WIDTH, seen[k],
+                cut ? "..." : "");
+    }
     fprintf(stderr, "%s\n", more ? ", ..." : "");
 }
 
