@@ -40,6 +40,20 @@
 #define MAX_CELLS 100000 /* combinations × trials an experiment may expand to */
 #define MAX_FILE_BYTES (4 << 20)
 
+/* Upper bounds of the counts (experiments/README.md, "Bounds", gives the reasons).  A value
+ * over its bound is refused with its position, never clamped. */
+#define MAX_T (1 << 24)          /* T; also max_ref_rows, kl_rows and chunk (at most T rows) */
+#define MAX_DIM (1 << 14)        /* d, dv */
+#define MAX_M (1 << 20)          /* m: taylor2's 1 + d + d² at d = 1023 still fits */
+#define MAX_BATCH_HEADS (1 << 16) /* batch, heads */
+#define MAX_THREADS 1024         /* as --threads: more only ends in libgomp aborting */
+#define MAX_LAYER_HEAD 65535     /* layer, head of an h5 data file (checked against it too) */
+#define MAX_REPEATS 1000         /* the timer keeps at most 1000 samples (timing.c) */
+#define MAX_WARMUP 1000
+#define MAX_KERNEL_PAIRS (1 << 20) /* the MSE's standard error is ~0.1 % of its spread here */
+#define MAX_TIME_BUDGET_S 86400.0  /* one day per cell */
+#define MAX_CELL_BYTES 1099511627776.0 /* 1 TiB: la_cell_bytes of one cell (one process) */
+
 /* Defaults of the axes that are not swept (see experiments/README.md). */
 #define DEFAULT_T 1024
 #define DEFAULT_D 64
@@ -86,27 +100,28 @@ struct ax_def {
     int kind;
     long long lo; /* K_INT, K_HEAD: smallest value */
     int closed;   /* K_REAL: 1 if 0 is allowed */
+    long long hi; /* K_INT, K_HEAD: largest value */
 };
 
 static const struct ax_def ax_defs[AX_COUNT] = {
-    [AX_KERNEL] = {"kernel", K_KERNEL, 0, 0},
-    [AX_MAP] = {"map", K_MAP, 0, 0},
-    [AX_M] = {"m", K_INT, 1, 0},
-    [AX_DRAW] = {"draw", K_DRAW, 0, 0},
-    [AX_A] = {"A", K_A, 0, 0},
-    [AX_CAUSAL] = {"causal", K_BOOL, 0, 0},
-    [AX_CHUNK] = {"chunk", K_INT, 0, 0},
-    [AX_EPS] = {"eps", K_REAL, 0, 1},
-    [AX_T] = {"T", K_INT, 1, 0},
-    [AX_D] = {"d", K_INT, 1, 0},
-    [AX_DV] = {"dv", K_INT, 1, 0},
-    [AX_BATCH] = {"batch", K_INT, 1, 0},
-    [AX_HEADS] = {"heads", K_INT, 1, 0},
-    [AX_THREADS] = {"threads", K_INT, 1, 0},
-    [AX_SIGMA] = {"sigma", K_REAL, 0, 0},
-    [AX_NORM] = {"norm", K_REAL, 0, 0},
-    [AX_LAYER] = {"layer", K_INT, 0, 0},
-    [AX_HEAD] = {"head", K_HEAD, 0, 0},
+    [AX_KERNEL] = {"kernel", K_KERNEL, 0, 0, 0},
+    [AX_MAP] = {"map", K_MAP, 0, 0, 0},
+    [AX_M] = {"m", K_INT, 1, 0, MAX_M},
+    [AX_DRAW] = {"draw", K_DRAW, 0, 0, 0},
+    [AX_A] = {"A", K_A, 0, 0, 0},
+    [AX_CAUSAL] = {"causal", K_BOOL, 0, 0, 0},
+    [AX_CHUNK] = {"chunk", K_INT, 0, 0, MAX_T},
+    [AX_EPS] = {"eps", K_REAL, 0, 1, 0},
+    [AX_T] = {"T", K_INT, 1, 0, MAX_T},
+    [AX_D] = {"d", K_INT, 1, 0, MAX_DIM},
+    [AX_DV] = {"dv", K_INT, 1, 0, MAX_DIM},
+    [AX_BATCH] = {"batch", K_INT, 1, 0, MAX_BATCH_HEADS},
+    [AX_HEADS] = {"heads", K_INT, 1, 0, MAX_BATCH_HEADS},
+    [AX_THREADS] = {"threads", K_INT, 1, 0, MAX_THREADS},
+    [AX_SIGMA] = {"sigma", K_REAL, 0, 0, 0},
+    [AX_NORM] = {"norm", K_REAL, 0, 0, 0},
+    [AX_LAYER] = {"layer", K_INT, 0, 0, MAX_LAYER_HEAD},
+    [AX_HEAD] = {"head", K_HEAD, 0, 0, MAX_LAYER_HEAD},
 };
 
 static const char *const axis_names[] = {
@@ -338,8 +353,7 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
     long long iv;
     switch (def->kind) {
     case K_INT:
-        /* Threads as on the command line (1..1024): more would only end in libgomp aborting. */
-        st = ly_int(y, n, fb, what, def->lo, def == &ax_defs[AX_THREADS] ? 1024 : INT_MAX, &iv);
+        st = ly_int(y, n, fb, what, def->lo, def->hi, &iv);
         out->i = iv;
         return st;
     case K_REAL:
@@ -371,7 +385,7 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->i = -1;
             return LA_OK;
         }
-        st = ly_int(y, n, fb, "'head' (an integer or all)", 0, INT_MAX, &iv);
+        st = ly_int(y, n, fb, "'head' (an integer or all)", 0, def->hi, &iv);
         out->i = iv;
         return st;
     default:
@@ -780,13 +794,17 @@ static int parse_measure(struct loader *L, struct fy_node *key, struct fy_node *
             st = ly_bool(y, p.vnode, p.knode, what, &c->measure_error);
         } else if (!strcmp(p.key, "time_budget_s")) {
             st = ly_real(y, p.vnode, p.knode, what, &c->time_budget_s);
-            if (st == LA_OK && !(c->time_budget_s > 0 && c->time_budget_s <= 86400))
+            if (st == LA_OK && !(c->time_budget_s > 0 && c->time_budget_s <= MAX_TIME_BUDGET_S))
                 st = LY_FAIL(y, p.vnode, p.knode, LA_EINVAL,
-                             "'time_budget_s' must be > 0 and at most 86400, got %g",
-                             c->time_budget_s);
+                             "'time_budget_s' must be > 0 and at most %.0f, got %g",
+                             MAX_TIME_BUDGET_S, c->time_budget_s);
         } else {
             long long lo = !strcmp(p.key, "min_repeats") || !strcmp(p.key, "max_ref_rows");
-            st = ly_int(y, p.vnode, p.knode, what, lo, INT_MAX, &v);
+            long long hi = !strcmp(p.key, "min_repeats")    ? MAX_REPEATS
+                           : !strcmp(p.key, "warmup")       ? MAX_WARMUP
+                           : !strcmp(p.key, "kernel_pairs") ? MAX_KERNEL_PAIRS
+                                                            : MAX_T;
+            st = ly_int(y, p.vnode, p.knode, what, lo, hi, &v);
             if (st == LA_OK) {
                 if (!strcmp(p.key, "min_repeats"))
                     c->min_repeats = (int)v;
@@ -1483,6 +1501,15 @@ static int expand(struct loader *L)
             if (!keep) {
                 e->n_dropped++;
                 continue;
+            }
+            const double bytes = la_cell_bytes(cell);
+            if (bytes > MAX_CELL_BYTES) {
+                st = LY_FAIL(y, v[AX_T] ? v[AX_T]->node : NULL, where, LA_EINVAL,
+                             "the cell %s T=%d d=%d dv=%d m=%d batch=%d heads=%d would need "
+                             "%.1f GiB, more than the %.0f GiB one cell may use",
+                             cell->kernel, cell->T, cell->d, cell->dv, cell->m, cell->batch,
+                             cell->heads, bytes / 1073741824.0, MAX_CELL_BYTES / 1073741824.0);
+                goto done;
             }
             if (e->ncells == cap) {
                 size_t nc = cap ? cap * 2 : 64;

@@ -2,8 +2,9 @@
  *
  * The schema is documented key by key in experiments/README.md.  Validation is strict and
  * happens before anything runs: a YAML syntax error, an unknown key (with "did you mean"), a
- * wrong type, an empty or negative axis, an unknown map or kernel, a missing weights or data
- * file: each a one-line error "FILE:LINE:COL: message" (LA_EINVAL/LA_ENAME/LA_EIO), exit code 2.
+ * wrong type, an empty or negative axis, a count over its upper bound (never clamped), an
+ * unknown map or kernel, a missing weights or data file: each a one-line error
+ * "FILE:LINE:COL: message" (LA_EINVAL/LA_ENAME/LA_EIO), exit code 2.
  * Cell seeds derive from the experiment seed and the cell key, so a cell's data and draws do
  * not depend on its position in the grid or on which process runs it.
  */

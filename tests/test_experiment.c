@@ -119,6 +119,72 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- upper bounds of the counts ------------------------------------------------------- */
+
+/* Every count has an upper bound: the bound itself loads, one more is refused at the value's
+ * line:column with the allowed range in the message. */
+static void test_bounds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fmt; /* one %lld: the value, on line 1 */
+        long long lo, hi;
+        int accept_hi; /* 0: the bound alone cannot load (layer/head need an h5 file) */
+    } b[] = {
+        {"sweep: {T: %lld}\n", 1, 16777216, 1},
+        {"sweep: {d: %lld}\n", 1, 16384, 1},
+        {"sweep: {dv: %lld}\n", 1, 16384, 1},
+        {"sweep: {map: prf, m: %lld}\n", 1, 1048576, 1},
+        {"maps: {prf: {m: %lld}}\nsweep: {map: prf}\n", 1, 1048576, 1},
+        {"sweep: {batch: %lld}\n", 1, 65536, 1},
+        {"sweep: {heads: %lld}\n", 1, 65536, 1},
+        {"sweep: {threads: %lld}\n", 1, 1024, 1},
+        {"sweep: {kernel: linear_causal_chunked, causal: true, chunk: %lld}\n", 0, 16777216, 1},
+        {"sweep: {layer: %lld}\n", 0, 65535, 0},
+        {"sweep: {head: %lld}\n", 0, 65535, 0},
+        {"trials: %lld\n", 1, 100000, 1},
+        {"measure: {min_repeats: %lld}\n", 1, 1000, 1},
+        {"measure: {warmup: %lld}\n", 0, 1000, 1},
+        {"measure: {max_ref_rows: %lld}\n", 1, 16777216, 1},
+        {"measure: {kl_rows: %lld}\n", 0, 16777216, 1},
+        {"measure: {kernel_pairs: %lld}\n", 0, 1048576, 1},
+        {"sweep: {T: {from: 1, to: %lld, factor: 4096}}\n", 1, 16777216, 1},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        char text[256], want[160], what[32];
+        const int col = (int)(strstr(b[i].fmt, "%lld") - b[i].fmt) + 1;
+        if (b[i].accept_hi) {
+            snprintf(text, sizeof text, b[i].fmt, b[i].hi);
+            struct la_experiment *e = load_ok(text);
+            la_experiment_free(e);
+        }
+        snprintf(text, sizeof text, b[i].fmt, b[i].hi + 1);
+        /* The name in the message: the word before ": %lld" (or 'to' of a range: its axis). */
+        const char *at = strstr(b[i].fmt, ": %lld");
+        const char *w = at;
+        while (w > b[i].fmt && w[-1] != ' ' && w[-1] != '{')
+            w--;
+        snprintf(what, sizeof what, "%.*s", (int)(at - w), w);
+        if (!strcmp(what, "to"))
+            snprintf(what, sizeof what, "T");
+        snprintf(want, sizeof want, "'%s'%s must be in %lld..%lld, got %lld", what,
+                 !strcmp(what, "head") ? " (an integer or all)" : "", b[i].lo, b[i].hi,
+                 b[i].hi + 1);
+        expect_error(text, LA_EINVAL, 1, col, want);
+    }
+    /* time_budget_s: a real, bounded at one day. */
+    struct la_experiment *e = load_ok("measure: {time_budget_s: 86400}\n");
+    la_experiment_free(e);
+    expect_error("measure: {time_budget_s: 86400.5}\n", LA_EINVAL, 1, 26,
+                 "'time_budget_s' must be > 0 and at most 86400, got 86400.5");
+    /* One cell's estimated memory is bounded too: each axis at its bound alone loads (above),
+     * together they are refused at the T value. */
+    e = load_ok("sweep: {T: 16777216, d: 512}\n");
+    la_experiment_free(e);
+    expect_error("sweep: {T: [64, 16777216], d: 16384}\n", LA_EINVAL, 1, 17,
+                 "more than the 1024 GiB one cell may use");
+}
+
 /* ---- defaults ------------------------------------------------------------------------- */
 
 static void test_defaults(void **state)
@@ -292,14 +358,16 @@ static void test_wrong_types(void **state)
     expect_error("sweep: {eps: .inf}\n", LA_EINVAL, 1, 14, "expected a number");
     expect_error("seed: -1\n", LA_EINVAL, 1, 7, "'seed': expected a non-negative integer");
     expect_error("seed: 18446744073709551616\n", LA_EINVAL, 1, 7, "'seed'");
-    expect_error("trials: 0\n", LA_EINVAL, 1, 9, "'trials' must be >= 1, got 0");
+    expect_error("trials: 0\n", LA_EINVAL, 1, 9, "'trials' must be in 1..100000, got 0");
     expect_error("name: [a]\n", LA_EINVAL, 1, 8, "'name': expected a string, got a list");
     expect_error("name: a/b\n", LA_EINVAL, 1, 7, "'name' 'a/b' must be letters");
     expect_error("description: {a: 1}\n", LA_EINVAL, 1, 15, "'description' must be text");
     expect_error("measure: {time: 1}\n", LA_EINVAL, 1, 17, "'time': expected true or false");
     expect_error("measure: {time_budget_s: 0}\n", LA_EINVAL, 1, 26, "'time_budget_s' must be > 0");
-    expect_error("measure: {min_repeats: 0}\n", LA_EINVAL, 1, 24, "'min_repeats' must be >= 1");
-    expect_error("measure: {warmup: -1}\n", LA_EINVAL, 1, 19, "'warmup' must be >= 0");
+    expect_error("measure: {min_repeats: 0}\n", LA_EINVAL, 1, 24,
+                 "'min_repeats' must be in 1..1000, got 0");
+    expect_error("measure: {warmup: -1}\n", LA_EINVAL, 1, 19,
+                 "'warmup' must be in 0..1000, got -1");
     expect_error("measure: {time: false, error: false}\n", LA_EINVAL, 1, 11, "nothing would be");
     expect_error("data: {source: gausian}\n", LA_ENAME, 1, 16,
                  "unknown data source 'gausian' (did you mean 'gaussian'?); valid sources: "
@@ -318,16 +386,18 @@ static void test_bad_values(void **state)
     (void)state;
     expect_error("sweep: {T: []}\n", LA_EINVAL, 1, 9, "'T' is an empty list");
     expect_error("sweep:\n  kernel: []\n", LA_EINVAL, 2, 3, "'kernel' is an empty list");
-    expect_error("sweep: {T: 0}\n", LA_EINVAL, 1, 12, "'T' must be >= 1, got 0");
-    expect_error("sweep: {T: [64, -128]}\n", LA_EINVAL, 1, 17, "'T' must be >= 1, got -128");
-    expect_error("sweep: {d: 0}\n", LA_EINVAL, 1, 12, "'d' must be >= 1");
-    expect_error("sweep: {dv: -1}\n", LA_EINVAL, 1, 13, "'dv' must be >= 1");
-    expect_error("sweep: {m: 0}\n", LA_EINVAL, 1, 12, "'m' must be >= 1");
-    expect_error("sweep: {heads: 0}\n", LA_EINVAL, 1, 16, "'heads' must be >= 1");
-    expect_error("sweep: {batch: -3}\n", LA_EINVAL, 1, 16, "'batch' must be >= 1");
-    expect_error("sweep: {threads: 0}\n", LA_EINVAL, 1, 18, "'threads' must be >= 1");
-    expect_error("sweep: {chunk: -1}\n", LA_EINVAL, 1, 16, "'chunk' must be >= 0");
-    expect_error("sweep: {T: 99999999999}\n", LA_EINVAL, 1, 12, "'T' must be <=");
+    expect_error("sweep: {T: 0}\n", LA_EINVAL, 1, 12, "'T' must be in 1..16777216, got 0");
+    expect_error("sweep: {T: [64, -128]}\n", LA_EINVAL, 1, 17,
+                 "'T' must be in 1..16777216, got -128");
+    expect_error("sweep: {d: 0}\n", LA_EINVAL, 1, 12, "'d' must be in 1..16384");
+    expect_error("sweep: {dv: -1}\n", LA_EINVAL, 1, 13, "'dv' must be in 1..16384");
+    expect_error("sweep: {m: 0}\n", LA_EINVAL, 1, 12, "'m' must be in 1..1048576");
+    expect_error("sweep: {heads: 0}\n", LA_EINVAL, 1, 16, "'heads' must be in 1..65536");
+    expect_error("sweep: {batch: -3}\n", LA_EINVAL, 1, 16, "'batch' must be in 1..65536");
+    expect_error("sweep: {threads: 0}\n", LA_EINVAL, 1, 18, "'threads' must be in 1..1024");
+    expect_error("sweep: {chunk: -1}\n", LA_EINVAL, 1, 16, "'chunk' must be in 0..16777216");
+    expect_error("sweep: {T: 99999999999}\n", LA_EINVAL, 1, 12,
+                 "'T' must be in 1..16777216, got 99999999999");
     expect_error("sweep: {sigma: 0}\n", LA_EINVAL, 1, 16, "'sigma' must be > 0, got 0");
     expect_error("data: {source: sphere}\nsweep: {norm: -1}\n", LA_EINVAL, 2, 15,
                  "'norm' must be > 0");
@@ -367,7 +437,7 @@ static void test_ranges(void **state)
                  "a geometric range of 'chunk' needs from > 0");
     expect_error("sweep: {A: {from: auto, to: 0, step: 0.1}}\n", LA_EINVAL, 1, 19,
                  "a range of 'A' takes numbers");
-    expect_error("sweep: {T: {from: 0, to: 8, step: 1}}\n", LA_EINVAL, 1, 19, "'T' must be >= 1");
+    expect_error("sweep: {T: {from: 0, to: 8, step: 1}}\n", LA_EINVAL, 1, 19, "'T' must be in 1..16777216");
 }
 
 static void test_names(void **state)
@@ -758,7 +828,7 @@ static void test_exclude_only(void **state)
     expect_error("exclude: [{map: {gt: 3}}]\n", LA_EINVAL, 1, 18,
                  "comparisons apply to numeric axes; 'map' is not one");
     expect_error("exclude: [{T: {gt: abc}}]\n", LA_EINVAL, 1, 20, "'gt' of 'T': expected a number");
-    expect_error("exclude: [{T: 0}]\n", LA_EINVAL, 1, 15, "'T' must be >= 1");
+    expect_error("exclude: [{T: 0}]\n", LA_EINVAL, 1, 15, "'T' must be in 1..16777216");
     expect_error("only: [{d: []}]\n", LA_EINVAL, 1, 9, "'d' is an empty list");
 }
 
@@ -872,7 +942,7 @@ static void test_load_file(void **state)
     assert_int_equal(la_experiment_load(path, &e, &err), LA_EINVAL);
     assert_null(e);
     char want[600];
-    snprintf(want, sizeof want, "%s:2:11: 'T' must be >= 1, got 0", path);
+    snprintf(want, sizeof want, "%s:2:11: 'T' must be in 1..16777216, got 0", path);
     assert_string_equal(err.msg, want);
 
     snprintf(path, sizeof path, "%s/missing.yaml", g_dir);
@@ -922,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_run_order_and_estimates),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_examples),
+        cmocka_unit_test(test_bounds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
