@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <hdf5.h>
+#include <nettle/sha2.h>
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
@@ -1826,6 +1827,102 @@ void la_experiment_free(struct la_experiment *e)
     free(e->cells);
     free(e->text);
     free(e);
+}
+
+/* ---- the cell context ------------------------------------------------------------------ */
+
+/* "sha256:HEX" of a file's content. */
+static int file_sha256(const char *path, char out[8 + 2 * SHA256_DIGEST_SIZE],
+                       struct la_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return LA_FAIL(err, LA_EIO, "cannot read input file '%s': %s", path, strerror(errno));
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    unsigned char *buf = malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory hashing '%s'", path);
+    }
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0)
+        sha256_update(&ctx, got, buf);
+    const int bad = ferror(f);
+    fclose(f);
+    free(buf);
+    if (bad)
+        return LA_FAIL(err, LA_EIO, "read error hashing input file '%s'", path);
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, sizeof d, d);
+    memcpy(out, "sha256:", 7);
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+    return LA_OK;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int la_experiment_context(const struct la_experiment *e, char **out, struct la_error *err)
+{
+    *out = NULL;
+    if (!e || !e->ncells)
+        return LA_FAIL(err, LA_EINVAL, "la_experiment_context: no cells");
+    const struct la_cell *c = &e->cells[0]; /* measure settings are the same in every cell */
+    char budget[32];
+    fmt_real(budget, sizeof budget, c->time_budget_s);
+    /* Input files, each once, sorted: "data_file:PATH" and "weights_file:PATH". */
+    const char **files = malloc(2 * e->ncells * sizeof *files);
+    char *s = NULL;
+    int st = LA_OK;
+    if (!files) {
+        st = LA_FAIL(err, LA_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t nf = 0, nd = 0;
+    for (size_t i = 0; i < e->ncells; i++) {
+        if (e->cells[i].data_path[0])
+            files[nf++] = e->cells[i].data_path;
+        if (e->cells[i].weights[0])
+            files[nf++] = e->cells[i].weights;
+    }
+    qsort(files, nf, sizeof *files, cmp_cstr);
+    for (size_t i = 0; i < nf; i++)
+        if (!i || strcmp(files[i], files[i - 1]))
+            files[nd++] = files[i];
+    const size_t cap = 1024 + nd * (LA_PATH_LEN + 96);
+    if (!(s = malloc(cap))) {
+        st = LA_FAIL(err, LA_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t len = (size_t)snprintf(
+        s, cap,
+        "seed=%llu\nmeasure.time=%d\nmeasure.error=%d\nmeasure.time_budget_s=%s\n"
+        "measure.min_repeats=%d\nmeasure.warmup=%d\nmeasure.max_ref_rows=%d\n"
+        "measure.kl_rows=%d\nmeasure.kernel_pairs=%d\n",
+        (unsigned long long)e->seed, c->measure_time, c->measure_error, budget, c->min_repeats,
+        c->warmup, c->max_ref_rows, c->kl_rows, c->kernel_pairs);
+    for (size_t i = 0; i < nd; i++) {
+        int is_data = 0;
+        for (size_t k = 0; k < e->ncells && !is_data; k++)
+            is_data = !strcmp(e->cells[k].data_path, files[i]);
+        char hash[8 + 2 * SHA256_DIGEST_SIZE];
+        if ((st = file_sha256(files[i], hash, err)) != LA_OK)
+            goto done;
+        len += (size_t)snprintf(s + len, cap - len, "%s_file:%s=%s\n",
+                                is_data ? "data" : "weights", files[i], hash);
+    }
+done:
+    free(files);
+    if (st != LA_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return LA_OK;
 }
 
 /* ---- estimates and the plan ------------------------------------------------------------- */

@@ -45,6 +45,14 @@ int la_experiment_load_string(const char *origin, const char *text, size_t len,
 
 void la_experiment_free(struct la_experiment *e); /* NULL is fine */
 
+/* The cell context (malloc'd text, one "name=value" per line): what a cell's result depends on
+ * beyond its key: the seed (cell seeds derive from it), every measure: setting, and the
+ * SHA-256 of every data and weights file the cells read ("data_file:PATH=sha256:HEX").  Equal
+ * contexts mean equal keys are the same measurement; the results file records it so a resume
+ * can tell an extended sweep from a changed one.  Reads (hashes) the input files: LA_EIO if
+ * one cannot be read. */
+int la_experiment_context(const struct la_experiment *e, char **out, struct la_error *err);
+
 /* Estimated nominal flops of one cell (kernel + feature map, all heads, one call) and bytes of
  * memory it needs (inputs, outputs, features, workspace, reference); for --dry-run and ETAs. */
 double la_cell_flops(const struct la_cell *c);
