@@ -2,8 +2,9 @@
  * provoked from a string (status, line:column and text of the one-line message), defaults,
  * grid expansion (ranges, lists, scalars, trials, collapse, merge, exclude/only, dropped
  * combinations), cell seeds independent of grid order, run order, HDF5 data and weights files,
- * output checks, and the estimates.  Files it needs are written into a fresh temporary
- * directory.  Run: make build/tests/test_experiment && build/tests/test_experiment
+ * output checks, the estimates, the upper bound of every count, the cell context, and the
+ * resume decision on a results file (la_results_resume_check and la_results_open agreeing).
+ * Files it needs are written into a fresh temporary directory.  Run: make build/tests/test_experiment && build/tests/test_experiment
  */
 #include "testutil.h"
 
@@ -14,6 +15,7 @@
 #include <hdf5.h>
 
 #include "../harness/experiment.h"
+#include "../harness/results.h"
 #include "../harness/sysinfo.h"
 #include "../kernels/attention.h"
 
@@ -117,6 +119,136 @@ static int teardown(void **state)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the cell context and the resume decision ----------------------------------------- */
+
+/* la_experiment_context: the seed, every measure setting, and a content hash per data file. */
+static void test_cell_context(void **state)
+{
+    (void)state;
+    char data[300], text[600];
+    snprintf(data, sizeof data, "%s/ctx.h5", g_dir);
+    write_h5(data, 1, 2, 16, 8);
+    snprintf(text, sizeof text,
+             "seed: 9\ndata: {source: h5, path: %s}\nmeasure: {kl_rows: 5}\n# a comment\n", data);
+    struct la_experiment *e = load_ok(text);
+    struct la_error err;
+    char *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    assert_int_equal(la_experiment_context(e, &c1, &err), LA_OK);
+    assert_non_null(strstr(c1, "seed=9\n"));
+    assert_non_null(strstr(c1, "measure.kl_rows=5\n"));
+    assert_non_null(strstr(c1, "measure.kernel_pairs=2048\n"));
+    assert_non_null(strstr(c1, "measure.time_budget_s=0.2\n"));
+    char want[400];
+    snprintf(want, sizeof want, "data_file:%s=sha256:", data);
+    const char *h = strstr(c1, want);
+    assert_non_null(h);
+    h += strlen(want);
+    assert_int_equal(strspn(h, "0123456789abcdef"), 64);
+    la_experiment_free(e);
+    /* The same settings written differently (defaults spelt out, no comment): the same. */
+    snprintf(text, sizeof text,
+             "seed: 9\ndata: {source: h5, path: %s}\nmeasure: {kl_rows: 5, warmup: 1}\n", data);
+    e = load_ok(text);
+    assert_int_equal(la_experiment_context(e, &c2, &err), LA_OK);
+    assert_string_equal(c1, c2);
+    /* One byte of the file changed: another hash. */
+    assert_int_equal(la_experiment_context(e, &c3, &err), LA_OK);
+    assert_string_equal(c1, c3);
+    la_experiment_free(e);
+    FILE *f = fopen(data, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, -1, SEEK_END), 0);
+    int last = fgetc(f);
+    assert_int_equal(fseek(f, -1, SEEK_END), 0);
+    assert_int_equal(fputc(last ^ 1, f), last ^ 1);
+    assert_int_equal(fclose(f), 0);
+    char *c4 = NULL;
+    e = load_ok(text);
+    assert_int_equal(la_experiment_context(e, &c4, &err), LA_OK);
+    assert_string_not_equal(c3, c4);
+    la_experiment_free(e);
+    free(c1), free(c2), free(c3), free(c4);
+}
+
+/* The verdict of la_results_resume_check (for --dry-run) and what la_results_open does must
+ * be the same; expect that status (and, when not OK, a message with needle) from both. */
+static void expect_resume(const char *path, const char *text, const char *ctx, int status,
+                          const char *needle, int add_text)
+{
+    struct la_provenance p = {"resume", text, 1, 1, 1, ctx};
+    struct la_resume v;
+    struct la_error e1, e2;
+    la_error_clear(&e1);
+    la_error_clear(&e2);
+    const int st1 = la_results_resume_check(path, &p, &v, &e1);
+    if (st1 != status || (status != LA_OK && !strstr(e1.msg, needle)) ||
+        (status == LA_OK && v.add_text != add_text))
+        fail_msg("check of '%s': expected %s '%s' (add_text %d), got %s '%s' (add_text %d)",
+                 text, la_status_name(status), needle ? needle : "", add_text,
+                 la_status_name(st1), e1.msg, v.add_text);
+    struct la_results *r = NULL;
+    const int st2 = la_results_open(path, &p, 0, &r, &e2);
+    la_results_close(r);
+    if (st2 != st1 || strcmp(e1.msg, e2.msg))
+        fail_msg("open of '%s' disagrees with the check: %s '%s' vs %s '%s'", text,
+                 la_status_name(st2), e2.msg, la_status_name(st1), e1.msg);
+}
+
+static void test_resume_decision(void **state)
+{
+    (void)state;
+    char old[300], path[300], buf[256];
+    struct la_error err;
+    struct la_results *r = NULL;
+    /* A file without a cell context (as older builds wrote): only its own text resumes it. */
+    snprintf(old, sizeof old, "%s/old.h5", g_dir);
+    struct la_provenance p0 = {"resume", "a", 1, 1, 1, NULL};
+    assert_int_equal(la_results_open(old, &p0, 0, &r, &err), LA_OK);
+    la_results_close(r);
+    expect_resume(old, "a", "seed=1\n", LA_OK, NULL, 0);
+    expect_resume(old, "b", "seed=1\n", LA_EINVAL, "records no cell context", 0);
+    expect_resume(old, "b", NULL, LA_EINVAL, "records no cell context", 0);
+
+    snprintf(path, sizeof path, "%s/ctx-results.h5", g_dir);
+    const char *ctx = "seed=1\nmeasure.kl_rows=8\n";
+    struct la_provenance p1 = {"resume", "a", 1, 1, 1, ctx};
+    assert_int_equal(la_results_open(path, &p1, 0, &r, &err), LA_OK);
+    la_results_close(r);
+    assert_int_equal(la_results_attr(path, "cell_context", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, ctx);
+    expect_resume(path, "a", ctx, LA_OK, NULL, 0);
+    /* Another text, the same context: resumes and records the text. */
+    expect_resume(path, "b", ctx, LA_OK, NULL, 1);
+    assert_int_equal(la_results_attr(path, "experiment_text", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "a");
+    assert_int_equal(la_results_attr(path, "experiment_text_2", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "b");
+    assert_int_equal(la_results_attr(path, "text_count", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "2");
+    expect_resume(path, "b", ctx, LA_OK, NULL, 0); /* recorded once */
+    /* Changed settings: refused, each named with its old and new value. */
+    expect_resume(path, "c", "seed=2\nmeasure.kl_rows=9\n", LA_EINVAL,
+                  "seed 1 -> 2, measure.kl_rows 8 -> 9; use --fresh", 0);
+    expect_resume(path, "a", "seed=2\nmeasure.kl_rows=8\n", LA_EINVAL, "seed 1 -> 2", 0);
+    /* An input file only the new cells read: resumes, and the context keeps it from then on. */
+    expect_resume(path, "d", "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:00\n", LA_OK,
+                  NULL, 1);
+    assert_int_equal(la_results_attr(path, "cell_context", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:00\n");
+    assert_int_equal(la_results_attr(path, "text_count", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "3");
+    expect_resume(path, "e", "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:11\n",
+                  LA_EINVAL, "weights_file:w.h5 sha256:00 -> sha256:11", 0);
+    /* A caller that knows no context: only a text the file holds. */
+    expect_resume(path, "d", NULL, LA_OK, NULL, 0);
+    expect_resume(path, "f", NULL, LA_EINVAL, "different experiment text", 0);
+    /* No file yet: a new one. */
+    struct la_resume v;
+    snprintf(path, sizeof path, "%s/none.h5", g_dir);
+    assert_int_equal(la_results_resume_check(path, &p1, &v, &err), LA_OK);
+    assert_int_equal(v.exists, 0);
 }
 
 /* ---- upper bounds of the counts ------------------------------------------------------- */
@@ -993,6 +1125,8 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_examples),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_cell_context),
+        cmocka_unit_test(test_resume_decision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
