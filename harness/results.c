@@ -18,7 +18,10 @@
  * compares the two and, when the .h5 is damaged, behind, or disagrees, rebuilds it from the
  * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.
  * A file without a journal (deleted, or copied alone) is adopted: the journal is regenerated
- * from it.  Creation is atomic too (tmp file + rename).
+ * from it.  Creation is atomic too (tmp file + rename).  Whether an existing file may be
+ * resumed is decided in one place (resume_verdict: its experiment texts and cell_context
+ * against the caller's), used by la_results_open and by la_results_resume_check (--dry-run);
+ * a resume that adds a text or context entries rebuilds the .h5 with them, then the journal.
  * Readers (la_results_read, la_results_attr*) use the .h5 and fall back to the journal when
  * the .h5 does not read; they skip fill-value rows (status LA_ROW_EMPTY).
  *
