@@ -2,14 +2,18 @@
  * per cell appended (and flushed) to the results file as it finishes.
  *
  * Resume: cells whose key already has an OK row in the file are skipped, so rerunning the same
- * command after a crash, a kill -9 or Ctrl-C finishes the sweep; failed rows are retried.  The
- * file must have been written from the same experiment text (else --fresh).
+ * command after a crash, a kill -9 or Ctrl-C finishes the sweep; failed rows are retried.  An
+ * extended experiment (more values, cells, comments) resumes the file too, when its cell
+ * context (la_experiment_context: seed, measure settings, input file hashes) agrees with the
+ * file's; otherwise la_results_open refuses it (--fresh starts over).  --dry-run prints the
+ * verdict of the same decision (la_results_resume_check) and exits 2 where run would refuse.
  * Exit codes: 0 every cell ok; 1 some cell failed (its row has status FAILED and the reason), or
  * the file could not be written mid-run; 2 bad input (bad arguments, an invalid experiment, an
  * output that cannot be opened) — nothing is written then.  128 + signal after SIGINT/SIGTERM.
  * Output: progress line on stderr only when stderr is a terminal and not --quiet; failed cells
  * and errors on stderr; one summary line on stdout.
- * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/test_runner.c (the runner).
+ * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/sweep_extend.sh (extending a
+ * finished sweep, refusals, --dry-run agreeing with run), tests/test_runner.c (the runner).
  */
 #include <errno.h>
 #include <signal.h>
@@ -37,8 +41,10 @@ static const char run_help[] =
     "each cell finishes.  Rerunning resumes: cells already done are skipped, failed ones retried.\n"
     "\n"
     "  -o, --output OUT.h5  results file\n"
-    "  --fresh              start OUT.h5 over (needed when the experiment text has changed)\n"
-    "  --dry-run            print the plan (cells, estimated flops and memory) and exit\n"
+    "  --fresh              start OUT.h5 over (needed when the experiment changes what its\n"
+    "                       existing cells mean: seed, measure settings, input files)\n"
+    "  --dry-run            print the plan (cells, estimated flops and memory) and what run\n"
+    "                       would do with OUT.h5, and exit (2 where run would refuse it)\n"
     "  --threads N          run every cell with N threads, whatever the experiment says\n"
     "  --quiet              no progress line (it is shown only when stderr is a terminal)\n"
     "  --share-nodes        MPI: let timing cells share a node with other cells (default: a\n"
@@ -306,13 +312,40 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         la_experiment_free(e);
         return 0;
     }
-    if (o.dry_run) {
-        la_experiment_print_plan(e, stdout);
-        const size_t done = count_done(out, e);
-        printf("output %s: %zu of %zu cells already done (would be skipped)\n", out, done,
-               e->ncells);
+    /* What the cells' results depend on beyond their keys (rank 0 writes the file). */
+    char *context = NULL;
+    if (rank == 0 && la_experiment_context(e, &context, &err) != LA_OK) {
+        fprintf(stderr, "linattn run: %s\n", err.msg);
+        if (nranks > 1 && !o.dry_run)
+            la_mpi_bcast_int(0);
         la_experiment_free(e);
-        return 0;
+        return 2;
+    }
+    struct la_provenance prov = {e->name, e->text, e->seed, threads_max, nranks, context};
+    if (o.dry_run) {
+        /* The verdict run would reach on this file (la_results_open decides the same way). */
+        la_experiment_print_plan(e, stdout);
+        struct la_resume v = {0};
+        const int st = o.fresh ? LA_OK : la_results_resume_check(out, &prov, &v, &err);
+        int rc = 0;
+        if (st != LA_OK) {
+            printf("output %s: run would refuse it: %s\n", out, err.msg);
+            rc = 2;
+        } else if (!v.exists) {
+            printf("output %s: %s; %zu cells to run\n", out,
+                   o.fresh ? "--fresh: would start it over" : "a new file", e->ncells);
+        } else {
+            const size_t done = count_done(out, e);
+            printf("output %s: %zu of %zu cells already done (would be skipped), %zu to run\n",
+                   out, done, e->ncells, e->ncells - done);
+            if (v.add_text)
+                printf("output %s: this experiment text would be recorded as "
+                       "experiment_text_%d\n",
+                       out, v.ntexts + 1);
+        }
+        free(context);
+        la_experiment_free(e);
+        return rc;
     }
 
     if (rank > 0) {
@@ -326,9 +359,11 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         return rc;
     }
     make_parents(out);
-    struct la_provenance prov = {e->name, e->text, e->seed, threads_max, nranks};
     struct la_results *res = NULL;
-    if (la_results_open(out, &prov, o.fresh, &res, &err) != LA_OK) {
+    const int open_st = la_results_open(out, &prov, o.fresh, &res, &err);
+    free(context);
+    prov.cell_context = NULL;
+    if (open_st != LA_OK) {
         fprintf(stderr, "linattn run: %s\n", err.msg);
         if (nranks > 1)
             la_mpi_bcast_int(0);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <hdf5.h>
+#include <nettle/sha2.h>
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
@@ -39,6 +40,20 @@
 
 #define MAX_CELLS 100000 /* combinations × trials an experiment may expand to */
 #define MAX_FILE_BYTES (4 << 20)
+
+/* Upper bounds of the counts (experiments/README.md, "Bounds", gives the reasons).  A value
+ * over its bound is refused with its position, never clamped. */
+#define MAX_T (1 << 24)          /* T; also max_ref_rows, kl_rows and chunk (at most T rows) */
+#define MAX_DIM (1 << 14)        /* d, dv */
+#define MAX_M (1 << 20)          /* m: taylor2's 1 + d + d² at d = 1023 still fits */
+#define MAX_BATCH_HEADS (1 << 16) /* batch, heads */
+#define MAX_THREADS 1024         /* as --threads: more only ends in libgomp aborting */
+#define MAX_LAYER_HEAD 65535     /* layer, head of an h5 data file (checked against it too) */
+#define MAX_REPEATS 1000         /* the timer keeps at most 1000 samples (timing.c) */
+#define MAX_WARMUP 1000
+#define MAX_KERNEL_PAIRS (1 << 20) /* the MSE's standard error is ~0.1 % of its spread here */
+#define MAX_TIME_BUDGET_S 86400.0  /* one day per cell */
+#define MAX_CELL_BYTES 1099511627776.0 /* 1 TiB: la_cell_bytes of one cell (one process) */
 
 /* Defaults of the axes that are not swept (see experiments/README.md). */
 #define DEFAULT_T 1024
@@ -86,27 +101,28 @@ struct ax_def {
     int kind;
     long long lo; /* K_INT, K_HEAD: smallest value */
     int closed;   /* K_REAL: 1 if 0 is allowed */
+    long long hi; /* K_INT, K_HEAD: largest value */
 };
 
 static const struct ax_def ax_defs[AX_COUNT] = {
-    [AX_KERNEL] = {"kernel", K_KERNEL, 0, 0},
-    [AX_MAP] = {"map", K_MAP, 0, 0},
-    [AX_M] = {"m", K_INT, 1, 0},
-    [AX_DRAW] = {"draw", K_DRAW, 0, 0},
-    [AX_A] = {"A", K_A, 0, 0},
-    [AX_CAUSAL] = {"causal", K_BOOL, 0, 0},
-    [AX_CHUNK] = {"chunk", K_INT, 0, 0},
-    [AX_EPS] = {"eps", K_REAL, 0, 1},
-    [AX_T] = {"T", K_INT, 1, 0},
-    [AX_D] = {"d", K_INT, 1, 0},
-    [AX_DV] = {"dv", K_INT, 1, 0},
-    [AX_BATCH] = {"batch", K_INT, 1, 0},
-    [AX_HEADS] = {"heads", K_INT, 1, 0},
-    [AX_THREADS] = {"threads", K_INT, 1, 0},
-    [AX_SIGMA] = {"sigma", K_REAL, 0, 0},
-    [AX_NORM] = {"norm", K_REAL, 0, 0},
-    [AX_LAYER] = {"layer", K_INT, 0, 0},
-    [AX_HEAD] = {"head", K_HEAD, 0, 0},
+    [AX_KERNEL] = {"kernel", K_KERNEL, 0, 0, 0},
+    [AX_MAP] = {"map", K_MAP, 0, 0, 0},
+    [AX_M] = {"m", K_INT, 1, 0, MAX_M},
+    [AX_DRAW] = {"draw", K_DRAW, 0, 0, 0},
+    [AX_A] = {"A", K_A, 0, 0, 0},
+    [AX_CAUSAL] = {"causal", K_BOOL, 0, 0, 0},
+    [AX_CHUNK] = {"chunk", K_INT, 0, 0, MAX_T},
+    [AX_EPS] = {"eps", K_REAL, 0, 1, 0},
+    [AX_T] = {"T", K_INT, 1, 0, MAX_T},
+    [AX_D] = {"d", K_INT, 1, 0, MAX_DIM},
+    [AX_DV] = {"dv", K_INT, 1, 0, MAX_DIM},
+    [AX_BATCH] = {"batch", K_INT, 1, 0, MAX_BATCH_HEADS},
+    [AX_HEADS] = {"heads", K_INT, 1, 0, MAX_BATCH_HEADS},
+    [AX_THREADS] = {"threads", K_INT, 1, 0, MAX_THREADS},
+    [AX_SIGMA] = {"sigma", K_REAL, 0, 0, 0},
+    [AX_NORM] = {"norm", K_REAL, 0, 0, 0},
+    [AX_LAYER] = {"layer", K_INT, 0, 0, MAX_LAYER_HEAD},
+    [AX_HEAD] = {"head", K_HEAD, 0, 0, MAX_LAYER_HEAD},
 };
 
 static const char *const axis_names[] = {
@@ -338,8 +354,7 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
     long long iv;
     switch (def->kind) {
     case K_INT:
-        /* Threads as on the command line (1..1024): more would only end in libgomp aborting. */
-        st = ly_int(y, n, fb, what, def->lo, def == &ax_defs[AX_THREADS] ? 1024 : INT_MAX, &iv);
+        st = ly_int(y, n, fb, what, def->lo, def->hi, &iv);
         out->i = iv;
         return st;
     case K_REAL:
@@ -371,7 +386,7 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->i = -1;
             return LA_OK;
         }
-        st = ly_int(y, n, fb, "'head' (an integer or all)", 0, INT_MAX, &iv);
+        st = ly_int(y, n, fb, "'head' (an integer or all)", 0, def->hi, &iv);
         out->i = iv;
         return st;
     default:
@@ -780,13 +795,17 @@ static int parse_measure(struct loader *L, struct fy_node *key, struct fy_node *
             st = ly_bool(y, p.vnode, p.knode, what, &c->measure_error);
         } else if (!strcmp(p.key, "time_budget_s")) {
             st = ly_real(y, p.vnode, p.knode, what, &c->time_budget_s);
-            if (st == LA_OK && !(c->time_budget_s > 0 && c->time_budget_s <= 86400))
+            if (st == LA_OK && !(c->time_budget_s > 0 && c->time_budget_s <= MAX_TIME_BUDGET_S))
                 st = LY_FAIL(y, p.vnode, p.knode, LA_EINVAL,
-                             "'time_budget_s' must be > 0 and at most 86400, got %g",
-                             c->time_budget_s);
+                             "'time_budget_s' must be > 0 and at most %.0f, got %g",
+                             MAX_TIME_BUDGET_S, c->time_budget_s);
         } else {
             long long lo = !strcmp(p.key, "min_repeats") || !strcmp(p.key, "max_ref_rows");
-            st = ly_int(y, p.vnode, p.knode, what, lo, INT_MAX, &v);
+            long long hi = !strcmp(p.key, "min_repeats")    ? MAX_REPEATS
+                           : !strcmp(p.key, "warmup")       ? MAX_WARMUP
+                           : !strcmp(p.key, "kernel_pairs") ? MAX_KERNEL_PAIRS
+                                                            : MAX_T;
+            st = ly_int(y, p.vnode, p.knode, what, lo, hi, &v);
             if (st == LA_OK) {
                 if (!strcmp(p.key, "min_repeats"))
                     c->min_repeats = (int)v;
@@ -1484,6 +1503,15 @@ static int expand(struct loader *L)
                 e->n_dropped++;
                 continue;
             }
+            const double bytes = la_cell_bytes(cell);
+            if (bytes > MAX_CELL_BYTES) {
+                st = LY_FAIL(y, v[AX_T] ? v[AX_T]->node : NULL, where, LA_EINVAL,
+                             "the cell %s T=%d d=%d dv=%d m=%d batch=%d heads=%d would need "
+                             "%.1f GiB, more than the %.0f GiB one cell may use",
+                             cell->kernel, cell->T, cell->d, cell->dv, cell->m, cell->batch,
+                             cell->heads, bytes / 1073741824.0, MAX_CELL_BYTES / 1073741824.0);
+                goto done;
+            }
             if (e->ncells == cap) {
                 size_t nc = cap ? cap * 2 : 64;
                 struct la_cell *ncl = realloc(cells, nc * sizeof *ncl);
@@ -1799,6 +1827,102 @@ void la_experiment_free(struct la_experiment *e)
     free(e->cells);
     free(e->text);
     free(e);
+}
+
+/* ---- the cell context ------------------------------------------------------------------ */
+
+/* "sha256:HEX" of a file's content. */
+static int file_sha256(const char *path, char out[8 + 2 * SHA256_DIGEST_SIZE],
+                       struct la_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return LA_FAIL(err, LA_EIO, "cannot read input file '%s': %s", path, strerror(errno));
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    unsigned char *buf = malloc(1 << 20);
+    if (!buf) {
+        fclose(f);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory hashing '%s'", path);
+    }
+    size_t got;
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0)
+        sha256_update(&ctx, got, buf);
+    const int bad = ferror(f);
+    fclose(f);
+    free(buf);
+    if (bad)
+        return LA_FAIL(err, LA_EIO, "read error hashing input file '%s'", path);
+    uint8_t d[SHA256_DIGEST_SIZE];
+    sha256_digest(&ctx, sizeof d, d);
+    memcpy(out, "sha256:", 7);
+    for (size_t i = 0; i < sizeof d; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+    return LA_OK;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int la_experiment_context(const struct la_experiment *e, char **out, struct la_error *err)
+{
+    *out = NULL;
+    if (!e || !e->ncells)
+        return LA_FAIL(err, LA_EINVAL, "la_experiment_context: no cells");
+    const struct la_cell *c = &e->cells[0]; /* measure settings are the same in every cell */
+    char budget[32];
+    fmt_real(budget, sizeof budget, c->time_budget_s);
+    /* Input files, each once, sorted: "data_file:PATH" and "weights_file:PATH". */
+    const char **files = malloc(2 * e->ncells * sizeof *files);
+    char *s = NULL;
+    int st = LA_OK;
+    if (!files) {
+        st = LA_FAIL(err, LA_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t nf = 0, nd = 0;
+    for (size_t i = 0; i < e->ncells; i++) {
+        if (e->cells[i].data_path[0])
+            files[nf++] = e->cells[i].data_path;
+        if (e->cells[i].weights[0])
+            files[nf++] = e->cells[i].weights;
+    }
+    qsort(files, nf, sizeof *files, cmp_cstr);
+    for (size_t i = 0; i < nf; i++)
+        if (!i || strcmp(files[i], files[i - 1]))
+            files[nd++] = files[i];
+    const size_t cap = 1024 + nd * (LA_PATH_LEN + 96);
+    if (!(s = malloc(cap))) {
+        st = LA_FAIL(err, LA_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t len = (size_t)snprintf(
+        s, cap,
+        "seed=%llu\nmeasure.time=%d\nmeasure.error=%d\nmeasure.time_budget_s=%s\n"
+        "measure.min_repeats=%d\nmeasure.warmup=%d\nmeasure.max_ref_rows=%d\n"
+        "measure.kl_rows=%d\nmeasure.kernel_pairs=%d\n",
+        (unsigned long long)e->seed, c->measure_time, c->measure_error, budget, c->min_repeats,
+        c->warmup, c->max_ref_rows, c->kl_rows, c->kernel_pairs);
+    for (size_t i = 0; i < nd; i++) {
+        int is_data = 0;
+        for (size_t k = 0; k < e->ncells && !is_data; k++)
+            is_data = !strcmp(e->cells[k].data_path, files[i]);
+        char hash[8 + 2 * SHA256_DIGEST_SIZE];
+        if ((st = file_sha256(files[i], hash, err)) != LA_OK)
+            goto done;
+        len += (size_t)snprintf(s + len, cap - len, "%s_file:%s=%s\n",
+                                is_data ? "data" : "weights", files[i], hash);
+    }
+done:
+    free(files);
+    if (st != LA_OK) {
+        free(s);
+        return st;
+    }
+    *out = s;
+    return LA_OK;
 }
 
 /* ---- estimates and the plan ------------------------------------------------------------- */

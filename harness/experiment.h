@@ -2,8 +2,9 @@
  *
  * The schema is documented key by key in experiments/README.md.  Validation is strict and
  * happens before anything runs: a YAML syntax error, an unknown key (with "did you mean"), a
- * wrong type, an empty or negative axis, an unknown map or kernel, a missing weights or data
- * file: each a one-line error "FILE:LINE:COL: message" (LA_EINVAL/LA_ENAME/LA_EIO), exit code 2.
+ * wrong type, an empty or negative axis, a count over its upper bound (never clamped), an
+ * unknown map or kernel, a missing weights or data file: each a one-line error
+ * "FILE:LINE:COL: message" (LA_EINVAL/LA_ENAME/LA_EIO), exit code 2.
  * Cell seeds derive from the experiment seed and the cell key, so a cell's data and draws do
  * not depend on its position in the grid or on which process runs it.
  */
@@ -43,6 +44,14 @@ int la_experiment_load_string(const char *origin, const char *text, size_t len,
                               struct la_experiment **out, struct la_error *err);
 
 void la_experiment_free(struct la_experiment *e); /* NULL is fine */
+
+/* The cell context (malloc'd text, one "name=value" per line): what a cell's result depends on
+ * beyond its key: the seed (cell seeds derive from it), every measure: setting, and the
+ * SHA-256 of every data and weights file the cells read ("data_file:PATH=sha256:HEX").  Equal
+ * contexts mean equal keys are the same measurement; the results file records it so a resume
+ * can tell an extended sweep from a changed one.  Reads (hashes) the input files: LA_EIO if
+ * one cannot be read. */
+int la_experiment_context(const struct la_experiment *e, char **out, struct la_error *err);
 
 /* Estimated nominal flops of one cell (kernel + feature map, all heads, one call) and bytes of
  * memory it needs (inputs, outputs, features, workspace, reference); for --dry-run and ETAs. */

@@ -461,10 +461,8 @@ int ly_int(const struct ly *y, struct fy_node *n, struct fy_node *fb, const char
                            ly_show(n, show, sizeof show));
         v = (long long)x;
     }
-    if (v < lo)
-        return LY_FAIL(y, n, fb, LA_EINVAL, "%s must be >= %lld, got %lld", what, lo, v);
-    if (v > hi)
-        return LY_FAIL(y, n, fb, LA_EINVAL, "%s must be <= %lld, got %lld", what, hi, v);
+    if (v < lo || v > hi)
+        return LY_FAIL(y, n, fb, LA_EINVAL, "%s must be in %lld..%lld, got %lld", what, lo, hi, v);
     *out = v;
     return LA_OK;
 }

@@ -76,7 +76,8 @@ int ly_check_keys(const struct ly *y, struct fy_node *m, const char *section,
 struct fy_node *ly_get(struct fy_node *m, const char *key, struct fy_node **knode);
 
 /* Typed reads of a scalar value; `what` names it in messages ("'T'", "'from' of 'T'").
- * Numbers and booleans must be plain (unquoted) scalars.  fallback: see ly_fail. */
+ * Numbers and booleans must be plain (unquoted) scalars.  fallback: see ly_fail.
+ * ly_int refuses a value outside lo..hi with "WHAT must be in LO..HI, got V". */
 int ly_int(const struct ly *y, struct fy_node *n, struct fy_node *fb, const char *what,
            long long lo, long long hi, long long *out);
 int ly_u64(const struct ly *y, struct fy_node *n, struct fy_node *fb, const char *what,

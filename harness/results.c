@@ -18,7 +18,10 @@
  * compares the two and, when the .h5 is damaged, behind, or disagrees, rebuilds it from the
  * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.
  * A file without a journal (deleted, or copied alone) is adopted: the journal is regenerated
- * from it.  Creation is atomic too (tmp file + rename).
+ * from it.  Creation is atomic too (tmp file + rename).  Whether an existing file may be
+ * resumed is decided in one place (resume_verdict: its experiment texts and cell_context
+ * against the caller's), used by la_results_open and by la_results_resume_check (--dry-run);
+ * a resume that adds a text or context entries rebuilds the .h5 with them, then the journal.
  * Readers (la_results_read, la_results_attr*) use the .h5 and fall back to the journal when
  * the .h5 does not read; they skip fill-value rows (status LA_ROW_EMPTY).
  *
@@ -102,7 +105,7 @@ const struct la_column *la_row_column(const char *name)
 static const char *const known_attrs[] = {
     "tool_version", "git_commit", "created_utc", "host", "cpu_model", "threads", "mpi_ranks", "blas",
     "blas_core", "compiler", "cflags", "vmath_isa", "experiment_name", "seed", ID_ATTR,
-    "experiment_text",
+    "experiment_text", "text_count", "cell_context",
 };
 #define N_KNOWN_ATTRS (sizeof known_attrs / sizeof known_attrs[0])
 
@@ -306,9 +309,50 @@ static int attrs_provenance(struct attr_set *set, const struct la_provenance *pr
         attrs_add_str(set, "experiment_name", prov->experiment_name) ||
         attrs_add(set, "seed", AK_U64, NULL, 0, 0, prov->seed, 0) ||
         attrs_add_str(set, ID_ATTR, id) ||
-        attrs_add_str(set, "experiment_text", prov->experiment_text))
+        attrs_add_str(set, "experiment_text", prov->experiment_text) ||
+        (prov->cell_context && attrs_add_str(set, "cell_context", prov->cell_context)))
         return -1;
     return 0;
+}
+
+/* A copy of every attribute of src appended to dst; 0 or -1 out of memory. */
+static int attrs_copy(struct attr_set *dst, const struct attr_set *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const struct attr *a = &src->a[i];
+        if (attrs_add(dst, a->name, a->kind, a->s, a->s ? strlen(a->s) : 0, a->i, a->u, a->f))
+            return -1;
+    }
+    return 0;
+}
+
+/* Sets string attribute name to s (replacing its value, or appending it). */
+static int attrs_set_str(struct attr_set *set, const char *name, const char *s)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (!strcmp(set->a[i].name, name)) {
+            char *v = strdup(s);
+            if (!v)
+                return -1;
+            free(set->a[i].s);
+            set->a[i].s = v;
+            set->a[i].kind = AK_STR;
+            return 0;
+        }
+    return attrs_add_str(set, name, s);
+}
+
+static int attrs_set_i32(struct attr_set *set, const char *name, int32_t v)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (!strcmp(set->a[i].name, name)) {
+            free(set->a[i].s);
+            set->a[i].s = NULL;
+            set->a[i].kind = AK_I32;
+            set->a[i].i = v;
+            return 0;
+        }
+    return attrs_add(set, name, AK_I32, NULL, 0, v, 0, 0);
 }
 
 /* ---- HDF5 types and property lists ---------------------------------------------------- */
@@ -1146,25 +1190,184 @@ static int h5_open_writer(struct la_results *r, struct la_error *err)
     return open_runs(r->file, r->path, &r->dset, &r->nrows, err);
 }
 
-static int text_matches(const struct attr_set *attrs, const struct la_provenance *prov,
-                        const char *path, struct la_error *err)
+/* ---- may an existing file be resumed? ----------------------------------------------- */
+
+/* One "name=value" line of a cell context (the value follows the line's last '='). */
+struct ctx_entry {
+    const char *name, *val;
+    size_t nlen, vlen;
+};
+
+/* Splits a context into its entries (pointers into text); the count, or -1 out of memory. */
+static long ctx_parse(const char *text, struct ctx_entry **out)
 {
+    size_t n = 0, cap = 0;
+    struct ctx_entry *e = NULL;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        const size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        const char *eq = NULL;
+        for (size_t i = 0; i < len; i++)
+            if (p[i] == '=')
+                eq = p + i;
+        if (len) {
+            if (n == cap) {
+                size_t ncap = cap ? 2 * cap : 32;
+                struct ctx_entry *ne = realloc(e, ncap * sizeof *ne);
+                if (!ne) {
+                    free(e);
+                    return -1;
+                }
+                e = ne;
+                cap = ncap;
+            }
+            e[n].name = p;
+            e[n].nlen = eq ? (size_t)(eq - p) : len;
+            e[n].val = eq ? eq + 1 : p + len;
+            e[n].vlen = eq ? (size_t)(p + len - eq - 1) : 0;
+            n++;
+        }
+        p += len + (nl != NULL);
+    }
+    *out = e;
+    return (long)n;
+}
+
+static const struct ctx_entry *ctx_find(const struct ctx_entry *e, long n, const char *name,
+                                        size_t nlen)
+{
+    for (long i = 0; i < n; i++)
+        if (e[i].nlen == nlen && !memcmp(e[i].name, name, nlen))
+            return &e[i];
+    return NULL;
+}
+
+/* A context value for a message: content hashes shortened to 12 hex digits. */
+static int ctx_show_len(const struct ctx_entry *e)
+{
+    return (int)(e->vlen > 19 && !strncmp(e->val, "sha256:", 7) ? 19 : e->vlen);
+}
+
+/* The resume decision, used by `run` (recover_and_open) and by `run --dry-run`
+ * (la_results_resume_check) alike.  attrs are the file's root attributes.  The file may be
+ * resumed when prov's experiment text is one of the file's texts and no context says
+ * otherwise, or when both carry a cell context (seed, measure settings, input file hashes:
+ * everything that gives a cell key its meaning) and every entry they share is equal; entries
+ * only in prov's are inputs of new cells.  When upd is given and the file must record a new
+ * text or new context entries, upd receives the file's attributes with them added. */
+static int resume_verdict(const struct attr_set *attrs, const struct la_provenance *prov,
+                          const char *path, struct la_resume *v, struct attr_set *upd,
+                          struct la_error *err)
+{
+    memset(v, 0, sizeof *v);
+    v->exists = 1;
     const struct attr *t = attrs_find(attrs, "experiment_text");
     if (!t || t->kind != AK_STR)
         return LA_FAIL(err, LA_EFORMAT,
                        "%s has no experiment_text (not a linattn results file?); use --fresh to "
                        "overwrite it",
                        path);
-    if (!strcmp(t->s, prov->experiment_text ? prov->experiment_text : ""))
-        return LA_OK;
+    const char *text = prov->experiment_text ? prov->experiment_text : "";
+    const struct attr *nt = attrs_find(attrs, "text_count");
+    int ntexts = 1;
+    if (nt && (nt->kind == AK_I32 || nt->kind == AK_I64) && nt->i > 1 && nt->i < 1000000)
+        ntexts = (int)nt->i;
+    int known = !strcmp(t->s, text);
+    for (int k = 2; !known && k <= ntexts; k++) {
+        char name[40];
+        snprintf(name, sizeof name, "experiment_text_%d", k);
+        const struct attr *a = attrs_find(attrs, name);
+        known = a && a->kind == AK_STR && !strcmp(a->s, text);
+    }
+    v->ntexts = ntexts;
     const struct attr *n = attrs_find(attrs, "experiment_name");
     char name[256] = "";
     if (n && n->kind == AK_STR)
         snprintf(name, sizeof name, " (experiment '%s')", n->s);
-    return LA_FAIL(err, LA_EINVAL,
-                   "%s holds results of a different experiment text%s; use --fresh to "
-                   "overwrite it, or choose another output file",
-                   path, name);
+    const struct attr *oc = attrs_find(attrs, "cell_context");
+    const char *octx = oc && oc->kind == AK_STR ? oc->s : NULL, *nctx = prov->cell_context;
+    if (!octx || !nctx) {
+        if (known)
+            return LA_OK;
+        if (!octx)
+            return LA_FAIL(err, LA_EINVAL,
+                           "%s holds results of a different experiment text%s and records no "
+                           "cell context (written by an older linattn), so whether its cells "
+                           "still mean the same cannot be checked; use --fresh to overwrite it, "
+                           "or choose another output file",
+                           path, name);
+        return LA_FAIL(err, LA_EINVAL,
+                       "%s holds results of a different experiment text%s; use --fresh to "
+                       "overwrite it, or choose another output file",
+                       path, name);
+    }
+    struct ctx_entry *oe = NULL, *ne = NULL;
+    long on = ctx_parse(octx, &oe), nn = on < 0 ? -1 : ctx_parse(nctx, &ne);
+    if (on < 0 || nn < 0) {
+        free(oe);
+        return LA_FAIL(err, LA_ENOMEM, "out of memory comparing the cell context of %s", path);
+    }
+    char diff[LA_ERRMSG_MAX];
+    size_t dl = 0;
+    int ndiff = 0, nnew = 0;
+    diff[0] = '\0';
+    for (long i = 0; i < nn; i++) {
+        const struct ctx_entry *o = ctx_find(oe, on, ne[i].name, ne[i].nlen);
+        if (!o) {
+            nnew++;
+            continue;
+        }
+        if (o->vlen == ne[i].vlen && !memcmp(o->val, ne[i].val, o->vlen))
+            continue;
+        ndiff++;
+        if (dl < sizeof diff - 1)
+            dl += (size_t)snprintf(diff + dl, sizeof diff - dl, "%s%.*s %.*s -> %.*s",
+                                   ndiff > 1 ? ", " : "", (int)ne[i].nlen, ne[i].name,
+                                   ctx_show_len(o), o->val, ctx_show_len(&ne[i]), ne[i].val);
+    }
+    int rc = LA_OK;
+    if (ndiff) {
+        rc = LA_FAIL(err, LA_EINVAL,
+                     "%s holds results%s whose cells this experiment would change: %s; use "
+                     "--fresh to start over, or choose another output file",
+                     path, name, diff);
+        goto done;
+    }
+    v->add_text = !known;
+    v->new_context = nnew;
+    if (!upd || (known && !nnew))
+        goto done;
+    /* The updated attributes: the new text numbered after the others, new context entries
+     * appended to the old ones (so later runs still check every input of every cell). */
+    size_t olen = strlen(octx);
+    struct buf m = {0};
+    buf_put(&m, octx, olen);
+    if (olen && octx[olen - 1] != '\n')
+        buf_put(&m, "\n", 1);
+    for (long i = 0; i < nn; i++)
+        if (!ctx_find(oe, on, ne[i].name, ne[i].nlen)) {
+            buf_put(&m, ne[i].name, (size_t)(ne[i].val - ne[i].name) + ne[i].vlen);
+            buf_put(&m, "\n", 1);
+        }
+    buf_put(&m, "", 1);
+    char tname[40];
+    snprintf(tname, sizeof tname, "experiment_text_%d", ntexts + 1);
+    if (m.oom || attrs_copy(upd, attrs) || attrs_set_str(upd, "cell_context", (char *)m.p) ||
+        (!known && (attrs_add_str(upd, tname, text) ||
+                    attrs_set_i32(upd, "text_count", ntexts + 1))))
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory updating the attributes of %s", path);
+    free(m.p);
+done:
+    free(oe);
+    free(ne);
+    return rc;
+}
+
+static int text_matches(const struct attr_set *attrs, const struct la_provenance *prov,
+                        const char *path, struct la_error *err)
+{
+    struct la_resume v;
+    return resume_verdict(attrs, prov, path, &v, NULL, err);
 }
 
 static int same_id(const struct attr_set *a, const struct attr_set *b)
@@ -1219,6 +1422,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
     struct journal j = {0};
     struct h5_content h = {0};
     struct attr_set newattrs = {0};
+    const struct attr_set *kept = NULL; /* the attributes of a resumed file */
     struct la_error h5err;
     int rc = LA_OK, h5_ok = 0, h5_exists = 0;
 
@@ -1263,6 +1467,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
                 goto done;
             rows = h.rows;
             n = h.n;
+            kept = &h.attrs;
         } else {
             if (!(h5_ok && h.n_empty == 0 && is_prefix(h.rows, h.n, j.rows, j.n))) {
                 /* Damaged, missing or disagreeing .h5: rebuilt from the journal. */
@@ -1277,6 +1482,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             r->jend = j.end;
             rows = j.rows;
             n = j.n;
+            kept = &j.attrs;
         }
     } else if (h5_ok) {
         if ((rc = text_matches(&h.attrs, prov, r->path, err)))
@@ -1298,6 +1504,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             goto done;
         rows = h.rows;
         n = h.n;
+        kept = &h.attrs;
     } else if (h5_exists) {
         rc = LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
                      "use --fresh to overwrite it", r->path, h5err.msg);
@@ -1314,6 +1521,19 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             goto done;
     }
 
+    /* A resume that records a new experiment text or new cell-context entries rewrites both
+     * files with the updated attributes and the same rows: the .h5 first (built aside and
+     * renamed), then the journal.  A crash between the two leaves a journal without them,
+     * and the next open updates both again. */
+    if (kept) {
+        struct la_resume v;
+        if ((rc = resume_verdict(kept, prov, r->path, &v, &newattrs, err)))
+            goto done;
+        if (newattrs.n && ((rc = h5_build(r->path, &newattrs, rows, n, err)) ||
+                           (rc = journal_rewrite(r->jfd, r->jpath, &newattrs, rows, n, &r->jend,
+                                                 err))))
+            goto done;
+    }
     if ((rc = h5_open_writer(r, err)))
         goto done;
     /* Rows the journal has and the .h5 missed (a crash between the two writes). */
@@ -1565,4 +1785,31 @@ void la_results_names_free(char **names, size_t n)
     for (size_t i = 0; i < n && names; i++)
         free(names[i]);
     free(names);
+}
+
+/* ---- the resume decision for --dry-run ------------------------------------------------ */
+
+int la_results_resume_check(const char *path, const struct la_provenance *prov,
+                            struct la_resume *v, struct la_error *err)
+{
+    memset(v, 0, sizeof *v);
+    char jpath[LA_PATH_LEN + 16];
+    int rc = journal_path(path, jpath, sizeof jpath, err);
+    if (rc)
+        return rc;
+    struct stat st;
+    const int h5_exists = stat(path, &st) == 0;
+    if (h5_exists && !S_ISREG(st.st_mode))
+        return LA_FAIL(err, LA_EIO, "results path %s is not a regular file", path);
+    struct h5_content c;
+    struct la_error lerr;
+    if (load_for_reading(path, 1, 0, &c, &lerr) != LA_OK) {
+        if (!h5_exists)
+            return LA_OK; /* no file, or only a journal without a header: a new file */
+        return LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
+                       "use --fresh to overwrite it", path, lerr.msg);
+    }
+    rc = resume_verdict(&c.attrs, prov, path, v, NULL, err);
+    h5_content_free(&c);
+    return rc;
 }

@@ -2,13 +2,17 @@
  *
  * Root attributes (strings unless noted): tool_version, git_commit, created_utc, host,
  * cpu_model, threads (int), blas, blas_core, compiler, cflags, experiment_name, seed (uint64),
- * experiment_text (the verbatim experiment file), vmath_isa.
+ * experiment_text (the verbatim experiment file that created it), text_count (int, only once
+ * a resume added texts: how many contributed; the later ones are experiment_text_2, ...),
+ * cell_context (what gives the cell keys their meaning: seed, measure settings, input file
+ * hashes; one "name=value" per line), vmath_isa.
  * /runs: one chunked, extendible 1-D compound dataset of struct la_row (cell.h); strings are
  * fixed-length, NUL-padded UTF-8, so h5py/pandas read it whole:
  *     pandas.DataFrame(h5py.File(f)["runs"][:])
  * Rows are appended and flushed (H5Fflush) one at a time, so a killed run loses at most the
- * cell in flight.  Reopening with the same experiment text resumes (finished keys are skipped);
- * a different text is refused unless fresh.
+ * cell in flight.  Reopening resumes (finished keys are skipped) when the experiment text is
+ * one the file holds, or when both carry a cell context and every shared entry is equal (the
+ * new text is then recorded); anything else is refused unless fresh.
  */
 #ifndef LA_RESULTS_H
 #define LA_RESULTS_H
@@ -30,12 +34,29 @@ struct la_provenance {
     uint64_t seed;
     int threads;
     int ranks; /* MPI ranks of the run that created the file (0 is taken as 1) */
+    const char *cell_context; /* la_experiment_context's text; NULL: unknown (then only a text
+                                 the file already holds may resume it) */
 };
 
+/* What opening an existing file would do (la_results_resume_check, and la_results_open). */
+struct la_resume {
+    int exists;      /* path holds a results file (0: run would create it) */
+    int ntexts;      /* experiment texts it holds */
+    int add_text;    /* the experiment text is new: it would become experiment_text_<ntexts+1> */
+    int new_context; /* cell-context entries (input files of new cells) it would record */
+};
+
+/* The verdict la_results_open(path, prov, fresh = 0) would reach, without writing anything or
+ * taking the lock: LA_OK with *v filled when it would create or resume the file, else the
+ * error (the same message) it would refuse it with.  For `run --dry-run`. */
+int la_results_resume_check(const char *path, const struct la_provenance *prov,
+                            struct la_resume *v, struct la_error *err);
+
 /* Opens path for appending.  If it does not exist (or fresh is set) it is created with the
- * provenance attributes and an empty /runs.  If it exists, its experiment_text must equal
- * prov->experiment_text, else LA_EINVAL with a message that says to use --fresh.  A file that
- * cannot be created (unwritable directory) is LA_EIO. */
+ * provenance attributes and an empty /runs.  If it exists, the resume decision above must
+ * allow it (else LA_EINVAL, naming what changed, or why it cannot tell, and --fresh); a new
+ * experiment text or new context entries are then added to the attributes of the .h5 and the
+ * journal.  A file that cannot be created (unwritable directory) is LA_EIO. */
 int la_results_open(const char *path, const struct la_provenance *prov, int fresh,
                     struct la_results **out, struct la_error *err);
 

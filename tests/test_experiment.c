@@ -2,8 +2,9 @@
  * provoked from a string (status, line:column and text of the one-line message), defaults,
  * grid expansion (ranges, lists, scalars, trials, collapse, merge, exclude/only, dropped
  * combinations), cell seeds independent of grid order, run order, HDF5 data and weights files,
- * output checks, and the estimates.  Files it needs are written into a fresh temporary
- * directory.  Run: make build/tests/test_experiment && build/tests/test_experiment
+ * output checks, the estimates, the upper bound of every count, the cell context, and the
+ * resume decision on a results file (la_results_resume_check and la_results_open agreeing).
+ * Files it needs are written into a fresh temporary directory.  Run: make build/tests/test_experiment && build/tests/test_experiment
  */
 #include "testutil.h"
 
@@ -14,6 +15,7 @@
 #include <hdf5.h>
 
 #include "../harness/experiment.h"
+#include "../harness/results.h"
 #include "../harness/sysinfo.h"
 #include "../kernels/attention.h"
 
@@ -117,6 +119,202 @@ static int teardown(void **state)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- the cell context and the resume decision ----------------------------------------- */
+
+/* la_experiment_context: the seed, every measure setting, and a content hash per data file. */
+static void test_cell_context(void **state)
+{
+    (void)state;
+    char data[300], text[600];
+    snprintf(data, sizeof data, "%s/ctx.h5", g_dir);
+    write_h5(data, 1, 2, 16, 8);
+    snprintf(text, sizeof text,
+             "seed: 9\ndata: {source: h5, path: %s}\nmeasure: {kl_rows: 5}\n# a comment\n", data);
+    struct la_experiment *e = load_ok(text);
+    struct la_error err;
+    char *c1 = NULL, *c2 = NULL, *c3 = NULL;
+    assert_int_equal(la_experiment_context(e, &c1, &err), LA_OK);
+    assert_non_null(strstr(c1, "seed=9\n"));
+    assert_non_null(strstr(c1, "measure.kl_rows=5\n"));
+    assert_non_null(strstr(c1, "measure.kernel_pairs=2048\n"));
+    assert_non_null(strstr(c1, "measure.time_budget_s=0.2\n"));
+    char want[400];
+    snprintf(want, sizeof want, "data_file:%s=sha256:", data);
+    const char *h = strstr(c1, want);
+    assert_non_null(h);
+    h += strlen(want);
+    assert_int_equal(strspn(h, "0123456789abcdef"), 64);
+    la_experiment_free(e);
+    /* The same settings written differently (defaults spelt out, no comment): the same. */
+    snprintf(text, sizeof text,
+             "seed: 9\ndata: {source: h5, path: %s}\nmeasure: {kl_rows: 5, warmup: 1}\n", data);
+    e = load_ok(text);
+    assert_int_equal(la_experiment_context(e, &c2, &err), LA_OK);
+    assert_string_equal(c1, c2);
+    /* One byte of the file changed: another hash. */
+    assert_int_equal(la_experiment_context(e, &c3, &err), LA_OK);
+    assert_string_equal(c1, c3);
+    la_experiment_free(e);
+    FILE *f = fopen(data, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, -1, SEEK_END), 0);
+    int last = fgetc(f);
+    assert_int_equal(fseek(f, -1, SEEK_END), 0);
+    assert_int_equal(fputc(last ^ 1, f), last ^ 1);
+    assert_int_equal(fclose(f), 0);
+    char *c4 = NULL;
+    e = load_ok(text);
+    assert_int_equal(la_experiment_context(e, &c4, &err), LA_OK);
+    assert_string_not_equal(c3, c4);
+    la_experiment_free(e);
+    free(c1), free(c2), free(c3), free(c4);
+}
+
+/* The verdict of la_results_resume_check (for --dry-run) and what la_results_open does must
+ * be the same; expect that status (and, when not OK, a message with needle) from both. */
+static void expect_resume(const char *path, const char *text, const char *ctx, int status,
+                          const char *needle, int add_text)
+{
+    struct la_provenance p = {"resume", text, 1, 1, 1, ctx};
+    struct la_resume v;
+    struct la_error e1, e2;
+    la_error_clear(&e1);
+    la_error_clear(&e2);
+    const int st1 = la_results_resume_check(path, &p, &v, &e1);
+    if (st1 != status || (status != LA_OK && !strstr(e1.msg, needle)) ||
+        (status == LA_OK && v.add_text != add_text))
+        fail_msg("check of '%s': expected %s '%s' (add_text %d), got %s '%s' (add_text %d)",
+                 text, la_status_name(status), needle ? needle : "", add_text,
+                 la_status_name(st1), e1.msg, v.add_text);
+    struct la_results *r = NULL;
+    const int st2 = la_results_open(path, &p, 0, &r, &e2);
+    la_results_close(r);
+    if (st2 != st1 || strcmp(e1.msg, e2.msg))
+        fail_msg("open of '%s' disagrees with the check: %s '%s' vs %s '%s'", text,
+                 la_status_name(st2), e2.msg, la_status_name(st1), e1.msg);
+}
+
+static void test_resume_decision(void **state)
+{
+    (void)state;
+    char old[300], path[300], buf[256];
+    struct la_error err;
+    struct la_results *r = NULL;
+    /* A file without a cell context (as older builds wrote): only its own text resumes it. */
+    snprintf(old, sizeof old, "%s/old.h5", g_dir);
+    struct la_provenance p0 = {"resume", "a", 1, 1, 1, NULL};
+    assert_int_equal(la_results_open(old, &p0, 0, &r, &err), LA_OK);
+    la_results_close(r);
+    expect_resume(old, "a", "seed=1\n", LA_OK, NULL, 0);
+    expect_resume(old, "b", "seed=1\n", LA_EINVAL, "records no cell context", 0);
+    expect_resume(old, "b", NULL, LA_EINVAL, "records no cell context", 0);
+
+    snprintf(path, sizeof path, "%s/ctx-results.h5", g_dir);
+    const char *ctx = "seed=1\nmeasure.kl_rows=8\n";
+    struct la_provenance p1 = {"resume", "a", 1, 1, 1, ctx};
+    assert_int_equal(la_results_open(path, &p1, 0, &r, &err), LA_OK);
+    la_results_close(r);
+    assert_int_equal(la_results_attr(path, "cell_context", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, ctx);
+    expect_resume(path, "a", ctx, LA_OK, NULL, 0);
+    /* Another text, the same context: resumes and records the text. */
+    expect_resume(path, "b", ctx, LA_OK, NULL, 1);
+    assert_int_equal(la_results_attr(path, "experiment_text", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "a");
+    assert_int_equal(la_results_attr(path, "experiment_text_2", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "b");
+    assert_int_equal(la_results_attr(path, "text_count", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "2");
+    expect_resume(path, "b", ctx, LA_OK, NULL, 0); /* recorded once */
+    /* Changed settings: refused, each named with its old and new value. */
+    expect_resume(path, "c", "seed=2\nmeasure.kl_rows=9\n", LA_EINVAL,
+                  "seed 1 -> 2, measure.kl_rows 8 -> 9; use --fresh", 0);
+    expect_resume(path, "a", "seed=2\nmeasure.kl_rows=8\n", LA_EINVAL, "seed 1 -> 2", 0);
+    /* An input file only the new cells read: resumes, and the context keeps it from then on. */
+    expect_resume(path, "d", "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:00\n", LA_OK,
+                  NULL, 1);
+    assert_int_equal(la_results_attr(path, "cell_context", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:00\n");
+    assert_int_equal(la_results_attr(path, "text_count", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, "3");
+    expect_resume(path, "e", "seed=1\nmeasure.kl_rows=8\nweights_file:w.h5=sha256:11\n",
+                  LA_EINVAL, "weights_file:w.h5 sha256:00 -> sha256:11", 0);
+    /* A caller that knows no context: only a text the file holds. */
+    expect_resume(path, "d", NULL, LA_OK, NULL, 0);
+    expect_resume(path, "f", NULL, LA_EINVAL, "different experiment text", 0);
+    /* No file yet: a new one. */
+    struct la_resume v;
+    snprintf(path, sizeof path, "%s/none.h5", g_dir);
+    assert_int_equal(la_results_resume_check(path, &p1, &v, &err), LA_OK);
+    assert_int_equal(v.exists, 0);
+}
+
+/* ---- upper bounds of the counts ------------------------------------------------------- */
+
+/* Every count has an upper bound: the bound itself loads, one more is refused at the value's
+ * line:column with the allowed range in the message. */
+static void test_bounds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fmt; /* one %lld: the value, on line 1 */
+        long long lo, hi;
+        int accept_hi; /* 0: the bound alone cannot load (layer/head need an h5 file) */
+    } b[] = {
+        {"sweep: {T: %lld}\n", 1, 16777216, 1},
+        {"sweep: {d: %lld}\n", 1, 16384, 1},
+        {"sweep: {dv: %lld}\n", 1, 16384, 1},
+        {"sweep: {map: prf, m: %lld}\n", 1, 1048576, 1},
+        {"maps: {prf: {m: %lld}}\nsweep: {map: prf}\n", 1, 1048576, 1},
+        {"sweep: {batch: %lld}\n", 1, 65536, 1},
+        {"sweep: {heads: %lld}\n", 1, 65536, 1},
+        {"sweep: {threads: %lld}\n", 1, 1024, 1},
+        {"sweep: {kernel: linear_causal_chunked, causal: true, chunk: %lld}\n", 0, 16777216, 1},
+        {"sweep: {layer: %lld}\n", 0, 65535, 0},
+        {"sweep: {head: %lld}\n", 0, 65535, 0},
+        {"trials: %lld\n", 1, 100000, 1},
+        {"measure: {min_repeats: %lld}\n", 1, 1000, 1},
+        {"measure: {warmup: %lld}\n", 0, 1000, 1},
+        {"measure: {max_ref_rows: %lld}\n", 1, 16777216, 1},
+        {"measure: {kl_rows: %lld}\n", 0, 16777216, 1},
+        {"measure: {kernel_pairs: %lld}\n", 0, 1048576, 1},
+        {"sweep: {T: {from: 1, to: %lld, factor: 4096}}\n", 1, 16777216, 1},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+        char text[256], want[160], what[32];
+        const int col = (int)(strstr(b[i].fmt, "%lld") - b[i].fmt) + 1;
+        if (b[i].accept_hi) {
+            snprintf(text, sizeof text, b[i].fmt, b[i].hi);
+            struct la_experiment *e = load_ok(text);
+            la_experiment_free(e);
+        }
+        snprintf(text, sizeof text, b[i].fmt, b[i].hi + 1);
+        /* The name in the message: the word before ": %lld" (or 'to' of a range: its axis). */
+        const char *at = strstr(b[i].fmt, ": %lld");
+        const char *w = at;
+        while (w > b[i].fmt && w[-1] != ' ' && w[-1] != '{')
+            w--;
+        snprintf(what, sizeof what, "%.*s", (int)(at - w), w);
+        if (!strcmp(what, "to"))
+            snprintf(what, sizeof what, "T");
+        snprintf(want, sizeof want, "'%s'%s must be in %lld..%lld, got %lld", what,
+                 !strcmp(what, "head") ? " (an integer or all)" : "", b[i].lo, b[i].hi,
+                 b[i].hi + 1);
+        expect_error(text, LA_EINVAL, 1, col, want);
+    }
+    /* time_budget_s: a real, bounded at one day. */
+    struct la_experiment *e = load_ok("measure: {time_budget_s: 86400}\n");
+    la_experiment_free(e);
+    expect_error("measure: {time_budget_s: 86400.5}\n", LA_EINVAL, 1, 26,
+                 "'time_budget_s' must be > 0 and at most 86400, got 86400.5");
+    /* One cell's estimated memory is bounded too: each axis at its bound alone loads (above),
+     * together they are refused at the T value. */
+    e = load_ok("sweep: {T: 16777216, d: 512}\n");
+    la_experiment_free(e);
+    expect_error("sweep: {T: [64, 16777216], d: 16384}\n", LA_EINVAL, 1, 17,
+                 "more than the 1024 GiB one cell may use");
 }
 
 /* ---- defaults ------------------------------------------------------------------------- */
@@ -292,14 +490,16 @@ static void test_wrong_types(void **state)
     expect_error("sweep: {eps: .inf}\n", LA_EINVAL, 1, 14, "expected a number");
     expect_error("seed: -1\n", LA_EINVAL, 1, 7, "'seed': expected a non-negative integer");
     expect_error("seed: 18446744073709551616\n", LA_EINVAL, 1, 7, "'seed'");
-    expect_error("trials: 0\n", LA_EINVAL, 1, 9, "'trials' must be >= 1, got 0");
+    expect_error("trials: 0\n", LA_EINVAL, 1, 9, "'trials' must be in 1..100000, got 0");
     expect_error("name: [a]\n", LA_EINVAL, 1, 8, "'name': expected a string, got a list");
     expect_error("name: a/b\n", LA_EINVAL, 1, 7, "'name' 'a/b' must be letters");
     expect_error("description: {a: 1}\n", LA_EINVAL, 1, 15, "'description' must be text");
     expect_error("measure: {time: 1}\n", LA_EINVAL, 1, 17, "'time': expected true or false");
     expect_error("measure: {time_budget_s: 0}\n", LA_EINVAL, 1, 26, "'time_budget_s' must be > 0");
-    expect_error("measure: {min_repeats: 0}\n", LA_EINVAL, 1, 24, "'min_repeats' must be >= 1");
-    expect_error("measure: {warmup: -1}\n", LA_EINVAL, 1, 19, "'warmup' must be >= 0");
+    expect_error("measure: {min_repeats: 0}\n", LA_EINVAL, 1, 24,
+                 "'min_repeats' must be in 1..1000, got 0");
+    expect_error("measure: {warmup: -1}\n", LA_EINVAL, 1, 19,
+                 "'warmup' must be in 0..1000, got -1");
     expect_error("measure: {time: false, error: false}\n", LA_EINVAL, 1, 11, "nothing would be");
     expect_error("data: {source: gausian}\n", LA_ENAME, 1, 16,
                  "unknown data source 'gausian' (did you mean 'gaussian'?); valid sources: "
@@ -318,16 +518,18 @@ static void test_bad_values(void **state)
     (void)state;
     expect_error("sweep: {T: []}\n", LA_EINVAL, 1, 9, "'T' is an empty list");
     expect_error("sweep:\n  kernel: []\n", LA_EINVAL, 2, 3, "'kernel' is an empty list");
-    expect_error("sweep: {T: 0}\n", LA_EINVAL, 1, 12, "'T' must be >= 1, got 0");
-    expect_error("sweep: {T: [64, -128]}\n", LA_EINVAL, 1, 17, "'T' must be >= 1, got -128");
-    expect_error("sweep: {d: 0}\n", LA_EINVAL, 1, 12, "'d' must be >= 1");
-    expect_error("sweep: {dv: -1}\n", LA_EINVAL, 1, 13, "'dv' must be >= 1");
-    expect_error("sweep: {m: 0}\n", LA_EINVAL, 1, 12, "'m' must be >= 1");
-    expect_error("sweep: {heads: 0}\n", LA_EINVAL, 1, 16, "'heads' must be >= 1");
-    expect_error("sweep: {batch: -3}\n", LA_EINVAL, 1, 16, "'batch' must be >= 1");
-    expect_error("sweep: {threads: 0}\n", LA_EINVAL, 1, 18, "'threads' must be >= 1");
-    expect_error("sweep: {chunk: -1}\n", LA_EINVAL, 1, 16, "'chunk' must be >= 0");
-    expect_error("sweep: {T: 99999999999}\n", LA_EINVAL, 1, 12, "'T' must be <=");
+    expect_error("sweep: {T: 0}\n", LA_EINVAL, 1, 12, "'T' must be in 1..16777216, got 0");
+    expect_error("sweep: {T: [64, -128]}\n", LA_EINVAL, 1, 17,
+                 "'T' must be in 1..16777216, got -128");
+    expect_error("sweep: {d: 0}\n", LA_EINVAL, 1, 12, "'d' must be in 1..16384");
+    expect_error("sweep: {dv: -1}\n", LA_EINVAL, 1, 13, "'dv' must be in 1..16384");
+    expect_error("sweep: {m: 0}\n", LA_EINVAL, 1, 12, "'m' must be in 1..1048576");
+    expect_error("sweep: {heads: 0}\n", LA_EINVAL, 1, 16, "'heads' must be in 1..65536");
+    expect_error("sweep: {batch: -3}\n", LA_EINVAL, 1, 16, "'batch' must be in 1..65536");
+    expect_error("sweep: {threads: 0}\n", LA_EINVAL, 1, 18, "'threads' must be in 1..1024");
+    expect_error("sweep: {chunk: -1}\n", LA_EINVAL, 1, 16, "'chunk' must be in 0..16777216");
+    expect_error("sweep: {T: 99999999999}\n", LA_EINVAL, 1, 12,
+                 "'T' must be in 1..16777216, got 99999999999");
     expect_error("sweep: {sigma: 0}\n", LA_EINVAL, 1, 16, "'sigma' must be > 0, got 0");
     expect_error("data: {source: sphere}\nsweep: {norm: -1}\n", LA_EINVAL, 2, 15,
                  "'norm' must be > 0");
@@ -367,7 +569,7 @@ static void test_ranges(void **state)
                  "a geometric range of 'chunk' needs from > 0");
     expect_error("sweep: {A: {from: auto, to: 0, step: 0.1}}\n", LA_EINVAL, 1, 19,
                  "a range of 'A' takes numbers");
-    expect_error("sweep: {T: {from: 0, to: 8, step: 1}}\n", LA_EINVAL, 1, 19, "'T' must be >= 1");
+    expect_error("sweep: {T: {from: 0, to: 8, step: 1}}\n", LA_EINVAL, 1, 19, "'T' must be in 1..16777216");
 }
 
 static void test_names(void **state)
@@ -758,7 +960,7 @@ static void test_exclude_only(void **state)
     expect_error("exclude: [{map: {gt: 3}}]\n", LA_EINVAL, 1, 18,
                  "comparisons apply to numeric axes; 'map' is not one");
     expect_error("exclude: [{T: {gt: abc}}]\n", LA_EINVAL, 1, 20, "'gt' of 'T': expected a number");
-    expect_error("exclude: [{T: 0}]\n", LA_EINVAL, 1, 15, "'T' must be >= 1");
+    expect_error("exclude: [{T: 0}]\n", LA_EINVAL, 1, 15, "'T' must be in 1..16777216");
     expect_error("only: [{d: []}]\n", LA_EINVAL, 1, 9, "'d' is an empty list");
 }
 
@@ -872,7 +1074,7 @@ static void test_load_file(void **state)
     assert_int_equal(la_experiment_load(path, &e, &err), LA_EINVAL);
     assert_null(e);
     char want[600];
-    snprintf(want, sizeof want, "%s:2:11: 'T' must be >= 1, got 0", path);
+    snprintf(want, sizeof want, "%s:2:11: 'T' must be in 1..16777216, got 0", path);
     assert_string_equal(err.msg, want);
 
     snprintf(path, sizeof path, "%s/missing.yaml", g_dir);
@@ -922,6 +1124,9 @@ int main(void)
         cmocka_unit_test(test_run_order_and_estimates),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_shipped_examples),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_cell_context),
+        cmocka_unit_test(test_resume_decision),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -44,7 +44,7 @@ static const char *const exp_text =
 
 static struct la_provenance prov_of(const char *text)
 {
-    struct la_provenance p = {"roundtrip", text, 0xF123456789ABCDEFull, 3, 1};
+    struct la_provenance p = {"roundtrip", text, 0xF123456789ABCDEFull, 3, 1, NULL};
     return p;
 }
 
