@@ -52,6 +52,12 @@ int main(int argc, char **argv)
         printf("linattn %s (%s)\n", la_version(), la_git_commit());
         return 0;
     }
+    /* Every command may run kernels: a bad code-path variable is refused before any does. */
+    char envmsg[256];
+    if (la_env_check(envmsg, sizeof envmsg)) {
+        fprintf(stderr, "linattn: %s\n", envmsg);
+        return 2;
+    }
     if (!strcmp(name, "help")) {
         if (argc < 3) {
             usage(stdout);
