@@ -149,25 +149,28 @@ static void peak_call(void *p)
     c->sink += s;
 }
 
-#define PEAK_SAMPLE_S 0.05 /* the length of one sample */
+#define PEAK_SAMPLE_S 0.05     /* the length of one sample */
+#define PEAK_CALIBRATE_S 0.01 /* calibration stops growing the loop at calls this long */
 #define PEAK_SAMPLES 10
 
 double la_fp32_peak_gflops(int isa, int threads, struct la_timing *t)
 {
-    struct peak_ctx c = {isa, threads < 1 ? 1 : threads, 1L << 12, 0.0f};
-    /* Calibrate: grow the loop until one call takes a measurable time, then scale the fastest
-     * of three such calls to PEAK_SAMPLE_S (one slow call would make every sample too long). */
-    la_time(peak_call, &c, 1, 1, 1, 0.0, t);
-    while (t->min_s < 0.005 && c.iters < (1L << 40)) {
+    /* Calibrate at one thread, on the fastest of three calls: grow the loop until such a call
+     * takes PEAK_CALIBRATE_S, then scale it to PEAK_SAMPLE_S.  A call that the scheduler
+     * delays (or, at several threads, that waits for a thread not running yet) looks long;
+     * calibrated on it, the loop would stay so short that such delays fill every sample. */
+    struct peak_ctx c = {isa, 1, 1L << 12, 0.0f};
+    la_time(peak_call, &c, 1, 3, 3, 0.0, t);
+    while (t->min_s < PEAK_CALIBRATE_S && c.iters < (1L << 40)) {
         c.iters *= 4;
-        la_time(peak_call, &c, 0, 1, 1, 0.0, t);
+        la_time(peak_call, &c, 0, 3, 3, 0.0, t);
     }
-    la_time(peak_call, &c, 0, 3, 3, 0.0, t);
     const double scale = PEAK_SAMPLE_S / t->min_s;
     c.iters = (long)((double)c.iters * (scale > 1.0 ? scale : 1.0));
+    c.threads = threads < 1 ? 1 : threads;
     /* The best of the samples: a slow spell of a shared machine lowers some of them, never
      * raises one. */
-    la_time(peak_call, &c, 0, PEAK_SAMPLES, PEAK_SAMPLES, 0.0, t);
+    la_time(peak_call, &c, 1, PEAK_SAMPLES, PEAK_SAMPLES, 0.0, t);
     if (!(c.sink == c.sink)) /* NaN cannot happen (see FMA_B); this only uses the sink */
         return NAN;
     return la_fma_loop_flops(isa, c.iters) * c.threads / t->min_s / 1e9;
