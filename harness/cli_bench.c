@@ -11,9 +11,9 @@
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
- * control: what the machine's cores gave at that moment) and the core-to-core round trip of a cache line
- * (rt_ns: whether the two threads share an L3); a row whose control falls short is measured
- * again (up to 3 tries, the best control kept, the number of tries printed).
+ * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
+ * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
+ * measured again (up to 3 tries, the best control kept, the number of tries printed).
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
 #include <cblas.h>

@@ -149,7 +149,7 @@ static void peak_call(void *p)
     c->sink += s;
 }
 
-#define PEAK_SAMPLE_S 0.05     /* the length of one sample */
+#define PEAK_SAMPLE_S 0.05    /* the length of one sample */
 #define PEAK_CALIBRATE_S 0.01 /* calibration stops growing the loop at calls this long */
 #define PEAK_SAMPLES 10
 

@@ -1,6 +1,7 @@
 /* sysinfo.h — start-up settings and provenance: version, git commit, CPU model, BLAS name and
- * core, SIMD path, compiler and flags, host, UTC time, peak resident memory.  Results files and `bench`
- * record these so a figure can be reproduced.  No mutable globals: everything is read on demand.
+ * core, SIMD path, compiler and flags, host, UTC time, peak resident memory.  Results files and
+ * `bench` record these so a figure can be reproduced.  la_env_check is the CLI's start-up check
+ * of the code-path variables.  No mutable globals: everything is read on demand.
  */
 #ifndef LA_SYSINFO_H
 #define LA_SYSINFO_H

@@ -41,7 +41,8 @@ bench_tsv() {
         { print $col["threads"], $col["simd"], $col["peak_gflops"] }'
 }
 read -r th simd peak < <(bench_tsv LINATTN_SIMD=scalar)
-if [ "${th:-}" = 1 ] && [ "${simd:-}" = scalar ] && awk -v p="${peak:-x}" 'BEGIN { exit !(p + 0 > 0) }'; then
+positive() { awk -v p="${1:-x}" 'BEGIN { exit !(p + 0 > 0) }'; }
+if [ "${th:-}" = 1 ] && [ "${simd:-}" = scalar ] && positive "${peak:-}"; then
     echo "ok: LINATTN_SIMD=scalar bench -> threads $th, simd $simd, peak $peak GFLOP/s"
 else
     fail "LINATTN_SIMD=scalar bench --tsv -> threads '${th:-}', simd '${simd:-}', peak '${peak:-}'"
