@@ -63,7 +63,7 @@ LDLIBS   += $(PKG_LIBS) -lm
 
 # ---- sources: one list per module (add a file here when it compiles cleanly) --------------
 HARNESS_SRC   := harness/mpi_run.c harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
-                 harness/cli_bench.c harness/cli_bench_one.c
+                 harness/cli_bench.c harness/cli_bench_one.c harness/peak.c
 HARNESS_SRC   += harness/llama.c harness/capture.c
 HARNESS_SRC   += harness/crossover.c harness/theory.c harness/cli_plot.c
 HARNESS_SRC   += harness/results.c harness/cli_results.c

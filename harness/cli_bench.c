@@ -1,17 +1,19 @@
 /* cli_bench.c — `linattn list` and `linattn bench --suite` (the `make bench` table).
  * The suite times every kernel at 1 thread (unless --threads) for d in {32, 64, 128} and
- * T = 256 … 16384, next to the SGEMM rate of a 1024³ product measured in the same run; each
- * kernel's efficiency is its nominal flops (attention.h) per second over that SGEMM rate.
+ * T = 256 … 16384, next to two rates measured in the same run: the fp32 peak of the cores
+ * (peak.c: FMA chains in registers on the widest vector of the SIMD path the kernels use) and
+ * the SGEMM rate of a 1024³ product.  Each kernel's nominal flops (attention.h) per second are
+ * printed over both: `peak` and `eff` (over SGEMM).
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
  * the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
- * beside each, the speedup of a register-only FMA loop timed in rotation with it (the control:
- * what the machine's cores gave at that moment) and the core-to-core round trip of a cache line
- * (rt_ns: whether the two threads share an L3); a row whose control falls short is measured
- * again (up to 3 tries, the best control kept, the number of tries printed).
+ * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
+ * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
+ * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
+ * measured again (up to 3 tries, the best control kept, the number of tries printed).
  * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
  */
 #include <cblas.h>
@@ -26,6 +28,7 @@
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
+#include "../kernels/simd.h"
 #include "../kernels/vmath.h"
 #include "bench.h"
 #include "commands.h"
@@ -175,16 +178,23 @@ static void fill(float *x, size_t n, uint64_t seed)
     }
 }
 
+/* The two rates every row is compared with, both measured at the start of the run. */
+struct refs {
+    double sgemm, peak; /* GFLOP/s */
+};
+
 static void print_row(int tsv, int d, int T, const char *name, int causal,
-                      const struct la_timing *t, double flops, double sgemm)
+                      const struct la_timing *t, double flops, const struct refs *r)
 {
     double gf = flops / t->median_s / 1e9;
     if (tsv)
-        printf("%d\t%d\t%s\t%d\t%.6g\t%.6g\t%.6g\t%d\t%.4g\t%.4f\n", d, T, name, causal,
-               t->median_s, t->p20_s, t->p80_s, t->repeats, gf, gf / sgemm);
+        printf("%d\t%d\t%s\t%d\t%.6g\t%.6g\t%.6g\t%d\t%.4g\t%.4f\t%.4f\n", d, T, name,
+               causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, gf / r->sgemm,
+               gf / r->peak);
     else
-        printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%%\n", d, T, name, causal,
-               t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / sgemm);
+        printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
+               causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / r->peak,
+               100.0 * gf / r->sgemm);
     fflush(stdout);
 }
 
@@ -201,7 +211,7 @@ static int section_d(const int *ds, int nd)
  * and keys) on its own line, then the kernel on the features.  Skipped (with a note) when no
  * map called "prf" is registered. */
 static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget, int tsv,
-                     double sgemm)
+                     const struct refs *r)
 {
     struct la_error err;
     if (!featuremap_lookup("prf", &err)) {
@@ -257,71 +267,43 @@ static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget
     char name[64];
     snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
     /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps (issue 6's count). */
-    print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), sgemm);
+    print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), r);
     struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
                                .causal = 0, .eps = 1e-6f, .work = work},
                           1, threads, ws};
     la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
     snprintf(name, sizeof name, "linear_noncausal_m%d", fm->m);
-    print_row(tsv, d, T, name, 0, &t, attn_nominal_flops(kn, T, fm->m, d, 0), sgemm);
+    print_row(tsv, d, T, name, 0, &t, attn_nominal_flops(kn, T, fm->m, d, 0), r);
 done:
     featuremap_free(fm);
     free(q), free(k), free(v), free(y), free(pq), free(pk), free(fwk), free(work);
     return rc;
 }
 
-/* The control column of the threads section: independent multiply-add chains in registers (GCC
- * vector extensions, as wide as the compiler targets), no memory traffic and nothing shared,
- * split evenly over the threads.  Its 1 -> n speedup is what this machine gives n threads at
- * that moment: on a shared VM two vCPUs can sit on one core's SMT siblings for a while, and
- * then no kernel can scale. */
-/* As wide as the target's vector registers, so that FMA_CHAINS accumulators and two constants
- * stay in registers (32 zmm with AVX-512, 16 ymm with AVX, 16 xmm otherwise). */
-#if defined(__AVX512F__)
-typedef float la_vf __attribute__((vector_size(64)));
-#elif defined(__AVX__)
-typedef float la_vf __attribute__((vector_size(32)));
-#else
-typedef float la_vf __attribute__((vector_size(16)));
-#endif
-#define LA_VF_LANES ((int)(sizeof(la_vf) / sizeof(float)))
-#define FMA_CHAINS 12
-#define FMA_ITERS 400000 /* about 1.3 ms a call at one thread on the development machine */
+/* The control column of the threads section: the peak's FMA loop (peak.c, on the kernels'
+ * SIMD path; no memory traffic and nothing shared), split evenly over the threads.  Its 1 -> n
+ * speedup is what this machine gives n threads at that moment: on a shared VM two vCPUs can
+ * sit on one core's SMT siblings for a while, and then no kernel can scale. */
+#define FMA_ITERS 400000 /* about 1.2 ms a call at one thread with AVX-512 on Zen 5 */
 #define CONTROL_OK 0.9   /* the control's speedup over the thread count that counts as undisturbed */
 #define THREAD_TRIES 3
 #define BLOCK_BELOW_S 0.02 /* calls shorter than this are timed in blocks (see bench_threads) */
 
 struct fma_ctx {
     long iters;
-    int threads;
+    int threads, isa;
     float sink;
 };
-
-static float fma_chains(long iters)
-{
-    la_vf acc[FMA_CHAINS];
-    const la_vf b = (la_vf){0} + 0.999999f, c = (la_vf){0} + 1e-7f;
-    for (int i = 0; i < FMA_CHAINS; i++)
-        acc[i] = (la_vf){0} + 0.001f * (float)i;
-    for (long k = 0; k < iters; k++)
-        for (int i = 0; i < FMA_CHAINS; i++)
-            acc[i] = acc[i] * b + c;
-    float s = 0.0f;
-    for (int i = 0; i < FMA_CHAINS; i++)
-        for (int j = 0; j < LA_VF_LANES; j++)
-            s += acc[i][j];
-    return s;
-}
 
 static void fma_call(void *p)
 {
     struct fma_ctx *c = p;
     float s = 0.0f;
     if (c->threads <= 1) {
-        s = fma_chains(c->iters);
+        s = la_fma_loop(c->isa, c->iters);
     } else {
 #pragma omp parallel num_threads(c->threads) reduction(+ : s)
-        s += fma_chains(c->iters / omp_get_num_threads());
+        s += la_fma_loop(c->isa, c->iters / omp_get_num_threads());
     }
     c->sink += s;
 }
@@ -432,7 +414,8 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
              * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
              * again, up to THREAD_TRIES times, and the try with the best control is kept;
              * `tries` says how many it took. */
-            struct fma_ctx f1 = {FMA_ITERS, 1, 0.0f}, fn = {FMA_ITERS, nt, 0.0f};
+            struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
+            struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
             _Alignas(64) atomic_int line;
             const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call, pingpong_call};
             void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
@@ -473,23 +456,32 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
 {
     char cpu[256];
     la_cpu_model(cpu, sizeof cpu);
-    struct la_timing st;
-    double sgemm = la_sgemm_gflops(1024, threads, &st);
-    if (!isfinite(sgemm)) {
+    const int isa = la_simd_isa();
+    struct la_timing st, pt;
+    struct refs r;
+    r.peak = la_fp32_peak_gflops(isa, threads, &pt);
+    r.sgemm = la_sgemm_gflops(1024, threads, &st);
+    if (!isfinite(r.sgemm)) {
         fprintf(stderr, "linattn bench: out of memory for the SGEMM reference\n");
         return 1;
     }
-    printf("# linattn %s (%s), %s, BLAS %s core %s, vmath %s, threads %d\n", la_version(),
-           la_git_commit(), cpu, la_blas_name(), la_blas_core(), la_vmath_isa(), threads);
+    printf("# linattn %s (%s), %s, BLAS %s core %s, simd %s, vmath %s, threads %d\n",
+           la_version(), la_git_commit(), cpu, la_blas_name(), la_blas_core(), la_simd_name(isa),
+           la_vmath_isa(), threads);
+    printf("# fp32 peak: %.2f GFLOP/s (%s at %d thread%s, the best of %d calls of %.3f s; "
+           "median %.3f s)\n",
+           r.peak, la_fma_loop_desc(isa), threads, threads > 1 ? "s" : "", pt.repeats, pt.min_s,
+           pt.median_s);
     printf("# SGEMM 1024^3: %.2f GFLOP/s (from the p20 time of %d calls, %.6f s; median %.6f s, "
-           "p80 %.6f s); efficiency = nominal flops/s / SGEMM rate\n",
-           sgemm, st.repeats, st.p20_s, st.median_s, st.p80_s);
+           "p80 %.6f s)\n",
+           r.sgemm, st.repeats, st.p20_s, st.median_s, st.p80_s);
+    printf("# peak = nominal flops/s / fp32 peak; eff = nominal flops/s / SGEMM rate\n");
     if (tsv)
         printf("d\tT\tkernel\tcausal\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
-               "efficiency\n");
+               "efficiency\tpeak_efficiency\n");
     else
-        printf("%4s %6s  %-24s %6s %12s %12s %12s %5s %9s %8s\n", "d", "T", "kernel", "causal",
-               "median_s", "p20_s", "p80_s", "reps", "GFLOP/s", "eff");
+        printf("%4s %6s  %-24s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
+               "causal", "median_s", "p20_s", "p80_s", "reps", "GFLOP/s", "peak", "eff");
     size_t Tcap = (size_t)Tmax;
     int dmax = 0;
     for (int i = 0; i < nd; i++)
@@ -534,7 +526,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             struct fm_ctx fc = {fm, k, pk, NULL, (size_t)T};
             struct la_timing t;
             la_time(fm_call, &fc, 1, 3, 1000, budget, &t);
-            print_row(tsv, d, T, "featuremap_elu1", 0, &t, (double)T * d, sgemm);
+            print_row(tsv, d, T, "featuremap_elu1", 0, &t, (double)T * d, &r);
             for (size_t kk = 0; attn_kernels[kk].name; kk++) {
                 const struct attn_kernel *kn = &attn_kernels[kk];
                 if (!strcmp(kn->name, "linear_causal"))
@@ -550,7 +542,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                                           attn_workspace_floats(kn, T, d, d, causal, 0, threads)};
                     la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
                     print_row(tsv, d, T, kn->name, causal, &t,
-                              attn_nominal_flops(kn, T, d, d, causal), sgemm);
+                              attn_nominal_flops(kn, T, d, d, causal), &r);
                 }
             }
             /* The default causal kernel with its feature map, against the seed's loop. */
@@ -564,13 +556,13 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             ec.kc.args.k = pk;
             struct la_timing te, ts;
             la_time(e2e_call, &ec, 1, 3, 1000, budget, &te);
-            print_row(tsv, d, T, "elu1+linear_causal", 1, &te, lflops, sgemm);
+            print_row(tsv, d, T, "elu1+linear_causal", 1, &te, lflops, &r);
             const struct attn_kernel *seed = &attn_linear_causal_seed;
             struct kern_ctx sc = {seed, {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = d,
                                          .causal = 1, .eps = 1e-6f, .work = work},
                                   1, 1, attn_workspace_floats(seed, T, d, d, 1, 0, 1)};
             la_time(kern_call, &sc, 1, 3, 1000, budget, &ts);
-            print_row(tsv, d, T, seed->name, 1, &ts, lflops, sgemm);
+            print_row(tsv, d, T, seed->name, 1, &ts, lflops, &r);
             printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
                    "(medians; both include elu+1)\n",
                    d, T, ts.median_s / te.median_s);
@@ -578,7 +570,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         featuremap_free(fm);
     }
     if (rc == 0)
-        rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, sgemm);
+        rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
     if (rc == 0)
         rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
 done:

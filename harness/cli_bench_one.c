@@ -1,7 +1,10 @@
 /* cli_bench_one.c — `linattn bench`: one kernel at one shape, measured through the runner
- * (the same code path as `linattn run`), printed for people (aligned) or scripts (--tsv);
- * `--suite` runs the benchmark table of cli_bench.c instead.
- * Tests: tests/cli_errors.sh (bad input), tests/test_runner.c (the runner itself).
+ * (the same code path as `linattn run`, and like it at one thread unless --threads), printed
+ * for people (aligned) or scripts (--tsv), with its efficiency against the fp32 peak of the
+ * cores and against SGEMM, both measured in the same run at the same thread count; `--suite`
+ * runs the benchmark table of cli_bench.c instead.
+ * Tests: tests/cli_errors.sh (bad input), tests/cli_env.sh (the SIMD path and thread count
+ * printed), tests/test_runner.c (the runner itself).
  */
 #include <errno.h>
 #include <math.h>
@@ -12,6 +15,8 @@
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
+#include "../kernels/simd.h"
+#include "../kernels/vmath.h"
 #include "bench.h"
 #include "cell.h"
 #include "commands.h"
@@ -29,12 +34,15 @@ static const char bench_help[] =
     "                     [--budget SECONDS] [--tsv]\n"
     "\n"
     "One measurement: the kernel's time (median of repeats calibrated to --budget, default 0.5 s),\n"
-    "GFLOP/s from its nominal flops, efficiency against a 1024^3 SGEMM timed in the same run, the\n"
-    "feature map's own time, softmax_flash at the same shape for the speedup, and the output error\n"
-    "against exact softmax in double (relative Frobenius, on up to --ref-rows query rows).\n"
+    "GFLOP/s from its nominal flops, efficiency against the fp32 peak of the cores (FMA chains in\n"
+    "registers on the kernels' SIMD path) and against a 1024^3 SGEMM, both timed in the same run\n"
+    "at the same threads, the feature map's own time, softmax_flash at the same shape for the\n"
+    "speedup, and the output error against exact softmax in double (relative Frobenius, on up to\n"
+    "--ref-rows query rows).\n"
     "Defaults: T 4096, d 64, map elu1, kernel linear_causal with --causal else linear_noncausal,\n"
-    "threads: OMP_NUM_THREADS or all cores, seed 1, eps 1e-6, gaussian data with sigma 1.\n"
-    "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against SGEMM),\n"
+    "1 thread (as `run`), seed 1, eps 1e-6, gaussian data with sigma 1.\n"
+    "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against the fp32\n"
+    "peak and against SGEMM),\n"
     "then 1 against 2 (or --threads) threads for one and two heads, each row timed in rotation\n"
     "with a register-only FMA loop whose speedup is printed beside it (`control`) and with the\n"
     "round trip of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3).\n";
@@ -90,7 +98,7 @@ static void cell_defaults(struct la_cell *c)
     c->dv = 0;
     c->batch = 1;
     c->heads = 1;
-    c->threads = la_default_threads(); /* OMP_NUM_THREADS, else every core */
+    c->threads = 1; /* as `run` and the README's tables; --threads for more */
     c->source = LA_DATA_GAUSSIAN;
     c->sigma = 1.0;
     c->norm = 0.0;
@@ -309,8 +317,11 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "linattn bench: out of memory\n");
         return 2;
     }
-    struct la_timing st;
-    double sgemm = la_sgemm_gflops(1024, c.threads, &st); /* at the same thread count */
+    struct la_timing st, pt;
+    const int isa = la_simd_isa();
+    /* Both references at the kernel's thread count. */
+    const double peak = la_fp32_peak_gflops(isa, c.threads, &pt);
+    const double sgemm = la_sgemm_gflops(1024, c.threads, &st);
     struct la_row row, srow;
     struct la_error err;
     la_error_clear(&err);
@@ -334,31 +345,33 @@ int cmd_bench(int argc, char **argv)
         soft_t = row.time_median_s;
     }
     const double total = row.time_median_s + (isfinite(row.fm_time_median_s) ? row.fm_time_median_s : 0.0);
-    const double eff = row.gflops / sgemm;
+    const double eff = row.gflops / sgemm, peff = row.gflops / peak;
     if (tsv) {
         printf("kernel\tmap\tT\td\tm\tdv\tcausal\theads\tthreads\ttime_median_s\ttime_p20_s\t"
                "time_p80_s\trepeats\tfm_time_median_s\tgflops\tsgemm_gflops\tefficiency\t"
                "softmax_time_s\tspeedup_vs_softmax\terr_rel_fro\terr_impl\tkl_mean\tn_small_den\t"
-               "seed\n");
+               "seed\tpeak_gflops\tpeak_efficiency\tsimd\n");
         printf("%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.6g\t%d\t%.6g\t%.6g\t%.6g\t%.4f\t"
-               "%.6g\t%.4g\t%.6g\t%.6g\t%.6g\t%lld\t%llu\n",
+               "%.6g\t%.4g\t%.6g\t%.6g\t%.6g\t%lld\t%llu\t%.6g\t%.4f\t%s\n",
                row.kernel, row.map, row.T, row.d, row.m, row.dv, row.causal, row.heads * row.batch,
                row.threads, row.time_median_s, row.time_p20_s, row.time_p80_s, row.repeats,
                row.fm_time_median_s, row.gflops, sgemm, eff, soft_t, soft_t / total,
                row.err_rel_fro, row.err_impl, row.kl_mean, (long long)row.n_small_den,
-               (unsigned long long)row.seed);
+               (unsigned long long)row.seed, peak, peff, la_simd_name(isa));
     } else {
         printf("kernel            %s\n", row.kernel);
         printf("feature map       %s (m = %d)\n", row.map, row.m);
         printf("shape             T = %d, d = %d, dv = %d, heads = %d, %s\n", row.T, row.d, row.dv,
                row.heads * row.batch, row.causal ? "causal" : "non-causal");
         printf("threads           %d\n", row.threads);
+        printf("simd path         %s (vmath %s)\n", la_simd_name(isa), la_vmath_isa());
         printf("time (median)     %.6f s   (p20 %.6f, p80 %.6f, %d repeats)\n", row.time_median_s,
                row.time_p20_s, row.time_p80_s, row.repeats);
         if (kn->family != ATTN_SOFTMAX)
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
-        printf("rate              %.2f GFLOP/s = %.1f%% of SGEMM (%.2f GFLOP/s, same run and threads)\n",
-               row.gflops, 100.0 * eff, sgemm);
+        printf("rate              %.2f GFLOP/s = %.1f%% of the fp32 peak (%.2f GFLOP/s, %s), "
+               "%.1f%% of SGEMM (%.2f GFLOP/s); both same run and threads\n",
+               row.gflops, 100.0 * peff, peak, la_fma_loop_desc(isa), 100.0 * eff, sgemm);
         if (kn->family != ATTN_SOFTMAX)
             printf("softmax_flash     %.6f s  -> speedup %.2fx (kernel + feature map)\n", soft_t,
                    soft_t / total);

@@ -17,7 +17,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"list", cmd_list, "list kernels and feature maps, one line each"},
     {"check", cmd_check, "test every fast kernel against its reference on this machine"},
-    {"bench", cmd_bench, "time one kernel (or --suite: the benchmark table) against SGEMM peak"},
+    {"bench", cmd_bench, "time one kernel (or --suite: the benchmark table) against peak, SGEMM"},
     {"capture", cmd_capture, "run a small Llama-2 and save its real Q, K, V to HDF5"},
     {"featuremap", cmd_featuremap, "write learned-map weights; print one map's diagnostics"},
     {"run", cmd_run, "run an experiment file: every cell, one results row each (resumable)"},
@@ -51,6 +51,12 @@ int main(int argc, char **argv)
     if (!strcmp(name, "--version")) {
         printf("linattn %s (%s)\n", la_version(), la_git_commit());
         return 0;
+    }
+    /* Every command may run kernels: a bad code-path variable is refused before any does. */
+    char envmsg[256];
+    if (la_env_check(envmsg, sizeof envmsg)) {
+        fprintf(stderr, "linattn: %s\n", envmsg);
+        return 2;
     }
     if (!strcmp(name, "help")) {
         if (argc < 3) {

@@ -104,7 +104,7 @@ const struct la_column *la_row_column(const char *name)
 /* The documented root attributes, in the order `info` prints them. */
 static const char *const known_attrs[] = {
     "tool_version", "git_commit", "created_utc", "host", "cpu_model", "threads", "mpi_ranks", "blas",
-    "blas_core", "compiler", "cflags", "vmath_isa", "experiment_name", "seed", ID_ATTR,
+    "blas_core", "compiler", "cflags", "simd_isa", "vmath_isa", "experiment_name", "seed", ID_ATTR,
     "experiment_text", "text_count", "cell_context",
 };
 #define N_KNOWN_ATTRS (sizeof known_attrs / sizeof known_attrs[0])
@@ -305,6 +305,7 @@ static int attrs_provenance(struct attr_set *set, const struct la_provenance *pr
         attrs_add_str(set, "blas_core", la_blas_core()) ||
         attrs_add_str(set, "compiler", la_compiler()) ||
         attrs_add_str(set, "cflags", la_cflags()) ||
+        attrs_add_str(set, "simd_isa", la_simd_path()) ||
         attrs_add_str(set, "vmath_isa", la_vmath_isa()) ||
         attrs_add_str(set, "experiment_name", prov->experiment_name) ||
         attrs_add(set, "seed", AK_U64, NULL, 0, 0, prov->seed, 0) ||

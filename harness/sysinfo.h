@@ -1,6 +1,7 @@
 /* sysinfo.h — start-up settings and provenance: version, git commit, CPU model, BLAS name and
- * core, compiler and flags, host, UTC time, peak resident memory.  Results files and `bench`
- * record these so a figure can be reproduced.  No mutable globals: everything is read on demand.
+ * core, SIMD path, compiler and flags, host, UTC time, peak resident memory.  Results files and
+ * `bench` record these so a figure can be reproduced.  la_env_check is the CLI's start-up check
+ * of the code-path variables.  No mutable globals: everything is read on demand.
  */
 #ifndef LA_SYSINFO_H
 #define LA_SYSINFO_H
@@ -10,6 +11,11 @@
 /* Process start-up: GSL's aborting error handler and HDF5's automatic error printing off,
  * OpenBLAS single-threaded (linattn parallelises with OpenMP itself). */
 void la_startup(void);
+/* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
+ * valid on this CPU, else -1 with a one-line reason naming the valid values in msg. */
+int la_env_check(char *msg, size_t cap);
+/* The SIMD path the kernels use: "avx512", "avx2" or "scalar". */
+const char *la_simd_path(void);
 
 const char *la_version(void);
 const char *la_git_commit(void);

@@ -5,16 +5,20 @@
  * and the CPU check (__builtin_cpu_supports) happens before a vector function runs.  The
  * portable copy is plain C with one lane per "vector"; the compiler may still vectorise it
  * under -march=native, which changes nothing in the results' contract.
- * Choice: LINATTN_SIMD=avx512|avx2|scalar, read once at the first call, else the best the CPU
- * supports.  la_simd_force() overrides both (tests).
- * Tests: tests/test_kernels.c (GEMM against a loop on every path; every kernel on every path).
+ * Choice: LINATTN_SIMD=avx512|avx2|scalar (any case), read once at the first call, else the
+ * best the CPU supports.  la_simd_force() overrides both (tests).  la_simd_env_check() is the
+ * CLI's start-up check of the variable.
+ * Tests: tests/test_kernels.c (GEMM against a loop on every path; every kernel on every path);
+ * tests/cli_env.sh (a bad LINATTN_SIMD is refused, a valid one runs).
  */
 #include "simd.h"
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define LA_SIMD_X86 1
@@ -246,7 +250,7 @@ const char *la_simd_name(int isa)
 int la_simd_parse(const char *name)
 {
     for (int i = 0; name && i < LA_ISA_COUNT; i++)
-        if (!strcmp(name, isa_names[i]))
+        if (!strcasecmp(name, isa_names[i]))
             return i;
     return -1;
 }
@@ -290,6 +294,29 @@ int la_simd_isa(void)
         atomic_store_explicit(&auto_isa, a, memory_order_relaxed);
     }
     return a;
+}
+
+int la_simd_env_check(char *msg, size_t cap)
+{
+    const char *v = getenv("LINATTN_SIMD");
+    if (!v || !*v)
+        return 0;
+    const int want = la_simd_parse(v);
+    if (want >= 0 && la_simd_supported(want))
+        return 0;
+    char here[64] = "";
+    for (int i = LA_ISA_COUNT - 1; i >= 0; i--)
+        if (la_simd_supported(i)) {
+            const size_t n = strlen(here);
+            snprintf(here + n, sizeof here - n, "%s%s", n ? ", " : "", isa_names[i]);
+        }
+    if (want < 0)
+        snprintf(msg, cap, "LINATTN_SIMD='%s' is not a SIMD path; valid: avx512, avx2, scalar "
+                           "(any case; this CPU runs %s)", v, here);
+    else
+        snprintf(msg, cap, "LINATTN_SIMD='%s': this CPU cannot run %s; valid here: %s", v,
+                 isa_names[want], here);
+    return -1;
 }
 
 int la_simd_force(int isa)

@@ -5,9 +5,10 @@
  * What it is: three implementations of each block — AVX-512F (16 lanes), AVX2+FMA (8 lanes)
  * and portable C (one lane) — compiled from one template (simd_tmpl.h) and chosen per call by
  * an `isa` argument.  la_simd_isa() is what the public kernels pass: the best this CPU runs,
- * or what the environment variable LINATTN_SIMD=avx512|avx2|scalar names (read once, at the
- * first call; an unknown name or one the CPU cannot run is ignored).  la_simd_force() is for
- * tests, which run every kernel under every path.
+ * or what the environment variable LINATTN_SIMD=avx512|avx2|scalar names (any case; read
+ * once, at the first call).  The linattn command refuses an unknown name, or one the CPU
+ * cannot run, at start-up (la_simd_env_check); the library itself then uses the best path.
+ * la_simd_force() is for tests, which run every kernel under every path.
  * What it is not: a BLAS.  The GEMM here has no packing of A and only the blocking the
  * attention kernels need (operands of a few hundred rows that live in L1/L2).
  * Numerics: plain IEEE fp32 with FMA contraction written out; no -ffast-math.  Sums run in a
@@ -29,9 +30,12 @@ int la_simd_isa(void);
 int la_simd_force(int isa);
 /* 1 if this CPU can run isa (scalar: always). */
 int la_simd_supported(int isa);
-/* "avx512", "avx2" or "scalar"; la_simd_parse is the inverse (-1 when unknown). */
+/* "avx512", "avx2" or "scalar"; la_simd_parse is the inverse, in any case (-1 when unknown). */
 const char *la_simd_name(int isa);
 int la_simd_parse(const char *name);
+/* 0 when LINATTN_SIMD is unset, empty, or names a path this CPU runs; else -1 and msg gets a
+ * one-line reason that lists the valid names (and those this CPU runs). */
+int la_simd_env_check(char *msg, size_t cap);
 
 /* Register-block sizes of a path: GEMM tiles are mr x nr (nr = lanes · vectors). */
 int la_simd_mr(int isa);

@@ -3,12 +3,14 @@
  * What it is: three implementations of one algorithm — AVX-512F (16 lanes, masked tails),
  * AVX2+FMA (8 lanes, masked tails) and portable C (element-wise and branch-free, so the
  * compiler may vectorise it for whatever -march it is given) — and a dispatcher that picks the
- * best the CPU supports on the first call (or the one LINATTN_VMATH names).
+ * best the CPU supports on the first call (or the one LINATTN_VMATH names, in any case;
+ * la_vmath_env_check is the CLI's start-up check of that variable).
  * Each vector function carries its own target attribute, so this file compiles under any
  * -march; the CPU check happens before any of them runs.
  * What it is not: a libm.  There is no Payne-Hanek reduction (arguments of sincos beyond
  * LA_VSINCOS_RANGE go to libm element by element) and no errno/exception-flag contract.
- * Test: make build/tests/test_vmath && build/tests/test_vmath
+ * Test: make build/tests/test_vmath && build/tests/test_vmath; tests/cli_env.sh (the CLI's
+ * refusal of a bad LINATTN_VMATH).
  *
  * expf.  x is clamped to [-104, 89] (NaN passes through the clamps), n = round(x·log2 e) and
  * r = x − n·ln2 by a two-part Cody-Waite split whose first part has 15 significant bits, so
@@ -43,8 +45,10 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define LA_VMATH_X86 1
@@ -485,9 +489,35 @@ const struct la_vmath_impl *la_vmath_get(const char *isa)
     if (!isa)
         return NULL;
     for (size_t i = 0; i < VM_NIMPL; i++)
-        if (strcmp(vm_impls[i].name, isa) == 0)
+        if (strcasecmp(vm_impls[i].name, isa) == 0)
             return vm_cpu_runs(&vm_impls[i]) ? &vm_impls[i] : NULL;
     return NULL;
+}
+
+int la_vmath_env_check(char *msg, size_t cap)
+{
+    const char *v = getenv("LINATTN_VMATH");
+    if (!v || !*v || la_vmath_get(v))
+        return 0;
+    char all[64] = "", here[64] = "";
+    const char *known = NULL;
+    for (size_t i = 0; i < VM_NIMPL; i++) {
+        size_t n = strlen(all);
+        snprintf(all + n, sizeof all - n, "%s%s", n ? ", " : "", vm_impls[i].name);
+        if (strcasecmp(vm_impls[i].name, v) == 0)
+            known = vm_impls[i].name;
+        if (vm_cpu_runs(&vm_impls[i])) {
+            n = strlen(here);
+            snprintf(here + n, sizeof here - n, "%s%s", n ? ", " : "", vm_impls[i].name);
+        }
+    }
+    if (!known)
+        snprintf(msg, cap, "LINATTN_VMATH='%s' is not a vmath path; valid: %s (any case; this "
+                           "CPU runs %s)", v, all, here);
+    else
+        snprintf(msg, cap, "LINATTN_VMATH='%s': this CPU cannot run %s; valid here: %s", v,
+                 known, here);
+    return -1;
 }
 
 static const struct la_vmath_impl *vm_resolve(void)

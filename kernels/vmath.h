@@ -20,9 +20,10 @@
  * The implementation is chosen once per process at run time: the best this CPU supports of
  * AVX-512F ("avx512", 16 lanes), AVX2+FMA ("avx2", 8 lanes) and portable C ("scalar", the same
  * algorithm element by element).  The environment variable LINATTN_VMATH=avx512|avx2|scalar
- * forces one (read at the first call; a name that is unknown or that this CPU cannot run is
- * ignored, and la_vmath_isa() says what actually runs).  No -ffast-math: the code relies on
- * IEEE rounding.
+ * (any case) forces one (read at the first call).  The linattn command refuses a name that is
+ * unknown or that this CPU cannot run at start-up (la_vmath_env_check); the library itself
+ * then runs the best one, and la_vmath_isa() says what actually runs.  No -ffast-math: the
+ * code relies on IEEE rounding.
  */
 #ifndef LA_VMATH_H
 #define LA_VMATH_H
@@ -47,8 +48,12 @@ struct la_vmath_impl {
     void (*vsincosf)(const float *x, float *s, float *c, size_t n);
 };
 
-/* The implementation called isa, or NULL when the name is unknown or this CPU cannot run it.
- * "scalar" is always available. */
+/* The implementation called isa (any case), or NULL when the name is unknown or this CPU
+ * cannot run it.  "scalar" is always available. */
 const struct la_vmath_impl *la_vmath_get(const char *isa);
+
+/* 0 when LINATTN_VMATH is unset, empty, or names an implementation this CPU runs; else -1 and
+ * msg gets a one-line reason that lists the valid names (and those this CPU runs). */
+int la_vmath_env_check(char *msg, size_t cap);
 
 #endif

@@ -207,12 +207,14 @@ static void test_round_trip(void **state)
     assert_string_equal(buf, la_version());
     assert_int_equal(la_results_attr(path, "vmath_isa", buf, sizeof buf, &err), LA_OK);
     assert_true(strlen(buf) > 0);
+    assert_int_equal(la_results_attr(path, "simd_isa", buf, sizeof buf, &err), LA_OK);
+    assert_string_equal(buf, la_simd_path());
     assert_int_equal(la_results_attr(path, "nope", buf, sizeof buf, &err), LA_EFORMAT);
 
     char **names = NULL;
     size_t nn = 0;
     assert_int_equal(la_results_attr_names(path, &names, &nn, &err), LA_OK);
-    assert_int_equal(nn, 16); /* 15 provenance attributes + results_id */
+    assert_int_equal(nn, 17); /* 16 provenance attributes + results_id */
     int has_id = 0;
     for (size_t i = 0; i < nn; i++)
         has_id |= !strcmp(names[i], "results_id");
@@ -665,7 +667,8 @@ static void test_cli_info(void **state)
     assert_non_null(out);
     assert_int_equal(tu_run(out, cap, "info %s", path), 0);
     const char *want[] = {"tool_version", "git_commit", "created_utc", "cpu_model", "blas_core",
-                          "compiler", "cflags", "vmath_isa", "experiment_name  roundtrip",
+                          "compiler", "cflags", "simd_isa", "vmath_isa",
+                          "experiment_name  roundtrip",
                           "seed             17375808098319191535", "threads          3",
                           "  | name: roundtrip", "  | # σ² = 1.37",
                           "rows: 13 total, 11 ok, 2 failed",
