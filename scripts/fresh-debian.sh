@@ -124,9 +124,18 @@ cleanup() { # unmount what was mounted (innermost first), then remove the run's 
         echo "fresh-debian.sh: left $run (still mounted)" >&2
     fi
 }
+child=""
+stop() { # on SIGINT/SIGTERM: stop the command running in the root first (timeout passes the
+    # signal to its process group), so that nothing is left running in it when it is unmounted
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null || true
+        wait "$child" || true
+    fi
+    exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'stop 130' INT
+trap 'stop 143' TERM
 mkdir -p "$root" "$run/upper" "$run/work"
 if mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/upper,workdir=$run/work" "$root" \
         2>/dev/null; then
@@ -164,8 +173,8 @@ phase "clone"
 # Debian's OpenBLAS 0.3.21 predates this Zen 5 CPU and must use its Haswell (AVX2) kernels
 # here; the Makefile exports the same default, so the commands would run the same without it,
 # and passing it keeps the run correct for anything that is not started by make.
-in_root() {
-    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+in_root() { # exec: run with & it is then the timeout process itself, which forwards signals
+    exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         SHELL=/bin/bash USER=root LOGNAME=root OPENBLAS_CORETYPE=Haswell \
         timeout "$limit" chroot "$root" /bin/bash -c "cd /root/linattn && $1"
 }
@@ -175,7 +184,11 @@ status=0
 for cmd in "make figures" "make check"; do
     echo "== # $cmd    (in the fresh root; output also in $log)"
     rc=0
-    in_root "$cmd" 2>&1 | tee -a "$log" || rc=$? # pipefail: the command's status, unless tee fails
+    # In the background and waited for, so that a signal to this script is handled at once.
+    in_root "$cmd" > >(tee -a "$log") 2>&1 &
+    child=$!
+    wait "$child" || rc=$?
+    child=""
     phase "$cmd"
     if [ $rc -ne 0 ]; then
         echo "fresh-debian.sh: '$cmd' failed in the fresh root (exit $rc)" >&2
