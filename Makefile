@@ -1,5 +1,7 @@
 # Makefile — builds linattn, runs its tests, benchmarks and figures.  `make help` lists targets.
-# Read top to bottom: variables, dependencies (pkg-config), sources, rules, targets.
+# Read top to bottom: variables, dependencies (pkg-config), sources, the two stages (install
+# missing packages, then build), rules, targets.  Tested by `make check` itself and on a fresh
+# Debian 12 root by scripts/fresh-debian.sh (run by .ci/run).
 
 # ---- variables ----------------------------------------------------------------------------
 CC       ?= cc
@@ -52,7 +54,8 @@ else
 $(error BLAS must be openblas, blis or netlib, not '$(BLAS)')
 endif
 PKGS     := gsl hdf5-serial $(BLAS_PC) libfyaml nettle
-DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
+# Evaluated when make parses this file: the packages must be installed before that, which is
+# why the targets below run in two stages.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # GSL's .pc pulls in its own reference CBLAS; OpenBLAS provides cblas_* for GSL as well.
 PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) $(BLAS_LIBS)
@@ -86,16 +89,35 @@ LIB      := $(BUILD)/liblinattn.a
 BIN      ?= linattn
 
 # ---- rules -------------------------------------------------------------------------------
-.PHONY: all check check-mpi test asan bench figures clean help deps
+.PHONY: all check check-mpi test asan bench figures docs-figures clean help deps
 
-all: deps-ok $(BIN)  ## build ./linattn (installs missing Debian packages when root); BLAS=blis|netlib, MPI=1
+# ---- two stages ---------------------------------------------------------------------------
+# A fresh machine lacks pkg-config and the -dev packages when make parses this file, so the
+# flags above come out empty.  Stage 1 (the make a user runs) installs what the goals need
+# (scripts/install-deps.sh: as root it runs apt-get, otherwise it prints the apt-get line and
+# make stops), then stage 2, a second make with LA_STAGE=2, parses the file afresh and builds.
+# Targets not listed in STAGED (a single object, a test binary, clean) run in stage 1 as is.
+STAGED := all check test bench figures docs-figures asan check-mpi
+ifneq ($(LA_STAGE),2)
+STAGE2_GOALS := $(or $(filter $(STAGED),$(MAKECMDGOALS)),all)
+DEP_GROUPS := build $(if $(filter 1,$(MPI)),mpi) $(filter blis netlib,$(BLAS)) \
+              $(if $(filter check test asan,$(STAGE2_GOALS)),check) \
+              $(if $(filter figures docs-figures,$(STAGE2_GOALS)),figures) \
+              $(if $(filter check-mpi,$(STAGE2_GOALS)),mpi)
 
-deps-ok:
-	@if [ "$(DEPS_OK)" != yes ]; then scripts/install-deps.sh || exit 1; fi
-	@if [ "$(MPI)" = 1 ] && ! command -v mpicc >/dev/null; then scripts/install-deps.sh --mpi || exit 1; fi
-.PHONY: deps-ok
+all:  ## build ./linattn (installs missing Debian packages when root); BLAS=blis|netlib, MPI=1
+# Every staged goal depends on one stage-2 run that makes all of them, in the order given.
+$(STAGED): la-stage2
+	@:
+.PHONY: la-stage2
+la-stage2:
+	@scripts/install-deps.sh $(sort $(DEP_GROUPS))
+	@$(MAKE) --no-print-directory LA_STAGE=2 $(STAGE2_GOALS)
+else
+all: $(BIN)
+endif
 
-deps:
+deps:  ## install every Debian package of check and figures (as root)
 	scripts/install-deps.sh
 
 $(BUILD)/%.o: %.c
@@ -129,7 +151,8 @@ FORCE:
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/harness/main.d
 
-# ---- targets -----------------------------------------------------------------------------
+# ---- targets (stage 2: the packages are installed and the flags above are complete) --------
+ifeq ($(LA_STAGE),2)
 check: all $(TESTS:%=$(BUILD)/tests/%)  ## build and run every test (cmocka + CLI tests)
 	@scripts/run-tests.sh $(BUILD) $(TESTS)
 
@@ -141,23 +164,19 @@ asan:  ## build with AddressSanitizer + UBSan into build-asan/ and run the same 
 	    LINATTN_BIN=build-asan/linattn check
 
 check-mpi:  ## build with MPI into build-mpi/ and run the MPI tests (mpirun -np 2)
-	@command -v mpicc >/dev/null || scripts/install-deps.sh --mpi
 	$(MAKE) MPI=1 BUILD=build-mpi BIN=build-mpi/linattn build-mpi/linattn
 	LINATTN_BIN=build-mpi/linattn bash tests/mpi/e2e.sh
 
 bench: all  ## the benchmark table (1 thread): kernels against SGEMM peak, d in {32,64,128}
 	./$(BIN) bench --suite
 
-# gnuplot is not a pkg-config package: deps-ok cannot see it, so check it here (install-deps.sh
-# installs it as root, or prints the apt-get line and fails).
 figures: all  ## run the quick experiments (resuming) and draw every figure into plots/out/; PAPER=1: paper sizes
-	@command -v gnuplot >/dev/null 2>&1 || scripts/install-deps.sh
 	scripts/figures.sh $(if $(PAPER),--paper)
 
 .PHONY: docs-figures
 docs-figures: all  ## run the quick experiments and refresh docs/figures/ (small PNGs, committed)
-	@command -v gnuplot >/dev/null 2>&1 || scripts/install-deps.sh
 	scripts/figures.sh --docs
+endif
 
 clean:  ## remove build outputs
 	rm -rf $(BUILD) build-asan build-mpi build-blis build-netlib $(BIN)

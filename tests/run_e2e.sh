@@ -164,15 +164,25 @@ check "killed+resumed has the keys of the uninterrupted run ($(wc -l <"$tmp/k.ke
     cmp -s "$tmp/ref.keys" "$tmp/k.keys"
 
 # ---- SIGTERM: stop between cells, close the file cleanly, exit 143, resume ---------------
+# The signal goes out once the run has written its first row (its handler is in place before
+# the first cell starts): poll the results file, which readers may open while a run appends,
+# for up to 60 s.  A run that ends first, or never writes a row, fails the checks below.
 "$BIN" run "$tmp/kill.yaml" -o "$tmp/term.h5" --quiet >"$tmp/term.out" 2>"$tmp/term.err" &
 pid=$!
-ms=$((ref_ms / 3))
-sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+seen=0
+deadline=$((SECONDS + 60))
+while [ $SECONDS -lt $deadline ] && kill -0 "$pid" 2>/dev/null; do
+    seen=$([ -f "$tmp/term.h5" ] && keys "$tmp/term.h5" 2>/dev/null | wc -l || echo 0)
+    [ "$seen" -ge 1 ] && break
+    sleep 0.02 # the polling interval, not a guess at when the run gets there
+done
 kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 rc=$?
 have=$(keys "$tmp/term.h5" | wc -l)
+check "SIGTERM sent after the first row ($seen of $nref rows then)" [ "$seen" -ge 1 ]
 check "SIGTERM mid-run exits 143 (rc=$rc, $have of $nref rows)" [ $rc -eq 143 ]
+check "... before the last row" [ "$have" -lt "$nref" ]
 check "... says how to resume" grep -q "rerun the same command" "$tmp/term.err"
 "$BIN" run "$tmp/kill.yaml" -o "$tmp/term.h5" --quiet >"$tmp/term2.out" 2>&1
 check "... and the rerun completes with the same keys" cmp -s "$tmp/ref.keys" <(keys "$tmp/term.h5")
