@@ -559,7 +559,7 @@ static int run_main(int argc, char **argv, int rank, int nranks)
     la_cancel_watch(NULL);
     la_progress_clear(&prog);
     restore_signals(old_sa);
-    const size_t stored = la_results_nrows(res);
+    const size_t stored = write_error ? la_results_settle(res) : la_results_nrows(res);
     /* Cells neither done nor run after a stop (single process). */
     size_t left = cut ? 1 : 0;
     for (size_t i = next; nranks == 1 && i < e->ncells; i++)
@@ -584,8 +584,8 @@ static int run_main(int argc, char **argv, int rank, int nranks)
            e->name, e->ncells, ran, skipped, failed, out, took, stop);
     if (write_error) {
         fprintf(stderr,
-                "linattn run: stopped: %zu rows are stored in %s; free space and rerun the same "
-                "command to resume\n",
+                "linattn run: stopped: %zu rows are stored in %s; once it can be written "
+                "(free space), rerun the same command to resume\n",
                 stored, out);
         rc = 3;
     } else if (interrupted) {
@@ -619,5 +619,12 @@ int cmd_run(int argc, char **argv)
     const int rc = run_main(argc, argv, rank, nranks);
     la_mpi_finalize();
     sem_destroy(&wake);
+    if (rc == 3) {
+        /* After a write error HDF5 may hold a file whose close failed, and its exit handler
+         * would crash on it (la_results_settle): every file of ours is closed, so end here. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
     return rc;
 }

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1611,6 +1612,59 @@ int la_results_append(struct la_results *r, const struct la_row *row, struct la_
         return LA_FAIL(err, LA_ENOMEM, "out of memory recording the key of row %zu",
                        r->nrows - 1);
     return LA_OK;
+}
+
+size_t la_results_settle(struct la_results *r)
+{
+    if (!r)
+        return 0;
+    /* After a failed write HDF5's cached state need not agree with the rows it accepted, and
+     * its close would write that state into the file.  So its descriptor is pointed at an
+     * anonymous memory file first: the close writes there, and the results file keeps what the
+     * last good flush left, which is checked below.  Past a file size limit (EFBIG) that close
+     * fails all the same, and HDF5 1.10 then crashes in its exit handler: the caller must end
+     * the process with _exit (cli_run.c does). */
+    void *handle = NULL;
+    if (r->file >= 0 && H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle) {
+        const int scratch = memfd_create("linattn-detached", MFD_CLOEXEC);
+        if (scratch >= 0) {
+            (void)dup3(scratch, *(int *)handle, O_CLOEXEC);
+            close(scratch);
+        }
+    }
+    if (r->dset >= 0)
+        H5Dclose(r->dset);
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    r->dset = r->file = -1;
+    struct journal j;
+    struct la_error jerr;
+    if (journal_load(r->jfd, r->jpath, &j, &jerr) != LA_OK || !j.valid) {
+        journal_free(&j);
+        return r->nrows; /* nothing better known */
+    }
+    struct h5_content h;
+    struct la_error herr;
+    const int h5_ok = h5_load(r->path, 0, 1, &h, &herr) == LA_OK;
+    const int agree = h5_ok && h.n_empty == 0 && h.n == j.n && is_prefix(h.rows, h.n, j.rows, j.n);
+    if (h5_ok)
+        h5_content_free(&h);
+    if (!agree) {
+        /* Rebuilt from the journal; where there is no room even for that, the .h5 (whose rows
+         * are all in the journal) makes way, and then readers and a resume use the journal. */
+        struct la_error berr;
+        if (h5_build(r->path, &j.attrs, j.rows, j.n, &berr) != LA_OK) {
+            if (r->lfd >= 0) /* its open descriptor would keep the old file's space */
+                close(r->lfd);
+            r->lfd = -1;
+            if (unlink(r->path) == 0)
+                (void)h5_build(r->path, &j.attrs, j.rows, j.n, &berr);
+        }
+    }
+    const size_t n = j.n;
+    journal_free(&j);
+    r->nrows = n;
+    return n;
 }
 
 void la_results_close(struct la_results *r)
