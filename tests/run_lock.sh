@@ -37,7 +37,7 @@ sweep:
   T: [64, 40960]
   d: 64
   threads: 1
-measure: {error: false, time: true, min_repeats: 1, warmup: 0, time_budget_s: 0.01}
+measure: {time: false, max_ref_rows: 1, kl_rows: 1, kernel_pairs: 1}
 EOF
 mkdir "$tmp/d"
 "$BIN" run "$tmp/long.yaml" -o "$tmp/d/real.h5" --quiet >/dev/null 2>&1 &
