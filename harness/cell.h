@@ -73,7 +73,8 @@ struct la_cell {
 /* Row status values. */
 enum la_row_status {
     LA_ROW_OK = 0,
-    LA_ROW_FAILED = 1 /* message says why: allocation failure, NaN output, unreadable data */
+    LA_ROW_FAILED = 1, /* message says why: allocation failure, NaN output, unreadable data */
+    LA_ROW_INTERRUPTED = 2 /* SIGINT/SIGTERM arrived during the cell; retried on resume */
 };
 
 /* One measurement: the identifying fields of the cell, plus what was measured. */

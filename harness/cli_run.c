@@ -2,25 +2,41 @@
  * per cell appended (and flushed) to the results file as it finishes.
  *
  * Resume: cells whose key already has an OK row in the file are skipped, so rerunning the same
- * command after a crash, a kill -9 or Ctrl-C finishes the sweep; failed rows are retried.  An
- * extended experiment (more values, cells, comments) resumes the file too, when its cell
- * context (la_experiment_context: seed, measure settings, input file hashes) agrees with the
- * file's; otherwise la_results_open refuses it (--fresh starts over).  --dry-run prints the
+ * command after a crash, a kill -9 or Ctrl-C finishes the sweep; failed and interrupted rows are
+ * retried.  An extended experiment (more values, cells, comments) resumes the file too, when its
+ * cell context (la_experiment_context: seed, measure settings, input file hashes) agrees with the
+ * file's; otherwise la_results_open refuses it, naming what changed.  --dry-run prints the
  * verdict of the same decision (la_results_resume_check) and exits 2 where run would refuse.
- * Exit codes: 0 every cell ok; 1 some cell failed (its row has status FAILED and the reason), or
- * the file could not be written mid-run; 2 bad input (bad arguments, an invalid experiment, an
- * output that cannot be opened) — nothing is written then.  128 + signal after SIGINT/SIGTERM.
+ * --fresh starts over, and replaces only a results file: never the experiment file or another
+ * file.
+ * Exit codes: 0 every cell ok; 1 some cell failed (its row has status FAILED and the reason);
+ * 2 bad input (bad arguments, an invalid experiment, an output that cannot be opened or is not
+ * a results file) — nothing is written then; 3 the results file could not be written mid-run
+ * (disk full, file size limit): the run stops at once and says how many rows are stored, which
+ * is what a resume and `linattn export` find; 128 + signal after SIGINT/SIGTERM.
+ * Signals (single process): SIGINT and SIGTERM set a flag that the runner polls between its
+ * phases and timed repeats (timing.h); the cell in flight is then recorded as INTERRUPTED and
+ * the run ends.  One kernel call can last many seconds, so a watchdog thread, woken by the
+ * handler, waits WATCHDOG_GRACE_MS for the main thread to reach a check point; if it does not,
+ * the watchdog records the interrupted row itself (under la_io_lock, the mutex the main thread
+ * holds whenever it uses HDF5), prints the message and _exits with 128 + signal.  A second
+ * signal kills at once (SA_RESETHAND).  Under MPI the old rule holds: cells in flight finish.
  * Output: progress line on stderr only when stderr is a terminal and not --quiet; failed cells
  * and errors on stderr; one summary line on stdout.
- * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/sweep_extend.sh (extending a
- * finished sweep, refusals, --dry-run agreeing with run), tests/test_runner.c (the runner).
+ * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/run_signals.sh (SIGINT/SIGTERM
+ * inside a long cell), tests/run_lock.sh (links, locks, --fresh), tests/run_diskfull.sh (write
+ * errors), tests/sweep_extend.sh (extending a finished sweep, refusals, --dry-run agreeing with
+ * run), tests/test_runner.c (the runner).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cell.h"
@@ -53,22 +69,36 @@ static const char run_help[] =
     "Under MPI (a `make MPI=1` build started by mpirun), rank 0 writes the file and hands cells\n"
     "to all ranks, most expensive first; see README \"Clusters\".\n"
     "\n"
-    "Exit status: 0 all cells ok, 1 some cells failed (see their rows' message), 2 bad input.\n";
+    "SIGINT (Ctrl-C) or SIGTERM stops the run within about a second, also inside a long cell:\n"
+    "that cell gets a row with status 2 (interrupted), the message says how many rows are\n"
+    "stored, and rerunning the same command resumes.  A second signal kills at once.\n"
+    "\n"
+    "Exit status: 0 all cells ok; 1 some cells failed (see their rows' message); 2 bad input,\n"
+    "nothing written (also: OUT.h5 is the experiment file or not a results file); 3 the\n"
+    "results file could not be written (disk full): the run stopped, the rows it says are\n"
+    "stored are what a resume finds; 128+N after signal N (130 SIGINT, 143 SIGTERM).\n";
 
-/* The one piece of mutable static state: the number of the SIGINT or SIGTERM received, set by
- * the handler and read between cells.  A signal handler can only talk to the program through
- * such a flag. */
+/* The mutable static state, both for the signal handler, which can only talk to the program
+ * through such objects: the number of the SIGINT or SIGTERM received, and the semaphore that
+ * wakes the watchdog (sem_post is async-signal-safe). */
 static volatile sig_atomic_t interrupted;
+static sem_t wake;
 
 static void on_signal(int sig)
 {
     interrupted = sig;
+    sem_post(&wake);
 }
 
-/* SIGINT (Ctrl-C) and SIGTERM (what batch schedulers send first) stop the sweep between cells:
- * the cell in flight finishes and is written, the file is closed, the exit status is 128 + the
- * signal.  A second signal kills at once (SA_RESETHAND); rows already written are safe, since
- * each is flushed.  A signal ignored at start (nohup, a background job) stays ignored. */
+static const char *signame(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+/* SIGINT (Ctrl-C) and SIGTERM (what batch schedulers send first) set `interrupted`; the handler
+ * may run on any thread (OpenMP and BLAS threads included), it only stores and posts.  A second
+ * signal kills at once (SA_RESETHAND); rows already written are safe, since each is flushed.
+ * A signal ignored at start (nohup, a background job) stays ignored. */
 static void catch_signals(struct sigaction old[2])
 {
     static const int sigs[2] = {SIGINT, SIGTERM};
@@ -76,7 +106,7 @@ static void catch_signals(struct sigaction old[2])
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = (int)SA_RESETHAND;
+    sa.sa_flags = (int)(SA_RESETHAND | SA_RESTART);
     interrupted = 0;
     for (int i = 0; i < 2; i++) {
         if (sigaction(sigs[i], NULL, &old[i]) != 0) {
@@ -94,6 +124,92 @@ static void restore_signals(const struct sigaction old[2])
     for (int i = 0; i < 2; i++)
         if (old[i].sa_handler != SIG_IGN)
             sigaction(sigs[i], &old[i], NULL);
+}
+
+/* How long the main thread has, after a signal, to reach a check point itself. */
+#define WATCHDOG_GRACE_MS 500
+
+/* The watchdog's view of the run; every field but the thread is read and written under
+ * la_io_lock. */
+struct watchdog {
+    pthread_t thread;
+    int started;
+    int done;                   /* the main thread has finished, or is handling the signal */
+    struct la_results *res;
+    const struct la_cell *cell; /* the cell in flight, NULL between cells */
+    const char *host, *out;
+};
+
+/* The line every interrupted run ends with (main thread or watchdog). */
+static void say_interrupted(int sig, const struct la_cell *c, size_t stored, const char *out)
+{
+    char in[48] = "";
+    if (c)
+        snprintf(in, sizeof in, " during cell %d", c->index);
+    fprintf(stderr,
+            "linattn run: interrupted by %s%s; %zu rows are stored in %s; rerun the same "
+            "command to resume\n",
+            signame(sig), in, stored, out);
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    while (sem_wait(&wake) != 0)
+        if (errno != EINTR)
+            return NULL;
+    const int sig = (int)interrupted;
+    if (!sig)
+        return NULL; /* woken by the end of the run */
+    /* Give the main thread WATCHDOG_GRACE_MS to reach a check point (it then sets done). */
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < WATCHDOG_GRACE_MS / 10; i++) {
+        la_io_lock();
+        const int done = w->done;
+        la_io_unlock();
+        if (done)
+            return NULL;
+        nanosleep(&tick, NULL);
+    }
+    la_io_lock(); /* held until _exit: the main thread never uses HDF5 again */
+    if (w->done) {
+        la_io_unlock();
+        return NULL;
+    }
+    if (w->cell) {
+        struct la_row row;
+        struct la_error err;
+        la_error_clear(&err);
+        la_row_from_cell(w->cell, &row);
+        row.status = LA_ROW_INTERRUPTED;
+        snprintf(row.message, sizeof row.message, "interrupted by %s during a kernel call",
+                 signame(sig));
+        snprintf(row.host, sizeof row.host, "%s", w->host);
+        if (la_results_append(w->res, &row, &err) != LA_OK)
+            fprintf(stderr, "linattn run: %s\n", err.msg);
+    }
+    say_interrupted(sig, w->cell, la_results_nrows(w->res), w->out);
+    _exit(128 + sig);
+}
+
+/* Starts the watchdog: 0, or pthread_create's error (the check points then still work). */
+static int watchdog_start(struct watchdog *w)
+{
+    const int e = pthread_create(&w->thread, NULL, watchdog_main, w);
+    w->started = e == 0;
+    return e;
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+    if (!w->started)
+        return;
+    la_io_lock();
+    w->done = 1;
+    la_io_unlock();
+    sem_post(&wake);
+    pthread_join(w->thread, NULL);
+    w->started = 0;
 }
 
 struct run_opts {
@@ -312,6 +428,18 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         la_experiment_free(e);
         return 0;
     }
+    /* The experiment file itself is never an output (stat follows links, so a link to it is
+     * caught too); --dry-run says so as run would. */
+    struct stat ys, os;
+    if (rank == 0 && stat(o.yaml, &ys) == 0 && stat(out, &os) == 0 && ys.st_dev == os.st_dev &&
+        ys.st_ino == os.st_ino) {
+        fprintf(stderr, "linattn run: the output %s is the experiment file %s itself; choose "
+                        "another output file\n", out, o.yaml);
+        if (nranks > 1 && !o.dry_run)
+            la_mpi_bcast_int(0);
+        la_experiment_free(e);
+        return 2;
+    }
     /* What the cells' results depend on beyond their keys (rank 0 writes the file). */
     char *context = NULL;
     if (rank == 0 && la_experiment_context(e, &context, &err) != LA_OK) {
@@ -397,8 +525,17 @@ static int run_main(int argc, char **argv, int rank, int nranks)
 
     char host[LA_HOST_LEN];
     la_hostname(host, sizeof host);
+    struct watchdog wd = {.res = res, .host = host, .out = out};
+    if (nranks == 1) {
+        la_cancel_watch(&interrupted);
+        const int e_wd = watchdog_start(&wd);
+        if (e_wd)
+            fprintf(stderr, "linattn run: no watchdog thread (%s): a signal is honoured when the "
+                            "cell in flight reaches a check point\n", strerror(e_wd));
+    }
     size_t ran = 0, skipped = 0, failed = 0;
-    int rc = 0;
+    int rc = 0, write_error = 0;
+    const struct la_cell *cut = NULL; /* the cell the signal interrupted */
     const double t0 = la_now();
     if (nranks > 1) {
         struct la_mpi_stats ms = {0, 0};
@@ -410,13 +547,17 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         failed = ms.failed;
         skipped = e->ncells - todo;
     }
-    for (size_t i = 0; nranks == 1 && i < e->ncells && !interrupted; i++) {
-        const struct la_cell *c = &e->cells[i];
+    size_t next = 0; /* cells before this one were run, skipped or stopped at */
+    for (; nranks == 1 && next < e->ncells && !interrupted; next++) {
+        const struct la_cell *c = &e->cells[next];
         if (la_results_has_key(res, c->key)) {
             skipped++;
             continue;
         }
-        la_progress_start(&prog, i + 1, c);
+        la_progress_start(&prog, next + 1, c);
+        la_io_lock();
+        wd.cell = c;
+        la_io_unlock();
         const double c0 = la_now();
         struct la_row row;
         struct la_error cerr;
@@ -424,10 +565,23 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         const int st = la_run_cell(ws, c, &row, &cerr);
         snprintf(row.host, sizeof row.host, "%s", host);
         la_progress_done(&prog, la_cell_flops(c), la_now() - c0);
-        if (la_results_append(res, &row, &err) != LA_OK) {
+        la_io_lock();
+        if (interrupted) { /* this thread ends the run: the watchdog stands down */
+            wd.done = 1;
+            if (row.status == LA_ROW_INTERRUPTED)
+                cut = c;
+        }
+        const int wst = la_results_append(res, &row, &err);
+        wd.cell = NULL;
+        la_io_unlock();
+        if (wst != LA_OK) {
             la_progress_clear(&prog);
             fprintf(stderr, "linattn run: %s\n", err.msg);
-            rc = 1;
+            write_error = 1;
+            break;
+        }
+        if (row.status == LA_ROW_INTERRUPTED) {
+            next++;
             break;
         }
         ran++;
@@ -437,8 +591,15 @@ static int run_main(int argc, char **argv, int rank, int nranks)
             fprintf(stderr, "linattn run: cell %d failed: %s\n", c->index, row.message);
         }
     }
+    watchdog_stop(&wd);
+    la_cancel_watch(NULL);
     la_progress_clear(&prog);
     restore_signals(old_sa);
+    const size_t stored = write_error ? la_results_settle(res) : la_results_nrows(res);
+    /* Cells neither done nor run after a stop (single process). */
+    size_t left = cut ? 1 : 0;
+    for (size_t i = next; nranks == 1 && i < e->ncells; i++)
+        left += !la_results_has_key(res, e->cells[i].key);
     la_results_close(res);
     la_runner_ws_free(ws);
 
@@ -448,13 +609,23 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         snprintf(took, sizeof took, "%.1f s", secs);
     else
         la_format_duration(secs, took, sizeof took);
-    printf("%s: %zu cells: %zu run, %zu skipped (resumed), %zu failed; results in %s (%s)\n",
-           e->name, e->ncells, ran, skipped, failed, out, took);
-    if (interrupted) {
+    char stop[96] = "";
+    if (write_error)
+        snprintf(stop, sizeof stop, "; stopped: results file not writable, %zu cells not run",
+                 left);
+    else if (interrupted && nranks == 1)
+        snprintf(stop, sizeof stop, "; stopped by %s, %zu cells not run", signame(interrupted),
+                 left);
+    printf("%s: %zu cells: %zu run, %zu skipped (resumed), %zu failed; results in %s (%s)%s\n",
+           e->name, e->ncells, ran, skipped, failed, out, took, stop);
+    if (write_error) {
         fprintf(stderr,
-                "linattn run: interrupted (%s) after %zu cells; rerun the same command "
-                "to resume\n",
-                interrupted == SIGINT ? "SIGINT" : "SIGTERM", ran);
+                "linattn run: stopped: %zu rows are stored in %s; once it can be written "
+                "(free space), rerun the same command to resume\n",
+                stored, out);
+        rc = 3;
+    } else if (interrupted) {
+        say_interrupted(interrupted, cut, stored, out);
         rc = 128 + (int)interrupted;
     } else if (rc == 0 && failed) {
         rc = 1;
@@ -470,11 +641,26 @@ int cmd_run(int argc, char **argv)
             fputs(run_help, stdout);
             return 0;
         }
+    /* Past a file size limit (ulimit -f) a write fails with EFBIG instead of killing the
+     * process, so it is reported like a full disk. */
+    (void)signal(SIGXFSZ, SIG_IGN);
+    if (sem_init(&wake, 0, 0) != 0) {
+        fprintf(stderr, "linattn run: cannot create a semaphore: %s\n", strerror(errno));
+        return 1;
+    }
     const int rank = la_mpi_init(NULL, NULL);
     const int nranks = la_mpi_size();
     if (nranks > 1)
         la_mpi_pin();
     const int rc = run_main(argc, argv, rank, nranks);
     la_mpi_finalize();
+    sem_destroy(&wake);
+    if (rc == 3) {
+        /* After a write error HDF5 may hold a file whose close failed, and its exit handler
+         * would crash on it (la_results_settle): every file of ours is closed, so end here. */
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc);
+    }
     return rc;
 }

@@ -30,13 +30,21 @@
  * u16 name length, name, u32 value length, value), u64 FNV-1a of all of it; then records =
  * u32 "LROW", u32 0, u64 FNV-1a of the row, the row (canonical: zero padding).
  *
- * Locking: the writer holds flock(LOCK_EX) on the journal for its lifetime, so a second
- * writer is refused with a clear message.  Nobody takes HDF5's own file lock (see
- * nolock_fapl), so `linattn export`/`info`, h5py and pandas read a file while a run appends.
+ * Names: a symbolic link given as the path is followed to the file it names; the journal, the
+ * tmp file and the rename are the real file's, so the link stays a link.
+ * Locking: the writer holds flock(LOCK_EX) on the journal and an OFD write lock
+ * (fcntl F_OFD_SETLK) on the .h5's inode for its lifetime, so a second writer is refused with a
+ * clear message, whether it names the file by the same path, through a link to the file or its
+ * directory, or by a hard link.  Nobody takes HDF5's own file lock (see nolock_fapl), so
+ * `linattn export`/`info`, h5py and pandas read a file while a run appends.
+ * --fresh replaces only a results file (or nothing): see fresh_allowed.
+ * Write errors: an append the .h5 cannot take (disk full) is cut from the journal again and the
+ * row count taken back, so la_results_nrows() is what every reader and a resume will find.
  * Flushes go to the OS page cache (no fsync): rows survive the death of the process, not
  * necessarily a power cut.
  * Not thread-safe: one thread appends.  la_results_attr formats numeric attributes as text.
- * Test: make build/tests/test_results && build/tests/test_results
+ * Test: make build/tests/test_results && build/tests/test_results; the CLI side (links, locks,
+ * --fresh, disk full): tests/run_lock.sh, tests/run_diskfull.sh.
  */
 #include "results.h"
 
@@ -50,6 +58,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1086,6 +1095,7 @@ static int journal_path(const char *path, char *jpath, size_t cap, struct la_err
 struct la_results {
     hid_t file, dset, mtype;
     int jfd;          /* the journal, locked for the writer's lifetime */
+    int lfd;          /* the .h5 itself, OFD-locked for the writer's lifetime (-1: none yet) */
     off_t jend;       /* its length */
     size_t nrows;
     char path[LA_PATH_LEN];
@@ -1563,6 +1573,144 @@ done:
     return rc;
 }
 
+/* Follows symbolic links from path to the file they name (which need not exist yet: a dangling
+ * link names the file to create), so the journal, the tmp file, the rename and the locks are
+ * those of the real file and a link stays a link. */
+static int resolve_links(const char *path, char *out, size_t cap, struct la_error *err)
+{
+    char cur[LA_PATH_LEN], link[LA_PATH_LEN];
+    snprintf(cur, sizeof cur, "%s", path);
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode))
+            break;
+        if (hops == 40)
+            return LA_FAIL(err, LA_EIO, "results path %s: too many levels of symbolic links",
+                           path);
+        ssize_t n = readlink(cur, link, sizeof link);
+        if (n < 0)
+            return LA_FAIL(err, LA_EIO, "cannot read the symbolic link %s: %s", cur,
+                           strerror(errno));
+        if ((size_t)n >= sizeof link)
+            return LA_FAIL(err, LA_EINVAL, "results path too long (max %d bytes): %s -> ...",
+                           LA_PATH_LEN - 1, cur);
+        link[n] = '\0';
+        char *slash = strrchr(cur, '/');
+        if (link[0] == '/' || !slash) {
+            snprintf(cur, sizeof cur, "%s", link);
+        } else {
+            char next[2 * LA_PATH_LEN];
+            snprintf(next, sizeof next, "%.*s/%s", (int)(slash - cur), cur, link);
+            if (strlen(next) >= sizeof cur)
+                return LA_FAIL(err, LA_EINVAL, "results path too long (max %d bytes): %s",
+                               LA_PATH_LEN - 1, next);
+            memcpy(cur, next, strlen(next) + 1);
+        }
+    }
+    if (strlen(cur) >= cap)
+        return LA_FAIL(err, LA_EINVAL, "results path too long (max %d bytes): %s", (int)cap - 1,
+                       cur);
+    snprintf(out, cap, "%s", cur);
+    return LA_OK;
+}
+
+/* Takes an open-file-description write lock on the .h5 at path (its inode, so a hard link to
+ * it is refused too).  No file yet: *fd = -1 and LA_OK.  OFD locks are of another kind than the
+ * flock() that HDF5 and h5py take, so readers that lock are not disturbed (on Linux local
+ * filesystems; NFS maps both onto the same lock). */
+static int lock_h5(const char *path, const char *shown, int *fd, struct la_error *err)
+{
+    *fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    short type = F_WRLCK;
+    if (*fd < 0 && errno == EACCES) { /* read-only: a read lock still refuses a writer */
+        *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        type = F_RDLCK;
+    }
+    if (*fd < 0)
+        return errno == ENOENT ? LA_OK
+                               : LA_FAIL(err, LA_EIO, "cannot open results file %s: %s", shown,
+                                         strerror(errno));
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(*fd, F_OFD_SETLK, &fl) == 0)
+        return LA_OK;
+    const int e = errno;
+    if (e == EINVAL || e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS)
+        return LA_OK; /* no such locks here: the journal's lock still holds */
+    close(*fd);
+    *fd = -1;
+    if (e == EAGAIN || e == EACCES)
+        return LA_FAIL(err, LA_EIO,
+                       "results file %s is locked: another linattn run is writing it (perhaps "
+                       "under another name: a link)",
+                       shown);
+    return LA_FAIL(err, LA_EIO, "cannot lock %s: %s", shown, strerror(e));
+}
+
+/* After recovery the .h5 may be a new file (built and renamed over the path): lock that one. */
+static int relock_h5(struct la_results *r, const char *shown, struct la_error *err)
+{
+    struct stat a, b;
+    if (stat(r->path, &b) != 0)
+        return LA_FAIL(err, LA_EIO, "cannot open results file %s: %s", shown, strerror(errno));
+    if (r->lfd >= 0 && fstat(r->lfd, &a) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return LA_OK;
+    int fd;
+    int rc = lock_h5(r->path, shown, &fd, err);
+    if (rc)
+        return rc;
+    if (r->lfd >= 0)
+        close(r->lfd);
+    r->lfd = fd;
+    return LA_OK;
+}
+
+/* Whether --fresh may replace what is at path: nothing, an empty file, or a linattn results
+ * file.  A results file is recognised by its journal's header (so a damaged .h5 with an intact
+ * journal counts) or by the HDF5 signature at byte 0 with an experiment_text attribute (or an
+ * HDF5 file that does not open: a damaged results file without its journal).  Only the first
+ * bytes and one attribute are read.  LA_OK or LA_EINVAL with the reason. */
+static int fresh_allowed(const struct la_results *r, const char *shown, struct la_error *err)
+{
+    static const unsigned char h5sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    struct stat st;
+    if (stat(r->path, &st) != 0)
+        return LA_OK;
+    if (!S_ISREG(st.st_mode))
+        return LA_FAIL(err, LA_EINVAL, "results path %s is not a regular file", shown);
+    if (st.st_size == 0)
+        return LA_OK;
+    unsigned char head[8];
+    if (pread(r->jfd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+        !memcmp(head, J_MAGIC, 8))
+        return LA_OK;
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
+    if (fd >= 0)
+        close(fd);
+    int ok = got == (ssize_t)sizeof head && !memcmp(head, h5sig, 8);
+    if (ok) {
+        H5E_auto2_t efn;
+        void *edata;
+        H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        hid_t f = la_h5_open_readonly(r->path);
+        if (f >= 0) {
+            ok = H5Aexists(f, "experiment_text") > 0;
+            H5Fclose(f);
+        }
+        H5Eset_auto2(H5E_DEFAULT, efn, edata);
+    }
+    if (ok)
+        return LA_OK;
+    return LA_FAIL(err, LA_EINVAL,
+                   "%s is not a linattn results file; --fresh replaces only results files: "
+                   "choose another output file",
+                   shown);
+}
+
 int la_results_open(const char *path, const struct la_provenance *prov, int fresh,
                     struct la_results **out, struct la_error *err)
 {
@@ -1572,15 +1720,17 @@ int la_results_open(const char *path, const struct la_provenance *prov, int fres
     if (strlen(path) >= LA_PATH_LEN)
         return LA_FAIL(err, LA_EINVAL, "results path too long (max %d bytes): %s",
                        LA_PATH_LEN - 1, path);
-    int rc = make_parent_dirs(path, err);
-    if (rc)
-        return rc;
     struct la_results *r = calloc(1, sizeof *r);
     if (!r)
         return LA_FAIL(err, LA_ENOMEM, "out of memory opening %s", path);
     r->file = r->dset = r->mtype = -1;
-    snprintf(r->path, sizeof r->path, "%s", path);
-    if ((rc = journal_path(path, r->jpath, sizeof r->jpath, err)))
+    r->jfd = r->lfd = -1;
+    int rc = resolve_links(path, r->path, sizeof r->path, err);
+    if (rc)
+        goto fail;
+    if ((rc = make_parent_dirs(r->path, err)))
+        goto fail;
+    if ((rc = journal_path(r->path, r->jpath, sizeof r->jpath, err)))
         goto fail;
     int created = 0;
     r->jfd = open(r->jpath, O_RDWR | O_CLOEXEC);
@@ -1593,6 +1743,8 @@ int la_results_open(const char *path, const struct la_provenance *prov, int fres
                      path, r->jpath, strerror(errno));
         goto fail;
     }
+    /* Two locks: flock on the journal (one writer per name, also through a linked directory)
+     * and an OFD lock on the .h5's inode (one writer per file, whatever name reaches it). */
     if (flock(r->jfd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
             rc = LA_FAIL(err, LA_EIO,
@@ -1600,22 +1752,31 @@ int la_results_open(const char *path, const struct la_provenance *prov, int fres
         else if (errno != ENOLCK && errno != ENOSYS && errno != EOPNOTSUPP)
             rc = LA_FAIL(err, LA_EIO, "cannot lock %s: %s", r->jpath, strerror(errno));
         if (rc)
-            goto fail; /* a filesystem without locks is tolerated, as HDF5 does */
+            goto fail_new; /* a filesystem without locks is tolerated, as HDF5 does */
     }
+    if ((rc = lock_h5(r->path, path, &r->lfd, err)))
+        goto fail_new;
+    if (fresh && (rc = fresh_allowed(r, path, err)))
+        goto fail_new;
     if ((r->mtype = row_mem_type()) < 0) {
         rc = LA_FAIL(err, LA_EINTERNAL, "HDF5: cannot build the row type");
         goto fail;
     }
     rc = recover_and_open(r, prov, fresh, err);
-    if (rc) {
-        /* Leave no empty journal behind for a file that was refused. */
-        struct stat st;
-        if (created && fstat(r->jfd, &st) == 0 && st.st_size == 0)
-            unlink(r->jpath);
-        goto fail;
-    }
+    if (!rc)
+        rc = relock_h5(r, path, err);
+    if (rc)
+        goto fail_new;
     *out = r;
     return LA_OK;
+fail_new:
+    /* Leave no empty journal behind for a file that was refused (only this writer can have
+     * created it: the creation was exclusive). */
+    if (created) {
+        struct stat st;
+        if (fstat(r->jfd, &st) == 0 && st.st_size == 0)
+            unlink(r->jpath);
+    }
 fail:
     la_results_close(r);
     return rc;
@@ -1640,16 +1801,91 @@ int la_results_append(struct la_results *r, const struct la_row *row, struct la_
         (void)cut;
         return LA_FAIL(err, LA_EIO, "cannot write %s: %s", r->jpath, strerror(e));
     }
+    const off_t jprev = r->jend;
     r->jend += (off_t)sizeof rec;
+    const size_t nprev = r->nrows;
     int rc = h5_append(r, &canon, err);
     if (!rc)
         rc = h5_flush(r, err);
-    if (rc)
+    if (rc) {
+        /* The .h5 could not take the row (disk full): take it out of the journal too, and the
+         * row count of the open .h5 back, so the file holds nrows rows by every account (the
+         * journal, the .h5 if HDF5 can still write its metadata, a resume).  Cutting a file
+         * needs no space; should it fail, the record's magic is overwritten in place. */
+        if (r->nrows > nprev) {
+            hsize_t back[1] = {nprev};
+            H5Dset_extent(r->dset, back);
+            r->nrows = nprev;
+        }
+        if (ftruncate(r->jfd, jprev) != 0) {
+            const uint32_t zero = 0;
+            if (pwrite_all(r->jfd, &zero, sizeof zero, jprev) != 0) {
+                char why[LA_ERRMSG_MAX];
+                snprintf(why, sizeof why, "%s", err ? err->msg : "");
+                return LA_FAIL(err, LA_EIO, "%s; and %s could not be cut back: the next open "
+                               "may find %zu rows", why, r->jpath, nprev + 1);
+            }
+        }
+        r->jend = jprev;
         return rc;
+    }
     if (canon.status == LA_ROW_OK && keyset_add(r, canon.key) != LA_OK)
         return LA_FAIL(err, LA_ENOMEM, "out of memory recording the key of row %zu",
                        r->nrows - 1);
     return LA_OK;
+}
+
+size_t la_results_settle(struct la_results *r)
+{
+    if (!r)
+        return 0;
+    /* After a failed write HDF5's cached state need not agree with the rows it accepted, and
+     * its close would write that state into the file.  So its descriptor is pointed at an
+     * anonymous memory file first: the close writes there, and the results file keeps what the
+     * last good flush left, which is checked below.  Past a file size limit (EFBIG) that close
+     * fails all the same, and HDF5 1.10 then crashes in its exit handler: the caller must end
+     * the process with _exit (cli_run.c does). */
+    void *handle = NULL;
+    if (r->file >= 0 && H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle) {
+        const int scratch = memfd_create("linattn-detached", MFD_CLOEXEC);
+        if (scratch >= 0) {
+            (void)dup3(scratch, *(int *)handle, O_CLOEXEC);
+            close(scratch);
+        }
+    }
+    if (r->dset >= 0)
+        H5Dclose(r->dset);
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    r->dset = r->file = -1;
+    struct journal j;
+    struct la_error jerr;
+    if (journal_load(r->jfd, r->jpath, &j, &jerr) != LA_OK || !j.valid) {
+        journal_free(&j);
+        return r->nrows; /* nothing better known */
+    }
+    struct h5_content h;
+    struct la_error herr;
+    const int h5_ok = h5_load(r->path, 0, 1, &h, &herr) == LA_OK;
+    const int agree = h5_ok && h.n_empty == 0 && h.n == j.n && is_prefix(h.rows, h.n, j.rows, j.n);
+    if (h5_ok)
+        h5_content_free(&h);
+    if (!agree) {
+        /* Rebuilt from the journal; where there is no room even for that, the .h5 (whose rows
+         * are all in the journal) makes way, and then readers and a resume use the journal. */
+        struct la_error berr;
+        if (h5_build(r->path, &j.attrs, j.rows, j.n, &berr) != LA_OK) {
+            if (r->lfd >= 0) /* its open descriptor would keep the old file's space */
+                close(r->lfd);
+            r->lfd = -1;
+            if (unlink(r->path) == 0)
+                (void)h5_build(r->path, &j.attrs, j.rows, j.n, &berr);
+        }
+    }
+    const size_t n = j.n;
+    journal_free(&j);
+    r->nrows = n;
+    return n;
 }
 
 void la_results_close(struct la_results *r)
@@ -1662,8 +1898,10 @@ void la_results_close(struct la_results *r)
         H5Tclose(r->mtype);
     if (r->file >= 0)
         H5Fclose(r->file);
+    if (r->lfd >= 0)
+        close(r->lfd); /* releases the .h5's lock */
     if (r->jfd >= 0)
-        close(r->jfd); /* releases the lock */
+        close(r->jfd); /* releases the journal's lock */
     for (size_t i = 0; i < r->kcap; i++)
         free(r->keys[i]);
     free(r->keys);

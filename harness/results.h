@@ -68,6 +68,13 @@ int la_results_has_key(const struct la_results *r, const char *key);
 /* Appends one row and flushes the file to disk. */
 int la_results_append(struct la_results *r, const struct la_row *row, struct la_error *err);
 
+/* After an append failed (disk full): closes the HDF5 side, makes the .h5 agree with the
+ * journal (rebuilt from it when HDF5 left it behind or damaged; removed when even that does
+ * not fit, so that readers use the journal) and returns the number of rows stored: what a
+ * resume and `linattn export` find.  Only la_results_close may follow, and the process should
+ * end with _exit: HDF5's exit handler may crash on the file its failed close left behind. */
+size_t la_results_settle(struct la_results *r);
+
 void la_results_close(struct la_results *r); /* NULL is fine */
 
 /* Opens any HDF5 file read-only without HDF5's file lock (so a file another process has open

@@ -30,12 +30,20 @@
  * depend on the thread count.  Random draws: sample rows and pairs come from a stream of their
  * own (LA_STREAM_SAMPLE), so measuring errors never changes the data or the features.
  *
- * Not here: which cells run, resuming, the file (cli_run.c, results.c).  Tests: test_runner.c.
+ * Cancellation: between its phases (data, features, the checked run, errors, timing) the cell
+ * polls la_cancelled() (timing.h); once a signal has asked the run to stop, the row gets status
+ * LA_ROW_INTERRUPTED and la_run_cell returns LA_EINTR.  A kernel call in flight is not cut
+ * short (cli_run.c's watchdog covers that).  Reading an h5 data file or a map's weights file
+ * holds la_io_lock, the mutex every HDF5 user takes while cells run.
+ *
+ * Not here: which cells run, resuming, the file (cli_run.c, results.c).  Tests: test_runner.c,
+ * tests/run_signals.sh (cancellation).
  */
 #include "runner.h"
 
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -522,6 +530,16 @@ static double rms(const float *x, size_t n)
     return n ? sqrt(s / (double)n) : NAN;
 }
 
+/* A cancellation check point: LA_EINTR once a signal has asked the run to stop. */
+static int cancel_point(struct la_error *err)
+{
+    const int sig = la_cancelled();
+    if (!sig)
+        return LA_OK;
+    return LA_FAIL(err, LA_EINTR, "interrupted by %s before the cell finished",
+                   sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
+}
+
 /* Whether the kernel reads args.chunk.  attention.h has no flag for it: linear_causal is the
  * chunked algorithm by the kernels' registry (kernels/registry.c). */
 
@@ -590,7 +608,11 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         p.eps = c->relu_eps;
         p.weights = c->weights[0] ? c->weights : NULL;
         p.seed = (unsigned long)c->seed;
+        if (p.weights)
+            la_io_lock(); /* the weights file is HDF5 */
         cr.fm = featuremap_alloc(c->map, &p, rng, err);
+        if (p.weights)
+            la_io_unlock();
         if (!cr.fm) {
             st = err->status != LA_OK ? err->status : LA_EINTERNAL;
             goto fail;
@@ -629,7 +651,13 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
 
     float *q = BUF(&cr, B_Q, float), *k = BUF(&cr, B_K, float), *v = BUF(&cr, B_V, float);
     float *y = BUF(&cr, B_Y, float);
+    if (c->source == LA_DATA_H5)
+        la_io_lock();
     st = la_data_fill(c, &cr.s, q, k, v, err);
+    if (c->source == LA_DATA_H5)
+        la_io_unlock();
+    if (st == LA_OK)
+        st = cancel_point(err);
     if (st != LA_OK)
         goto fail;
     if (c->source == LA_DATA_H5) {
@@ -651,6 +679,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
             st = LA_FAIL(err, st, "feature map '%s' refused its arguments", c->map);
             goto fail;
         }
+        if ((st = cancel_point(err)) != LA_OK)
+            goto fail;
         const size_t nf = (size_t)nh * T * cr.m;
         const size_t bq = count_nonfinite(BUF(&cr, B_PQ, float), nf);
         const size_t bk = count_nonfinite(BUF(&cr, B_PK, float), nf);
@@ -702,6 +732,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
 
     /* The untimed run whose output is checked and measured. */
     kernel_timed(&kc);
+    if ((st = cancel_point(err)) != LA_OK)
+        goto fail;
     const size_t ny = (size_t)nh * T * dv;
     size_t bad = count_nonfinite(y, ny);
     if (bad) {
@@ -717,6 +749,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     long clamped = 0;
     if (c->measure_error) {
         st = measure_errors(&cr, row, &clamped, err);
+        if (st == LA_OK)
+            st = cancel_point(err);
         if (st != LA_OK)
             goto fail;
         if (cr.ne < nh)
@@ -728,6 +762,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     if (c->measure_time) {
         struct la_timing t;
         la_time(kernel_timed, &kc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
+        if ((st = cancel_point(err)) != LA_OK)
+            goto fail;
         row->time_median_s = t.median_s;
         row->time_min_s = t.min_s;
         row->time_max_s = t.max_s;
@@ -748,6 +784,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         }
         if (cr.linear) {
             la_time(fm_timed, &cr, c->warmup, c->min_repeats, 0, 0.25 * c->time_budget_s, &t);
+            if ((st = cancel_point(err)) != LA_OK)
+                goto fail;
             row->fm_time_median_s = t.median_s;
         } else {
             row->fm_time_median_s = 0.0;
@@ -761,7 +799,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     return LA_OK;
 
 fail:
-    row->status = LA_ROW_FAILED;
+    row->status = st == LA_EINTR ? LA_ROW_INTERRUPTED : LA_ROW_FAILED;
     copy_name(row->message, sizeof row->message, err->msg);
     row->peak_rss_bytes = (double)la_peak_rss_bytes();
     featuremap_free(cr.fm);

@@ -42,6 +42,7 @@ const char *la_status_name(int status)
     case LA_EFORMAT: return "EFORMAT";
     case LA_ENAME: return "ENAME";
     case LA_ENUMERIC: return "ENUMERIC";
+    case LA_EINTR: return "EINTR";
     default: return "EINTERNAL";
     }
 }

@@ -18,7 +18,8 @@ enum la_status {
     LA_EFORMAT = 4, /* a file was read but its content is wrong (shape, dtype, magic, NaN) */
     LA_ENAME = 5,   /* an unknown map, kernel or key; the message lists the valid names */
     LA_ENUMERIC = 6,/* a computation produced NaN or Inf */
-    LA_EINTERNAL = 7/* a bug: an invariant did not hold */
+    LA_EINTERNAL = 7,/* a bug: an invariant did not hold */
+    LA_EINTR = 8    /* cancelled: a signal asked the run to stop (timing.h la_cancelled) */
 };
 
 #define LA_ERRMSG_MAX 1024

@@ -1,9 +1,13 @@
 /* timing.h — the only module that reads the clock.  Calibrates a repeat count to a time budget,
  * runs untimed warm-ups first, and reports median, min, max, p20 and p80 of the timed repeats
- * (zstd benchfn / STREAM style).  The timed function must not allocate.
+ * (zstd benchfn / STREAM style).  The timed function must not allocate.  Also the cancellation
+ * check points that long loops poll (a SIGINT/SIGTERM flag) and the HDF5 mutex.
+ * Tests: tests/test_runner.c (timing through cells), tests/run_signals.sh (cancellation).
  */
 #ifndef LA_TIMING_H
 #define LA_TIMING_H
+
+#include <signal.h>
 
 struct la_timing {
     double median_s, min_s, max_s, p20_s, p80_s; /* seconds per call */
@@ -28,6 +32,18 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
 #define LA_ROTATE_MAX 8
 void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup, int block,
                     int min_repeats, int max_repeats, double budget_s, struct la_timing *out);
+
+/* Cancellation.  la_cancel_watch(flag) makes la_cancelled() return *flag (a signal number set
+ * by a handler; NULL: never cancelled).  la_time and la_time_rotate stop after the call in
+ * flight once it is set (the statistics then cover the calls made; repeats 0 when none), and
+ * the runner checks it between its phases.  A single kernel call is never cut short.
+ * la_io_lock/la_io_unlock: one process-wide mutex around every use of HDF5 while cells run, so
+ * that a thread which records an interrupted cell (cli_run.c's watchdog) never uses HDF5 at the
+ * same time as the thread that runs cells. */
+void la_cancel_watch(volatile sig_atomic_t *flag);
+int la_cancelled(void);
+void la_io_lock(void);
+void la_io_unlock(void);
 
 /* Monotonic seconds since an arbitrary origin: for progress lines and ETAs only. */
 double la_now(void);

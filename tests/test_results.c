@@ -398,9 +398,16 @@ static void test_unwritable(void **state)
     struct la_row *rows = NULL;
     size_t n;
     assert_int_equal(la_results_read(path, &rows, &n, &err), LA_EFORMAT);
-    /* --fresh replaces it. */
-    assert_int_equal(la_results_open(path, &p, 1, &r, &err), LA_OK);
-    la_results_close(r);
+    /* --fresh replaces only results files: this one is refused and left alone. */
+    assert_int_equal(la_results_open(path, &p, 1, &r, &err), LA_EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "not a linattn results file"));
+    f = fopen(path, "r");
+    assert_non_null(f);
+    char line[32] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "not hdf5\n");
 
     tpath(path, sizeof path, "missing.h5");
     assert_int_equal(la_results_read(path, &rows, &n, &err), LA_EIO);
