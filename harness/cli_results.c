@@ -287,7 +287,7 @@ static void warn_unmatched(const char *file, const struct filter *f, const struc
 
 static const char export_help[] =
     "usage: linattn export FILE.h5 [--where COL OP VALUE]... [--columns a,b,c]\n"
-    "                      [--status ok|failed|all] [--exact]\n"
+    "                      [--status ok|failed|interrupted|all] [--exact]\n"
     "\n"
     "Prints the rows of a results file as TSV on stdout: a header line of column names, then\n"
     "one line per row (doubles with 9 significant digits, NaN as 'nan').\n"
@@ -300,7 +300,7 @@ static const char export_help[] =
     "                        COL=VALUE that no row has: a warning on stderr listing the\n"
     "                        values COL has (the header is still printed, exit 0)\n"
     "  --columns a,b,c       print only these columns, in this order (default: all)\n"
-    "  --status S            ok, failed or all (default: all)\n"
+    "  --status S            ok, failed, interrupted or all (default: all)\n"
     "  --exact               doubles with 17 significant digits (%.17g: read back, they\n"
     "                        give the stored double bit for bit)\n"
     "  --help                this text\n"
@@ -383,8 +383,11 @@ int cmd_export(int argc, char **argv)
         want_status = LA_ROW_OK;
     else if (!strcmp(status_arg, "failed"))
         want_status = LA_ROW_FAILED;
+    else if (!strcmp(status_arg, "interrupted"))
+        want_status = LA_ROW_INTERRUPTED;
     else {
-        code = export_usage_error("--status must be ok, failed or all, not '%s'", status_arg);
+        code = export_usage_error("--status must be ok, failed, interrupted or all, not '%s'",
+                                  status_arg);
         goto done;
     }
 
@@ -539,14 +542,17 @@ int cmd_results_info(int argc, char **argv)
         p += len + (p[len] == '\n');
     }
 
-    size_t ok = 0, failed = 0;
+    size_t ok = 0, failed = 0, intr = 0;
     for (size_t i = 0; i < n; i++) {
         ok += rows[i].status == LA_ROW_OK;
         failed += rows[i].status == LA_ROW_FAILED;
+        intr += rows[i].status == LA_ROW_INTERRUPTED;
     }
     printf("\nrows: %zu total, %zu ok, %zu failed", n, ok, failed);
-    if (n - ok - failed)
-        printf(", %zu with another status", n - ok - failed);
+    if (intr)
+        printf(", %zu interrupted (rerun to finish them)", intr);
+    if (n - ok - failed - intr)
+        printf(", %zu with another status", n - ok - failed - intr);
     printf("\n");
     if (failed) {
         printf("\nfailures\n");
