@@ -518,28 +518,48 @@ int cmd_results_info(int argc, char **argv)
         goto done;
     }
 
+    /* One-line attributes go into the provenance table; the experiment texts (the first, and
+     * experiment_text_N for each later text that extended the sweep) and multi-line values
+     * such as cell_context follow it as indented blocks. */
     printf("%s\n\nprovenance\n", file);
     size_t width = 0;
     for (size_t i = 0; i < nnames; i++)
-        if (strcmp(names[i], "experiment_text") && strlen(names[i]) > width)
+        if (strncmp(names[i], "experiment_text", 15) && strlen(names[i]) > width)
             width = strlen(names[i]);
-    text[0] = '\0';
+    int nblocks = 0;
     for (size_t i = 0; i < nnames; i++) {
-        int is_text = !strcmp(names[i], "experiment_text");
-        if ((rc = la_results_attr(file, names[i], is_text ? text : value, vcap, &err))) {
+        if (!strncmp(names[i], "experiment_text", 15)) {
+            nblocks++;
+            continue;
+        }
+        if ((rc = la_results_attr(file, names[i], value, vcap, &err))) {
             fprintf(stderr, "linattn info: %s\n", err.msg);
             goto done;
         }
-        if (!is_text)
+        if (strchr(value, '\n'))
+            nblocks++;
+        else
             printf("  %-*s  %s\n", (int)width, names[i], value);
     }
-
-    /* The experiment text, indented so it stands apart from the rest. */
-    printf("\nexperiment text\n");
-    for (const char *p = text; *p;) {
-        size_t len = strcspn(p, "\n");
-        printf("  | %.*s\n", (int)len, p);
-        p += len + (p[len] == '\n');
+    for (size_t i = 0; nblocks && i < nnames; i++) {
+        const int is_text = !strncmp(names[i], "experiment_text", 15);
+        if ((rc = la_results_attr(file, names[i], text, vcap, &err))) {
+            fprintf(stderr, "linattn info: %s\n", err.msg);
+            goto done;
+        }
+        if (!is_text && !strchr(text, '\n'))
+            continue;
+        if (!strcmp(names[i], "experiment_text"))
+            printf("\nexperiment text\n");
+        else if (is_text)
+            printf("\n%s (a later text that extended the sweep)\n", names[i]);
+        else
+            printf("\n%s\n", names[i]);
+        for (const char *p = text; *p;) {
+            size_t len = strcspn(p, "\n");
+            printf("  | %.*s\n", (int)len, p);
+            p += len + (p[len] == '\n');
+        }
     }
 
     size_t ok = 0, failed = 0, intr = 0;
