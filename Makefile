@@ -167,7 +167,7 @@ check-mpi:  ## build with MPI into build-mpi/ and run the MPI tests (mpirun -np 
 	$(MAKE) MPI=1 BUILD=build-mpi BIN=build-mpi/linattn build-mpi/linattn
 	LINATTN_BIN=build-mpi/linattn bash tests/mpi/e2e.sh
 
-bench: all  ## the benchmark table (1 thread): kernels against SGEMM peak, d in {32,64,128}
+bench: all  ## the benchmark table (1 thread): kernels against the same-run fp32 core peak and SGEMM, d in {32,64,128}
 	./$(BIN) bench --suite
 
 figures: all  ## run the quick experiments (resuming) and draw every figure into plots/out/; PAPER=1: paper sizes
