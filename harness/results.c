@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "../kernels/vmath.h"
+#include "h5util.h"
 #include "sysinfo.h"
 
 #define RUNS_NAME "runs"
@@ -440,31 +441,17 @@ static int h5_read_attr(hid_t file, const char *path, const char *name, struct a
                         struct la_error *err)
 {
     int rc = LA_OK, oom = 0;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT), ft = -1, mt = -1, sp = -1;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT), ft = -1, sp = -1;
     if (a < 0 || (ft = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0 ||
         H5Sget_simple_extent_npoints(sp) != 1)
         goto bad;
     H5T_class_t cls = H5Tget_class(ft);
-    if (cls == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+    if (cls == H5T_STRING) {
         char *v = NULL;
-        mt = H5Tcopy(H5T_C_S1);
-        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
-            H5Tset_cset(mt, H5Tget_cset(ft)) < 0 || H5Aread(a, mt, &v) < 0)
+        int got = la_h5_read_str_attr(file, name, &v);
+        if (got == -1)
             goto bad;
-        oom = attrs_add_str(set, name, v ? v : "");
-        H5free_memory(v);
-    } else if (cls == H5T_STRING) {
-        size_t size = H5Tget_size(ft);
-        char *v = calloc(size + 1, 1);
-        if (!v) {
-            oom = 1;
-            goto done;
-        }
-        if ((mt = H5Tcopy(ft)) < 0 || H5Aread(a, mt, v) < 0) {
-            free(v);
-            goto bad;
-        }
-        oom = attrs_add_str(set, name, v);
+        oom = got == -2 || attrs_add_str(set, name, v);
         free(v);
     } else if (cls == H5T_INTEGER && H5Tget_sign(ft) == H5T_SGN_NONE) {
         uint64_t u;
@@ -490,8 +477,6 @@ bad:
 done:
     if (oom)
         rc = LA_FAIL(err, LA_ENOMEM, "out of memory reading attribute '%s'", name);
-    if (mt >= 0)
-        H5Tclose(mt);
     if (sp >= 0)
         H5Sclose(sp);
     if (ft >= 0)
