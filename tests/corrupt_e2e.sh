@@ -2,7 +2,8 @@
 # corrupt_e2e.sh — no command dies by a signal on a damaged results file, and `run` recovers it.
 # A real results file (experiments/tiny.yaml) gets 8 random bytes (fixed seed) written over
 # every 8-byte window of its first 4 KiB (offsets 0, 8, ..., 4088) and over 40 random windows
-# further on, one window per copy.  On each copy: `info`, `export` and `run` (with the intact
+# further on, one window per copy; plus 0xff bytes at offsets 120, 168, 688, 704 and 808, which
+# crash libhdf5 1.10.8 in a plain read.  On each copy: `info`, `export` and `run` (with the intact
 # journal: rebuilds the file and goes on); `run --dry-run` (must write nothing) on every 4th
 # window and `plot` on every 16th (to keep the test near a minute; plot runs gnuplot).  Required: no exit by a signal or a
 # timeout; info/export exit 0 or 2, and on 2 print exactly one line; after `run` the exported
@@ -85,6 +86,10 @@ done
 for ((k = 0; k < 40; k++)); do
     off=$(( (RANDOM * 32768 + RANDOM) % (size - 4096 - 8) + 4096 ))
     echo "$off $(hexbytes) $k" >>"$tmp/windows"
+done
+# The five offsets of the issue report, filled with 0xff (which crashed libhdf5 at each).
+for off in 120 168 688 704 808; do
+    echo "$off ffffffffffffffff 0" >>"$tmp/windows"
 done
 jobs=${CORRUPT_JOBS:-2}
 # shellcheck disable=SC2016
