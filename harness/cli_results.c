@@ -7,9 +7,11 @@
  * into spaces.  --where COL OP VALUE (OP one of = == != < <= > >=) compares numerically for
  * numeric columns (integers exactly, so seeds match) and as strings for string columns;
  * several --where are ANDed.  It reads through results.c, so a file that a run is still
- * appending to, or one whose .h5 a crash damaged (the journal is used), exports too.
+ * appending to exports too (from the journal when the .h5 is mid-write), and a damaged file
+ * is one line that says how to recover it (exit 2), never a crash.
  * Not here: plotting (plots/), the crossover summary (a later issue).
- * Tests: tests/test_results.c runs both through the binary.
+ * Tests: tests/test_results.c runs both through the binary; tests/corrupt_e2e.sh on damaged
+ * files.
  */
 #include <errno.h>
 #include <inttypes.h>

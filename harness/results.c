@@ -654,7 +654,7 @@ done:
 #define PROBE_BYTES_PER_SECOND (20 << 20)
 #define PROBE_CLEAN_ERROR 97 /* the child's exit status for "HDF5 said no, cleanly" */
 
-enum probe_result { PROBE_FINISHED, PROBE_CRASHED, PROBE_TIMED_OUT };
+enum probe_result { PROBE_FINISHED, PROBE_CRASHED, PROBE_TIMED_OUT, PROBE_NO_FORK };
 
 static struct {
     int valid, attrs, rows, sig;
@@ -688,9 +688,15 @@ static enum probe_result run_probe(int (*fn)(const char *, int, int), const char
 {
     *sig = 0;
     *ok = 1;
-    pid_t pid = fork();
+    pid_t pid = -1;
+    for (int tries = 0; tries < 50 && pid < 0; tries++) {
+        if ((pid = fork()) < 0 && errno != EAGAIN && errno != ENOMEM)
+            break;
+        if (pid < 0)
+            nanosleep(&(struct timespec){0, 20000000}, NULL); /* 20 ms, for up to a second */
+    }
     if (pid < 0)
-        return PROBE_FINISHED; /* no probe possible: go on as without one */
+        return PROBE_NO_FORK;
     if (pid == 0) {
         /* The parent's descriptors are closed first: a run's journal descriptor carries its
          * flock, which must not outlive the run should the run be killed during the probe. */
@@ -741,7 +747,7 @@ static enum probe_result h5_probe(const char *path, int want_attrs, int want_row
     int ok;
     enum probe_result pr = run_probe(probe_read, path, want_attrs, want_rows,
                                      probe_seconds(st.st_size), sig, &ok);
-    probe_last.valid = 1;
+    probe_last.valid = pr != PROBE_NO_FORK;
     probe_last.result = pr;
     probe_last.sig = *sig;
     probe_last.dev = st.st_dev;
@@ -798,6 +804,9 @@ static int h5_load(const char *path, int want_attrs, int want_rows, struct h5_co
     enum probe_result pr = h5_probe(path, want_attrs, want_rows, &sig);
     if (pr == PROBE_FINISHED)
         return h5_load_direct(path, want_attrs, want_rows, c, err);
+    if (pr == PROBE_NO_FORK) /* not the file's fault: no "damaged" verdict */
+        return LA_FAIL(err, LA_EIO, "cannot check %s before reading it (fork: %s)", path,
+                       strerror(errno));
     if (crashed)
         *crashed = 1;
     if (pr == PROBE_TIMED_OUT)

@@ -48,6 +48,9 @@ if [ "${1:-}" = --window ]; then
         cmp -s - "$base.rows"; then
         same=1
     fi
+    # Kept for the report when an exit status is neither 0 nor 2.
+    { [ $ri = 0 ] || [ $ri = 2 ]; } || head -5 "$w/info.err" | sed 's/^/       info: /' >"$(dirname "$base")/err.$off"
+    { [ $re = 0 ] || [ $re = 2 ]; } || head -5 "$w/export.err" | sed 's/^/       export: /' >>"$(dirname "$base")/err.$off"
     probe=$(grep -c 'crashes HDF5\|does not finish' "$w/info.err")
     echo "$off $ri $re $rp $rn $rr $clean $same $(wc -l <"$w/info.err") $(wc -l <"$w/export.err") $probe"
     rm -rf "$w"
@@ -96,7 +99,7 @@ jobs=${CORRUPT_JOBS:-2}
 xargs -P "$jobs" -L 1 bash -c 'bash "$0" --window "$1" "$2" "$3" "$4"' "$0" "$base" \
     <"$tmp/windows" >"$tmp/results"
 
-awk -v want="$(wc -l <"$tmp/windows")" '
+awk -v want="$(wc -l <"$tmp/windows")" -v tmpd="$tmp" '
     function dead(rc) { return rc != "-" && (rc + 0 > 128 || rc + 0 == 124) }
     { n++
       for (i = 2; i <= 6; i++) if (dead($i)) { deaths++; print "     signal/timeout: window " $1 " (info export plot dry-run run: " $2, $3, $4, $5, $6 ")" }
@@ -104,7 +107,7 @@ awk -v want="$(wc -l <"$tmp/windows")" '
       if ($5 != "-") dryruns++
       if ($2 == 2) detected++
       if ($11 == 1) probed++
-      if (($2 != 0 && $2 != 2) || ($3 != 0 && $3 != 2)) { badrc++; print "     exit status not 0 or 2: window " $1 ": info " $2 ", export " $3 }
+      if (($2 != 0 && $2 != 2) || ($3 != 0 && $3 != 2)) { badrc++; print "     exit status not 0 or 2: window " $1 ": info " $2 ", export " $3; system("cat " tmpd "/err." $1) }
       if (($2 == 2 && $9 != 1) || ($3 == 2 && $10 != 1)) { lines++; print "     not one line: window " $1 }
       if ($7 != 1) { dirty++; print "     --dry-run wrote: window " $1 }
       if ($8 == 1) same++; else print "     not recovered: window " $1 " (run exit " $6 ")"
