@@ -19,8 +19,11 @@
  * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.
  * A file without a journal (deleted, or copied alone) is adopted: the journal is regenerated
  * from it.  Creation is atomic too (tmp file + rename).
- * Readers (la_results_read, la_results_attr*) use the .h5 and fall back to the journal when
- * the .h5 does not read; they skip fill-value rows (status LA_ROW_EMPTY).
+ * Readers (la_results_read, la_results_attr*) use the .h5 and skip fill-value rows (status
+ * LA_ROW_EMPTY).  libhdf5 crashes on some damaged files, so every read of an .h5 is first
+ * done in a forked child (see "probing" below); an .h5 that does not read is replaced by the
+ * journal while a writer holds the journal's lock, and is otherwise a one-line error that
+ * says how to recover it.
  *
  * Journal format (native byte order, same machine and build): header = "LAJRNL1\n", u32 header
  * bytes, u32 sizeof(struct la_row), u64 layout hash, u32 attribute count, attributes (u8 kind,
@@ -33,7 +36,8 @@
  * Flushes go to the OS page cache (no fsync): rows survive the death of the process, not
  * necessarily a power cut.
  * Not thread-safe: one thread appends.  la_results_attr formats numeric attributes as text.
- * Test: make build/tests/test_results && build/tests/test_results
+ * Test: make build/tests/test_results && build/tests/test_results; tests/corrupt_e2e.sh
+ * (damaged files), tests/h5strings.sh (attributes written by h5py).
  */
 #include "results.h"
 
