@@ -69,7 +69,7 @@ HARNESS_SRC   := harness/mpi_run.c harness/status.c harness/timing.c harness/sys
                  harness/cli_bench.c harness/cli_bench_one.c harness/peak.c
 HARNESS_SRC   += harness/llama.c harness/capture.c
 HARNESS_SRC   += harness/crossover.c harness/theory.c harness/cli_plot.c
-HARNESS_SRC   += harness/results.c harness/cli_results.c
+HARNESS_SRC   += harness/results.c harness/cli_results.c harness/h5util.c
 HARNESS_SRC   += harness/experiment.c harness/experiment_yaml.c
 KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                  kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \

@@ -19,7 +19,8 @@
  * features that are zero for every input, relu or exp_pair features that overflow fp32 at a
  * unit input (check_features) (LA_EFORMAT).  fm_params.m, when not 0,
  * must equal W's row count (LA_EINVAL).  Training the weights is not done here.
- * Tests: tests/test_featuremaps.c (round trip, every error case, CLI exit codes).
+ * Tests: tests/test_featuremaps.c (round trip, every error case, CLI exit codes);
+ * tests/h5strings.sh (the activation in every string form h5py writes).
  */
 #include "featuremap.h"
 
@@ -33,6 +34,7 @@
 
 #include <hdf5.h>
 
+#include "../harness/h5util.h"
 #include "../kernels/vmath.h"
 #include "draws.h"
 
@@ -153,7 +155,7 @@ done:
     return st;
 }
 
-/* Reads the root attribute `activation` (fixed or variable-length string) into act. */
+/* Reads the root attribute `activation` (any string form h5util.h accepts) into act. */
 static int read_activation(hid_t f, const char *file, int *act, struct la_error *err)
 {
     char list[128];
@@ -163,70 +165,40 @@ static int read_activation(hid_t f, const char *file, int *act, struct la_error 
                        "learned: weights file '%s' has no string attribute "
                        "'activation' on / (valid: %s)",
                        file, list);
-    int st = LA_OK;
-    hid_t a = -1, type = -1, mem = -1;
-    char value[64] = "";
-    a = H5Aopen(f, "activation", H5P_DEFAULT);
-    type = a >= 0 ? H5Aget_type(a) : -1;
-    if (type < 0 || H5Tget_class(type) != H5T_STRING) {
-        st = LA_FAIL(err, LA_EFORMAT,
-                     "learned: weights file '%s': attribute 'activation' on / "
-                     "is not a string (valid: %s)",
-                     file, list);
-        goto done;
-    }
-    mem = H5Tcopy(H5T_C_S1);
-    if (mem < 0) {
-        st = LA_FAIL(err, LA_EINTERNAL, "learned: HDF5 H5Tcopy failed");
-        goto done;
-    }
-    if (H5Tis_variable_str(type) > 0) {
-        char *v = NULL;
-        if (H5Tset_size(mem, H5T_VARIABLE) < 0 || H5Aread(a, mem, &v) < 0 || !v) {
-            st = LA_FAIL(err, LA_EIO,
-                         "learned: weights file '%s': cannot read attribute "
-                         "'activation'",
-                         file);
-            goto done;
-        }
-        snprintf(value, sizeof value, "%s", v);
-        H5free_memory(v);
-    } else {
-        size_t len = H5Tget_size(type);
-        char *v = calloc(len + 1, 1);
-        if (!v) {
-            st = LA_FAIL(err, LA_ENOMEM, "learned: out of memory reading 'activation'");
-            goto done;
-        }
-        if (H5Tset_size(mem, len) < 0 || H5Aread(a, mem, v) < 0) {
-            free(v);
-            st = LA_FAIL(err, LA_EIO,
-                         "learned: weights file '%s': cannot read attribute "
-                         "'activation'",
-                         file);
-            goto done;
-        }
-        snprintf(value, sizeof value, "%s", v);
-        free(v);
-    }
-    for (int i = 0; i < N_ACT; i++)
-        if (!strcmp(value, act_names[i])) {
-            *act = i;
-            goto done;
-        }
-    const char *hint = la_did_you_mean(value, act_names, N_ACT);
-    st = LA_FAIL(err, LA_EFORMAT,
-                 "learned: weights file '%s': attribute 'activation' = '%s' is "
-                 "unknown%s%s%s; valid activations: %s",
-                 file, value, hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                 list);
-done:
-    if (mem >= 0)
-        H5Tclose(mem);
+    hid_t a = H5Aopen(f, "activation", H5P_DEFAULT);
+    hid_t type = a >= 0 ? H5Aget_type(a) : -1;
+    const int is_str = type >= 0 && H5Tget_class(type) == H5T_STRING;
     if (type >= 0)
         H5Tclose(type);
     if (a >= 0)
         H5Aclose(a);
+    if (!is_str)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "learned: weights file '%s': attribute 'activation' on / "
+                       "is not a string (valid: %s)",
+                       file, list);
+    char *v = NULL;
+    const int got = la_h5_read_str_attr(f, "activation", &v);
+    if (got == -2)
+        return LA_FAIL(err, LA_ENOMEM, "learned: out of memory reading 'activation'");
+    if (got != 0)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "learned: weights file '%s': cannot read attribute 'activation' "
+                       "(one string value expected)",
+                       file);
+    for (int i = 0; i < N_ACT; i++)
+        if (!strcmp(v, act_names[i])) {
+            *act = i;
+            free(v);
+            return LA_OK;
+        }
+    const char *hint = la_did_you_mean(v, act_names, N_ACT);
+    int st = LA_FAIL(err, LA_EFORMAT,
+                     "learned: weights file '%s': attribute 'activation' = '%s' is "
+                     "unknown%s%s%s; valid activations: %s",
+                     file, v, hint ? " (did you mean '" : "", hint ? hint : "",
+                     hint ? "'?)" : "", list);
+    free(v);
     return st;
 }
 

@@ -8,10 +8,13 @@
  * numeric columns (integers exactly, so seeds match) and as strings for string columns;
  * boolean columns (causal) take true/false/yes/no as well as 1/0; several --where are ANDed.
  * A --where COL=VALUE that no row of the file has gets a one-line warning on stderr listing the
- * values COL does have (the header is still printed and the exit code is 0).  It reads through results.c, so a file that a run is still
- * appending to, or one whose .h5 a crash damaged (the journal is used), exports too.
- * Not here: plotting (plots/), the crossover summary (a later issue).
- * Tests: tests/test_results.c runs both through the binary.
+ * values COL does have (the header is still printed and the exit code is 0).  It reads through
+ * results.c, so a file that a run is still appending to exports too (from the journal when the
+ * .h5 is mid-write), and a damaged file is one line that says how to recover it (exit 2), never
+ * a crash.
+ * Not here: plotting (plots/).
+ * Tests: tests/test_results.c runs both through the binary; tests/corrupt_e2e.sh on damaged
+ * files.
  */
 #include <errno.h>
 #include <inttypes.h>

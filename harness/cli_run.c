@@ -275,13 +275,21 @@ static int cmp_str(const void *a, const void *b)
 
 static size_t count_done(const char *path, const struct la_experiment *e)
 {
-    if (access(path, F_OK) != 0)
-        return 0;
     struct la_row *rows = NULL;
     size_t n = 0, done = 0;
     struct la_error err;
-    if (la_results_read(path, &rows, &n, &err) != LA_OK)
+    char jpath[LA_PATH_LEN + 16];
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    if (access(path, F_OK) != 0 && access(jpath, F_OK) != 0)
         return 0;
+    int from_journal = 0;
+    la_error_clear(&err);
+    if (la_results_read_resumable(path, &rows, &n, &from_journal, &err) != LA_OK) {
+        printf("output %s: the run would stop: %s\n", path, err.msg);
+        return 0;
+    }
+    if (from_journal)
+        printf("output %s: %s\n", path, err.msg);
     const char **keys = malloc((n ? n : 1) * sizeof *keys);
     size_t nk = 0;
     for (size_t i = 0; keys && i < n; i++)

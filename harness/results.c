@@ -22,8 +22,11 @@
  * resumed is decided in one place (resume_verdict: its experiment texts and cell_context
  * against the caller's), used by la_results_open and by la_results_resume_check (--dry-run);
  * a resume that adds a text or context entries rebuilds the .h5 with them, then the journal.
- * Readers (la_results_read, la_results_attr*) use the .h5 and fall back to the journal when
- * the .h5 does not read; they skip fill-value rows (status LA_ROW_EMPTY).
+ * Readers (la_results_read, la_results_attr*) use the .h5 and skip fill-value rows (status
+ * LA_ROW_EMPTY).  libhdf5 crashes on some damaged files, so every read of an .h5 is first
+ * done in a forked child (see "probing" below); an .h5 that does not read is replaced by the
+ * journal while a writer holds the journal's lock, and is otherwise a one-line error that
+ * says how to recover it.
  *
  * Journal format (native byte order, same machine and build): header = "LAJRNL1\n", u32 header
  * bytes, u32 sizeof(struct la_row), u64 layout hash, u32 attribute count, attributes (u8 kind,
@@ -43,7 +46,8 @@
  * Flushes go to the OS page cache (no fsync): rows survive the death of the process, not
  * necessarily a power cut.
  * Not thread-safe: one thread appends.  la_results_attr formats numeric attributes as text.
- * Test: make build/tests/test_results && build/tests/test_results; the CLI side (links, locks,
+ * Test: make build/tests/test_results && build/tests/test_results; tests/corrupt_e2e.sh
+ * (damaged files), tests/h5strings.sh (attributes written by h5py); the CLI side (links, locks,
  * --fresh, disk full): tests/run_lock.sh, tests/run_diskfull.sh.
  */
 #include "results.h"
@@ -54,6 +58,7 @@
 #include <hdf5.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +66,12 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../kernels/vmath.h"
+#include "h5util.h"
 #include "sysinfo.h"
 
 #define RUNS_NAME "runs"
@@ -494,31 +501,17 @@ static int h5_read_attr(hid_t file, const char *path, const char *name, struct a
                         struct la_error *err)
 {
     int rc = LA_OK, oom = 0;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT), ft = -1, mt = -1, sp = -1;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT), ft = -1, sp = -1;
     if (a < 0 || (ft = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0 ||
         H5Sget_simple_extent_npoints(sp) != 1)
         goto bad;
     H5T_class_t cls = H5Tget_class(ft);
-    if (cls == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+    if (cls == H5T_STRING) {
         char *v = NULL;
-        mt = H5Tcopy(H5T_C_S1);
-        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
-            H5Tset_cset(mt, H5Tget_cset(ft)) < 0 || H5Aread(a, mt, &v) < 0)
+        int got = la_h5_read_str_attr(file, name, &v);
+        if (got == -1)
             goto bad;
-        oom = attrs_add_str(set, name, v ? v : "");
-        H5free_memory(v);
-    } else if (cls == H5T_STRING) {
-        size_t size = H5Tget_size(ft);
-        char *v = calloc(size + 1, 1);
-        if (!v) {
-            oom = 1;
-            goto done;
-        }
-        if ((mt = H5Tcopy(ft)) < 0 || H5Aread(a, mt, v) < 0) {
-            free(v);
-            goto bad;
-        }
-        oom = attrs_add_str(set, name, v);
+        oom = got == -2 || attrs_add_str(set, name, v);
         free(v);
     } else if (cls == H5T_INTEGER && H5Tget_sign(ft) == H5T_SGN_NONE) {
         uint64_t u;
@@ -544,8 +537,6 @@ bad:
 done:
     if (oom)
         rc = LA_FAIL(err, LA_ENOMEM, "out of memory reading attribute '%s'", name);
-    if (mt >= 0)
-        H5Tclose(mt);
     if (sp >= 0)
         H5Sclose(sp);
     if (ft >= 0)
@@ -650,8 +641,8 @@ static void h5_content_free(struct h5_content *c)
     memset(c, 0, sizeof *c);
 }
 
-static int h5_load(const char *path, int want_attrs, int want_rows, struct h5_content *c,
-                   struct la_error *err)
+static int h5_load_direct(const char *path, int want_attrs, int want_rows,
+                          struct h5_content *c, struct la_error *err)
 {
     memset(c, 0, sizeof *c);
     hid_t file, dset = -1, mt = -1, ft = -1, want_t = -1;
@@ -706,6 +697,183 @@ done:
     if (rc)
         h5_content_free(c);
     return rc;
+}
+
+/* ---- probing an .h5 in a child ------------------------------------------------------- */
+
+/* libhdf5 itself crashes (SIGSEGV, heap corruption) or loops on some damaged files, so no
+ * check in this process can protect it.  h5_load therefore first performs the same reads in a
+ * forked child, bounded in time (PROBE_MIN_SECONDS plus a second per PROBE_BYTES_PER_SECOND of
+ * file); only when the child finished (the file read, or a clean HDF5 error) does this process
+ * repeat them.  The reads are deterministic, so the parent meets what the child met.  The last
+ * verdict is kept while the file's size, mtime and ctime are unchanged (`info` reads the
+ * attributes one by one).  The writer probes its open-for-writing the same way (h5_write_probe). */
+#define PROBE_MIN_SECONDS 5
+#define PROBE_BYTES_PER_SECOND (20 << 20)
+#define PROBE_CLEAN_ERROR 97 /* the child's exit status for "HDF5 said no, cleanly" */
+
+enum probe_result { PROBE_FINISHED, PROBE_CRASHED, PROBE_TIMED_OUT, PROBE_NO_FORK };
+
+static struct {
+    int valid, attrs, rows, sig;
+    enum probe_result result;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim, ctim;
+} probe_last;
+
+static int same_stat(const struct stat *st)
+{
+    return probe_last.valid && probe_last.dev == st->st_dev && probe_last.ino == st->st_ino &&
+           probe_last.size == st->st_size && probe_last.mtim.tv_sec == st->st_mtim.tv_sec &&
+           probe_last.mtim.tv_nsec == st->st_mtim.tv_nsec &&
+           probe_last.ctim.tv_sec == st->st_ctim.tv_sec &&
+           probe_last.ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static unsigned probe_seconds(off_t size)
+{
+    return PROBE_MIN_SECONDS + (unsigned)(size / PROBE_BYTES_PER_SECOND);
+}
+
+/* Forks; the child runs fn(path, a, b) with stderr on /dev/null (no HDF5 error stack or
+ * sanitizer report on the terminal), the default SIGALRM action and an alarm after seconds,
+ * and leaves by _exit (no atexit handler of the parent: HDF5's would close the parent's files).
+ * fn returns LA_OK or an error; *ok says which when the child finished. */
+static enum probe_result run_probe(int (*fn)(const char *, int, int), const char *path, int a,
+                                   int b, unsigned seconds, int *sig, int *ok)
+{
+    *sig = 0;
+    *ok = 1;
+    pid_t pid = -1;
+    for (int tries = 0; tries < 50 && pid < 0; tries++) {
+        if ((pid = fork()) < 0 && errno != EAGAIN && errno != ENOMEM)
+            break;
+        if (pid < 0)
+            nanosleep(&(struct timespec){0, 20000000}, NULL); /* 20 ms, for up to a second */
+    }
+    if (pid < 0)
+        return PROBE_NO_FORK;
+    if (pid == 0) {
+        /* The parent's descriptors are closed first: a run's journal descriptor carries its
+         * flock, which must not outlive the run should the run be killed during the probe. */
+        close_range(3, ~0U, 0);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDERR_FILENO);
+        signal(SIGALRM, SIG_DFL);
+        alarm(seconds);
+        _exit(fn(path, a, b) == LA_OK ? 0 : PROBE_CLEAN_ERROR);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return PROBE_FINISHED;
+    if (WIFSIGNALED(status)) {
+        *sig = WTERMSIG(status);
+        return *sig == SIGALRM ? PROBE_TIMED_OUT : PROBE_CRASHED;
+    }
+    if (!WIFEXITED(status) ||
+        (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != PROBE_CLEAN_ERROR))
+        return PROBE_CRASHED; /* a sanitizer's exit after a fault */
+    *ok = WEXITSTATUS(status) == 0;
+    return PROBE_FINISHED;
+}
+
+static int probe_read(const char *path, int want_attrs, int want_rows)
+{
+    struct h5_content c;
+    struct la_error e;
+    int rc = h5_load_direct(path, want_attrs, want_rows, &c, &e);
+    if (rc == LA_OK)
+        h5_content_free(&c);
+    return rc;
+}
+
+static enum probe_result h5_probe(const char *path, int want_attrs, int want_rows, int *sig)
+{
+    *sig = 0;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return PROBE_FINISHED; /* the open reports it, without reading anything */
+    if (same_stat(&st) && (probe_last.result != PROBE_FINISHED ||
+                           (probe_last.attrs >= want_attrs && probe_last.rows >= want_rows))) {
+        *sig = probe_last.sig;
+        return probe_last.result;
+    }
+    int ok;
+    enum probe_result pr = run_probe(probe_read, path, want_attrs, want_rows,
+                                     probe_seconds(st.st_size), sig, &ok);
+    probe_last.valid = pr != PROBE_NO_FORK;
+    probe_last.result = pr;
+    probe_last.sig = *sig;
+    probe_last.dev = st.st_dev;
+    probe_last.ino = st.st_ino;
+    probe_last.size = st.st_size;
+    probe_last.mtim = st.st_mtim;
+    probe_last.ctim = st.st_ctim;
+    probe_last.attrs = want_attrs;
+    probe_last.rows = want_rows;
+    return pr;
+}
+
+/* Opens path for writing, flushes and closes it, as the writer will: a file can read cleanly
+ * and still crash HDF5 when written (a damaged address in the superblock that reading never
+ * follows). */
+static int probe_write(const char *path, int a, int b)
+{
+    (void)a, (void)b;
+    hid_t fapl = nolock_fapl();
+    hid_t f = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDWR, fapl) : -1;
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (f < 0)
+        return LA_EFORMAT;
+    hid_t d = H5Dopen2(f, RUNS_NAME, H5P_DEFAULT);
+    int ok = d >= 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0;
+    if (d >= 0)
+        ok = H5Dclose(d) >= 0 && ok;
+    ok = H5Fclose(f) >= 0 && ok;
+    ok = H5close() >= 0 && ok; /* what exit() does: the library's own cleanup */
+    return ok ? LA_OK : LA_EFORMAT;
+}
+
+/* 1 when the writer can open path: probe_write succeeded in a child. */
+static int h5_write_probe(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    int sig, ok = 0;
+    return run_probe(probe_write, path, 0, 0, probe_seconds(st.st_size), &sig, &ok) ==
+               PROBE_FINISHED && ok;
+}
+
+/* The .h5's attributes (want_attrs) and rows (want_rows), read only after a probe shows that
+ * reading them does not crash.  *crashed (may be NULL) is set when the probe did not finish. */
+static int h5_load(const char *path, int want_attrs, int want_rows, struct h5_content *c,
+                   int *crashed, struct la_error *err)
+{
+    memset(c, 0, sizeof *c);
+    if (crashed)
+        *crashed = 0;
+    int sig;
+    enum probe_result pr = h5_probe(path, want_attrs, want_rows, &sig);
+    if (pr == PROBE_FINISHED)
+        return h5_load_direct(path, want_attrs, want_rows, c, err);
+    if (pr == PROBE_NO_FORK) /* not the file's fault: no "damaged" verdict */
+        return LA_FAIL(err, LA_EIO, "cannot check %s before reading it (fork: %s)", path,
+                       strerror(errno));
+    if (crashed)
+        *crashed = 1;
+    if (pr == PROBE_TIMED_OUT)
+        return LA_FAIL(err, LA_EFORMAT, "%s is damaged: reading it with HDF5 does not finish",
+                       path);
+    if (sig)
+        return LA_FAIL(err, LA_EFORMAT, "%s is damaged: reading it crashes HDF5 (%s)", path,
+                       strsignal(sig));
+    return LA_FAIL(err, LA_EFORMAT, "%s is damaged: reading it crashes HDF5", path);
 }
 
 /* ---- writing an .h5 ------------------------------------------------------------------- */
@@ -1435,7 +1603,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
     struct attr_set newattrs = {0};
     const struct attr_set *kept = NULL; /* the attributes of a resumed file */
     struct la_error h5err;
-    int rc = LA_OK, h5_ok = 0, h5_exists = 0;
+    int rc = LA_OK, h5_ok = 0, h5_exists = 0, built = 0;
 
     remove_stale_tmp(r->path);
     if (fresh) {
@@ -1452,7 +1620,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             rc = LA_FAIL(err, LA_EIO, "results path %s is not a regular file", r->path);
             goto done;
         }
-        h5_ok = h5_exists && h5_load(r->path, 1, 1, &h, &h5err) == LA_OK;
+        h5_ok = h5_exists && h5_load(r->path, 1, 1, &h, NULL, &h5err) == LA_OK;
     }
     if (j.foreign || (h5_ok && !h.same_layout)) {
         rc = LA_FAIL(err, LA_EFORMAT,
@@ -1484,6 +1652,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
                 /* Damaged, missing or disagreeing .h5: rebuilt from the journal. */
                 if ((rc = h5_build(r->path, &j.attrs, j.rows, j.n, err)))
                     goto done;
+                built = 1;
             }
             /* Cut a torn record at the end, so new records follow good ones. */
             if (ftruncate(r->jfd, j.end) != 0) {
@@ -1510,6 +1679,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             }
             if ((rc = h5_build(r->path, &h.attrs, h.rows, h.n, err)))
                 goto done;
+            built = 1;
         }
         if ((rc = journal_rewrite(r->jfd, r->jpath, &h.attrs, h.rows, h.n, &r->jend, err)))
             goto done;
@@ -1528,6 +1698,7 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
         }
         if ((rc = h5_build(r->path, &newattrs, NULL, 0, err)))
             goto done;
+        built = 1;
         if ((rc = journal_rewrite(r->jfd, r->jpath, &newattrs, NULL, 0, &r->jend, err)))
             goto done;
     }
@@ -1545,6 +1716,11 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
                                                  err))))
             goto done;
     }
+    /* A file that reads cleanly can still crash HDF5 once written: it is rebuilt from the
+     * rows just read (the journal's, or its own). */
+    if (!built && !newattrs.n && kept && !h5_write_probe(r->path) &&
+        (rc = h5_build(r->path, kept, rows, n, err)))
+        goto done;
     if ((rc = h5_open_writer(r, err)))
         goto done;
     /* Rows the journal has and the .h5 missed (a crash between the two writes). */
@@ -1929,31 +2105,92 @@ static int journal_read_path(const char *path, struct journal *j)
     return 1;
 }
 
-/* The .h5's content, or the journal's when the .h5 does not read. */
-static int load_for_reading(const char *path, int want_attrs, int want_rows,
-                            struct h5_content *c, struct la_error *err)
+/* 1 when a writer holds the journal's lock (a run is appending), 0 when none does or the
+ * journal cannot be opened.  Asked only after the .h5 failed to read, so a reader does not
+ * take the lock in the common case and never delays a writer that is starting. */
+static int writer_active(const char *path)
 {
-    int rc = h5_load(path, want_attrs, want_rows, c, err);
-    if (rc == LA_OK)
-        return LA_OK;
-    struct journal j;
-    if (!journal_read_path(path, &j))
-        return rc;
-    memset(c, 0, sizeof *c);
-    c->attrs = j.attrs;
-    c->rows = j.rows;
-    c->n = j.n;
-    c->same_layout = 1;
-    la_error_clear(err);
-    return LA_OK;
+    char jpath[LA_PATH_LEN + 16];
+    if (journal_path(path, jpath, sizeof jpath, NULL))
+        return 0;
+    int fd = open(jpath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int active = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases a lock taken here */
+    return active;
 }
 
-int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err)
+/* The .h5's content.  When it does not read: the journal's while a writer is appending (the
+ * .h5 can be mid-write then); otherwise a one-line error that says the file is damaged and
+ * how to recover it (from an intact journal by `linattn run`, or not at all). */
+static int load_for_reading(const char *path, int want_attrs, int want_rows,
+                            struct h5_content *c, int *from_journal, struct la_error *err)
+{
+    if (from_journal)
+        *from_journal = 0;
+    struct la_error h5err;
+    la_error_clear(&h5err);
+    int crashed = 0;
+    int rc = h5_load(path, want_attrs, want_rows, c, &crashed, &h5err);
+    if (rc == LA_OK)
+        return LA_OK;
+    struct stat st;
+    const int missing = rc == LA_EIO && stat(path, &st) != 0 && errno == ENOENT;
+    if (rc != LA_EFORMAT && !missing) { /* an unreadable file, out of memory */
+        if (err)
+            *err = h5err;
+        return rc;
+    }
+    struct journal j;
+    int jok = journal_read_path(path, &j);
+    const int live = jok && writer_active(path);
+    if (jok && (live || from_journal)) {
+        if (from_journal && !live) {
+            *from_journal = 1;
+            LA_FAIL(err, LA_EFORMAT, "damaged (%s); the run rebuilds it from its intact journal "
+                    "%s%s (%zu rows)", h5err.msg, path, JOURNAL_SUFFIX, j.n);
+        } else {
+            la_error_clear(err);
+        }
+        memset(c, 0, sizeof *c);
+        c->attrs = j.attrs;
+        c->rows = j.rows;
+        c->n = j.n;
+        c->same_layout = 1;
+        return LA_OK;
+    }
+    char jpath[LA_PATH_LEN + 16];
+    snprintf(jpath, sizeof jpath, "%s%s", path, JOURNAL_SUFFIX);
+    if (jok) {
+        const struct attr *name = attrs_find(&j.attrs, "experiment_name");
+        rc = LA_FAIL(err, LA_EFORMAT,
+                     "%s%s; its journal %s is intact (%zu rows): `linattn run EXPERIMENT.yaml "
+                     "-o %s` with its experiment%s%s%s rebuilds it from the journal and goes on",
+                     crashed ? "" : "damaged results file: ", h5err.msg, jpath, j.n, path,
+                     name && name->kind == AK_STR ? " ('" : "",
+                     name && name->kind == AK_STR ? name->s : "",
+                     name && name->kind == AK_STR ? "')" : "");
+        journal_free(&j);
+        return rc;
+    }
+    if (crashed)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "%s; it has no intact journal (%s) to rebuild it from, so its rows are "
+                       "lost: `linattn run EXPERIMENT.yaml -o %s --fresh` measures them again",
+                       h5err.msg, jpath, path);
+    if (err)
+        *err = h5err;
+    return rc;
+}
+
+static int read_rows(const char *path, struct la_row **rows, size_t *n, int *from_journal,
+                     struct la_error *err)
 {
     *rows = NULL;
     *n = 0;
     struct h5_content c;
-    int rc = load_for_reading(path, 0, 1, &c, err);
+    int rc = load_for_reading(path, 0, 1, &c, from_journal, err);
     if (rc)
         return rc;
     *rows = c.rows;
@@ -1967,13 +2204,24 @@ int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la
     return LA_OK;
 }
 
+int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err)
+{
+    return read_rows(path, rows, n, NULL, err);
+}
+
+int la_results_read_resumable(const char *path, struct la_row **rows, size_t *n,
+                              int *from_journal, struct la_error *err)
+{
+    return read_rows(path, rows, n, from_journal, err);
+}
+
 int la_results_attr(const char *path, const char *name, char *buf, size_t cap,
                     struct la_error *err)
 {
     if (cap)
         buf[0] = '\0';
     struct h5_content c;
-    int rc = load_for_reading(path, 1, 0, &c, err);
+    int rc = load_for_reading(path, 1, 0, &c, NULL, err);
     if (rc)
         return rc;
     const struct attr *a = attrs_find(&c.attrs, name);
@@ -1995,7 +2243,7 @@ int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_
     *names = NULL;
     *n = 0;
     struct h5_content c;
-    int rc = load_for_reading(path, 1, 0, &c, err);
+    int rc = load_for_reading(path, 1, 0, &c, NULL, err);
     if (rc)
         return rc;
     char **out = calloc(c.attrs.n + 1, sizeof *out);

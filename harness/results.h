@@ -81,8 +81,18 @@ void la_results_close(struct la_results *r); /* NULL is fine */
  * for writing still reads, as h5py does); a negative id on failure. */
 hid_t la_h5_open_readonly(const char *path);
 
-/* Reads every row of path's /runs (malloc'd array in *rows, count in *n). */
+/* Reads every row of path's /runs (malloc'd array in *rows, count in *n).  The .h5 is first
+ * read in a child process (results.c), so a damaged file is an error, never a crash.  While a
+ * run is appending (it holds the journal's lock) an .h5 that does not read is replaced by the
+ * journal; otherwise a damaged file is LA_EFORMAT with one line that says how to recover it.
+ * la_results_attr and la_results_attr_names read the same way. */
 int la_results_read(const char *path, struct la_row **rows, size_t *n, struct la_error *err);
+
+/* The rows `linattn run -o path` would resume from (for --dry-run): la_results_read's, or, when
+ * the .h5 is damaged and its journal intact, the journal's, with *from_journal set to 1 and
+ * err->msg saying so.  Writes nothing. */
+int la_results_read_resumable(const char *path, struct la_row **rows, size_t *n,
+                              int *from_journal, struct la_error *err);
 
 /* Reads a string root attribute into buf (LA_EFORMAT if absent). */
 int la_results_attr(const char *path, const char *name, char *buf, size_t cap,
