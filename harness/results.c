@@ -2042,7 +2042,7 @@ size_t la_results_settle(struct la_results *r)
     }
     struct h5_content h;
     struct la_error herr;
-    const int h5_ok = h5_load(r->path, 0, 1, &h, &herr) == LA_OK;
+    const int h5_ok = h5_load(r->path, 0, 1, &h, NULL, &herr) == LA_OK;
     const int agree = h5_ok && h.n_empty == 0 && h.n == j.n && is_prefix(h.rows, h.n, j.rows, j.n);
     if (h5_ok)
         h5_content_free(&h);
@@ -2129,10 +2129,17 @@ static int load_for_reading(const char *path, int want_attrs, int want_rows,
 {
     if (from_journal)
         *from_journal = 0;
+    /* Through a symbolic link, the journal is the one beside the real file (la_results_open
+     * writes it there). */
+    char real[LA_PATH_LEN];
+    int rc = resolve_links(path, real, sizeof real, err);
+    if (rc)
+        return rc;
+    path = real;
     struct la_error h5err;
     la_error_clear(&h5err);
     int crashed = 0;
-    int rc = h5_load(path, want_attrs, want_rows, c, &crashed, &h5err);
+    rc = h5_load(path, want_attrs, want_rows, c, &crashed, &h5err);
     if (rc == LA_OK)
         return LA_OK;
     struct stat st;
@@ -2288,9 +2295,12 @@ int la_results_resume_check(const char *path, const struct la_provenance *prov,
     const int h5_exists = stat(path, &st) == 0;
     if (h5_exists && !S_ISREG(st.st_mode))
         return LA_FAIL(err, LA_EIO, "results path %s is not a regular file", path);
+    /* A damaged .h5 with an intact journal resumes from the journal's attributes, as run
+     * rebuilds it from them. */
     struct h5_content c;
     struct la_error lerr;
-    if (load_for_reading(path, 1, 0, &c, &lerr) != LA_OK) {
+    int from_journal = 0;
+    if (load_for_reading(path, 1, 0, &c, &from_journal, &lerr) != LA_OK) {
         if (!h5_exists)
             return LA_OK; /* no file, or only a journal without a header: a new file */
         return LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
