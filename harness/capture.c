@@ -391,9 +391,10 @@ int cmd_capture(int argc, char **argv)
     rc = la_capture_write_h5(cap, &meta, out_path, &err);
     if (rc)
         goto fail;
-    printf("captured %d positions (%d layers x %d heads x head_size %d, %s) in %.3f s -> %s\n",
-           cap->T, cap->n_layers, cap->n_heads, cap->head_size, opts.greedy ? "greedy" : "sampled",
-           t_gen, out_path);
+    printf("captured %d position%s (%d layer%s x %d head%s x head_size %d, %s) in %.3f s -> %s\n",
+           cap->T, cap->T == 1 ? "" : "s", cap->n_layers, cap->n_layers == 1 ? "" : "s",
+           cap->n_heads, cap->n_heads == 1 ? "" : "s", cap->head_size,
+           opts.greedy ? "greedy" : "sampled", t_gen, out_path);
     la_capture_free(cap);
     la_tokenizer_free(tok);
     la_llama_free(model);

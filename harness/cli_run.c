@@ -619,13 +619,13 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         la_format_duration(secs, took, sizeof took);
     char stop[96] = "";
     if (write_error)
-        snprintf(stop, sizeof stop, "; stopped: results file not writable, %zu cells not run",
-                 left);
+        snprintf(stop, sizeof stop, "; stopped: results file not writable, %zu cell%s not run",
+                 left, left == 1 ? "" : "s");
     else if (interrupted && nranks == 1)
-        snprintf(stop, sizeof stop, "; stopped by %s, %zu cells not run", signame(interrupted),
-                 left);
-    printf("%s: %zu cells: %zu run, %zu skipped (resumed), %zu failed; results in %s (%s)%s\n",
-           e->name, e->ncells, ran, skipped, failed, out, took, stop);
+        snprintf(stop, sizeof stop, "; stopped by %s, %zu cell%s not run",
+                 signame(interrupted), left, left == 1 ? "" : "s");
+    printf("%s: %zu cell%s: %zu run, %zu skipped (resumed), %zu failed; results in %s (%s)%s\n",
+           e->name, e->ncells, e->ncells == 1 ? "" : "s", ran, skipped, failed, out, took, stop);
     if (write_error) {
         fprintf(stderr,
                 "linattn run: stopped: %zu rows are stored in %s; once it can be written "

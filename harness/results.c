@@ -1688,7 +1688,8 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
         kept = &h.attrs;
     } else if (h5_exists) {
         rc = LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
-                     "use --fresh to overwrite it", r->path, h5err.msg);
+                     "--fresh replaces it if it is a damaged results file, otherwise choose "
+                     "another output file", r->path, h5err.msg);
         goto done;
     } else {
         /* A new file (or --fresh): the .h5 first, then the journal header. */
@@ -1867,17 +1868,27 @@ static int fresh_allowed(const struct la_results *r, const char *shown, struct l
     if (fd >= 0)
         close(fd);
     int ok = got == (ssize_t)sizeof head && !memcmp(head, h5sig, 8);
-    if (ok) {
-        H5E_auto2_t efn;
-        void *edata;
-        H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        hid_t f = la_h5_open_readonly(r->path);
-        if (f >= 0) {
-            ok = H5Aexists(f, "experiment_text") > 0;
-            H5Fclose(f);
+    if (ok) { /* read through the probe: a damaged file must not crash this check */
+        struct h5_content c;
+        struct la_error lerr;
+        int crashed = 0;
+        if (h5_load(r->path, 1, 0, &c, &crashed, &lerr) == LA_OK) {
+            ok = attrs_find(&c.attrs, "experiment_text") != NULL;
+            h5_content_free(&c);
+        } else if (!crashed) {
+            /* It reads without crashing but is no results file as a whole (no /runs, say):
+             * a results file that lost its table still has its experiment_text. */
+            H5E_auto2_t efn;
+            void *edata;
+            H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+            H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+            hid_t f = la_h5_open_readonly(r->path);
+            if (f >= 0) {
+                ok = H5Aexists(f, "experiment_text") > 0;
+                H5Fclose(f);
+            }
+            H5Eset_auto2(H5E_DEFAULT, efn, edata);
         }
-        H5Eset_auto2(H5E_DEFAULT, efn, edata);
     }
     if (ok)
         return LA_OK;
@@ -2304,7 +2315,8 @@ int la_results_resume_check(const char *path, const struct la_provenance *prov,
         if (!h5_exists)
             return LA_OK; /* no file, or only a journal without a header: a new file */
         return LA_FAIL(err, LA_EFORMAT, "%s exists but does not read as a results file (%s); "
-                       "use --fresh to overwrite it", path, lerr.msg);
+                       "--fresh replaces it if it is a damaged results file, otherwise choose "
+                       "another output file", path, lerr.msg);
     }
     rc = resume_verdict(&c.attrs, prov, path, v, NULL, err);
     h5_content_free(&c);
