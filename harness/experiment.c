@@ -35,6 +35,7 @@
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
+#include "core/util.h"
 #include "experiment_yaml.h"
 #include "results.h"
 
@@ -216,27 +217,19 @@ struct loader {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t x)
-{
-    uint64_t z = x + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* The cell seed: splitmix64 chained over the key's bytes, 8 at a time, from the experiment
  * seed.  Depends on nothing but (seed, key). */
 static uint64_t seed_from_key(uint64_t seed, const char *key)
 {
-    uint64_t h = splitmix64(seed);
+    uint64_t h = la_splitmix64(seed);
     size_t len = strlen(key);
     for (size_t i = 0; i < len; i += 8) {
         uint64_t w = 0;
         for (size_t j = 0; j < 8 && i + j < len; j++)
             w |= (uint64_t)(unsigned char)key[i + j] << (8 * j);
-        h = splitmix64(h ^ w);
+        h = la_splitmix64(h ^ w);
     }
-    return splitmix64(h ^ (uint64_t)len);
+    return la_splitmix64(h ^ (uint64_t)len);
 }
 
 /* Shortest "%g" text that reads back as exactly x, so keys are short and still exact. */
@@ -1395,18 +1388,10 @@ struct keyset {
     size_t cap;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* 1: inserted, 0: already there, -1: out of memory. */
 static int keyset_insert(struct keyset *s, const char *key)
 {
-    size_t i = (size_t)fnv1a(key) & (s->cap - 1);
+    size_t i = (size_t)la_fnv1a(key, strlen(key), LA_FNV1A_SEED) & (s->cap - 1);
     while (s->slot[i]) {
         if (!strcmp(s->slot[i], key))
             return 0;
