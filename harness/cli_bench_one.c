@@ -119,14 +119,9 @@ static int name_ok(const char *what, const char *name, const char *const *names)
     for (size_t i = 0; names[i]; i++)
         if (!strcmp(names[i], name))
             return 1;
-    size_t n = 0;
-    while (names[n])
-        n++;
-    char list[512];
-    la_join_names(list, sizeof list, names, n);
-    const char *hint = la_did_you_mean(name, names, n);
-    fprintf(stderr, "linattn bench: unknown %s '%s'%s%s%s; valid: %s\n", what, name,
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    char msg[640];
+    fprintf(stderr, "linattn bench: unknown %s '%s'%s\n", what, name,
+            la_choices_msg(msg, sizeof msg, name, names, SIZE_MAX, "valid"));
     return 0;
 }
 

@@ -1838,12 +1838,10 @@ static int check_only(const char *only, struct la_error *err)
             if (!strcmp(word, names[i]))
                 break;
         if (i == N_FIGURES) {
-            char list[256];
-            la_join_names(list, sizeof list, names, N_FIGURES);
-            const char *hint = la_did_you_mean(word, names, N_FIGURES);
-            return LA_FAIL(err, LA_ENAME, "unknown figure '%s'%s%s%s; valid figures: %s", word,
-                           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                           list);
+            char msg[384];
+            return LA_FAIL(err, LA_ENAME, "unknown figure '%s'%s", word,
+                           la_choices_msg(msg, sizeof msg, word, names, N_FIGURES,
+                                          "valid figures"));
         }
         if (!e)
             break;

@@ -408,10 +408,8 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
         for (size_t i = 0; attn_kernels[i].name && nn < 39; i++)
             names[nn++] = attn_kernels[i].name;
         names[nn] = NULL;
-        const char *hint = la_did_you_mean(buf, names, nn);
-        la_join_names(list, sizeof list, names, nn);
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown kernel '%s'%s%s%s; valid kernels: %s", buf,
-                       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+        return LY_FAIL(y, n, fb, LA_ENAME, "unknown kernel '%s'%s", buf,
+                       la_choices_msg(list, sizeof list, buf, names, nn, "valid kernels"));
     }
     if (def->kind == K_MAP) {
         if (in_rule && !strcmp(buf, "none")) {
@@ -423,12 +421,9 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->name = t->name;
             return LA_OK;
         }
-        const char *const *names = featuremap_names();
-        size_t nn = featuremap_count();
-        const char *hint = la_did_you_mean(buf, names, nn);
-        la_join_names(list, sizeof list, names, nn);
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown feature map '%s'%s%s%s; valid maps: %s%s", buf,
-                       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list,
+        return LY_FAIL(y, n, fb, LA_ENAME, "unknown feature map '%s'%s%s", buf,
+                       la_choices_msg(list, sizeof list, buf, featuremap_names(),
+                                      featuremap_count(), "valid maps"),
                        in_rule ? ", none" : "");
     }
     /* K_DRAW */
@@ -437,9 +432,8 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->i = i == 0 ? FM_DRAW_IID : FM_DRAW_ORTHOGONAL;
             return LA_OK;
         }
-    const char *hint = la_did_you_mean(buf, draw_names, 2);
-    return LY_FAIL(y, n, fb, LA_ENAME, "unknown draw '%s'%s%s%s; valid draws: iid, orthogonal", buf,
-                   hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+    return LY_FAIL(y, n, fb, LA_ENAME, "unknown draw '%s'%s", buf,
+                   la_choices_msg(list, sizeof list, buf, draw_names, 2, "valid draws"));
 }
 
 /* A range {from, to, factor} (geometric) or {from, to, step} (arithmetic), `to` included when
@@ -620,14 +614,11 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
         size_t idx = 0;
         const struct featuremap_type *t = find_map(p.key, &idx);
         if (!t) {
-            char list[1024];
-            const char *const *names = featuremap_names();
-            const char *hint = la_did_you_mean(p.key, names, featuremap_count());
-            la_join_names(list, sizeof list, names, featuremap_count());
-            return LY_FAIL(y, p.knode, NULL, LA_ENAME,
-                           "unknown feature map '%s' in maps%s%s%s; valid maps: %s", p.key,
-                           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                           list);
+            char msg[1024];
+            return LY_FAIL(y, p.knode, NULL, LA_ENAME, "unknown feature map '%s' in maps%s",
+                           p.key,
+                           la_choices_msg(msg, sizeof msg, p.key, featuremap_names(),
+                                          featuremap_count(), "valid maps"));
         }
         struct mapcfg *mc = &L->maps[idx];
         mc->key = p.knode;
@@ -652,13 +643,11 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
                 if (!strcmp(q.key, valid[i]))
                     break;
             if (i == nv) {
-                char list[256];
-                const char *hint = nv ? la_did_you_mean(q.key, valid, nv) : NULL;
-                la_join_names(list, sizeof list, valid, nv);
-                return LY_FAIL(y, q.knode, NULL, LA_EINVAL,
-                               "map '%s' has no parameter '%s'%s%s%s; its parameters: %s", t->name,
-                               q.key, hint ? " (did you mean '" : "", hint ? hint : "",
-                               hint ? "'?)" : "", nv ? list : "none");
+                char msg[256];
+                return LY_FAIL(y, q.knode, NULL, LA_EINVAL, "map '%s' has no parameter '%s'%s",
+                               t->name, q.key,
+                               la_choices_msg(msg, sizeof msg, q.key, valid, nv,
+                                              "its parameters"));
             }
             struct axval v;
             char what[96];
@@ -736,11 +725,10 @@ static int parse_data(struct loader *L, struct fy_node *key, struct fy_node *n)
             if (!strcmp(buf, source_names[i]))
                 break;
         if (!source_names[i]) {
-            const char *hint = la_did_you_mean(buf, source_names, 3);
-            return LY_FAIL(y, ns, ks, LA_ENAME,
-                           "unknown data source '%s'%s%s%s; valid sources: gaussian, sphere, h5",
-                           buf, hint ? " (did you mean '" : "", hint ? hint : "",
-                           hint ? "'?)" : "");
+            char msg[128];
+            return LY_FAIL(y, ns, ks, LA_ENAME, "unknown data source '%s'%s", buf,
+                           la_choices_msg(msg, sizeof msg, buf, source_names, 3,
+                                          "valid sources"));
         }
         L->source = i == 0 ? LA_DATA_GAUSSIAN : i == 1 ? LA_DATA_SPHERE : LA_DATA_H5;
         L->source_node = ns;
