@@ -60,6 +60,23 @@ const struct featuremap_type *featuremap_lookup(const char *name, struct la_erro
     return NULL;
 }
 
+int featuremap_type_reads(const struct featuremap_type *t, const char *p)
+{
+    if (!t || !t->params)
+        return 0;
+    const size_t len = strlen(p);
+    for (const char *s = t->params; *s;) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        const char *w = s;
+        while (*s && *s != ' ' && *s != ',')
+            s++;
+        if ((size_t)(s - w) == len && !memcmp(w, p, len))
+            return 1;
+    }
+    return 0;
+}
+
 void featuremap_params_default(struct fm_params *p, int d)
 {
     memset(p, 0, sizeof *p);

@@ -107,17 +107,7 @@ static int map_reads(const char *name, const char *p)
     const struct featuremap_type *t = featuremap_lookup(name, &err);
     if (!t || !t->params)
         return !strcmp(p, "m") || !strcmp(p, "draw");
-    size_t len = strlen(p);
-    for (const char *s = t->params; *s;) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        const char *w = s;
-        while (*s && *s != ' ' && *s != ',')
-            s++;
-        if ((size_t)(s - w) == len && !memcmp(w, p, len))
-            return 1;
-    }
-    return 0;
+    return featuremap_type_reads(t, p);
 }
 
 /* Writes s as a gnuplot double-quoted string (backslash and quote escaped; control characters

@@ -255,25 +255,6 @@ static uint64_t data_seed(uint64_t seed, const struct la_cell *c)
     return seed_from_key(seed, k);
 }
 
-/* Does the map read parameter `p` (a word of featuremap_type.params, "m, draw, seed")? */
-static int map_has(const struct featuremap_type *t, const char *p)
-{
-    if (!t || !t->params)
-        return 0;
-    size_t len = strlen(p);
-    const char *s = t->params;
-    while (*s) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        const char *w = s;
-        while (*s && *s != ' ' && *s != ',')
-            s++;
-        if ((size_t)(s - w) == len && !memcmp(w, p, len))
-            return 1;
-    }
-    return 0;
-}
-
 static const struct featuremap_type *find_map(const char *name, size_t *idx)
 {
     for (size_t i = 0; featuremap_types[i]; i++)
@@ -632,7 +613,7 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
         const char *valid[8];
         size_t nv = 0;
         for (size_t i = 0; map_param_names[i]; i++)
-            if (map_has(t, map_param_names[i]))
+            if (featuremap_type_reads(t, map_param_names[i]))
                 valid[nv++] = map_param_names[i];
         valid[nv] = NULL;
         void *it2 = NULL;
@@ -1037,7 +1018,7 @@ static int cross_checks(struct loader *L)
             const struct featuremap_type *t = a->key ? find_map(a->v[i].name, &idx) : default_map();
             if (!a->key)
                 find_map(t->name, &idx);
-            if (map_has(t, "weights") && !L->maps[idx].weights[0])
+            if (featuremap_type_reads(t, "weights") && !L->maps[idx].weights[0])
                 return LY_FAIL(y, a->key ? a->v[i].node : NULL, a->key, LA_EINVAL,
                                "map '%s' needs a weights file: add maps: {%s: {weights: FILE}}",
                                t->name, t->name);
@@ -1139,7 +1120,7 @@ static int check_output(struct loader *L)
 
 static const char *draw_text(const struct la_cell *c, const struct featuremap_type *t)
 {
-    if (!t || !map_has(t, "draw"))
+    if (!t || !featuremap_type_reads(t, "draw"))
         return "-";
     return c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid";
 }
@@ -1202,13 +1183,13 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         featuremap_params_default(&def, c->d);
         *tp = t;
         snprintf(c->map, sizeof c->map, "%s", t->name);
-        if (map_has(t, "m"))
+        if (featuremap_type_reads(t, "m"))
             c->m = mc->has_m ? mc->m : v[AX_M] ? (int)v[AX_M]->i : 0;
-        if (map_has(t, "draw"))
+        if (featuremap_type_reads(t, "draw"))
             c->draw = mc->has_draw ? mc->draw : v[AX_DRAW] ? (int)v[AX_DRAW]->i : def.draw;
-        if (map_has(t, "norm_fixed") && c->draw == FM_DRAW_ORTHOGONAL)
+        if (featuremap_type_reads(t, "norm_fixed") && c->draw == FM_DRAW_ORTHOGONAL)
             c->norm_fixed = mc->has_norm_fixed ? mc->norm_fixed : def.norm_fixed;
-        if (map_has(t, "A")) {
+        if (featuremap_type_reads(t, "A")) {
             if (mc->has_A) {
                 c->A = mc->A;
                 c->A_auto = mc->A_auto;
@@ -1220,9 +1201,9 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
                 c->A_auto = def.A_auto;
             }
         }
-        if (map_has(t, "eps"))
+        if (featuremap_type_reads(t, "eps"))
             c->relu_eps = mc->has_eps ? mc->eps : def.eps;
-        if (map_has(t, "weights"))
+        if (featuremap_type_reads(t, "weights"))
             snprintf(c->weights, sizeof c->weights, "%s", mc->weights);
         c->eps = v[AX_EPS] ? v[AX_EPS]->x : DEFAULT_EPS;
         if (attn_kernel_uses_chunk(k))
@@ -1311,7 +1292,7 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
         break;
     case AX_A:
         num = c->A;
-        comparable = !c->A_auto && map_has(t, "A");
+        comparable = !c->A_auto && featuremap_type_reads(t, "A");
         break;
     default:
         comparable = 0;
@@ -1335,7 +1316,7 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
                 return 1;
             break;
         case AX_DRAW:
-            if (map_has(t, "draw") && v->i == c->draw)
+            if (featuremap_type_reads(t, "draw") && v->i == c->draw)
                 return 1;
             break;
         case AX_CAUSAL:
@@ -1343,7 +1324,8 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
                 return 1;
             break;
         case AX_A:
-            if (map_has(t, "A") && (v->is_auto ? c->A_auto : !c->A_auto && real_eq(v->x, c->A)))
+            if (featuremap_type_reads(t, "A") &&
+                (v->is_auto ? c->A_auto : !c->A_auto && real_eq(v->x, c->A)))
                 return 1;
             break;
         case AX_EPS:
