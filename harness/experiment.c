@@ -1686,14 +1686,7 @@ static int load_string(const char *origin, const char *text, size_t len, const c
     L.e = e;
     L.trials = 1;
     L.source = LA_DATA_GAUSSIAN;
-    L.proto.measure_time = 1;
-    L.proto.measure_error = 1;
-    L.proto.time_budget_s = 0.2;
-    L.proto.min_repeats = 3;
-    L.proto.warmup = 1;
-    L.proto.max_ref_rows = 512;
-    L.proto.kl_rows = 64;
-    L.proto.kernel_pairs = 2048;
+    la_cell_measure_defaults(&L.proto);
 
     int st = ly_open(&L.y, origin, e->text, len, err);
     if (st != LA_OK)

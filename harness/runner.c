@@ -146,7 +146,7 @@ static int ws_reserve(struct la_runner_ws *ws, const size_t need[B_COUNT], struc
         total += (double)(need[i] > ws->b[i].cap ? round_page(need[i]) : ws->b[i].cap);
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double phys = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0.0;
-    if (phys > 0.0 && total > 0.85 * phys)
+    if (phys > 0.0 && total > LA_RAM_CEILING * phys)
         return LA_FAIL(err, LA_ENOMEM, "cell needs %.2f GiB of buffers; this machine has %.2f GiB",
                        total / 1073741824.0, phys / 1073741824.0);
     for (int i = 0; i < B_COUNT; i++) {
