@@ -39,7 +39,7 @@ struct la_cell {
     double relu_eps;          /* relu map's eps */
     char weights[LA_PATH_LEN];/* learned map's weights file ("" if none) */
     int causal;
-    int chunk;                /* chunked kernel's C (0 = default) */
+    int chunk;                /* linear_causal_chunked's C (0 = default) */
     double eps;               /* linear normaliser eps */
 
     /* shape */

@@ -262,7 +262,7 @@ static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget
     la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
     char name[64];
     snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
-    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps (issue 6's count). */
+    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps, one flop each. */
     print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), r);
     struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
                                .causal = 0, .eps = 1e-6f, .work = work},

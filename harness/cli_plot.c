@@ -239,7 +239,8 @@ static int A_auto(const struct la_row *r)
     return strstr(r->key, " A=auto ") != NULL;
 }
 
-/* The chunked kernels record the chunk they used; the default one depends on (m, dv). */
+/* A kernel that reads `chunk` records the one it used (others 0); the default depends on
+ * (m, dv). */
 static int chunk_default(const struct la_row *r)
 {
     return r->chunk <= 0 || r->chunk == attn_default_chunk(r->m, r->dv);

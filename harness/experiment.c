@@ -288,8 +288,6 @@ static const struct attn_kernel *resolve_kernel(const char *name, int causal)
     return NULL;
 }
 
-/* Kernels that read `chunk`: the chunked algorithm, and linear_causal (which runs it). */
-
 static int axis_id(const char *name)
 {
     for (int i = 0; i < AX_COUNT; i++)

@@ -540,9 +540,6 @@ static int cancel_point(struct la_error *err)
                    sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
 }
 
-/* Whether the kernel reads args.chunk.  attention.h has no flag for it: linear_causal is the
- * chunked algorithm by the kernels' registry (kernels/registry.c). */
-
 int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row,
                 struct la_error *err)
 {
