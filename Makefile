@@ -71,6 +71,7 @@ HARNESS_SRC   += harness/llama.c harness/capture.c
 HARNESS_SRC   += harness/crossover.c harness/theory.c harness/cli_plot.c
 HARNESS_SRC   += harness/results.c harness/cli_results.c harness/h5util.c
 HARNESS_SRC   += harness/experiment.c harness/experiment_yaml.c
+HARNESS_SRC   += harness/core/util.c
 KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                  kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
                  kernels/seed_baseline.c

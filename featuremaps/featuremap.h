@@ -116,6 +116,9 @@ size_t featuremap_count(void);
 const struct featuremap_type *featuremap_lookup(const char *name, struct la_error *err);
 /* Names of all maps, NULL-terminated (static storage). */
 const char *const *featuremap_names(void);
+/* 1 when map type t reads parameter p (a word of t->params, "m, draw, seed"), else 0 (also for
+ * a NULL t or params). */
+int featuremap_type_reads(const struct featuremap_type *t, const char *p);
 
 void featuremap_params_default(struct fm_params *p, int d);
 

@@ -192,12 +192,11 @@ static int read_activation(hid_t f, const char *file, int *act, struct la_error 
             free(v);
             return LA_OK;
         }
-    const char *hint = la_did_you_mean(v, act_names, N_ACT);
+    char msg[192];
     int st = LA_FAIL(err, LA_EFORMAT,
-                     "learned: weights file '%s': attribute 'activation' = '%s' is "
-                     "unknown%s%s%s; valid activations: %s",
-                     file, v, hint ? " (did you mean '" : "", hint ? hint : "",
-                     hint ? "'?)" : "", list);
+                     "learned: weights file '%s': attribute 'activation' = '%s' is unknown%s",
+                     file, v, la_choices_msg(msg, sizeof msg, v, act_names, N_ACT,
+                                             "valid activations"));
     free(v);
     return st;
 }

@@ -53,13 +53,28 @@ const struct featuremap_type *featuremap_lookup(const char *name, struct la_erro
     for (size_t i = 0; featuremap_types[i]; i++)
         if (name && strcmp(featuremap_types[i]->name, name) == 0)
             return featuremap_types[i];
-    char list[512];
-    const char *const *names = featuremap_names();
-    const char *hint = name ? la_did_you_mean(name, names, featuremap_count()) : NULL;
-    la_join_names(list, sizeof list, names, featuremap_count());
-    LA_FAIL(err, LA_ENAME, "unknown feature map '%s'%s%s%s; valid maps: %s", name ? name : "(null)",
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    char msg[640];
+    LA_FAIL(err, LA_ENAME, "unknown feature map '%s'%s", name ? name : "(null)",
+            la_choices_msg(msg, sizeof msg, name, featuremap_names(), featuremap_count(),
+                           "valid maps"));
     return NULL;
+}
+
+int featuremap_type_reads(const struct featuremap_type *t, const char *p)
+{
+    if (!t || !t->params)
+        return 0;
+    const size_t len = strlen(p);
+    for (const char *s = t->params; *s;) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        const char *w = s;
+        while (*s && *s != ' ' && *s != ',')
+            s++;
+        if ((size_t)(s - w) == len && !memcmp(w, p, len))
+            return 1;
+    }
+    return 0;
 }
 
 void featuremap_params_default(struct fm_params *p, int d)

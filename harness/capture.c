@@ -276,11 +276,10 @@ int cmd_capture(int argc, char **argv)
         for (size_t k = 0; option_names[k]; k++)
             known |= !strcmp(name, option_names[k]);
         if (!known) {
-            char list[256];
-            const char *hint = la_did_you_mean(name, option_names, N_OPTIONS);
-            la_join_names(list, sizeof list, option_names, N_OPTIONS);
-            fprintf(stderr, "linattn capture: unknown option '%s'%s%s%s; valid options: %s\n", name,
-                    hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+            char msg[384];
+            fprintf(stderr, "linattn capture: unknown option '%s'%s\n", name,
+                    la_choices_msg(msg, sizeof msg, name, option_names, N_OPTIONS,
+                                   "valid options"));
             return 2;
         }
         if (eq)

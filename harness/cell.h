@@ -39,7 +39,7 @@ struct la_cell {
     double relu_eps;          /* relu map's eps */
     char weights[LA_PATH_LEN];/* learned map's weights file ("" if none) */
     int causal;
-    int chunk;                /* chunked kernel's C (0 = default) */
+    int chunk;                /* linear_causal_chunked's C (0 = default) */
     double eps;               /* linear normaliser eps */
 
     /* shape */
@@ -69,6 +69,21 @@ struct la_cell {
     int kl_rows;              /* errors: query rows sampled for the attention KL */
     int kernel_pairs;         /* errors: (q, k) pairs sampled for the kernel MSE */
 };
+
+/* The measurement defaults of a cell, the one set an experiment's `measure:` section
+ * (experiments/README.md) and `linattn bench` both start from.  The values are recorded in each
+ * results file's cell context, so changing one makes `run` refuse to extend existing files. */
+static inline void la_cell_measure_defaults(struct la_cell *c)
+{
+    c->measure_time = 1;
+    c->measure_error = 1;
+    c->time_budget_s = 0.2;
+    c->min_repeats = 3;
+    c->warmup = 1;
+    c->max_ref_rows = 512;
+    c->kl_rows = 64;
+    c->kernel_pairs = 2048;
+}
 
 /* Row status values. */
 enum la_row_status {

@@ -9,17 +9,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "core/util.h"
 #include "../kernels/simd.h"
 #include "../kernels/vmath.h"
-
-static double uniform(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
 
 int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                     struct la_check_result *res, struct la_error *err)
@@ -45,14 +37,15 @@ int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c,
     for (size_t i = 0; i < nq; i++) {
         /* Linear kernels take features: keep them positive (elu1-like) so the normaliser is
          * far from zero and the comparison measures the kernel, not cancellation. */
-        double a = (2.0 * uniform(&s) - 1.0) * c->scale, b = (2.0 * uniform(&s) - 1.0) * c->scale;
+        double a = (2.0 * la_splitmix64_unit(&s) - 1.0) * c->scale;
+        double b = (2.0 * la_splitmix64_unit(&s) - 1.0) * c->scale;
         q[i] = (float)(linear ? exp(a) : a);
         k[i] = (float)(linear ? exp(b) : b);
         qd[i] = q[i];
         kd[i] = k[i];
     }
     for (size_t i = 0; i < nv; i++) {
-        v[i] = (float)(2.0 * uniform(&s) - 1.0);
+        v[i] = (float)(2.0 * la_splitmix64_unit(&s) - 1.0);
         vd[i] = v[i];
     }
     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,

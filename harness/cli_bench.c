@@ -32,6 +32,7 @@
 #include "../kernels/vmath.h"
 #include "bench.h"
 #include "commands.h"
+#include "core/util.h"
 #include "sysinfo.h"
 #include "timing.h"
 
@@ -169,13 +170,8 @@ static void e2e_call(void *p)
 static void fill(float *x, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        x[i] = (float)((double)(z >> 11) * 0x1.0p-53 * 2.0 - 1.0);
-    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(la_splitmix64_unit(&s) * 2.0 - 1.0);
 }
 
 /* The two rates every row is compared with, both measured at the start of the run. */
@@ -266,7 +262,7 @@ static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget
     la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
     char name[64];
     snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
-    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps (issue 6's count). */
+    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps, one flop each. */
     print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), r);
     struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
                                .causal = 0, .eps = 1e-6f, .work = work},

@@ -33,12 +33,12 @@ static const char bench_help[] =
     "       linattn bench --suite [--d 32,64,128] [--Tmin 256] [--Tmax 16384] [--threads N]\n"
     "                     [--budget SECONDS] [--tsv]\n"
     "\n"
-    "One measurement: the kernel's time (median of repeats calibrated to --budget, default 0.5 s),\n"
+    "One measurement: the kernel's time (median of repeats calibrated to --budget, default 0.2 s),\n"
     "GFLOP/s from its nominal flops, efficiency against the fp32 peak of the cores (FMA chains in\n"
     "registers on the kernels' SIMD path) and against a 1024^3 SGEMM, both timed in the same run\n"
     "at the same threads, the feature map's own time, softmax_flash at the same shape for the\n"
     "speedup, and the output error against exact softmax in double (relative Frobenius, on up to\n"
-    "--ref-rows query rows).\n"
+    "--ref-rows query rows, default 512).\n"
     "Defaults: T 4096, d 64, map elu1, kernel linear_causal with --causal else linear_noncausal,\n"
     "1 thread (as `run`), seed 1, eps 1e-6, gaussian data with sigma 1.\n"
     "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against the fp32\n"
@@ -104,14 +104,7 @@ static void cell_defaults(struct la_cell *c)
     c->norm = 0.0;
     c->head = -1;
     c->seed = 1;
-    c->measure_time = 1;
-    c->measure_error = 1;
-    c->time_budget_s = 0.5;
-    c->min_repeats = 3;
-    c->warmup = 1;
-    c->max_ref_rows = 256;
-    c->kl_rows = 32;
-    c->kernel_pairs = 1024;
+    la_cell_measure_defaults(c);
 }
 
 static int name_ok(const char *what, const char *name, const char *const *names)
@@ -119,14 +112,9 @@ static int name_ok(const char *what, const char *name, const char *const *names)
     for (size_t i = 0; names[i]; i++)
         if (!strcmp(names[i], name))
             return 1;
-    size_t n = 0;
-    while (names[n])
-        n++;
-    char list[512];
-    la_join_names(list, sizeof list, names, n);
-    const char *hint = la_did_you_mean(name, names, n);
-    fprintf(stderr, "linattn bench: unknown %s '%s'%s%s%s; valid: %s\n", what, name,
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    char msg[640];
+    fprintf(stderr, "linattn bench: unknown %s '%s'%s\n", what, name,
+            la_choices_msg(msg, sizeof msg, name, names, SIZE_MAX, "valid"));
     return 0;
 }
 
@@ -306,7 +294,7 @@ int cmd_bench(int argc, char **argv)
      * buffer would end in the OOM killer, not in an error message). */
     double need = la_cell_bytes(&c);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    if (need > 0.8 * have) {
+    if (need > LA_RAM_CEILING * have) {
         fprintf(stderr, "linattn bench: T=%d d=%d needs about %.3g GB of memory; this machine "
                         "has %.3g GB\n", c.T, c.d, need / 1e9, have / 1e9);
         return 2;

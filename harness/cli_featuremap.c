@@ -78,17 +78,12 @@ static int parse_double(const char *flag, const char *s, double *out)
 
 static int choice(const char *flag, const char *s, const char *const *names)
 {
-    size_t n = 0;
-    while (names[n])
-        n++;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; names[i]; i++)
         if (s && !strcmp(s, names[i]))
             return (int)i;
-    char list[256];
-    la_join_names(list, sizeof list, names, n);
-    const char *hint = s ? la_did_you_mean(s, names, n) : NULL;
-    fprintf(stderr, "linattn featuremap: %s '%s' is unknown%s%s%s; valid: %s\n", flag, s ? s : "",
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    char msg[384];
+    fprintf(stderr, "linattn featuremap: %s '%s' is unknown%s\n", flag, s ? s : "",
+            la_choices_msg(msg, sizeof msg, s, names, SIZE_MAX, "valid"));
     return -1;
 }
 
@@ -457,8 +452,8 @@ int cmd_featuremap(int argc, char **argv)
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc - 1, argv + 1);
     static const char *const subs[] = {"init-learned", "info", NULL};
-    const char *hint = la_did_you_mean(argv[1], subs, 2);
-    fprintf(stderr, "linattn featuremap: unknown action '%s'%s%s%s; valid: init-learned, info\n",
-            argv[1], hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+    char msg[128];
+    fprintf(stderr, "linattn featuremap: unknown action '%s'%s\n", argv[1],
+            la_choices_msg(msg, sizeof msg, argv[1], subs, 2, "valid"));
     return 2;
 }

@@ -45,6 +45,7 @@
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
 #include "commands.h"
+#include "core/util.h"
 #include "crossover.h"
 #include "results.h"
 #include "sysinfo.h"
@@ -79,12 +80,6 @@ struct plot {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* "s" unless n is 1: "1 thread", "2 threads". */
 static const char *plural(long long n)
 {
@@ -112,17 +107,7 @@ static int map_reads(const char *name, const char *p)
     const struct featuremap_type *t = featuremap_lookup(name, &err);
     if (!t || !t->params)
         return !strcmp(p, "m") || !strcmp(p, "draw");
-    size_t len = strlen(p);
-    for (const char *s = t->params; *s;) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        const char *w = s;
-        while (*s && *s != ' ' && *s != ',')
-            s++;
-        if ((size_t)(s - w) == len && !memcmp(w, p, len))
-            return 1;
-    }
-    return 0;
+    return featuremap_type_reads(t, p);
 }
 
 /* Writes s as a gnuplot double-quoted string (backslash and quote escaped; control characters
@@ -254,7 +239,8 @@ static int A_auto(const struct la_row *r)
     return strstr(r->key, " A=auto ") != NULL;
 }
 
-/* The chunked kernels record the chunk they used; the default one depends on (m, dv). */
+/* A kernel that reads `chunk` records the one it used (others 0); the default depends on
+ * (m, dv). */
 static int chunk_default(const struct la_row *r)
 {
     return r->chunk <= 0 || r->chunk == attn_default_chunk(r->m, r->dv);
@@ -739,7 +725,7 @@ static size_t curve_nx(const struct la_row *rows, const size_t *sel, size_t ns,
     for (size_t i = 0; i < ns; i++)
         if (same_except(&rows[sel[i]], rep, skip))
             xs[nx++] = field_num(&rows[sel[i]], xfield);
-    qsort(xs, nx, sizeof *xs, cmp_double);
+    qsort(xs, nx, sizeof *xs, la_cmp_double);
     for (size_t j = 0; j < nx; j++)
         nd += j == 0 || xs[j] != xs[j - 1];
     return nd;
@@ -758,7 +744,7 @@ static size_t write_curve(FILE *data, const struct la_row *rows, const size_t *s
         if (same_except(r, rep, skip) && isfinite(metric(r, col)))
             xs[nx++] = field_num(r, xfield);
     }
-    qsort(xs, nx, sizeof *xs, cmp_double);
+    qsort(xs, nx, sizeof *xs, la_cmp_double);
     size_t written = 0;
     for (size_t i = 0; i < nx; i++) {
         if (i > 0 && xs[i] == xs[i - 1])
@@ -796,7 +782,7 @@ static const struct la_row *pick_fixed(const struct la_row *rows, const size_t *
         for (size_t j = 0; j < ns; j++)
             if (field_eq(&rows[sel[j]], c, f))
                 xs[nx++] = field_num(&rows[sel[j]], xfield);
-        qsort(xs, nx, sizeof *xs, cmp_double);
+        qsort(xs, nx, sizeof *xs, la_cmp_double);
         for (size_t j = 0; j < nx; j++)
             nd += j == 0 || xs[j] != xs[j - 1];
         int better = nd > best_n;
@@ -1083,7 +1069,7 @@ static double median_repeats(const struct la_row *rows, size_t n)
     for (size_t i = 0; i < n; i++)
         if (rows[i].status == LA_ROW_OK && isfinite(rows[i].time_median_s) && rows[i].T == Tmax)
             v[k++] = rows[i].repeats;
-    qsort(v, k, sizeof *v, cmp_double);
+    qsort(v, k, sizeof *v, la_cmp_double);
     double m = k ? v[k / 2] : 0;
     free(v);
     return m;
@@ -1203,7 +1189,7 @@ static size_t write_softmax_curve(const struct plot *P, const struct la_crossove
             }
         }
         for (int q = 0; q < 3; q++)
-            qsort(v[q], k, sizeof(double), cmp_double);
+            qsort(v[q], k, sizeof(double), la_cmp_double);
         put_point(data, Ts[j], v[0][k / 2], v[1][k / 2], v[2][k / 2], k);
     }
     if (nT)
@@ -1843,12 +1829,10 @@ static int check_only(const char *only, struct la_error *err)
             if (!strcmp(word, names[i]))
                 break;
         if (i == N_FIGURES) {
-            char list[256];
-            la_join_names(list, sizeof list, names, N_FIGURES);
-            const char *hint = la_did_you_mean(word, names, N_FIGURES);
-            return LA_FAIL(err, LA_ENAME, "unknown figure '%s'%s%s%s; valid figures: %s", word,
-                           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                           list);
+            char msg[384];
+            return LA_FAIL(err, LA_ENAME, "unknown figure '%s'%s", word,
+                           la_choices_msg(msg, sizeof msg, word, names, N_FIGURES,
+                                          "valid figures"));
         }
         if (!e)
             break;

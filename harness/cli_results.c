@@ -37,22 +37,20 @@ static int unknown_column(const char *cmd, const char *name)
     size_t n;
     const struct la_column *cols = la_row_columns(&n);
     const char **names = malloc((n + 1) * sizeof *names);
-    char *list = malloc(n * 40 + 1);
-    if (!names || !list) {
+    char *msg = malloc(n * 40 + 64);
+    if (!names || !msg) {
         free(names);
-        free(list);
+        free(msg);
         fprintf(stderr, "linattn %s: unknown column '%s'\n", cmd, name);
         return 2;
     }
     for (size_t i = 0; i < n; i++)
         names[i] = cols[i].name;
     names[n] = NULL;
-    la_join_names(list, n * 40 + 1, names, n);
-    const char *hint = la_did_you_mean(name, names, n);
-    fprintf(stderr, "linattn %s: unknown column '%s'%s%s%s; valid columns: %s\n", cmd, name,
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    fprintf(stderr, "linattn %s: unknown column '%s'%s\n", cmd, name,
+            la_choices_msg(msg, n * 40 + 64, name, names, n, "valid columns"));
     free(names);
-    free(list);
+    free(msg);
     return 2;
 }
 

@@ -20,7 +20,7 @@
  * handler, waits WATCHDOG_GRACE_MS for the main thread to reach a check point; if it does not,
  * the watchdog records the interrupted row itself (under la_io_lock, the mutex the main thread
  * holds whenever it uses HDF5), prints the message and _exits with 128 + signal.  A second
- * signal kills at once (SA_RESETHAND).  Under MPI the old rule holds: cells in flight finish.
+ * signal kills at once (SA_RESETHAND).  Under MPI there is no watchdog: cells in flight finish.
  * Output: progress line on stderr only when stderr is a terminal and not --quiet; failed cells
  * and errors on stderr; one summary line on stdout.
  * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/run_signals.sh (SIGINT/SIGTERM

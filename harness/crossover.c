@@ -10,21 +10,16 @@
 #include <string.h>
 
 #include "../kernels/attention.h"
+#include "core/util.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Median of v[0..n) (sorts v in place); NaN for n = 0. */
 static double median(double *v, size_t n)
 {
     if (!n)
         return NAN;
-    qsort(v, n, sizeof *v, cmp_double);
+    qsort(v, n, sizeof *v, la_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -223,7 +218,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         if (j == nT)
             Ts[nT++] = r->T;
     }
-    qsort(Ts, nT, sizeof *Ts, cmp_double);
+    qsort(Ts, nT, sizeof *Ts, la_cmp_double);
 
     size_t npairs = 0;
     for (size_t i = 0; i < nlin; i++)

@@ -12,6 +12,7 @@
  */
 #include "data.h"
 #include "results.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,17 +22,9 @@
 #include <gsl/gsl_rng.h>
 #include <hdf5.h>
 
-static uint64_t splitmix64(uint64_t x)
-{
-    uint64_t z = x + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 unsigned long la_stream_seed(uint64_t seed, uint64_t stream)
 {
-    const uint64_t z = splitmix64(splitmix64(seed) ^ stream);
+    const uint64_t z = la_splitmix64(la_splitmix64(seed) ^ stream);
     return (unsigned long)((z ^ (z >> 32)) & 0xffffffffull);
 }
 

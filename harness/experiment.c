@@ -35,6 +35,7 @@
 
 #include "../featuremaps/featuremap.h"
 #include "../kernels/attention.h"
+#include "core/util.h"
 #include "experiment_yaml.h"
 #include "results.h"
 
@@ -216,27 +217,19 @@ struct loader {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static uint64_t splitmix64(uint64_t x)
-{
-    uint64_t z = x + 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* The cell seed: splitmix64 chained over the key's bytes, 8 at a time, from the experiment
  * seed.  Depends on nothing but (seed, key). */
 static uint64_t seed_from_key(uint64_t seed, const char *key)
 {
-    uint64_t h = splitmix64(seed);
+    uint64_t h = la_splitmix64(seed);
     size_t len = strlen(key);
     for (size_t i = 0; i < len; i += 8) {
         uint64_t w = 0;
         for (size_t j = 0; j < 8 && i + j < len; j++)
             w |= (uint64_t)(unsigned char)key[i + j] << (8 * j);
-        h = splitmix64(h ^ w);
+        h = la_splitmix64(h ^ w);
     }
-    return splitmix64(h ^ (uint64_t)len);
+    return la_splitmix64(h ^ (uint64_t)len);
 }
 
 /* Shortest "%g" text that reads back as exactly x, so keys are short and still exact. */
@@ -260,25 +253,6 @@ static uint64_t data_seed(uint64_t seed, const struct la_cell *c)
              c->T, c->d, c->dv, c->batch, c->heads, c->source, c->sigma, c->norm, c->layer,
              c->head, c->trial, c->data_path);
     return seed_from_key(seed, k);
-}
-
-/* Does the map read parameter `p` (a word of featuremap_type.params, "m, draw, seed")? */
-static int map_has(const struct featuremap_type *t, const char *p)
-{
-    if (!t || !t->params)
-        return 0;
-    size_t len = strlen(p);
-    const char *s = t->params;
-    while (*s) {
-        while (*s == ' ' || *s == ',')
-            s++;
-        const char *w = s;
-        while (*s && *s != ' ' && *s != ',')
-            s++;
-        if ((size_t)(s - w) == len && !memcmp(w, p, len))
-            return 1;
-    }
-    return 0;
 }
 
 static const struct featuremap_type *find_map(const char *name, size_t *idx)
@@ -313,8 +287,6 @@ static const struct attn_kernel *resolve_kernel(const char *name, int causal)
             return &attn_kernels[i];
     return NULL;
 }
-
-/* Kernels that read `chunk`: the chunked algorithm, and linear_causal (which runs it). */
 
 static int axis_id(const char *name)
 {
@@ -415,10 +387,8 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
         for (size_t i = 0; attn_kernels[i].name && nn < 39; i++)
             names[nn++] = attn_kernels[i].name;
         names[nn] = NULL;
-        const char *hint = la_did_you_mean(buf, names, nn);
-        la_join_names(list, sizeof list, names, nn);
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown kernel '%s'%s%s%s; valid kernels: %s", buf,
-                       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+        return LY_FAIL(y, n, fb, LA_ENAME, "unknown kernel '%s'%s", buf,
+                       la_choices_msg(list, sizeof list, buf, names, nn, "valid kernels"));
     }
     if (def->kind == K_MAP) {
         if (in_rule && !strcmp(buf, "none")) {
@@ -430,12 +400,9 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->name = t->name;
             return LA_OK;
         }
-        const char *const *names = featuremap_names();
-        size_t nn = featuremap_count();
-        const char *hint = la_did_you_mean(buf, names, nn);
-        la_join_names(list, sizeof list, names, nn);
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown feature map '%s'%s%s%s; valid maps: %s%s", buf,
-                       hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list,
+        return LY_FAIL(y, n, fb, LA_ENAME, "unknown feature map '%s'%s%s", buf,
+                       la_choices_msg(list, sizeof list, buf, featuremap_names(),
+                                      featuremap_count(), "valid maps"),
                        in_rule ? ", none" : "");
     }
     /* K_DRAW */
@@ -444,9 +411,8 @@ static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_no
             out->i = i == 0 ? FM_DRAW_IID : FM_DRAW_ORTHOGONAL;
             return LA_OK;
         }
-    const char *hint = la_did_you_mean(buf, draw_names, 2);
-    return LY_FAIL(y, n, fb, LA_ENAME, "unknown draw '%s'%s%s%s; valid draws: iid, orthogonal", buf,
-                   hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
+    return LY_FAIL(y, n, fb, LA_ENAME, "unknown draw '%s'%s", buf,
+                   la_choices_msg(list, sizeof list, buf, draw_names, 2, "valid draws"));
 }
 
 /* A range {from, to, factor} (geometric) or {from, to, step} (arithmetic), `to` included when
@@ -627,14 +593,11 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
         size_t idx = 0;
         const struct featuremap_type *t = find_map(p.key, &idx);
         if (!t) {
-            char list[1024];
-            const char *const *names = featuremap_names();
-            const char *hint = la_did_you_mean(p.key, names, featuremap_count());
-            la_join_names(list, sizeof list, names, featuremap_count());
-            return LY_FAIL(y, p.knode, NULL, LA_ENAME,
-                           "unknown feature map '%s' in maps%s%s%s; valid maps: %s", p.key,
-                           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
-                           list);
+            char msg[1024];
+            return LY_FAIL(y, p.knode, NULL, LA_ENAME, "unknown feature map '%s' in maps%s",
+                           p.key,
+                           la_choices_msg(msg, sizeof msg, p.key, featuremap_names(),
+                                          featuremap_count(), "valid maps"));
         }
         struct mapcfg *mc = &L->maps[idx];
         mc->key = p.knode;
@@ -648,7 +611,7 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
         const char *valid[8];
         size_t nv = 0;
         for (size_t i = 0; map_param_names[i]; i++)
-            if (map_has(t, map_param_names[i]))
+            if (featuremap_type_reads(t, map_param_names[i]))
                 valid[nv++] = map_param_names[i];
         valid[nv] = NULL;
         void *it2 = NULL;
@@ -659,13 +622,11 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
                 if (!strcmp(q.key, valid[i]))
                     break;
             if (i == nv) {
-                char list[256];
-                const char *hint = nv ? la_did_you_mean(q.key, valid, nv) : NULL;
-                la_join_names(list, sizeof list, valid, nv);
-                return LY_FAIL(y, q.knode, NULL, LA_EINVAL,
-                               "map '%s' has no parameter '%s'%s%s%s; its parameters: %s", t->name,
-                               q.key, hint ? " (did you mean '" : "", hint ? hint : "",
-                               hint ? "'?)" : "", nv ? list : "none");
+                char msg[256];
+                return LY_FAIL(y, q.knode, NULL, LA_EINVAL, "map '%s' has no parameter '%s'%s",
+                               t->name, q.key,
+                               la_choices_msg(msg, sizeof msg, q.key, valid, nv,
+                                              "its parameters"));
             }
             struct axval v;
             char what[96];
@@ -743,11 +704,10 @@ static int parse_data(struct loader *L, struct fy_node *key, struct fy_node *n)
             if (!strcmp(buf, source_names[i]))
                 break;
         if (!source_names[i]) {
-            const char *hint = la_did_you_mean(buf, source_names, 3);
-            return LY_FAIL(y, ns, ks, LA_ENAME,
-                           "unknown data source '%s'%s%s%s; valid sources: gaussian, sphere, h5",
-                           buf, hint ? " (did you mean '" : "", hint ? hint : "",
-                           hint ? "'?)" : "");
+            char msg[128];
+            return LY_FAIL(y, ns, ks, LA_ENAME, "unknown data source '%s'%s", buf,
+                           la_choices_msg(msg, sizeof msg, buf, source_names, 3,
+                                          "valid sources"));
         }
         L->source = i == 0 ? LA_DATA_GAUSSIAN : i == 1 ? LA_DATA_SPHERE : LA_DATA_H5;
         L->source_node = ns;
@@ -1056,7 +1016,7 @@ static int cross_checks(struct loader *L)
             const struct featuremap_type *t = a->key ? find_map(a->v[i].name, &idx) : default_map();
             if (!a->key)
                 find_map(t->name, &idx);
-            if (map_has(t, "weights") && !L->maps[idx].weights[0])
+            if (featuremap_type_reads(t, "weights") && !L->maps[idx].weights[0])
                 return LY_FAIL(y, a->key ? a->v[i].node : NULL, a->key, LA_EINVAL,
                                "map '%s' needs a weights file: add maps: {%s: {weights: FILE}}",
                                t->name, t->name);
@@ -1158,7 +1118,7 @@ static int check_output(struct loader *L)
 
 static const char *draw_text(const struct la_cell *c, const struct featuremap_type *t)
 {
-    if (!t || !map_has(t, "draw"))
+    if (!t || !featuremap_type_reads(t, "draw"))
         return "-";
     return c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid";
 }
@@ -1221,13 +1181,13 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         featuremap_params_default(&def, c->d);
         *tp = t;
         snprintf(c->map, sizeof c->map, "%s", t->name);
-        if (map_has(t, "m"))
+        if (featuremap_type_reads(t, "m"))
             c->m = mc->has_m ? mc->m : v[AX_M] ? (int)v[AX_M]->i : 0;
-        if (map_has(t, "draw"))
+        if (featuremap_type_reads(t, "draw"))
             c->draw = mc->has_draw ? mc->draw : v[AX_DRAW] ? (int)v[AX_DRAW]->i : def.draw;
-        if (map_has(t, "norm_fixed") && c->draw == FM_DRAW_ORTHOGONAL)
+        if (featuremap_type_reads(t, "norm_fixed") && c->draw == FM_DRAW_ORTHOGONAL)
             c->norm_fixed = mc->has_norm_fixed ? mc->norm_fixed : def.norm_fixed;
-        if (map_has(t, "A")) {
+        if (featuremap_type_reads(t, "A")) {
             if (mc->has_A) {
                 c->A = mc->A;
                 c->A_auto = mc->A_auto;
@@ -1239,9 +1199,9 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
                 c->A_auto = def.A_auto;
             }
         }
-        if (map_has(t, "eps"))
+        if (featuremap_type_reads(t, "eps"))
             c->relu_eps = mc->has_eps ? mc->eps : def.eps;
-        if (map_has(t, "weights"))
+        if (featuremap_type_reads(t, "weights"))
             snprintf(c->weights, sizeof c->weights, "%s", mc->weights);
         c->eps = v[AX_EPS] ? v[AX_EPS]->x : DEFAULT_EPS;
         if (attn_kernel_uses_chunk(k))
@@ -1330,7 +1290,7 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
         break;
     case AX_A:
         num = c->A;
-        comparable = !c->A_auto && map_has(t, "A");
+        comparable = !c->A_auto && featuremap_type_reads(t, "A");
         break;
     default:
         comparable = 0;
@@ -1354,7 +1314,7 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
                 return 1;
             break;
         case AX_DRAW:
-            if (map_has(t, "draw") && v->i == c->draw)
+            if (featuremap_type_reads(t, "draw") && v->i == c->draw)
                 return 1;
             break;
         case AX_CAUSAL:
@@ -1362,7 +1322,8 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
                 return 1;
             break;
         case AX_A:
-            if (map_has(t, "A") && (v->is_auto ? c->A_auto : !c->A_auto && real_eq(v->x, c->A)))
+            if (featuremap_type_reads(t, "A") &&
+                (v->is_auto ? c->A_auto : !c->A_auto && real_eq(v->x, c->A)))
                 return 1;
             break;
         case AX_EPS:
@@ -1395,18 +1356,10 @@ struct keyset {
     size_t cap;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* 1: inserted, 0: already there, -1: out of memory. */
 static int keyset_insert(struct keyset *s, const char *key)
 {
-    size_t i = (size_t)fnv1a(key) & (s->cap - 1);
+    size_t i = (size_t)la_fnv1a(key, strlen(key), LA_FNV1A_SEED) & (s->cap - 1);
     while (s->slot[i]) {
         if (!strcmp(s->slot[i], key))
             return 0;
@@ -1731,14 +1684,7 @@ static int load_string(const char *origin, const char *text, size_t len, const c
     L.e = e;
     L.trials = 1;
     L.source = LA_DATA_GAUSSIAN;
-    L.proto.measure_time = 1;
-    L.proto.measure_error = 1;
-    L.proto.time_budget_s = 0.2;
-    L.proto.min_repeats = 3;
-    L.proto.warmup = 1;
-    L.proto.max_ref_rows = 512;
-    L.proto.kl_rows = 64;
-    L.proto.kernel_pairs = 2048;
+    la_cell_measure_defaults(&L.proto);
 
     int st = ly_open(&L.y, origin, e->text, len, err);
     if (st != LA_OK)

@@ -373,12 +373,10 @@ int ly_check_keys(const struct ly *y, struct fy_node *m, const char *section,
                 seen |= (uint64_t)1 << i;
             continue;
         }
-        char list[512], show[48];
-        const char *hint = la_did_you_mean(p.key, valid, nvalid);
-        la_join_names(list, sizeof list, valid, nvalid);
-        return LY_FAIL(y, p.knode, NULL, LA_EINVAL, "unknown key '%s' in %s%s%s%s; valid keys: %s",
-                       ly_show(p.knode, show, sizeof show), section, hint ? " (did you mean '" : "",
-                       hint ? hint : "", hint ? "'?)" : "", list);
+        char msg[640], show[48];
+        return LY_FAIL(y, p.knode, NULL, LA_EINVAL, "unknown key '%s' in %s%s",
+                       ly_show(p.knode, show, sizeof show), section,
+                       la_choices_msg(msg, sizeof msg, p.key, valid, nvalid, "valid keys"));
     }
     return r < 0 ? LA_EINVAL : LA_OK;
 }

@@ -79,10 +79,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
         names[i] = subcommands[i].name;
     names[N_SUBCOMMANDS] = NULL;
-    char list[256];
-    la_join_names(list, sizeof list, names, N_SUBCOMMANDS);
-    const char *hint = la_did_you_mean(name, names, N_SUBCOMMANDS);
-    fprintf(stderr, "linattn: unknown command '%s'%s%s%s; valid commands: %s\n", name,
-            hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "", list);
+    char msg[384];
+    fprintf(stderr, "linattn: unknown command '%s'%s\n", name,
+            la_choices_msg(msg, sizeof msg, name, names, N_SUBCOMMANDS, "valid commands"));
     return 2;
 }

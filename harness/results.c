@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "../kernels/vmath.h"
+#include "core/util.h"
 #include "h5util.h"
 #include "sysinfo.h"
 
@@ -125,28 +126,19 @@ static const char *const known_attrs[] = {
 };
 #define N_KNOWN_ATTRS (sizeof known_attrs / sizeof known_attrs[0])
 
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
-#define FNV_SEED 0xcbf29ce484222325ull
-
 /* Changes whenever struct la_row or the table changes: a journal of another build is
  * recognised instead of misread. */
 static uint64_t layout_hash(void)
 {
-    uint64_t h = FNV_SEED;
+    uint64_t h = LA_FNV1A_SEED;
     for (size_t i = 0; i < N_COLUMNS; i++) {
         char buf[128];
         int w = snprintf(buf, sizeof buf, "%s:%zu:%zu:%d;", columns[i].name, columns[i].offset,
                          columns[i].size, columns[i].kind);
-        h = fnv1a(buf, (size_t)w, h);
+        h = la_fnv1a(buf, (size_t)w, h);
     }
     size_t size = sizeof(struct la_row);
-    return fnv1a(&size, sizeof size, h);
+    return la_fnv1a(&size, sizeof size, h);
 }
 
 /* ---- rows ----------------------------------------------------------------------------- */
@@ -308,7 +300,7 @@ static int attrs_provenance(struct attr_set *set, const struct la_provenance *pr
     if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        rnd = fnv1a(&ts, sizeof ts, FNV_SEED) ^ (uint64_t)getpid();
+        rnd = la_fnv1a(&ts, sizeof ts, LA_FNV1A_SEED) ^ (uint64_t)getpid();
     }
     snprintf(id, sizeof id, "%016" PRIx64, rnd);
     if (attrs_add_str(set, "tool_version", la_version()) ||
@@ -1067,7 +1059,7 @@ static int journal_header(const struct attr_set *attrs, struct buf *b)
         return -1;
     hdr_len = (uint32_t)(b->n + 8);
     memcpy(b->p + 8, &hdr_len, 4);
-    uint64_t sum = fnv1a(b->p, b->n, FNV_SEED);
+    uint64_t sum = la_fnv1a(b->p, b->n, LA_FNV1A_SEED);
     buf_put(b, &sum, 8);
     return b->oom ? -1 : 0;
 }
@@ -1084,7 +1076,7 @@ static void journal_record(struct journal_record *rec, const struct la_row *cano
     rec->magic = J_ROW_MAGIC;
     rec->zero = 0;
     rec->row = *canon;
-    rec->sum = fnv1a(&rec->row, sizeof rec->row, FNV_SEED);
+    rec->sum = la_fnv1a(&rec->row, sizeof rec->row, LA_FNV1A_SEED);
 }
 
 /* Parses the header at p[0..n); returns its length, 0 if incomplete or invalid. */
@@ -1098,7 +1090,7 @@ static size_t journal_parse_header(const unsigned char *p, size_t n, struct jour
     if (hdr_len < 36 || hdr_len > n)
         return 0;
     memcpy(&sum, p + hdr_len - 8, 8);
-    if (fnv1a(p, hdr_len - 8, FNV_SEED) != sum)
+    if (la_fnv1a(p, hdr_len - 8, LA_FNV1A_SEED) != sum)
         return 0;
     memcpy(&row_size, p + 12, 4);
     memcpy(&lh, p + 16, 8);
@@ -1212,7 +1204,7 @@ static int journal_load(int fd, const char *jpath, struct journal *j, struct la_
         struct journal_record rec;
         memcpy(&rec, p + off, recsize);
         if (rec.magic != J_ROW_MAGIC || rec.zero != 0 ||
-            fnv1a(&rec.row, sizeof rec.row, FNV_SEED) != rec.sum)
+            la_fnv1a(&rec.row, sizeof rec.row, LA_FNV1A_SEED) != rec.sum)
             break;
         j->rows[j->n++] = rec.row;
         off += recsize;
@@ -1283,7 +1275,7 @@ static int keyset_add(struct la_results *r, const char *key)
         for (size_t i = 0; i < r->kcap; i++) {
             if (!r->keys[i])
                 continue;
-            size_t j = fnv1a(r->keys[i], strlen(r->keys[i]), FNV_SEED) & (ncap - 1);
+            size_t j = la_fnv1a(r->keys[i], strlen(r->keys[i]), LA_FNV1A_SEED) & (ncap - 1);
             while (nk[j])
                 j = (j + 1) & (ncap - 1);
             nk[j] = r->keys[i];
@@ -1292,7 +1284,7 @@ static int keyset_add(struct la_results *r, const char *key)
         r->keys = nk;
         r->kcap = ncap;
     }
-    size_t j = fnv1a(key, strlen(key), FNV_SEED) & (r->kcap - 1);
+    size_t j = la_fnv1a(key, strlen(key), LA_FNV1A_SEED) & (r->kcap - 1);
     while (r->keys[j]) {
         if (!strcmp(r->keys[j], key))
             return LA_OK;
@@ -1309,7 +1301,7 @@ int la_results_has_key(const struct la_results *r, const char *key)
 {
     if (!r || !r->kcap || !key)
         return 0;
-    size_t j = fnv1a(key, strlen(key), FNV_SEED) & (r->kcap - 1);
+    size_t j = la_fnv1a(key, strlen(key), LA_FNV1A_SEED) & (r->kcap - 1);
     while (r->keys[j]) {
         if (!strcmp(r->keys[j], key))
             return 1;
@@ -1671,7 +1663,8 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
             if (!attrs_find(&h.attrs, ID_ATTR)) {
                 /* Cannot happen for files of this build; give an adopted file an id. */
                 char id[32];
-                snprintf(id, sizeof id, "%016" PRIx64, fnv1a(r->path, strlen(r->path), FNV_SEED));
+                snprintf(id, sizeof id, "%016" PRIx64,
+                         la_fnv1a(r->path, strlen(r->path), LA_FNV1A_SEED));
                 if (attrs_add_str(&h.attrs, ID_ATTR, id)) {
                     rc = LA_FAIL(err, LA_ENOMEM, "out of memory opening %s", r->path);
                     goto done;

@@ -98,7 +98,7 @@ int la_results_read_resumable(const char *path, struct la_row **rows, size_t *n,
 int la_results_attr(const char *path, const char *name, char *buf, size_t cap,
                     struct la_error *err);
 
-/* ---- Column and attribute metadata (added by issue 4: export, info and plots read these). ---- */
+/* ---- Column and attribute metadata (export, info and plot read these). ---- */
 
 /* The C type of a column; strings are fixed-length, NUL-padded UTF-8. */
 enum la_col_kind { LA_COL_INT32, LA_COL_INT64, LA_COL_UINT64, LA_COL_DOUBLE, LA_COL_STRING };
@@ -120,7 +120,7 @@ const struct la_column *la_row_column(const char *name);
 int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err);
 void la_results_names_free(char **names, size_t n);
 
-/* ---- Crash recovery (added by issue 4; details in results.c's top comment). ---- */
+/* ---- Crash recovery (details in results.c's top comment). ---- */
 
 /* Every append is first written to PATH.journal (one checksummed record per row), then to the
  * HDF5 file; la_results_open repairs or rebuilds the .h5 from the journal after a crash, and

@@ -146,7 +146,7 @@ static int ws_reserve(struct la_runner_ws *ws, const size_t need[B_COUNT], struc
         total += (double)(need[i] > ws->b[i].cap ? round_page(need[i]) : ws->b[i].cap);
     const long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     const double phys = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0.0;
-    if (phys > 0.0 && total > 0.85 * phys)
+    if (phys > 0.0 && total > LA_RAM_CEILING * phys)
         return LA_FAIL(err, LA_ENOMEM, "cell needs %.2f GiB of buffers; this machine has %.2f GiB",
                        total / 1073741824.0, phys / 1073741824.0);
     for (int i = 0; i < B_COUNT; i++) {
@@ -539,9 +539,6 @@ static int cancel_point(struct la_error *err)
     return LA_FAIL(err, LA_EINTR, "interrupted by %s before the cell finished",
                    sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
 }
-
-/* Whether the kernel reads args.chunk.  attention.h has no flag for it: linear_causal is the
- * chunked algorithm by the kernels' registry (kernels/registry.c). */
 
 int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row,
                 struct la_error *err)

@@ -23,6 +23,11 @@
 
 struct la_runner_ws;
 
+/* The share of physical memory one cell's buffers may take: the rest stays for the OS, the
+ * process's libraries and HDF5 caches.  Beyond it touching the buffers would end in the OOM
+ * killer instead of an error message, so the runner and `bench` refuse such a cell first. */
+#define LA_RAM_CEILING 0.85
+
 struct la_runner_ws *la_runner_ws_alloc(void);            /* NULL when out of memory */
 void la_runner_ws_free(struct la_runner_ws *ws);          /* NULL is fine */
 size_t la_runner_ws_bytes(const struct la_runner_ws *ws); /* bytes held now */

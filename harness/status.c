@@ -113,3 +113,20 @@ const char *la_did_you_mean(const char *word, const char *const *names, size_t n
     size_t limit = len / 3 > 0 ? len / 3 : 1;
     return best_d <= limit ? best : NULL;
 }
+
+const char *la_choices_msg(char *buf, size_t cap, const char *word, const char *const *names,
+                           size_t n, const char *label)
+{
+    if (cap == 0)
+        return buf;
+    const char *hint = word ? la_did_you_mean(word, names, n) : NULL;
+    int w = hint ? snprintf(buf, cap, " (did you mean '%s'?); %s: ", hint, label)
+                 : snprintf(buf, cap, "; %s: ", label);
+    if (w < 0 || (size_t)w >= cap)
+        return buf;
+    if (n == 0 || !names[0])
+        snprintf(buf + w, cap - (size_t)w, "none");
+    else
+        la_join_names(buf + w, cap - (size_t)w, names, n);
+    return buf;
+}

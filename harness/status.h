@@ -54,4 +54,12 @@ const char *la_join_names(char *buf, size_t cap, const char *const *names, size_
 /* Suggests the entry of names[] closest to word by edit distance (NULL when nothing is close). */
 const char *la_did_you_mean(const char *word, const char *const *names, size_t n);
 
+/* The tail of every "unknown name" message: writes " (did you mean 'Z'?); LABEL: a, b, c" into
+ * buf for word among names (n entries, or up to a NULL entry), without the parenthesis when no
+ * name is close (or word is NULL) and with "none" for an empty list.  LABEL is e.g. "valid
+ * keys", or "valid" for "; valid: a, b".  Returns buf, so it can be a printf argument:
+ * "unknown map '%s'%s", word, la_choices_msg(buf, sizeof buf, word, names, n, "valid maps"). */
+const char *la_choices_msg(char *buf, size_t cap, const char *word, const char *const *names,
+                           size_t n, const char *label);
+
 #endif

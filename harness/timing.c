@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/util.h"
+
 #define LA_MAX_SAMPLES 1000
 
 static volatile sig_atomic_t *cancel_flag;
@@ -45,12 +47,6 @@ double la_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double la_quantile_sorted(const double *sorted, int n, double q)
 {
     if (n <= 0)
@@ -66,7 +62,7 @@ double la_quantile_sorted(const double *sorted, int n, double q)
 
 static void summarise(double *samples, int n, struct la_timing *out)
 {
-    qsort(samples, (size_t)n, sizeof samples[0], cmp_double);
+    qsort(samples, (size_t)n, sizeof samples[0], la_cmp_double);
     out->repeats = n;
     out->min_s = samples[0];
     out->max_s = samples[n - 1];

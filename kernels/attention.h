@@ -105,8 +105,9 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
 /* Nominal flops of one head, as documented above. */
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 
-/* 1 if the kernel reads args.chunk (the chunked causal algorithm, directly or as the default
- * `linear_causal`), so the chunk size is a real parameter of its measurements. */
+/* 1 if the kernel reads args.chunk: linear_causal_chunked, and `linear_causal` only when
+ * kernels/registry.c makes the chunked algorithm its default (the recurrent one is).  For
+ * these the chunk size is a real parameter of the measurements. */
 int attn_kernel_uses_chunk(const struct attn_kernel *kn);
 
 /* The default chunk size of linear_causal_chunked for (m, dv). */

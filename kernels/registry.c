@@ -85,44 +85,39 @@ double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, i
     return 4.0 * t * k * v + 4.0 * t * k;
 }
 
+/* Runs head h of proto's batch on `threads` threads with workspace work; its n_small_den. */
+static long run_head(const struct attn_kernel *kn, const struct attn_args *proto, int h,
+                     int threads, float *work)
+{
+    const size_t qstride = (size_t)proto->T * proto->dk, vstride = (size_t)proto->T * proto->dv;
+    struct attn_args a = *proto;
+    a.q += h * qstride;
+    a.k += h * qstride;
+    a.v += h * vstride;
+    a.y += h * vstride;
+    if (a.eps_row)
+        a.eps_row += (size_t)h * proto->T;
+    a.threads = threads;
+    a.work = work;
+    kn->run(&a);
+    return a.n_small_den;
+}
+
 long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto, int H,
                     int nthreads, float *work, size_t ws)
 {
     long small = 0;
     if (nthreads < 1)
         nthreads = 1;
-    const size_t qstride = (size_t)proto->T * proto->dk, vstride = (size_t)proto->T * proto->dv;
     if (H < nthreads || nthreads == 1) {
         /* Fewer heads than threads: heads one after another, every thread inside each. */
-        for (int h = 0; h < H; h++) {
-            struct attn_args a = *proto;
-            a.q += h * qstride;
-            a.k += h * qstride;
-            a.v += h * vstride;
-            a.y += h * vstride;
-            if (a.eps_row)
-                a.eps_row += (size_t)h * proto->T;
-            a.threads = nthreads;
-            a.work = work;
-            kn->run(&a);
-            small += a.n_small_den;
-        }
+        for (int h = 0; h < H; h++)
+            small += run_head(kn, proto, h, nthreads, work);
         return small;
     }
     const int nth = nthreads < H ? nthreads : H;
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1) reduction(+ : small)
-    for (int h = 0; h < H; h++) {
-        struct attn_args a = *proto;
-        a.q += h * qstride;
-        a.k += h * qstride;
-        a.v += h * vstride;
-        a.y += h * vstride;
-        if (a.eps_row)
-            a.eps_row += (size_t)h * proto->T;
-        a.threads = 1;
-        a.work = work + ws * (size_t)omp_get_thread_num();
-        kn->run(&a);
-        small += a.n_small_den;
-    }
+    for (int h = 0; h < H; h++)
+        small += run_head(kn, proto, h, 1, work + ws * (size_t)omp_get_thread_num());
     return small;
 }
