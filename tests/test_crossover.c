@@ -8,7 +8,7 @@
  */
 #include "testutil.h"
 
-#include "../harness/crossover.h"
+#include "../harness/figures/crossover.h"
 
 #define NT 6 /* T = 128 … 4096 */
 

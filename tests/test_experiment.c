@@ -14,9 +14,9 @@
 
 #include <hdf5.h>
 
-#include "../harness/experiment.h"
-#include "../harness/results.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/experiment/experiment.h"
+#include "../harness/store/results.h"
 #include "../kernels/attention.h"
 
 static char g_dir[256]; /* temporary directory for files the tests write */

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../harness/check.h"
+#include "../harness/cli/check.h"
 #include "../kernels/attention.h"
 #include "../kernels/simd.h"
 

@@ -27,8 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../harness/results.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/store/results.h"
+#include "../kernels/attention.h"
 
 static char tmpdir[256];
 

@@ -5,7 +5,7 @@
  */
 #include "testutil.h"
 
-#include "../harness/theory.h"
+#include "../harness/figures/theory.h"
 
 /* One N(0, 1) value (Box–Muller on two uniforms of tu_next). */
 static double gauss(uint64_t *s)
