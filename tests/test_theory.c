@@ -1,4 +1,4 @@
-/* test_theory.c — the closed-form Lemma 2 means (harness/theory.c) against Monte Carlo averages
+/* test_theory.c — the closed-form Lemma 2 means (harness/figures/theory.c) against Monte Carlo averages
  * of the per-pair formulas exactly as REFERENCES.md states them, on Gaussian pairs; the
  * divergence thresholds; the ORF bound's shape; draws per output.
  * Run: make build/tests/test_theory && build/tests/test_theory

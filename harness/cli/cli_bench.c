@@ -62,7 +62,7 @@ int cmd_list(int argc, char **argv)
 }
 
 
-/* Float buffers start on a 64-byte line, as the runner's do (harness/runner.c). */
+/* Float buffers start on a 64-byte line, as the runner's do (harness/engine/runner.c). */
 static float *bench_alloc(size_t n)
 {
     const size_t bytes = (n ? n : 1) * sizeof(float);

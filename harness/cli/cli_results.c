@@ -308,7 +308,7 @@ static const char export_help[] =
     "                        give the stored double bit for bit)\n"
     "  --help                this text\n"
     "\n"
-    "Column names are the fields of struct la_row (harness/cell.h); results/README.md\n"
+    "Column names are the fields of struct la_row (harness/experiment/cell.h); results/README.md\n"
     "describes each.  Example: linattn export results/x.h5 --columns map,T,time_median_s\n";
 
 static int export_usage_error(const char *fmt, const char *arg)
@@ -591,7 +591,7 @@ int cmd_results_info(int argc, char **argv)
         }
     }
     /* Timed softmax and linear rows at several T: the measured crossover T* per
-     * configuration, next to the flop-model prediction (harness/crossover.h). */
+     * configuration, next to the flop-model prediction (harness/figures/crossover.h). */
     {
         char *buf = NULL;
         size_t len = 0;

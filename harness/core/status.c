@@ -1,5 +1,5 @@
 /* status.c — error recording (la_fail), status names, exit codes and "did you mean" hints.
- * It holds no global state; tests: tests/test_cli.c exercises the messages end to end.
+ * It holds no global state; tests: tests/cli_errors.sh exercises the messages end to end.
  */
 #include "status.h"
 

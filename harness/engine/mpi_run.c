@@ -10,7 +10,7 @@
  * everywhere and struct la_row travels as bytes.  Waiting uses MPI_Iprobe plus a short sleep
  * instead of blocking receives, which Open MPI implements by spinning: a spinning coordinator
  * would steal a core from the cells being timed.
- * Tests: tests/mpi_e2e.sh (`make check-mpi`).
+ * Tests: tests/mpi/e2e.sh (`make check-mpi`).
  */
 #include "mpi_run.h"
 
