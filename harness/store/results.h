@@ -20,7 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hdf5.h>
 
 #include "../core/status.h"
 #include "../experiment/cell.h"
