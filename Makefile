@@ -64,25 +64,28 @@ GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CPPFLAGS += $(PKG_CFLAGS) -I$(BUILD)/gen $(BLAS_DEF)
 LDLIBS   += $(PKG_LIBS) -lm
 
-# ---- sources: one list per module (add a file here when it compiles cleanly) --------------
-HARNESS_SRC   := harness/mpi_run.c harness/status.c harness/timing.c harness/sysinfo.c harness/check.c \
-                 harness/cli_bench.c harness/cli_bench_one.c harness/peak.c
-HARNESS_SRC   += harness/llama.c harness/capture.c
-HARNESS_SRC   += harness/crossover.c harness/theory.c harness/cli_plot.c
-HARNESS_SRC   += harness/results.c harness/cli_results.c harness/h5util.c
-HARNESS_SRC   += harness/experiment.c harness/experiment_yaml.c
-HARNESS_SRC   += harness/core/util.c
-KERNEL_SRC    := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
-                 kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
-                 kernels/seed_baseline.c
-FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c
-FEATUREMAP_SRC += featuremaps/draws.c featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c \
-                  featuremaps/gerf.c featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
-HARNESS_SRC   += harness/cli_featuremap.c
-HARNESS_SRC   += harness/data.c harness/metrics.c harness/runner.c harness/progress.c \
-                 harness/cli_run.c
+# ---- sources: one list per folder, lowest layer first (docs/HACKING.md "Layers") ----------
+CORE_SRC       := harness/core/status.c harness/core/timing.c harness/core/sysinfo.c \
+                  harness/core/h5util.c harness/core/util.c
+KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
+                  kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
+                  kernels/seed_baseline.c
+FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
+                  featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
+                  featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
+MODEL_SRC      := harness/model/llama.c
+EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c
+STORE_SRC      := harness/store/results.c
+ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
+                  harness/engine/progress.c harness/engine/mpi_run.c
+FIGURES_SRC    := harness/figures/crossover.c harness/figures/theory.c
+CLI_SRC        := harness/cli/check.c harness/cli/capture.c harness/cli/peak.c \
+                  harness/cli/cli_bench.c harness/cli/cli_bench_one.c harness/cli/cli_featuremap.c \
+                  harness/cli/cli_plot.c harness/cli/cli_results.c harness/cli/cli_run.c
+HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \
+                  $(FIGURES_SRC) $(CLI_SRC)
 LIB_SRC  := $(HARNESS_SRC) $(KERNEL_SRC) $(FEATUREMAP_SRC)
-MAIN_SRC := harness/main.c
+MAIN_SRC := harness/cli/main.c
 TESTS    := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -131,7 +134,7 @@ $(LIB): $(LIB_OBJ)
 	@echo "  AR      $@"
 	@ar rcs $@ $^
 
-$(BIN): $(BUILD)/harness/main.o $(LIB)
+$(BIN): $(BUILD)/harness/cli/main.o $(LIB)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
@@ -146,11 +149,11 @@ $(BUILD)/gen/la_build_info.h: FORCE
 	@printf '#define LA_GIT_COMMIT "%s"\n#define LA_CFLAGS "%s"\n' "$(GIT_COMMIT)" \
 	    "$(strip $(OPT) -fopenmp -fno-math-errno $(SANFLAGS))" > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
-$(BUILD)/harness/sysinfo.o: $(BUILD)/gen/la_build_info.h
+$(BUILD)/harness/core/sysinfo.o: $(BUILD)/gen/la_build_info.h
 .PHONY: FORCE
 FORCE:
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/harness/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/harness/cli/main.d
 
 # ---- targets (stage 2: the packages are installed and the flags above are complete) --------
 ifeq ($(LA_STAGE),2)

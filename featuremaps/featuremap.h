@@ -22,7 +22,7 @@
 
 #include <gsl/gsl_rng.h>
 
-#include "../harness/status.h"
+#include "../harness/core/status.h"
 
 enum fm_role {
     FM_QUERY = 0, /* rows are queries */

@@ -34,7 +34,7 @@
 
 #include <hdf5.h>
 
-#include "../harness/h5util.h"
+#include "../harness/core/h5util.h"
 #include "../kernels/vmath.h"
 #include "draws.h"
 

@@ -123,4 +123,11 @@ void attn_linear_noncausal(struct attn_args *a);
 void attn_linear_causal_recurrent(struct attn_args *a);
 void attn_linear_causal_chunked(struct attn_args *a);
 
+/* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
+ * valid on this CPU, else -1 with a one-line reason naming the valid values in msg.  The CLI's
+ * start-up check. */
+int la_env_check(char *msg, size_t cap);
+/* The SIMD path the kernels use: "avx512", "avx2" or "scalar" (recorded in results files). */
+const char *la_simd_path(void);
+
 #endif

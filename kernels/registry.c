@@ -1,9 +1,12 @@
 /* registry.c (kernels) — the table of attention kernels, lookup by name, nominal flop counts,
- * and attn_run_heads (batch × heads with OpenMP).  Names in the table are the strings written
- * to results files and shown by `linattn list`.
+ * attn_run_heads (batch × heads with OpenMP), and the public view of the code-path choice
+ * (la_env_check, la_simd_path).  Names in the table are the strings written to results files
+ * and shown by `linattn list`.
  */
 #include "attention.h"
 #include "kernel_impl.h"
+#include "simd.h"
+#include "vmath.h"
 
 #include <omp.h>
 #include <string.h>
@@ -121,3 +124,10 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
         small += run_head(kn, proto, h, 1, work + ws * (size_t)omp_get_thread_num());
     return small;
 }
+
+int la_env_check(char *msg, size_t cap)
+{
+    return la_simd_env_check(msg, cap) || la_vmath_env_check(msg, cap) ? -1 : 0;
+}
+
+const char *la_simd_path(void) { return la_simd_name(la_simd_isa()); }

@@ -2,7 +2,7 @@
 # top row the kernel MSE of φ(q)ᵀφ(k) against exp(qᵀk/√d), bottom row the relative error of
 # the attention output; one column per head dimension (and σ, T when they vary).  Solid: IID
 # draws; dashed: orthogonal.  Points are means over trials, bars the min–max over trials.
-# Dotted: the Lemma 2 mean MSE for IID draws on the same Gaussian inputs (harness/theory.c),
+# Dotted: the Lemma 2 mean MSE for IID draws on the same Gaussian inputs (harness/figures/theory.c),
 # dash-dot... the ORF bound for orthogonal prf.  Run: linattn plot results/features.h5
 legend_right = 1
 load plotdir."/style.gp"

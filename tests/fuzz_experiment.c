@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../harness/experiment.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/experiment/experiment.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/llama.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/model/llama.h"
 #include "testutil.h"
 
 static const char *const known_story =

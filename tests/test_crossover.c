@@ -1,4 +1,4 @@
-/* test_crossover.c — the crossover computation (harness/crossover.c) on synthetic timing rows.
+/* test_crossover.c — the crossover computation (harness/figures/crossover.c) on synthetic timing rows.
  * Times follow exact power laws (softmax a·T², linear b·T), which are straight lines on a
  * log-log plot, so the log-log interpolation must recover their crossing T* = b/a exactly, even
  * between grid points.  Also: no crossing (beyond range), linear faster everywhere (below
@@ -8,7 +8,7 @@
  */
 #include "testutil.h"
 
-#include "../harness/crossover.h"
+#include "../harness/figures/crossover.h"
 
 #define NT 6 /* T = 128 … 4096 */
 

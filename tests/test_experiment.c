@@ -1,4 +1,4 @@
-/* test_experiment.c — the experiment loader (harness/experiment.c): every validation error
+/* test_experiment.c — the experiment loader (harness/experiment/experiment.c): every validation error
  * provoked from a string (status, line:column and text of the one-line message), defaults,
  * grid expansion (ranges, lists, scalars, trials, collapse, merge, exclude/only, dropped
  * combinations), cell seeds independent of grid order, run order, HDF5 data and weights files,
@@ -14,9 +14,9 @@
 
 #include <hdf5.h>
 
-#include "../harness/experiment.h"
-#include "../harness/results.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/experiment/experiment.h"
+#include "../harness/store/results.h"
 #include "../kernels/attention.h"
 
 static char g_dir[256]; /* temporary directory for files the tests write */

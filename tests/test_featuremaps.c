@@ -30,8 +30,8 @@
 
 #include "../featuremaps/draws.h"
 #include "../featuremaps/featuremap.h"
-#include "../harness/status.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/status.h"
+#include "../harness/core/sysinfo.h"
 #include "../kernels/attention.h"
 
 #define MASTER_SEED 20240611ul

@@ -5,7 +5,7 @@
  * baseline (raw Q, K, elu+1 inside) against the reference on elu1 features; softmax stability
  * for scores of ±1000; small normalisers counted at every thread count; the output at aligned
  * and unaligned addresses with threads.  Run: make check (or build/tests/test_kernels).
- * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (LA_TOL_* in harness/check.h);
+ * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (LA_TOL_* in harness/cli/check.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
  */
@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../harness/check.h"
+#include "../harness/cli/check.h"
 #include "../kernels/attention.h"
 #include "../kernels/simd.h"
 

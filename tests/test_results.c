@@ -1,5 +1,5 @@
-/* test_results.c — tests of the results file (harness/results.c) and of `linattn export` and
- * `linattn info` (harness/cli_results.c).
+/* test_results.c — tests of the results file (harness/store/results.c) and of `linattn export` and
+ * `linattn info` (harness/cli/cli_results.c).
  *
  * Round trip of every column type (NaN, long UTF-8 strings, uint64 above 2^63), resume
  * semantics (same text resumes, another text is refused, --fresh truncates), unwritable paths,
@@ -27,8 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../harness/results.h"
-#include "../harness/sysinfo.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/store/results.h"
+#include "../kernels/attention.h"
 
 static char tmpdir[256];
 

@@ -10,13 +10,13 @@
 #include <hdf5.h>
 
 #include "../featuremaps/featuremap.h"
-#include "../harness/cell.h"
-#include "../harness/data.h"
-#include "../harness/metrics.h"
-#include "../harness/progress.h"
-#include "../harness/runner.h"
-#include "../harness/sysinfo.h"
-#include "../harness/timing.h"
+#include "../harness/core/sysinfo.h"
+#include "../harness/core/timing.h"
+#include "../harness/engine/data.h"
+#include "../harness/engine/metrics.h"
+#include "../harness/engine/progress.h"
+#include "../harness/engine/runner.h"
+#include "../harness/experiment/cell.h"
 #include "../kernels/attention.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */

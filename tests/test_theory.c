@@ -1,11 +1,11 @@
-/* test_theory.c — the closed-form Lemma 2 means (harness/theory.c) against Monte Carlo averages
+/* test_theory.c — the closed-form Lemma 2 means (harness/figures/theory.c) against Monte Carlo averages
  * of the per-pair formulas exactly as REFERENCES.md states them, on Gaussian pairs; the
  * divergence thresholds; the ORF bound's shape; draws per output.
  * Run: make build/tests/test_theory && build/tests/test_theory
  */
 #include "testutil.h"
 
-#include "../harness/theory.h"
+#include "../harness/figures/theory.h"
 
 /* One N(0, 1) value (Box–Muller on two uniforms of tu_next). */
 static double gauss(uint64_t *s)

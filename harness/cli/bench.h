@@ -1,0 +1,28 @@
+/* bench.h — benchmark helpers shared by the bench commands: the SGEMM reference rate, the
+ * measured fp32 peak of the cores (peak.c) and the `make bench` suite.  Benchmarks, not tests:
+ * they print numbers and check nothing.
+ */
+#ifndef LA_BENCH_H
+#define LA_BENCH_H
+
+#include "../core/timing.h"
+
+/* GFLOP/s of an n×n×n SGEMM with `threads` BLAS threads: 2n³ over the p20 time of at least 10
+ * calls and 1 s (the rate the BLAS reaches when the machine is not disturbed: a peak). */
+double la_sgemm_gflops(int n, int threads, struct la_timing *t);
+
+/* The fp32 peak: the multiply-add loop of peak.c on the widest vector of SIMD path isa
+ * (enum la_isa), at `threads` threads each running the whole loop, in GFLOP/s from the best of
+ * 10 calls of ~50 ms (t gets their statistics).  About 0.6 s. */
+double la_fp32_peak_gflops(int isa, int threads, struct la_timing *t);
+/* That loop alone: `iters` rounds of independent FMA chains in registers, no memory traffic;
+ * returns their sum (use it, so the loop is kept).  la_fma_loop_flops: its flop count;
+ * la_fma_loop_desc: e.g. "16 chains of 512-bit FMA". */
+float la_fma_loop(int isa, long iters);
+double la_fma_loop_flops(int isa, long iters);
+const char *la_fma_loop_desc(int isa);
+
+/* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */
+int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv);
+
+#endif

@@ -1,0 +1,575 @@
+/* cli_bench.c — `linattn list` and `linattn bench --suite` (the `make bench` table).
+ * The suite times every kernel at 1 thread (unless --threads) for d in {32, 64, 128} and
+ * T = 256 … 16384, next to two rates measured in the same run: the fp32 peak of the cores
+ * (peak.c: FMA chains in registers on the widest vector of the SIMD path the kernels use) and
+ * the SGEMM rate of a 1024³ product.  Each kernel's nominal flops (attention.h) per second are
+ * printed over both: `peak` and `eff` (over SGEMM).
+ * Per T it also times the default causal kernel with its elu1 feature map included
+ * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
+ * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
+ * the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
+ * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
+ * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
+ * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
+ * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
+ * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
+ * measured again (up to 3 tries, the best control kept, the number of tries printed).
+ * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
+ */
+#include <cblas.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../featuremaps/featuremap.h"
+#include "../../kernels/attention.h"
+#include "../../kernels/simd.h"
+#include "../../kernels/vmath.h"
+#include "../core/sysinfo.h"
+#include "../core/timing.h"
+#include "bench.h"
+#include "commands.h"
+#include "../core/util.h"
+
+/* ---- list ------------------------------------------------------------------------------- */
+
+int cmd_list(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        puts("usage: linattn list\nLists the attention kernels and the feature maps with a "
+             "one-line summary each (maps also list the parameters they read).");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "linattn list: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    printf("kernels:\n");
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        printf("  %-24s %s%s\n", attn_kernels[i].name, attn_kernels[i].summary,
+               attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
+               : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
+                                                                      : " [causal, non-causal]");
+    printf("feature maps:\n");
+    for (size_t i = 0; featuremap_types[i]; i++)
+        printf("  %-24s %s; params: %s\n", featuremap_types[i]->name, featuremap_types[i]->summary,
+               featuremap_types[i]->params);
+    return 0;
+}
+
+
+/* Float buffers start on a 64-byte line, as the runner's do (harness/engine/runner.c). */
+static float *bench_alloc(size_t n)
+{
+    const size_t bytes = (n ? n : 1) * sizeof(float);
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+/* ---- SGEMM peak ------------------------------------------------------------------------- */
+
+struct sgemm_ctx {
+    int n;
+    const float *a, *b;
+    float *c;
+};
+
+static void sgemm_call(void *p)
+{
+    struct sgemm_ctx *s = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->n, s->n, s->n, 1.0f, s->a, s->n,
+                s->b, s->n, 0.0f, s->c, s->n);
+}
+
+double la_sgemm_gflops(int n, int threads, struct la_timing *t)
+{
+    size_t nn = (size_t)n * n;
+    float *a = bench_alloc(nn), *b = bench_alloc(nn), *c = bench_alloc(nn);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return NAN;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        a[i] = (float)((i * 7919u) % 1000u) * 1e-3f - 0.5f;
+        b[i] = (float)((i * 104729u) % 1000u) * 1e-3f - 0.5f;
+        c[i] = 0.0f;
+    }
+    struct sgemm_ctx ctx = {n, a, b, c};
+    la_blas_set_threads(threads);
+    la_time(sgemm_call, &ctx, 2, 10, 100, 1.0, t);
+    la_blas_set_threads(1);
+    free(a), free(b), free(c);
+    /* A peak: the time 20% of the calls beat, so a slow spell of a shared machine during these
+     * calls does not lower it (and so raise every efficiency computed from it). */
+    return 2.0 * n * (double)n * n / t->p20_s / 1e9;
+}
+
+/* ---- the suite -------------------------------------------------------------------------- */
+
+struct kern_ctx {
+    const struct attn_kernel *kn;
+    struct attn_args args;
+    int heads, threads;
+    size_t ws;
+};
+
+static void kern_call(void *p)
+{
+    struct kern_ctx *c = p;
+    attn_run_heads(c->kn, &c->args, c->heads, c->threads, c->args.work, c->ws);
+}
+
+struct fm_ctx {
+    const struct featuremap *fm;
+    const float *x;
+    float *phi, *work;
+    size_t n;
+};
+
+static void fm_call(void *p)
+{
+    struct fm_ctx *c = p;
+    featuremap_apply(c->fm, FM_KEY, c->x, c->n, c->phi, c->work);
+}
+
+/* The map of the queries and of the keys (both roles; prf's stabilisers differ). */
+struct fm_qk_ctx {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk, *work;
+    size_t n;
+};
+
+static void fm_qk_call(void *p)
+{
+    struct fm_qk_ctx *c = p;
+    featuremap_apply(c->fm, FM_QUERY, c->q, c->n, c->pq, c->work);
+    featuremap_apply(c->fm, FM_KEY, c->k, c->n, c->pk, c->work);
+}
+
+/* Feature map of Q and K, then the kernel: what a user of the default causal kernel pays. */
+struct e2e_ctx {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk;
+    struct kern_ctx kc;
+};
+
+static void e2e_call(void *p)
+{
+    struct e2e_ctx *c = p;
+    featuremap_apply(c->fm, FM_QUERY, c->q, (size_t)c->kc.args.T, c->pq, NULL);
+    featuremap_apply(c->fm, FM_KEY, c->k, (size_t)c->kc.args.T, c->pk, NULL);
+    kern_call(&c->kc);
+}
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(la_splitmix64_unit(&s) * 2.0 - 1.0);
+}
+
+/* The two rates every row is compared with, both measured at the start of the run. */
+struct refs {
+    double sgemm, peak; /* GFLOP/s */
+};
+
+static void print_row(int tsv, int d, int T, const char *name, int causal,
+                      const struct la_timing *t, double flops, const struct refs *r)
+{
+    double gf = flops / t->median_s / 1e9;
+    if (tsv)
+        printf("%d\t%d\t%s\t%d\t%.6g\t%.6g\t%.6g\t%d\t%.4g\t%.4f\t%.4f\n", d, T, name,
+               causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, gf / r->sgemm,
+               gf / r->peak);
+    else
+        printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
+               causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / r->peak,
+               100.0 * gf / r->sgemm);
+    fflush(stdout);
+}
+
+/* The d (64 if asked for, else the first) that the extra sections use. */
+static int section_d(const int *ds, int nd)
+{
+    for (int i = 0; i < nd; i++)
+        if (ds[i] == 64)
+            return 64;
+    return ds[0];
+}
+
+/* Non-causal linear attention with the prf map, m = 256, at T = Tmax: the map's time (queries
+ * and keys) on its own line, then the kernel on the features.  Skipped (with a note) when no
+ * map called "prf" is registered. */
+static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget, int tsv,
+                     const struct refs *r)
+{
+    struct la_error err;
+    if (!featuremap_lookup("prf", &err)) {
+        printf("# prf: not registered in this build; no m = 256 line\n");
+        return 0;
+    }
+    const int d = section_d(ds, nd), m = 256, T = Tmax;
+    struct fm_params fp;
+    featuremap_params_default(&fp, d);
+    fp.m = m;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!rng) {
+        fprintf(stderr, "linattn bench: out of memory for the rng\n");
+        return 1;
+    }
+    gsl_rng_set(rng, 12345);
+    struct featuremap *fm = featuremap_alloc("prf", &fp, rng, &err);
+    gsl_rng_free(rng);
+    if (!fm) {
+        fprintf(stderr, "linattn bench: prf: %s\n", err.msg);
+        return 1;
+    }
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_noncausal");
+    const size_t nx = (size_t)T * d, nf = (size_t)T * fm->m;
+    const size_t fw = featuremap_work_floats(fm, (size_t)T);
+    const size_t ws = attn_workspace_floats(kn, T, fm->m, d, 0, 0, threads);
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *y = bench_alloc(nx), *pq = bench_alloc(nf);
+    float *pk = bench_alloc(nf), *fwk = bench_alloc(fw);
+    float *work = bench_alloc(ws);
+    int rc = 0;
+    if (!q || !k || !v || !y || !pq || !pk || !fwk || !work) {
+        fprintf(stderr, "linattn bench: out of memory for the prf line\n");
+        rc = 1;
+        goto done;
+    }
+    /* Touch everything once before timing (first touch is very slow on these machines). */
+    fill(q, nx, 11), fill(k, nx, 12), fill(v, nx, 13);
+    memset(y, 0, nx * sizeof *y);
+    memset(pq, 0, nf * sizeof *pq);
+    memset(pk, 0, nf * sizeof *pk);
+    memset(fwk, 0, (fw ? fw : 1) * sizeof *fwk);
+    memset(work, 0, (ws ? ws : 1) * sizeof *work);
+    if (featuremap_apply(fm, FM_QUERY, q, (size_t)T, pq, fwk) != LA_OK ||
+        featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, fwk) != LA_OK) {
+        fprintf(stderr, "linattn bench: prf apply failed\n");
+        rc = 1;
+        goto done;
+    }
+    struct la_timing t;
+    struct fm_qk_ctx fc = {fm, q, k, pq, pk, fwk, (size_t)T};
+    la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
+    char name[64];
+    snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
+    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps, one flop each. */
+    print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), r);
+    struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
+                               .causal = 0, .eps = 1e-6f, .work = work},
+                          1, threads, ws};
+    la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
+    snprintf(name, sizeof name, "linear_noncausal_m%d", fm->m);
+    print_row(tsv, d, T, name, 0, &t, attn_nominal_flops(kn, T, fm->m, d, 0), r);
+done:
+    featuremap_free(fm);
+    free(q), free(k), free(v), free(y), free(pq), free(pk), free(fwk), free(work);
+    return rc;
+}
+
+/* The control column of the threads section: the peak's FMA loop (peak.c, on the kernels'
+ * SIMD path; no memory traffic and nothing shared), split evenly over the threads.  Its 1 -> n
+ * speedup is what this machine gives n threads at that moment: on a shared VM two vCPUs can
+ * sit on one core's SMT siblings for a while, and then no kernel can scale. */
+#define FMA_ITERS 400000 /* about 1.2 ms a call at one thread with AVX-512 on Zen 5 */
+#define CONTROL_OK 0.9   /* the control's speedup over the thread count that counts as undisturbed */
+#define THREAD_TRIES 3
+#define BLOCK_BELOW_S 0.02 /* calls shorter than this are timed in blocks (see bench_threads) */
+
+struct fma_ctx {
+    long iters;
+    int threads, isa;
+    float sink;
+};
+
+static void fma_call(void *p)
+{
+    struct fma_ctx *c = p;
+    float s = 0.0f;
+    if (c->threads <= 1) {
+        s = la_fma_loop(c->isa, c->iters);
+    } else {
+#pragma omp parallel num_threads(c->threads) reduction(+ : s)
+        s += la_fma_loop(c->isa, c->iters / omp_get_num_threads());
+    }
+    c->sink += s;
+}
+
+/* The second control: threads 0 and 1 hand one cache line back and forth PINGPONG_TRIPS
+ * times (an atomic counter each bumps in turn).  A round trip costs about 60 ns between two
+ * cores that share an L3 and about 330 ns between cores on different dies, which is where a
+ * VM's two vCPUs sometimes sit; kernels whose threads read the same rows (the recurrent one:
+ * every thread reads all of Q and K) then scale worse, and the FMA control cannot see it. */
+#define PINGPONG_TRIPS 2000
+static void pingpong_call(void *p)
+{
+    atomic_int *line = p;
+    atomic_store_explicit(line, 0, memory_order_relaxed);
+#pragma omp parallel num_threads(2)
+    {
+        const int th = omp_get_thread_num();
+        if (omp_get_num_threads() == 2)
+            for (int i = 0; i < PINGPONG_TRIPS; i++) {
+                const int want = 2 * i + th;
+                while (atomic_load_explicit(line, memory_order_acquire) != want)
+                    ;
+                atomic_store_explicit(line, want + 1, memory_order_release);
+            }
+    }
+}
+
+/* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
+ * over heads), on the same inputs, timed in rotation with the two controls (fma_call at 1 and
+ * nt threads, pingpong_call); prints both medians, the speedup (the ratio of the medians), the
+ * FMA control's speedup, the round trip and the number of tries. */
+static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
+{
+    const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;
+    static const struct {
+        const char *name;
+        int causal;
+    } rows[] = {{"softmax_flash", 0},           {"softmax_flash", 1},
+                {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
+                {"linear_causal_chunked", 1}};
+    const size_t nx = 2 * (size_t)Tmax * d;
+    size_t wsmax = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+        if (!kn)
+            continue;
+        for (int h = 1; h <= 2; h++)
+            for (int pass = 0; pass < 2; pass++) {
+                const int th = pass ? nt : 1;
+                const size_t w = attn_workspace_floats(kn, Tmax, d, d, rows[i].causal, 0,
+                                                       h == 1 ? th : 1) *
+                                 (size_t)(h < th ? h : th);
+                wsmax = w > wsmax ? w : wsmax;
+            }
+    }
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *y = bench_alloc(nx), *work = bench_alloc(wsmax);
+    if (!q || !k || !v || !y || !work) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work);
+        return 1;
+    }
+    fill(q, nx, 21), fill(k, nx, 22), fill(v, nx, 23);
+    memset(y, 0, nx * sizeof *y);
+    memset(work, 0, (wsmax ? wsmax : 1) * sizeof *work);
+    /* Linear kernels take features: keep them positive, as a feature map would. */
+    for (size_t i = 0; i < nx; i++) {
+        q[i] = q[i] > 0.0f ? q[i] + 1.0f : expf(q[i]);
+        k[i] = k[i] > 0.0f ? k[i] + 1.0f : expf(k[i]);
+    }
+    float *qs = bench_alloc(nx), *ks = bench_alloc(nx);
+    if (!qs || !ks) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+        return 1;
+    }
+    fill(qs, nx, 24), fill(ks, nx, 25);
+    printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
+    /* What the control can reach: nt, or the cores there are when nt is more. */
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    const int ncores = online > 0 && online < nt ? (int)online : nt;
+    if (tsv)
+        printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\t"
+               "rt_ns\ttries\n");
+    else
+        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
+               "T", "threads", "median_1_s", "median_n_s", "speedup", "control", "rt_ns", "tries");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+        if (!kn)
+            continue;
+        const int lin = kn->family == ATTN_LINEAR, T = lin ? Tmax : Tsm;
+        for (int h = 1; h <= 2; h++) {
+            struct la_timing t1 = {0}, tn = {0};
+            struct kern_ctx kc[2];
+            for (int pass = 0; pass < 2; pass++) {
+                const int th = pass ? nt : 1;
+                kc[pass] = (struct kern_ctx){
+                    kn,
+                    {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y, .T = T, .dk = d,
+                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work},
+                    h,
+                    th,
+                    attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
+            }
+            /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
+             * the same machine.  When the control says the machine did not give nt cores
+             * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
+             * again, up to THREAD_TRIES times, and the try with the best control is kept;
+             * `tries` says how many it took. */
+            struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
+            struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
+            _Alignas(64) atomic_int line;
+            const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call, pingpong_call};
+            void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
+            double rt_ns = 0.0;
+            double control = -1.0;
+            int tries = 0;
+            /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
+             * then finds its own data in its caches, as in a run of many calls, instead of
+             * where the other thread count left it (on a VM whose two vCPUs sit on different
+             * dies, that move alone took 10-20% off the single-head speedups). */
+            const double t_probe = la_now();
+            kern_call(&kc[0]);
+            const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
+            while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
+                struct la_timing tm[5];
+                la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
+                tries++;
+                const double c = tm[2].median_s / tm[3].median_s;
+                if (c > control)
+                    control = c, t1 = tm[0], tn = tm[1], rt_ns = tm[4].median_s / PINGPONG_TRIPS * 1e9;
+            }
+            if (tsv)
+                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%.0f\t%d\n", kn->name,
+                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                       t1.median_s / tn.median_s, control, rt_ns, tries);
+            else
+                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n", kn->name,
+                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                       t1.median_s / tn.median_s, control, rt_ns, tries);
+            fflush(stdout);
+        }
+    }
+    free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+    return 0;
+}
+
+int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv)
+{
+    char cpu[256];
+    la_cpu_model(cpu, sizeof cpu);
+    const int isa = la_simd_isa();
+    struct la_timing st, pt;
+    struct refs r;
+    r.peak = la_fp32_peak_gflops(isa, threads, &pt);
+    r.sgemm = la_sgemm_gflops(1024, threads, &st);
+    if (!isfinite(r.sgemm)) {
+        fprintf(stderr, "linattn bench: out of memory for the SGEMM reference\n");
+        return 1;
+    }
+    printf("# linattn %s (%s), %s, BLAS %s core %s, simd %s, vmath %s, threads %d\n",
+           la_version(), la_git_commit(), cpu, la_blas_name(), la_blas_core(), la_simd_name(isa),
+           la_vmath_isa(), threads);
+    printf("# fp32 peak: %.2f GFLOP/s (%s at %d thread%s, the best of %d calls of %.3f s; "
+           "median %.3f s)\n",
+           r.peak, la_fma_loop_desc(isa), threads, threads > 1 ? "s" : "", pt.repeats, pt.min_s,
+           pt.median_s);
+    printf("# SGEMM 1024^3: %.2f GFLOP/s (from the p20 time of %d calls, %.6f s; median %.6f s, "
+           "p80 %.6f s)\n",
+           r.sgemm, st.repeats, st.p20_s, st.median_s, st.p80_s);
+    printf("# peak = nominal flops/s / fp32 peak; eff = nominal flops/s / SGEMM rate\n");
+    if (tsv)
+        printf("d\tT\tkernel\tcausal\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
+               "efficiency\tpeak_efficiency\n");
+    else
+        printf("%4s %6s  %-24s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
+               "causal", "median_s", "p20_s", "p80_s", "reps", "GFLOP/s", "peak", "eff");
+    size_t Tcap = (size_t)Tmax;
+    int dmax = 0;
+    for (int i = 0; i < nd; i++)
+        dmax = ds[i] > dmax ? ds[i] : dmax;
+    /* Allocate and touch every buffer once, before timing (first touch is very slow here). */
+    size_t nx = Tcap * (size_t)dmax, wsmax = 0;
+    for (size_t k = 0; attn_kernels[k].name; k++)
+        for (int c = 0; c <= 1; c++) {
+            size_t w = attn_workspace_floats(&attn_kernels[k], Tmax, dmax, dmax, c, 0, threads);
+            wsmax = w > wsmax ? w : wsmax;
+        }
+    {
+        size_t w = attn_workspace_floats(&attn_linear_causal_seed, Tmax, dmax, dmax, 1, 0, 1);
+        wsmax = w > wsmax ? w : wsmax;
+    }
+    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
+    float *pq = bench_alloc(nx), *pk = bench_alloc(nx), *y = bench_alloc(nx);
+    float *work = bench_alloc(wsmax);
+    int rc = 0;
+    if (!q || !k || !v || !pq || !pk || !y || !work) {
+        fprintf(stderr, "linattn bench: out of memory for T=%d d=%d\n", Tmax, dmax);
+        rc = 1;
+        goto done;
+    }
+    memset(work, 0, wsmax * sizeof *work);
+    memset(y, 0, nx * sizeof *y);
+    fill(q, nx, 1), fill(k, nx, 2), fill(v, nx, 3);
+    for (int di = 0; di < nd; di++) {
+        const int d = ds[di];
+        struct fm_params fp;
+        featuremap_params_default(&fp, d);
+        struct la_error err;
+        struct featuremap *fm = featuremap_alloc("elu1", &fp, NULL, &err);
+        if (!fm) {
+            fprintf(stderr, "linattn bench: %s\n", err.msg);
+            rc = 1;
+            goto done;
+        }
+        for (int T = Tmin; T <= Tmax; T *= 2) {
+            featuremap_apply(fm, FM_QUERY, q, (size_t)T, pq, NULL);
+            featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, NULL);
+            struct fm_ctx fc = {fm, k, pk, NULL, (size_t)T};
+            struct la_timing t;
+            la_time(fm_call, &fc, 1, 3, 1000, budget, &t);
+            print_row(tsv, d, T, "featuremap_elu1", 0, &t, (double)T * d, &r);
+            for (size_t kk = 0; attn_kernels[kk].name; kk++) {
+                const struct attn_kernel *kn = &attn_kernels[kk];
+                if (!strcmp(kn->name, "linear_causal"))
+                    continue; /* an alias of one of the two algorithms below */
+                for (int causal = 0; causal <= 1; causal++) {
+                    if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                        continue;
+                    const int lin = kn->family == ATTN_LINEAR;
+                    struct kern_ctx kc = {kn, {.q = lin ? pq : q, .k = lin ? pk : k, .v = v,
+                                               .y = y, .T = T, .dk = d, .dv = d, .causal = causal,
+                                               .eps = 1e-6f, .work = work},
+                                          1, threads,
+                                          attn_workspace_floats(kn, T, d, d, causal, 0, threads)};
+                    la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
+                    print_row(tsv, d, T, kn->name, causal, &t,
+                              attn_nominal_flops(kn, T, d, d, causal), &r);
+                }
+            }
+            /* The default causal kernel with its feature map, against the seed's loop. */
+            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
+            const double lflops = attn_nominal_flops(def, T, d, d, 1);
+            struct e2e_ctx ec = {fm, q, k, pq, pk,
+                                 {def, {.v = v, .y = y, .T = T, .dk = d, .dv = d, .causal = 1,
+                                        .eps = 1e-6f, .work = work},
+                                  1, threads, attn_workspace_floats(def, T, d, d, 1, 0, threads)}};
+            ec.kc.args.q = pq;
+            ec.kc.args.k = pk;
+            struct la_timing te, ts;
+            la_time(e2e_call, &ec, 1, 3, 1000, budget, &te);
+            print_row(tsv, d, T, "elu1+linear_causal", 1, &te, lflops, &r);
+            const struct attn_kernel *seed = &attn_linear_causal_seed;
+            struct kern_ctx sc = {seed, {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = d, .dv = d,
+                                         .causal = 1, .eps = 1e-6f, .work = work},
+                                  1, 1, attn_workspace_floats(seed, T, d, d, 1, 0, 1)};
+            la_time(kern_call, &sc, 1, 3, 1000, budget, &ts);
+            print_row(tsv, d, T, seed->name, 1, &ts, lflops, &r);
+            printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
+                   "(medians; both include elu+1)\n",
+                   d, T, ts.median_s / te.median_s);
+        }
+        featuremap_free(fm);
+    }
+    if (rc == 0)
+        rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
+    if (rc == 0)
+        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
+done:
+    free(q), free(k), free(v), free(pq), free(pk), free(y), free(work);
+    return rc;
+}

@@ -1,0 +1,615 @@
+/* cli_results.c — `linattn export` (a results file's /runs as TSV, for gnuplot, awk, pandas)
+ * and `linattn info` (a results file for people: provenance, experiment text, row counts,
+ * failures).
+ *
+ * export prints a header line of column names, then one line per row: integers in decimal,
+ * doubles with %.9g ("nan", "inf", "-inf"), strings as stored with tabs and newlines turned
+ * into spaces.  --where COL OP VALUE (OP one of = == != < <= > >=) compares numerically for
+ * numeric columns (integers exactly, so seeds match) and as strings for string columns;
+ * boolean columns (causal) take true/false/yes/no as well as 1/0; several --where are ANDed.
+ * A --where COL=VALUE that no row of the file has gets a one-line warning on stderr listing the
+ * values COL does have (the header is still printed and the exit code is 0).  It reads through
+ * results.c, so a file that a run is still appending to exports too (from the journal when the
+ * .h5 is mid-write), and a damaged file is one line that says how to recover it (exit 2), never
+ * a crash.
+ * Not here: plotting (plots/).
+ * Tests: tests/test_results.c runs both through the binary; tests/corrupt_e2e.sh on damaged
+ * files.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/status.h"
+#include "../figures/crossover.h"
+#include "../store/results.h"
+#include "commands.h"
+
+/* ---- columns -------------------------------------------------------------------------- */
+
+/* "unknown column 'x' (did you mean 'y'?); valid columns: a, b, ..." → stderr, exit 2. */
+static int unknown_column(const char *cmd, const char *name)
+{
+    size_t n;
+    const struct la_column *cols = la_row_columns(&n);
+    const char **names = malloc((n + 1) * sizeof *names);
+    char *msg = malloc(n * 40 + 64);
+    if (!names || !msg) {
+        free(names);
+        free(msg);
+        fprintf(stderr, "linattn %s: unknown column '%s'\n", cmd, name);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++)
+        names[i] = cols[i].name;
+    names[n] = NULL;
+    fprintf(stderr, "linattn %s: unknown column '%s'%s\n", cmd, name,
+            la_choices_msg(msg, n * 40 + 64, name, names, n, "valid columns"));
+    free(names);
+    free(msg);
+    return 2;
+}
+
+/* ---- --where -------------------------------------------------------------------------- */
+
+enum op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+struct filter {
+    const struct la_column *col;
+    enum op op;
+    const char *text; /* the value as given */
+    int exact;        /* integer column and integer value: compare as integers */
+    int64_t i;
+    uint64_t u;
+    double x;
+};
+
+/* Columns that hold a boolean as int32 0/1 (the experiment files write them true/false). */
+static int is_bool_column(const struct la_column *c)
+{
+    return !strcmp(c->name, "causal");
+}
+
+/* true/yes → 1, false/no → 0 (any case); -1 for anything else. */
+static int parse_bool_word(const char *s)
+{
+    static const char *const t[] = {"true", "yes"}, *const f[] = {"false", "no"};
+    for (int i = 0; i < 2; i++) {
+        if (!strcasecmp(s, t[i]))
+            return 1;
+        if (!strcasecmp(s, f[i]))
+            return 0;
+    }
+    return -1;
+}
+
+static int cmp_result(enum op op, int c) /* c: <0, 0, >0 */
+{
+    switch (op) {
+    case OP_EQ: return c == 0;
+    case OP_NE: return c != 0;
+    case OP_LT: return c < 0;
+    case OP_LE: return c <= 0;
+    case OP_GT: return c > 0;
+    default: return c >= 0;
+    }
+}
+
+/* Parses "COL OP VALUE" into f; prints the error and returns 2 when it is not one. */
+static int parse_where(const char *expr, struct filter *f)
+{
+    size_t nlen = strspn(expr, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+    const char *p = expr + nlen;
+    static const struct { const char *s; enum op op; } ops[] = {
+        {"==", OP_EQ}, {"!=", OP_NE}, {"<=", OP_LE}, {">=", OP_GE},
+        {"=", OP_EQ},  {"<", OP_LT},  {">", OP_GT},
+    };
+    size_t k = 0, nops = sizeof ops / sizeof ops[0];
+    while (k < nops && strncmp(p, ops[k].s, strlen(ops[k].s)))
+        k++;
+    if (nlen == 0 || k == nops) {
+        fprintf(stderr,
+                "linattn export: --where '%s' is not COLUMN OP VALUE (OP: = != < <= > >=), "
+                "e.g. --where map=prf --where 'T>=1024'\n",
+                expr);
+        return 2;
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)(nlen < 63 ? nlen : 63), expr);
+    memset(f, 0, sizeof *f);
+    f->col = la_row_column(name);
+    if (!f->col)
+        return unknown_column("export", name);
+    f->op = ops[k].op;
+    f->text = p + strlen(ops[k].s);
+    if (f->col->kind == LA_COL_STRING)
+        return 0;
+    char *end;
+    errno = 0;
+    int b = is_bool_column(f->col) ? parse_bool_word(f->text) : -1;
+    if (b >= 0) {
+        f->i = b;
+        f->exact = 1;
+        return 0;
+    }
+    if (f->col->kind == LA_COL_UINT64 && f->text[0] != '-') {
+        f->u = strtoull(f->text, &end, 0);
+        f->exact = *f->text && !*end && errno == 0;
+    } else if (f->col->kind == LA_COL_INT32 || f->col->kind == LA_COL_INT64) {
+        f->i = strtoll(f->text, &end, 0);
+        f->exact = *f->text && !*end && errno == 0;
+    }
+    if (f->exact)
+        return 0;
+    f->x = strtod(f->text, &end);
+    if (!*f->text || *end) {
+        if (is_bool_column(f->col))
+            fprintf(stderr,
+                    "linattn export: --where %s: column %s is boolean: use true, false, yes, "
+                    "no, 1 or 0, not '%s'\n",
+                    expr, f->col->name, f->text);
+        else
+            fprintf(stderr,
+                    "linattn export: --where %s: column %s is numeric, '%s' is not a number\n",
+                    expr, f->col->name, f->text);
+        return 2;
+    }
+    return 0;
+}
+
+static double num_value(const struct la_row *row, const struct la_column *c)
+{
+    const char *p = (const char *)row + c->offset;
+    int32_t i32;
+    int64_t i64;
+    uint64_t u64;
+    double x;
+    switch (c->kind) {
+    case LA_COL_INT32: memcpy(&i32, p, sizeof i32); return i32;
+    case LA_COL_INT64: memcpy(&i64, p, sizeof i64); return (double)i64;
+    case LA_COL_UINT64: memcpy(&u64, p, sizeof u64); return (double)u64;
+    default: memcpy(&x, p, sizeof x); return x;
+    }
+}
+
+static int filter_pass(const struct filter *f, const struct la_row *row)
+{
+    const char *p = (const char *)row + f->col->offset;
+    if (f->col->kind == LA_COL_STRING)
+        return cmp_result(f->op, strcmp(p, f->text));
+    if (f->exact && f->col->kind == LA_COL_UINT64) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        return cmp_result(f->op, (v > f->u) - (v < f->u));
+    }
+    if (f->exact) {
+        int64_t v;
+        if (f->col->kind == LA_COL_INT32) {
+            int32_t v32;
+            memcpy(&v32, p, sizeof v32);
+            v = v32;
+        } else {
+            memcpy(&v, p, sizeof v);
+        }
+        return cmp_result(f->op, (v > f->i) - (v < f->i));
+    }
+    double v = num_value(row, f->col);
+    if (isnan(v) || isnan(f->x)) /* nan = nan holds, so `--where kl_mean=nan` finds them */
+        return f->op == OP_EQ ? isnan(v) && isnan(f->x)
+                              : f->op == OP_NE ? !(isnan(v) && isnan(f->x)) : 0;
+    return cmp_result(f->op, (v > f->x) - (v < f->x));
+}
+
+/* ---- printing ------------------------------------------------------------------------- */
+
+static void print_value(FILE *out, const struct la_row *row, const struct la_column *c, int exact)
+{
+    const char *p = (const char *)row + c->offset;
+    int32_t i32;
+    int64_t i64;
+    uint64_t u64;
+    double x;
+    switch (c->kind) {
+    case LA_COL_INT32: memcpy(&i32, p, sizeof i32); fprintf(out, "%" PRId32, i32); break;
+    case LA_COL_INT64: memcpy(&i64, p, sizeof i64); fprintf(out, "%" PRId64, i64); break;
+    case LA_COL_UINT64: memcpy(&u64, p, sizeof u64); fprintf(out, "%" PRIu64, u64); break;
+    case LA_COL_DOUBLE:
+        memcpy(&x, p, sizeof x);
+        if (isnan(x))
+            fputs("nan", out); /* %g would print "-nan" for some NaNs */
+        else
+            fprintf(out, exact ? "%.17g" : "%.9g", x); /* %.17g round-trips a double */
+        break;
+    default:
+        /* A tab or newline inside a field would split the row. */
+        for (size_t i = 0; i < c->size && p[i]; i++)
+            fputc(p[i] == '\t' || p[i] == '\n' || p[i] == '\r' ? ' ' : p[i], out);
+        break;
+    }
+}
+
+/* ---- a --where that matches nothing ---------------------------------------------------- */
+
+/* For COL=VALUE that no row of the file has (a misspelt map, a T that was not run): one warning
+ * line on stderr with the values COL does have, the first WARN_LIST distinct ones in file order,
+ * each cut to WARN_WIDTH characters.  Other operators select ranges, where no match is no hint
+ * of a typo, so they get no warning. */
+#define WARN_LIST 12
+#define WARN_WIDTH 40
+
+static void warn_unmatched(const char *file, const struct filter *f, const struct la_row *rows,
+                           size_t n)
+{
+    if (f->op != OP_EQ)
+        return;
+    for (size_t r = 0; r < n; r++)
+        if (filter_pass(f, &rows[r]))
+            return;
+    if (n == 0) {
+        fprintf(stderr, "linattn export: warning: no row has %s=%s; %s has no rows\n",
+                f->col->name, f->text, file);
+        return;
+    }
+    char seen[WARN_LIST][LA_KEY_LEN + 64];
+    size_t nseen = 0;
+    int more = 0;
+    for (size_t r = 0; r < n && !more; r++) {
+        char buf[sizeof seen[0]] = "";
+        FILE *m = fmemopen(buf, sizeof buf - 1, "w");
+        if (!m)
+            return; /* only a warning: without memory it is left out */
+        print_value(m, &rows[r], f->col, 0);
+        fclose(m);
+        size_t k = 0;
+        while (k < nseen && strcmp(seen[k], buf))
+            k++;
+        if (k < nseen)
+            continue;
+        if (nseen == WARN_LIST)
+            more = 1;
+        else
+            memcpy(seen[nseen++], buf, sizeof buf);
+    }
+    fprintf(stderr, "linattn export: warning: no row has %s=%s; %s values in %s: ", f->col->name,
+            f->text, f->col->name, file);
+    for (size_t k = 0; k < nseen; k++) {
+        int cut = strlen(seen[k]) > WARN_WIDTH;
+        fprintf(stderr, "%s%.*s%s", k ? ", " : "", cut ? WARN_WIDTH - 3 : WARN_WIDTH, seen[k],
+                cut ? "..." : "");
+    }
+    fprintf(stderr, "%s\n", more ? ", ..." : "");
+}
+
+/* ---- export --------------------------------------------------------------------------- */
+
+static const char export_help[] =
+    "usage: linattn export FILE.h5 [--where COL OP VALUE]... [--columns a,b,c]\n"
+    "                      [--status ok|failed|interrupted|all] [--exact]\n"
+    "\n"
+    "Prints the rows of a results file as TSV on stdout: a header line of column names, then\n"
+    "one line per row (doubles with 9 significant digits, NaN as 'nan').\n"
+    "\n"
+    "  --where COL OP VALUE  keep rows where the column compares true; OP is one of\n"
+    "                        = == != < <= > >=; numeric columns compare as numbers (integers\n"
+    "                        exactly), string columns as strings; causal takes true/false\n"
+    "                        (or yes/no, 1/0); repeat to AND several, e.g.\n"
+    "                        --where map=prf --where 'T>=1024' --where causal=true\n"
+    "                        COL=VALUE that no row has: a warning on stderr listing the\n"
+    "                        values COL has (the header is still printed, exit 0)\n"
+    "  --columns a,b,c       print only these columns, in this order (default: all)\n"
+    "  --status S            ok, failed, interrupted or all (default: all)\n"
+    "  --exact               doubles with 17 significant digits (%.17g: read back, they\n"
+    "                        give the stored double bit for bit)\n"
+    "  --help                this text\n"
+    "\n"
+    "Column names are the fields of struct la_row (harness/experiment/cell.h); results/README.md\n"
+    "describes each.  Example: linattn export results/x.h5 --columns map,T,time_median_s\n";
+
+static int export_usage_error(const char *fmt, const char *arg)
+{
+    fputs("linattn export: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (linattn export --help)\n", stderr);
+    return 2;
+}
+
+/* The value of option `name` at argv[*i]: "--name=V" or "--name V". */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t len = strlen(name);
+    if (strncmp(argv[*i], name, len))
+        return NULL;
+    if (argv[*i][len] == '=')
+        return argv[*i] + len + 1;
+    if (argv[*i][len] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    const char *file = NULL, *columns_arg = NULL, *status_arg = "all";
+    int exact = 0;
+    struct filter *filters = calloc((size_t)argc + 1, sizeof *filters);
+    const struct la_column **sel = NULL;
+    struct la_row *rows = NULL;
+    int code = 2;
+    size_t nf = 0;
+    if (!filters) {
+        fprintf(stderr, "linattn export: out of memory\n");
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(export_help, stdout);
+            code = 0;
+            goto done;
+        } else if (!strcmp(a, "--exact")) {
+            exact = 1;
+        } else if ((v = opt_value(argc, argv, &i, "--where"))) {
+            if ((code = parse_where(v, &filters[nf])))
+                goto done;
+            nf++;
+            code = 2;
+        } else if ((v = opt_value(argc, argv, &i, "--columns"))) {
+            columns_arg = v;
+        } else if ((v = opt_value(argc, argv, &i, "--status"))) {
+            status_arg = v;
+        } else if (!strcmp(a, "--where") || !strcmp(a, "--columns") || !strcmp(a, "--status")) {
+            code = export_usage_error("%s needs a value", a);
+            goto done;
+        } else if (a[0] == '-' && a[1]) {
+            code = export_usage_error("unknown option '%s'", a);
+            goto done;
+        } else if (file) {
+            code = export_usage_error("one results file at a time (got also '%s')", a);
+            goto done;
+        } else {
+            file = a;
+        }
+    }
+    if (!file) {
+        code = export_usage_error("%s", "no results file given");
+        goto done;
+    }
+    int want_status; /* -1: all */
+    if (!strcmp(status_arg, "all"))
+        want_status = -1;
+    else if (!strcmp(status_arg, "ok"))
+        want_status = LA_ROW_OK;
+    else if (!strcmp(status_arg, "failed"))
+        want_status = LA_ROW_FAILED;
+    else if (!strcmp(status_arg, "interrupted"))
+        want_status = LA_ROW_INTERRUPTED;
+    else {
+        code = export_usage_error("--status must be ok, failed, interrupted or all, not '%s'",
+                                  status_arg);
+        goto done;
+    }
+
+    /* The selected columns, checked before the file is read. */
+    size_t ncols, nsel = 0;
+    const struct la_column *cols = la_row_columns(&ncols);
+    if (columns_arg) {
+        size_t cap = 1;
+        for (const char *p = columns_arg; *p; p++)
+            cap += *p == ',';
+        sel = calloc(cap, sizeof *sel);
+        if (!sel) {
+            fprintf(stderr, "linattn export: out of memory\n");
+            code = 1;
+            goto done;
+        }
+        for (const char *p = columns_arg; *p;) {
+            size_t len = strcspn(p, ",");
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), p);
+            if (len) {
+                const struct la_column *c = la_row_column(name);
+                if (!c) {
+                    code = unknown_column("export", name);
+                    goto done;
+                }
+                sel[nsel++] = c;
+            }
+            p += len + (p[len] == ',');
+        }
+        if (nsel == 0) {
+            code = export_usage_error("%s", "--columns lists no column");
+            goto done;
+        }
+    }
+
+    size_t n = 0;
+    struct la_error err;
+    la_error_clear(&err);
+    int rc = la_results_read(file, &rows, &n, &err);
+    if (rc) {
+        fprintf(stderr, "linattn export: %s\n", err.msg);
+        code = la_exit_code(rc);
+        goto done;
+    }
+    for (size_t k = 0; k < nf; k++)
+        warn_unmatched(file, &filters[k], rows, n);
+    size_t nout = columns_arg ? nsel : ncols;
+    for (size_t c = 0; c < nout; c++)
+        printf("%s%s", c ? "\t" : "", columns_arg ? sel[c]->name : cols[c].name);
+    putchar('\n');
+    for (size_t r = 0; r < n; r++) {
+        if (want_status >= 0 && rows[r].status != want_status)
+            continue;
+        int pass = 1;
+        for (size_t k = 0; k < nf && pass; k++)
+            pass = filter_pass(&filters[k], &rows[r]);
+        if (!pass)
+            continue;
+        for (size_t c = 0; c < nout; c++) {
+            if (c)
+                putchar('\t');
+            print_value(stdout, &rows[r], columns_arg ? sel[c] : &cols[c], exact);
+        }
+        putchar('\n');
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "linattn export: writing stdout: %s\n", strerror(errno));
+        code = 1;
+        goto done;
+    }
+    code = 0;
+done:
+    free(rows);
+    free(sel);
+    free(filters);
+    return code;
+}
+
+/* ---- info ----------------------------------------------------------------------------- */
+
+static const char info_help[] =
+    "usage: linattn info FILE.h5\n"
+    "\n"
+    "Describes a results file: its provenance (every root attribute: tool version, git\n"
+    "commit, host, CPU, BLAS, compiler, flags, threads, seed, ...), the experiment text it\n"
+    "was run from, the number of rows (ok and failed) and every failure with its message.\n"
+    "For the rows themselves: linattn export FILE.h5 (TSV).\n";
+
+int cmd_results_info(int argc, char **argv)
+{
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(info_help, stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "linattn info: unknown option '%s' (linattn info --help)\n", argv[i]);
+            return 2;
+        }
+        if (file) {
+            fprintf(stderr, "linattn info: one results file at a time (got also '%s')\n",
+                    argv[i]);
+            return 2;
+        }
+        file = argv[i];
+    }
+    if (!file) {
+        fprintf(stderr, "linattn info: no results file given (linattn info --help)\n");
+        return 2;
+    }
+
+    struct la_error err;
+    la_error_clear(&err);
+    char **names = NULL;
+    size_t nnames = 0, n = 0;
+    struct la_row *rows = NULL;
+    char *value = NULL, *text = NULL;
+    const size_t vcap = (4 << 20) + 1; /* experiment files are at most 4 MiB (experiment.c) */
+    int rc = la_results_attr_names(file, &names, &nnames, &err);
+    if (!rc)
+        rc = la_results_read(file, &rows, &n, &err);
+    if (!rc && (!(value = malloc(vcap)) || !(text = malloc(vcap))))
+        rc = LA_FAIL(&err, LA_ENOMEM, "out of memory");
+    if (rc) {
+        fprintf(stderr, "linattn info: %s\n", err.msg);
+        goto done;
+    }
+
+    /* One-line attributes go into the provenance table; the experiment texts (the first, and
+     * experiment_text_N for each later text that extended the sweep) and multi-line values
+     * such as cell_context follow it as indented blocks. */
+    printf("%s\n\nprovenance\n", file);
+    size_t width = 0;
+    for (size_t i = 0; i < nnames; i++)
+        if (strncmp(names[i], "experiment_text", 15) && strlen(names[i]) > width)
+            width = strlen(names[i]);
+    int nblocks = 0;
+    for (size_t i = 0; i < nnames; i++) {
+        if (!strncmp(names[i], "experiment_text", 15)) {
+            nblocks++;
+            continue;
+        }
+        if ((rc = la_results_attr(file, names[i], value, vcap, &err))) {
+            fprintf(stderr, "linattn info: %s\n", err.msg);
+            goto done;
+        }
+        if (strchr(value, '\n'))
+            nblocks++;
+        else
+            printf("  %-*s  %s\n", (int)width, names[i], value);
+    }
+    for (size_t i = 0; nblocks && i < nnames; i++) {
+        const int is_text = !strncmp(names[i], "experiment_text", 15);
+        if ((rc = la_results_attr(file, names[i], text, vcap, &err))) {
+            fprintf(stderr, "linattn info: %s\n", err.msg);
+            goto done;
+        }
+        if (!is_text && !strchr(text, '\n'))
+            continue;
+        if (!strcmp(names[i], "experiment_text"))
+            printf("\nexperiment text\n");
+        else if (is_text)
+            printf("\n%s (a later text that extended the sweep)\n", names[i]);
+        else
+            printf("\n%s\n", names[i]);
+        for (const char *p = text; *p;) {
+            size_t len = strcspn(p, "\n");
+            printf("  | %.*s\n", (int)len, p);
+            p += len + (p[len] == '\n');
+        }
+    }
+
+    size_t ok = 0, failed = 0, intr = 0;
+    for (size_t i = 0; i < n; i++) {
+        ok += rows[i].status == LA_ROW_OK;
+        failed += rows[i].status == LA_ROW_FAILED;
+        intr += rows[i].status == LA_ROW_INTERRUPTED;
+    }
+    printf("\nrows: %zu total, %zu ok, %zu failed", n, ok, failed);
+    if (intr)
+        printf(", %zu interrupted (rerun to finish them)", intr);
+    if (n - ok - failed - intr)
+        printf(", %zu with another status", n - ok - failed - intr);
+    printf("\n");
+    if (failed) {
+        printf("\nfailures\n");
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i].status != LA_ROW_FAILED)
+                continue;
+            /* A failed cell is retried on resume; say when the retry succeeded. */
+            int retried = 0;
+            for (size_t j = i + 1; j < n && !retried; j++)
+                retried = rows[j].status == LA_ROW_OK && !strcmp(rows[j].key, rows[i].key);
+            printf("  %s%s\n    %s\n", rows[i].key, retried ? "  (retried: ok)" : "",
+                   rows[i].message[0] ? rows[i].message : "(no message)");
+        }
+    }
+    /* Timed softmax and linear rows at several T: the measured crossover T* per
+     * configuration, next to the flop-model prediction (harness/figures/crossover.h). */
+    {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&buf, &len);
+        if (mem) {
+            size_t lines = la_crossover_print(rows, n, mem);
+            fclose(mem);
+            if (lines > 0)
+                printf("\ncrossover\n%s", buf);
+            free(buf);
+        }
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "linattn info: writing stdout: %s\n", strerror(errno));
+        rc = LA_EINTERNAL;
+    }
+done:
+    free(value);
+    free(text);
+    free(rows);
+    la_results_names_free(names, nnames);
+    return la_exit_code(rc);
+}

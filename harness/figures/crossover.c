@@ -1,0 +1,383 @@
+/* crossover.c — the measured crossover T* of linear against softmax attention, and the two
+ * predictions beside it (flop model at measured rates; pure flop counts).  Definitions are in
+ * crossover.h.  Pure computation on rows: no files, no clock.  Tests: tests/test_crossover.c.
+ */
+#include "crossover.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../kernels/attention.h"
+#include "../core/util.h"
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+/* Median of v[0..n) (sorts v in place); NaN for n = 0. */
+static double median(double *v, size_t n)
+{
+    if (!n)
+        return NAN;
+    qsort(v, n, sizeof *v, la_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Softmax rows are recognised by their kernel's family; an unknown kernel name (a file written
+ * by a newer linattn) falls back on the name, then on the map ("none" for softmax). */
+static int is_softmax(const struct la_row *r)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
+    if (kn)
+        return kn->family == ATTN_SOFTMAX;
+    if (!strncmp(r->kernel, "softmax", 7))
+        return 1;
+    return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
+}
+
+static int is_timed(const struct la_row *r)
+{
+    return r->status == LA_ROW_OK && isfinite(r->time_median_s) && r->time_median_s > 0;
+}
+
+static double fm_time(const struct la_row *r)
+{
+    return isfinite(r->fm_time_median_s) && r->fm_time_median_s > 0 ? r->fm_time_median_s : 0;
+}
+
+/* A percentile column, or the median when it was not recorded. */
+static double pct(double v, const struct la_row *r)
+{
+    return isfinite(v) ? v : r->time_median_s;
+}
+
+static int same_context(const struct la_row *a, const struct la_row *b)
+{
+    return a->d == b->d && a->dv == b->dv && a->causal == b->causal && a->batch == b->batch &&
+           a->heads == b->heads && a->threads == b->threads;
+}
+
+/* A's equality with NaN as a value (maps without A store NaN or 0). */
+static int same_real(double a, double b)
+{
+    return a == b || (isnan(a) && isnan(b));
+}
+
+static int same_linear_series(const struct la_row *a, const struct la_row *b)
+{
+    return same_context(a, b) && !strcmp(a->kernel, b->kernel) && !strcmp(a->map, b->map) &&
+           a->m == b->m && !strcmp(a->draw, b->draw) && same_real(a->A, b->A);
+}
+
+static int same_softmax_series(const struct la_row *a, const struct la_row *b)
+{
+    return same_context(a, b) && !strcmp(a->kernel, b->kernel);
+}
+
+/* ---- flop counts ------------------------------------------------------------------------ */
+
+double la_crossover_fm_flops_per_token(const char *map, int m, int d)
+{
+    /* Matrix-product maps: one (d → draws) product per row of Q and of K. */
+    if (!strcmp(map, "prf") || !strcmp(map, "gerf"))
+        return 2.0 * 2.0 * d * m;
+    if (!strcmp(map, "rff") || !strcmp(map, "hyp"))
+        return 2.0 * 2.0 * d * (m / 2.0);
+    /* Elementwise maps (elu1, relu) and taylor2 (one product per output): ~1 flop per output. */
+    return 2.0 * m;
+}
+
+double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel, const char *map,
+                           int m, int d, int dv, int causal)
+{
+    const struct attn_kernel *lk = attn_kernel_lookup(linear_kernel);
+    const struct attn_kernel *sk = attn_kernel_lookup(softmax_kernel);
+    /* Per token (T = 1) of the linear kernel, per token² (T = 1) of softmax; the attention.h
+     * formulas are used directly when a name is unknown. */
+    double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : 4.0 * m * dv + 4.0 * m;
+    double soft =
+        sk ? attn_nominal_flops(sk, 1, d, dv, causal) : (causal ? 2.0 : 4.0) * (d + dv) / 2.0;
+    lin += la_crossover_fm_flops_per_token(map, m, d);
+    return soft > 0 ? lin / soft : NAN;
+}
+
+/* ---- interpolation ---------------------------------------------------------------------- */
+
+double la_crossover_interp(double T0, double lin0, double soft0, double T1, double lin1,
+                           double soft1)
+{
+    if (!(T0 > 0 && T1 > 0 && lin0 > 0 && lin1 > 0 && soft0 > 0 && soft1 > 0) || T0 == T1)
+        return NAN;
+    double f0 = log(lin0) - log(soft0), f1 = log(lin1) - log(soft1);
+    if ((f0 > 0 && f1 > 0) || (f0 < 0 && f1 < 0))
+        return NAN;
+    if (f0 == 0) /* they meet at the first point (also when they coincide) */
+        return T0;
+    if (f1 == 0)
+        return T1;
+    double x0 = log(T0), x1 = log(T1);
+    return exp(x0 + f0 * (x1 - x0) / (f0 - f1));
+}
+
+/* Fills the status and the three T* of x from its points. */
+static void finish(struct la_crossover *x)
+{
+    x->T_min = x->pts[0].T;
+    x->T_max = x->pts[x->npoints - 1].T;
+    x->T_star = x->T_lo = x->T_hi = NAN;
+    x->n_cross = 0;
+    int first = -1; /* first index where linear is strictly faster */
+    for (size_t i = 0; i < x->npoints; i++) {
+        const struct la_xo_point *p = &x->pts[i];
+        if (first < 0 && p->t_linear < p->t_softmax)
+            first = (int)i;
+        if (i > 0) {
+            const struct la_xo_point *q = &x->pts[i - 1];
+            if ((q->t_linear < q->t_softmax) != (p->t_linear < p->t_softmax))
+                x->n_cross++;
+        }
+    }
+    if (first < 0) {
+        x->status = LA_XO_ABOVE;
+    } else if (first == 0) {
+        x->status = LA_XO_BELOW;
+    } else {
+        const struct la_xo_point *a = &x->pts[first - 1], *b = &x->pts[first];
+        x->status = LA_XO_FOUND;
+        x->T_lo = a->T;
+        x->T_hi = b->T;
+        x->T_star =
+            la_crossover_interp(a->T, a->t_linear, a->t_softmax, b->T, b->t_linear, b->t_softmax);
+    }
+    const struct la_xo_point *last = &x->pts[x->npoints - 1];
+    x->ratio_max = last->t_linear / last->t_softmax;
+    x->T_model = last->T * x->ratio_max;
+    x->T_flops = la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
+}
+
+static int cmp_xo(const void *pa, const void *pb)
+{
+    const struct la_crossover *a = pa, *b = pb;
+    int c;
+    if ((c = strcmp(a->softmax, b->softmax)))
+        return c;
+    if (a->causal != b->causal)
+        return a->causal - b->causal;
+    if (a->d != b->d)
+        return a->d - b->d;
+    if (a->dv != b->dv)
+        return a->dv - b->dv;
+    if ((c = strcmp(a->map, b->map)))
+        return c;
+    if (a->m != b->m)
+        return a->m - b->m;
+    if ((c = strcmp(a->draw, b->draw)))
+        return c;
+    if ((c = strcmp(a->kernel, b->kernel)))
+        return c;
+    if (a->batch != b->batch)
+        return a->batch - b->batch;
+    if (a->heads != b->heads)
+        return a->heads - b->heads;
+    return a->threads - b->threads;
+}
+
+/* ---- the computation -------------------------------------------------------------------- */
+
+int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossover **out,
+                         size_t *nout, struct la_error *err)
+{
+    *out = NULL;
+    *nout = 0;
+    /* Representatives: the first row of each distinct linear and softmax series, and the
+     * distinct T values (an upper bound on any series' grid). */
+    size_t *lin = malloc((n ? n : 1) * sizeof *lin), *soft = malloc((n ? n : 1) * sizeof *soft);
+    double *Ts = malloc((n ? n : 1) * sizeof *Ts), *a = malloc((n ? n : 1) * sizeof *a),
+           *b = malloc((n ? n : 1) * sizeof *b), *c = malloc((n ? n : 1) * sizeof *c);
+    struct la_crossover *xo = NULL;
+    int rc = LA_OK;
+    if (!lin || !soft || !Ts || !a || !b || !c) {
+        rc = LA_FAIL(err, LA_ENOMEM, "crossover: out of memory for %zu rows", n);
+        goto done;
+    }
+    size_t nlin = 0, nsoft = 0, nT = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct la_row *r = &rows[i];
+        if (!is_timed(r))
+            continue;
+        int sm = is_softmax(r);
+        size_t *list = sm ? soft : lin, *cnt = sm ? &nsoft : &nlin, j;
+        for (j = 0; j < *cnt; j++)
+            if (sm ? same_softmax_series(&rows[list[j]], r) : same_linear_series(&rows[list[j]], r))
+                break;
+        if (j == *cnt)
+            list[(*cnt)++] = i;
+        for (j = 0; j < nT; j++)
+            if (Ts[j] == r->T)
+                break;
+        if (j == nT)
+            Ts[nT++] = r->T;
+    }
+    qsort(Ts, nT, sizeof *Ts, la_cmp_double);
+
+    size_t npairs = 0;
+    for (size_t i = 0; i < nlin; i++)
+        for (size_t j = 0; j < nsoft; j++)
+            npairs += same_context(&rows[lin[i]], &rows[soft[j]]);
+    if (!npairs)
+        goto done;
+    /* One block: the crossovers, then each one's points (at most nT). */
+    xo = calloc(1, npairs * sizeof *xo + npairs * nT * sizeof(struct la_xo_point));
+    if (!xo) {
+        rc = LA_FAIL(err, LA_ENOMEM, "crossover: out of memory for %zu series", npairs);
+        goto done;
+    }
+    struct la_xo_point *pool = (struct la_xo_point *)(xo + npairs);
+    size_t k = 0;
+    for (size_t i = 0; i < nlin; i++) {
+        const struct la_row *L = &rows[lin[i]];
+        for (size_t j = 0; j < nsoft; j++) {
+            const struct la_row *S = &rows[soft[j]];
+            if (!same_context(L, S))
+                continue;
+            struct la_crossover *x = &xo[k];
+            snprintf(x->kernel, sizeof x->kernel, "%s", L->kernel);
+            snprintf(x->map, sizeof x->map, "%s", L->map);
+            snprintf(x->draw, sizeof x->draw, "%s", L->draw);
+            snprintf(x->softmax, sizeof x->softmax, "%s", S->kernel);
+            x->m = L->m;
+            x->A = L->A;
+            x->d = L->d;
+            x->dv = L->dv;
+            x->causal = L->causal;
+            x->batch = L->batch;
+            x->heads = L->heads;
+            x->threads = L->threads;
+            x->pts = pool + k * nT;
+            for (size_t t = 0; t < nT; t++) {
+                size_t na = 0, nb = 0, nc = 0, ns = 0, nl = 0, nh = 0;
+                /* linear totals (a), kernels (b), feature maps (c) at this T */
+                for (size_t r = 0; r < n; r++) {
+                    const struct la_row *R = &rows[r];
+                    if (R->T != Ts[t] || !is_timed(R))
+                        continue;
+                    if (!is_softmax(R) && same_linear_series(R, L)) {
+                        a[na++] = R->time_median_s + fm_time(R);
+                        b[nb++] = R->time_median_s;
+                        c[nc++] = fm_time(R);
+                    }
+                }
+                if (!na)
+                    continue;
+                struct la_xo_point *p = &x->pts[x->npoints];
+                p->T = Ts[t];
+                p->t_linear = median(a, na);
+                p->t_kernel = median(b, nb);
+                p->t_fm = median(c, nc);
+                /* The spread of the repeats (p20, p80), median over the rows. */
+                for (size_t r = 0; r < n; r++) {
+                    const struct la_row *R = &rows[r];
+                    if (R->T == Ts[t] && is_timed(R) && !is_softmax(R) &&
+                        same_linear_series(R, L)) {
+                        a[nl++] = pct(R->time_p20_s, R) + fm_time(R);
+                        b[nh++] = pct(R->time_p80_s, R) + fm_time(R);
+                    }
+                }
+                p->t_linear_p20 = median(a, nl);
+                p->t_linear_p80 = median(b, nh);
+                nl = nh = 0;
+                for (size_t r = 0; r < n; r++) {
+                    const struct la_row *R = &rows[r];
+                    if (R->T == Ts[t] && is_timed(R) && is_softmax(R) &&
+                        same_softmax_series(R, S)) {
+                        a[ns++] = R->time_median_s;
+                        b[nl++] = pct(R->time_p20_s, R);
+                        c[nh++] = pct(R->time_p80_s, R);
+                    }
+                }
+                if (!ns)
+                    continue;
+                p->t_softmax = median(a, ns);
+                p->t_softmax_p20 = median(b, nl);
+                p->t_softmax_p80 = median(c, nh);
+                x->npoints++;
+            }
+            if (x->npoints) {
+                finish(x);
+                k++;
+            }
+        }
+    }
+    if (!k) {
+        free(xo);
+        xo = NULL;
+        goto done;
+    }
+    qsort(xo, k, sizeof *xo, cmp_xo);
+    *out = xo;
+    *nout = k;
+    xo = NULL;
+done:
+    free(xo);
+    free(lin);
+    free(soft);
+    free(Ts);
+    free(a);
+    free(b);
+    free(c);
+    return rc;
+}
+
+void la_crossover_free(struct la_crossover *xo)
+{
+    free(xo);
+}
+
+/* ---- text ------------------------------------------------------------------------------- */
+
+const char *la_crossover_star_text(const struct la_crossover *x, char *buf, size_t cap)
+{
+    if (x->status == LA_XO_BELOW)
+        snprintf(buf, cap, "< %.0f", x->T_min);
+    else if (x->status == LA_XO_ABOVE)
+        snprintf(buf, cap, "> %.0f", x->T_max);
+    else
+        snprintf(buf, cap, "%.0f", x->T_star);
+    return buf;
+}
+
+size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
+{
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    struct la_error err;
+    la_error_clear(&err);
+    if (la_crossover_compute(rows, n, &xo, &nx, &err) != LA_OK) {
+        fprintf(out, "crossover: %s\n", err.msg);
+        return 0;
+    }
+    if (!nx)
+        return 0;
+    fprintf(out,
+            "crossover T*: first T where linear (kernel + feature map) is faster than %s "
+            "(log-log interpolation between grid points)\n",
+            xo[0].softmax);
+    fprintf(out, "  model: T_max * t_linear/t_softmax at T_max (rates at the largest T); "
+                 "flops: nominal flop counts (crossover.h)\n");
+    fprintf(out, "  %4s %-10s %-8s %5s %-10s %-24s %3s %9s %9s %9s %12s\n", "d", "causal", "map",
+            "m", "draw", "kernel", "thr", "T*", "model", "flops", "lin/soft@max");
+    for (size_t i = 0; i < nx; i++) {
+        const struct la_crossover *x = &xo[i];
+        char star[32], kern[2 * LA_NAME_LEN + 8];
+        if (strcmp(x->softmax, xo[0].softmax))
+            snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
+        else
+            snprintf(kern, sizeof kern, "%s", x->kernel);
+        fprintf(out, "  %4d %-10s %-8s %5d %-10s %-24s %3d %9s %9.0f %9.0f %12.3g%s\n", x->d,
+                x->causal ? "causal" : "non-causal", x->map, x->m, x->draw, kern, x->threads,
+                la_crossover_star_text(x, star, sizeof star), x->T_model, x->T_flops, x->ratio_max,
+                x->n_cross > 1 ? "  (crosses back)" : "");
+    }
+    la_crossover_free(xo);
+    return nx;
+}

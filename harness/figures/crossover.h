@@ -1,0 +1,122 @@
+/* crossover.h — where linear attention overtakes softmax: the measured crossover T* of each
+ * linear series against the softmax kernel, next to two predictions, from the rows of a results
+ * file.  Used by `linattn plot` (the crossover figure marks T*) and `linattn info`.
+ * Not here: running anything, reading files, drawing.  Tests: tests/test_crossover.c.
+ *
+ * What is compared.  A *series* is one linear configuration (kernel, map, m, draw, A) in one
+ * *context* (d, dv, causal, batch, heads, threads); it is compared with every softmax kernel
+ * timed in the same context.  Only timed rows with status OK count.  The time of a linear row is
+ * its total cost, kernel plus feature map (time_median_s + fm_time_median_s), because a
+ * practitioner pays both; softmax has no feature map.  Several rows at one T (trials, sigmas,
+ * data sources) are reduced to their median.  Only the T values where both sides were timed form
+ * the series' grid.
+ *
+ * Measured T*: the first grid point where linear is strictly faster, T_i, and the one before it,
+ * T_{i-1}; between them log t_linear − log t_softmax is taken as linear in log T (both times are
+ * straight lines on the log-log plot between grid points), and T* is its zero.  When linear is
+ * already faster at the smallest T, T* < T_min (LA_XO_BELOW); when it is never faster, T* > T_max
+ * (LA_XO_ABOVE, "beyond the measured range").  n_cross counts the sign changes along the grid:
+ * more than one means the curves cross back (timing noise or a cache effect) and T* is the first.
+ *
+ * Model T* (the flop model at measured rates).  Each kernel runs its nominal flops (attention.h:
+ * softmax 4·T²·d, causal 2·T²·d; linear 4·T·m·dv + 4·T·m) at the GFLOP/s rate it reached at the
+ * largest common T, and the feature map runs its flops (2·T·d·m per matrix product, once for Q
+ * and once for K) at its own measured rate there.  All linear terms are proportional to T and the
+ * softmax term to T², so this model is t_softmax(T) = t_softmax(T_max)·(T/T_max)² and
+ * t_linear(T) = t_linear(T_max)·T/T_max, whose crossover is
+ *     T*_model = T_max · t_linear(T_max) / t_softmax(T_max).
+ * It is what one predicts from a single large-T benchmark of each kernel; the gap between it and
+ * the measured T* is the cost of small-T overheads (thread start-up, tiling, the normaliser pass)
+ * that the O() hides.  Below T_max it interpolates, above it extrapolates.
+ *
+ * Flop T* (pure counts: every flop at the same rate).  Nominal flops per token of linear,
+ * kernel plus feature map, over nominal flops per token² of softmax.  Feature-map flops per token
+ * (Q and K together): 2·2·d·draws for the matrix-product maps (prf, gerf: draws = m; rff, hyp:
+ * draws = m/2, their output being 2·draws wide), 2·m for elementwise maps (elu1, relu, taylor2
+ * and unknown maps).  Exponentials and trig functions are not counted, on either side, as the
+ * T² exponentials of softmax are not counted in attention.h.  With dv = d this is
+ * m + m/d + fm/(4d) non-causal, twice that causal: about 2·m for prf (129 at m = d = 64), about
+ * m for elu1: the crossover pure arithmetic promises.
+ */
+#ifndef LA_CROSSOVER_H
+#define LA_CROSSOVER_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "../core/status.h"
+#include "../experiment/cell.h"
+
+enum la_xo_status {
+    LA_XO_FOUND = 0, /* linear overtakes softmax inside the grid; T_star interpolated */
+    LA_XO_BELOW = 1, /* linear is already faster at the smallest T: T* < T_min */
+    LA_XO_ABOVE = 2  /* linear is never faster: T* > T_max (beyond the measured range) */
+};
+
+/* One grid point of a series: medians over the rows at this T. */
+struct la_xo_point {
+    double T;
+    double t_linear;                   /* kernel + feature map, seconds */
+    double t_linear_p20, t_linear_p80; /* the kernel's 20th/80th percentiles + feature map */
+    double t_kernel;                   /* the linear kernel alone */
+    double t_fm;                       /* the feature map alone */
+    double t_softmax;                  /* the softmax kernel */
+    double t_softmax_p20, t_softmax_p80;
+};
+
+/* One linear series against one softmax kernel. */
+struct la_crossover {
+    /* the linear series */
+    char kernel[LA_NAME_LEN];
+    char map[LA_NAME_LEN];
+    int m; /* the map's output dimension (row column m) */
+    char draw[LA_NAME_LEN];
+    double A;
+    /* the softmax kernel and the context */
+    char softmax[LA_NAME_LEN];
+    int d, dv, causal, batch, heads, threads;
+
+    size_t npoints;          /* common T grid, ascending */
+    struct la_xo_point *pts; /* npoints entries (owned by the array la_crossover_compute made) */
+    double T_min, T_max;
+
+    int status;        /* enum la_xo_status */
+    double T_star;     /* measured crossover (NaN unless LA_XO_FOUND) */
+    double T_lo, T_hi; /* the grid points that bracket it (NaN unless LA_XO_FOUND) */
+    int n_cross;       /* sign changes of t_linear − t_softmax along the grid */
+    double ratio_max;  /* t_linear / t_softmax at T_max */
+    double T_model;    /* T_max · ratio_max (see above) */
+    double T_flops;    /* pure nominal-flop crossover (see above) */
+};
+
+/* Finds every series in rows and computes its crossover.  *out is one malloc'd block (free it
+ * with la_crossover_free); *nout may be 0 (no timed softmax/linear pairs).  Series are sorted by
+ * softmax kernel, causal, d, map, m, draw, kernel.  Returns LA_OK or LA_ENOMEM. */
+int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossover **out,
+                         size_t *nout, struct la_error *err);
+void la_crossover_free(struct la_crossover *xo); /* NULL is fine */
+
+/* The zero of log(lin) − log(soft) between (T0, lin0, soft0) and (T1, lin1, soft1), linear in
+ * log T: the crossing of two straight lines on a log-log plot.  NaN if the two differences have
+ * the same strict sign, or any input is not positive. */
+double la_crossover_interp(double T0, double lin0, double soft0, double T1, double lin1,
+                           double soft1);
+
+/* Nominal flops per token of the feature map (Q and K together), as documented above. */
+double la_crossover_fm_flops_per_token(const char *map, int m, int d);
+
+/* The pure flop-count crossover of a linear kernel with map (m outputs) against a softmax
+ * kernel at head dimension d (dv values), causal or not. */
+double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel, const char *map,
+                           int m, int d, int dv, int causal);
+
+/* Prints the crossover table of rows (a heading line, then one aligned line per series) to out.
+ * Prints nothing and returns 0 when rows hold no timed softmax/linear pair; otherwise returns the
+ * number of series printed.  On allocation failure prints one line saying so and returns 0. */
+size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out);
+
+/* The measured T* as text for tables and figure labels: "1234", "< 128" (LA_XO_BELOW) or
+ * "> 16384" (LA_XO_ABOVE).  Returns buf. */
+const char *la_crossover_star_text(const struct la_crossover *x, char *buf, size_t cap);
+
+#endif
