@@ -19,8 +19,10 @@
  * the run ends.  One kernel call can last many seconds, so a watchdog thread, woken by the
  * handler, waits WATCHDOG_GRACE_MS for the main thread to reach a check point; if it does not,
  * the watchdog records the interrupted row itself (under la_io_lock, the mutex the main thread
- * holds whenever it uses HDF5), prints the message and _exits with 128 + signal.  A second
- * signal kills at once (SA_RESETHAND).  Under MPI there is no watchdog: cells in flight finish.
+ * holds whenever it uses HDF5), prints the message (on stderr; no summary line then) and _exits
+ * with 128 + signal, whatever that last append gave.  A second signal kills at once
+ * (SA_RESETHAND).  Under MPI there is no watchdog: cells in flight finish; a write error there
+ * (exit 3 too) stops the recording of rows while those cells finish.
  * Output: progress line on stderr only when stderr is a terminal and not --quiet; failed cells
  * and errors on stderr; one summary line on stdout.
  * Tests: tests/run_e2e.sh (CLI, resume after SIGKILL), tests/run_signals.sh (SIGINT/SIGTERM
@@ -462,7 +464,8 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         /* The verdict run would reach on this file (la_results_open decides the same way). */
         la_experiment_print_plan(e, stdout);
         struct la_resume v = {0};
-        const int st = o.fresh ? LA_OK : la_results_resume_check(out, &prov, &v, &err);
+        const int st = o.fresh ? la_results_fresh_check(out, &err)
+                               : la_results_resume_check(out, &prov, &v, &err);
         int rc = 0;
         if (st != LA_OK) {
             printf("output %s: run would refuse it: %s\n", out, err.msg);
@@ -550,6 +553,7 @@ static int run_main(int argc, char **argv, int rank, int nranks)
         if (la_mpi_coordinate(e, res, o.share_nodes, &interrupted, &ms, &err) != LA_OK) {
             fprintf(stderr, "linattn run: %s\n", err.msg);
             rc = 1;
+            write_error = err.status == LA_EIO; /* an append failed: as in a serial run */
         }
         ran = ms.ran;
         failed = ms.failed;
@@ -606,7 +610,7 @@ static int run_main(int argc, char **argv, int rank, int nranks)
     const size_t stored = write_error ? la_results_settle(res) : la_results_nrows(res);
     /* Cells neither done nor run after a stop (single process). */
     size_t left = cut ? 1 : 0;
-    for (size_t i = next; nranks == 1 && i < e->ncells; i++)
+    for (size_t i = next; (nranks == 1 || write_error) && i < e->ncells; i++)
         left += !la_results_has_key(res, e->cells[i].key);
     la_results_close(res);
     la_runner_ws_free(ws);

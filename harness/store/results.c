@@ -715,6 +715,13 @@ static enum probe_result run_probe(int (*fn)(const char *, int, int), const char
 {
     *sig = 0;
     *ok = 1;
+    /* A SIGCHLD ignored by whoever started this process would make the kernel reap the child
+     * itself, and waitpid could not tell how it ended. */
+    struct sigaction chld, old_chld;
+    memset(&chld, 0, sizeof chld);
+    chld.sa_handler = SIG_DFL;
+    sigemptyset(&chld.sa_mask);
+    const int chld_set = sigaction(SIGCHLD, &chld, &old_chld) == 0;
     pid_t pid = -1;
     for (int tries = 0; tries < 50 && pid < 0; tries++) {
         if ((pid = fork()) < 0 && errno != EAGAIN && errno != ENOMEM)
@@ -722,8 +729,11 @@ static enum probe_result run_probe(int (*fn)(const char *, int, int), const char
         if (pid < 0)
             nanosleep(&(struct timespec){0, 20000000}, NULL); /* 20 ms, for up to a second */
     }
-    if (pid < 0)
+    if (pid < 0) {
+        if (chld_set)
+            sigaction(SIGCHLD, &old_chld, NULL);
         return PROBE_NO_FORK;
+    }
     if (pid == 0) {
         /* The parent's descriptors are closed first: a run's journal descriptor carries its
          * flock, which must not outlive the run should the run be killed during the probe. */
@@ -732,13 +742,21 @@ static enum probe_result run_probe(int (*fn)(const char *, int, int), const char
         if (devnull >= 0)
             dup2(devnull, STDERR_FILENO);
         signal(SIGALRM, SIG_DFL);
+        sigset_t alrm;
+        sigemptyset(&alrm);
+        sigaddset(&alrm, SIGALRM);
+        sigprocmask(SIG_UNBLOCK, &alrm, NULL); /* a mask inherited from the caller */
         alarm(seconds);
         _exit(fn(path, a, b) == LA_OK ? 0 : PROBE_CLEAN_ERROR);
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return PROBE_FINISHED;
+    int waited;
+    while ((waited = waitpid(pid, &status, 0) < 0 ? -1 : 1) < 0 && errno == EINTR)
+        ;
+    if (chld_set)
+        sigaction(SIGCHLD, &old_chld, NULL);
+    if (waited < 0) /* how the child ended is unknown: the file stays unchecked */
+        return PROBE_NO_FORK;
     if (WIFSIGNALED(status)) {
         *sig = WTERMSIG(status);
         return *sig == SIGALRM ? PROBE_TIMED_OUT : PROBE_CRASHED;
@@ -764,7 +782,7 @@ static enum probe_result h5_probe(const char *path, int want_attrs, int want_row
 {
     *sig = 0;
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    if (stat(path, &st) != 0)
         return PROBE_FINISHED; /* the open reports it, without reading anything */
     if (same_stat(&st) && (probe_last.result != PROBE_FINISHED ||
                            (probe_last.attrs >= want_attrs && probe_last.rows >= want_rows))) {
@@ -827,6 +845,9 @@ static int h5_load(const char *path, int want_attrs, int want_rows, struct h5_co
     memset(c, 0, sizeof *c);
     if (crashed)
         *crashed = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) /* a FIFO would block the open */
+        return LA_FAIL(err, LA_EIO, "%s is not a regular file", path);
     int sig;
     enum probe_result pr = h5_probe(path, want_attrs, want_rows, &sig);
     if (pr == PROBE_FINISHED)
@@ -1830,35 +1851,46 @@ static int fresh_allowed(const struct la_results *r, const char *shown, struct l
     if (st.st_size == 0)
         return LA_OK;
     unsigned char head[8];
-    if (pread(r->jfd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-        !memcmp(head, J_MAGIC, 8))
-        return LA_OK;
     int fd = open(r->path, O_RDONLY | O_CLOEXEC);
     ssize_t got = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
     if (fd >= 0)
         close(fd);
-    int ok = got == (ssize_t)sizeof head && !memcmp(head, h5sig, 8);
-    if (ok) { /* read through the probe: a damaged file must not crash this check */
-        struct h5_content c;
-        struct la_error lerr;
-        int crashed = 0;
-        if (h5_load(r->path, 1, 0, &c, &crashed, &lerr) == LA_OK) {
-            ok = attrs_find(&c.attrs, "experiment_text") != NULL;
-            h5_content_free(&c);
-        } else if (!crashed) {
-            /* It reads without crashing but is no results file as a whole (no /runs, say):
-             * a results file that lost its table still has its experiment_text. */
-            H5E_auto2_t efn;
-            void *edata;
-            H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
-            H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-            hid_t f = la_h5_open_readonly(r->path);
-            if (f >= 0) {
-                ok = H5Aexists(f, "experiment_text") > 0;
-                H5Fclose(f);
+    int ok = 0;
+    if (got == (ssize_t)sizeof head && !memcmp(head, h5sig, 8)) {
+        /* An HDF5 file: read through the probe, so a damaged file cannot crash this check. */
+        int sig;
+        const enum probe_result pr = h5_probe(r->path, 1, 0, &sig);
+        if (pr == PROBE_NO_FORK)
+            return LA_FAIL(err, LA_EIO, "cannot check %s before replacing it (fork: %s)", shown,
+                           strerror(errno));
+        if (pr != PROBE_FINISHED) {
+            ok = 1; /* HDF5 crashes or hangs on it: a damaged results file */
+        } else {
+            struct h5_content c;
+            struct la_error lerr;
+            if (h5_load_direct(r->path, 1, 0, &c, &lerr) == LA_OK) {
+                ok = attrs_find(&c.attrs, "experiment_text") != NULL;
+                h5_content_free(&c);
+            } else {
+                /* It reads without crashing but is no results file as a whole (no /runs,
+                 * say): a results file that lost its table still has its experiment_text. */
+                H5E_auto2_t efn;
+                void *edata;
+                H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+                H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+                hid_t f = la_h5_open_readonly(r->path);
+                if (f >= 0) {
+                    ok = H5Aexists(f, "experiment_text") > 0;
+                    H5Fclose(f);
+                }
+                H5Eset_auto2(H5E_DEFAULT, efn, edata);
             }
-            H5Eset_auto2(H5E_DEFAULT, efn, edata);
         }
+    } else {
+        /* Not HDF5 (its first bytes damaged, say): a results file only if its journal's
+         * header is intact. */
+        ok = r->jfd >= 0 && pread(r->jfd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+             !memcmp(head, J_MAGIC, 8);
     }
     if (ok)
         return LA_OK;
@@ -1901,8 +1933,16 @@ int la_results_open(const char *path, const struct la_provenance *prov, int fres
         goto fail;
     }
     /* Two locks: flock on the journal (one writer per name, also through a linked directory)
-     * and an OFD lock on the .h5's inode (one writer per file, whatever name reaches it). */
-    if (flock(r->jfd, LOCK_EX | LOCK_NB) != 0) {
+     * and an OFD lock on the .h5's inode (one writer per file, whatever name reaches it).
+     * A reader that met a damaged .h5 takes a shared lock for an instant to ask whether a
+     * writer is live (writer_active), so a busy lock is asked again for up to a second
+     * before the file counts as taken. */
+    int locked = flock(r->jfd, LOCK_EX | LOCK_NB) == 0;
+    for (int tries = 0; !locked && errno == EWOULDBLOCK && tries < 50; tries++) {
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        locked = flock(r->jfd, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
         if (errno == EWOULDBLOCK)
             rc = LA_FAIL(err, LA_EIO,
                          "results file %s is locked: another linattn run is writing it", path);
@@ -2133,7 +2173,10 @@ static int load_for_reading(const char *path, int want_attrs, int want_rows,
     struct journal j;
     int jok = journal_read_path(path, &j);
     const int live = jok && writer_active(path);
-    if (jok && (live || from_journal)) {
+    /* The journal holds every stored row: it stands in for the .h5 while a run appends, for
+     * the resume decision, and when the .h5 is gone (a run out of disk deletes it to keep the
+     * journal's rows readable). */
+    if (jok && (live || from_journal || missing)) {
         if (from_journal && !live) {
             *from_journal = 1;
             LA_FAIL(err, LA_EFORMAT, "damaged (%s); the run rebuilds it from its intact journal "
@@ -2290,5 +2333,24 @@ int la_results_resume_check(const char *path, const struct la_provenance *prov,
     }
     rc = resume_verdict(&c.attrs, prov, path, v, NULL, err);
     h5_content_free(&c);
+    return rc;
+}
+
+/* ---- the --fresh decision for --dry-run ----------------------------------------------- */
+
+int la_results_fresh_check(const char *path, struct la_error *err)
+{
+    struct la_results r;
+    memset(&r, 0, sizeof r);
+    int rc = resolve_links(path, r.path, sizeof r.path, err);
+    if (rc || (rc = journal_path(r.path, r.jpath, sizeof r.jpath, err)))
+        return rc;
+    if (writer_active(r.path))
+        return LA_FAIL(err, LA_EIO, "results file %s is locked: another linattn run is writing it",
+                       path);
+    r.jfd = open(r.jpath, O_RDONLY | O_CLOEXEC); /* -1 when there is no journal */
+    rc = fresh_allowed(&r, path, err);
+    if (r.jfd >= 0)
+        close(r.jfd);
     return rc;
 }

@@ -51,6 +51,11 @@ struct la_resume {
 int la_results_resume_check(const char *path, const struct la_provenance *prov,
                             struct la_resume *v, struct la_error *err);
 
+/* The verdict la_results_open(path, prov, fresh = 1) would reach on what is at path, without
+ * writing anything: LA_OK when --fresh may replace it (nothing, an empty file, a results file),
+ * else the refusal (not a results file; another run writes it).  For `run --dry-run --fresh`. */
+int la_results_fresh_check(const char *path, struct la_error *err);
+
 /* Opens path for appending.  If it does not exist (or fresh is set) it is created with the
  * provenance attributes and an empty /runs.  If it exists, the resume decision above must
  * allow it (else LA_EINVAL, naming what changed, or why it cannot tell, and --fresh); a new
