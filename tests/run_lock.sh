@@ -34,7 +34,7 @@ name: long
 seed: 3
 sweep:
   kernel: softmax_flash
-  T: [64, 40960]
+  T: [64, 65536]
   d: 64
   threads: 1
 measure: {time: false, max_ref_rows: 1, kl_rows: 1, kernel_pairs: 1}

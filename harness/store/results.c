@@ -1935,10 +1935,10 @@ int la_results_open(const char *path, const struct la_provenance *prov, int fres
     /* Two locks: flock on the journal (one writer per name, also through a linked directory)
      * and an OFD lock on the .h5's inode (one writer per file, whatever name reaches it).
      * A reader that met a damaged .h5 takes a shared lock for an instant to ask whether a
-     * writer is live (writer_active), so a busy lock is asked again for up to a second
-     * before the file counts as taken. */
+     * writer is live (writer_active), so a busy lock is asked again for up to 0.2 s before
+     * the file counts as taken. */
     int locked = flock(r->jfd, LOCK_EX | LOCK_NB) == 0;
-    for (int tries = 0; !locked && errno == EWOULDBLOCK && tries < 50; tries++) {
+    for (int tries = 0; !locked && errno == EWOULDBLOCK && tries < 10; tries++) {
         nanosleep(&(struct timespec){0, 20000000}, NULL);
         locked = flock(r->jfd, LOCK_EX | LOCK_NB) == 0;
     }
