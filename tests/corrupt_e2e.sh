@@ -57,15 +57,10 @@ if [ "${1:-}" = --window ]; then
     exit 0
 fi
 
-if [ ! -x "$BIN" ]; then
-    echo "corrupt_e2e.sh: $BIN is not built (make first)"
-    exit 1
-fi
+. tests/lib/common.sh
+need_bin corrupt_e2e.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_corrupt.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 base=$tmp/base.h5
 if ! "$BIN" run "$EXP" -o "$base" --quiet >/dev/null 2>"$tmp/base.err"; then

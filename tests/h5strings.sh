@@ -18,10 +18,8 @@ cd "$(dirname "$0")/.." || exit 1
 BIN=${LINATTN_BIN:-./linattn}
 PY=/usr/bin/python3
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
-if [ ! -x "$BIN" ]; then
-    echo "h5strings.sh: $BIN is not built (make first)"
-    exit 1
-fi
+. tests/lib/common.sh
+need_bin h5strings.sh
 if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
     echo "FAIL h5strings.sh needs h5py for $PY: install it with 'apt-get install python3-h5py'" \
          "(scripts/install-deps.sh does)"
@@ -29,9 +27,6 @@ if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_h5strings.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # The string forms, written by h5py; `forms` prints their names.  set_attr(obj, name, value,
 # form) writes value in that form.

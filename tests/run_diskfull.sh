@@ -14,18 +14,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_run_diskfull.XXXXXX")
 mnt=$tmp/mnt
 mkdir "$mnt"
 trap 'mountpoint -q "$mnt" && umount "$mnt"; rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() {
-    local what=$1; shift
-    if "$@"; then pass "$what"; else bad "$what"; fi
-}
-if [ ! -x "$BIN" ]; then
-    echo "run_diskfull.sh: $BIN is not built (make first)"
-    exit 1
-fi
-nrows() { "$BIN" export "$1" --columns key 2>/dev/null | grep -c '^kernel='; }
+. tests/lib/common.sh
+need_bin run_diskfull.sh
 
 # 720 cells of a few milliseconds each: about 1.2 KiB of journal and of .h5 per row.
 cat >"$tmp/many.yaml" <<'EOF'

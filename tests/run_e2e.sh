@@ -11,18 +11,9 @@ BIN=${LINATTN_BIN:-./linattn}
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_run_e2e.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check "description" command...
-    local what=$1; shift
-    if "$@"; then pass "$what"; else bad "$what"; fi
-}
+. tests/lib/common.sh
 
-if [ ! -x "$BIN" ]; then
-    echo "run_e2e.sh: $BIN is not built (make first)"
-    exit 1
-fi
+need_bin run_e2e.sh
 
 # Sorted keys of every row of a results file, one per line, duplicates kept.
 keys() {

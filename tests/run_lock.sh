@@ -15,18 +15,8 @@ export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_run_lock.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() {
-    local what=$1; shift
-    if "$@"; then pass "$what"; else bad "$what"; fi
-}
-if [ ! -x "$BIN" ]; then
-    echo "run_lock.sh: $BIN is not built (make first)"
-    exit 1
-fi
-nrows() { "$BIN" export "$1" --columns key 2>/dev/null | grep -c '^kernel='; }
+. tests/lib/common.sh
+need_bin run_lock.sh
 
 # A first cell that writes a row at once, then one that runs for many seconds.
 cat >"$tmp/long.yaml" <<'EOF'

@@ -13,17 +13,8 @@ export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_run_signals.XXXXXX")
 pid=
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() {
-    local what=$1; shift
-    if "$@"; then pass "$what"; else bad "$what"; fi
-}
-if [ ! -x "$BIN" ]; then
-    echo "run_signals.sh: $BIN is not built (make first)"
-    exit 1
-fi
+. tests/lib/common.sh
+need_bin run_signals.sh
 
 cat >"$tmp/long.yaml" <<'EOF'
 name: long
@@ -36,7 +27,6 @@ sweep:
 measure: {time: false, max_ref_rows: 1, kl_rows: 1, kernel_pairs: 1}
 EOF
 
-nrows() { "$BIN" export "$1" --columns key 2>/dev/null | grep -c '^kernel='; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo -1; }
 hz=$(getconf CLK_TCK)
 

@@ -13,17 +13,8 @@ BIN=${LINATTN_BIN:-./linattn}
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/la_sweep_extend.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-check() { # check "description" command...
-    local what=$1; shift
-    if "$@"; then pass "$what"; else bad "$what"; fi
-}
-if [ ! -x "$BIN" ]; then
-    echo "sweep_extend.sh: $BIN is not built (make first)"
-    exit 1
-fi
+. tests/lib/common.sh
+need_bin sweep_extend.sh
 for tool in h5dump h5import; do
     if ! command -v $tool >/dev/null; then
         echo "sweep_extend.sh: $tool (hdf5-tools) is missing"
