@@ -79,7 +79,7 @@ STORE_SRC      := harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c
 FIGURES_SRC    := harness/figures/crossover.c harness/figures/theory.c
-CLI_SRC        := harness/cli/check.c harness/cli/capture.c harness/cli/peak.c \
+CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/capture.c harness/cli/peak.c \
                   harness/cli/cli_bench.c harness/cli/cli_bench_one.c harness/cli/cli_featuremap.c \
                   harness/cli/cli_plot.c harness/cli/cli_results.c harness/cli/cli_run.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \
