@@ -79,9 +79,11 @@ STORE_SRC      := harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c
 FIGURES_SRC    := harness/figures/crossover.c harness/figures/theory.c
-CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/capture.c harness/cli/peak.c \
-                  harness/cli/cli_bench.c harness/cli/cli_bench_one.c harness/cli/cli_featuremap.c \
-                  harness/cli/cli_plot.c harness/cli/cli_results.c harness/cli/cli_run.c
+CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/peak.c \
+                  harness/cli/bench_suite.c harness/cli/cmd_list.c harness/cli/cmd_check.c \
+                  harness/cli/cmd_bench.c harness/cli/cmd_capture.c harness/cli/cmd_featuremap.c \
+                  harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
+                  harness/cli/cli_plot.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \
                   $(FIGURES_SRC) $(CLI_SRC)
 LIB_SRC  := $(HARNESS_SRC) $(KERNEL_SRC) $(FEATUREMAP_SRC)

@@ -1,5 +1,5 @@
 /* test_capture.c — tests of `linattn capture` and the Llama-2 forward pass behind it (llama.c,
- * capture.c): the trained stories260K model reproduces its known greedy story (library and CLI),
+ * cmd_capture.c): the trained stories260K model reproduces its known greedy story (library and CLI),
  * the captured Q, K, V reproduce the captured attention output when attention is recomputed in
  * double, sampling is deterministic per seed, and every malformed checkpoint or tokenizer exits 2
  * with one line on stderr and leaves no output file.

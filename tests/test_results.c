@@ -1,5 +1,5 @@
 /* test_results.c — tests of the results file (harness/store/results.c) and of `linattn export` and
- * `linattn info` (harness/cli/cli_results.c).
+ * `linattn info` (harness/cli/cmd_export.c, harness/cli/cmd_info.c).
  *
  * Round trip of every column type (NaN, long UTF-8 strings, uint64 above 2^63), resume
  * semantics (same text resumes, another text is refused, --fresh truncates), unwritable paths,

@@ -27,7 +27,7 @@
  *
  * Exit status: 0 when a figure was drawn, 1 when none was (one stderr line gives the reason and
  * the ok/failed row counts), 2 for every other error (arguments, files, gnuplot).
- * Not here: running experiments, the TSV export (cli_results.c), the styles (plots/style.gp).
+ * Not here: running experiments, the TSV export (cmd_export.c), the styles (plots/style.gp).
  * Tests: tests/figures_e2e.sh (run → export → plot; PNG/PDF magic bytes and sizes).
  */
 #include <errno.h>

@@ -1,6 +1,7 @@
 /* commands.h — the subcommands of the linattn CLI.  Each is `int cmd_X(int argc, char **argv)`
  * where argv[0] is the subcommand name; it returns the process exit code (0 ok, 1 failure,
- * 2 bad input).  main.c holds the table that maps names to these functions.
+ * 2 bad input).  main.c holds the table that maps names to these functions; each command lives
+ * in its own file, cmd_NAME.c beside this one (plot: cli_plot.c).
  */
 #ifndef LA_COMMANDS_H
 #define LA_COMMANDS_H
@@ -12,7 +13,7 @@ int cmd_capture(int argc, char **argv);
 int cmd_featuremap(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_export(int argc, char **argv);
-int cmd_results_info(int argc, char **argv); /* `info`; cli_featuremap.c has a static cmd_info */
+int cmd_info(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
 #endif

@@ -23,7 +23,7 @@ static const struct subcommand subcommands[] = {
     {"featuremap", cmd_featuremap, "write learned-map weights; print one map's diagnostics"},
     {"run", cmd_run, "run an experiment file: every cell, one results row each (resumable)"},
     {"export", cmd_export, "print a results file's rows as TSV (--where, --columns)"},
-    {"info", cmd_results_info, "describe a results file: provenance, experiment, failures"},
+    {"info", cmd_info, "describe a results file: provenance, experiment, failures"},
     {"plot", cmd_plot, "draw the figures of a results file with gnuplot (PNG and PDF)"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])

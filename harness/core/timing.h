@@ -38,7 +38,7 @@ void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup
  * flight once it is set (the statistics then cover the calls made; repeats 0 when none), and
  * the runner checks it between its phases.  A single kernel call is never cut short.
  * la_io_lock/la_io_unlock: one process-wide mutex around every use of HDF5 while cells run, so
- * that a thread which records an interrupted cell (cli_run.c's watchdog) never uses HDF5 at the
+ * that a thread which records an interrupted cell (cmd_run.c's watchdog) never uses HDF5 at the
  * same time as the thread that runs cells. */
 void la_cancel_watch(volatile sig_atomic_t *flag);
 int la_cancelled(void);

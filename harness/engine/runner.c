@@ -33,10 +33,10 @@
  * Cancellation: between its phases (data, features, the checked run, errors, timing) the cell
  * polls la_cancelled() (timing.h); once a signal has asked the run to stop, the row gets status
  * LA_ROW_INTERRUPTED and la_run_cell returns LA_EINTR.  A kernel call in flight is not cut
- * short (cli_run.c's watchdog covers that).  Reading an h5 data file or a map's weights file
+ * short (cmd_run.c's watchdog covers that).  Reading an h5 data file or a map's weights file
  * holds la_io_lock, the mutex every HDF5 user takes while cells run.
  *
- * Not here: which cells run, resuming, the file (cli_run.c, results.c).  Tests: test_runner.c,
+ * Not here: which cells run, resuming, the file (cmd_run.c, results.c).  Tests: test_runner.c,
  * tests/run_signals.sh (cancellation).
  */
 #include "runner.h"

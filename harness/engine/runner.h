@@ -7,7 +7,7 @@
  *
  * A cell that fails (bad data file, allocation failure, unknown map, NaN output) still gives a
  * row, with status LA_ROW_FAILED and the reason in message; the sweep goes on.
- * Tests: tests/test_runner.c.  The command is `linattn run` (cli_run.c).
+ * Tests: tests/test_runner.c.  The command is `linattn run` (cmd_run.c).
  */
 #ifndef LA_RUNNER_H
 #define LA_RUNNER_H

@@ -5,7 +5,7 @@
  *
  * It is not an inference engine: no batching, no quantisation, no prompt encoding (generation
  * starts from BOS), no speed work beyond plain loops; stories260K runs 512 steps in well under
- * a second.  `linattn capture` (capture.c) writes what it records to HDF5
+ * a second.  `linattn capture` (harness/cli/cmd_capture.c) writes what it records to HDF5
  * (docs/data-layout.md).  Tests: tests/test_capture.c.
  */
 #ifndef LA_LLAMA_H
@@ -87,7 +87,7 @@ void la_capture_free(struct la_capture *c);
 
 /* Writes a capture and its provenance to an HDF5 file (layout: docs/data-layout.md).  The file is
  * written under a temporary name beside path and renamed at the end; on failure nothing is left
- * at path.  capture.c implements it. */
+ * at path.  harness/cli/cmd_capture.c implements it. */
 struct la_capture_meta {
     const char *checkpoint; /* path as given */
     const char *checkpoint_sha256;

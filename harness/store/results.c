@@ -2041,7 +2041,7 @@ size_t la_results_settle(struct la_results *r)
      * anonymous memory file first: the close writes there, and the results file keeps what the
      * last good flush left, which is checked below.  Past a file size limit (EFBIG) that close
      * fails all the same, and HDF5 1.10 then crashes in its exit handler: the caller must end
-     * the process with _exit (cli_run.c does). */
+     * the process with _exit (cmd_run.c does). */
     void *handle = NULL;
     if (r->file >= 0 && H5Fget_vfd_handle(r->file, H5P_DEFAULT, &handle) >= 0 && handle) {
         const int scratch = memfd_create("linattn-detached", MFD_CLOEXEC);

@@ -1,4 +1,5 @@
-/* cli_bench.c — `linattn list` and `linattn bench --suite` (the `make bench` table).
+/* bench_suite.c — the benchmark table of `linattn bench --suite` (`make bench`), and the SGEMM
+ * reference rate that it and the single-cell bench compare with (bench.h).
  * The suite times every kernel at 1 thread (unless --threads) for d in {32, 64, 128} and
  * T = 256 … 16384, next to two rates measured in the same run: the fp32 peak of the cores
  * (peak.c: FMA chains in registers on the widest vector of the SIMD path the kernels use) and
@@ -14,7 +15,8 @@
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
  * measured again (up to 3 tries, the best control kept, the number of tries printed).
- * Single-cell `bench` (one kernel, one shape, with errors) lives in cli_bench_one.c.
+ * The command (its options, and the single-cell bench: one kernel, one shape, with errors) is
+ * cmd_bench.c.
  */
 #include <cblas.h>
 #include <gsl/gsl_rng.h>
@@ -33,35 +35,7 @@
 #include "../core/sysinfo.h"
 #include "../core/timing.h"
 #include "bench.h"
-#include "commands.h"
 #include "../core/util.h"
-
-/* ---- list ------------------------------------------------------------------------------- */
-
-int cmd_list(int argc, char **argv)
-{
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: linattn list\nLists the attention kernels and the feature maps with a "
-             "one-line summary each (maps also list the parameters they read).");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "linattn list: unexpected argument '%s'\n", argv[1]);
-        return 2;
-    }
-    printf("kernels:\n");
-    for (size_t i = 0; attn_kernels[i].name; i++)
-        printf("  %-24s %s%s\n", attn_kernels[i].name, attn_kernels[i].summary,
-               attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
-               : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
-                                                                      : " [causal, non-causal]");
-    printf("feature maps:\n");
-    for (size_t i = 0; featuremap_types[i]; i++)
-        printf("  %-24s %s; params: %s\n", featuremap_types[i]->name, featuremap_types[i]->summary,
-               featuremap_types[i]->params);
-    return 0;
-}
-
 
 /* Float buffers start on a 64-byte line, as the runner's do (harness/engine/runner.c). */
 static float *bench_alloc(size_t n)

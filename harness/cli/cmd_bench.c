@@ -1,8 +1,8 @@
-/* cli_bench_one.c — `linattn bench`: one kernel at one shape, measured through the runner
+/* cmd_bench.c — `linattn bench`: one kernel at one shape, measured through the runner
  * (the same code path as `linattn run`, and like it at one thread unless --threads), printed
  * for people (aligned) or scripts (--tsv), with its efficiency against the fp32 peak of the
  * cores and against SGEMM, both measured in the same run at the same thread count; `--suite`
- * runs the benchmark table of cli_bench.c instead.
+ * runs the benchmark table of bench_suite.c instead.
  * Tests: tests/cli_errors.sh (bad input), tests/cli_env.sh (the SIMD path and thread count
  * printed), tests/test_runner.c (the runner itself).
  */

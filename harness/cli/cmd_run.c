@@ -1,4 +1,4 @@
-/* cli_run.c — `linattn run FILE.yaml`: every cell of an experiment through the runner, one row
+/* cmd_run.c — `linattn run FILE.yaml`: every cell of an experiment through the runner, one row
  * per cell appended (and flushed) to the results file as it finishes.
  *
  * Resume: cells whose key already has an OK row in the file are skipped, so rerunning the same

@@ -1,4 +1,4 @@
-/* cli_featuremap.c — `linattn featuremap`: tools around feature maps.
+/* cmd_featuremap.c — `linattn featuremap`: tools around feature maps.
  *   init-learned  writes a valid weights file for the `learned` map (identity or random init),
  *                 in the layout featuremaps/README.md documents and featuremaps/learned.c reads.
  *   info          builds one map from flags (the same checks an experiment runs) and prints its
@@ -155,7 +155,7 @@ done:
     return st;
 }
 
-static int cmd_init_learned(int argc, char **argv)
+static int action_init_learned(int argc, char **argv)
 {
     const char *out = NULL, *act = "exp_pair", *init = "identity";
     long d = 0, m = 0, seed = 1;
@@ -327,7 +327,7 @@ done:
     return st;
 }
 
-static int cmd_info(int argc, char **argv)
+static int action_info(int argc, char **argv)
 {
     const char *name = NULL;
     struct fm_params p;
@@ -448,9 +448,9 @@ int cmd_featuremap(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "init-learned"))
-        return cmd_init_learned(argc - 1, argv + 1);
+        return action_init_learned(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info"))
-        return cmd_info(argc - 1, argv + 1);
+        return action_info(argc - 1, argv + 1);
     static const char *const subs[] = {"init-learned", "info", NULL};
     char msg[128];
     fprintf(stderr, "linattn featuremap: unknown action '%s'%s\n", argv[1],

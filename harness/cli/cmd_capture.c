@@ -1,4 +1,4 @@
-/* capture.c — `linattn capture`: runs a small trained Llama-2 (llama.c) from BOS and writes the
+/* cmd_capture.c — `linattn capture`: runs a small trained Llama-2 (llama.c) from BOS and writes the
  * attention inputs it saw, Q, K, V and each head's attention output, to HDF5 for the experiment
  * engine's `h5` data source.  The file layout is documented in docs/data-layout.md.
  *

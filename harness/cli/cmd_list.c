@@ -1,0 +1,34 @@
+/* cmd_list.c — `linattn list`: the attention kernels and the feature maps, one line each with a
+ * summary (kernels say whether they are causal, non-causal or both; maps list the parameters
+ * they read).  Reads the two registries only.  Tests: tests/cli_errors.sh.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "../../featuremaps/featuremap.h"
+#include "../../kernels/attention.h"
+#include "commands.h"
+
+int cmd_list(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        puts("usage: linattn list\nLists the attention kernels and the feature maps with a "
+             "one-line summary each (maps also list the parameters they read).");
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "linattn list: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+    printf("kernels:\n");
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        printf("  %-24s %s%s\n", attn_kernels[i].name, attn_kernels[i].summary,
+               attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
+               : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
+                                                                      : " [causal, non-causal]");
+    printf("feature maps:\n");
+    for (size_t i = 0; featuremap_types[i]; i++)
+        printf("  %-24s %s; params: %s\n", featuremap_types[i]->name, featuremap_types[i]->summary,
+               featuremap_types[i]->params);
+    return 0;
+}
