@@ -1,8 +1,8 @@
 /* test_capture.c — tests of `linattn capture` and the Llama-2 forward pass behind it (llama.c,
- * cmd_capture.c): the trained stories260K model reproduces its known greedy story (library and CLI),
- * the captured Q, K, V reproduce the captured attention output when attention is recomputed in
- * double, sampling is deterministic per seed, and every malformed checkpoint or tokenizer exits 2
- * with one line on stderr and leaves no output file.
+ * cmd_capture.c): the trained stories260K model reproduces its known greedy story (library and
+ * CLI), the captured Q, K, V reproduce the captured attention output when attention is recomputed
+ * in double, sampling is deterministic per seed, and every malformed checkpoint or tokenizer exits
+ * 2 with one line on stderr and leaves no output file.
  *
  * The real model is found through $LINATTN_DATA (the Makefile sets it), else ../shared/data; the
  * tests that need it skip with a message when it is absent.  A tiny random model that this file

@@ -23,67 +23,7 @@
 #include "../experiment/experiment.h"
 #include "bench.h"
 #include "commands.h"
-
-static const char bench_help[] =
-    "usage: linattn bench [--T N] [--d N] [--dv N] [--map NAME] [--kernel NAME] [--causal]\n"
-    "                     [--m M] [--draw iid|orthogonal] [--norm-fixed] [--A X|auto]\n"
-    "                     [--weights FILE] [--relu-eps X] [--seed S] [--eps X] [--chunk C]\n"
-    "                     [--heads H] [--batch B] [--threads N] [--data gaussian|sphere]\n"
-    "                     [--sigma X] [--norm X] [--budget SECONDS] [--ref-rows N] [--tsv]\n"
-    "       linattn bench --suite [--d 32,64,128] [--Tmin 256] [--Tmax 16384] [--threads N]\n"
-    "                     [--budget SECONDS] [--tsv]\n"
-    "\n"
-    "One measurement: the kernel's time (median of repeats calibrated to --budget, default 0.2 s),\n"
-    "GFLOP/s from its nominal flops, efficiency against the fp32 peak of the cores (FMA chains in\n"
-    "registers on the kernels' SIMD path) and against a 1024^3 SGEMM, both timed in the same run\n"
-    "at the same threads, the feature map's own time, softmax_flash at the same shape for the\n"
-    "speedup, and the output error against exact softmax in double (relative Frobenius, on up to\n"
-    "--ref-rows query rows, default 512).\n"
-    "Defaults: T 4096, d 64, map elu1, kernel linear_causal with --causal else linear_noncausal,\n"
-    "1 thread (as `run`), seed 1, eps 1e-6, gaussian data with sigma 1.\n"
-    "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency against the fp32\n"
-    "peak and against SGEMM),\n"
-    "then 1 against 2 (or --threads) threads for one and two heads, each row timed in rotation\n"
-    "with a register-only FMA loop whose speedup is printed beside it (`control`) and with the\n"
-    "round trip of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3).\n";
-
-/* Strict number parsing: the whole argument must be a number inside [lo, hi]. */
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "linattn bench: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo,
-                hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "linattn bench: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi,
-                s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int int_opt(const char *flag, const char *s, long lo, long hi, int *out)
-{
-    long v;
-    if (!parse_long(flag, s, lo, hi, &v))
-        return 0;
-    *out = (int)v;
-    return 1;
-}
+#include "options.h"
 
 static void cell_defaults(struct la_cell *c)
 {
@@ -107,175 +47,185 @@ static void cell_defaults(struct la_cell *c)
     la_cell_measure_defaults(c);
 }
 
-static int name_ok(const char *what, const char *name, const char *const *names)
+/* --map, --kernel: a registered name, copied into the cell. */
+struct name_arg {
+    char *dst;
+    size_t cap;
+    const char *what; /* "feature map", "kernel" */
+    const char *const *names;
+};
+
+static int set_name(const struct la_option *opt, const char *value, char *msg, size_t cap)
 {
-    for (size_t i = 0; names[i]; i++)
-        if (!strcmp(names[i], name))
-            return 1;
-    char msg[640];
-    fprintf(stderr, "linattn bench: unknown %s '%s'%s\n", what, name,
-            la_choices_msg(msg, sizeof msg, name, names, SIZE_MAX, "valid"));
+    const struct name_arg *a = opt->target;
+    snprintf(a->dst, a->cap, "%s", value);
+    for (size_t i = 0; a->names[i]; i++)
+        if (!strcmp(a->names[i], value))
+            return 0;
+    const int w = snprintf(msg, cap, "unknown %s '%s'", a->what, value);
+    if (w > 0 && (size_t)w < cap)
+        la_choices_msg(msg + w, cap - (size_t)w, value, a->names, SIZE_MAX, "valid");
+    return 1;
+}
+
+/* --A X|auto: gerf's A, or chosen from the data. */
+static int set_A(const struct la_option *opt, const char *value, char *msg, size_t cap)
+{
+    struct la_cell *c = opt->target;
+    if (!strcmp(value, "auto")) {
+        c->A_auto = 1;
+        return 0;
+    }
+    const struct la_option real = LA_OPT_REAL("A", 0, &c->A, "X", -1e6, 0.2499999, NULL);
+    return la_opt_store(&real, value, msg, cap);
+}
+
+/* --weights FILE: a readable file, copied into the cell. */
+static int set_weights(const struct la_option *opt, const char *value, char *msg, size_t cap)
+{
+    struct la_cell *c = opt->target;
+    snprintf(c->weights, sizeof c->weights, "%s", value);
+    if (access(value, R_OK) != 0) {
+        snprintf(msg, cap, "--weights: cannot read '%s': %s", value, strerror(errno));
+        return 1;
+    }
     return 0;
 }
 
-static int bench_suite(int argc, char **argv)
+/* The --suite options. */
+#define SUITE_MAX_D 8
+struct suite_args {
+    int tsv, threads, Tmin, Tmax, ds[SUITE_MAX_D], nd, suite;
+    double budget;
+};
+
+/* --d 32,64,128: the head dimensions of the suite. */
+static int set_ds(const struct la_option *opt, const char *value, char *msg, size_t cap)
 {
-    int tsv = 0, threads = 1, Tmin = 256, Tmax = 16384, ds[8] = {32, 64, 128}, nd = 3;
-    double budget = 0.3;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(o, "--suite"))
-            continue;
-        if (!strcmp(o, "--tsv")) {
-            tsv = 1;
-            continue;
+    struct suite_args *a = opt->target;
+    int d;
+    const struct la_option row = LA_OPT_INT("d", 0, &d, "N", 1, 4096, NULL);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", value);
+    a->nd = 0;
+    for (char *s = buf, *tok; (tok = strtok(s, ",")); s = NULL) {
+        if (a->nd == SUITE_MAX_D) {
+            snprintf(msg, cap, "--d takes at most %d values, got '%s'", SUITE_MAX_D, value);
+            return 1;
         }
-        if (!val) {
-            fprintf(stderr, "linattn bench: %s needs a value\n", o);
-            return 2;
-        }
-        i++;
-        if (!strcmp(o, "--threads")) {
-            if (!int_opt(o, val, 1, 1024, &threads))
-                return 2;
-        } else if (!strcmp(o, "--Tmin")) {
-            if (!int_opt(o, val, 1, 1 << 24, &Tmin))
-                return 2;
-        } else if (!strcmp(o, "--Tmax")) {
-            if (!int_opt(o, val, 1, 1 << 24, &Tmax))
-                return 2;
-        } else if (!strcmp(o, "--budget")) {
-            if (!parse_double(o, val, 0.0, 3600.0, &budget))
-                return 2;
-        } else if (!strcmp(o, "--d")) {
-            char buf[256];
-            snprintf(buf, sizeof buf, "%s", val);
-            nd = 0;
-            for (char *s = buf, *tok; (tok = strtok(s, ",")) && nd < 8; s = NULL)
-                if (!int_opt(o, tok, 1, 4096, &ds[nd++]))
-                    return 2;
-        } else {
-            fprintf(stderr, "linattn bench --suite: unknown option '%s'\n%s", o, bench_help);
-            return 2;
-        }
+        if (la_opt_store(&row, tok, msg, cap))
+            return 1;
+        a->ds[a->nd++] = d;
     }
-    return la_bench_suite(ds, nd, Tmin, Tmax, threads, budget, tsv);
+    if (a->nd == 0) {
+        snprintf(msg, cap, "--d expects a list of integers in 1..4096, got '%s'", value);
+        return 1;
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(bench_help, stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--suite"))
-            return bench_suite(argc, argv);
-    }
     struct la_cell c;
     cell_defaults(&c);
-    int tsv = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--causal")) {
-            c.causal = 1;
-            continue;
-        }
-        if (!strcmp(o, "--tsv")) {
-            tsv = 1;
-            continue;
-        }
-        if (!strcmp(o, "--norm-fixed")) {
-            c.norm_fixed = 1;
-            continue;
-        }
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strncmp(o, "--", 2) != 0) {
-            fprintf(stderr, "linattn bench: unexpected argument '%s'\n", o);
-            return 2;
-        }
-        if (!val) {
-            fprintf(stderr, "linattn bench: %s needs a value\n", o);
-            return 2;
-        }
-        i++;
-        int ok = 1;
-        if (!strcmp(o, "--T"))
-            ok = int_opt(o, val, 1, 1 << 26, &c.T);
-        else if (!strcmp(o, "--d"))
-            ok = int_opt(o, val, 1, 1 << 16, &c.d);
-        else if (!strcmp(o, "--dv"))
-            ok = int_opt(o, val, 1, 1 << 16, &c.dv);
-        else if (!strcmp(o, "--m"))
-            ok = int_opt(o, val, 1, 1 << 20, &c.m);
-        else if (!strcmp(o, "--heads"))
-            ok = int_opt(o, val, 1, 1 << 16, &c.heads);
-        else if (!strcmp(o, "--batch"))
-            ok = int_opt(o, val, 1, 1 << 16, &c.batch);
-        else if (!strcmp(o, "--threads"))
-            ok = int_opt(o, val, 1, 1024, &c.threads);
-        else if (!strcmp(o, "--chunk"))
-            ok = int_opt(o, val, 1, 1 << 16, &c.chunk);
-        else if (!strcmp(o, "--ref-rows"))
-            ok = int_opt(o, val, 1, 1 << 26, &c.max_ref_rows);
-        else if (!strcmp(o, "--seed")) {
-            long s;
-            ok = parse_long(o, val, 0, 0x7fffffffffffffffL, &s);
-            c.seed = (uint64_t)s;
-        } else if (!strcmp(o, "--eps"))
-            ok = parse_double(o, val, 0.0, 1.0, &c.eps);
-        else if (!strcmp(o, "--relu-eps"))
-            ok = parse_double(o, val, 0.0, 1.0, &c.relu_eps);
-        else if (!strcmp(o, "--sigma"))
-            ok = parse_double(o, val, 1e-6, 1e6, &c.sigma);
-        else if (!strcmp(o, "--norm"))
-            ok = parse_double(o, val, 1e-6, 1e6, &c.norm);
-        else if (!strcmp(o, "--budget"))
-            ok = parse_double(o, val, 0.0, 3600.0, &c.time_budget_s);
-        else if (!strcmp(o, "--A")) {
-            if (!strcmp(val, "auto"))
-                c.A_auto = 1;
-            else
-                ok = parse_double(o, val, -1e6, 0.2499999, &c.A);
-        } else if (!strcmp(o, "--draw")) {
-            if (!strcmp(val, "iid"))
-                c.draw = FM_DRAW_IID;
-            else if (!strcmp(val, "orthogonal"))
-                c.draw = FM_DRAW_ORTHOGONAL;
-            else {
-                fprintf(stderr, "linattn bench: --draw must be iid or orthogonal, got '%s'\n", val);
-                ok = 0;
-            }
-        } else if (!strcmp(o, "--data")) {
-            if (!strcmp(val, "gaussian"))
-                c.source = LA_DATA_GAUSSIAN;
-            else if (!strcmp(val, "sphere"))
-                c.source = LA_DATA_SPHERE;
-            else {
-                fprintf(stderr, "linattn bench: --data must be gaussian or sphere, got '%s' "
-                                "(HDF5 data: use an experiment file)\n", val);
-                ok = 0;
-            }
-        } else if (!strcmp(o, "--map")) {
-            ok = name_ok("feature map", val, featuremap_names());
-            snprintf(c.map, sizeof c.map, "%s", val);
-        } else if (!strcmp(o, "--kernel")) {
-            ok = name_ok("kernel", val, attn_kernel_names());
-            snprintf(c.kernel, sizeof c.kernel, "%s", val);
-        } else if (!strcmp(o, "--weights")) {
-            if (access(val, R_OK) != 0) {
-                fprintf(stderr, "linattn bench: --weights: cannot read '%s': %s\n", val,
-                        strerror(errno));
-                ok = 0;
-            }
-            snprintf(c.weights, sizeof c.weights, "%s", val);
-        } else {
-            fprintf(stderr, "linattn bench: unknown option '%s' (see linattn bench --help)\n", o);
-            ok = 0;
-        }
-        if (!ok)
-            return 2;
-    }
+    int tsv = 0, data = 0;
+    long long seed = (long long)c.seed;
+    static const char *const draws[] = {"iid", "orthogonal", NULL};    /* enum fm_draw */
+    static const char *const sources[] = {"gaussian", "sphere", NULL}; /* LA_DATA_* */
+    struct name_arg map = {c.map, sizeof c.map, "feature map", featuremap_names()};
+    struct name_arg kernel = {c.kernel, sizeof c.kernel, "kernel", attn_kernel_names()};
+    const struct la_option one_opts[] = {
+        LA_OPT_INT("T", 0, &c.T, "N", 1, 1 << 26, "sequence length (default 4096)"),
+        LA_OPT_INT("d", 0, &c.d, "N", 1, 1 << 16, "head dimension of Q and K (default 64)"),
+        LA_OPT_INT("dv", 0, &c.dv, "N", 1, 1 << 16, "head dimension of V (default d)"),
+        LA_OPT_CALLBACK("map", 0, set_name, &map, "NAME", "feature map (default elu1)"),
+        LA_OPT_CALLBACK("kernel", 0, set_name, &kernel, "NAME",
+                        "attention kernel (default linear_causal with --causal, else "
+                        "linear_noncausal)"),
+        LA_OPT_FLAG("causal", 0, &c.causal, "causal attention"),
+        LA_OPT_INT("m", 0, &c.m, "M", 1, 1 << 20, "features of the map (default: the map's own)"),
+        LA_OPT_CHOICE("draw", 0, &c.draw, draws, "random maps: how W is drawn (default iid)"),
+        LA_OPT_FLAG("norm-fixed", 0, &c.norm_fixed,
+                    "orthogonal draws: row norms fixed at sqrt(d) instead of chi(d) draws"),
+        LA_OPT_CALLBACK("A", 0, set_A, &c, "X|auto",
+                        "gerf: the parameter A (< 0.25), or auto: chosen from the data"),
+        LA_OPT_CALLBACK("weights", 0, set_weights, &c, "FILE", "learned: the weights file"),
+        LA_OPT_REAL("relu-eps", 0, &c.relu_eps, "X", 0.0, 1.0,
+                    "relu: the constant added to max(x, 0) (default 1e-3)"),
+        LA_OPT_INT64("seed", 0, &seed, "S", 0, 0x7fffffffffffffffLL,
+                     "seed of the data and of the map's draws (default 1)"),
+        LA_OPT_REAL("eps", 0, &c.eps, "X", 0.0, 1.0,
+                    "linear kernels: eps of the normaliser (default 1e-6)"),
+        LA_OPT_INT("chunk", 0, &c.chunk, "C", 1, 1 << 16,
+                   "linear_causal_chunked: the chunk length (default: the kernel's own)"),
+        LA_OPT_INT("heads", 0, &c.heads, "H", 1, 1 << 16, "heads (default 1)"),
+        LA_OPT_INT("batch", 0, &c.batch, "B", 1, 1 << 16,
+                   "batch: B x H independent heads (default 1)"),
+        LA_OPT_INT("threads", 0, &c.threads, "N", 1, 1024, "threads (default 1, as `run`)"),
+        LA_OPT_CHOICE("data", 0, &data, sources,
+                      "synthetic inputs: iid N(0, sigma^2), or rows on the sphere of radius "
+                      "--norm (default gaussian; HDF5 data: use an experiment file)"),
+        LA_OPT_REAL("sigma", 0, &c.sigma, "X", 1e-6, 1e6,
+                    "gaussian: the standard deviation (default 1)"),
+        LA_OPT_REAL("norm", 0, &c.norm, "X", 1e-6, 1e6, "sphere: the row norm (default sqrt(d))"),
+        LA_OPT_REAL("budget", 0, &c.time_budget_s, "SECONDS", 0.0, 3600.0,
+                    "time budget of the repeats (default 0.2 s)"),
+        LA_OPT_INT("ref-rows", 0, &c.max_ref_rows, "N", 1, 1 << 26,
+                   "query rows of the exact reference for the errors (default 512)"),
+        LA_OPT_FLAG("tsv", 0, &tsv, "one header line and one row of TSV, for scripts"),
+        LA_OPT_END,
+    };
+    struct suite_args sa = {
+        .threads = 1, .Tmin = 256, .Tmax = 16384, .ds = {32, 64, 128}, .nd = 3, .budget = 0.3};
+    const struct la_option suite_opts[] = {
+        {.name = "suite", .kind = LA_OPTK_FLAG, .flags = LA_OPT_HIDDEN, .target = &sa.suite},
+        LA_OPT_CALLBACK("d", 0, set_ds, &sa, "LIST",
+                        "head dimensions, comma-separated (default 32,64,128)"),
+        LA_OPT_INT("Tmin", 0, &sa.Tmin, "N", 1, 1 << 24, "the first T (default 256)"),
+        LA_OPT_INT("Tmax", 0, &sa.Tmax, "N", 1, 1 << 24,
+                   "the last T: T doubles from Tmin up to Tmax (default 16384)"),
+        LA_OPT_INT("threads", 0, &sa.threads, "N", 1, 1024,
+                   "threads of the table; the threads section compares 1 with N (default 1; "
+                   "there: 2)"),
+        LA_OPT_REAL("budget", 0, &sa.budget, "SECONDS", 0.0, 3600.0,
+                    "time budget of each row's repeats (default 0.3 s)"),
+        LA_OPT_FLAG("tsv", 0, &sa.tsv, "TSV, for scripts"),
+        LA_OPT_END,
+    };
+    struct la_command one = {
+        .prog = "linattn bench",
+        .intro = "One measurement: the kernel's time (median of repeats calibrated to --budget), "
+                 "GFLOP/s from its nominal flops, efficiency against the fp32 peak of the cores "
+                 "(FMA chains in registers on the kernels' SIMD path) and against a 1024^3 SGEMM, "
+                 "both timed in the same run at the same threads, the feature map's own time, "
+                 "softmax_flash at the same shape for the speedup, and the output error against "
+                 "exact softmax in double (relative Frobenius, on up to --ref-rows query rows).",
+        .opts = one_opts,
+    };
+    struct la_command suite = {
+        .prog = "linattn bench",
+        .args = "--suite",
+        .intro = "--suite: the `make bench` table (kernels x T x d at 1 thread, efficiency "
+                 "against the fp32 peak and against SGEMM), then 1 against 2 (or --threads) "
+                 "threads for one and two heads, each row timed in rotation with a register-only "
+                 "FMA loop whose speedup is printed beside it (`control`) and with the round trip "
+                 "of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3).",
+        .opts = suite_opts,
+    };
+    const struct la_command *forms[] = {&one, &suite, NULL};
+    one.forms = suite.forms = forms;
+    /* --suite picks the form (and its table) before anything is parsed. */
+    int want_suite = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        want_suite |= !strcmp(argv[i], "--suite");
+    int nargs;
+    const int prc = la_opt_parse(want_suite ? &suite : &one, argc, argv, &nargs);
+    if (prc != LA_OPT_GO)
+        return prc;
+    if (want_suite)
+        return la_bench_suite(sa.ds, sa.nd, sa.Tmin, sa.Tmax, sa.threads, sa.budget, sa.tsv);
+    c.seed = (uint64_t)seed;
+    c.source = data == 1 ? LA_DATA_SPHERE : LA_DATA_GAUSSIAN;
     if (!c.dv)
         c.dv = c.d;
     if (c.norm == 0.0)

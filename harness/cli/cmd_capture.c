@@ -1,5 +1,5 @@
-/* cmd_capture.c — `linattn capture`: runs a small trained Llama-2 (llama.c) from BOS and writes the
- * attention inputs it saw, Q, K, V and each head's attention output, to HDF5 for the experiment
+/* cmd_capture.c — `linattn capture`: runs a small trained Llama-2 (llama.c) from BOS and writes
+ * the attention inputs it saw, Q, K, V and each head's attention output, to HDF5 for the experiment
  * engine's `h5` data source.  The file layout is documented in docs/data-layout.md.
  *
  * Not here: the model itself (llama.c), reading the file back (the engine's data source).
@@ -25,8 +25,11 @@
 #include "../core/timing.h"
 #include "../model/llama.h"
 #include "commands.h"
+#include "options.h"
 
 #define DEFAULT_STEPS 256
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x) /* STRINGIFY(DEFAULT_STEPS): "256", for the help */
 
 /* ---- HDF5 writer ------------------------------------------------------------------------ */
 
@@ -158,53 +161,6 @@ int la_capture_write_h5(const struct la_capture *c, const struct la_capture_meta
 
 /* ---- command line ----------------------------------------------------------------------- */
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: linattn capture CHECKPOINT.bin [--tokenizer TOK.bin] [--steps N]\n"
-            "                       [--seed S [--temperature X] | --greedy] -o OUT.h5\n"
-            "\n"
-            "Runs a Llama-2 checkpoint (llama2.c legacy v0 format, e.g. stories260K.bin) from the\n"
-            "BOS token and writes the attention inputs it computed, per layer and query head,\n"
-            "to HDF5: /Q and /K (after RoPE), /V, /attn_out (L, H, T, head_size) and /tokens (T),\n"
-            "with the decoded text and provenance as attributes (docs/data-layout.md).\n"
-            "\n"
-            "  --tokenizer PATH   tokenizer file (default: tok512.bin beside the checkpoint)\n"
-            "  --steps N          positions to capture, 1..seq_len (default %d or seq_len if\n"
-            "                     smaller); fewer if the model starts a new story (emits BOS)\n"
-            "  --greedy           next token = argmax of the logits (the default without --seed)\n"
-            "  --seed S           sample from softmax(logits / temperature) with GSL's mt19937\n"
-            "                     seeded by S (0..4294967295: mt19937 uses a 32-bit seed)\n"
-            "  --temperature X    sampling temperature > 0 (default 1.0; needs --seed)\n"
-            "  --through-bos      when the model starts a new story (emits BOS), feed BOS and\n"
-            "                     go on, so that exactly N positions are captured\n"
-            "  -o, --output PATH  output HDF5 file (required; missing directories are created);\n"
-            "                     written to a temporary name and renamed when complete\n"
-            "  -h, --help         this text\n"
-            "\n"
-            "Exit status: 0 ok, 2 bad arguments or a malformed checkpoint/tokenizer, 1 other.\n",
-            DEFAULT_STEPS);
-}
-
-static const char *const option_names[] = {
-    "--tokenizer",   "--steps",  "--seed", "--greedy", "--temperature",
-    "--through-bos", "--output", "-o",     "--help",   NULL};
-#define N_OPTIONS (sizeof option_names / sizeof option_names[0] - 1)
-
-static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "linattn capture: %s must be an integer in %lld..%lld, got '%s'\n", opt, lo,
-                hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Creates the missing directories above path (mkdir -p of its dirname). */
 static int make_parents(const char *path, struct la_error *err)
 {
@@ -234,94 +190,60 @@ int cmd_capture(int argc, char **argv)
 {
     const char *ckpt = NULL, *tok_path = NULL, *out_path = NULL;
     long long steps = -1, seed = -1;
-    int greedy_flag = 0, have_temp = 0, through_bos = 0;
-    double temperature = 1.0;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        }
-        if (a[0] != '-' || !strcmp(a, "-")) {
-            if (ckpt) {
-                fprintf(stderr, "linattn capture: one checkpoint expected, got '%s' and '%s'\n",
-                        ckpt, a);
-                return 2;
-            }
-            ckpt = a;
-            continue;
-        }
-        /* --name=value is the same as --name value. */
-        char name[64];
-        const char *val = NULL;
-        const char *eq = strchr(a, '=');
-        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        if (nlen >= sizeof name)
-            nlen = sizeof name - 1;
-        memcpy(name, a, nlen);
-        name[nlen] = '\0';
-        if (!strcmp(name, "--greedy") || !strcmp(name, "--through-bos")) {
-            if (eq) {
-                fprintf(stderr, "linattn capture: %s takes no value\n", name);
-                return 2;
-            }
-            if (name[2] == 'g')
-                greedy_flag = 1;
-            else
-                through_bos = 1;
-            continue;
-        }
-        int known = 0;
-        for (size_t k = 0; option_names[k]; k++)
-            known |= !strcmp(name, option_names[k]);
-        if (!known) {
-            char msg[384];
-            fprintf(stderr, "linattn capture: unknown option '%s'%s\n", name,
-                    la_choices_msg(msg, sizeof msg, name, option_names, N_OPTIONS,
-                                   "valid options"));
-            return 2;
-        }
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else {
-            fprintf(stderr, "linattn capture: %s needs a value\n", name);
-            return 2;
-        }
-        if (!strcmp(name, "--tokenizer"))
-            tok_path = val;
-        else if (!strcmp(name, "-o") || !strcmp(name, "--output"))
-            out_path = val;
-        else if (!strcmp(name, "--steps")) {
-            if (parse_int("--steps", val, 1, INT_MAX, &steps))
-                return 2;
-        } else if (!strcmp(name, "--seed")) {
-            if (parse_int("--seed", val, 0, 4294967295ll, &seed))
-                return 2;
-        } else if (!strcmp(name, "--temperature")) {
-            char *end;
-            errno = 0;
-            temperature = strtod(val, &end);
-            if (errno || end == val || *end || !(temperature > 0.0) || !isfinite(temperature)) {
-                fprintf(stderr,
-                        "linattn capture: --temperature must be a number > 0, got '%s' (use "
-                        "--greedy for argmax decoding)\n",
-                        val);
-                return 2;
-            }
-            have_temp = 1;
-        }
+    int greedy_flag = 0, through_bos = 0;
+    double temperature = NAN; /* NaN: not given, 1.0 */
+    const struct la_option options[] = {
+        LA_OPT_STRING("tokenizer", 0, &tok_path, "PATH",
+                      "tokenizer file (default: tok512.bin beside the checkpoint)"),
+        LA_OPT_INT64("steps", 0, &steps, "N", 1, INT_MAX,
+                     "positions to capture, 1..seq_len (default " STRINGIFY(DEFAULT_STEPS)
+                     " or seq_len if smaller); fewer if the model starts a new story (emits BOS)"),
+        LA_OPT_FLAG("greedy", 0, &greedy_flag,
+                    "next token = argmax of the logits (the default without --seed)"),
+        LA_OPT_INT64("seed", 0, &seed, "S", 0, 4294967295LL,
+                     "sample from softmax(logits / temperature) with GSL's mt19937 seeded by S "
+                     "(0..4294967295: mt19937 uses a 32-bit seed)"),
+        {.name = "temperature", .kind = LA_OPTK_REAL, .flags = LA_OPT_ABOVE_MIN,
+         .target = &temperature, .argname = "X", .min = 0.0, .max = HUGE_VAL,
+         .help = "sampling temperature > 0 (default 1.0; needs --seed; --greedy for argmax "
+                 "decoding)"},
+        LA_OPT_FLAG("through-bos", 0, &through_bos,
+                    "when the model starts a new story (emits BOS), feed BOS and go on, so that "
+                    "exactly N positions are captured"),
+        {.name = "output", .short_name = 'o', .kind = LA_OPTK_STRING, .flags = LA_OPT_REQUIRED,
+         .target = &out_path, .argname = "OUT.h5",
+         .help = "output HDF5 file (required; missing directories are created); written to a "
+                 "temporary name and renamed when complete"},
+        LA_OPT_END,
+    };
+    const struct la_command cmd = {
+        .prog = "linattn capture",
+        .args = "CHECKPOINT.bin",
+        .intro = "Runs a Llama-2 checkpoint (llama2.c legacy v0 format, e.g. stories260K.bin) "
+                 "from the BOS token and writes the attention inputs it computed, per layer and "
+                 "query head, to HDF5: /Q and /K (after RoPE), /V, /attn_out (L, H, T, "
+                 "head_size) and /tokens (T), with the decoded text and provenance as attributes "
+                 "(docs/data-layout.md).",
+        .opts = options,
+        .outro = "Exit status: 0 ok, 2 bad arguments or a malformed checkpoint/tokenizer, 1 other.",
+    };
+    int nargs;
+    const int prc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (prc != LA_OPT_GO)
+        return prc;
+    if (nargs > 1) {
+        fprintf(stderr, "linattn capture: one checkpoint expected, got '%s' and '%s'\n", argv[0],
+                argv[1]);
+        return 2;
     }
-    if (!ckpt) {
+    if (nargs == 0) {
         fprintf(stderr, "linattn capture: no checkpoint given (linattn capture --help)\n");
         return 2;
     }
-    if (!out_path) {
-        fprintf(stderr, "linattn capture: no output file given: add -o OUT.h5\n");
-        return 2;
-    }
+    ckpt = argv[0];
+    const int have_temp = !isnan(temperature);
+    if (!have_temp)
+        temperature = 1.0;
     if (greedy_flag && seed >= 0) {
         fprintf(stderr, "linattn capture: --greedy and --seed exclude each other\n");
         return 2;

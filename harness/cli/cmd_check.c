@@ -3,41 +3,33 @@
  * tests/test_kernels.c checks the same comparisons case by case.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "../../kernels/simd.h"
 #include "../../kernels/vmath.h"
 #include "check.h"
 #include "commands.h"
-
-static const char check_help[] =
-    "usage: linattn check [--threads N]\n"
-    "Runs every fast kernel against its double reference on odd shapes (T = 1, chunk-1, chunk,\n"
-    "chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, several heads, causal and\n"
-    "not) and prints a PASS/FAIL table.  Exit code 1 when any case fails.\n";
+#include "options.h"
 
 int cmd_check(int argc, char **argv)
 {
     int threads = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(check_help, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            char *end;
-            long t = strtol(argv[++i], &end, 10);
-            if (*end || t < 1 || t > 1024) {
-                fprintf(stderr, "linattn check: --threads must be an integer in 1..1024, got '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-            threads = (int)t;
-        } else {
-            fprintf(stderr, "linattn check: unknown option '%s'\n%s", argv[i], check_help);
-            return 2;
-        }
-    }
+    const struct la_option opts[] = {
+        LA_OPT_INT("threads", 0, &threads, "N", 1, 1024,
+                   "at least N threads in every case (default: each case's own, 1 to 3)"),
+        LA_OPT_END,
+    };
+    const struct la_command cmd = {
+        .prog = "linattn check",
+        .intro = "Runs every fast kernel against its double reference on odd shapes (T = 1, "
+                 "chunk-1, chunk, chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, "
+                 "several heads, causal and not) and prints a PASS/FAIL table.  Exit code 1 when "
+                 "any case fails.",
+        .opts = opts,
+    };
+    int nargs;
+    const int prc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (prc != LA_OPT_GO)
+        return prc;
     static const struct la_check_case shapes[] = {
         /* T, dk, dv, heads, causal, chunk, threads, scale */
         {1, 16, 16, 1, 0, 0, 1, 1.0},    {63, 16, 16, 1, 0, 0, 1, 1.0},

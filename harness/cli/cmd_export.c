@@ -25,6 +25,7 @@
 #include "../core/status.h"
 #include "../store/results.h"
 #include "commands.h"
+#include "options.h"
 
 /* ---- columns -------------------------------------------------------------------------- */
 
@@ -283,29 +284,6 @@ static void warn_unmatched(const char *file, const struct filter *f, const struc
 
 /* ---- export --------------------------------------------------------------------------- */
 
-static const char export_help[] =
-    "usage: linattn export FILE.h5 [--where COL OP VALUE]... [--columns a,b,c]\n"
-    "                      [--status ok|failed|interrupted|all] [--exact]\n"
-    "\n"
-    "Prints the rows of a results file as TSV on stdout: a header line of column names, then\n"
-    "one line per row (doubles with 9 significant digits, NaN as 'nan').\n"
-    "\n"
-    "  --where COL OP VALUE  keep rows where the column compares true; OP is one of\n"
-    "                        = == != < <= > >=; numeric columns compare as numbers (integers\n"
-    "                        exactly), string columns as strings; causal takes true/false\n"
-    "                        (or yes/no, 1/0); repeat to AND several, e.g.\n"
-    "                        --where map=prf --where 'T>=1024' --where causal=true\n"
-    "                        COL=VALUE that no row has: a warning on stderr listing the\n"
-    "                        values COL has (the header is still printed, exit 0)\n"
-    "  --columns a,b,c       print only these columns, in this order (default: all)\n"
-    "  --status S            ok, failed, interrupted or all (default: all)\n"
-    "  --exact               doubles with 17 significant digits (%.17g: read back, they\n"
-    "                        give the stored double bit for bit)\n"
-    "  --help                this text\n"
-    "\n"
-    "Column names are the fields of struct la_row (harness/experiment/cell.h); results/README.md\n"
-    "describes each.  Example: linattn export results/x.h5 --columns map,T,time_median_s\n";
-
 static int export_usage_error(const char *fmt, const char *arg)
 {
     fputs("linattn export: ", stderr);
@@ -314,80 +292,79 @@ static int export_usage_error(const char *fmt, const char *arg)
     return 2;
 }
 
-/* The value of option `name` at argv[*i]: "--name=V" or "--name V". */
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
+/* The --where filters so far (room for one per argument). */
+struct filters {
+    struct filter *f;
+    size_t n;
+};
+
+/* --where EXPR: one more filter; parse_where prints its own error. */
+static int add_where(const struct la_option *opt, const char *value, char *msg, size_t cap)
 {
-    size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len))
-        return NULL;
-    if (argv[*i][len] == '=')
-        return argv[*i] + len + 1;
-    if (argv[*i][len] == '\0' && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
+    struct filters *fs = opt->target;
+    if (parse_where(value, &fs->f[fs->n]))
+        return 1;
+    fs->n++;
+    return 0;
 }
 
 int cmd_export(int argc, char **argv)
 {
-    const char *file = NULL, *columns_arg = NULL, *status_arg = "all";
-    int exact = 0;
-    struct filter *filters = calloc((size_t)argc + 1, sizeof *filters);
+    const char *file = NULL, *columns_arg = NULL;
+    int exact = 0, status_choice = 3;
+    static const char *const statuses[] = {"ok", "failed", "interrupted", "all", NULL};
+    static const int status_of[] = {LA_ROW_OK, LA_ROW_FAILED, LA_ROW_INTERRUPTED, -1};
+    struct filters fs = {calloc((size_t)argc + 1, sizeof *fs.f), 0};
+    struct filter *filters = fs.f;
     const struct la_column **sel = NULL;
     struct la_row *rows = NULL;
     int code = 2;
-    size_t nf = 0;
     if (!filters) {
         fprintf(stderr, "linattn export: out of memory\n");
         return 1;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(export_help, stdout);
-            code = 0;
-            goto done;
-        } else if (!strcmp(a, "--exact")) {
-            exact = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--where"))) {
-            if ((code = parse_where(v, &filters[nf])))
-                goto done;
-            nf++;
-            code = 2;
-        } else if ((v = opt_value(argc, argv, &i, "--columns"))) {
-            columns_arg = v;
-        } else if ((v = opt_value(argc, argv, &i, "--status"))) {
-            status_arg = v;
-        } else if (!strcmp(a, "--where") || !strcmp(a, "--columns") || !strcmp(a, "--status")) {
-            code = export_usage_error("%s needs a value", a);
-            goto done;
-        } else if (a[0] == '-' && a[1]) {
-            code = export_usage_error("unknown option '%s'", a);
-            goto done;
-        } else if (file) {
-            code = export_usage_error("one results file at a time (got also '%s')", a);
-            goto done;
-        } else {
-            file = a;
-        }
+    const struct la_option opts[] = {
+        LA_OPT_CALLBACK("where", 0, add_where, &fs, "EXPR",
+                        "keep the rows where EXPR holds: COL OP VALUE, OP one of = == != < <= > "
+                        ">=; numeric columns compare as numbers (integers exactly), string "
+                        "columns as strings; causal takes true/false (or yes/no, 1/0); repeat to "
+                        "AND several, e.g.\n--where map=prf --where 'T>=1024' --where "
+                        "causal=true\nCOL=VALUE that no row has: a warning on stderr listing the "
+                        "values COL has (the header is still printed, exit 0)"),
+        LA_OPT_STRING("columns", 0, &columns_arg, "a,b,c",
+                      "print only these columns, in this order (default: all)"),
+        LA_OPT_CHOICE("status", 0, &status_choice, statuses, "the rows to print (default: all)"),
+        LA_OPT_FLAG("exact", 0, &exact,
+                    "doubles with 17 significant digits (%.17g: read back, they give the stored "
+                    "double bit for bit)"),
+        LA_OPT_END,
+    };
+    const struct la_command cmd = {
+        .prog = "linattn export",
+        .args = "FILE.h5",
+        .intro = "Prints the rows of a results file as TSV on stdout: a header line of column "
+                 "names, then one line per row (doubles with 9 significant digits, NaN as 'nan').",
+        .opts = opts,
+        .outro = "Column names are the fields of struct la_row (harness/experiment/cell.h); "
+                 "results/README.md describes each.  Example: linattn export results/x.h5 "
+                 "--columns map,T,time_median_s",
+    };
+    int nargs;
+    code = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (code != LA_OPT_GO)
+        goto done;
+    code = 2;
+    const size_t nf = fs.n;
+    if (nargs > 1) {
+        code = export_usage_error("one results file at a time (got also '%s')", argv[1]);
+        goto done;
     }
-    if (!file) {
+    if (nargs == 0) {
         code = export_usage_error("%s", "no results file given");
         goto done;
     }
-    int want_status; /* -1: all */
-    if (!strcmp(status_arg, "all"))
-        want_status = -1;
-    else if (!strcmp(status_arg, "ok"))
-        want_status = LA_ROW_OK;
-    else if (!strcmp(status_arg, "failed"))
-        want_status = LA_ROW_FAILED;
-    else if (!strcmp(status_arg, "interrupted"))
-        want_status = LA_ROW_INTERRUPTED;
-    else {
-        code = export_usage_error("--status must be ok, failed, interrupted or all, not '%s'",
-                                  status_arg);
-        goto done;
-    }
+    file = argv[0];
+    const int want_status = status_of[status_choice]; /* -1: all */
 
     /* The selected columns, checked before the file is read. */
     size_t ncols, nsel = 0;

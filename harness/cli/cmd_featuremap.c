@@ -9,7 +9,6 @@
  * Not here: training learned weights (done elsewhere, e.g. Hedgehog distillation in Python).
  * Tests: tests/test_featuremaps.c (round trip through the CLI, exit codes of bad files).
  */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,69 +22,24 @@
 #include "../../featuremaps/featuremap.h"
 #include "../core/status.h"
 #include "commands.h"
+#include "options.h"
 
 static const char *const activations[] = {"exp_pair", "softmax_pair", "relu", NULL};
 static const char *const inits[] = {"identity", "random", NULL};
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: linattn featuremap init-learned -o FILE --d D [--m M]\n"
-            "                  [--activation exp_pair|softmax_pair|relu] [--init identity|random]\n"
-            "                  [--seed S]\n"
-            "       linattn featuremap info MAP [--d D] [--m M] [--draw iid|orthogonal]\n"
-            "                  [--norm-fixed] [--A A] [--A-auto] [--eps E] [--weights FILE]\n"
-            "                  [--seed S]\n"
-            "\n"
-            "init-learned  writes weights for the `learned` map: /W float32 (M, D) (identity:\n"
-            "              W = I padded or truncated to M x D; random: N(0, 1/D) from --seed),\n"
-            "              /b float32 (M) zeros, root attribute activation (default exp_pair).\n"
-            "              M defaults to D.  Layout: featuremaps/README.md.\n"
-            "info          builds MAP (default d = 16) and prints its output dimension and the\n"
-            "              relative RMS error of phi(q).phi(k) against its kernel on 64 seeded\n"
-            "              pairs (unstabilised features).\n"
-            "              Exit 2 on a bad map, parameter or weights file; exit 1 when the\n"
-            "              check cannot be measured (non-finite values, kernel 0 on every pair).\n");
-}
+/* The options of the two actions, as parsed. */
+struct init_args {
+    const char *out;
+    int d, m, activation, init; /* activation, init: indices into activations[], inits[] */
+    long long seed;
+};
 
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s ? s : "", &end, 10);
-    if (!s || !*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "linattn featuremap: %s needs an integer in [%ld, %ld], got '%s'\n", flag,
-                lo, hi, s ? s : "");
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int parse_double(const char *flag, const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s ? s : "", &end);
-    if (!s || !*s || *end || errno || !isfinite(v)) {
-        fprintf(stderr, "linattn featuremap: %s needs a finite number, got '%s'\n", flag,
-                s ? s : "");
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int choice(const char *flag, const char *s, const char *const *names)
-{
-    for (size_t i = 0; names[i]; i++)
-        if (s && !strcmp(s, names[i]))
-            return (int)i;
-    char msg[384];
-    fprintf(stderr, "linattn featuremap: %s '%s' is unknown%s\n", flag, s ? s : "",
-            la_choices_msg(msg, sizeof msg, s, names, SIZE_MAX, "valid"));
-    return -1;
-}
+struct info_args {
+    const char *name; /* the map */
+    struct fm_params p;
+    int d, m;
+    long long seed;
+};
 
 /* Writes the learned-weights file; returns LA_OK or LA_EIO/LA_ENOMEM with err filled. */
 static int write_learned(const char *path, const float *W, const float *b, int m, int d,
@@ -155,53 +109,10 @@ done:
     return st;
 }
 
-static int action_init_learned(int argc, char **argv)
+static int action_init_learned(const struct init_args *args)
 {
-    const char *out = NULL, *act = "exp_pair", *init = "identity";
-    long d = 0, m = 0, seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        int takes = !strcmp(a, "-o") || !strcmp(a, "--d") || !strcmp(a, "--m") ||
-                    !strcmp(a, "--activation") || !strcmp(a, "--init") || !strcmp(a, "--seed");
-        if (!takes) {
-            fprintf(stderr,
-                    "linattn featuremap init-learned: unknown option '%s' "
-                    "(linattn featuremap --help)\n",
-                    a);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "linattn featuremap init-learned: %s needs a value\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "-o"))
-            out = v;
-        else if (!strcmp(a, "--d") && !parse_long(a, v, 1, 65536, &d))
-            return 2;
-        else if (!strcmp(a, "--m") && !parse_long(a, v, 1, 1L << 20, &m))
-            return 2;
-        else if (!strcmp(a, "--seed") && !parse_long(a, v, 0, LONG_MAX, &seed))
-            return 2;
-        else if (!strcmp(a, "--activation")) {
-            if (choice(a, v, activations) < 0)
-                return 2;
-            act = v;
-        } else if (!strcmp(a, "--init")) {
-            if (choice(a, v, inits) < 0)
-                return 2;
-            init = v;
-        }
-    }
-    if (!out || !d) {
-        fprintf(stderr, "linattn featuremap init-learned: -o FILE and --d D are required "
-                        "(linattn featuremap --help)\n");
-        return 2;
-    }
+    const char *out = args->out, *act = activations[args->activation], *init = inits[args->init];
+    long d = args->d, m = args->m, seed = (long)args->seed;
     if (!m)
         m = d;
     if ((size_t)m * (size_t)d > ((size_t)1 << 28)) {
@@ -327,74 +238,11 @@ done:
     return st;
 }
 
-static int action_info(int argc, char **argv)
+static int action_info(const struct info_args *args)
 {
-    const char *name = NULL;
-    struct fm_params p;
-    featuremap_params_default(&p, 16);
-    long d = 16, m = 0, seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (a[0] != '-') {
-            if (name) {
-                fprintf(stderr, "linattn featuremap info: one map only ('%s', then '%s')\n", name,
-                        a);
-                return 2;
-            }
-            name = a;
-            continue;
-        }
-        if (!strcmp(a, "--norm-fixed")) {
-            p.norm_fixed = 1;
-            continue;
-        }
-        if (!strcmp(a, "--A-auto")) {
-            p.A_auto = 1;
-            continue;
-        }
-        int takes = !strcmp(a, "--d") || !strcmp(a, "--m") || !strcmp(a, "--draw") ||
-                    !strcmp(a, "--A") || !strcmp(a, "--eps") || !strcmp(a, "--weights") ||
-                    !strcmp(a, "--seed");
-        if (!takes) {
-            fprintf(stderr,
-                    "linattn featuremap info: unknown option '%s' "
-                    "(linattn featuremap --help)\n",
-                    a);
-            return 2;
-        }
-        if (!v) {
-            fprintf(stderr, "linattn featuremap info: %s needs a value\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--d") && !parse_long(a, v, 1, 65536, &d))
-            return 2;
-        else if (!strcmp(a, "--m") && !parse_long(a, v, 1, 1L << 24, &m))
-            return 2;
-        else if (!strcmp(a, "--seed") && !parse_long(a, v, 0, LONG_MAX, &seed))
-            return 2;
-        else if (!strcmp(a, "--A") && !parse_double(a, v, &p.A))
-            return 2;
-        else if (!strcmp(a, "--eps") && !parse_double(a, v, &p.eps))
-            return 2;
-        else if (!strcmp(a, "--weights"))
-            p.weights = v;
-        else if (!strcmp(a, "--draw")) {
-            static const char *const draws[] = {"iid", "orthogonal", NULL};
-            int c = choice(a, v, draws);
-            if (c < 0)
-                return 2;
-            p.draw = c;
-        }
-    }
-    if (!name) {
-        fprintf(stderr, "linattn featuremap info: which map? (linattn list shows them)\n");
-        return 2;
-    }
+    const char *name = args->name;
+    struct fm_params p = args->p;
+    long d = args->d, m = args->m, seed = (long)args->seed;
     p.d = (int)d;
     p.m = (int)m;
     p.seed = (unsigned long)seed;
@@ -438,19 +286,90 @@ static int action_info(int argc, char **argv)
 
 int cmd_featuremap(int argc, char **argv)
 {
+    static const char *const draws[] = {"iid", "orthogonal", NULL}; /* enum fm_draw */
+    struct init_args ia = {.seed = 1};
+    struct info_args fa = {.d = 16, .seed = 1};
+    featuremap_params_default(&fa.p, 16);
+    const struct la_option init_opts[] = {
+        {.short_name = 'o', .kind = LA_OPTK_STRING, .flags = LA_OPT_REQUIRED, .target = &ia.out,
+         .argname = "FILE", .help = "the weights file to write (its directory must exist)"},
+        {.name = "d", .kind = LA_OPTK_INT, .flags = LA_OPT_REQUIRED, .target = &ia.d,
+         .argname = "D", .imin = 1, .imax = 65536, .help = "input dimension (the head's d)"},
+        LA_OPT_INT("m", 0, &ia.m, "M", 1, 1 << 20, "output dimension (default: D)"),
+        LA_OPT_CHOICE("activation", 0, &ia.activation, activations,
+                      "the activation recorded in the file (default exp_pair)"),
+        LA_OPT_CHOICE("init", 0, &ia.init, inits,
+                      "identity: W = I padded or truncated to M x D; random: N(0, 1/D) from "
+                      "--seed (default identity)"),
+        LA_OPT_INT64("seed", 0, &ia.seed, "S", 0, LONG_MAX, "seed of the random init (default 1)"),
+        LA_OPT_END,
+    };
+    const struct la_option info_opts[] = {
+        LA_OPT_INT("d", 0, &fa.d, "D", 1, 65536, "input dimension (default 16)"),
+        LA_OPT_INT("m", 0, &fa.m, "M", 1, 1 << 24, "output dimension (default: the map's own)"),
+        LA_OPT_CHOICE("draw", 0, &fa.p.draw, draws, "random maps: how W is drawn (default iid)"),
+        LA_OPT_FLAG("norm-fixed", 0, &fa.p.norm_fixed,
+                    "orthogonal draws: row norms fixed at sqrt(d) instead of chi(d) draws"),
+        LA_OPT_REAL("A", 0, &fa.p.A, "A", -HUGE_VAL, HUGE_VAL,
+                    "gerf: the parameter A, 1 - 4A > 0 (default 0)"),
+        LA_OPT_FLAG("A-auto", 0, &fa.p.A_auto, "gerf: choose A from the data"),
+        LA_OPT_REAL("eps", 0, &fa.p.eps, "E", -HUGE_VAL, HUGE_VAL,
+                    "relu: the constant added to max(x, 0) (default 1e-3)"),
+        LA_OPT_STRING("weights", 0, &fa.p.weights, "FILE", "learned: the weights file"),
+        LA_OPT_INT64("seed", 0, &fa.seed, "S", 0, LONG_MAX,
+                     "seed of the map's draws and of the test pairs (default 1)"),
+        LA_OPT_END,
+    };
+    struct la_command init_cmd = {
+        .prog = "linattn featuremap init-learned",
+        .intro = "init-learned writes weights for the `learned` map: /W float32 (M, D), /b "
+                 "float32 (M) zeros, root attributes activation, init and seed.  Layout: "
+                 "featuremaps/README.md.",
+        .opts = init_opts,
+    };
+    struct la_command info_cmd = {
+        .prog = "linattn featuremap info",
+        .args = "MAP",
+        .intro = "info builds MAP (with the checks an experiment runs) and prints its output "
+                 "dimension and the relative RMS error of phi(q).phi(k) against its kernel on 64 "
+                 "seeded pairs (unstabilised features).  Exit 2 on a bad map, parameter or "
+                 "weights file; exit 1 when the check cannot be measured (non-finite values, "
+                 "kernel 0 on every pair).",
+        .opts = info_opts,
+    };
+    const struct la_option no_opts[] = {LA_OPT_END};
+    const struct la_command *forms[] = {&init_cmd, &info_cmd, NULL};
+    const struct la_command top = {.prog = "linattn featuremap", .opts = no_opts, .forms = forms};
+    init_cmd.forms = info_cmd.forms = forms;
+    int nargs;
     if (argc < 2) {
         fprintf(stderr, "linattn featuremap: which action? init-learned or info "
                         "(linattn featuremap --help)\n");
         return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(stdout);
-        return 0;
+    if (argv[1][0] == '-') /* --help, or a mistake the parser names */
+        return la_opt_parse(&top, argc, argv, &nargs);
+    if (!strcmp(argv[1], "init-learned")) {
+        const int rc = la_opt_parse(&init_cmd, argc - 1, argv + 1, &nargs);
+        return rc != LA_OPT_GO ? rc : action_init_learned(&ia);
     }
-    if (!strcmp(argv[1], "init-learned"))
-        return action_init_learned(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "info"))
-        return action_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info")) {
+        char **maps = argv + 1; /* the parser leaves the positionals there */
+        const int rc = la_opt_parse(&info_cmd, argc - 1, maps, &nargs);
+        if (rc != LA_OPT_GO)
+            return rc;
+        if (nargs == 0) {
+            fprintf(stderr, "linattn featuremap info: which map? (linattn list shows them)\n");
+            return 2;
+        }
+        if (nargs > 1) {
+            fprintf(stderr, "linattn featuremap info: one map only ('%s', then '%s')\n", maps[0],
+                    maps[1]);
+            return 2;
+        }
+        fa.name = maps[0];
+        return action_info(&fa);
+    }
     static const char *const subs[] = {"init-learned", "info", NULL};
     char msg[128];
     fprintf(stderr, "linattn featuremap: unknown action '%s'%s\n", argv[1],

@@ -15,38 +15,34 @@
 #include "../figures/crossover.h"
 #include "../store/results.h"
 #include "commands.h"
-
-static const char info_help[] =
-    "usage: linattn info FILE.h5\n"
-    "\n"
-    "Describes a results file: its provenance (every root attribute: tool version, git\n"
-    "commit, host, CPU, BLAS, compiler, flags, threads, seed, ...), the experiment text it\n"
-    "was run from, the number of rows (ok and failed) and every failure with its message.\n"
-    "For the rows themselves: linattn export FILE.h5 (TSV).\n";
+#include "options.h"
 
 int cmd_info(int argc, char **argv)
 {
-    const char *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(info_help, stdout);
-            return 0;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "linattn info: unknown option '%s' (linattn info --help)\n", argv[i]);
-            return 2;
-        }
-        if (file) {
-            fprintf(stderr, "linattn info: one results file at a time (got also '%s')\n",
-                    argv[i]);
-            return 2;
-        }
-        file = argv[i];
+    const struct la_option opts[] = {LA_OPT_END};
+    const struct la_command cmd = {
+        .prog = "linattn info",
+        .args = "FILE.h5",
+        .intro = "Describes a results file: its provenance (every root attribute: tool version, "
+                 "git commit, host, CPU, BLAS, compiler, flags, threads, seed, ...), the "
+                 "experiment text it was run from, the number of rows (ok and failed) and every "
+                 "failure with its message.\nFor the rows themselves: linattn export FILE.h5 "
+                 "(TSV).",
+        .opts = opts,
+    };
+    int nargs;
+    const int prc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (prc != LA_OPT_GO)
+        return prc;
+    if (nargs > 1) {
+        fprintf(stderr, "linattn info: one results file at a time (got also '%s')\n", argv[1]);
+        return 2;
     }
-    if (!file) {
+    if (nargs == 0) {
         fprintf(stderr, "linattn info: no results file given (linattn info --help)\n");
         return 2;
     }
+    const char *file = argv[0];
 
     struct la_error err;
     la_error_clear(&err);

@@ -3,23 +3,25 @@
  * they read).  Reads the two registries only.  Tests: tests/cli_errors.sh.
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "commands.h"
+#include "options.h"
 
 int cmd_list(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        puts("usage: linattn list\nLists the attention kernels and the feature maps with a "
-             "one-line summary each (maps also list the parameters they read).");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "linattn list: unexpected argument '%s'\n", argv[1]);
-        return 2;
-    }
+    const struct la_option opts[] = {LA_OPT_END};
+    const struct la_command cmd = {
+        .prog = "linattn list",
+        .intro = "Lists the attention kernels and the feature maps with a one-line summary each "
+                 "(maps also list the parameters they read).",
+        .opts = opts,
+    };
+    int nargs;
+    const int rc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (rc != LA_OPT_GO)
+        return rc;
     printf("kernels:\n");
     for (size_t i = 0; attn_kernels[i].name; i++)
         printf("  %-24s %s%s\n", attn_kernels[i].name, attn_kernels[i].summary,

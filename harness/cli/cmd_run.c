@@ -50,35 +50,7 @@
 #include "../experiment/experiment.h"
 #include "../store/results.h"
 #include "commands.h"
-
-static const char run_help[] =
-    "usage: linattn run FILE.yaml [-o OUT.h5] [--fresh] [--dry-run] [--threads N] [--quiet]\n"
-    "\n"
-    "Runs every cell of the experiment FILE.yaml (see experiments/README.md) and appends one row\n"
-    "per cell to OUT.h5 (default: the experiment's `output:`, else results/NAME.h5), flushed as\n"
-    "each cell finishes.  Rerunning resumes: cells already done are skipped, failed ones retried.\n"
-    "\n"
-    "  -o, --output OUT.h5  results file\n"
-    "  --fresh              start OUT.h5 over (needed when the experiment changes what its\n"
-    "                       existing cells mean: seed, measure settings, input files)\n"
-    "  --dry-run            print the plan (cells, estimated flops and memory) and what run\n"
-    "                       would do with OUT.h5, and exit (2 where run would refuse it)\n"
-    "  --threads N          run every cell with N threads, whatever the experiment says\n"
-    "  --quiet              no progress line (it is shown only when stderr is a terminal)\n"
-    "  --share-nodes        MPI: let timing cells share a node with other cells (default: a\n"
-    "                       timing cell runs alone on its node)\n"
-    "\n"
-    "Under MPI (a `make MPI=1` build started by mpirun), rank 0 writes the file and hands cells\n"
-    "to all ranks, most expensive first; see README \"Clusters\".\n"
-    "\n"
-    "SIGINT (Ctrl-C) or SIGTERM stops the run within about a second, also inside a long cell:\n"
-    "that cell gets a row with status 2 (interrupted), the message says how many rows are\n"
-    "stored, and rerunning the same command resumes.  A second signal kills at once.\n"
-    "\n"
-    "Exit status: 0 all cells ok; 1 some cells failed (see their rows' message); 2 bad input,\n"
-    "nothing written (also: OUT.h5 is the experiment file or not a results file); 3 the\n"
-    "results file could not be written (disk full): the run stopped, the rows it says are\n"
-    "stored are what a resume finds; 128+N after signal N (130 SIGINT, 143 SIGTERM).\n";
+#include "options.h"
 
 /* The mutable static state, both for the signal handler, which can only talk to the program
  * through such objects: the number of the SIGINT or SIGTERM received, and the semaphore that
@@ -219,54 +191,62 @@ struct run_opts {
     int fresh, dry_run, quiet, threads, share_nodes;
 };
 
+/* Reads the command line into o: LA_OPT_GO, or the exit code (help printed, or an error). */
 static int parse_args(int argc, char **argv, struct run_opts *o)
 {
     memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--fresh")) {
-            o->fresh = 1;
-        } else if (!strcmp(a, "--dry-run") || !strcmp(a, "-n")) {
-            o->dry_run = 1;
-        } else if (!strcmp(a, "--share-nodes")) {
-            o->share_nodes = 1;
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            o->quiet = 1;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "linattn run: %s needs a file name\n", a);
-                return 0;
-            }
-            o->output = argv[++i];
-        } else if (!strncmp(a, "--output=", 9)) {
-            o->output = a + 9;
-        } else if (!strcmp(a, "--threads") || !strncmp(a, "--threads=", 10)) {
-            const char *v = a[9] == '=' ? a + 10 : i + 1 < argc ? argv[++i] : NULL;
-            char *end;
-            errno = 0;
-            long n = v ? strtol(v, &end, 10) : 0;
-            if (!v || errno || end == v || *end || n < 1 || n > 1024) {
-                fprintf(stderr, "linattn run: --threads expects an integer in 1..1024, got '%s'\n",
-                        v ? v : "");
-                return 0;
-            }
-            o->threads = (int)n;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "linattn run: unknown option '%s' (see linattn run --help)\n", a);
-            return 0;
-        } else if (o->yaml) {
-            fprintf(stderr, "linattn run: one experiment file at a time ('%s' and '%s')\n", o->yaml,
-                    a);
-            return 0;
-        } else {
-            o->yaml = a;
-        }
+    const struct la_option opts[] = {
+        LA_OPT_STRING("output", 'o', &o->output, "OUT.h5",
+                      "results file (default: the experiment's `output:`, else results/NAME.h5)"),
+        LA_OPT_FLAG("fresh", 0, &o->fresh,
+                    "start OUT.h5 over (needed when the experiment changes what its existing "
+                    "cells mean: seed, measure settings, input files)"),
+        LA_OPT_FLAG("dry-run", 'n', &o->dry_run,
+                    "print the plan (cells, estimated flops and memory) and what run would do "
+                    "with OUT.h5, and exit (2 where run would refuse it)"),
+        LA_OPT_INT("threads", 0, &o->threads, "N", 1, 1024,
+                   "run every cell with N threads, whatever the experiment says"),
+        LA_OPT_FLAG("quiet", 'q', &o->quiet,
+                    "no progress line (it is shown only when stderr is a terminal)"),
+        LA_OPT_FLAG("share-nodes", 0, &o->share_nodes,
+                    "MPI: let timing cells share a node with other cells (default: a timing cell "
+                    "runs alone on its node)"),
+        LA_OPT_END,
+    };
+    const struct la_command cmd = {
+        .prog = "linattn run",
+        .args = "FILE.yaml",
+        .intro = "Runs every cell of the experiment FILE.yaml (see experiments/README.md) and "
+                 "appends one row per cell to OUT.h5, flushed as each cell finishes.  Rerunning "
+                 "resumes: cells already done are skipped, failed ones retried.",
+        .opts = opts,
+        .outro = "Under MPI (a `make MPI=1` build started by mpirun), rank 0 writes the file and "
+                 "hands cells to all ranks, most expensive first; see README \"Clusters\".\n\n"
+                 "SIGINT (Ctrl-C) or SIGTERM stops the run within about a second, also inside a "
+                 "long cell: that cell gets a row with status 2 (interrupted), the message says "
+                 "how many rows are stored, and rerunning the same command resumes.  A second "
+                 "signal kills at once.\n\n"
+                 "Exit status: 0 all cells ok; 1 some cells failed (see their rows' message); 2 "
+                 "bad input, nothing written (also: OUT.h5 is the experiment file or not a "
+                 "results file); 3 the results file could not be written (disk full): the run "
+                 "stopped, the rows it says are stored are what a resume finds; 128+N after "
+                 "signal N (130 SIGINT, 143 SIGTERM).",
+    };
+    int nargs;
+    const int rc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (rc != LA_OPT_GO)
+        return rc;
+    if (nargs > 1) {
+        fprintf(stderr, "linattn run: one experiment file at a time ('%s' and '%s')\n", argv[0],
+                argv[1]);
+        return 2;
     }
-    if (!o->yaml) {
-        fprintf(stderr, "linattn run: missing experiment file\n%s", run_help);
-        return 0;
+    if (nargs == 0) {
+        fprintf(stderr, "linattn run: missing experiment file (linattn run --help)\n");
+        return 2;
     }
-    return 1;
+    o->yaml = argv[0];
+    return LA_OPT_GO;
 }
 
 /* Keys of OK rows already in an existing results file (read-only), sorted; for --dry-run. */
@@ -386,16 +366,9 @@ static void make_parents(const char *path)
     (void)mkdir(dir, 0777);
 }
 
-static int run_main(int argc, char **argv, int rank, int nranks)
+static int run_main(const struct run_opts *opts, int rank, int nranks)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(run_help, stdout);
-            return 0;
-        }
-    struct run_opts o;
-    if (!parse_args(argc, argv, &o))
-        return 2;
+    const struct run_opts o = *opts;
 
     struct la_error err;
     la_error_clear(&err);
@@ -648,11 +621,11 @@ static int run_main(int argc, char **argv, int rank, int nranks)
 
 int cmd_run(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(run_help, stdout);
-            return 0;
-        }
+    /* Before MPI starts: --help and bad arguments need no MPI. */
+    struct run_opts o;
+    const int prc = parse_args(argc, argv, &o);
+    if (prc != LA_OPT_GO)
+        return prc;
     /* Past a file size limit (ulimit -f) a write fails with EFBIG instead of killing the
      * process, so it is reported like a full disk. */
     (void)signal(SIGXFSZ, SIG_IGN);
@@ -664,7 +637,7 @@ int cmd_run(int argc, char **argv)
     const int nranks = la_mpi_size();
     if (nranks > 1)
         la_mpi_pin();
-    const int rc = run_main(argc, argv, rank, nranks);
+    const int rc = run_main(&o, rank, nranks);
     la_mpi_finalize();
     sem_destroy(&wake);
     if (rc == 3) {

@@ -143,6 +143,16 @@ static int store(const struct la_option *o, const char *label, const char *value
     return -1;
 }
 
+int la_opt_store(const struct la_option *opt, const char *value, char *msg, size_t cap)
+{
+    char label[64];
+    if (opt->name)
+        snprintf(label, sizeof label, "--%.60s", opt->name);
+    else
+        snprintf(label, sizeof label, "-%c", opt->short_name);
+    return store(opt, label, value, msg, cap) ? 1 : 0;
+}
+
 /* "unknown option 'X' (did you mean 'Y'?); valid options: ..." into msg. */
 static void unknown_option(const struct la_option *opts, const char *word, size_t len, char *msg,
                            size_t cap)
@@ -280,13 +290,15 @@ static void append_arg(const struct la_option *o, char *buf, size_t cap, int w)
         w += snprintf(buf + w, cap - (size_t)w, "%c%s", k ? '|' : ' ', o->choices[k]);
 }
 
-/* "-o FILE" or "--name N": an option as the usage line and the required-option message show it
- * (the short form when there is one). */
+/* "-o FILE", "--name N", "--flag": an option as the usage line and the required-option message
+ * show it (short when it takes a value and has a short form, so the usage line stays short; a
+ * flag by its long name, which says what it does). */
 static void opt_usage(const struct la_option *o, char *buf, size_t cap)
 {
+    const int use_short = o->short_name && (takes_value(o) || !o->name);
     append_arg(o, buf, cap,
-               o->short_name ? snprintf(buf, cap, "-%c", o->short_name)
-                             : snprintf(buf, cap, "--%s", o->name));
+               use_short ? snprintf(buf, cap, "-%c", o->short_name)
+                         : snprintf(buf, cap, "--%s", o->name));
 }
 
 int la_opt_parse_to(const struct la_command *cmd, int argc, char **argv, int *nargs, FILE *out,
@@ -355,12 +367,15 @@ static void usage_line(FILE *out, const struct la_command *cmd, const char *lead
     fputc('\n', out);
 }
 
-/* text from column col to HELP_WIDTH, words wrapped, continuation lines starting at col; an
- * explicit '\n' starts a new line (at col too).  The cursor is at col when called. */
+/* text from column col to HELP_WIDTH, words wrapped, continuation lines starting at col, and
+ * a newline at the end; an explicit '\n' starts a new line (at col too, keeping the spaces that
+ * follow it).  The cursor is at col when called. */
 static void wrapped(FILE *out, const char *text, int col)
 {
     int x = col;
     for (const char *p = text; *p;) {
+        if (*p == '\n' && p[1] == '\0')
+            break;
         if (*p == '\n') {
             fprintf(out, "\n%*s", col, "");
             x = col;
@@ -427,11 +442,15 @@ void la_opt_help(FILE *out, const struct la_command *cmd)
     for (size_t f = 0; forms[f]; f++)
         usage_line(out, forms[f], f ? "       " : "usage: ");
     for (size_t f = 0; forms[f]; f++) {
-        if (forms[f]->intro)
-            fprintf(out, "\n%s", forms[f]->intro);
+        if (forms[f]->intro) {
+            fputc('\n', out);
+            wrapped(out, forms[f]->intro, 0);
+        }
         fputc('\n', out);
         options_table(out, forms[f]->opts);
-        if (forms[f]->outro)
-            fprintf(out, "\n%s", forms[f]->outro);
+        if (forms[f]->outro) {
+            fputc('\n', out);
+            wrapped(out, forms[f]->outro, 0);
+        }
     }
 }

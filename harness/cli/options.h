@@ -96,9 +96,10 @@ struct la_command {
     const char *prog;             /* "linattn bench": starts every message and the usage line */
     const char *args;             /* positionals in the usage line ("FILE.h5"); NULL: none are
                                    * allowed (one is an "unexpected argument" error) */
-    const char *intro;            /* text between the usage line(s) and the options; may be NULL */
+    const char *intro;            /* text between the usage line(s) and the options (wrapped
+                                   * like an option's help); may be NULL */
     const struct la_option *opts; /* ends with LA_OPT_END */
-    const char *outro;            /* text after the options; may be NULL */
+    const char *outro;            /* text after the options (wrapped); may be NULL */
     const struct la_command *const *forms; /* NULL-terminated: `--help` shows each of these in
                                             * turn (usage lines together, then each one's text and
                                             * options); NULL: this command alone */
@@ -115,8 +116,13 @@ int la_opt_parse(const struct la_command *cmd, int argc, char **argv, int *nargs
 int la_opt_parse_to(const struct la_command *cmd, int argc, char **argv, int *nargs, FILE *out,
                     FILE *err);
 
-/* The help of cmd (or of its forms): usage line(s), intro, one line per option (aligned, help
- * wrapped to 100 columns), outro.  What `--help` prints. */
+/* Converts value as row opt says (its kind, range or choices) into opt's target: 0, or 1 with
+ * the message in msg, naming the option by its long name.  For callbacks that accept something
+ * besides a plain value, e.g. a number or the word "auto". */
+int la_opt_store(const struct la_option *opt, const char *value, char *msg, size_t cap);
+
+/* The help of cmd (or of its forms): usage line(s), intro, one line per option (aligned), outro;
+ * texts are wrapped at 100 columns.  What `--help` prints. */
 void la_opt_help(FILE *out, const struct la_command *cmd);
 
 #endif
