@@ -4,14 +4,15 @@
  * command except plot parses its arguments here (harness/cli/cmd_*.c).
  *
  * What the parser accepts: `--name=value`, `--name value`, `-x value` and `-xvalue`; a flag as
- * `--name` or `-x` (a flag given `=value` is an error); `--` ends the options; every other
- * argument is a positional, kept in order.  The argument after an option that takes a value is
- * its value whatever it looks like, so `--A -0.5` works.  A repeated option is read each time:
- * the last value wins, a flag stays set, a callback runs once per occurrence.  `-h` or `--help`
- * anywhere among the options prints the help on stdout and nothing else happens, even when other
- * arguments are wrong.
+ * `--name` or `-x` (a flag given `=value` is an error; short flags are not bundled); `--` ends
+ * the options; every other argument, `-` included, is a positional, kept in order.  The argument
+ * after an option that takes a value is its value whatever it looks like, so `--A -0.5` works.  A
+ * repeated option is read each time: the last value wins, a flag stays set, a callback runs once
+ * per occurrence.  `-h` and `--help` are reserved: anywhere among the options they print the help
+ * on stdout and nothing else happens, even when other arguments are wrong.
  * Errors are one line on stderr, "PROG: ...", naming the option, the value given and the valid
- * range or choices; an unknown option gets "did you mean" (la_choices_msg) and the valid ones.
+ * range or choices; an unknown option gets "did you mean" (la_choices_msg) and the valid ones; a
+ * missing LA_OPT_REQUIRED option is named with its argument ("-o FILE is required").
  *
  * Tables may be built at run time (a command can add one row per parameter): the parser only
  * reads the array, up to its LA_OPT_END row.  Targets are usually the command's local variables.
