@@ -78,7 +78,9 @@ EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_
 STORE_SRC      := harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c
-FIGURES_SRC    := harness/figures/crossover.c harness/figures/theory.c
+FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
+                  harness/figures/crossover.c harness/figures/speedup.c \
+                  harness/figures/realheads.c harness/figures/theory.c
 CLI_SRC        := harness/cli/check.c harness/cli/capture.c harness/cli/peak.c \
                   harness/cli/cli_bench.c harness/cli/cli_bench_one.c harness/cli/cli_featuremap.c \
                   harness/cli/cli_plot.c harness/cli/cli_results.c harness/cli/cli_run.c
