@@ -2,7 +2,8 @@
 # error (left) and attention KL (right) per head, heads ordered by the mean entropy of their
 # softmax attention rows (x, nats; left = peaky heads with attention sinks, right = diffuse).
 # One curve per map (random maps at m = 64 outputs); points are means over trials, bars the
-# min–max.  Run: linattn plot results/real-stories260k.h5
+# min–max.  Not the computation: harness/figures/realheads.c through `linattn plot`.
+# Run: linattn plot results/real-stories260k.h5
 legend_right = 1
 load plotdir."/style.gp"
 fig_title = "Feature maps on real attention heads (stories260K), heads sorted by softmax entropy"

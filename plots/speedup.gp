@@ -2,8 +2,8 @@
 # length T (x) and head dimension d (y), one panel per linear series (top row non-causal,
 # bottom row causal).  Blue: linear is faster; red: softmax is faster; white: equal; the number
 # in each cell is the ratio.  Grey cells were not measured (e.g. taylor2 beyond d = 32).
-# Not the computation: the ratios come from harness/figures/crossover.c through `linattn plot`, whose
-# meta file adds nd, dvals[], log2Tmin, log2Tmax and cbmax to the usual inputs (style.gp).
+# Not the computation: the ratios come from harness/figures/speedup.c through `linattn plot`,
+# whose meta file adds nd, dvals[], log2Tmin, log2Tmax and cbmax to the usual inputs (style.gp).
 # Run: linattn plot results/crossover.h5
 load plotdir."/style.gp"
 fig_w = 3.4 * ncols + 1.2

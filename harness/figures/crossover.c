@@ -1,6 +1,7 @@
-/* crossover.c — the measured crossover T* of linear against softmax attention, and the two
- * predictions beside it (flop model at measured rates; pure flop counts).  Definitions are in
- * crossover.h.  Pure computation on rows: no files, no clock.  Tests: tests/test_crossover.c.
+/* crossover.c — the measured crossover T* of linear against softmax attention, the two
+ * predictions beside it (flop model at measured rates; pure flop counts), and the crossover
+ * figure drawn from them.  Definitions are in crossover.h.  Pure computation on rows: no files,
+ * no clock.  Tests: tests/test_crossover.c (T*), tests/test_figures.c (the figure).
  */
 #include "crossover.h"
 
@@ -11,6 +12,7 @@
 
 #include "../../kernels/attention.h"
 #include "../core/util.h"
+#include "fields.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -21,18 +23,6 @@ static double median(double *v, size_t n)
         return NAN;
     qsort(v, n, sizeof *v, la_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* Softmax rows are recognised by their kernel's family; an unknown kernel name (a file written
- * by a newer linattn) falls back on the name, then on the map ("none" for softmax). */
-static int is_softmax(const struct la_row *r)
-{
-    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
-    if (kn)
-        return kn->family == ATTN_SOFTMAX;
-    if (!strncmp(r->kernel, "softmax", 7))
-        return 1;
-    return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
 }
 
 static int is_timed(const struct la_row *r)
@@ -57,16 +47,10 @@ static int same_context(const struct la_row *a, const struct la_row *b)
            a->heads == b->heads && a->threads == b->threads;
 }
 
-/* A's equality with NaN as a value (maps without A store NaN or 0). */
-static int same_real(double a, double b)
-{
-    return a == b || (isnan(a) && isnan(b));
-}
-
 static int same_linear_series(const struct la_row *a, const struct la_row *b)
 {
     return same_context(a, b) && !strcmp(a->kernel, b->kernel) && !strcmp(a->map, b->map) &&
-           a->m == b->m && !strcmp(a->draw, b->draw) && same_real(a->A, b->A);
+           a->m == b->m && !strcmp(a->draw, b->draw) && la_fig_same_real(a->A, b->A);
 }
 
 static int same_softmax_series(const struct la_row *a, const struct la_row *b)
@@ -205,7 +189,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         const struct la_row *r = &rows[i];
         if (!is_timed(r))
             continue;
-        int sm = is_softmax(r);
+        int sm = la_fig_is_softmax(r);
         size_t *list = sm ? soft : lin, *cnt = sm ? &nsoft : &nlin, j;
         for (j = 0; j < *cnt; j++)
             if (sm ? same_softmax_series(&rows[list[j]], r) : same_linear_series(&rows[list[j]], r))
@@ -261,7 +245,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                     const struct la_row *R = &rows[r];
                     if (R->T != Ts[t] || !is_timed(R))
                         continue;
-                    if (!is_softmax(R) && same_linear_series(R, L)) {
+                    if (!la_fig_is_softmax(R) && same_linear_series(R, L)) {
                         a[na++] = R->time_median_s + fm_time(R);
                         b[nb++] = R->time_median_s;
                         c[nc++] = fm_time(R);
@@ -277,7 +261,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 /* The spread of the repeats (p20, p80), median over the rows. */
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && !is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && !la_fig_is_softmax(R) &&
                         same_linear_series(R, L)) {
                         a[nl++] = pct(R->time_p20_s, R) + fm_time(R);
                         b[nh++] = pct(R->time_p80_s, R) + fm_time(R);
@@ -288,7 +272,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 nl = nh = 0;
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && la_fig_is_softmax(R) &&
                         same_softmax_series(R, S)) {
                         a[ns++] = R->time_median_s;
                         b[nl++] = pct(R->time_p20_s, R);
@@ -380,4 +364,276 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
     }
     la_crossover_free(xo);
     return nx;
+}
+
+/* ---- the crossover figure ------------------------------------------------------------------ */
+
+/* Median repeats of the timed rows at the largest timed T. */
+static double median_repeats(const struct la_row *rows, size_t n)
+{
+    double *v = malloc((n ? n : 1) * sizeof *v), Tmax = 0;
+    size_t k = 0;
+    if (!v)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].status == LA_ROW_OK && isfinite(rows[i].time_median_s) && rows[i].T > Tmax)
+            Tmax = rows[i].T;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].status == LA_ROW_OK && isfinite(rows[i].time_median_s) && rows[i].T == Tmax)
+            v[k++] = rows[i].repeats;
+    qsort(v, k, sizeof *v, la_cmp_double);
+    double m = k ? v[k / 2] : 0;
+    free(v);
+    return m;
+}
+
+int la_crossover_fits(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                      size_t nxo, int forced)
+{
+    int pts = 0;
+    for (size_t i = 0; i < nxo; i++)
+        pts |= xo[i].npoints >= 2;
+    if (!pts)
+        return 0;
+    return forced || median_repeats(rows, n) >= LA_XO_MIN_REPEATS;
+}
+
+void la_crossover_name(const struct la_crossover *x, int with_kernel, int with_draw, int m_as_d,
+                       char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", x->map);
+    size_t len = strlen(buf);
+    if (la_fig_map_reads(x->map, "m") && len + 1 < cap) {
+        if (m_as_d && x->m == x->d)
+            snprintf(buf + len, cap - len, " m=d");
+        else
+            snprintf(buf + len, cap - len, " m=%d", x->m);
+    }
+    len = strlen(buf);
+    if (with_draw && la_fig_map_reads(x->map, "draw") && len + 1 < cap)
+        snprintf(buf + len, cap - len, " %s", x->draw);
+    len = strlen(buf);
+    if (with_kernel && len + 1 < cap)
+        snprintf(buf + len, cap - len, " (%s)", x->kernel);
+}
+
+void la_crossover_variety(const struct la_crossover *xo, size_t nxo, int *kernels, int *draws)
+{
+    *kernels = *draws = 0;
+    for (size_t i = 0; i < nxo; i++)
+        for (size_t j = 0; j < i; j++) {
+            if (xo[i].causal == xo[j].causal && strcmp(xo[i].kernel, xo[j].kernel))
+                *kernels = 1;
+            if (la_fig_map_reads(xo[i].map, "draw") && la_fig_map_reads(xo[j].map, "draw") &&
+                strcmp(xo[i].draw, xo[j].draw))
+                *draws = 1;
+        }
+}
+
+void la_crossover_add_distinct(double *v, int *n, int cap, double x)
+{
+    for (int i = 0; i < *n; i++)
+        if (v[i] == x)
+            return;
+    if (*n >= cap)
+        return;
+    int i = (*n)++;
+    while (i > 0 && v[i - 1] > x) {
+        v[i] = v[i - 1];
+        i--;
+    }
+    v[i] = x;
+}
+
+/* Same panel of the crossover figure: softmax kernel and context. */
+static int ctx_eq(const struct la_crossover *a, const struct la_crossover *b)
+{
+    return !strcmp(a->softmax, b->softmax) && a->causal == b->causal && a->d == b->d &&
+           a->dv == b->dv && a->batch == b->batch && a->heads == b->heads &&
+           a->threads == b->threads;
+}
+
+/* A timed softmax row of the context of c0. */
+static int softmax_of(const struct la_row *r, const struct la_crossover *c0)
+{
+    return r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_fig_is_softmax(r) &&
+           !strcmp(r->kernel, c0->softmax) && r->causal == c0->causal && r->d == c0->d &&
+           r->dv == c0->dv && r->batch == c0->batch && r->heads == c0->heads &&
+           r->threads == c0->threads;
+}
+
+#define SOFTMAX_MAX_T 128   /* distinct T of one softmax curve */
+#define SOFTMAX_MAX_ROWS 64 /* rows behind one of its points */
+
+/* The softmax curve of a panel: medians (time, p20, p80) over its rows at every T it was timed
+ * at (also where no linear series was).  c->npoints is 0 when it was never timed. */
+static int softmax_curve(const struct la_row *rows, size_t n, const struct la_crossover *c0,
+                         struct la_fig_curve *c)
+{
+    double Ts[SOFTMAX_MAX_T];
+    int nT = 0;
+    for (size_t i = 0; i < n; i++)
+        if (softmax_of(&rows[i], c0))
+            la_crossover_add_distinct(Ts, &nT, SOFTMAX_MAX_T, rows[i].T);
+    if (la_fig_curve_alloc(c, (size_t)nT) != LA_OK)
+        return LA_ENOMEM;
+    double v[3][SOFTMAX_MAX_ROWS];
+    for (int j = 0; j < nT; j++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n && k < SOFTMAX_MAX_ROWS; i++) {
+            const struct la_row *r = &rows[i];
+            if (softmax_of(r, c0) && r->T == Ts[j]) {
+                v[0][k] = r->time_median_s;
+                v[1][k] = isfinite(r->time_p20_s) ? r->time_p20_s : r->time_median_s;
+                v[2][k] = isfinite(r->time_p80_s) ? r->time_p80_s : r->time_median_s;
+                k++;
+            }
+        }
+        for (int q = 0; q < 3; q++)
+            qsort(v[q], k, sizeof(double), la_cmp_double);
+        c->pts[c->npoints++] = (struct la_fig_point){
+            .x = Ts[j], .y = v[0][k / 2], .lo = v[1][k / 2], .hi = v[2][k / 2], .n = k};
+    }
+    return LA_OK;
+}
+
+/* The legend entry of a linear series: "prf m=64: T* = 1.2K", "elu1: T* < 32". */
+static void series_title(const struct la_crossover *x, int kernels, int draws, char *buf,
+                         size_t cap)
+{
+    char name[96], tst[32];
+    la_crossover_name(x, kernels, draws, 0, name, sizeof name);
+    if (x->status == LA_XO_FOUND) {
+        la_fig_fmt_T(x->T_star, tst, sizeof tst);
+        snprintf(buf, cap, "%s: T* = %s", name, tst);
+    } else {
+        la_fig_fmt_T(x->status == LA_XO_BELOW ? x->T_min : x->T_max, tst, sizeof tst);
+        snprintf(buf, cap, "%s: T* %s %s", name, x->status == LA_XO_BELOW ? "<" : ">", tst);
+    }
+}
+
+/* Where the ring sits: on the linear curve at T*, interpolated in log-log. */
+static double ring_y(const struct la_crossover *x)
+{
+    double y = NAN;
+    for (size_t j = 1; j < x->npoints; j++)
+        if (x->pts[j - 1].T == x->T_lo) {
+            double a = log(x->pts[j - 1].t_linear), b = log(x->pts[j].t_linear);
+            double u = (log(x->T_star) - log(x->T_lo)) / (log(x->T_hi) - log(x->T_lo));
+            y = exp(a + u * (b - a));
+        }
+    return y;
+}
+
+#define MAX_MAPS_PER_PANEL 16 /* maps whose variants get their own dashes */
+
+int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                        size_t nxo, int forced, struct la_figure *fig, struct la_error *err)
+{
+    la_figure_init(fig);
+    fig->legend_every_panel = 1;
+    if (!la_crossover_fits(rows, n, xo, nxo, forced))
+        return LA_OK;
+    size_t np = 0, *first = malloc((nxo ? nxo : 1) * sizeof *first);
+    if (!first)
+        goto nomem;
+    double ds[32];
+    int nd = 0;
+    for (size_t i = 0; i < nxo; i++) {
+        la_crossover_add_distinct(ds, &nd, 32, xo[i].d);
+        size_t j;
+        for (j = 0; j < np; j++)
+            if (ctx_eq(&xo[first[j]], &xo[i]))
+                break;
+        if (j == np)
+            first[np++] = i;
+    }
+    if (la_figure_panels(fig, np) != LA_OK)
+        goto nomem;
+    fig->fits = 1;
+    int kernels, draws;
+    la_crossover_variety(xo, nxo, &kernels, &draws);
+    for (size_t p = 0; p < np; p++) {
+        const struct la_crossover *c0 = &xo[first[p]];
+        struct la_fig_panel *m = &fig->panels[p];
+        snprintf(m->title, sizeof m->title, "d = %d, %s", c0->d,
+                 c0->causal ? "causal" : "non-causal");
+        if (c0->threads != 1) {
+            size_t len = strlen(m->title);
+            snprintf(m->title + len, sizeof m->title - len, ", %d thread%s", c0->threads,
+                     la_fig_plural(c0->threads));
+        }
+        snprintf(m->xlabel, sizeof m->xlabel, "sequence length T (tokens)");
+        snprintf(m->ylabel, sizeof m->ylabel, "time per call, all heads (s)");
+        m->first = fig->ncurves;
+        struct la_fig_curve sc = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = 1};
+        if (softmax_curve(rows, n, c0, &sc) != LA_OK)
+            goto nomem;
+        if (sc.npoints) {
+            snprintf(sc.title, sizeof sc.title, "%s", c0->softmax);
+            snprintf(sc.map, sizeof sc.map, "softmax");
+            if (la_figure_add_curve(fig, &sc) != LA_OK)
+                goto nomem;
+        } else {
+            free(sc.pts);
+        }
+        /* The linear series, each map's variants dashed in turn. */
+        char seen[MAX_MAPS_PER_PANEL][LA_NAME_LEN];
+        int nseen = 0, nvar[MAX_MAPS_PER_PANEL] = {0};
+        for (size_t i = 0; i < nxo; i++) {
+            const struct la_crossover *x = &xo[i];
+            if (!ctx_eq(x, c0))
+                continue;
+            struct la_fig_curve cv = {.kind = LA_CURVE_TIMING};
+            if (la_fig_curve_alloc(&cv, x->npoints) != LA_OK)
+                goto nomem;
+            for (size_t j = 0; j < x->npoints; j++) {
+                const struct la_xo_point *q = &x->pts[j];
+                cv.pts[cv.npoints++] = (struct la_fig_point){.x = q->T,
+                                                             .y = q->t_linear,
+                                                             .lo = q->t_linear_p20,
+                                                             .hi = q->t_linear_p80,
+                                                             .n = 1,
+                                                             .kernel = q->t_kernel,
+                                                             .fm = q->t_fm};
+            }
+            series_title(x, kernels, draws, cv.title, sizeof cv.title);
+            snprintf(cv.map, sizeof cv.map, "%s", x->map);
+            int k;
+            for (k = 0; k < nseen; k++)
+                if (!strcmp(seen[k], x->map))
+                    break;
+            if (k == nseen && nseen < MAX_MAPS_PER_PANEL)
+                snprintf(seen[nseen++], LA_NAME_LEN, "%s", x->map);
+            int v = k < MAX_MAPS_PER_PANEL ? nvar[k]++ : 0;
+            cv.dash = 1 + v % 3;
+            cv.pt = 1 + v % 8;
+            if (la_figure_add_curve(fig, &cv) != LA_OK)
+                goto nomem;
+        }
+        /* A ring at each measured T*. */
+        for (size_t i = 0; i < nxo; i++) {
+            const struct la_crossover *x = &xo[i];
+            if (!ctx_eq(x, c0) || x->status != LA_XO_FOUND)
+                continue;
+            struct la_fig_curve rc = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = -1};
+            if (la_fig_curve_alloc(&rc, 1) != LA_OK)
+                goto nomem;
+            double y = ring_y(x);
+            rc.pts[rc.npoints++] =
+                (struct la_fig_point){.x = x->T_star, .y = y, .lo = y, .hi = y, .n = 1};
+            snprintf(rc.map, sizeof rc.map, "%s", x->map);
+            if (la_figure_add_curve(fig, &rc) != LA_OK)
+                goto nomem;
+        }
+        m->count = fig->ncurves - m->first;
+    }
+    fig->ncols = nd ? nd : 1;
+    fig->nrows = (int)((np + (size_t)fig->ncols - 1) / (size_t)fig->ncols);
+    free(first);
+    return LA_OK;
+nomem:
+    free(first);
+    la_figure_free(fig);
+    return LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
 }

@@ -1,7 +1,9 @@
 /* crossover.h — where linear attention overtakes softmax: the measured crossover T* of each
  * linear series against the softmax kernel, next to two predictions, from the rows of a results
- * file.  Used by `linattn plot` (the crossover figure marks T*) and `linattn info`.
- * Not here: running anything, reading files, drawing.  Tests: tests/test_crossover.c.
+ * file; and the crossover figure built from them (la_crossover_figure).  Used by `linattn plot`
+ * (the crossover and speedup figures, the T* table) and `linattn info`.
+ * Not here: running anything, reading files, drawing.  Tests: tests/test_crossover.c (T*),
+ * tests/test_figures.c (the figure).
  *
  * What is compared.  A *series* is one linear configuration (kernel, map, m, draw, A) in one
  * *context* (d, dv, causal, batch, heads, threads); it is compared with every softmax kernel
@@ -46,6 +48,7 @@
 
 #include "../core/status.h"
 #include "../experiment/cell.h"
+#include "figure.h"
 
 enum la_xo_status {
     LA_XO_FOUND = 0, /* linear overtakes softmax inside the grid; T_star interpolated */
@@ -118,5 +121,39 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out);
 /* The measured T* as text for tables and figure labels: "1234", "< 128" (LA_XO_BELOW) or
  * "> 16384" (LA_XO_ABOVE).  Returns buf. */
 const char *la_crossover_star_text(const struct la_crossover *x, char *buf, size_t cap);
+
+/* ---- the timing figures (crossover here, speedup in speedup.h) ---- */
+
+/* Timed repeats the timing figures need: the median over the timed rows at the largest timed T
+ * (a memory run times its big cells once, too noisy for a crossover). */
+#define LA_XO_MIN_REPEATS 3
+
+/* Whether the timing figures fit: some series has two grid points, and the rows have
+ * LA_XO_MIN_REPEATS repeats (see above) unless forced. */
+int la_crossover_fits(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                      size_t nxo, int forced);
+
+/* A linear series as text: "prf m=64 orthogonal (linear_causal_chunked)": the map, m where it
+ * reads m ("m=d" when m_as_d and m = d), the draw when with_draw and it reads draw, the kernel
+ * when with_kernel. */
+void la_crossover_name(const struct la_crossover *x, int with_kernel, int with_draw, int m_as_d,
+                       char *buf, size_t cap);
+
+/* Whether xo holds two linear kernels of one causality (*kernels) or two draws (*draws): the
+ * titles then name them. */
+void la_crossover_variety(const struct la_crossover *xo, size_t nxo, int *kernels, int *draws);
+
+/* Adds x to the ascending distinct values v[0..*n) unless there or *n = cap. */
+void la_crossover_add_distinct(double *v, int *n, int cap, double x);
+
+/* The crossover figure (docs/FIGURES.md), into *fig (initialised here; la_figure_free frees it):
+ * one panel per context (softmax kernel, causality, d, dv, batch, heads, threads; in xo's order,
+ * d along the columns), each with the softmax curve (medians of time, p20, p80 over its rows at
+ * every T it was timed at), one LA_CURVE_TIMING curve per linear series (its grid points: total,
+ * p20, p80, kernel, feature map) titled "NAME: T* = 1.2K" (or "T* < 32", "T* > 16K"), and a
+ * ring (point type −1) at each measured T* on its linear curve.  Every panel has its own legend.
+ * fig->fits = 0 unless la_crossover_fits.  LA_OK or LA_ENOMEM. */
+int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                        size_t nxo, int forced, struct la_figure *fig, struct la_error *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* theory.h — closed-form theory curves drawn beside measurements: the mean over input pairs of
- * the Performer Lemma 2 estimator MSE, for Gaussian inputs.  Used by `linattn plot` (features
- * figure).  Not here: sampling, drawing.  Tests: tests/test_theory.c (against Monte Carlo).
+ * the Performer Lemma 2 estimator MSE, for Gaussian inputs, and the theory lines of the features
+ * figure built from it (la_theory_lines, curves.h).  Not here: sampling, drawing.
+ * Tests: tests/test_theory.c (the formulas, against Monte Carlo), tests/test_figures.c (the
+ * lines).
  *
  * Setting.  q, k ~ N(0, σ²·I_d) independent (the `gaussian` data source), x̃ = x·d^{-1/4}, so
  * x̃_q, x̃_k ~ N(0, τ²·I) with τ² = σ²/√d.  With u = x̃_q + x̃_k and w = x̃_q − x̃_k (independent,
@@ -23,6 +25,11 @@
 #ifndef LA_THEORY_H
 #define LA_THEORY_H
 
+#include <stddef.h>
+
+#include "../experiment/cell.h"
+#include "figure.h"
+
 /* Mean over pairs of m·MSE for m IID draws, Gaussian inputs of standard deviation sigma in
  * dimension d.  map: "rff" (trig), "prf" (SM⁺; gerf at A = 0 is the same map), "hyp".
  * +Inf where the mean diverges, NaN for a map without a formula. */
@@ -37,6 +44,17 @@ double la_lemma2_mse(const char *map, int orthogonal, int d, double sigma, doubl
 
 /* Number of independent draws behind an output dimension m: m/2 for rff and hyp (2 outputs per
  * draw), m otherwise. */
-double la_map_draws(const char *map, int m);
+double la_map_draws(const char *map, double m);
+
+/* The theory lines of one kernel-MSE panel of the features figure (metric 0; other metrics get
+ * none), a la_curves_extra_fn: for each random map with a formula (rff, prf, hyp) whose rows
+ * (status OK, finite kernel_mse) share the panel's d, σ, data, causality and T and span two
+ * values of m, one curve of 40 points log-spaced over that m range: the IID value
+ * la_lemma2_mse at m's draws (dotted, "MAP IID theory (Lemma 2)"), and for orthogonal prf rows
+ * the ORF bound (dash-dot, "prf ORF bound (Performer Thm 2)").  Gaussian data only.  Where the
+ * mean diverges at the panel's σ no line is drawn and the panel's note names the maps.  x is the
+ * output dimension m; a value that is not positive is NaN.  Returns LA_OK or LA_ENOMEM. */
+int la_theory_lines(const struct la_row *rows, size_t n, const struct la_row *panel, int metric,
+                    struct la_figure *fig, struct la_fig_panel *p);
 
 #endif

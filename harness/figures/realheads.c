@@ -1,0 +1,144 @@
+/* realheads.c — the real_heads figure (realheads.h): heads of a real model sorted by softmax
+ * entropy, error and KL per head and map.  Pure computation: no I/O.
+ * Tests: tests/test_figures.c.
+ */
+#include "realheads.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "curves.h"
+#include "fields.h"
+
+#define PREFERRED_M 64
+
+static int cmp_head_entropy(const void *a, const void *b)
+{
+    const struct la_head_stat *x = a, *y = b;
+    return (x->entropy > y->entropy) - (x->entropy < y->entropy);
+}
+
+static int real_row(const struct la_row *r)
+{
+    return r->status == LA_ROW_OK && !strcmp(r->data, "h5") && r->head >= 0 &&
+           strcmp(r->map, "none") != 0 && isfinite(r->err_rel_fro);
+}
+
+/* The heads and maps of the rows, each map's m, the heads' mean entropies. */
+static void collect(const struct la_row *rows, size_t n, struct la_realheads *rh)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct la_row *r = &rows[i];
+        if (!real_row(r))
+            continue;
+        size_t h = 0;
+        while (h < rh->nheads && !(rh->heads[h].layer == r->layer && rh->heads[h].head == r->head))
+            h++;
+        if (h == rh->nheads) {
+            rh->heads[h].layer = r->layer, rh->heads[h].head = r->head;
+            rh->nheads++;
+        }
+        if (isfinite(r->entropy_mean)) {
+            rh->heads[h].entropy += r->entropy_mean;
+            rh->heads[h].n++;
+        }
+        size_t k = 0;
+        while (k < rh->nmaps && strcmp(rh->maps[k], r->map) != 0)
+            k++;
+        if (k == rh->nmaps) {
+            snprintf(rh->maps[k], LA_NAME_LEN, "%s", r->map);
+            rh->m[rh->nmaps++] = r->m;
+        } else if (rh->m[k] != PREFERRED_M && (r->m == PREFERRED_M || r->m > rh->m[k])) {
+            rh->m[k] = r->m;
+        }
+    }
+    for (size_t h = 0; h < rh->nheads; h++)
+        rh->heads[h].entropy = rh->heads[h].n ? rh->heads[h].entropy / (double)rh->heads[h].n : NAN;
+    qsort(rh->heads, rh->nheads, sizeof *rh->heads, cmp_head_entropy);
+}
+
+/* The curve of map k in panel p (0: output error, 1: KL): per head, mean, min, max, count. */
+static int head_curve(const struct la_row *rows, size_t n, const struct la_realheads *rh, size_t k,
+                      int p, struct la_fig_curve *c)
+{
+    if (la_fig_curve_alloc(c, rh->nheads) != LA_OK)
+        return LA_ENOMEM;
+    for (size_t h = 0; h < rh->nheads; h++) {
+        double sum = 0, lo = INFINITY, hi = -INFINITY;
+        size_t cnt = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct la_row *r = &rows[i];
+            if (!real_row(r) || strcmp(r->map, rh->maps[k]) || r->m != rh->m[k] ||
+                r->layer != rh->heads[h].layer || r->head != rh->heads[h].head)
+                continue;
+            const double v = p ? r->kl_mean : r->err_rel_fro;
+            if (!isfinite(v))
+                continue;
+            sum += v, cnt++;
+            lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        }
+        if (cnt)
+            c->pts[c->npoints++] = (struct la_fig_point){
+                .x = rh->heads[h].entropy, .y = sum / (double)cnt, .lo = lo, .hi = hi, .n = cnt};
+    }
+    return LA_OK;
+}
+
+int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realheads *rh,
+                         struct la_error *err)
+{
+    memset(rh, 0, sizeof *rh);
+    la_figure_init(&rh->fig);
+    rh->heads = calloc(n ? n : 1, sizeof *rh->heads);
+    rh->maps = calloc(n ? n : 1, sizeof *rh->maps);
+    rh->m = calloc(n ? n : 1, sizeof *rh->m);
+    if (!rh->heads || !rh->maps || !rh->m)
+        goto nomem;
+    collect(rows, n, rh);
+    if (rh->nheads < 2 || rh->nmaps == 0)
+        return LA_OK;
+    if (la_figure_panels(&rh->fig, 2) != LA_OK)
+        goto nomem;
+    rh->fig.fits = 1;
+    rh->fig.nrows = 1;
+    rh->fig.ncols = 2;
+    for (int p = 0; p < 2; p++) {
+        struct la_fig_panel *pm = &rh->fig.panels[p];
+        snprintf(pm->title, sizeof pm->title, "%zu head%s, sorted by softmax entropy", rh->nheads,
+                 la_fig_plural((long long)rh->nheads));
+        snprintf(pm->xlabel, sizeof pm->xlabel,
+                 "head's mean softmax attention entropy, nats (left: peaky)");
+        snprintf(pm->ylabel, sizeof pm->ylabel, "%s", p ? LA_FIG_KL_LABEL : LA_FIG_ERR_LABEL);
+        pm->first = rh->fig.ncurves;
+        for (size_t k = 0; k < rh->nmaps; k++) {
+            struct la_fig_curve cv = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = (int)k + 1};
+            if (head_curve(rows, n, rh, k, p, &cv) != LA_OK)
+                goto nomem;
+            snprintf(cv.map, sizeof cv.map, "%s", rh->maps[k]);
+            snprintf(cv.title, sizeof cv.title, "%s (m = %d)", rh->maps[k], rh->m[k]);
+            if (la_figure_add_curve(&rh->fig, &cv) != LA_OK)
+                goto nomem;
+        }
+        pm->count = rh->fig.ncurves - pm->first;
+    }
+    return LA_OK;
+nomem:
+    la_realheads_free(rh);
+    return LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
+}
+
+void la_realheads_free(struct la_realheads *rh)
+{
+    if (!rh)
+        return;
+    la_figure_free(&rh->fig);
+    free(rh->heads);
+    free(rh->maps);
+    free(rh->m);
+    rh->heads = NULL;
+    rh->maps = NULL;
+    rh->m = NULL;
+    rh->nheads = rh->nmaps = 0;
+}

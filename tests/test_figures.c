@@ -1,0 +1,890 @@
+/* test_figures.c — figure preparation on synthetic rows (harness/figures/): the legend fields
+ * (fields.c: column agreement, equality rules, text, order, which fields vary, the key
+ * reader), curve grouping and legends (curves.c), the crossover figure with its T* ring
+ * (crossover.c), the speedup grid (speedup.c), the real-heads order (realheads.c) and the
+ * theory lines (theory.c).  Values are exact: times follow power laws whose crossing and ratios
+ * are known, errors are chosen per trial so means, minima and maxima are known.
+ * Not here: T* arithmetic (tests/test_crossover.c), the Lemma 2 formulas (tests/test_theory.c),
+ * files and gnuplot (tests/figures_e2e.sh).
+ * Run: make build/tests/test_figures && build/tests/test_figures
+ */
+#include "testutil.h"
+
+#include "../harness/figures/crossover.h"
+#include "../harness/figures/curves.h"
+#include "../harness/figures/fields.h"
+#include "../harness/figures/figure.h"
+#include "../harness/figures/realheads.h"
+#include "../harness/figures/speedup.h"
+#include "../harness/figures/theory.h"
+
+/* ---- synthetic rows ----------------------------------------------------------------------- */
+
+/* A row of `kernel` with map (softmax: "none"), its key written as experiment.c writes it. */
+static struct la_row mkrow(const char *kernel, const char *map, int m, int causal, int T, int d,
+                           double sigma)
+{
+    struct la_row r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.kernel, sizeof r.kernel, "%s", kernel);
+    snprintf(r.map, sizeof r.map, "%s", map);
+    snprintf(r.draw, sizeof r.draw, "%s", strcmp(map, "prf") && strcmp(map, "rff") ? "-" : "iid");
+    snprintf(r.data, sizeof r.data, "gaussian");
+    r.m = m;
+    r.A = NAN;
+    r.causal = causal;
+    r.T = T;
+    r.d = d;
+    r.dv = d;
+    r.batch = 1;
+    r.heads = 1;
+    r.threads = 1;
+    r.sigma = sigma;
+    r.head = -1;
+    r.eps = 1e-6;
+    r.status = LA_ROW_OK;
+    r.repeats = 5;
+    r.time_median_s = r.time_p20_s = r.time_p80_s = NAN;
+    r.fm_time_median_s = NAN;
+    r.err_rel_fro = r.kl_mean = r.kernel_mse = r.entropy_mean = NAN;
+    r.workspace_bytes = r.peak_rss_bytes = NAN;
+    snprintf(r.key, sizeof r.key,
+             "kernel=%s map=%s m=%d draw=%s norm_fixed=0 A=0 relu_eps=0 causal=%d chunk=0 "
+             "eps=1e-06 T=%d d=%d dv=%d batch=1 heads=1 threads=1 data=gaussian sigma=%g "
+             "norm=0 layer=0 head=-1 trial=0 weights= path=",
+             kernel, map, m, r.draw, causal, T, d, d, sigma);
+    return r;
+}
+
+/* got within rel·|want| of want (exact when rel = 0). */
+#define assert_near(got, want, rel)                                                                \
+    assert_true(fabs((double)(got) - (double)(want)) <= (rel)*fabs((double)(want)))
+
+static int field(const char *name)
+{
+    int f = la_field_find(name);
+    assert_true(f >= 0);
+    return f;
+}
+
+static void text_is(const struct la_row *r, const char *name, const char *want)
+{
+    char buf[96];
+    la_field_text(r, field(name), buf, sizeof buf);
+    assert_string_equal(buf, want);
+}
+
+/* ---- fields ------------------------------------------------------------------------------- */
+
+/* Every field is the results column of its name: writing the column through la_row_column
+ * changes the field's value (offset and type agree with the store's table). */
+static void test_fields_are_columns(void **state)
+{
+    (void)state;
+    for (int f = 0; f < la_field_count(); f++) {
+        const struct la_column *c = la_row_column(la_field_name(f));
+        assert_non_null(c);
+        struct la_row r = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
+        char *p = (char *)&r + c->offset;
+        if (c->kind == LA_COL_STRING) {
+            snprintf(p, c->size, "zq%d", f);
+            char want[16], got[96] = "";
+            snprintf(want, sizeof want, "zq%d", f);
+            la_fields_append(&r, LA_FIELD_BIT(f), " ", got, sizeof got);
+            assert_true(!strcmp(la_field_name(f), "map") || strstr(got, want) != NULL);
+            assert_true(isnan(la_field_num(&r, f)));
+        } else if (c->kind == LA_COL_DOUBLE) {
+            double v = 2.385 + f;
+            memcpy(p, &v, sizeof v);
+            assert_true(la_field_num(&r, f) == v);
+        } else {
+            assert_int_equal(c->kind, LA_COL_INT32);
+            int32_t v = 1237 + f;
+            memcpy(p, &v, sizeof v);
+            assert_true(la_field_num(&r, f) == v);
+        }
+    }
+    assert_int_equal(la_field_find("no_such_field"), -1);
+    unsigned mask;
+    struct la_error err;
+    la_error_clear(&err);
+    assert_int_equal(la_fields_mask("d  sigma T", &mask, &err), LA_OK);
+    assert_true(mask == (LA_FIELD_BIT(field("d")) | LA_FIELD_BIT(field("sigma")) |
+                         LA_FIELD_BIT(field("T"))));
+    assert_int_equal(la_fields_mask("d sigmaa", &mask, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, "'sigmaa'"));
+    assert_int_equal(la_fields_mask(NULL, &mask, &err), LA_OK);
+    assert_true(mask == 0);
+}
+
+static void test_fields_text(void **state)
+{
+    (void)state;
+    struct la_row r = mkrow("linear_causal", "prf", 64, 1, 2048, 32, 0.5);
+    r.threads = 2;
+    r.layer = 3;
+    r.head = 5;
+    text_is(&r, "m", "m=64");
+    text_is(&r, "T", "T=2K");
+    text_is(&r, "causal", "causal");
+    text_is(&r, "sigma", "σ=0.5");
+    text_is(&r, "threads", "2 threads");
+    text_is(&r, "layer", "layer 3");
+    text_is(&r, "head", "head 5");
+    text_is(&r, "eps", "eps=1e-06");
+    text_is(&r, "A", "A=auto"); /* NaN */
+    r.A = -0.125;
+    text_is(&r, "A", "A=-0.125");
+    r.head = -1;
+    r.threads = 1;
+    r.causal = 0;
+    r.T = 1536;
+    text_is(&r, "head", "all heads");
+    text_is(&r, "threads", "1 thread");
+    text_is(&r, "causal", "non-causal");
+    text_is(&r, "T", "T=1.5K");
+    char t[16];
+    la_fig_fmt_T(3 * 1048576.0, t, sizeof t);
+    assert_string_equal(t, "3M");
+    la_fig_fmt_T(500, t, sizeof t);
+    assert_string_equal(t, "500");
+
+    /* Legend order whatever the mask's order: m, draw, ..., causal, d, dv, T, σ, ..., threads. */
+    r = mkrow("linear_causal", "prf", 64, 1, 2048, 16, 1.0);
+    r.threads = 2;
+    char buf[160] = "";
+    unsigned mask;
+    struct la_error err;
+    assert_int_equal(la_fields_mask("threads T draw causal m d", &mask, &err), LA_OK);
+    la_fields_append(&r, mask, " ", buf, sizeof buf);
+    assert_string_equal(buf, "m=64 iid causal d=16 T=2K 2 threads");
+    /* Fields that do not apply are left out: elu1 reads neither m nor draw; softmax no map
+     * field at all. */
+    struct la_row e = mkrow("linear_causal", "elu1", 16, 1, 2048, 16, 1.0);
+    buf[0] = '\0';
+    la_fields_append(&e, mask, ", ", buf, sizeof buf);
+    assert_string_equal(buf, "causal, d=16, T=2K, 1 thread");
+    struct la_row s = mkrow("softmax_flash", "none", 0, 0, 64, 16, 1.0);
+    assert_false(la_field_applies(&s, field("eps")));
+    assert_false(la_field_applies(&s, field("map")));
+    assert_true(la_field_applies(&s, field("kernel")));
+    assert_false(la_field_applies(&e, field("m")));
+    assert_true(la_field_applies(&r, field("m")));
+}
+
+static void test_fields_settings(void **state)
+{
+    (void)state;
+    /* gerf's A chosen from the data: one setting whatever value was fitted. */
+    struct la_row a = mkrow("linear_noncausal", "gerf", 64, 0, 256, 16, 1.0);
+    struct la_row b = a, c = a;
+    snprintf(a.key, sizeof a.key,
+             "kernel=linear_noncausal map=gerf m=64 draw=iid norm_fixed=0 "
+             "A=auto relu_eps=0 causal=0 T=256");
+    snprintf(b.key, sizeof b.key, "%s", a.key);
+    a.A = -0.0713;
+    b.A = -0.1402;
+    c.A = -0.0713;
+    int fA = field("A");
+    assert_true(la_field_eq(&a, &b, fA));
+    assert_false(la_field_eq(&a, &c, fA));     /* auto against a fixed A of the same value */
+    assert_true(la_field_cmp(&a, &c, fA) < 0); /* auto sorts first */
+    text_is(&a, "A", "A=auto");
+    char v[32];
+    assert_int_equal(la_fig_key_value(&a, "A", v, sizeof v), 1);
+    assert_string_equal(v, "auto");
+    assert_int_equal(la_fig_key_value(&c, "A", v, sizeof v), 1);
+    assert_string_equal(v, "0");
+    /* Whole names only: "eps" is not relu_eps, "norm" is not norm_fixed. */
+    struct la_row k = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
+    assert_int_equal(la_fig_key_value(&k, "eps", v, sizeof v), 1);
+    assert_string_equal(v, "1e-06");
+    assert_int_equal(la_fig_key_value(&k, "norm", v, sizeof v), 1);
+    assert_string_equal(v, "0");
+    assert_int_equal(la_fig_key_value(&k, "kernel", v, sizeof v), 1);
+    assert_string_equal(v, "linear_noncausal");
+    assert_int_equal(la_fig_key_value(&k, "path", v, sizeof v), 1);
+    assert_string_equal(v, "");
+    assert_int_equal(la_fig_key_value(&k, "rate", v, sizeof v), 0);
+
+    /* The kernel's default chunk (16 for m, dv <= 32) is one setting with 0; another is not. */
+    struct la_row c0 = mkrow("linear_causal_chunked", "elu1", 16, 1, 256, 16, 1.0);
+    struct la_row c16 = c0, c64 = c0;
+    c16.chunk = 16;
+    c64.chunk = 64;
+    int fC = field("chunk");
+    assert_true(la_field_eq(&c0, &c16, fC));
+    assert_false(la_field_eq(&c0, &c64, fC));
+    assert_false(la_field_applies(&c16, fC));
+    assert_true(la_field_applies(&c64, fC));
+    text_is(&c64, "chunk", "C=64");
+
+    /* σ of real inputs is each head's measured RMS: one value, and not a setting. */
+    struct la_row h1 = mkrow("linear_noncausal", "prf", 64, 0, 256, 8, 0.83);
+    struct la_row h2 = h1;
+    snprintf(h1.data, sizeof h1.data, "h5");
+    snprintf(h2.data, sizeof h2.data, "h5");
+    h2.sigma = 1.21;
+    int fS = field("sigma");
+    assert_true(la_field_eq(&h1, &h2, fS));
+    assert_false(la_field_applies(&h1, fS));
+    h2 = mkrow("linear_noncausal", "prf", 64, 0, 256, 8, 1.21);
+    assert_false(la_field_eq(&h1, &h2, fS));
+
+    /* Softmax is the kernel's family; an unknown kernel by its name or the missing map. */
+    struct la_row s = mkrow("softmax_flash", "none", 0, 0, 64, 16, 1.0);
+    assert_true(la_fig_is_softmax(&s));
+    assert_false(la_fig_is_softmax(&k));
+    snprintf(s.kernel, sizeof s.kernel, "softmax_future");
+    assert_true(la_fig_is_softmax(&s));
+    snprintf(s.kernel, sizeof s.kernel, "mystery");
+    assert_true(la_fig_is_softmax(&s)); /* map "none" */
+    snprintf(s.map, sizeof s.map, "prf");
+    assert_false(la_fig_is_softmax(&s));
+}
+
+static void test_fields_varying_and_order(void **state)
+{
+    (void)state;
+    struct la_row rows[6];
+    rows[0] = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
+    rows[1] = mkrow("linear_noncausal", "prf", 16, 0, 512, 16, 1.0);
+    rows[2] = mkrow("linear_noncausal", "elu1", 16, 0, 256, 16, 1.0);
+    rows[3] = mkrow("softmax_flash", "none", 0, 0, 256, 16, 1.0);
+    rows[4] = mkrow("linear_causal", "prf", 64, 1, 256, 16, 1.0);
+    rows[5] = mkrow("linear_noncausal", "elu1", 32, 0, 256, 16, 1.0);
+    size_t all[6] = {0, 1, 2, 3, 4, 5};
+    int fm = field("m"), fT = field("T"), fd = field("d"), fc = field("causal");
+    int fk = field("kernel"), fmap = field("map");
+    unsigned mask = la_fields_all();
+    unsigned v = la_fields_varying(rows, all, 6, mask);
+    assert_true(v & LA_FIELD_BIT(fm));
+    assert_true(v & LA_FIELD_BIT(fT));
+    assert_true(v & LA_FIELD_BIT(fc));
+    assert_true(v & LA_FIELD_BIT(fk));
+    assert_true(v & LA_FIELD_BIT(fmap));
+    assert_false(v & LA_FIELD_BIT(fd));
+    assert_false(v & LA_FIELD_BIT(field("draw"))); /* iid wherever it applies */
+    assert_false(v & LA_FIELD_BIT(field("sigma")));
+    /* elu1 does not read m: its rows' m=16 and m=32 are one setting. */
+    size_t elu[2] = {2, 5};
+    assert_false(la_fields_varying(rows, elu, 2, mask) & LA_FIELD_BIT(fm));
+    assert_true(la_fields_same_except(&rows[2], &rows[5], LA_FIELD_BIT(fm)));
+    assert_false(la_fields_same_except(&rows[0], &rows[1], LA_FIELD_BIT(fm)));
+    assert_true(la_fields_same_except(&rows[0], &rows[1], LA_FIELD_BIT(fm) | LA_FIELD_BIT(fT)));
+
+    /* Curve order: softmax first, then causality, d, map, draw, m. */
+    assert_true(la_fields_cmp_curve(&rows[3], &rows[2]) < 0);
+    assert_true(la_fields_cmp_curve(&rows[2], &rows[1]) < 0); /* elu1 < prf */
+    assert_true(la_fields_cmp_curve(&rows[1], &rows[0]) < 0); /* m=16 < m=64 */
+    assert_true(la_fields_cmp_curve(&rows[0], &rows[4]) < 0); /* non-causal first */
+    /* Panel order ignores the series fields. */
+    assert_int_equal(la_fields_cmp_panel(&rows[0], &rows[2]), 0);
+    assert_true(la_fields_cmp_panel(&rows[1], &rows[0]) > 0); /* T=512 after T=256 */
+    /* Rank: distinct values below. */
+    assert_int_equal(la_field_rank(rows, all, 6, fm, &rows[0]), 3); /* below 64: 0, 16, 32 */
+    assert_int_equal(la_field_rank(rows, all, 6, fm, &rows[1]), 1);
+}
+
+/* ---- curves ------------------------------------------------------------------------------- */
+
+/* error_T rows: softmax, elu1 and prf at m = 16 and 32, non-causal and causal, T = 64, 128, 256
+ * at σ = 1, and T = 64, 128 at σ = 0.5; two trials each.  err_rel_fro of a cell is
+ * base(map, m, causal, T) + trial·0.01, kl_mean twice that. */
+static double err_base(const char *map, int m, int causal, int T)
+{
+    double b = !strcmp(map, "none") ? 1e-7 : !strcmp(map, "elu1") ? 0.3 : 0.2 * 16.0 / m;
+    return b * (1 + causal) * (1 + T / 1024.0);
+}
+
+static size_t error_rows(struct la_row *rows)
+{
+    static const char *const maps[] = {"none", "elu1", "prf", "prf"};
+    static const int ms[] = {0, 16, 16, 32};
+    size_t n = 0;
+    for (int causal = 0; causal <= 1; causal++)
+        for (int mi = 0; mi < 4; mi++)
+            for (int sg = 0; sg < 2; sg++)
+                for (int T = 64; T <= 256; T *= 2)
+                    for (int trial = 0; trial < 2; trial++) {
+                        double sigma = sg ? 0.5 : 1.0;
+                        if (sg && T == 256)
+                            continue;
+                        const char *kernel = mi == 0  ? "softmax_flash"
+                                             : causal ? "linear_causal"
+                                                      : "linear_noncausal";
+                        struct la_row r = mkrow(kernel, maps[mi], ms[mi], causal, T, 16, sigma);
+                        r.trial = trial;
+                        r.err_rel_fro = err_base(maps[mi], ms[mi], causal, T) + trial * 0.01;
+                        r.kl_mean = 2 * r.err_rel_fro;
+                        rows[n++] = r;
+                    }
+    return n;
+}
+
+static void test_curves_error_T(void **state)
+{
+    (void)state;
+    struct la_row rows[128];
+    size_t n = error_rows(rows);
+    struct la_figure fig;
+    struct la_error err;
+    la_error_clear(&err);
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_T, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    /* σ is pinned to 1 (three T against two); metrics are rows, causality the columns. */
+    assert_int_equal(fig.npanels, 4);
+    assert_int_equal(fig.nrows, 2);
+    assert_int_equal(fig.ncols, 2);
+    assert_string_equal(fig.panels[0].title, "non-causal, σ=1");
+    assert_string_equal(fig.panels[1].title, "causal, σ=1");
+    assert_string_equal(fig.panels[2].title, "non-causal, σ=1");
+    assert_string_equal(fig.panels[0].ylabel, LA_FIG_ERR_LABEL);
+    assert_string_equal(fig.panels[3].ylabel, LA_FIG_KL_LABEL);
+    assert_string_equal(fig.panels[0].xlabel, "sequence length T (tokens)");
+    /* Four curves per panel: softmax first, then elu1, prf m=16, prf m=32; a legend entry only
+     * the first time. */
+    static const char *const titles[] = {"softmax_flash", "elu1", "prf m=16", "prf m=32"};
+    static const char *const colours[] = {"softmax", "elu1", "prf", "prf"};
+    static const int dash[] = {1, 1, 1, 2}, pt[] = {1, 1, 1, 2};
+    assert_int_equal(fig.ncurves, 16);
+    for (size_t p = 0; p < 4; p++) {
+        assert_int_equal(fig.panels[p].first, 4 * p);
+        assert_int_equal(fig.panels[p].count, 4);
+        assert_string_equal(fig.panels[p].note, "");
+        for (size_t c = 0; c < 4; c++) {
+            const struct la_fig_curve *cv = &fig.curves[4 * p + c];
+            assert_string_equal(cv->title, p == 0 ? titles[c] : "");
+            assert_string_equal(cv->map, colours[c]);
+            assert_int_equal(cv->dash, dash[c]);
+            assert_int_equal(cv->pt, pt[c]);
+            assert_int_equal(cv->kind, LA_CURVE_POINTS);
+            assert_int_equal(cv->npoints, 3);
+        }
+    }
+    /* prf m=32, causal, KL (panel 3, curve 3): mean, min, max over the two trials. */
+    const struct la_fig_curve *cv = &fig.curves[15];
+    for (size_t j = 0; j < 3; j++) {
+        const struct la_fig_point *q = &cv->pts[j];
+        double T = 64 << j, b = 2 * err_base("prf", 32, 1, (int)T);
+        assert_true(q->x == T);
+        assert_near(q->lo, b, 1e-14);
+        assert_near(q->hi, b + 0.02, 1e-14);
+        assert_near(q->y, b + 0.01, 1e-14);
+        assert_int_equal(q->n, 2);
+    }
+    la_figure_free(&fig);
+
+    /* One T only: no curve has two x values, so the figure does not fit unless forced. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].T == 64)
+            rows[k++] = rows[i];
+    assert_int_equal(la_curves_prepare(rows, k, &la_curves_error_T, 0, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    assert_int_equal(fig.ncurves, 0);
+    la_figure_free(&fig);
+    assert_int_equal(la_curves_prepare(rows, k, &la_curves_error_T, 1, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.curves[0].npoints, 1);
+    la_figure_free(&fig);
+}
+
+/* Real inputs: the layers and heads are averaged over (the title says so) and σ, each head's
+ * RMS, is neither a panel nor a legend field. */
+static void test_curves_average_heads(void **state)
+{
+    (void)state;
+    struct la_row rows[16];
+    size_t n = 0;
+    for (int layer = 0; layer < 2; layer++)
+        for (int head = 0; head < 2; head++)
+            for (int T = 64; T <= 128; T *= 2) {
+                struct la_row r =
+                    mkrow("linear_noncausal", "elu1", 8, 0, T, 8, 0.7 + 0.1 * head + layer);
+                snprintf(r.data, sizeof r.data, "h5");
+                r.layer = layer;
+                r.head = head;
+                r.err_rel_fro = 0.125 * (1 + layer + 2 * head);
+                r.kl_mean = 0.5;
+                rows[n++] = r;
+            }
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_T, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    assert_string_equal(fig.panels[0].title, "mean over layers and heads");
+    assert_int_equal(fig.ncurves, 2);
+    assert_string_equal(fig.curves[0].title, "elu1");
+    assert_int_equal(fig.curves[0].npoints, 2);
+    assert_int_equal(fig.curves[0].pts[0].n, 4);
+    assert_near(fig.curves[0].pts[0].y, 0.125 * (1 + 2 + 3 + 4) / 4, 1e-14);
+    assert_near(fig.curves[0].pts[0].lo, 0.125, 1e-14);
+    assert_near(fig.curves[0].pts[0].hi, 0.5, 1e-14);
+    la_figure_free(&fig);
+    /* error_sigma takes σ as a setting only: nothing here. */
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_sigma, 1, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+}
+
+/* memory: metrics across (two columns), dashes by causality's rank, legends naming the kernel
+ * where two linear kernels of one causality share a panel. */
+static void test_curves_memory(void **state)
+{
+    (void)state;
+    static const char *const kernels[] = {"linear_noncausal", "linear_causal",
+                                          "linear_causal_chunked"};
+    struct la_row rows[12];
+    size_t n = 0;
+    for (int k = 0; k < 3; k++)
+        for (int T = 64; T <= 128; T *= 2) {
+            struct la_row r = mkrow(kernels[k], "elu1", 16, k > 0, T, 16, 1.0);
+            r.workspace_bytes = 4096.0 * T * (k + 1);
+            r.peak_rss_bytes = 1e7 + T;
+            rows[n++] = r;
+        }
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_memory, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.nrows, 1);
+    assert_int_equal(fig.ncols, 2);
+    assert_int_equal(fig.ncurves, 6);
+    assert_string_equal(fig.curves[0].title, "elu1 linear_noncausal non-causal");
+    assert_string_equal(fig.curves[1].title, "elu1 linear_causal causal");
+    assert_string_equal(fig.curves[2].title, "elu1 linear_causal_chunked causal");
+    assert_int_equal(fig.curves[0].dash, 1);
+    assert_int_equal(fig.curves[1].dash, 2);
+    assert_int_equal(fig.curves[2].dash, 2);
+    assert_int_equal(fig.curves[2].pt, 3);
+    assert_true(fig.curves[2].pts[1].y == 4096.0 * 128 * 3);
+    assert_true(fig.curves[3].pts[1].y == 1e7 + 128); /* second column: peak RSS */
+    la_figure_free(&fig);
+}
+
+static void test_curves_bad_spec(void **state)
+{
+    (void)state;
+    struct la_row r = mkrow("linear_noncausal", "elu1", 16, 0, 64, 16, 1.0);
+    struct la_curve_spec s = la_curves_error_T;
+    struct la_figure fig;
+    struct la_error err;
+    s.panel_fields = "causal dd";
+    assert_int_equal(la_curves_prepare(&r, 1, &s, 0, &fig, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, "'dd'"));
+    s = la_curves_error_T;
+    s.metrics[1] = "kl_maen";
+    assert_int_equal(la_curves_prepare(&r, 1, &s, 0, &fig, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, "kl_maen"));
+    s.metrics[1] = "kernel"; /* text, not a metric */
+    assert_int_equal(la_curves_prepare(&r, 1, &s, 0, &fig, &err), LA_EINVAL);
+    la_figure_free(&fig);
+}
+
+/* ---- theory lines -----------------------------------------------------------------------------
+ */
+
+/* The constants written out from theory.h's formulas, s² = 2σ²/√d:
+ *   prf  (1−3s²)^{-d/2}(1+s²)^{-d/2} − (1−s²)^{-d/2}(1+s²)^{-d/2}
+ *   rff  ½((1−s²)^{-d} − 2(1−s²)^{-d/2}(1+s²)^{-d/2} + (1−s²)^{-d/2}(1+3s²)^{-d/2})
+ *   G    (1−s²)^{-d/2}(1+s²)^{-d/2} − 2(1+s²)^{-d/2} + (1+s²)^{-d} */
+static double s2_of(int d, double sigma)
+{
+    return 2 * sigma * sigma / sqrt((double)d);
+}
+static double P(double x, int d)
+{
+    return pow(x, -d / 2.0);
+}
+static double prf_c(int d, double sigma)
+{
+    double s2 = s2_of(d, sigma);
+    return P(1 - 3 * s2, d) * P(1 + s2, d) - P(1 - s2, d) * P(1 + s2, d);
+}
+static double rff_c(int d, double sigma)
+{
+    double s2 = s2_of(d, sigma);
+    return 0.5 * (P(1 - s2, d) * P(1 - s2, d) - 2 * P(1 - s2, d) * P(1 + s2, d) +
+                  P(1 - s2, d) * P(1 + 3 * s2, d));
+}
+static double orf_g(int d, double sigma)
+{
+    double s2 = s2_of(d, sigma);
+    return P(1 - s2, d) * P(1 + s2, d) - 2 * P(1 + s2, d) + P(1 + s2, d) * P(1 + s2, d);
+}
+
+/* prf at m = 16, 64, 256, IID and orthogonal, and rff at m = 32, 128; d = 16, T = 1024. */
+static size_t feature_rows(struct la_row *rows, double sigma)
+{
+    size_t n = 0;
+    for (int orth = 0; orth <= 1; orth++)
+        for (int m = 16; m <= 256; m *= 4) {
+            struct la_row r = mkrow("linear_noncausal", "prf", m, 0, 1024, 16, sigma);
+            snprintf(r.draw, sizeof r.draw, "%s", orth ? "orthogonal" : "iid");
+            r.kernel_mse = 3.25 / m;
+            r.err_rel_fro = 0.5 / sqrt(m);
+            rows[n++] = r;
+        }
+    for (int m = 32; m <= 128; m *= 4) {
+        struct la_row r = mkrow("linear_noncausal", "rff", m, 0, 1024, 16, sigma);
+        r.kernel_mse = 0.1;
+        r.err_rel_fro = 0.2;
+        rows[n++] = r;
+    }
+    return n;
+}
+
+static void test_theory_lines(void **state)
+{
+    (void)state;
+    struct la_row rows[16];
+    size_t n = feature_rows(rows, 0.5);
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    /* Panel 0 (kernel MSE): prf iid, prf orthogonal, rff; then the theory lines rff IID, prf
+     * IID, prf ORF.  Panel 1 (output error): the three data curves only. */
+    assert_int_equal(fig.panels[0].count, 6);
+    assert_int_equal(fig.panels[1].count, 3);
+    assert_string_equal(fig.panels[0].note, "");
+    const struct la_fig_curve *c = &fig.curves[0];
+    assert_string_equal(c[0].title, "prf iid");
+    assert_string_equal(c[1].title, "prf orthogonal");
+    assert_string_equal(c[2].title, "rff iid");
+    assert_int_equal(c[0].dash, 1); /* dashes follow the draw */
+    assert_int_equal(c[1].dash, 2);
+    assert_int_equal(c[2].dash, 1);
+    assert_string_equal(c[3].title, "rff IID theory (Lemma 2)");
+    assert_string_equal(c[4].title, "prf IID theory (Lemma 2)");
+    assert_string_equal(c[5].title, "prf ORF bound (Performer Thm 2)");
+    assert_int_equal(c[3].dash, 4);
+    assert_int_equal(c[5].dash, 3);
+    for (int i = 3; i < 6; i++) {
+        assert_int_equal(c[i].npoints, 40);
+        assert_int_equal(c[i].pt, 0);
+        assert_int_equal(c[i].pts[0].n, 0);
+    }
+    /* rff: m from 32 to 128, 2 outputs per draw. */
+    assert_true(c[3].pts[0].x == 32 && c[3].pts[39].x == 128);
+    assert_near(c[3].pts[0].y, rff_c(16, 0.5) / 16, 1e-12);
+    assert_near(c[3].pts[39].y, rff_c(16, 0.5) / 64, 1e-12);
+    /* prf IID: C/m over 16 … 256, log-spaced (the middle point j = 13 is m = 16·16^(1/3)). */
+    assert_true(c[4].pts[0].x == 16 && c[4].pts[39].x == 256);
+    assert_near(c[4].pts[0].y, prf_c(16, 0.5) / 16, 1e-12);
+    double m13 = 16 * pow(16, 13.0 / 39);
+    assert_near(c[4].pts[13].x, m13, 1e-14);
+    assert_near(c[4].pts[13].y, prf_c(16, 0.5) / m13, 1e-12);
+    assert_true(c[4].pts[0].lo == c[4].pts[0].y && c[4].pts[0].hi == c[4].pts[0].y);
+    /* prf ORF at m = d = 16: C/m − 2(m−1)/(m(d+2))·G; at m = 256 the blocks of d count. */
+    assert_near(c[5].pts[0].y, prf_c(16, 0.5) / 16 - 2.0 * 15 / (16 * 18) * orf_g(16, 0.5), 1e-12);
+    assert_near(c[5].pts[39].y, prf_c(16, 0.5) / 256 - 2.0 * 15 / (256 * 18) * orf_g(16, 0.5),
+                1e-12);
+    assert_true(c[5].pts[0].y < c[4].pts[0].y);
+    la_figure_free(&fig);
+
+    /* σ = 1 at d = 16: 3s² = 1.5, the prf mean diverges (the note says so, no line); rff's is
+     * finite (s² = 0.5 < 1). */
+    n = feature_rows(rows, 1.0);
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);
+    assert_int_equal(fig.panels[0].count, 4);
+    assert_string_equal(fig.curves[3].title, "rff IID theory (Lemma 2)");
+    assert_string_equal(fig.panels[0].note,
+                        "Lemma 2: the mean MSE over Gaussian inputs diverges at this σ for prf");
+    assert_string_equal(fig.panels[1].note, "");
+    la_figure_free(&fig);
+
+    /* Not Gaussian inputs: no theory. */
+    n = feature_rows(rows, 0.5);
+    for (size_t i = 0; i < n; i++)
+        snprintf(rows[i].data, sizeof rows[i].data, "sphere");
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);
+    assert_int_equal(fig.panels[0].count, 3);
+    la_figure_free(&fig);
+}
+
+/* ---- crossover and speedup ----------------------------------------------------------------- */
+
+/* Softmax a·T² and linear series (kernel b·T, feature map c·T) over T = 128 … 4096 (d = 16,
+ * non-causal): their crossings are T* = (b + c)/a. */
+static size_t timing_rows(struct la_row *rows, int repeats)
+{
+    static const struct {
+        const char *map;
+        int m;
+        double b, c;
+    } lin[] = {
+        {"elu1", 16, 4e-7, 1e-7}, /* T* = 500 */
+        {"prf", 16, 2e-6, 1e-6},  /* T* = 3000 */
+        {"prf", 64, 8e-6, 2e-6},  /* T* = 10000: beyond the range */
+        {"relu", 16, 8e-8, 2e-8}, /* T* = 100: below the range */
+    };
+    const double a = 1e-9;
+    size_t n = 0;
+    for (int T = 128; T <= 4096; T *= 2) {
+        struct la_row s = mkrow("softmax_flash", "none", 0, 0, T, 16, 1.0);
+        s.time_median_s = a * T * (double)T;
+        s.fm_time_median_s = 0;
+        s.repeats = repeats;
+        rows[n++] = s;
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+            struct la_row r = mkrow("linear_noncausal", lin[i].map, lin[i].m, 0, T, 16, 1.0);
+            r.time_median_s = lin[i].b * T;
+            r.fm_time_median_s = lin[i].c * T;
+            r.repeats = repeats;
+            rows[n++] = r;
+        }
+    }
+    return n;
+}
+
+static void test_crossover_figure(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = timing_rows(rows, 5);
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 4);
+    struct la_figure fig;
+    assert_int_equal(la_crossover_figure(rows, n, xo, nxo, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 1);
+    assert_int_equal(fig.nrows, 1);
+    assert_int_equal(fig.ncols, 1);
+    assert_string_equal(fig.panels[0].title, "d = 16, non-causal");
+    assert_string_equal(fig.panels[0].ylabel, "time per call, all heads (s)");
+    /* softmax, four series, two rings (the series that cross inside the range). */
+    assert_int_equal(fig.ncurves, 7);
+    assert_int_equal(fig.panels[0].count, 7);
+    const struct la_fig_curve *c = fig.curves;
+    assert_string_equal(c[0].title, "softmax_flash");
+    assert_string_equal(c[0].map, "softmax");
+    assert_int_equal(c[0].npoints, 6);
+    assert_near(c[0].pts[5].y, 1e-9 * 4096.0 * 4096.0, 1e-15);
+    assert_string_equal(c[1].title, "elu1: T* = 500");
+    assert_string_equal(c[2].title, "prf m=16: T* = 2.93K");
+    assert_string_equal(c[3].title, "prf m=64: T* > 4K");
+    assert_string_equal(c[4].title, "relu: T* < 128");
+    assert_int_equal(c[2].dash, 1);
+    assert_int_equal(c[3].dash, 2); /* the second prf of the panel */
+    assert_int_equal(c[3].pt, 2);
+    assert_int_equal(c[1].kind, LA_CURVE_TIMING);
+    assert_int_equal(c[1].npoints, 6);
+    const struct la_fig_point *q = &c[1].pts[2]; /* T = 512 */
+    assert_true(q->x == 512);
+    assert_near(q->y, 5e-7 * 512, 1e-15);
+    assert_near(q->kernel, 4e-7 * 512, 1e-15);
+    assert_near(q->fm, 1e-7 * 512, 1e-15);
+    assert_near(q->lo, q->y, 1e-15); /* no percentiles recorded: the median */
+    /* The rings: on the linear curve at T*, exactly, since the curves are power laws. */
+    assert_int_equal(c[5].pt, -1);
+    assert_string_equal(c[5].title, "");
+    assert_string_equal(c[5].map, "elu1");
+    assert_near(c[5].pts[0].x, 500, 1e-9);
+    assert_near(c[5].pts[0].y, 5e-7 * 500, 1e-9);
+    assert_near(c[6].pts[0].x, 3000, 1e-9);
+    assert_near(c[6].pts[0].y, 3e-6 * 3000, 1e-9);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+
+    /* One timed repeat: too noisy for the timing figures, unless forced. */
+    n = timing_rows(rows, 1);
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_false(la_crossover_fits(rows, n, xo, nxo, 0));
+    assert_true(la_crossover_fits(rows, n, xo, nxo, 1));
+    assert_int_equal(la_crossover_figure(rows, n, xo, nxo, 0, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+}
+
+/* Softmax a_d·T² (a_d = 1e-9·d/16; causal half) over T = 128 … 1024 at d = 16, 32; elu1 at
+ * 5e-7·T; prf with m = d at 1e-6·T·d/16; prf m = 16 at d = 32 at 1e-6·T; causal elu1 at d = 16. */
+static size_t speedup_rows(struct la_row *rows)
+{
+    size_t n = 0;
+    for (int d = 16; d <= 32; d *= 2)
+        for (int T = 128; T <= 1024; T *= 2) {
+            for (int causal = 0; causal <= (d == 16); causal++) {
+                struct la_row s = mkrow("softmax_flash", "none", 0, causal, T, d, 1.0);
+                s.time_median_s = 1e-9 * d / 16 * T * (double)T / (1 + causal);
+                s.fm_time_median_s = 0;
+                rows[n++] = s;
+                struct la_row e = mkrow(causal ? "linear_causal" : "linear_noncausal", "elu1", d,
+                                        causal, T, d, 1.0);
+                e.time_median_s = 5e-7 * T;
+                e.fm_time_median_s = 0;
+                rows[n++] = e;
+            }
+            struct la_row p = mkrow("linear_noncausal", "prf", d, 0, T, d, 1.0);
+            p.time_median_s = 1e-6 * T * d / 16;
+            p.fm_time_median_s = 0;
+            rows[n++] = p;
+            if (d == 32) {
+                p.m = 16;
+                p.time_median_s = 1e-6 * T;
+                rows[n++] = p;
+            }
+        }
+    return n;
+}
+
+static void test_speedup_grid(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = speedup_rows(rows);
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    struct la_speedup sp;
+    assert_int_equal(la_speedup_prepare(rows, n, xo, nxo, 0, &sp, &err), LA_OK);
+    assert_true(sp.fig.fits);
+    assert_int_equal(sp.nd, 2);
+    assert_true(sp.ds[0] == 16 && sp.ds[1] == 32);
+    assert_int_equal(sp.nT, 4);
+    assert_true(sp.Ts[0] == 128 && sp.Ts[3] == 1024);
+    /* Three non-causal configurations on the top row, the causal one below; two empty slots. */
+    assert_int_equal(sp.fig.nrows, 2);
+    assert_int_equal(sp.fig.ncols, 3);
+    assert_int_equal(sp.fig.npanels, 6);
+    assert_int_equal(sp.fig.ncurves, 4);
+    assert_string_equal(sp.fig.panels[0].title, "elu1, non-causal");
+    assert_string_equal(sp.fig.panels[1].title, "prf m=d, non-causal");
+    assert_string_equal(sp.fig.panels[2].title, "prf m=16, non-causal");
+    assert_string_equal(sp.fig.panels[3].title, "elu1, causal");
+    assert_int_equal(sp.fig.panels[3].first, 3);
+    assert_int_equal(sp.fig.panels[3].count, 1);
+    assert_int_equal(sp.fig.panels[4].count, 0);
+    assert_int_equal(sp.fig.panels[5].count, 0);
+    for (int di = 0; di < 2; di++)
+        for (int ti = 0; ti < 4; ti++) {
+            double T = sp.Ts[ti], d = sp.ds[di];
+            assert_near(la_speedup_ratio(&sp, 0, di, ti), 2e-3 * d / 16 * T, 1e-12);
+            assert_near(la_speedup_ratio(&sp, 1, di, ti), 1e-3 * T, 1e-12);
+            if (di == 0)
+                assert_true(isnan(la_speedup_ratio(&sp, 2, di, ti))); /* not measured */
+            else
+                assert_near(la_speedup_ratio(&sp, 2, di, ti), 2e-3 * T, 1e-12);
+            if (di == 1)
+                assert_true(isnan(la_speedup_ratio(&sp, 3, di, ti)));
+        }
+    assert_near(la_speedup_ratio(&sp, 3, 0, 0), 1e-3 * 128, 1e-12);
+    const struct la_fig_point *q = &sp.fig.curves[0].pts[1 * 4 + 2]; /* d = 32, T = 512 */
+    assert_true(q->x == 9 && q->y == 1);
+    /* The largest ratio either way is 1/0.128 = 7.8: colours span 8x. */
+    assert_true(sp.cbmax == 8);
+    la_speedup_free(&sp);
+    la_crossover_free(xo);
+}
+
+/* ---- real heads ----------------------------------------------------------------------------- */
+
+static void test_real_heads(void **state)
+{
+    (void)state;
+    /* Three heads with entropies 2.5, 0.75, 1.875 (means over two rows each); prf at m = 16,
+     * 64 and 128 (64 is drawn), elu1 (its only m); a softmax row and a row of all heads, which
+     * are left out. */
+    static const struct {
+        int layer, head;
+        double ent[2];
+    } heads[] = {{0, 0, {2.25, 2.75}}, {0, 1, {0.5, 1.0}}, {1, 0, {1.75, 2.0}}};
+    struct la_row rows[64];
+    size_t n = 0;
+    for (int h = 0; h < 3; h++)
+        for (int trial = 0; trial < 2; trial++) {
+            static const char *const maps[] = {"prf", "prf", "prf", "elu1"};
+            static const int ms[] = {16, 64, 128, 8};
+            for (int k = 0; k < 4; k++) {
+                struct la_row r = mkrow("linear_noncausal", maps[k], ms[k], 0, 256, 8, 1.0);
+                snprintf(r.data, sizeof r.data, "h5");
+                r.layer = heads[h].layer;
+                r.head = heads[h].head;
+                r.trial = trial;
+                r.entropy_mean = heads[h].ent[trial];
+                r.err_rel_fro = 0.1 * (h + 1) + 0.01 * k + 0.001 * trial;
+                r.kl_mean = 2 * r.err_rel_fro;
+                rows[n++] = r;
+            }
+        }
+    struct la_row s = mkrow("softmax_flash", "none", 0, 0, 256, 8, 1.0);
+    snprintf(s.data, sizeof s.data, "h5");
+    s.head = 0;
+    s.err_rel_fro = 1e-7;
+    rows[n++] = s;
+    struct la_row all = rows[0];
+    all.head = -1;
+    rows[n++] = all;
+
+    struct la_realheads rh;
+    struct la_error err;
+    assert_int_equal(la_realheads_prepare(rows, n, &rh, &err), LA_OK);
+    assert_true(rh.fig.fits);
+    assert_int_equal(rh.nheads, 3);
+    /* Ascending entropy: (0, 1), (1, 0), (0, 0). */
+    assert_int_equal(rh.heads[0].layer, 0);
+    assert_int_equal(rh.heads[0].head, 1);
+    assert_int_equal(rh.heads[1].layer, 1);
+    assert_int_equal(rh.heads[1].head, 0);
+    assert_int_equal(rh.heads[2].head, 0);
+    assert_int_equal(rh.heads[2].layer, 0);
+    assert_near(rh.heads[0].entropy, 0.75, 0);
+    assert_near(rh.heads[1].entropy, 1.875, 0);
+    assert_near(rh.heads[2].entropy, 2.5, 0);
+    assert_int_equal(rh.heads[2].n, 8); /* 4 rows, 2 trials */
+    assert_int_equal(rh.nmaps, 2);
+    assert_string_equal(rh.maps[0], "prf");
+    assert_int_equal(rh.m[0], 64);
+    assert_string_equal(rh.maps[1], "elu1");
+    assert_int_equal(rh.m[1], 8);
+    /* Two panels (error, KL), one curve per map each; legend entries once. */
+    assert_int_equal(rh.fig.npanels, 2);
+    assert_string_equal(rh.fig.panels[0].title, "3 heads, sorted by softmax entropy");
+    assert_string_equal(rh.fig.panels[1].ylabel, LA_FIG_KL_LABEL);
+    assert_int_equal(rh.fig.ncurves, 4);
+    assert_string_equal(rh.fig.curves[0].title, "prf (m = 64)");
+    assert_string_equal(rh.fig.curves[1].title, "elu1 (m = 8)");
+    assert_string_equal(rh.fig.curves[2].title, "");
+    assert_int_equal(rh.fig.curves[1].pt, 2);
+    /* prf's error at the peakiest head (0, 1), h = 1 above: mean of 0.21 and 0.211. */
+    const struct la_fig_point *q = &rh.fig.curves[0].pts[0];
+    assert_near(q->x, 0.75, 0);
+    assert_near(q->y, 0.2105, 1e-12);
+    assert_near(q->lo, 0.21, 1e-12);
+    assert_near(q->hi, 0.211, 1e-12);
+    assert_int_equal(q->n, 2);
+    assert_near(rh.fig.curves[2].pts[2].y, 2 * 0.1105, 1e-12); /* KL, head (0, 0) */
+    la_realheads_free(&rh);
+
+    /* One head: no figure. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].layer == 0 && rows[i].head == 0)
+            rows[k++] = rows[i];
+    assert_int_equal(la_realheads_prepare(rows, k, &rh, &err), LA_OK);
+    assert_false(rh.fig.fits);
+    la_realheads_free(&rh);
+}
+
+/* ---- entry -------------------------------------------------------------------------------- */
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields_are_columns), cmocka_unit_test(test_fields_text),
+        cmocka_unit_test(test_fields_settings),    cmocka_unit_test(test_fields_varying_and_order),
+        cmocka_unit_test(test_curves_error_T),     cmocka_unit_test(test_curves_average_heads),
+        cmocka_unit_test(test_curves_memory),      cmocka_unit_test(test_curves_bad_spec),
+        cmocka_unit_test(test_theory_lines),       cmocka_unit_test(test_crossover_figure),
+        cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
