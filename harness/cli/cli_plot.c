@@ -91,14 +91,6 @@ static int same_real(double a, double b)
     return a == b || (isnan(a) && isnan(b));
 }
 
-static int is_softmax_row(const struct la_row *r)
-{
-    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
-    if (kn)
-        return kn->family == ATTN_SOFTMAX;
-    return !strncmp(r->kernel, "softmax", 7) || !strcmp(r->map, "none");
-}
-
 /* Does map `name` read parameter p (a word of its params list)?  Unknown maps: assume m and
  * draw, the common random-map parameters. */
 static int map_reads(const char *name, const char *p)
@@ -433,7 +425,7 @@ static int field_applies(const struct la_row *r, int f)
         return !sigma_measured(r);
     if (!(MAP_FIELDS & BIT(f)))
         return 1;
-    if (is_softmax_row(r))
+    if (la_row_is_softmax(r))
         return 0;
     if (f == F_M)
         return map_reads(r->map, "m");
@@ -660,7 +652,7 @@ static int cmp_rep(const void *pa, const void *pb, void *ctx)
 {
     const struct la_row *rows = ctx;
     const struct la_row *a = &rows[*(const size_t *)pa], *b = &rows[*(const size_t *)pb];
-    int sa = is_softmax_row(a), sb = is_softmax_row(b), c;
+    int sa = la_row_is_softmax(a), sb = la_row_is_softmax(b), c;
     if (sa != sb)
         return sb - sa; /* softmax first */
     static const int order[] = {F_CAUSAL, F_D,     F_MAP,   F_DRAW,    F_M,     F_A,
@@ -813,7 +805,7 @@ static int row_ok_sigma_setting(const struct la_row *r)
 /* Random maps only (features figure): the maps whose type says it draws from the rng. */
 static int row_ok_random_map(const struct la_row *r)
 {
-    if (is_softmax_row(r))
+    if (la_row_is_softmax(r))
         return 0;
     struct la_error err;
     const struct featuremap_type *t = featuremap_lookup(r->map, &err);
@@ -841,7 +833,7 @@ static unsigned title_fields(const struct la_row *rows, const size_t *sel, size_
     for (size_t i = 0; i < k && !(tf & BIT(F_KERNEL)); i++)
         for (size_t j = 0; j < i; j++) {
             const struct la_row *a = &rows[in[i]], *b = &rows[in[j]];
-            if (!is_softmax_row(a) && !is_softmax_row(b) && a->causal == b->causal &&
+            if (!la_row_is_softmax(a) && !la_row_is_softmax(b) && a->causal == b->causal &&
                 strcmp(a->kernel, b->kernel)) {
                 tf |= BIT(F_KERNEL);
                 break;
@@ -937,7 +929,7 @@ static int prepare_curves(struct plot *P, const struct curve_spec *s, FILE *meta
             if (!write_curve(data, rows, sel, ns, rep, s->xfield, skip, s->metrics[k], xs, ys))
                 continue;
             struct block b = {0};
-            int sm = is_softmax_row(rep);
+            int sm = la_row_is_softmax(rep);
             snprintf(b.title, sizeof b.title, "%s", sm ? rep->kernel : rep->map);
             append_fields(rep, tf & ~(sm ? BIT(F_KERNEL) : 0u), " ", b.title, sizeof b.title);
             snprintf(b.map, sizeof b.map, "%s", sm ? "softmax" : rep->map);
@@ -946,7 +938,7 @@ static int prepare_curves(struct plot *P, const struct curve_spec *s, FILE *meta
             for (size_t c2 = 0; c2 < c; c2++) {
                 const struct la_row *o = &rows[curves[c2]];
                 if (same_except(o, prep, ALL_FIELDS & ~pf) &&
-                    !strcmp(is_softmax_row(o) ? "softmax" : o->map, b.map))
+                    !strcmp(la_row_is_softmax(o) ? "softmax" : o->map, b.map))
                     variant++;
             }
             int dashv =
@@ -1167,7 +1159,7 @@ static size_t write_softmax_curve(const struct plot *P, const struct la_crossove
     int nT = 0;
     for (size_t i = 0; i < P->n; i++) {
         const struct la_row *r = &P->rows[i];
-        if (r->status == LA_ROW_OK && isfinite(r->time_median_s) && is_softmax_row(r) &&
+        if (r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_row_is_softmax(r) &&
             !strcmp(r->kernel, c0->softmax) && r->causal == c0->causal && r->d == c0->d &&
             r->dv == c0->dv && r->batch == c0->batch && r->heads == c0->heads &&
             r->threads == c0->threads)
@@ -1178,7 +1170,7 @@ static size_t write_softmax_curve(const struct plot *P, const struct la_crossove
         size_t k = 0;
         for (size_t i = 0; i < P->n && k < 64; i++) {
             const struct la_row *r = &P->rows[i];
-            if (r->status == LA_ROW_OK && isfinite(r->time_median_s) && is_softmax_row(r) &&
+            if (r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_row_is_softmax(r) &&
                 !strcmp(r->kernel, c0->softmax) && r->causal == c0->causal && r->d == c0->d &&
                 r->dv == c0->dv && r->batch == c0->batch && r->heads == c0->heads &&
                 r->threads == c0->threads && r->T == Ts[j]) {

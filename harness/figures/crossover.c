@@ -11,6 +11,7 @@
 
 #include "../../kernels/attention.h"
 #include "../core/util.h"
+#include "../store/results.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -21,18 +22,6 @@ static double median(double *v, size_t n)
         return NAN;
     qsort(v, n, sizeof *v, la_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* Softmax rows are recognised by their kernel's family; an unknown kernel name (a file written
- * by a newer linattn) falls back on the name, then on the map ("none" for softmax). */
-static int is_softmax(const struct la_row *r)
-{
-    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
-    if (kn)
-        return kn->family == ATTN_SOFTMAX;
-    if (!strncmp(r->kernel, "softmax", 7))
-        return 1;
-    return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
 }
 
 static int is_timed(const struct la_row *r)
@@ -92,11 +81,15 @@ double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel
 {
     const struct attn_kernel *lk = attn_kernel_lookup(linear_kernel);
     const struct attn_kernel *sk = attn_kernel_lookup(softmax_kernel);
-    /* Per token (T = 1) of the linear kernel, per token² (T = 1) of softmax; the attention.h
-     * formulas are used directly when a name is unknown. */
-    double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : 4.0 * m * dv + 4.0 * m;
-    double soft =
-        sk ? attn_nominal_flops(sk, 1, d, dv, causal) : (causal ? 2.0 : 4.0) * (d + dv) / 2.0;
+    /* Per token (T = 1) of the linear kernel, per token² (T = 1) of softmax, from the kernels'
+     * flop models; a name that is unknown (a file written by a newer linattn) is counted as the
+     * table's first kernel of its kind. */
+    if (!lk)
+        lk = attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, causal);
+    if (!sk)
+        sk = attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, causal);
+    double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : NAN;
+    double soft = sk ? attn_nominal_flops(sk, 1, d, dv, causal) : NAN;
     lin += la_crossover_fm_flops_per_token(map, m, d);
     return soft > 0 ? lin / soft : NAN;
 }
@@ -205,7 +198,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         const struct la_row *r = &rows[i];
         if (!is_timed(r))
             continue;
-        int sm = is_softmax(r);
+        int sm = la_row_is_softmax(r);
         size_t *list = sm ? soft : lin, *cnt = sm ? &nsoft : &nlin, j;
         for (j = 0; j < *cnt; j++)
             if (sm ? same_softmax_series(&rows[list[j]], r) : same_linear_series(&rows[list[j]], r))
@@ -261,7 +254,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                     const struct la_row *R = &rows[r];
                     if (R->T != Ts[t] || !is_timed(R))
                         continue;
-                    if (!is_softmax(R) && same_linear_series(R, L)) {
+                    if (!la_row_is_softmax(R) && same_linear_series(R, L)) {
                         a[na++] = R->time_median_s + fm_time(R);
                         b[nb++] = R->time_median_s;
                         c[nc++] = fm_time(R);
@@ -277,7 +270,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 /* The spread of the repeats (p20, p80), median over the rows. */
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && !is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && !la_row_is_softmax(R) &&
                         same_linear_series(R, L)) {
                         a[nl++] = pct(R->time_p20_s, R) + fm_time(R);
                         b[nh++] = pct(R->time_p80_s, R) + fm_time(R);
@@ -288,7 +281,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 nl = nh = 0;
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && la_row_is_softmax(R) &&
                         same_softmax_series(R, S)) {
                         a[ns++] = R->time_median_s;
                         b[nl++] = pct(R->time_p20_s, R);
