@@ -1897,9 +1897,10 @@ double la_cell_bytes(const struct la_cell *c)
 {
     const struct attn_kernel *kn = attn_kernel_lookup(c->kernel);
     const double bh = (double)c->batch * c->heads, T = c->T, d = c->d, dv = c->dv;
-    double bytes = bh * (2 * T * d + 2 * T * dv) * sizeof(float); /* Q, K, V, Y */
-    double m = d;
-    if (kn) {
+    double bytes, m = d;
+    if (!kn) {
+        bytes = bh * (2 * T * d + 2 * T * dv) * sizeof(float); /* Q, K, V, Y */
+    } else {
         /* The kernel's inputs and output, as its byte model counts them (a forward kernel reads
          * and writes each once, so that is their size), plus raw Q, K when it takes features
          * (the map's input); then its workspace slices. */
