@@ -1,4 +1,6 @@
-/* attention.h — the attention kernels: double references and fp32 fast kernels, one signature.
+/* attention.h — the attention kernels: double references and fp32 fast kernels, one signature,
+ * and the kernel table that says what each kernel is (its operation, inputs, capabilities,
+ * reference, flop and byte models).
  *
  * Shapes (row-major, one head):
  *   softmax kernels:  Q, K: (T, dk) with dk = d;   V, Y: (T, dv)
@@ -9,11 +11,17 @@
  *
  * Fast kernels never allocate: callers size a workspace with attn_workspace_floats() and
  * allocate (and touch) it before any timed region.  Batch × heads is attn_run_heads(), with
- * OpenMP over heads.  Nominal flop counts (attn_nominal_flops) are what efficiency is computed
- * from, whatever the algorithm does inside:
+ * OpenMP over heads.  Nominal flop counts (attn_nominal_flops, the entry's flops model) are
+ * what efficiency is computed from, whatever the algorithm does inside:
  *   softmax: 2·T²·(d + dv) non-causal, half that causal (QKᵀ: 2·T²·d, PV: 2·T²·dv; so
  *            4·T²·d when dv = d; the T² exps are not counted);
  *   linear:  4·T·m·dv + 4·T·m (state and output products, plus the normaliser), causal or not.
+ * Nominal bytes (attn_nominal_bytes, the entry's bytes model) are the compulsory memory traffic
+ * of one head in fp32: every input read once and every output written once, plus a carried
+ * state read once and written once where the operation has one.  A forward kernel reads q, k
+ * (T·dk each) and v (T·dv) and writes y (T·dv): 4·(2·T·dk + 2·T·dv) bytes, causal or not.
+ * Workspace traffic, re-reads of K and V (a tiled softmax reads them once per query block) and
+ * cache misses are not counted: it is a lower bound, the same for every algorithm of an operation.
  */
 #ifndef LA_ATTENTION_H
 #define LA_ATTENTION_H
@@ -51,6 +59,24 @@ long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, d
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 
+/* The operation a kernel performs.  Only forward kernels exist so far; the others name the
+ * operations the argument struct already has room for. */
+enum attn_op {
+    ATTN_OP_FORWARD = 0, /* y from q, k, v over T tokens, no state in or out */
+    ATTN_OP_PREFILL,     /* causal: T tokens appended to a carried state, y for each */
+    ATTN_OP_STEP,        /* causal: one token (T = 1) at position pos appended, its y */
+    ATTN_OP_BACKWARD,    /* grad_q, grad_k, grad_v from grad_y (and q, k, v) */
+};
+
+/* What a kernel's q, k inputs hold, and so what it computes from them. */
+enum attn_input {
+    ATTN_IN_QK = 0,   /* raw Q, K (dk = d), scored by softmax(q·k/√d): softmax attention */
+    ATTN_IN_FEATURES, /* φ(Q), φ(K) from a feature map the caller applies (dk = m): linear
+                         attention */
+    ATTN_IN_QK_ELU1,  /* raw Q, K (dk = d = m); the kernel applies elu+1 itself: linear
+                         attention with a built-in map (the seed baseline) */
+};
+
 struct attn_args {
     const float *q, *k, *v; /* q, k: (T, dk); v: (T, dv) */
     float *y;               /* (T, dv) */
@@ -60,24 +86,82 @@ struct attn_args {
     const float *eps_row; /* linear, optional: per-row eps (T floats per head) replacing eps,
                              for stabilised features whose rows were rescaled: eps·e^{-shift}
                              keeps eps meaning what it means for the defining formula */
-    int chunk;   /* linear_causal_chunked: chunk size C (0 = default) */
+    int chunk;   /* kernels with uses_chunk: chunk size C (0 = default) */
     int threads; /* threads inside one head (1 = none); kernels may ignore it */
     float *work; /* workspace of attn_workspace_floats() floats */
     long n_small_den; /* out (linear): rows whose |normaliser| <= eps */
+
+    /* Prefill and step only (forward kernels neither read nor write these). */
+    float *state; /* the carried state of one head, attn_state_floats() floats, read on entry
+                     and written on return; linear: S (dk × dv, row-major), then z (dk);
+                     softmax: the K, V cache */
+    int pos;      /* tokens already in the state (0: empty); the first token's position */
+
+    /* Backward only (forward kernels neither read nor write these). */
+    const float *grad_y;    /* in: the upstream gradient ∂L/∂y, (T, dv) */
+    float *grad_q, *grad_k; /* out: ∂L/∂q, ∂L/∂k, (T, dk) */
+    float *grad_v;          /* out: ∂L/∂v, (T, dv) */
 };
 
-/* ATTN_LINEAR_SEED: a linear kernel that takes RAW q, k (d = m) and applies the elu+1 map
- * itself; only the timing baseline attn_linear_causal_seed has it, and it is not in
- * attn_kernels[] (nothing that walks the table sees it).  Its nominal flops are linear's. */
-enum attn_family { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1, ATTN_LINEAR_SEED = 2 };
+/* ---- double references, one signature ---- */
 
-/* One row of the kernel table. */
+/* Arguments of a reference: the kernel's arguments in double, same shapes and meaning (the
+ * references of prefill, step and backward add the fields attn_args has for them). */
+struct attn_ref_args {
+    const double *q, *k, *v; /* exactly what the kernel takes: q, k: (T, dk); v: (T, dv) */
+    double *y;               /* (T, dv) */
+    int T, dk, dv;
+    int causal;
+    double eps;              /* linear: normaliser eps */
+    double *scratch;         /* attn_ref.scratch(T, dk, dv) doubles */
+    long n_small_den;        /* out (linear): rows whose |normaliser| <= eps */
+};
+
+/* The double reference that checks one kind of kernel (struct attn_kernel.ref). */
+struct attn_ref {
+    const char *name;                         /* "softmax", "linear", "linear_elu1" */
+    double tol;                               /* the relative Frobenius error an fp32 kernel
+                                                 may have against it (ATTN_TOL_*) */
+    size_t (*scratch)(int T, int dk, int dv); /* doubles of scratch run needs */
+    void (*run)(struct attn_ref_args *a);     /* y (and n_small_den) from q, k, v */
+};
+
+/* Tolerances stated for fp32 kernels against double references (relative Frobenius). */
+#define ATTN_TOL_SOFTMAX 2e-5
+#define ATTN_TOL_LINEAR 2e-5
+
+extern const struct attn_ref attn_ref_softmax;     /* attn_softmax_ref */
+extern const struct attn_ref attn_ref_linear;      /* attn_linear_ref */
+extern const struct attn_ref attn_ref_linear_elu1; /* attn_linear_ref on elu+1(q), elu+1(k) */
+
+/* One row of the kernel table: what the kernel is, as data.  Code that needs to know whether
+ * a kernel takes features, reads the chunk size or carries a state reads these fields (never
+ * the name or the function pointers).  One slot per line; optional slots may be NULL. */
 struct attn_kernel {
-    const char *name;    /* e.g. "softmax_flash", "linear_causal_chunked"; goes into results */
-    const char *summary; /* one line for `linattn list` */
-    int family;          /* enum attn_family: softmax kernels take Q, K; linear take φ(Q), φ(K) */
-    int causal_support;  /* bit 0: non-causal supported, bit 1: causal supported */
+    /* e.g. "softmax_flash", "linear_causal_chunked"; goes into results files */
+    const char *name;
+    /* one line for `linattn list` */
+    const char *summary;
+    /* the operation run performs */
+    enum attn_op op;
+    /* what q, k hold (so dk = d or m): ATTN_IN_FEATURES needs a feature map before it */
+    enum attn_input input;
+    /* ATTN_NONCAUSAL_OK | ATTN_CAUSAL_OK: the causalities it runs */
+    int causal_support;
+    /* 1: reads args.chunk, so the chunk size is a real parameter of its measurements; 0: ignores
+     * it */
+    int uses_chunk;
+    /* prefill/step: floats of carried state per head holding up to T tokens (linear: dk·dv + dk
+     * whatever T; a KV cache grows with T).  NULL: no state (forward, backward) */
+    size_t (*state_floats)(int T, int dk, int dv);
+    /* the double reference that checks it */
+    const struct attn_ref *ref;
+    /* nominal flops and bytes of one head (the models at the top of this file) */
+    double (*flops)(int T, int dk, int dv, int causal);
+    double (*bytes)(int T, int dk, int dv, int causal);
+    /* workspace floats of one head (callers use attn_workspace_floats, which adds the slack) */
     size_t (*workspace)(int T, int dk, int dv, int causal, int chunk, int threads);
+    /* the kernel: one head */
     void (*run)(struct attn_args *a);
 };
 
@@ -102,19 +186,23 @@ size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv
 long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto, int H,
                     int nthreads, float *work, size_t ws);
 
-/* Nominal flops of one head, as documented above. */
+/* Nominal flops and bytes of one head, as documented above (the entry's models). */
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
+double attn_nominal_bytes(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 
-/* 1 if the kernel reads args.chunk: linear_causal_chunked, and `linear_causal` only when
- * kernels/registry.c makes the chunked algorithm its default (the recurrent one is).  For
- * these the chunk size is a real parameter of the measurements. */
-int attn_kernel_uses_chunk(const struct attn_kernel *kn);
+/* Floats of carried state per head holding up to T tokens (0 for an operation without state). */
+size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv);
+
+/* The first entry of the table with this operation and input that runs this causality, or
+ * NULL: what a name that stands for a kind of kernel ("linear" in experiment files) means. */
+const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal);
 
 /* The default chunk size of linear_causal_chunked for (m, dv). */
 int attn_default_chunk(int m, int dv);
 
-/* The seed's literal loop (kernels/seed_baseline.c), family ATTN_LINEAR_SEED, causal only:
- * the baseline `bench --suite` reports the default causal kernel's speedup over. */
+/* The seed's literal loop (kernels/seed_baseline.c), input ATTN_IN_QK_ELU1, causal only: the
+ * baseline `bench --suite` reports the default causal kernel's speedup over.  Not in
+ * attn_kernels[] (nothing that walks the table sees it); its nominal flops are linear's. */
 extern const struct attn_kernel attn_linear_causal_seed;
 
 /* Individual kernels (also reachable through the table). */

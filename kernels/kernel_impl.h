@@ -1,5 +1,6 @@
-/* kernel_impl.h — internal to kernels/: workspace-size functions of each fast kernel and
- * small shared helpers.  Not part of the public API (attention.h is).
+/* kernel_impl.h — internal to kernels/: workspace-size functions of each fast kernel, the flop
+ * and byte models table entries share, and small shared helpers.  Not part of the public API
+ * (attention.h is).
  */
 #ifndef LA_KERNEL_IMPL_H
 #define LA_KERNEL_IMPL_H
@@ -11,6 +12,11 @@ size_t attn_softmax_flash_ws(int T, int dk, int dv, int causal, int chunk, int t
 size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+
+/* The flop and byte models entries share (registry.c; attention.h states them): linear
+ * attention's nominal flops, and a forward kernel's compulsory traffic. */
+double attn_linear_flops(int T, int dk, int dv, int causal);
+double attn_forward_bytes(int T, int dk, int dv, int causal);
 
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }

@@ -1,15 +1,89 @@
-/* registry.c (kernels) — the table of attention kernels, lookup by name, nominal flop counts,
- * attn_run_heads (batch × heads with OpenMP), and the public view of the code-path choice
- * (la_env_check, la_simd_path).  Names in the table are the strings written to results files
- * and shown by `linattn list`.
+/* registry.c (kernels) — the table of attention kernels (operation, inputs, capabilities,
+ * reference, flop and byte models of each), the double references behind one signature, lookup
+ * by name and by kind, attn_run_heads (batch × heads with OpenMP), and the public view of the
+ * code-path choice (la_env_check, la_simd_path).  Names in the table are the strings written to
+ * results files and shown by `linattn list`.  Tests: tests/test_kernels.c checks every field
+ * against what the kernel does.
  */
 #include "attention.h"
 #include "kernel_impl.h"
 #include "simd.h"
 #include "vmath.h"
 
+#include <math.h>
 #include <omp.h>
 #include <string.h>
+
+/* ---- references behind one signature ---- */
+
+static size_t no_scratch(int T, int dk, int dv)
+{
+    (void)T, (void)dk, (void)dv;
+    return 0;
+}
+
+static size_t softmax_scratch(int T, int dk, int dv)
+{
+    (void)dk, (void)dv;
+    return (size_t)T; /* one row of scores */
+}
+
+static void ref_softmax_run(struct attn_ref_args *a)
+{
+    attn_softmax_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->causal, a->scratch);
+    a->n_small_den = 0;
+}
+
+static void ref_linear_run(struct attn_ref_args *a)
+{
+    a->n_small_den = attn_linear_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->causal, a->eps);
+}
+
+static size_t elu1_scratch(int T, int dk, int dv)
+{
+    (void)dv;
+    return 2 * (size_t)T * dk; /* elu+1(q), elu+1(k) */
+}
+
+/* elu+1 of raw q and k in double, then the linear reference on those features. */
+static void ref_linear_elu1_run(struct attn_ref_args *a)
+{
+    const size_t n = (size_t)a->T * a->dk;
+    double *pq = a->scratch, *pk = a->scratch + n;
+    for (size_t i = 0; i < n; i++) {
+        pq[i] = a->q[i] > 0 ? a->q[i] + 1.0 : exp(a->q[i]);
+        pk[i] = a->k[i] > 0 ? a->k[i] + 1.0 : exp(a->k[i]);
+    }
+    a->n_small_den = attn_linear_ref(pq, pk, a->v, a->y, a->T, a->dk, a->dv, a->causal, a->eps);
+}
+
+const struct attn_ref attn_ref_softmax = {"softmax", ATTN_TOL_SOFTMAX, softmax_scratch,
+                                          ref_softmax_run};
+const struct attn_ref attn_ref_linear = {"linear", ATTN_TOL_LINEAR, no_scratch, ref_linear_run};
+const struct attn_ref attn_ref_linear_elu1 = {"linear_elu1", ATTN_TOL_LINEAR, elu1_scratch,
+                                              ref_linear_elu1_run};
+
+/* ---- flop and byte models (attention.h states them) ---- */
+
+static double softmax_flops(int T, int dk, int dv, int causal)
+{
+    const double t = T, k = dk, v = dv;
+    return (causal ? 2.0 : 4.0) * t * t * (k + v) / 2.0;
+}
+
+double attn_linear_flops(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    const double t = T, k = dk, v = dv;
+    return 4.0 * t * k * v + 4.0 * t * k;
+}
+
+double attn_forward_bytes(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    const double t = T, k = dk, v = dv;
+    return sizeof(float) * (2.0 * t * k + 2.0 * t * v); /* q, k, v read; y written */
+}
 
 /* The default causal linear kernel: the faster of the two causal algorithms, as measured by
  * `linattn bench --suite` on the development machine (Zen 5, AVX-512 path, 1 thread, d = m =
@@ -25,28 +99,79 @@ static size_t linear_causal_default_ws(int T, int dk, int dv, int causal, int ch
     return attn_linear_causal_recurrent_ws(T, dk, dv, causal, chunk, threads);
 }
 
+/* linear_causal's uses_chunk follows the algorithm linear_causal_default runs: 0 for the
+ * recurrent one (tests/test_kernels.c checks the field against the output's dependence on the
+ * chunk size). */
 const struct attn_kernel attn_kernels[] = {
-    {"softmax_flash", "softmax attention, fp32, tiled online softmax, fused exp (no T×T buffer)",
-     ATTN_SOFTMAX, ATTN_NONCAUSAL_OK | ATTN_CAUSAL_OK, attn_softmax_flash_ws, attn_softmax_flash},
-    {"linear_noncausal", "linear attention, fp32, φ(K)ᵀV first, then φ(Q)·S (SIMD GEMM tiles)",
-     ATTN_LINEAR, ATTN_NONCAUSAL_OK, attn_linear_noncausal_ws, attn_linear_noncausal},
-    {"linear_causal", "causal linear attention, fp32: the default algorithm (recurrent)",
-     ATTN_LINEAR, ATTN_CAUSAL_OK, linear_causal_default_ws, linear_causal_default},
-    {"linear_causal_recurrent",
-     "causal linear attention, fp32, per-token state update and query in one pass (SIMD)",
-     ATTN_LINEAR, ATTN_CAUSAL_OK, attn_linear_causal_recurrent_ws, attn_linear_causal_recurrent},
-    {"linear_causal_chunked",
-     "causal linear attention, fp32, chunks: triangular intra-chunk + state GEMMs (SIMD)",
-     ATTN_LINEAR, ATTN_CAUSAL_OK, attn_linear_causal_chunked_ws, attn_linear_causal_chunked},
-    {NULL, NULL, 0, 0, NULL, NULL},
+    {
+        .name = "softmax_flash",
+        .summary = "softmax attention, fp32, tiled online softmax, fused exp (no T×T buffer)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_QK,
+        .causal_support = ATTN_NONCAUSAL_OK | ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_softmax,
+        .flops = softmax_flops,
+        .bytes = attn_forward_bytes,
+        .workspace = attn_softmax_flash_ws,
+        .run = attn_softmax_flash,
+    },
+    {
+        .name = "linear_noncausal",
+        .summary = "linear attention, fp32, φ(K)ᵀV first, then φ(Q)·S (SIMD GEMM tiles)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_NONCAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_linear,
+        .flops = attn_linear_flops,
+        .bytes = attn_forward_bytes,
+        .workspace = attn_linear_noncausal_ws,
+        .run = attn_linear_noncausal,
+    },
+    {
+        .name = "linear_causal",
+        .summary = "causal linear attention, fp32: the default algorithm (recurrent)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_linear,
+        .flops = attn_linear_flops,
+        .bytes = attn_forward_bytes,
+        .workspace = linear_causal_default_ws,
+        .run = linear_causal_default,
+    },
+    {
+        .name = "linear_causal_recurrent",
+        .summary = "causal linear attention, fp32, per-token state update and query in one pass "
+                   "(SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_linear,
+        .flops = attn_linear_flops,
+        .bytes = attn_forward_bytes,
+        .workspace = attn_linear_causal_recurrent_ws,
+        .run = attn_linear_causal_recurrent,
+    },
+    {
+        .name = "linear_causal_chunked",
+        .summary = "causal linear attention, fp32, chunks: triangular intra-chunk + state GEMMs "
+                   "(SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_linear,
+        .flops = attn_linear_flops,
+        .bytes = attn_forward_bytes,
+        .workspace = attn_linear_causal_chunked_ws,
+        .run = attn_linear_causal_chunked,
+    },
+    {0},
 };
-
-int attn_kernel_uses_chunk(const struct attn_kernel *kn)
-{
-    return kn && (kn->run == attn_linear_causal_chunked ||
-                  (kn->run == linear_causal_default &&
-                   linear_causal_default_ws == attn_linear_causal_chunked_ws));
-}
 
 size_t attn_kernel_count(void)
 {
@@ -82,10 +207,27 @@ size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv
 
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal)
 {
-    const double t = T, k = dk, v = dv;
-    if (kn->family == ATTN_SOFTMAX)
-        return (causal ? 2.0 : 4.0) * t * t * (k + v) / 2.0;
-    return 4.0 * t * k * v + 4.0 * t * k;
+    return kn->flops(T, dk, dv, causal);
+}
+
+double attn_nominal_bytes(const struct attn_kernel *kn, int T, int dk, int dv, int causal)
+{
+    return kn->bytes(T, dk, dv, causal);
+}
+
+size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv)
+{
+    return kn->state_floats ? kn->state_floats(T, dk, dv) : 0;
+}
+
+const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal)
+{
+    const int bit = causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        if (attn_kernels[i].op == op && attn_kernels[i].input == input &&
+            (attn_kernels[i].causal_support & bit))
+            return &attn_kernels[i];
+    return NULL;
 }
 
 /* Runs head h of proto's batch on `threads` threads with workspace work; its n_small_den. */

@@ -1,5 +1,5 @@
 /* seed_baseline.c — the seed's causal linear attention loop, literally, as a timing baseline
- * (kernel "linear_causal_seed", family ATTN_LINEAR_SEED; not in attn_kernels[]).
+ * (kernel "linear_causal_seed", input ATTN_IN_QK_ELU1; not in attn_kernels[]).
  *   Q, K: (T, d) RAW queries and keys (not features); V, Y: (T, dv), row-major; m = d.
  * Per token t, with the elu+1 feature map applied inside the loop (scalar expf):
  *   φ(k_t), φ(q_t);  S += φ(k_t) v_tᵀ;  z += φ(k_t);  y_t = φ(q_t)ᵀS / (φ(q_t)ᵀz + eps).
@@ -7,7 +7,8 @@
  * vectorise the inner loops by itself) and nothing else: this is what the tuned kernels are
  * measured against (`linattn bench --suite` prints the speedup).  Not for experiments: it
  * computes elu1 features only and the timed kernels take features from featuremaps/.
- * Tests: tests/test_kernels.c compares it with attn_linear_ref on elu1 features in double.
+ * Tests: tests/test_kernels.c compares it with its reference, attn_linear_ref on elu1 features
+ * in double (attn_ref_linear_elu1).
  */
 #include "attention.h"
 #include "kernel_impl.h"
@@ -61,10 +62,15 @@ static void seed_run(struct attn_args *a)
 }
 
 const struct attn_kernel attn_linear_causal_seed = {
-    "linear_causal_seed",
-    "baseline: the seed's per-token loop, scalar, elu+1 applied inside (takes raw Q, K)",
-    ATTN_LINEAR_SEED,
-    ATTN_CAUSAL_OK,
-    seed_ws,
-    seed_run,
+    .name = "linear_causal_seed",
+    .summary = "baseline: the seed's per-token loop, scalar, elu+1 applied inside (takes raw Q, K)",
+    .op = ATTN_OP_FORWARD,
+    .input = ATTN_IN_QK_ELU1,
+    .causal_support = ATTN_CAUSAL_OK,
+    .uses_chunk = 0,
+    .ref = &attn_ref_linear_elu1,
+    .flops = attn_linear_flops,
+    .bytes = attn_forward_bytes,
+    .workspace = seed_ws,
+    .run = seed_run,
 };

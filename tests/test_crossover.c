@@ -236,12 +236,34 @@ static void test_fm_flops(void **state)
     assert_true(la_crossover_fm_flops_per_token("taylor2", 561, 32) == 1122.0);
 }
 
+/* The flop T* from the kernels' flop models: linear per token (kernel + map) over softmax per
+ * token²; a kernel name this build does not know counts as the table's kernel of its kind. */
+static void test_flop_T(void **state)
+{
+    (void)state;
+    const double m = 64, d = 32, dv = 48;
+    const double lin = 4.0 * m * dv + 4.0 * m + 2.0 * m; /* linear kernel + elu1 */
+    const double soft = 2.0 * (d + dv);                  /* 4·T²·(d + dv)/2 at T = 1 */
+    const double want = lin / soft;
+    assert_true(fabs(la_crossover_flop_T("linear_noncausal", "softmax_flash", "elu1", 64, 32, 48,
+                                         0) - want) <= 1e-12 * want);
+    assert_true(fabs(la_crossover_flop_T("linear_causal_chunked", "softmax_flash", "elu1", 64, 32,
+                                         48, 1) - 2.0 * want) <= 1e-12 * want);
+    assert_true(la_crossover_flop_T("linear_from_a_newer_build", "softmax_from_a_newer_build",
+                                    "elu1", 64, 32, 48, 0) ==
+                la_crossover_flop_T("linear_noncausal", "softmax_flash", "elu1", 64, 32, 48, 0));
+    assert_true(la_crossover_flop_T("linear_from_a_newer_build", "softmax_from_a_newer_build",
+                                    "elu1", 64, 32, 48, 1) ==
+                la_crossover_flop_T("linear_causal", "softmax_flash", "elu1", 64, 32, 48, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interp_exact),        cmocka_unit_test(test_found_below_above),
         cmocka_unit_test(test_medians_and_filters), cmocka_unit_test(test_crosses_back),
         cmocka_unit_test(test_no_pairs_and_print),  cmocka_unit_test(test_fm_flops),
+        cmocka_unit_test(test_flop_T),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

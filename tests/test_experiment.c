@@ -817,7 +817,7 @@ static void test_collapse_and_merge(void **state)
                 "  A: [-0.2, auto]\n"
                 "  chunk: [16, 64]\n");
     /* chunked: 2 A × 2 chunks; linear→linear_causal (recurrent by default, no chunk) and
-     * recurrent: 2 A each (attn_kernel_uses_chunk decides). */
+     * recurrent: 2 A each (the kernel table's uses_chunk decides). */
     assert_int_equal(e->ncells, 4 + 2 + 2);
     c = find_cell(e, "kernel=linear_causal_recurrent", "A=auto");
     assert_non_null(c);
@@ -1034,8 +1034,11 @@ static void test_run_order_and_estimates(void **state)
     kn = attn_kernel_lookup("linear_noncausal");
     assert_true(la_cell_flops(c) ==
                 2 * (attn_nominal_flops(kn, 1024, 32, 32, 0) + 4.0 * 1024 * 32 * 32));
-    /* Bytes at least cover Q, K, V, Y in fp32. */
+    /* Bytes at least cover the kernel's traffic (its byte model: φ(Q), φ(K), V, Y in fp32)
+     * and the map's input Q, K. */
     assert_true(la_cell_bytes(c) >= 2 * 4.0 * 1024 * 32 * 4);
+    assert_true(la_cell_bytes(c) >=
+                2 * (attn_nominal_bytes(kn, 1024, 32, 32, 0) + 2 * 1024 * 32 * sizeof(float)));
 
     char *buf = NULL;
     size_t len = 0;

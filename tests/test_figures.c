@@ -231,16 +231,16 @@ static void test_fields_settings(void **state)
     h2 = mkrow("linear_noncausal", "prf", 64, 0, 256, 8, 1.21);
     assert_false(la_field_eq(&h1, &h2, fS));
 
-    /* Softmax is the kernel's family; an unknown kernel by its name or the missing map. */
+    /* Softmax: the kernel's input is raw Q, K; for an unknown kernel, the row has no map. */
     struct la_row s = mkrow("softmax_flash", "none", 0, 0, 64, 16, 1.0);
-    assert_true(la_fig_is_softmax(&s));
-    assert_false(la_fig_is_softmax(&k));
+    assert_true(la_row_is_softmax(&s));
+    assert_false(la_row_is_softmax(&k));
     snprintf(s.kernel, sizeof s.kernel, "softmax_future");
-    assert_true(la_fig_is_softmax(&s));
+    assert_true(la_row_is_softmax(&s));
     snprintf(s.kernel, sizeof s.kernel, "mystery");
-    assert_true(la_fig_is_softmax(&s)); /* map "none" */
+    assert_true(la_row_is_softmax(&s)); /* map "none" */
     snprintf(s.map, sizeof s.map, "prf");
-    assert_false(la_fig_is_softmax(&s));
+    assert_false(la_row_is_softmax(&s));
 }
 
 static void test_fields_varying_and_order(void **state)

@@ -1,11 +1,14 @@
-/* test_kernels.c — every fast kernel against its double reference on odd shapes, on every
- * vector path this CPU runs (AVX-512, AVX2, portable; forced with la_simd_force) and with
- * threads inside a head; the SIMD GEMM tile against a plain loop; the two causal algorithms
- * against each other; causal linear against the non-causal formula on every prefix; the seed
- * baseline (raw Q, K, elu+1 inside) against the reference on elu1 features; softmax stability
- * for scores of ±1000; small normalisers counted at every thread count; the output at aligned
- * and unaligned addresses with threads.  Run: make check (or build/tests/test_kernels).
- * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (LA_TOL_* in harness/cli/check.h);
+/* test_kernels.c — every kernel of the table (and the seed baseline) against the double
+ * reference its entry names, on odd shapes, on every vector path this CPU runs (AVX-512, AVX2,
+ * portable; forced with la_simd_force) and with threads inside a head; the table's capability
+ * fields against what the kernels do (causality, uses_chunk, what q and k hold, no state) and
+ * its flop and byte models on small shapes; the SIMD GEMM tile against a plain loop; the two
+ * causal algorithms against each other; causal linear against the non-causal formula on every
+ * prefix; the seed baseline (raw Q, K, elu+1 inside) against the reference on elu1 features;
+ * softmax stability for scores of ±1000; small normalisers counted at every thread count; the
+ * output at aligned and unaligned addresses with threads.  Run: make check (or
+ * build/tests/test_kernels).
+ * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
  */
@@ -44,10 +47,15 @@ static const struct la_check_case odd_shapes[] = {
     {531, 72, 80, 1, 0, 0, 1, 1.0}, {290, 130, 3, 2, 1, 0, 2, 1.0}, {290, 3, 130, 2, 0, 0, 2, 1.0},
 };
 
+/* Every forward entry of the table, and the seed baseline, against the reference its entry
+ * names (la_check_kernel runs kn->ref). */
 static void check_every_kernel_odd_shapes(void)
 {
-    for (size_t k = 0; attn_kernels[k].name; k++) {
-        const struct attn_kernel *kn = &attn_kernels[k];
+    const size_t nk = attn_kernel_count();
+    for (size_t k = 0; k <= nk; k++) {
+        const struct attn_kernel *kn = k < nk ? &attn_kernels[k] : &attn_linear_causal_seed;
+        assert_int_equal(kn->op, ATTN_OP_FORWARD);
+        assert_non_null(kn->ref);
         for (size_t i = 0; i < sizeof odd_shapes / sizeof odd_shapes[0]; i++) {
             const struct la_check_case *c = &odd_shapes[i];
             if (!(kn->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
@@ -166,7 +174,8 @@ static void test_seed_baseline(void **state)
     (void)state;
     static const int shapes[][3] = {{1, 4, 4}, {77, 16, 9}, {300, 64, 64}, {129, 5, 33}};
     const struct attn_kernel *kn = &attn_linear_causal_seed;
-    assert_int_equal(kn->family, ATTN_LINEAR_SEED);
+    assert_int_equal(kn->input, ATTN_IN_QK_ELU1);
+    assert_string_equal(kn->ref->name, "linear_elu1");
     assert_null(attn_kernel_lookup(kn->name)); /* not in the table */
     for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
         const int T = shapes[sh][0], d = shapes[sh][1], dv = shapes[sh][2];
@@ -188,16 +197,29 @@ static void test_seed_baseline(void **state)
         kn->run(&a);
         const long small = attn_linear_ref(pq, pk, vd, yd, T, d, dv, 1, 1e-6);
         assert_true(tu_all_finite(y, (size_t)T * dv));
-        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
+        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= ATTN_TOL_LINEAR);
         assert_int_equal(a.n_small_den, small);
+        /* Its table reference, on the raw q, k, is the same computation. */
+        double *qd = malloc(sizeof(double) * T * d), *kd = malloc(sizeof(double) * T * d);
+        double *yr = malloc(sizeof(double) * T * dv);
+        double *scr = malloc(sizeof(double) * (kn->ref->scratch(T, d, dv) + 1));
+        tu_to_double(q, qd, (size_t)T * d);
+        tu_to_double(k, kd, (size_t)T * d);
+        struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yr, .T = T, .dk = d, .dv = dv,
+                                   .causal = 1, .eps = 1e-6, .scratch = scr};
+        kn->ref->run(&ra);
+        assert_int_equal(ra.n_small_den, small);
+        for (size_t i = 0; i < (size_t)T * dv; i++)
+            assert_true(fabs(yr[i] - yd[i]) <= 1e-12 * (1.0 + fabs(yd[i])));
+        free(qd), free(kd), free(yr), free(scr);
         free(q), free(k), free(v), free(y), free(pq), free(pk), free(vd), free(yd), free(w);
     }
 }
 
-/* A linear kernel that runs this causality. */
+/* A kernel that takes features and runs this causality. */
 static int linear_for(const struct attn_kernel *kn, int causal)
 {
-    return kn->family == ATTN_LINEAR &&
+    return kn->input == ATTN_IN_FEATURES &&
            (kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK));
 }
 
@@ -254,7 +276,7 @@ static void test_small_normalisers_counted(void **state)
                                         kn->name, la_simd_name(isa), m, dv, th, got, want);
                         assert_int_equal(got, want);
                         assert_true(tu_all_finite(y, (size_t)T * dv));
-                        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= LA_TOL_LINEAR);
+                        assert_true(tu_rel_err(y, yd, (size_t)T * dv) <= ATTN_TOL_LINEAR);
                         free(w);
                     }
                 }
@@ -336,11 +358,11 @@ static void test_threads_output_layout(void **state)
                                                   .eps = 1e-6f};
                             assert_int_equal(attn_run_heads(kn, &a, 1, th, w, ws), want);
                             const double e = tu_rel_err(y, yd, ny);
-                            if (!(e <= LA_TOL_LINEAR))
+                            if (!(e <= ATTN_TOL_LINEAR))
                                 print_error("%s [%s] T=%d m=%d dv=%d threads=%d offset=%d: %.3g\n",
                                             kn->name, la_simd_name(isa), T, m, dv, th, off, e);
                             assert_true(tu_all_finite(y, ny));
-                            assert_true(e <= LA_TOL_LINEAR);
+                            assert_true(e <= ATTN_TOL_LINEAR);
                             for (int i = 0; i < off; i++)
                                 assert_true(ybuf[i] == guard);
                             for (size_t i = off + ny; i < ny + 32; i++)
@@ -405,7 +427,7 @@ static void test_causal_is_prefix_of_noncausal(void **state)
     tu_to_double(v, vd, (size_t)T * dv);
     for (size_t k = 0; attn_kernels[k].name; k++) {
         const struct attn_kernel *kn = &attn_kernels[k];
-        if (kn->family != ATTN_LINEAR || !(kn->causal_support & ATTN_CAUSAL_OK))
+        if (!linear_for(kn, 1))
             continue;
         float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, m, dv, 1, 0, 1));
         struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m, .dv = dv,
@@ -477,7 +499,115 @@ static void test_softmax_ref_by_hand(void **state)
     assert_true(fabs(Y[1] - (w10 * 3.0 - w11) / (w10 + w11)) < 1e-14);
 }
 
-static void test_lookup_and_flops(void **state)
+/* One head of kn at (T, dk, dv) on one thread with chunk size `chunk`, into y. */
+static void run_one(const struct attn_kernel *kn, const float *q, const float *k, const float *v,
+                    float *y, int T, int dk, int dv, int causal, int chunk)
+{
+    float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, dk, dv, causal, chunk, 1));
+    struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
+                          .causal = causal, .eps = 1e-6f, .chunk = chunk, .threads = 1, .work = w};
+    kn->run(&a);
+    free(w);
+}
+
+/* Largest |a_i − b_i| / (1 + |b_i|) over rows [r0, r1) of two (T, dv) outputs. */
+static double rows_diff(const float *a, const float *b, int r0, int r1, int dv)
+{
+    double worst = 0.0;
+    for (size_t i = (size_t)r0 * dv; i < (size_t)r1 * dv; i++) {
+        const double e = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+/* The table's fields against what the kernels do, on positive (feature-like) inputs every kernel
+ * accepts:
+ *  - causal_support: a causal run's rows before the last do not move when the last key and value
+ *    change; a non-causal run's first row does;
+ *  - uses_chunk: the output changes with the chunk size (1 and 64 sum in different orders) if
+ *    and only if the kernel says it reads it;
+ *  - input: doubling one query row leaves linear attention on features unchanged (φ(q)ᵀS over
+ *    φ(q)ᵀz, up to eps) and changes softmax attention on raw Q, K (a sharper softmax);
+ *  - op: forward, no carried state, and a name that looks up to its own entry. */
+static void test_table_capabilities(void **state)
+{
+    (void)state;
+    const int T = 150, dk = 12, dv = 9;
+    const size_t nq = (size_t)T * dk, ny = (size_t)T * dv;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *k2 = malloc(sizeof(float) * nq);
+    float *v2 = malloc(sizeof(float) * ny), *q2 = malloc(sizeof(float) * nq);
+    float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    features(q, k, v, T, dk, dv, 4711);
+    memcpy(k2, k, sizeof(float) * nq);
+    memcpy(v2, v, sizeof(float) * ny);
+    for (int c = 0; c < dk; c++)
+        k2[(size_t)(T - 1) * dk + c] *= 3.5f;
+    for (int c = 0; c < dv; c++)
+        v2[(size_t)(T - 1) * dv + c] = -4.25f + 0.5f * (float)c;
+    memcpy(q2, q, sizeof(float) * nq);
+    const int row = T / 3;
+    for (int c = 0; c < dk; c++)
+        q2[(size_t)row * dk + c] *= 2.0f;
+    for (size_t i = 0; attn_kernels[i].name; i++) {
+        const struct attn_kernel *kn = &attn_kernels[i];
+        assert_int_equal(kn->op, ATTN_OP_FORWARD);
+        assert_null(kn->state_floats);
+        assert_int_equal(attn_state_floats(kn, T, dk, dv), 0);
+        assert_true(kn->causal_support != 0 &&
+                    !(kn->causal_support & ~(ATTN_CAUSAL_OK | ATTN_NONCAUSAL_OK)));
+        assert_true(kn->uses_chunk == 0 || kn->uses_chunk == 1);
+        assert_true(kn->ref && kn->flops && kn->bytes && kn->workspace && kn->run);
+        assert_ptr_equal(attn_kernel_lookup(kn->name), kn);
+        for (int causal = 0; causal <= 1; causal++) {
+            if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                continue;
+            run_one(kn, q, k, v, y0, T, dk, dv, causal, 64);
+            /* Causality. */
+            run_one(kn, q, k2, v2, y1, T, dk, dv, causal, 64);
+            if (causal)
+                assert_true(rows_diff(y1, y0, 0, T - 1, dv) <= 1e-6);
+            else
+                assert_true(rows_diff(y1, y0, 0, 1, dv) > 1e-4);
+            /* The chunk size. */
+            run_one(kn, q, k, v, y1, T, dk, dv, causal, 1);
+            const int changed = memcmp(y0, y1, sizeof(float) * ny) != 0;
+            if (changed != kn->uses_chunk)
+                print_error("%s causal=%d: uses_chunk %d, output %s with the chunk size\n",
+                            kn->name, causal, kn->uses_chunk,
+                            changed ? "changes" : "does not change");
+            assert_int_equal(changed, kn->uses_chunk);
+            /* What q holds. */
+            run_one(kn, q2, k, v, y1, T, dk, dv, causal, 64);
+            const double moved = rows_diff(y1, y0, row, row + 1, dv);
+            if (kn->input == ATTN_IN_FEATURES)
+                assert_true(moved <= 1e-5);
+            else
+                assert_true(moved > 1e-4);
+        }
+    }
+    free(q), free(k), free(v), free(k2), free(v2), free(q2), free(y0), free(y1);
+}
+
+/* attn_kernel_find picks the table's kernels of a kind; nothing for operations not yet in it. */
+static void test_find_by_kind(void **state)
+{
+    (void)state;
+    assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, 0)->name,
+                        "linear_noncausal");
+    assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, 1)->name,
+                        "linear_causal");
+    assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, 0)->name, "softmax_flash");
+    assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, 1)->name, "softmax_flash");
+    assert_null(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK_ELU1, 1)); /* the seed: not listed */
+    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 1));
+    assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 0));
+}
+
+/* The flop and byte models of every entry on small shapes, against the formulas attention.h
+ * states; softmax's also by hand. */
+static void test_flop_and_byte_models(void **state)
 {
     (void)state;
     assert_null(attn_kernel_lookup("softmax_slow"));
@@ -490,6 +620,27 @@ static void test_lookup_and_flops(void **state)
     assert_true(fabs(attn_nominal_flops(s, 100, 8, 24, 1) - 100.0 * 100 * (8 + 24)) < 1e-6);
     assert_true(fabs(attn_nominal_flops(l, 100, 8, 6, 0) - (4.0 * 100 * 8 * 6 + 4.0 * 100 * 8)) <
                 1e-6);
+    static const int shapes[][3] = {{1, 1, 1}, {7, 3, 5}, {100, 8, 24}, {333, 65, 17}};
+    const size_t nk = attn_kernel_count();
+    for (size_t i = 0; i <= nk; i++) {
+        const struct attn_kernel *kn = i < nk ? &attn_kernels[i] : &attn_linear_causal_seed;
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            const double T = shapes[sh][0], dk = shapes[sh][1], dv = shapes[sh][2];
+            for (int causal = 0; causal <= 1; causal++) {
+                const double want_flops = kn->input == ATTN_IN_QK
+                                              ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
+                                              : 4.0 * T * dk * dv + 4.0 * T * dk;
+                /* q, k, v read once and y written once, in fp32; no state. */
+                const double want_bytes = 4.0 * (2.0 * T * dk + 2.0 * T * dv);
+                const double f = attn_nominal_flops(kn, (int)T, (int)dk, (int)dv, causal);
+                const double b = attn_nominal_bytes(kn, (int)T, (int)dk, (int)dv, causal);
+                assert_true(f == kn->flops((int)T, (int)dk, (int)dv, causal));
+                assert_true(b == kn->bytes((int)T, (int)dk, (int)dv, causal));
+                assert_true(fabs(f - want_flops) <= 1e-9 * want_flops);
+                assert_true(fabs(b - want_bytes) <= 1e-9 * want_bytes);
+            }
+        }
+    }
 }
 
 int main(void)
@@ -506,7 +657,9 @@ int main(void)
         cmocka_unit_test(test_causal_is_prefix_of_noncausal),
         cmocka_unit_test(test_softmax_extreme_scores),
         cmocka_unit_test(test_softmax_ref_by_hand),
-        cmocka_unit_test(test_lookup_and_flops),
+        cmocka_unit_test(test_table_capabilities),
+        cmocka_unit_test(test_find_by_kind),
+        cmocka_unit_test(test_flop_and_byte_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,13 @@
 /* test_results.c — tests of the results file (harness/store/results.c) and of `linattn export` and
  * `linattn info` (harness/cli/cmd_export.c, harness/cli/cmd_info.c).
  *
- * Round trip of every column type (NaN, long UTF-8 strings, uint64 above 2^63), resume
- * semantics (same text resumes, another text is refused, --fresh truncates), unwritable paths,
- * the CLI (filters, columns, errors), and crash safety: a writer process is SIGKILLed at random
- * moments; after every kill the file must open, hold every row the writer reported flushed,
- * each exactly once and bit-for-bit as written, and the resumed writer must finish with the
- * same rows as an uninterrupted run.  LA_KILLS=N runs N kills (stress; default 12).
+ * The softmax-row test (la_row_is_softmax).  Round trip of every column type (NaN, long UTF-8
+ * strings, uint64 above 2^63), resume semantics (same text resumes, another text is refused,
+ * --fresh truncates), unwritable paths, the CLI (filters, columns, errors), and crash safety: a
+ * writer process is SIGKILLed at random moments; after every kill the file must open, hold every
+ * row the writer reported flushed, each exactly once and bit-for-bit as written, and the resumed
+ * writer must finish with the same rows as an uninterrupted run.  LA_KILLS=N runs N kills (stress;
+ * default 12).
  * Random kills rarely land inside HDF5's flush, so the crash-point test also kills the writer
  * before each single write (pwrite/write/ftruncate, interposed below) of a create, a resume
  * and a chunk boundary, whole or torn; without the journal (results.c) it found a /runs that
@@ -149,6 +150,38 @@ static void test_columns_cover_row(void **state)
     assert_int_equal(s->kind, LA_COL_UINT64);
     assert_int_equal(la_row_column("key")->size, LA_KEY_LEN);
     assert_int_equal(la_row_column("n_small_den")->kind, LA_COL_INT64);
+}
+
+/* ---- what a row measured ------------------------------------------------------------ */
+
+/* Softmax rows are told by the kernel table's input kind, whatever the map column says; a
+ * kernel this build does not know, by its map. */
+static void test_row_is_softmax(void **state)
+{
+    (void)state;
+    struct la_row r;
+    memset(&r, 0, sizeof r);
+    for (size_t i = 0; attn_kernels[i].name; i++) {
+        snprintf(r.kernel, sizeof r.kernel, "%s", attn_kernels[i].name);
+        snprintf(r.map, sizeof r.map, "%s", "elu1");
+        assert_int_equal(la_row_is_softmax(&r), attn_kernels[i].input == ATTN_IN_QK);
+        snprintf(r.map, sizeof r.map, "%s", "none");
+        assert_int_equal(la_row_is_softmax(&r), attn_kernels[i].input == ATTN_IN_QK);
+    }
+    snprintf(r.kernel, sizeof r.kernel, "%s", "softmax_flash");
+    assert_true(la_row_is_softmax(&r));
+    snprintf(r.kernel, sizeof r.kernel, "%s", "linear_causal_chunked");
+    assert_false(la_row_is_softmax(&r));
+    /* Unknown kernels: the map decides, not the name. */
+    snprintf(r.kernel, sizeof r.kernel, "%s", "softmax_from_the_future");
+    snprintf(r.map, sizeof r.map, "%s", "prf");
+    assert_false(la_row_is_softmax(&r));
+    snprintf(r.kernel, sizeof r.kernel, "%s", "linear_from_the_future");
+    const char *softmax_maps[] = {"none", "", "-"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(r.map, sizeof r.map, "%s", softmax_maps[i]);
+        assert_true(la_row_is_softmax(&r));
+    }
 }
 
 /* ---- round trip --------------------------------------------------------------------- */
@@ -1076,6 +1109,7 @@ int main(void)
     la_startup();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_cover_row),
+        cmocka_unit_test(test_row_is_softmax),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_utf8_truncation),
         cmocka_unit_test(test_resume),

@@ -365,7 +365,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
         if (!kn)
             continue;
-        const int lin = kn->family == ATTN_LINEAR, T = lin ? Tmax : Tsm;
+        const int lin = kn->input == ATTN_IN_FEATURES, T = lin ? Tmax : Tsm;
         for (int h = 1; h <= 2; h++) {
             struct la_timing t1 = {0}, tn = {0};
             struct kern_ctx kc[2];
@@ -504,7 +504,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                 for (int causal = 0; causal <= 1; causal++) {
                     if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                         continue;
-                    const int lin = kn->family == ATTN_LINEAR;
+                    const int lin = kn->input == ATTN_IN_FEATURES;
                     struct kern_ctx kc = {kn, {.q = lin ? pq : q, .k = lin ? pk : k, .v = v,
                                                .y = y, .T = T, .dk = d, .dv = d, .causal = causal,
                                                .eps = 1e-6f, .work = work},
@@ -532,7 +532,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                                          .causal = 1, .eps = 1e-6f, .work = work},
                                   1, 1, attn_workspace_floats(seed, T, d, d, 1, 0, 1)};
             la_time(kern_call, &sc, 1, 3, 1000, budget, &ts);
-            print_row(tsv, d, T, seed->name, 1, &ts, lflops, &r);
+            print_row(tsv, d, T, seed->name, 1, &ts, attn_nominal_flops(seed, T, d, d, 1), &r);
             printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
                    "(medians; both include elu+1)\n",
                    d, T, ts.median_s / te.median_s);

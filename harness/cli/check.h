@@ -16,17 +16,14 @@ struct la_check_case {
 
 struct la_check_result {
     double rel_err;   /* ‖Y − Y_ref‖_F / ‖Y_ref‖_F over all heads */
-    double tol;       /* the stated fp32 tolerance for this kernel family */
+    double tol;       /* the stated fp32 tolerance against the kernel's reference */
     int finite;       /* 1 if every output is finite */
     long small_fast, small_ref; /* linear: rows with |normaliser| <= eps */
 };
 
-/* Tolerances stated for fp32 kernels against double references (relative Frobenius). */
-#define LA_TOL_SOFTMAX 2e-5
-#define LA_TOL_LINEAR 2e-5
-
-/* Runs kernel kn on seeded inputs of the case's shape (linear kernels get positive elu1-like
- * features so the normaliser is well away from 0) and compares with the reference. */
+/* Runs kernel kn on seeded inputs of the case's shape (kernels that take features get positive
+ * elu1-like ones, so the normaliser is well away from 0) and compares it with its reference
+ * (kn->ref, at kn->ref->tol). */
 int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                     struct la_check_result *res, struct la_error *err);
 

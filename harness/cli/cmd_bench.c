@@ -238,7 +238,7 @@ int cmd_bench(int argc, char **argv)
                 c.causal ? "non-causal" : "causal", c.causal ? "drop" : "add");
         return 2;
     }
-    if (kn->family == ATTN_SOFTMAX)
+    if (kn->input != ATTN_IN_FEATURES)
         snprintf(c.map, sizeof c.map, "none");
     /* Refuse sizes this machine cannot hold before touching memory (touching a too-large
      * buffer would end in the OOM killer, not in an error message). */
@@ -272,7 +272,7 @@ int cmd_bench(int argc, char **argv)
     }
     /* softmax_flash at the same shape, timed only, for the speedup. */
     double soft_t = NAN;
-    if (kn->family != ATTN_SOFTMAX) {
+    if (kn->input == ATTN_IN_FEATURES) {
         struct la_cell s = c;
         snprintf(s.kernel, sizeof s.kernel, "softmax_flash");
         snprintf(s.map, sizeof s.map, "none");
@@ -305,17 +305,17 @@ int cmd_bench(int argc, char **argv)
         printf("simd path         %s (vmath %s)\n", la_simd_name(isa), la_vmath_isa());
         printf("time (median)     %.6f s   (p20 %.6f, p80 %.6f, %d repeats)\n", row.time_median_s,
                row.time_p20_s, row.time_p80_s, row.repeats);
-        if (kn->family != ATTN_SOFTMAX)
+        if (kn->input == ATTN_IN_FEATURES)
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
         printf("rate              %.2f GFLOP/s = %.1f%% of the fp32 peak (%.2f GFLOP/s, %s), "
                "%.1f%% of SGEMM (%.2f GFLOP/s); both same run and threads\n",
                row.gflops, 100.0 * peff, peak, la_fma_loop_desc(isa), 100.0 * eff, sgemm);
-        if (kn->family != ATTN_SOFTMAX)
+        if (kn->input == ATTN_IN_FEATURES)
             printf("softmax_flash     %.6f s  -> speedup %.2fx (kernel + feature map)\n", soft_t,
                    soft_t / total);
         printf("error vs softmax  rel. Frobenius %.4g, max abs %.4g, cosine %.6f (%d rows)\n",
                row.err_rel_fro, row.err_max_abs, row.cos_mean, row.err_rows);
-        if (kn->family != ATTN_SOFTMAX)
+        if (kn->input == ATTN_IN_FEATURES)
             printf("attention KL      %.4g (mean over %d rows); implementation error %.3g; "
                    "rows with |den| <= eps: %lld\n",
                    row.kl_mean, row.kl_rows, row.err_impl, (long long)row.n_small_den);

@@ -176,7 +176,8 @@ struct cellrun {
     const struct attn_kernel *kn;
     struct featuremap *fm; /* NULL for softmax kernels */
     struct la_data_shape s;
-    int linear, nth, m, dk, chunk;
+    int linear; /* the kernel takes features: a feature map runs before it */
+    int nth, m, dk, chunk;
     size_t wsf, fmw;         /* kernel workspace floats per head-thread; map work per thread */
     int kthreads, fmthreads; /* threads whose workspace slices exist */
     const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
@@ -563,6 +564,11 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         st = LA_FAIL(err, LA_ENAME, "unknown kernel '%s'; valid kernels: %s", c->kernel, list);
         goto fail;
     }
+    if (cr.kn->op != ATTN_OP_FORWARD) {
+        st = LA_FAIL(err, LA_EINVAL, "kernel %s is not a forward kernel; cells run forward kernels",
+                     cr.kn->name);
+        goto fail;
+    }
     if (!(cr.kn->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK))) {
         st = LA_FAIL(err, LA_EINVAL, "kernel %s does not support causal = %d", cr.kn->name,
                      c->causal);
@@ -580,7 +586,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->heads = cr.s.heads;
     const int nh = cr.s.nheads, T = cr.s.T, d = cr.s.d, dv = cr.s.dv;
 
-    cr.linear = cr.kn->family == ATTN_LINEAR;
+    cr.linear = cr.kn->input == ATTN_IN_FEATURES;
     cr.m = d;
     row->m = 0;
     if (cr.linear) {
@@ -621,7 +627,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                       c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid");
     }
     cr.dk = cr.linear ? cr.m : d;
-    if (attn_kernel_uses_chunk(cr.kn))
+    if (cr.kn->uses_chunk)
         cr.chunk = c->chunk > 0 ? c->chunk : attn_default_chunk(cr.m, dv);
     row->chunk = cr.chunk;
 

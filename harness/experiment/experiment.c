@@ -279,13 +279,7 @@ static const struct attn_kernel *resolve_kernel(const char *name, int causal)
     if (strcmp(name, "linear"))
         return attn_kernel_lookup(name);
     const struct attn_kernel *k = attn_kernel_lookup(causal ? "linear_causal" : "linear_noncausal");
-    if (k)
-        return k;
-    int bit = causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
-    for (size_t i = 0; attn_kernels[i].name; i++)
-        if (attn_kernels[i].family == ATTN_LINEAR && (attn_kernels[i].causal_support & bit))
-            return &attn_kernels[i];
-    return NULL;
+    return k ? k : attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, causal);
 }
 
 static int axis_id(const char *name)
@@ -1002,11 +996,12 @@ static int cross_checks(struct loader *L)
                                ax_defs[both[j].ax].name, featuremap_types[i]->name, line);
             }
     }
-    /* A map that needs a weights file must have one, if any linear kernel will use it. */
+    /* A map that needs a weights file must have one, if any kernel that takes features will
+     * use it. */
     int any_linear = !L->ax[AX_KERNEL].key;
     for (size_t i = 0; i < L->ax[AX_KERNEL].n; i++) {
         const struct attn_kernel *k = resolve_kernel(L->ax[AX_KERNEL].v[i].name, 0);
-        any_linear |= !k || k->family == ATTN_LINEAR;
+        any_linear |= !k || k->input == ATTN_IN_FEATURES;
     }
     if (any_linear) {
         const struct axis *a = &L->ax[AX_MAP];
@@ -1169,7 +1164,7 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
     c->trial = trial;
 
     *tp = NULL;
-    if (k && k->family == ATTN_SOFTMAX) {
+    if (k && k->input != ATTN_IN_FEATURES) {
         snprintf(c->map, sizeof c->map, "none");
     } else {
         size_t idx = 0;
@@ -1204,7 +1199,7 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         if (featuremap_type_reads(t, "weights"))
             snprintf(c->weights, sizeof c->weights, "%s", mc->weights);
         c->eps = v[AX_EPS] ? v[AX_EPS]->x : DEFAULT_EPS;
-        if (attn_kernel_uses_chunk(k))
+        if (k && k->uses_chunk)
             c->chunk = v[AX_CHUNK] ? (int)v[AX_CHUNK]->i : 0;
     }
 
@@ -1305,7 +1300,7 @@ static int cond_matches(const struct cond *cd, const struct la_cell *c,
         const struct axval *v = &cd->v[i];
         switch (cd->ax) {
         case AX_KERNEL:
-            if (!strcmp(v->name, "linear") ? kn && kn->family == ATTN_LINEAR
+            if (!strcmp(v->name, "linear") ? kn && kn->input == ATTN_IN_FEATURES
                                            : !strcmp(v->name, c->kernel))
                 return 1;
             break;
@@ -1887,7 +1882,7 @@ double la_cell_flops(const struct la_cell *c)
     if (!kn)
         return 0;
     const double bh = (double)c->batch * c->heads;
-    if (kn->family == ATTN_SOFTMAX)
+    if (kn->input != ATTN_IN_FEATURES)
         return bh * attn_nominal_flops(kn, c->T, c->d, c->dv, c->causal);
     double m = est_m(c), fm;
     const struct featuremap_type *t = find_map(c->map, NULL);
@@ -1902,17 +1897,21 @@ double la_cell_bytes(const struct la_cell *c)
 {
     const struct attn_kernel *kn = attn_kernel_lookup(c->kernel);
     const double bh = (double)c->batch * c->heads, T = c->T, d = c->d, dv = c->dv;
-    double bytes = bh * (2 * T * d + 2 * T * dv) * sizeof(float); /* Q, K, V, Y */
-    double m = d;
-    if (kn && kn->family == ATTN_LINEAR) {
-        m = est_m(c);
-        bytes += bh * 2 * T * m * sizeof(float); /* φ(Q), φ(K) */
-    }
-    if (kn) {
+    double bytes, m = d;
+    if (!kn) {
+        bytes = bh * (2 * T * d + 2 * T * dv) * sizeof(float); /* Q, K, V, Y */
+    } else {
+        /* The kernel's inputs and output, as its byte model counts them (a forward kernel reads
+         * and writes each once, so that is their size), plus raw Q, K when it takes features
+         * (the map's input); then its workspace slices. */
+        const int feat = kn->input == ATTN_IN_FEATURES;
+        m = feat ? est_m(c) : d;
+        bytes = bh * (attn_nominal_bytes(kn, c->T, (int)m, c->dv, c->causal) +
+                      (feat ? 2 * T * d * sizeof(float) : 0.0));
         double par = bh < c->threads ? bh : c->threads;
         bytes += par * sizeof(float) *
-                 (double)attn_workspace_floats(kn, c->T, kn->family == ATTN_LINEAR ? (int)m : c->d,
-                                               c->dv, c->causal, c->chunk, c->threads);
+                 (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
+                                               c->threads);
     }
     if (c->measure_error) {
         /* One head in double at a time: Q, K, V, the reference and the fast output rows on

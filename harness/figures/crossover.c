@@ -13,6 +13,7 @@
 #include "../../kernels/attention.h"
 #include "../core/util.h"
 #include "fields.h"
+#include "../store/results.h"
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -76,11 +77,15 @@ double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel
 {
     const struct attn_kernel *lk = attn_kernel_lookup(linear_kernel);
     const struct attn_kernel *sk = attn_kernel_lookup(softmax_kernel);
-    /* Per token (T = 1) of the linear kernel, per token² (T = 1) of softmax; the attention.h
-     * formulas are used directly when a name is unknown. */
-    double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : 4.0 * m * dv + 4.0 * m;
-    double soft =
-        sk ? attn_nominal_flops(sk, 1, d, dv, causal) : (causal ? 2.0 : 4.0) * (d + dv) / 2.0;
+    /* Per token (T = 1) of the linear kernel, per token² (T = 1) of softmax, from the kernels'
+     * flop models; a name that is unknown (a file written by a newer linattn) is counted as the
+     * table's first kernel of its kind. */
+    if (!lk)
+        lk = attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, causal);
+    if (!sk)
+        sk = attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, causal);
+    double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : NAN;
+    double soft = sk ? attn_nominal_flops(sk, 1, d, dv, causal) : NAN;
     lin += la_crossover_fm_flops_per_token(map, m, d);
     return soft > 0 ? lin / soft : NAN;
 }
@@ -189,7 +194,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         const struct la_row *r = &rows[i];
         if (!is_timed(r))
             continue;
-        int sm = la_fig_is_softmax(r);
+        int sm = la_row_is_softmax(r);
         size_t *list = sm ? soft : lin, *cnt = sm ? &nsoft : &nlin, j;
         for (j = 0; j < *cnt; j++)
             if (sm ? same_softmax_series(&rows[list[j]], r) : same_linear_series(&rows[list[j]], r))
@@ -245,7 +250,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                     const struct la_row *R = &rows[r];
                     if (R->T != Ts[t] || !is_timed(R))
                         continue;
-                    if (!la_fig_is_softmax(R) && same_linear_series(R, L)) {
+                    if (!la_row_is_softmax(R) && same_linear_series(R, L)) {
                         a[na++] = R->time_median_s + fm_time(R);
                         b[nb++] = R->time_median_s;
                         c[nc++] = fm_time(R);
@@ -261,7 +266,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 /* The spread of the repeats (p20, p80), median over the rows. */
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && !la_fig_is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && !la_row_is_softmax(R) &&
                         same_linear_series(R, L)) {
                         a[nl++] = pct(R->time_p20_s, R) + fm_time(R);
                         b[nh++] = pct(R->time_p80_s, R) + fm_time(R);
@@ -272,7 +277,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
                 nl = nh = 0;
                 for (size_t r = 0; r < n; r++) {
                     const struct la_row *R = &rows[r];
-                    if (R->T == Ts[t] && is_timed(R) && la_fig_is_softmax(R) &&
+                    if (R->T == Ts[t] && is_timed(R) && la_row_is_softmax(R) &&
                         same_softmax_series(R, S)) {
                         a[ns++] = R->time_median_s;
                         b[nl++] = pct(R->time_p20_s, R);
@@ -456,7 +461,7 @@ static int ctx_eq(const struct la_crossover *a, const struct la_crossover *b)
 /* A timed softmax row of the context of c0. */
 static int softmax_of(const struct la_row *r, const struct la_crossover *c0)
 {
-    return r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_fig_is_softmax(r) &&
+    return r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_row_is_softmax(r) &&
            !strcmp(r->kernel, c0->softmax) && r->causal == c0->causal && r->d == c0->d &&
            r->dv == c0->dv && r->batch == c0->batch && r->heads == c0->heads &&
            r->threads == c0->threads;

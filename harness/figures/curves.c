@@ -26,7 +26,7 @@ static int row_ok_sigma_setting(const struct la_row *r)
 /* Random maps only (features figure): the maps whose type says it draws from the rng. */
 static int row_ok_random_map(const struct la_row *r)
 {
-    if (la_fig_is_softmax(r))
+    if (la_row_is_softmax(r))
         return 0;
     struct la_error err;
     const struct featuremap_type *t = featuremap_lookup(r->map, &err);
@@ -271,7 +271,7 @@ static unsigned title_fields(const struct la_row *rows, const size_t *sel, size_
     for (size_t i = 0; i < k && !(tf & LA_FIELD_BIT(R->f_kernel)); i++)
         for (size_t j = 0; j < i; j++) {
             const struct la_row *a = &rows[in[i]], *b = &rows[in[j]];
-            if (!la_fig_is_softmax(a) && !la_fig_is_softmax(b) && a->causal == b->causal &&
+            if (!la_row_is_softmax(a) && !la_row_is_softmax(b) && a->causal == b->causal &&
                 strcmp(a->kernel, b->kernel)) {
                 tf |= LA_FIELD_BIT(R->f_kernel);
                 break;
@@ -373,7 +373,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
                 free(cv.pts);
                 continue;
             }
-            int sm = la_fig_is_softmax(rep);
+            int sm = la_row_is_softmax(rep);
             snprintf(cv.title, sizeof cv.title, "%s", sm ? rep->kernel : rep->map);
             la_fields_append(rep, tf & ~(sm ? LA_FIELD_BIT(R.f_kernel) : 0u), " ", cv.title,
                              sizeof cv.title);
@@ -383,7 +383,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             for (size_t c2 = 0; c2 < c; c2++) {
                 const struct la_row *o = &rows[curves[c2]];
                 if (la_fields_same_except(o, prep, other) &&
-                    !strcmp(la_fig_is_softmax(o) ? "softmax" : o->map, cv.map))
+                    !strcmp(la_row_is_softmax(o) ? "softmax" : o->map, cv.map))
                     variant++;
             }
             int dashv = R.dash >= 0 ? la_field_rank(rows, sel, ns, R.dash, rep) : variant;

@@ -16,16 +16,6 @@
 
 /* ---- facts about a row ------------------------------------------------------------------ */
 
-int la_fig_is_softmax(const struct la_row *r)
-{
-    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
-    if (kn)
-        return kn->family == ATTN_SOFTMAX;
-    if (!strncmp(r->kernel, "softmax", 7))
-        return 1;
-    return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
-}
-
 int la_fig_map_reads(const char *name, const char *p)
 {
     struct la_error err;
@@ -348,7 +338,7 @@ int la_field_applies(const struct la_row *r, int f)
 {
     const struct field *F = &fields[f];
     if (F->scope & LINEAR) {
-        if (la_fig_is_softmax(r))
+        if (la_row_is_softmax(r))
             return 0;
         if ((F->scope & PARAM) && !la_fig_map_reads(r->map, F->name))
             return 0;
@@ -402,7 +392,7 @@ int la_fields_same_except(const struct la_row *a, const struct la_row *b, unsign
 
 int la_fields_cmp_curve(const struct la_row *a, const struct la_row *b)
 {
-    int sa = la_fig_is_softmax(a), sb = la_fig_is_softmax(b), c;
+    int sa = la_row_is_softmax(a), sb = la_row_is_softmax(b), c;
     if (sa != sb)
         return sb - sa;
     for (int f = 0; f < NFIELDS; f++)

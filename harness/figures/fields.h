@@ -83,10 +83,6 @@ int la_field_rank(const struct la_row *rows, const size_t *sel, size_t ns, int f
 
 /* ---- facts about a row ---- */
 
-/* Whether r is a softmax row: its kernel's family; for a kernel this linattn does not know (a
- * file from a newer one), a name starting with "softmax", or no map ("none", "-" or ""). */
-int la_fig_is_softmax(const struct la_row *r);
-
 /* Whether map `name` reads parameter p (a word of its parameter list).  Unknown maps: m and
  * draw, the parameters of the random maps. */
 int la_fig_map_reads(const char *name, const char *p);

@@ -2354,3 +2354,13 @@ int la_results_fresh_check(const char *path, struct la_error *err)
         close(r.jfd);
     return rc;
 }
+
+/* ---- what a row measured ---------------------------------------------------------------- */
+
+int la_row_is_softmax(const struct la_row *r)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
+    if (kn)
+        return kn->input == ATTN_IN_QK;
+    return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
+}

@@ -115,6 +115,12 @@ const struct la_column *la_row_columns(size_t *n);
 /* The column called name, or NULL. */
 const struct la_column *la_row_column(const char *name);
 
+/* 1 if row r measured softmax attention: its kernel takes raw Q, K (ATTN_IN_QK in the kernel
+ * table).  A kernel name this build does not know (a file written by a newer linattn) is decided
+ * by the map: "none" (or empty, or "-") for softmax rows.  The one test crossover.c and
+ * `linattn plot` use. */
+int la_row_is_softmax(const struct la_row *r);
+
 /* Names of every root attribute of path: the documented ones (order above) first, then any
  * others by name.  *names is malloc'd; free it with la_results_names_free. */
 int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err);
