@@ -45,6 +45,7 @@
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "../core/sysinfo.h"
+#include "../experiment/params.h"
 #include "../figures/crossover.h"
 #include "../figures/theory.h"
 #include "../store/results.h"
@@ -236,7 +237,8 @@ enum field {
  * such rows are one setting. */
 static int A_auto(const struct la_row *r)
 {
-    return strstr(r->key, " A=auto ") != NULL;
+    char A[16];
+    return la_key_get(r->key, "A", A, sizeof A) == LA_OK && !strcmp(A, "auto");
 }
 
 /* A kernel that reads `chunk` records the one it used (others 0); the default depends on
