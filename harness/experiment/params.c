@@ -478,6 +478,34 @@ int la_param_applies(const struct la_param *p, const struct la_cell *c, const st
 
 /* ---- values ------------------------------------------------------------------------------ */
 
+/* Appends s at buf[len] as far as cap allows (always terminated when cap > 0); returns the new
+ * length it needs.  The key writer's building block: a grid of 100 000 cells writes millions of
+ * fields, and a memcpy costs a fraction of a snprintf. */
+static size_t put(char *buf, size_t cap, size_t len, const char *s)
+{
+    const size_t n = strlen(s);
+    if (len < cap) {
+        const size_t k = n < cap - 1 - len ? n : cap - 1 - len;
+        memcpy(buf + len, s, k);
+        buf[len + k] = '\0';
+    }
+    return len + n;
+}
+
+/* Decimal text of v into out (24 bytes). */
+static const char *fmt_int(char out[24], long long v)
+{
+    char *e = out + 23, *s = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    *s = '\0';
+    do
+        *--s = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--s = '-';
+    return s;
+}
+
 /* Shortest "%g" text that reads back as exactly x, so keys are short and still exact. */
 static int fmt_real(char *buf, size_t cap, double x)
 {
@@ -493,7 +521,7 @@ static int fmt_real(char *buf, size_t cap, double x)
     return w;
 }
 
-/* The names a KERNEL or MAP row accepts (`linear` first for kernels), NULL-terminated. */
+/* The names a CHOICE, KERNEL or MAP row accepts (`linear` first for kernels), NULL-terminated. */
 static size_t name_list(const struct la_param *p, const char **names, size_t cap)
 {
     size_t n = 0;
@@ -537,8 +565,9 @@ static void range_text(const struct la_param *p, char *buf, size_t cap)
         snprintf(hi, sizeof hi, " and %s %g", p->hi_open ? "below" : "at most", p->hi);
     else if (has_hi)
         snprintf(hi, sizeof hi, "%s %g", p->hi_open ? "<" : "<=", p->hi);
-    snprintf(buf, cap, "%s%s%s%s%s", lo, hi, p->why ? " (" : "", p->why ? p->why : "",
-             p->why ? ")" : "");
+    size_t len = put(buf, cap, put(buf, cap, 0, lo), hi);
+    if (p->why)
+        put(buf, cap, put(buf, cap, put(buf, cap, len, " ("), p->why), ")");
 }
 
 int la_param_check(const struct la_param *p, const struct la_value *v, const char *what,
@@ -570,8 +599,7 @@ int la_param_check(const struct la_param *p, const struct la_value *v, const cha
     return LA_EINVAL;
 }
 
-/* Only the characters of a decimal number, and strtod reads all of it to a finite value. */
-static int decimal(const char *s, double *out)
+int la_decimal(const char *s, double *out)
 {
     if (!*s)
         return 0;
@@ -611,7 +639,7 @@ int la_param_parse(const struct la_param *p, const char *text, unsigned how, str
         long long i = strtoll(text, &end, 10);
         if (!*text || end == text || *end || errno) {
             double x; /* 1e4 or 4096.0 are integers too, written as reals */
-            if (!decimal(text, &x) || x != floor(x) || fabs(x) > 0x1p53) {
+            if (!la_decimal(text, &x) || x != floor(x) || fabs(x) > 0x1p53) {
                 snprintf(msg, cap, "%s: expected an integer, got '%s'",
                          la_param_what(p, what, w, sizeof w), text);
                 return LA_EINVAL;
@@ -622,7 +650,7 @@ int la_param_parse(const struct la_param *p, const char *text, unsigned how, str
         return how & LA_PARSE_UNCHECKED ? LA_OK : la_param_check(p, v, what, text, msg, cap);
     }
     case LA_PT_REAL:
-        if (!decimal(text, &v->x)) {
+        if (!la_decimal(text, &v->x)) {
             snprintf(msg, cap, "%s: expected a number, got '%s'",
                      la_param_what(p, what, w, sizeof w), text);
             return LA_EINVAL;
@@ -688,34 +716,6 @@ void la_param_default(const struct la_param *p, struct la_value *v)
 void la_param_neutral(const struct la_param *p, struct la_value *v)
 {
     fixed_value(p, p->neutral, v);
-}
-
-/* Appends s at buf[len] as far as cap allows (always terminated when cap > 0); returns the new
- * length it needs.  The key writer's building block: a grid of 100 000 cells writes millions of
- * fields, and a memcpy costs a fraction of a snprintf. */
-static size_t put(char *buf, size_t cap, size_t len, const char *s)
-{
-    const size_t n = strlen(s);
-    if (len < cap) {
-        const size_t k = n < cap - 1 - len ? n : cap - 1 - len;
-        memcpy(buf + len, s, k);
-        buf[len + k] = '\0';
-    }
-    return len + n;
-}
-
-/* Decimal text of v into out (24 bytes). */
-static const char *fmt_int(char out[24], long long v)
-{
-    char *e = out + 23, *s = e;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    *s = '\0';
-    do
-        *--s = (char)('0' + u % 10);
-    while (u /= 10);
-    if (v < 0)
-        *--s = '-';
-    return s;
 }
 
 int la_param_format(const struct la_param *p, const struct la_value *v, char *buf, size_t cap)

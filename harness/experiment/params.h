@@ -192,6 +192,11 @@ int la_param_numeric(const struct la_param *p);
 int la_param_parse(const struct la_param *p, const char *text, unsigned how, struct la_value *v,
                    char *msg, size_t cap);
 
+/* 1 when s is a plain decimal number that strtod reads whole to a finite value (into *out, with
+ * -0 read as 0): strtod also reads "nan", "inf" and hex floats, which are not numbers in an
+ * experiment or a key; underflow to 0 is fine, overflow is not. */
+int la_decimal(const char *s, double *out);
+
 /* The range check alone: LA_OK, or LA_EINVAL with "WHAT must be RANGE, got VALUE" in msg.
  * what names the value ("'T'", "'eps' of map 'relu'"); text is how the user wrote it (reals),
  * or NULL.  A word value always passes. */
