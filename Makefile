@@ -74,7 +74,8 @@ FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c 
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
 MODEL_SRC      := harness/model/llama.c
-EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c
+EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
+                  harness/experiment/params.c
 STORE_SRC      := harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c

@@ -191,21 +191,21 @@ static void test_fields_settings(void **state)
     assert_true(la_field_cmp(&a, &c, fA) < 0); /* auto sorts first */
     text_is(&a, "A", "A=auto");
     char v[32];
-    assert_int_equal(la_fig_key_value(&a, "A", v, sizeof v), 1);
+    assert_int_equal(la_key_get(a.key, "A", v, sizeof v), LA_OK);
     assert_string_equal(v, "auto");
-    assert_int_equal(la_fig_key_value(&c, "A", v, sizeof v), 1);
+    assert_int_equal(la_key_get(c.key, "A", v, sizeof v), LA_OK);
     assert_string_equal(v, "0");
     /* Whole names only: "eps" is not relu_eps, "norm" is not norm_fixed. */
     struct la_row k = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
-    assert_int_equal(la_fig_key_value(&k, "eps", v, sizeof v), 1);
+    assert_int_equal(la_key_get(k.key, "eps", v, sizeof v), LA_OK);
     assert_string_equal(v, "1e-06");
-    assert_int_equal(la_fig_key_value(&k, "norm", v, sizeof v), 1);
+    assert_int_equal(la_key_get(k.key, "norm", v, sizeof v), LA_OK);
     assert_string_equal(v, "0");
-    assert_int_equal(la_fig_key_value(&k, "kernel", v, sizeof v), 1);
+    assert_int_equal(la_key_get(k.key, "kernel", v, sizeof v), LA_OK);
     assert_string_equal(v, "linear_noncausal");
-    assert_int_equal(la_fig_key_value(&k, "path", v, sizeof v), 1);
+    assert_int_equal(la_key_get(k.key, "path", v, sizeof v), LA_OK);
     assert_string_equal(v, "");
-    assert_int_equal(la_fig_key_value(&k, "rate", v, sizeof v), 0);
+    assert_int_equal(la_key_get(k.key, "rate", v, sizeof v), LA_ENAME);
 
     /* The kernel's default chunk (16 for m, dv <= 32) is one setting with 0; another is not. */
     struct la_row c0 = mkrow("linear_causal_chunked", "elu1", 16, 1, 256, 16, 1.0);

@@ -48,6 +48,7 @@
 #include "../engine/runner.h"
 #include "../experiment/cell.h"
 #include "../experiment/experiment.h"
+#include "../experiment/params.h"
 #include "../store/results.h"
 #include "commands.h"
 #include "options.h"
@@ -296,17 +297,10 @@ static size_t count_done(const char *path, const struct la_experiment *e)
  * feature draws, and so the errors, are those of the cell as written. */
 static void override_threads(struct la_cell *c, int threads)
 {
+    char text[16];
     c->threads = threads;
-    char *at = strstr(c->key, " threads=");
-    if (!at)
-        return;
-    char *end = at + 9;
-    while (*end >= '0' && *end <= '9')
-        end++;
-    char tail[LA_KEY_LEN];
-    snprintf(tail, sizeof tail, "%s", end);
-    const size_t head = (size_t)(at - c->key);
-    snprintf(at, sizeof c->key - head, " threads=%d%s", threads, tail);
+    snprintf(text, sizeof text, "%d", threads);
+    la_key_set(c->key, sizeof c->key, "threads", text); /* a key too long to take it stays */
 }
 
 static int cmp_cell_key(const void *a, const void *b)

@@ -57,6 +57,7 @@
 #include "../../kernels/attention.h"
 #include "../core/sysinfo.h"
 #include "../core/timing.h"
+#include "../experiment/params.h"
 #include "data.h"
 #include "metrics.h"
 
@@ -469,21 +470,11 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     memset(row, 0, sizeof *row);
     row->index = c->index;
     copy_name(row->key, sizeof row->key, c->key);
-    copy_name(row->kernel, sizeof row->kernel, c->kernel);
-    copy_name(row->map, sizeof row->map, c->map);
-    row->m = c->m;
-    copy_name(row->draw, sizeof row->draw, "-");
-    row->A = c->A_auto ? NAN : c->A;
-    row->causal = c->causal;
-    row->chunk = 0;
-    row->eps = c->eps;
-    row->T = c->T;
-    row->d = c->d;
-    row->dv = c->dv > 0 ? c->dv : c->d;
-    row->batch = c->batch;
-    row->heads = c->heads;
-    row->threads = c->threads;
-    copy_name(row->data, sizeof row->data, la_data_source_name(c->source));
+    /* Every parameter with a column (kernel, map, m, draw, A, causal, chunk, eps, the shape,
+     * threads, data, sigma, layer, head, trial) as the cell says; la_run_cell replaces the
+     * ones it measures (m and chunk as used, threads as run, the shape as read, A as fitted). */
+    la_params_fill_row(c, row);
+    row->dv = c->dv > 0 ? c->dv : c->d; /* a cell built by hand may leave dv at 0: dv = d */
     /* The sigma column is the per-coordinate scale of the inputs: sigma itself for gaussian
      * data, norm/√d for sphere data (the coordinate RMS of a row of that norm), and the
      * measured RMS of Q and K for h5 data (filled in by la_run_cell). */
@@ -603,13 +594,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         gsl_rng_set(rng, la_stream_seed(c->seed, LA_STREAM_FEATUREMAP));
         struct fm_params p;
         featuremap_params_default(&p, d);
-        p.m = c->m;
-        p.draw = c->draw;
-        p.norm_fixed = c->norm_fixed;
-        p.A = c->A;
-        p.A_auto = c->A_auto;
-        p.eps = c->relu_eps;
-        p.weights = c->weights[0] ? c->weights : NULL;
+        la_params_to_fm(c, &p);
         p.seed = (unsigned long)c->seed;
         if (p.weights)
             la_io_lock(); /* the weights file is HDF5 */
@@ -622,9 +607,6 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         }
         cr.m = cr.fm->m;
         row->m = cr.m;
-        if (cr.fm->type->random)
-            copy_name(row->draw, sizeof row->draw,
-                      c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid");
     }
     cr.dk = cr.linear ? cr.m : d;
     if (cr.kn->uses_chunk)
@@ -669,13 +651,18 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     }
 
     if (cr.linear) {
-        if (c->A_auto) {
+        /* Parameters chosen from the data (A: auto): fit once, record each value chosen. */
+        const struct la_param *fitted[LA_NPARAMS];
+        const size_t nfit = la_params_fitted(c, fitted, LA_NPARAMS);
+        if (nfit) {
             const size_t rows = (size_t)nh * T < FIT_MAX_ROWS ? (size_t)nh * T : FIT_MAX_ROWS;
             st = featuremap_fit(cr.fm, q, rows, k, rows, err);
             if (st != LA_OK)
                 goto fail;
-            add_note(note, sizeof note, "A fitted from the data");
-            row->A = featuremap_param(cr.fm, "A");
+            for (size_t i = 0; i < nfit; i++) {
+                add_note(note, sizeof note, "%s fitted from the data", fitted[i]->name);
+                la_param_set_row_real(fitted[i], row, featuremap_param(cr.fm, fitted[i]->entry));
+            }
         }
         st = fm_apply_all(&cr);
         if (st != LA_OK) {

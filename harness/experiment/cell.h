@@ -4,6 +4,8 @@
  * of the /runs table in the results file (what was run and what was measured).  The parser
  * (experiment.c) produces cells; the runner (runner.c) turns a cell into a row; results.c
  * writes and reads rows.  Field names here are the column names in HDF5 and in `export`.
+ * Each parameter field of a cell is described by one row of the parameter schema (params.h:
+ * its name, type, default, where it applies, its results column and its place in the key).
  */
 #ifndef LA_CELL_H
 #define LA_CELL_H
@@ -22,7 +24,7 @@ enum la_data_source {
     LA_DATA_H5 = 2        /* Q, K, V datasets from an HDF5 file (layer/head selection) */
 };
 
-/* One grid point.  Every field has a default (see experiments/README.md). */
+/* One grid point.  Every field has a default (see experiments/README.md and params.c). */
 struct la_cell {
     int index;              /* position in the expanded grid, 0-based */
     char key[LA_KEY_LEN];   /* canonical text of every identifying field below: two cells
@@ -71,19 +73,10 @@ struct la_cell {
 };
 
 /* The measurement defaults of a cell, the one set an experiment's `measure:` section
- * (experiments/README.md) and `linattn bench` both start from.  The values are recorded in each
- * results file's cell context, so changing one makes `run` refuse to extend existing files. */
-static inline void la_cell_measure_defaults(struct la_cell *c)
-{
-    c->measure_time = 1;
-    c->measure_error = 1;
-    c->time_budget_s = 0.2;
-    c->min_repeats = 3;
-    c->warmup = 1;
-    c->max_ref_rows = 512;
-    c->kl_rows = 64;
-    c->kernel_pairs = 2048;
-}
+ * (experiments/README.md) and `linattn bench` both start from: the defaults of the schema's
+ * measure rows (params.c).  The values are recorded in each results file's cell context, so
+ * changing one makes `run` refuse to extend existing files. */
+void la_cell_measure_defaults(struct la_cell *c);
 
 /* Row status values. */
 enum la_row_status {

@@ -1,7 +1,11 @@
 /* experiment.c — experiment files: YAML → validated settings → the expanded grid of cells.
  *
- * The schema is documented key by key in experiments/README.md; this file is its only reader.
- * Loading runs in phases, and the first problem found stops it with one line
+ * The file format is documented key by key in experiments/README.md; this file is its only
+ * reader.  What a parameter is (its name, type, range, default, which cells it applies to, where
+ * it is stored, how it prints in keys) is a row of the parameter schema (params.c): sweep axes,
+ * maps: parameters, data: and measure: keys, rules, the collapse and the keys are driven by the
+ * table, so this file names a parameter only where the data file decides its value (the h5
+ * shape, dv = d, norm = √d).  Loading runs in phases, and the first problem found stops it with one line
  * "FILE:LINE:COL: message" (nothing is run, nothing is printed):
  *   1. parse (libfyaml, experiment_yaml.c): syntax, one document, no aliases or tags;
  *   2. read every section with strict key checks ("did you mean") and typed values;
@@ -17,7 +21,8 @@
  * kernel, map and thread count at the same data point, so comparisons across maps and kernels
  * are paired (the same Q, K, V; the same draws for the same map parameters).
  *
- * Not here: running cells (runner), the results file (results.c).
+ * Not here: the parameter table and cell keys (params.c), running cells (runner), the results
+ * file (results.c).
  * Tests: tests/test_experiment.c; fuzzing: `make fuzz` (tests/fuzz_experiment.c).
  */
 #include "experiment.h"
@@ -38,148 +43,41 @@
 #include "../core/h5util.h"
 #include "../core/util.h"
 #include "experiment_yaml.h"
+#include "params.h"
 
 #define MAX_CELLS 100000 /* combinations × trials an experiment may expand to */
 #define MAX_FILE_BYTES (4 << 20)
-
-/* Upper bounds of the counts (experiments/README.md, "Bounds", gives the reasons).  A value
- * over its bound is refused with its position, never clamped. */
-#define MAX_T (1 << 24)          /* T; also max_ref_rows, kl_rows and chunk (at most T rows) */
-#define MAX_DIM (1 << 14)        /* d, dv */
-#define MAX_M (1 << 20)          /* m: taylor2's 1 + d + d² at d = 1023 still fits */
-#define MAX_BATCH_HEADS (1 << 16) /* batch, heads */
-#define MAX_THREADS 1024         /* as --threads: more only ends in libgomp aborting */
-#define MAX_LAYER_HEAD 65535     /* layer, head of an h5 data file (checked against it too) */
-#define MAX_REPEATS 1000         /* the timer keeps at most 1000 samples (timing.c) */
-#define MAX_WARMUP 1000
-#define MAX_KERNEL_PAIRS (1 << 20) /* the MSE's standard error is ~0.1 % of its spread here */
-#define MAX_TIME_BUDGET_S 86400.0  /* one day per cell */
 #define MAX_CELL_BYTES 1099511627776.0 /* 1 TiB: la_cell_bytes of one cell (one process) */
-
-/* Defaults of the axes that are not swept (see experiments/README.md). */
-#define DEFAULT_T 1024
-#define DEFAULT_D 64
-#define DEFAULT_EPS 1e-6
-#define DEFAULT_SIGMA 1.0
-
-/* ---- the axes ---------------------------------------------------------------------------- */
-
-enum ax_id {
-    AX_KERNEL,
-    AX_MAP,
-    AX_M,
-    AX_DRAW,
-    AX_A,
-    AX_CAUSAL,
-    AX_CHUNK,
-    AX_EPS,
-    AX_T,
-    AX_D,
-    AX_DV,
-    AX_BATCH,
-    AX_HEADS,
-    AX_THREADS,
-    AX_SIGMA,
-    AX_NORM,
-    AX_LAYER,
-    AX_HEAD,
-    AX_COUNT
-};
-
-enum ax_kind {
-    K_INT,  /* integer >= lo */
-    K_REAL, /* real > 0 (or >= 0 when lo_closed) */
-    K_BOOL,
-    K_KERNEL, /* a kernel table name or the alias `linear` */
-    K_MAP,    /* a feature map name (`none` only in exclude/only rules) */
-    K_DRAW,   /* iid | orthogonal */
-    K_A,      /* a real < 1/4, or `auto` */
-    K_HEAD    /* an integer >= 0, or `all` */
-};
-
-struct ax_def {
-    const char *name;
-    int kind;
-    long long lo; /* K_INT, K_HEAD: smallest value */
-    int closed;   /* K_REAL: 1 if 0 is allowed */
-    long long hi; /* K_INT, K_HEAD: largest value */
-};
-
-static const struct ax_def ax_defs[AX_COUNT] = {
-    [AX_KERNEL] = {"kernel", K_KERNEL, 0, 0, 0},
-    [AX_MAP] = {"map", K_MAP, 0, 0, 0},
-    [AX_M] = {"m", K_INT, 1, 0, MAX_M},
-    [AX_DRAW] = {"draw", K_DRAW, 0, 0, 0},
-    [AX_A] = {"A", K_A, 0, 0, 0},
-    [AX_CAUSAL] = {"causal", K_BOOL, 0, 0, 0},
-    [AX_CHUNK] = {"chunk", K_INT, 0, 0, MAX_T},
-    [AX_EPS] = {"eps", K_REAL, 0, 1, 0},
-    [AX_T] = {"T", K_INT, 1, 0, MAX_T},
-    [AX_D] = {"d", K_INT, 1, 0, MAX_DIM},
-    [AX_DV] = {"dv", K_INT, 1, 0, MAX_DIM},
-    [AX_BATCH] = {"batch", K_INT, 1, 0, MAX_BATCH_HEADS},
-    [AX_HEADS] = {"heads", K_INT, 1, 0, MAX_BATCH_HEADS},
-    [AX_THREADS] = {"threads", K_INT, 1, 0, MAX_THREADS},
-    [AX_SIGMA] = {"sigma", K_REAL, 0, 0, 0},
-    [AX_NORM] = {"norm", K_REAL, 0, 0, 0},
-    [AX_LAYER] = {"layer", K_INT, 0, 0, MAX_LAYER_HEAD},
-    [AX_HEAD] = {"head", K_HEAD, 0, 0, MAX_LAYER_HEAD},
-};
-
-static const char *const axis_names[] = {
-    "kernel", "map",   "m",     "draw",    "A",     "causal", "chunk", "eps",  "T",  "d",
-    "dv",     "batch", "heads", "threads", "sigma", "norm",   "layer", "head", NULL,
-};
 
 static const char *const top_keys[] = {
     "name", "description", "seed",    "output",  "trials", "sweep",
     "maps", "data",        "measure", "exclude", "only",   NULL,
 };
-static const char *const data_keys[] = {"source", "path", NULL};
-static const char *const measure_keys[] = {
-    "time",         "error",   "time_budget_s", "min_repeats", "warmup",
-    "max_ref_rows", "kl_rows", "kernel_pairs",  NULL,
-};
 static const char *const range_keys[] = {"from", "to", "factor", "step", NULL};
 static const char *const cmp_keys[] = {"lt", "le", "gt", "ge", NULL};
-static const char *const draw_names[] = {"iid", "orthogonal", NULL};
-static const char *const source_names[] = {"gaussian", "sphere", "h5", NULL};
-/* Parameters a maps: entry may set (those of featuremap_type.params the user controls). */
-static const char *const map_param_names[] = {"m",   "draw",    "norm_fixed", "A",
-                                              "eps", "weights", NULL};
 
-/* One value of an axis (or of an exclude/only condition). */
+/* One value of an axis, a maps: parameter or an exclude/only condition, and where it was
+ * written. */
 struct axval {
-    long long i;      /* K_INT, K_BOOL, K_DRAW; K_HEAD (-1 = all) */
-    double x;         /* K_REAL, K_A */
-    int is_auto;      /* K_A: `auto` */
-    const char *name; /* K_KERNEL, K_MAP: static storage (table or registry) */
+    struct la_value val; /* PATH values point to text the loader owns (axval_free) */
     struct fy_node *node;
 };
 
+/* A sweep axis, indexed by enum la_param_id like everything below. */
 struct axis {
     struct fy_node *key; /* NULL: not swept (one default value) */
     struct axval *v;
     size_t n, cap;
 };
 
-/* A maps: entry: fixed parameters of one feature map. */
+/* A maps: entry: fixed parameters of one feature map (has[id] says which). */
 struct mapcfg {
     struct fy_node *key;
-    int has_m, m;
-    struct fy_node *m_key;
-    int has_draw, draw;
-    struct fy_node *draw_key;
-    int has_norm_fixed, norm_fixed;
-    int has_A, A_auto;
-    double A;
-    struct fy_node *A_key;
-    int has_eps;
-    double eps;
-    char weights[LA_PATH_LEN];
+    int has[LA_NPARAMS];
+    struct axval v[LA_NPARAMS]; /* v[id].node: the parameter's key node */
 };
 
-/* One condition of an exclude/only rule: axis ∈ values, and every comparison holds. */
+/* One condition of an exclude/only rule: parameter ∈ values, and every comparison holds. */
 enum cmp_op { CMP_LT, CMP_LE, CMP_GT, CMP_GE };
 struct cond {
     int ax;
@@ -190,7 +88,7 @@ struct cond {
     double x[4];
 };
 struct rule {
-    struct cond c[AX_COUNT];
+    struct cond c[LA_NPARAMS];
     int n;
 };
 
@@ -198,7 +96,7 @@ struct loader {
     struct ly y;
     struct la_error *err;
     struct la_experiment *e;
-    struct axis ax[AX_COUNT];
+    struct axis ax[LA_NPARAMS];
     struct mapcfg *maps; /* one per registered map, same index as featuremap_types[] */
     size_t nmaps;
     int trials;
@@ -213,6 +111,11 @@ struct loader {
     int has_only;
     size_t long_path_len; /* the longest weights or data path, for key-length errors */
     struct fy_node *long_path_node;
+    /* The keys of each section, from the schema (la_param_names), and every row's default and
+     * neutral value, read once. */
+    const char *axis_names[LA_NPARAMS + 1], *data_keys[LA_NPARAMS + 1];
+    const char *measure_keys[LA_NPARAMS + 1];
+    struct la_value def[LA_NPARAMS], neutral[LA_NPARAMS];
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -230,16 +133,6 @@ static uint64_t seed_from_key(uint64_t seed, const char *key)
         h = la_splitmix64(h ^ w);
     }
     return la_splitmix64(h ^ (uint64_t)len);
-}
-
-/* Shortest "%g" text that reads back as exactly x, so keys are short and still exact. */
-static void fmt_real(char *buf, size_t cap, double x)
-{
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, x);
-        if (strtod(buf, NULL) == x)
-            return;
-    }
 }
 
 /* The seed of a cell: from the fields that identify its data (shape, source and its
@@ -266,10 +159,10 @@ static const struct featuremap_type *find_map(const char *name, size_t *idx)
     return NULL;
 }
 
-/* The map used when `map` is not swept: elu1 (the example map), else the first one. */
+/* The map used when `map` is not swept: the schema's default (elu1), else the first one. */
 static const struct featuremap_type *default_map(void)
 {
-    const struct featuremap_type *t = find_map("elu1", NULL);
+    const struct featuremap_type *t = find_map(la_params[LA_PARAM_MAP].def, NULL);
     return t ? t : featuremap_types[0];
 }
 
@@ -282,12 +175,11 @@ static const struct attn_kernel *resolve_kernel(const char *name, int causal)
     return k ? k : attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_FEATURES, causal);
 }
 
+/* The schema row of a sweep axis, -1 when name is not one. */
 static int axis_id(const char *name)
 {
-    for (int i = 0; i < AX_COUNT; i++)
-        if (!strcmp(ax_defs[i].name, name))
-            return i;
-    return -1;
+    const struct la_param *p = la_param_find(name, LA_PF_AXIS);
+    return p ? (int)(p - la_params) : -1;
 }
 
 static int push_val(struct axval **v, size_t *n, size_t *cap, const struct axval *x)
@@ -304,109 +196,74 @@ static int push_val(struct axval **v, size_t *n, size_t *cap, const struct axval
     return LA_OK;
 }
 
+/* Frees the text a PATH value owns. */
+static void axval_free(int id, struct axval *v)
+{
+    if (la_params[id].type == LA_PT_PATH)
+        free((char *)v->val.s);
+    v->val.s = NULL;
+}
+
 /* ---- values ----------------------------------------------------------------------------- */
 
-/* Reads one scalar value of axis `id` (rules may also name map `none`). */
-static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_node *fb, int in_rule,
-                       struct axval *out)
+/* Reads one scalar value of parameter id; `what` names it in messages (NULL: "'NAME'").  Rules
+ * may also name map `none`. */
+static int parse_value(struct loader *L, int id, struct fy_node *n, struct fy_node *fb,
+                       const char *what, int in_rule, struct axval *out)
 {
-    const struct ax_def *def = &ax_defs[id];
+    const struct la_param *p = &la_params[id];
     const struct ly *y = &L->y;
-    char what[48], buf[LA_NAME_LEN + 8], show[48], list[1024];
-    snprintf(what, sizeof what, "'%s'", def->name);
+    char name[96], hint[128], buf[LA_PATH_LEN], show[48], msg[1280];
+    if (!what) {
+        snprintf(name, sizeof name, "'%s'", la_param_key(p));
+        what = name;
+    }
+    la_param_what(p, what, hint, sizeof hint);
     memset(out, 0, sizeof *out);
     out->node = n;
+    struct la_value *v = &out->val;
     int st;
-    long long iv;
-    switch (def->kind) {
-    case K_INT:
-        st = ly_int(y, n, fb, what, def->lo, def->hi, &iv);
-        out->i = iv;
-        return st;
-    case K_REAL:
-        if ((st = ly_real(y, n, fb, what, &out->x)) != LA_OK)
+    if (p->word && ly_is_scalar(n) && !ly_is_null(n) &&
+        !strcmp(ly_show(n, show, sizeof show), p->word))
+        return la_param_parse(p, p->word, 0, v, msg, sizeof msg);
+    switch (p->type) {
+    case LA_PT_INT:
+        if ((st = ly_int(y, n, fb, hint, LLONG_MIN, LLONG_MAX, &v->i)) != LA_OK)
             return st;
-        if (def->closed ? out->x < 0 : out->x <= 0)
-            return LY_FAIL(y, n, fb, LA_EINVAL, "%s must be %s 0, got %s", what,
-                           def->closed ? ">=" : ">", ly_show(n, show, sizeof show));
-        return LA_OK;
-    case K_BOOL: {
+        break;
+    case LA_PT_REAL:
+        if ((st = ly_real(y, n, fb, hint, &v->x)) != LA_OK)
+            return st;
+        break;
+    case LA_PT_BOOL: {
         int b = 0;
         st = ly_bool(y, n, fb, what, &b);
-        out->i = b;
+        v->i = b;
         return st;
     }
-    case K_A:
-        if (ly_is_scalar(n) && !ly_is_null(n) && !strcmp(ly_show(n, show, sizeof show), "auto")) {
-            out->is_auto = 1;
-            return LA_OK;
-        }
-        if ((st = ly_real(y, n, fb, "'A' (a number or auto)", &out->x)) != LA_OK)
+    case LA_PT_PATH: {
+        if ((st = ly_str(y, n, fb, what, buf, p->cell_size < sizeof buf ? p->cell_size
+                                                                          : sizeof buf)) != LA_OK)
             return st;
-        if (!(out->x < 0.25))
-            return LY_FAIL(y, n, fb, LA_EINVAL, "'A' must be < 0.25 (1 - 4A > 0), got %s",
-                           ly_show(n, show, sizeof show));
+        if (!(v->s = strdup(buf)))
+            return LY_FAIL(y, n, fb, LA_ENOMEM, "out of memory");
         return LA_OK;
-    case K_HEAD:
-        if (ly_is_scalar(n) && !ly_is_null(n) && !strcmp(ly_show(n, show, sizeof show), "all")) {
-            out->i = -1;
-            return LA_OK;
-        }
-        st = ly_int(y, n, fb, "'head' (an integer or all)", 0, def->hi, &iv);
-        out->i = iv;
-        return st;
-    default:
-        break;
     }
-    /* Names. */
-    if ((st = ly_str(y, n, fb, what, buf, sizeof buf)) != LA_OK) {
-        if (ly_is_scalar(n) && !ly_is_null(n)) /* too long: it cannot be a valid name */
-            snprintf(buf, sizeof buf, "%s", ly_show(n, show, sizeof show));
-        else
-            return st;
+    default: /* names */
+        if ((st = ly_str(y, n, fb, what, buf, LA_NAME_LEN + 8)) != LA_OK) {
+            if (ly_is_scalar(n) && !ly_is_null(n)) /* too long: it cannot be a valid name */
+                snprintf(buf, sizeof buf, "%s", ly_show(n, show, sizeof show));
+            else
+                return st;
+        }
+        if ((st = la_param_parse(p, buf, in_rule ? LA_PARSE_RULE : 0, v, msg, sizeof msg)) !=
+            LA_OK)
+            return LY_FAIL(y, n, fb, st, "%s", msg);
+        return LA_OK;
     }
-    if (def->kind == K_KERNEL) {
-        if (!strcmp(buf, "linear")) {
-            out->name = "linear";
-            return LA_OK;
-        }
-        const struct attn_kernel *k = attn_kernel_lookup(buf);
-        if (k) {
-            out->name = k->name;
-            return LA_OK;
-        }
-        const char *names[40];
-        size_t nn = 0;
-        names[nn++] = "linear";
-        for (size_t i = 0; attn_kernels[i].name && nn < 39; i++)
-            names[nn++] = attn_kernels[i].name;
-        names[nn] = NULL;
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown kernel '%s'%s", buf,
-                       la_choices_msg(list, sizeof list, buf, names, nn, "valid kernels"));
-    }
-    if (def->kind == K_MAP) {
-        if (in_rule && !strcmp(buf, "none")) {
-            out->name = "none";
-            return LA_OK;
-        }
-        const struct featuremap_type *t = find_map(buf, NULL);
-        if (t) {
-            out->name = t->name;
-            return LA_OK;
-        }
-        return LY_FAIL(y, n, fb, LA_ENAME, "unknown feature map '%s'%s%s", buf,
-                       la_choices_msg(list, sizeof list, buf, featuremap_names(),
-                                      featuremap_count(), "valid maps"),
-                       in_rule ? ", none" : "");
-    }
-    /* K_DRAW */
-    for (int i = 0; draw_names[i]; i++)
-        if (!strcmp(buf, draw_names[i])) {
-            out->i = i == 0 ? FM_DRAW_IID : FM_DRAW_ORTHOGONAL;
-            return LA_OK;
-        }
-    return LY_FAIL(y, n, fb, LA_ENAME, "unknown draw '%s'%s", buf,
-                   la_choices_msg(list, sizeof list, buf, draw_names, 2, "valid draws"));
+    if ((st = la_param_check(p, v, what, ly_show(n, show, sizeof show), msg, sizeof msg)) != LA_OK)
+        return LY_FAIL(y, n, fb, st, "%s", msg);
+    return LA_OK;
 }
 
 /* A range {from, to, factor} (geometric) or {from, to, step} (arithmetic), `to` included when
@@ -415,9 +272,9 @@ static int parse_range(struct loader *L, int id, struct fy_node *m, struct fy_no
                        struct axis *a)
 {
     const struct ly *y = &L->y;
-    const struct ax_def *def = &ax_defs[id];
+    const struct la_param *def = &la_params[id];
     int st;
-    if (def->kind != K_INT && def->kind != K_REAL && def->kind != K_A)
+    if (!(def->flags & LA_PF_RANGE))
         return LY_FAIL(y, m, key, LA_EINVAL, "'%s' takes a value or a list of values, not a range",
                        def->name);
     if ((st = ly_check_keys(y, m, "a range ({from, to, factor} or {from, to, step})",
@@ -434,14 +291,14 @@ static int parse_range(struct loader *L, int id, struct fy_node *m, struct fy_no
                        "the range of '%s' needs exactly one of 'factor' (geometric) or 'step'",
                        def->name);
     struct axval from, to;
-    if ((st = parse_value(L, id, nfrom, kfrom, 0, &from)) != LA_OK ||
-        (st = parse_value(L, id, nto, kto, 0, &to)) != LA_OK)
+    if ((st = parse_value(L, id, nfrom, kfrom, NULL, 0, &from)) != LA_OK ||
+        (st = parse_value(L, id, nto, kto, NULL, 0, &to)) != LA_OK)
         return st;
-    if (from.is_auto || to.is_auto)
-        return LY_FAIL(y, from.is_auto ? nfrom : nto, key, LA_EINVAL,
-                       "a range of 'A' takes numbers, not auto");
-    int integer = def->kind == K_INT;
-    double lo = integer ? (double)from.i : from.x, hi = integer ? (double)to.i : to.x;
+    if (from.val.word || to.val.word)
+        return LY_FAIL(y, from.val.word ? nfrom : nto, key, LA_EINVAL,
+                       "a range of '%s' takes numbers, not %s", def->name, def->word);
+    int integer = def->type == LA_PT_INT;
+    double lo = la_value_num(def, &from.val), hi = la_value_num(def, &to.val);
     if (lo > hi)
         return LY_FAIL(y, nfrom, kfrom, LA_EINVAL, "the range of '%s' has from > to (%g > %g)",
                        def->name, lo, hi);
@@ -478,15 +335,15 @@ static int parse_range(struct loader *L, int id, struct fy_node *m, struct fy_no
             x = hi;
         struct axval v = from;
         if (integer) {
-            v.i = llround(x);
-            if (v.i == last)
+            v.val.i = llround(x);
+            if (v.val.i == last)
                 continue; /* a small factor rounds several points to one integer */
-            last = v.i;
+            last = v.val.i;
         } else {
             /* 0.1 + 2·0.1 is 0.30000000000000004: keep 12 digits so keys read 0.3. */
             char tmp[32];
             snprintf(tmp, sizeof tmp, "%.12g", x);
-            v.x = strtod(tmp, NULL);
+            v.val.x = strtod(tmp, NULL);
         }
         if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK)
             return LY_FAIL(y, m, key, LA_ENOMEM, "out of memory expanding '%s'", def->name);
@@ -510,21 +367,21 @@ static int parse_axis(struct loader *L, int id, struct fy_node *key, struct fy_n
         while ((item = fy_node_sequence_iterate(n, &it))) {
             if (!ly_is_scalar(item) || ly_is_null(item))
                 return LY_FAIL(y, item, key, LA_EINVAL,
-                               "each value of '%s' must be a scalar, got %s", ax_defs[id].name,
+                               "each value of '%s' must be a scalar, got %s", la_params[id].name,
                                ly_kind(item));
-            if ((st = parse_value(L, id, item, key, 0, &v)) != LA_OK)
+            if ((st = parse_value(L, id, item, key, NULL, 0, &v)) != LA_OK)
                 return st;
             if (a->n >= MAX_CELLS)
                 return LY_FAIL(y, item, key, LA_EINVAL, "'%s' has more than %d values",
-                               ax_defs[id].name, MAX_CELLS);
+                               la_params[id].name, MAX_CELLS);
             if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK)
                 return LY_FAIL(y, item, key, LA_ENOMEM, "out of memory");
         }
         if (a->n == 0)
-            return LY_FAIL(y, n, key, LA_EINVAL, "'%s' is an empty list", ax_defs[id].name);
+            return LY_FAIL(y, n, key, LA_EINVAL, "'%s' is an empty list", la_params[id].name);
         return LA_OK;
     }
-    if ((st = parse_value(L, id, n, key, 0, &v)) != LA_OK)
+    if ((st = parse_value(L, id, n, key, NULL, 0, &v)) != LA_OK)
         return st;
     if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK)
         return LY_FAIL(y, n, key, LA_ENOMEM, "out of memory");
@@ -543,7 +400,7 @@ static int parse_sweep(struct loader *L, struct fy_node *key, struct fy_node *n)
     if (!ly_is_map(n))
         return LY_FAIL(y, n, key, LA_EINVAL, "'sweep' must be a mapping of axes, got %s",
                        ly_kind(n));
-    if ((st = ly_check_keys(y, n, "sweep", axis_names)) != LA_OK)
+    if ((st = ly_check_keys(y, n, "sweep", L->axis_names)) != LA_OK)
         return st;
     void *it = NULL;
     struct ly_pair p;
@@ -601,12 +458,17 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
             return LY_FAIL(y, p.vnode, p.knode, LA_EINVAL,
                            "maps: '%s' must be a mapping of parameters, got %s", t->name,
                            ly_kind(p.vnode));
-        /* The keys this map accepts: the user-settable words of its params list. */
-        const char *valid[8];
+        /* The keys this map accepts: the maps: parameters of the schema that it reads. */
+        const char *valid[LA_NPARAMS + 1];
+        int ids[LA_NPARAMS];
         size_t nv = 0;
-        for (size_t i = 0; map_param_names[i]; i++)
-            if (featuremap_type_reads(t, map_param_names[i]))
-                valid[nv++] = map_param_names[i];
+        for (int i = 0; i < LA_NPARAMS; i++) {
+            const struct la_param *pp = &la_params[i];
+            if ((pp->flags & LA_PF_ENTRY) && featuremap_type_reads(t, pp->entry)) {
+                ids[nv] = i;
+                valid[nv++] = pp->entry;
+            }
+        }
         valid[nv] = NULL;
         void *it2 = NULL;
         struct ly_pair q;
@@ -622,47 +484,28 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
                                la_choices_msg(msg, sizeof msg, q.key, valid, nv,
                                               "its parameters"));
             }
-            struct axval v;
+            const int id = ids[i];
+            const struct la_param *pp = &la_params[id];
+            /* A parameter that is also a sweep axis is named as the axis; the others with
+             * their map. */
             char what[96];
-            snprintf(what, sizeof what, "'%s' of map '%s'", q.key, t->name);
-            if (!strcmp(q.key, "m")) {
-                if ((st = parse_value(L, AX_M, q.vnode, q.knode, 0, &v)) != LA_OK)
+            if (pp->flags & LA_PF_AXIS)
+                snprintf(what, sizeof what, "'%s'", pp->name);
+            else
+                snprintf(what, sizeof what, "'%s' of map '%s'", q.key, t->name);
+            struct axval v;
+            if ((st = parse_value(L, id, q.vnode, q.knode, what, 0, &v)) != LA_OK)
+                return st;
+            v.node = q.knode;
+            if (mc->has[id])
+                axval_free(id, &mc->v[id]);
+            mc->v[id] = v;
+            mc->has[id] = 1;
+            if (pp->type == LA_PT_PATH) {
+                if ((st = check_input_file(L, q.vnode, q.knode, pp->noun, v.val.s)) != LA_OK)
                     return st;
-                mc->has_m = 1;
-                mc->m = (int)v.i;
-                mc->m_key = q.knode;
-            } else if (!strcmp(q.key, "draw")) {
-                if ((st = parse_value(L, AX_DRAW, q.vnode, q.knode, 0, &v)) != LA_OK)
-                    return st;
-                mc->has_draw = 1;
-                mc->draw = (int)v.i;
-                mc->draw_key = q.knode;
-            } else if (!strcmp(q.key, "A")) {
-                if ((st = parse_value(L, AX_A, q.vnode, q.knode, 0, &v)) != LA_OK)
-                    return st;
-                mc->has_A = 1;
-                mc->A = v.x;
-                mc->A_auto = v.is_auto;
-                mc->A_key = q.knode;
-            } else if (!strcmp(q.key, "norm_fixed")) {
-                if ((st = ly_bool(y, q.vnode, q.knode, what, &mc->norm_fixed)) != LA_OK)
-                    return st;
-                mc->has_norm_fixed = 1;
-            } else if (!strcmp(q.key, "eps")) {
-                if ((st = ly_real(y, q.vnode, q.knode, what, &mc->eps)) != LA_OK)
-                    return st;
-                if (mc->eps < 0)
-                    return LY_FAIL(y, q.vnode, q.knode, LA_EINVAL, "%s must be >= 0", what);
-                mc->has_eps = 1;
-            } else { /* weights */
-                if ((st = ly_str(y, q.vnode, q.knode, what, mc->weights, sizeof mc->weights)) !=
-                    LA_OK)
-                    return st;
-                if ((st = check_input_file(L, q.vnode, q.knode, "weights file", mc->weights)) !=
-                    LA_OK)
-                    return st;
-                if (strlen(mc->weights) > L->long_path_len) {
-                    L->long_path_len = strlen(mc->weights);
+                if (strlen(v.val.s) > L->long_path_len) {
+                    L->long_path_len = strlen(v.val.s);
                     L->long_path_node = q.vnode;
                 }
             }
@@ -683,34 +526,22 @@ static int parse_data(struct loader *L, struct fy_node *key, struct fy_node *n)
     if (!ly_is_map(n))
         return LY_FAIL(y, n, key, LA_EINVAL, "'data' must be a mapping (source, path), got %s",
                        ly_kind(n));
-    if ((st = ly_check_keys(y, n, "data", data_keys)) != LA_OK)
+    if ((st = ly_check_keys(y, n, "data", L->data_keys)) != LA_OK)
         return st;
     struct fy_node *ks, *kp;
     struct fy_node *ns = ly_get(n, "source", &ks), *np = ly_get(n, "path", &kp);
     if (ks) {
-        char buf[LA_NAME_LEN], show[48];
-        if ((st = ly_str(y, ns, ks, "'source'", buf, sizeof buf)) != LA_OK)
-            snprintf(buf, sizeof buf, "%s", ly_show(ns, show, sizeof show));
-        if (ly_is_null(ns) || !ly_is_scalar(ns))
+        struct axval v;
+        if ((st = parse_value(L, LA_PARAM_DATA, ns, ks, NULL, 0, &v)) != LA_OK)
             return st;
-        int i;
-        for (i = 0; source_names[i]; i++)
-            if (!strcmp(buf, source_names[i]))
-                break;
-        if (!source_names[i]) {
-            char msg[128];
-            return LY_FAIL(y, ns, ks, LA_ENAME, "unknown data source '%s'%s", buf,
-                           la_choices_msg(msg, sizeof msg, buf, source_names, 3,
-                                          "valid sources"));
-        }
-        L->source = i == 0 ? LA_DATA_GAUSSIAN : i == 1 ? LA_DATA_SPHERE : LA_DATA_H5;
+        L->source = (int)v.val.i;
         L->source_node = ns;
     }
     if (kp) {
         if (L->source != LA_DATA_H5)
             return LY_FAIL(y, kp, NULL, LA_EINVAL,
                            "'path' applies to data source h5 only (source is %s)",
-                           source_names[L->source]);
+                           la_params[LA_PARAM_DATA].choices[L->source]);
         if ((st = ly_str(y, np, kp, "'path'", L->data_path, sizeof L->data_path)) != LA_OK)
             return st;
         L->path_node = np;
@@ -734,47 +565,17 @@ static int parse_measure(struct loader *L, struct fy_node *key, struct fy_node *
         return LA_OK;
     if (!ly_is_map(n))
         return LY_FAIL(y, n, key, LA_EINVAL, "'measure' must be a mapping, got %s", ly_kind(n));
-    if ((st = ly_check_keys(y, n, "measure", measure_keys)) != LA_OK)
+    if ((st = ly_check_keys(y, n, "measure", L->measure_keys)) != LA_OK)
         return st;
     void *it = NULL;
     struct ly_pair p;
     int r;
     while ((r = ly_next_pair(y, n, &it, &p)) > 0) {
-        char what[96];
-        long long v;
-        snprintf(what, sizeof what, "'%s'", p.key);
-        if (!strcmp(p.key, "time")) {
-            st = ly_bool(y, p.vnode, p.knode, what, &c->measure_time);
-        } else if (!strcmp(p.key, "error")) {
-            st = ly_bool(y, p.vnode, p.knode, what, &c->measure_error);
-        } else if (!strcmp(p.key, "time_budget_s")) {
-            st = ly_real(y, p.vnode, p.knode, what, &c->time_budget_s);
-            if (st == LA_OK && !(c->time_budget_s > 0 && c->time_budget_s <= MAX_TIME_BUDGET_S))
-                st = LY_FAIL(y, p.vnode, p.knode, LA_EINVAL,
-                             "'time_budget_s' must be > 0 and at most %.0f, got %g",
-                             MAX_TIME_BUDGET_S, c->time_budget_s);
-        } else {
-            long long lo = !strcmp(p.key, "min_repeats") || !strcmp(p.key, "max_ref_rows");
-            long long hi = !strcmp(p.key, "min_repeats")    ? MAX_REPEATS
-                           : !strcmp(p.key, "warmup")       ? MAX_WARMUP
-                           : !strcmp(p.key, "kernel_pairs") ? MAX_KERNEL_PAIRS
-                                                            : MAX_T;
-            st = ly_int(y, p.vnode, p.knode, what, lo, hi, &v);
-            if (st == LA_OK) {
-                if (!strcmp(p.key, "min_repeats"))
-                    c->min_repeats = (int)v;
-                else if (!strcmp(p.key, "warmup"))
-                    c->warmup = (int)v;
-                else if (!strcmp(p.key, "max_ref_rows"))
-                    c->max_ref_rows = (int)v;
-                else if (!strcmp(p.key, "kl_rows"))
-                    c->kl_rows = (int)v;
-                else
-                    c->kernel_pairs = (int)v;
-            }
-        }
-        if (st != LA_OK)
+        const struct la_param *pp = la_param_find(p.key, LA_PF_MEASURE);
+        struct axval v;
+        if ((st = parse_value(L, (int)(pp - la_params), p.vnode, p.knode, NULL, 0, &v)) != LA_OK)
             return st;
+        la_param_set(pp, c, &v.val);
     }
     if (r < 0)
         return LA_EINVAL;
@@ -792,7 +593,7 @@ static int parse_rule(struct loader *L, struct fy_node *n, struct fy_node *key, 
     if (!ly_is_map(n))
         return LY_FAIL(y, n, key, LA_EINVAL, "a rule must be a mapping of axis -> values, got %s",
                        ly_kind(n));
-    if ((st = ly_check_keys(y, n, "a rule", axis_names)) != LA_OK)
+    if ((st = ly_check_keys(y, n, "a rule", L->axis_names)) != LA_OK)
         return st;
     void *it = NULL;
     struct ly_pair p;
@@ -800,11 +601,9 @@ static int parse_rule(struct loader *L, struct fy_node *n, struct fy_node *key, 
         int id = axis_id(p.key);
         struct cond *c = &ru->c[ru->n++];
         c->ax = id;
-        const struct ax_def *def = &ax_defs[id];
         struct axval v;
         if (ly_is_map(p.vnode)) {
-            if (def->kind != K_INT && def->kind != K_REAL && def->kind != K_A &&
-                def->kind != K_HEAD)
+            if (!la_param_numeric(&la_params[id]))
                 return LY_FAIL(y, p.vnode, p.knode, LA_EINVAL,
                                "comparisons apply to numeric axes; '%s' is not one", p.key);
             if ((st = ly_check_keys(y, p.vnode, "a comparison", cmp_keys)) != LA_OK)
@@ -835,7 +634,7 @@ static int parse_rule(struct loader *L, struct fy_node *n, struct fy_node *key, 
                     return LY_FAIL(y, item, p.knode, LA_EINVAL,
                                    "each value of '%s' must be a scalar, got %s", p.key,
                                    ly_kind(item));
-                if ((st = parse_value(L, id, item, p.knode, 1, &v)) != LA_OK)
+                if ((st = parse_value(L, id, item, p.knode, NULL, 1, &v)) != LA_OK)
                     return st;
                 if (push_val(&c->v, &c->n, &c->cap, &v) != LA_OK)
                     return LY_FAIL(y, item, p.knode, LA_ENOMEM, "out of memory");
@@ -843,7 +642,7 @@ static int parse_rule(struct loader *L, struct fy_node *n, struct fy_node *key, 
             if (c->n == 0)
                 return LY_FAIL(y, p.vnode, p.knode, LA_EINVAL, "'%s' is an empty list", p.key);
         } else {
-            if ((st = parse_value(L, id, p.vnode, p.knode, 1, &v)) != LA_OK)
+            if ((st = parse_value(L, id, p.vnode, p.knode, NULL, 1, &v)) != LA_OK)
                 return st;
             if (push_val(&c->v, &c->n, &c->cap, &v) != LA_OK)
                 return LY_FAIL(y, p.vnode, p.knode, LA_ENOMEM, "out of memory");
@@ -962,10 +761,11 @@ static int check_axis_bound(struct loader *L, int id, long long hi, long long eq
 {
     const struct axis *a = &L->ax[id];
     for (size_t i = 0; i < a->n; i++) {
-        long long v = a->v[i].i;
+        long long v = a->v[i].val.i;
         if ((eq >= 0 && v != eq) || (eq < 0 && v > hi))
             return LY_FAIL(&L->y, a->v[i].node, a->key, LA_EINVAL,
-                           "'%s' = %lld does not fit the data file: %s", ax_defs[id].name, v, why);
+                           "'%s' = %lld does not fit the data file: %s", la_params[id].name, v,
+                           why);
     }
     return LA_OK;
 }
@@ -977,85 +777,81 @@ static int cross_checks(struct loader *L)
     /* A map parameter is either swept or fixed in maps:, never both. */
     for (size_t i = 0; i < L->nmaps; i++) {
         const struct mapcfg *mc = &L->maps[i];
-        struct {
-            int has;
-            struct fy_node *k;
-            int ax;
-        } both[3] = {
-            {mc->has_m, mc->m_key, AX_M},
-            {mc->has_draw, mc->draw_key, AX_DRAW},
-            {mc->has_A, mc->A_key, AX_A},
-        };
-        for (int j = 0; j < 3; j++)
-            if (both[j].has && L->ax[both[j].ax].key) {
+        for (int j = 0; j < LA_NPARAMS; j++)
+            if (mc->has[j] && L->ax[j].key) {
                 int line, col;
-                ly_where(L->ax[both[j].ax].key, NULL, &line, &col);
-                return LY_FAIL(y, both[j].k, NULL, LA_EINVAL,
+                ly_where(L->ax[j].key, NULL, &line, &col);
+                return LY_FAIL(y, mc->v[j].node, NULL, LA_EINVAL,
                                "'%s' of map '%s' is also a sweep axis (line %d); set it in one "
                                "place",
-                               ax_defs[both[j].ax].name, featuremap_types[i]->name, line);
+                               la_params[j].name, featuremap_types[i]->name, line);
             }
     }
-    /* A map that needs a weights file must have one, if any kernel that takes features will
-     * use it. */
-    int any_linear = !L->ax[AX_KERNEL].key;
-    for (size_t i = 0; i < L->ax[AX_KERNEL].n; i++) {
-        const struct attn_kernel *k = resolve_kernel(L->ax[AX_KERNEL].v[i].name, 0);
+    /* A map parameter without a default (a weights file) must be set in maps: for every map
+     * that reads it, if any linear kernel will use the map. */
+    int any_linear = !L->ax[LA_PARAM_KERNEL].key;
+    for (size_t i = 0; i < L->ax[LA_PARAM_KERNEL].n; i++) {
+        const struct attn_kernel *k = resolve_kernel(L->ax[LA_PARAM_KERNEL].v[i].val.s, 0);
         any_linear |= !k || k->input == ATTN_IN_FEATURES;
     }
     if (any_linear) {
-        const struct axis *a = &L->ax[AX_MAP];
+        const struct axis *a = &L->ax[LA_PARAM_MAP];
         size_t n = a->key ? a->n : 1;
         for (size_t i = 0; i < n; i++) {
             size_t idx = 0;
-            const struct featuremap_type *t = a->key ? find_map(a->v[i].name, &idx) : default_map();
+            const struct featuremap_type *t =
+                a->key ? find_map(a->v[i].val.s, &idx) : default_map();
             if (!a->key)
                 find_map(t->name, &idx);
-            if (featuremap_type_reads(t, "weights") && !L->maps[idx].weights[0])
-                return LY_FAIL(y, a->key ? a->v[i].node : NULL, a->key, LA_EINVAL,
-                               "map '%s' needs a weights file: add maps: {%s: {weights: FILE}}",
-                               t->name, t->name);
+            for (int j = 0; j < LA_NPARAMS; j++) {
+                const struct la_param *p = &la_params[j];
+                if ((p->flags & LA_PF_REQUIRED) && featuremap_type_reads(t, p->entry) &&
+                    !L->maps[idx].has[j])
+                    return LY_FAIL(y, a->key ? a->v[i].node : NULL, a->key, LA_EINVAL,
+                                   "map '%s' needs a %s: add maps: {%s: {%s: %s}}", t->name,
+                                   p->noun ? p->noun : p->name, t->name, p->entry,
+                                   p->type == LA_PT_PATH ? "FILE" : "VALUE");
+            }
         }
     }
     /* Axes that belong to one data source. */
-    static const struct {
-        int ax, source;
-    } owned[] = {
-        {AX_SIGMA, LA_DATA_GAUSSIAN},
-        {AX_NORM, LA_DATA_SPHERE},
-        {AX_LAYER, LA_DATA_H5},
-        {AX_HEAD, LA_DATA_H5},
-    };
-    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
-        if (L->ax[owned[i].ax].key && L->source != owned[i].source)
-            return LY_FAIL(y, L->ax[owned[i].ax].key, NULL, LA_EINVAL,
+    const char *const *sources = la_params[LA_PARAM_DATA].choices;
+    for (int j = 0; j < LA_NPARAMS; j++) {
+        const int sc = la_params[j].scope;
+        const int owner = sc == LA_SCOPE_GAUSSIAN ? LA_DATA_GAUSSIAN
+                          : sc == LA_SCOPE_SPHERE ? LA_DATA_SPHERE
+                          : sc == LA_SCOPE_H5     ? LA_DATA_H5
+                                                  : -1;
+        if (owner >= 0 && L->ax[j].key && L->source != owner)
+            return LY_FAIL(y, L->ax[j].key, NULL, LA_EINVAL,
                            "'%s' applies to data source %s only (source is %s)",
-                           ax_defs[owned[i].ax].name, source_names[owned[i].source],
-                           source_names[L->source]);
+                           la_params[j].name, sources[owner], sources[L->source]);
+    }
     if (L->source == LA_DATA_H5) {
-        if ((st = check_input_file(L, L->path_node, NULL, "data file", L->data_path)) != LA_OK ||
+        if ((st = check_input_file(L, L->path_node, NULL, la_params[LA_PARAM_PATH].noun,
+                                   L->data_path)) != LA_OK ||
             (st = read_h5_dims(L)) != LA_OK)
             return st;
-        if (L->ax[AX_HEADS].key)
-            return LY_FAIL(y, L->ax[AX_HEADS].key, NULL, LA_EINVAL,
+        if (L->ax[LA_PARAM_HEADS].key)
+            return LY_FAIL(y, L->ax[LA_PARAM_HEADS].key, NULL, LA_EINVAL,
                            "'heads' comes from the data file with source h5; select with "
                            "'head' (an index or all)");
         char why[LA_PATH_LEN + 128];
         snprintf(why, sizeof why, "%s has %lld layers, %lld heads, T = %lld, head size %lld",
                  L->data_path, L->h5_L, L->h5_H, L->h5_T, L->h5_hs);
-        if ((st = check_axis_bound(L, AX_T, L->h5_T, -1, why)) != LA_OK ||
-            (st = check_axis_bound(L, AX_D, 0, L->h5_hs, why)) != LA_OK ||
-            (st = check_axis_bound(L, AX_DV, 0, L->h5_hsv, why)) != LA_OK ||
-            (st = check_axis_bound(L, AX_BATCH, 0, 1, why)) != LA_OK ||
-            (st = check_axis_bound(L, AX_LAYER, L->h5_L - 1, -1, why)) != LA_OK ||
-            (st = check_axis_bound(L, AX_HEAD, L->h5_H - 1, -1, why)) != LA_OK)
+        if ((st = check_axis_bound(L, LA_PARAM_T, L->h5_T, -1, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_D, 0, L->h5_hs, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_DV, 0, L->h5_hsv, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_BATCH, 0, 1, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_LAYER, L->h5_L - 1, -1, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_HEAD, L->h5_H - 1, -1, why)) != LA_OK)
             return st;
-        if (!L->ax[AX_LAYER].key) {
+        struct axis *layer = &L->ax[LA_PARAM_LAYER];
+        if (!layer->key) {
             /* Every layer of the file. */
             for (long long l = 0; l < L->h5_L && l < MAX_CELLS; l++) {
-                struct axval v = {.i = l};
-                if (push_val(&L->ax[AX_LAYER].v, &L->ax[AX_LAYER].n, &L->ax[AX_LAYER].cap, &v) !=
-                    LA_OK)
+                struct axval v = {.val = {.i = l}};
+                if (push_val(&layer->v, &layer->n, &layer->cap, &v) != LA_OK)
                     return LY_FAIL(y, L->path_node, NULL, LA_ENOMEM, "out of memory");
             }
         }
@@ -1111,33 +907,13 @@ static int check_output(struct loader *L)
 
 /* ---- expansion -------------------------------------------------------------------------- */
 
-static const char *draw_text(const struct la_cell *c, const struct featuremap_type *t)
+/* The value of parameter id in this combination: fixed in the map's maps: entry, else swept,
+ * else NULL (its default applies). */
+static const struct la_value *chosen(const struct mapcfg *mc, const struct axval *const *v, int id)
 {
-    if (!t || !featuremap_type_reads(t, "draw"))
-        return "-";
-    return c->draw == FM_DRAW_ORTHOGONAL ? "orthogonal" : "iid";
-}
-
-/* Builds the canonical key; returns the length it needs (>= LA_KEY_LEN: too long). */
-static int build_key(struct la_cell *c, const struct featuremap_type *t)
-{
-    char A[32], eps[32], reps[32], sigma[32], norm[32];
-    if (c->A_auto)
-        snprintf(A, sizeof A, "auto");
-    else
-        fmt_real(A, sizeof A, c->A);
-    fmt_real(eps, sizeof eps, c->eps);
-    fmt_real(reps, sizeof reps, c->relu_eps);
-    fmt_real(sigma, sizeof sigma, c->sigma);
-    fmt_real(norm, sizeof norm, c->norm);
-    return snprintf(c->key, sizeof c->key,
-                    "kernel=%s map=%s m=%d draw=%s norm_fixed=%d A=%s relu_eps=%s causal=%d "
-                    "chunk=%d eps=%s T=%d d=%d dv=%d batch=%d heads=%d threads=%d data=%s "
-                    "sigma=%s norm=%s layer=%d head=%d trial=%d weights=%s path=%s",
-                    c->kernel, c->map, c->m, draw_text(c, t), c->norm_fixed, A, reps, c->causal,
-                    c->chunk, eps, c->T, c->d, c->dv, c->batch, c->heads, c->threads,
-                    source_names[c->source], sigma, norm, c->layer, c->head, c->trial, c->weights,
-                    c->data_path);
+    if (mc && mc->has[id])
+        return &mc->v[id].val;
+    return v[id] ? &v[id]->val : NULL;
 }
 
 /* One combination → a cell with only the parameters that apply to it (the rest at their
@@ -1148,71 +924,68 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
                        const struct featuremap_type **tp)
 {
     memcpy(c, &L->proto, sizeof *c);
-    c->causal = v[AX_CAUSAL] ? (int)v[AX_CAUSAL]->i : 0;
-    const char *kname = v[AX_KERNEL] ? v[AX_KERNEL]->name : "linear";
+    c->causal = v[LA_PARAM_CAUSAL] ? (int)v[LA_PARAM_CAUSAL]->val.i : 0;
+    const char *kname =
+        v[LA_PARAM_KERNEL] ? v[LA_PARAM_KERNEL]->val.s : la_params[LA_PARAM_KERNEL].def;
     const struct attn_kernel *k = resolve_kernel(kname, c->causal);
     *kn = k && (k->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)) ? k : NULL;
     snprintf(c->kernel, sizeof c->kernel, "%s", k ? k->name : kname);
-
-    const int h5 = L->source == LA_DATA_H5;
-    c->T = v[AX_T] ? (int)v[AX_T]->i : h5 ? (int)L->h5_T : DEFAULT_T;
-    c->d = v[AX_D] ? (int)v[AX_D]->i : h5 ? (int)L->h5_hs : DEFAULT_D;
-    c->dv = v[AX_DV] ? (int)v[AX_DV]->i : h5 ? (int)L->h5_hsv : c->d;
-    c->batch = v[AX_BATCH] ? (int)v[AX_BATCH]->i : 1;
-    c->heads = v[AX_HEADS] ? (int)v[AX_HEADS]->i : 1;
-    c->threads = v[AX_THREADS] ? (int)v[AX_THREADS]->i : 1;
+    c->source = L->source;
     c->trial = trial;
 
+    struct la_applies a = {0, 0, NULL};
+    const struct mapcfg *mc = NULL;
     *tp = NULL;
     if (k && k->input != ATTN_IN_FEATURES) {
         snprintf(c->map, sizeof c->map, "none");
     } else {
         size_t idx = 0;
         const struct featuremap_type *t =
-            v[AX_MAP] ? find_map(v[AX_MAP]->name, &idx) : default_map();
+            v[LA_PARAM_MAP] ? find_map(v[LA_PARAM_MAP]->val.s, &idx) : default_map();
         find_map(t->name, &idx);
-        const struct mapcfg *mc = &L->maps[idx];
-        struct fm_params def;
-        featuremap_params_default(&def, c->d);
+        mc = &L->maps[idx];
         *tp = t;
         snprintf(c->map, sizeof c->map, "%s", t->name);
-        if (featuremap_type_reads(t, "m"))
-            c->m = mc->has_m ? mc->m : v[AX_M] ? (int)v[AX_M]->i : 0;
-        if (featuremap_type_reads(t, "draw"))
-            c->draw = mc->has_draw ? mc->draw : v[AX_DRAW] ? (int)v[AX_DRAW]->i : def.draw;
-        if (featuremap_type_reads(t, "norm_fixed") && c->draw == FM_DRAW_ORTHOGONAL)
-            c->norm_fixed = mc->has_norm_fixed ? mc->norm_fixed : def.norm_fixed;
-        if (featuremap_type_reads(t, "A")) {
-            if (mc->has_A) {
-                c->A = mc->A;
-                c->A_auto = mc->A_auto;
-            } else if (v[AX_A]) {
-                c->A = v[AX_A]->x;
-                c->A_auto = v[AX_A]->is_auto;
-            } else {
-                c->A = def.A;
-                c->A_auto = def.A_auto;
-            }
-        }
-        if (featuremap_type_reads(t, "eps"))
-            c->relu_eps = mc->has_eps ? mc->eps : def.eps;
-        if (featuremap_type_reads(t, "weights"))
-            snprintf(c->weights, sizeof c->weights, "%s", mc->weights);
-        c->eps = v[AX_EPS] ? v[AX_EPS]->x : DEFAULT_EPS;
-        if (k && k->uses_chunk)
-            c->chunk = v[AX_CHUNK] ? (int)v[AX_CHUNK]->i : 0;
+        a.linear = 1;
+        a.uses_chunk = k && k->uses_chunk;
+        a.map = t;
     }
 
-    c->source = L->source;
-    c->head = -1;
-    if (L->source == LA_DATA_GAUSSIAN) {
-        c->sigma = v[AX_SIGMA] ? v[AX_SIGMA]->x : DEFAULT_SIGMA;
-    } else if (L->source == LA_DATA_SPHERE) {
-        c->norm = v[AX_NORM] ? v[AX_NORM]->x : sqrt((double)c->d);
-    } else {
+    /* Every other axis and map parameter, in table order (norm_fixed looks at draw): where it
+     * applies its chosen value or its default, elsewhere its neutral value. */
+    for (int id = 0; id < LA_NPARAMS; id++) {
+        const struct la_param *p = &la_params[id];
+        if (id == LA_PARAM_KERNEL || id == LA_PARAM_MAP || id == LA_PARAM_CAUSAL ||
+            !(p->flags & (LA_PF_AXIS | LA_PF_ENTRY)))
+            continue;
+        struct la_value val;
+        const struct la_value *x = chosen(mc, v, id);
+        if (!la_param_applies(p, c, &a)) {
+            if (!p->neutral)
+                continue;
+            val = L->neutral[id];
+        } else if (x) {
+            val = *x;
+        } else if (p->def) {
+            val = L->def[id];
+        } else {
+            continue; /* computed below */
+        }
+        la_param_set(p, c, &val);
+    }
+
+    /* Defaults that depend on the data file or on other parameters. */
+    const int h5 = L->source == LA_DATA_H5;
+    if (h5 && !v[LA_PARAM_T])
+        c->T = (int)L->h5_T;
+    if (h5 && !v[LA_PARAM_D])
+        c->d = (int)L->h5_hs;
+    if (!v[LA_PARAM_DV])
+        c->dv = h5 ? (int)L->h5_hsv : c->d;
+    if (L->source == LA_DATA_SPHERE && !v[LA_PARAM_NORM])
+        c->norm = sqrt((double)c->d);
+    if (h5) {
         snprintf(c->data_path, sizeof c->data_path, "%s", L->data_path);
-        c->layer = v[AX_LAYER] ? (int)v[AX_LAYER]->i : 0;
-        c->head = v[AX_HEAD] ? (int)v[AX_HEAD]->i : -1;
         c->heads = c->head < 0 ? (int)L->h5_H : 1;
     }
 }
@@ -1231,106 +1004,30 @@ static int cmp_holds(int op, double a, double b)
     }
 }
 
-static int real_eq(double a, double b)
-{
-    return a == b || fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
-}
-
 /* Does the (collapsed) cell satisfy one condition of a rule? */
 static int cond_matches(const struct cond *cd, const struct la_cell *c,
                         const struct attn_kernel *kn, const struct featuremap_type *t)
 {
-    double num = 0;
-    int comparable = 1;
-    switch (cd->ax) {
-    case AX_M:
-        num = c->m;
-        break;
-    case AX_CHUNK:
-        num = c->chunk;
-        break;
-    case AX_T:
-        num = c->T;
-        break;
-    case AX_D:
-        num = c->d;
-        break;
-    case AX_DV:
-        num = c->dv;
-        break;
-    case AX_BATCH:
-        num = c->batch;
-        break;
-    case AX_HEADS:
-        num = c->heads;
-        break;
-    case AX_THREADS:
-        num = c->threads;
-        break;
-    case AX_LAYER:
-        num = c->layer;
-        break;
-    case AX_HEAD:
-        num = c->head;
-        comparable = c->head >= 0;
-        break;
-    case AX_EPS:
-        num = c->eps;
-        break;
-    case AX_SIGMA:
-        num = c->sigma;
-        break;
-    case AX_NORM:
-        num = c->norm;
-        break;
-    case AX_A:
-        num = c->A;
-        comparable = !c->A_auto && featuremap_type_reads(t, "A");
-        break;
-    default:
-        comparable = 0;
-        break;
-    }
+    const struct la_param *p = &la_params[cd->ax];
+    struct la_value cv;
+    la_param_get(p, c, &cv);
+    /* Some map parameters mean nothing on cells whose map does not read them; a word (A: auto,
+     * head: all) satisfies no comparison. */
+    const int read = !(p->flags & LA_PF_RULE_IF_READ) || la_param_reads(p, t);
+    const int comparable = read && la_param_numeric(p) && !cv.word;
     for (int i = 0; i < cd->ncmp; i++)
-        if (!comparable || !cmp_holds(cd->op[i], num, cd->x[i]))
+        if (!comparable || !cmp_holds(cd->op[i], la_value_num(p, &cv), cd->x[i]))
             return 0;
     if (cd->ncmp)
         return 1;
     for (size_t i = 0; i < cd->n; i++) {
-        const struct axval *v = &cd->v[i];
-        switch (cd->ax) {
-        case AX_KERNEL:
-            if (!strcmp(v->name, "linear") ? kn && kn->input == ATTN_IN_FEATURES
-                                           : !strcmp(v->name, c->kernel))
+        const struct la_value *v = &cd->v[i].val;
+        if (cd->ax == LA_PARAM_KERNEL) {
+            if (!strcmp(v->s, "linear") ? kn && kn->input == ATTN_IN_FEATURES
+                                        : !strcmp(v->s, c->kernel))
                 return 1;
-            break;
-        case AX_MAP:
-            if (!strcmp(v->name, c->map))
-                return 1;
-            break;
-        case AX_DRAW:
-            if (featuremap_type_reads(t, "draw") && v->i == c->draw)
-                return 1;
-            break;
-        case AX_CAUSAL:
-            if (v->i == c->causal)
-                return 1;
-            break;
-        case AX_A:
-            if (featuremap_type_reads(t, "A") &&
-                (v->is_auto ? c->A_auto : !c->A_auto && real_eq(v->x, c->A)))
-                return 1;
-            break;
-        case AX_EPS:
-        case AX_SIGMA:
-        case AX_NORM:
-            if (real_eq(v->x, num))
-                return 1;
-            break;
-        default:
-            if ((double)v->i == num)
-                return 1;
-            break;
+        } else if (read && la_value_eq(p, v, &cv)) {
+            return 1;
         }
     }
     return 0;
@@ -1385,13 +1082,13 @@ static int expand(struct loader *L)
     double total = L->trials;
     char dims[512] = "";
     size_t dl = 0;
-    for (int i = 0; i < AX_COUNT; i++) {
+    for (int i = 0; i < LA_NPARAMS; i++) {
         if (!L->ax[i].n)
             continue;
         total *= (double)L->ax[i].n;
         if (L->ax[i].n > 1 && dl < sizeof dims - 64)
             dl += (size_t)snprintf(dims + dl, sizeof dims - dl, "%s%zu %s", dl ? " x " : "",
-                                   L->ax[i].n, ax_defs[i].name);
+                                   L->ax[i].n, la_params[i].name);
     }
     if (total > MAX_CELLS)
         return LY_FAIL(y, where, NULL, LA_EINVAL,
@@ -1411,17 +1108,17 @@ static int expand(struct loader *L)
         st = LY_FAIL(y, where, NULL, LA_ENOMEM, "out of memory expanding the grid");
         goto done;
     }
-    size_t pos[AX_COUNT] = {0};
-    const struct axval *v[AX_COUNT];
+    size_t pos[LA_NPARAMS] = {0};
+    const struct axval *v[LA_NPARAMS];
     size_t seq = 0;
     for (size_t comb = 0; comb < ncomb / (size_t)L->trials; comb++) {
-        for (int i = 0; i < AX_COUNT; i++)
+        for (int i = 0; i < LA_NPARAMS; i++)
             v[i] = L->ax[i].n ? &L->ax[i].v[pos[i]] : NULL;
         for (int trial = 0; trial < L->trials; trial++, seq++) {
             const struct attn_kernel *kn;
             const struct featuremap_type *t;
             build_cell(L, v, trial, cell, &kn, &t);
-            int klen = build_key(cell, t);
+            int klen = la_key_format(cell, cell->key, sizeof cell->key);
             if (klen >= LA_KEY_LEN) {
                 st = LY_FAIL(y, L->long_path_node, where, LA_EINVAL,
                              "a cell key would be %d characters (at most %d): shorten the "
@@ -1453,7 +1150,7 @@ static int expand(struct loader *L)
             }
             const double bytes = la_cell_bytes(cell);
             if (bytes > MAX_CELL_BYTES) {
-                st = LY_FAIL(y, v[AX_T] ? v[AX_T]->node : NULL, where, LA_EINVAL,
+                st = LY_FAIL(y, v[LA_PARAM_T] ? v[LA_PARAM_T]->node : NULL, where, LA_EINVAL,
                              "the cell %s T=%d d=%d dv=%d m=%d batch=%d heads=%d would need "
                              "%.1f GiB, more than the %.0f GiB one cell may use",
                              cell->kernel, cell->T, cell->d, cell->dv, cell->m, cell->batch,
@@ -1475,7 +1172,7 @@ static int expand(struct loader *L)
             cells[e->ncells++] = *cell;
         }
         /* Odometer: the last axis turns fastest. */
-        for (int i = AX_COUNT - 1; i >= 0; i--) {
+        for (int i = LA_NPARAMS - 1; i >= 0; i--) {
             if (!L->ax[i].n)
                 continue;
             if (++pos[i] < L->ax[i].n)
@@ -1640,6 +1337,20 @@ static int parse_top(struct loader *L)
 static int load_string(const char *origin, const char *text, size_t len, const char *output,
                        struct la_experiment **out, struct la_error *err);
 
+/* Everything the loader allocated (not the experiment). */
+static void loader_free(struct loader *L)
+{
+    for (int i = 0; i < LA_NPARAMS; i++)
+        free(L->ax[i].v);
+    for (size_t m = 0; L->maps && m < L->nmaps; m++)
+        for (int i = 0; i < LA_NPARAMS; i++)
+            if (L->maps[m].has[i])
+                axval_free(i, &L->maps[m].v[i]);
+    free(L->maps);
+    free_rules(L->excl, L->nexcl);
+    free_rules(L->only, L->nonly);
+}
+
 int la_experiment_load_string(const char *origin, const char *text, size_t len,
                               struct la_experiment **out, struct la_error *err)
 {
@@ -1680,6 +1391,13 @@ static int load_string(const char *origin, const char *text, size_t len, const c
     L.trials = 1;
     L.source = LA_DATA_GAUSSIAN;
     la_cell_measure_defaults(&L.proto);
+    la_param_names(LA_PF_AXIS, L.axis_names);
+    la_param_names(LA_PF_DATA, L.data_keys);
+    la_param_names(LA_PF_MEASURE, L.measure_keys);
+    for (int i = 0; i < LA_NPARAMS; i++) {
+        la_param_default(&la_params[i], &L.def[i]);
+        la_param_neutral(&la_params[i], &L.neutral[i]);
+    }
 
     int st = ly_open(&L.y, origin, e->text, len, err);
     if (st != LA_OK)
@@ -1693,21 +1411,13 @@ static int load_string(const char *origin, const char *text, size_t len, const c
     if ((st = expand(&L)) != LA_OK)
         goto fail;
     ly_close(&L.y);
-    for (int i = 0; i < AX_COUNT; i++)
-        free(L.ax[i].v);
-    free(L.maps);
-    free_rules(L.excl, L.nexcl);
-    free_rules(L.only, L.nonly);
+    loader_free(&L);
     *out = e;
     return LA_OK;
 fail:
     ly_close(&L.y);
 fail_noyaml:
-    for (int i = 0; i < AX_COUNT; i++)
-        free(L.ax[i].v);
-    free(L.maps);
-    free_rules(L.excl, L.nexcl);
-    free_rules(L.only, L.nonly);
+    loader_free(&L);
     la_experiment_free(e);
     return st;
 }
@@ -1802,9 +1512,17 @@ static int file_sha256(const char *path, char out[8 + 2 * SHA256_DIGEST_SIZE],
     return LA_OK;
 }
 
-static int cmp_cstr(const void *a, const void *b)
+/* An input file of the cell context: its path and the noun of the schema row that names it
+ * ("data file" is written "data_file:PATH"). */
+struct input_file {
+    const char *path, *noun;
+};
+
+static int cmp_input(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const struct input_file *x = a, *y = b;
+    const int c = strcmp(x->path, y->path);
+    return c ? c : strcmp(x->noun, y->noun);
 }
 
 int la_experiment_context(const struct la_experiment *e, char **out, struct la_error *err)
@@ -1813,10 +1531,12 @@ int la_experiment_context(const struct la_experiment *e, char **out, struct la_e
     if (!e || !e->ncells)
         return LA_FAIL(err, LA_EINVAL, "la_experiment_context: no cells");
     const struct la_cell *c = &e->cells[0]; /* measure settings are the same in every cell */
-    char budget[32];
-    fmt_real(budget, sizeof budget, c->time_budget_s);
-    /* Input files, each once, sorted: "data_file:PATH" and "weights_file:PATH". */
-    const char **files = malloc(2 * e->ncells * sizeof *files);
+    /* Input files (every PATH parameter), each once, sorted: "data_file:PATH",
+     * "weights_file:PATH"; a path named twice keeps the first noun in order. */
+    size_t npath = 0;
+    for (int j = 0; j < LA_NPARAMS; j++)
+        npath += la_params[j].type == LA_PT_PATH;
+    struct input_file *files = malloc((npath * e->ncells + 1) * sizeof *files);
     char *s = NULL;
     int st = LA_OK;
     if (!files) {
@@ -1824,37 +1544,34 @@ int la_experiment_context(const struct la_experiment *e, char **out, struct la_e
         goto done;
     }
     size_t nf = 0, nd = 0;
-    for (size_t i = 0; i < e->ncells; i++) {
-        if (e->cells[i].data_path[0])
-            files[nf++] = e->cells[i].data_path;
-        if (e->cells[i].weights[0])
-            files[nf++] = e->cells[i].weights;
-    }
-    qsort(files, nf, sizeof *files, cmp_cstr);
+    for (size_t i = 0; i < e->ncells; i++)
+        for (int j = 0; j < LA_NPARAMS; j++) {
+            struct la_value v;
+            if (la_params[j].type != LA_PT_PATH)
+                continue;
+            la_param_get(&la_params[j], &e->cells[i], &v);
+            if (v.s[0])
+                files[nf++] = (struct input_file){v.s, la_params[j].noun};
+        }
+    qsort(files, nf, sizeof *files, cmp_input);
     for (size_t i = 0; i < nf; i++)
-        if (!i || strcmp(files[i], files[i - 1]))
+        if (!i || strcmp(files[i].path, files[nd - 1].path))
             files[nd++] = files[i];
     const size_t cap = 1024 + nd * (LA_PATH_LEN + 96);
     if (!(s = malloc(cap))) {
         st = LA_FAIL(err, LA_ENOMEM, "out of memory");
         goto done;
     }
-    size_t len = (size_t)snprintf(
-        s, cap,
-        "seed=%llu\nmeasure.time=%d\nmeasure.error=%d\nmeasure.time_budget_s=%s\n"
-        "measure.min_repeats=%d\nmeasure.warmup=%d\nmeasure.max_ref_rows=%d\n"
-        "measure.kl_rows=%d\nmeasure.kernel_pairs=%d\n",
-        (unsigned long long)e->seed, c->measure_time, c->measure_error, budget, c->min_repeats,
-        c->warmup, c->max_ref_rows, c->kl_rows, c->kernel_pairs);
+    size_t len = (size_t)snprintf(s, cap, "seed=%llu\n", (unsigned long long)e->seed);
+    la_params_measure_text(c, s, cap, &len);
     for (size_t i = 0; i < nd; i++) {
-        int is_data = 0;
-        for (size_t k = 0; k < e->ncells && !is_data; k++)
-            is_data = !strcmp(e->cells[k].data_path, files[i]);
-        char hash[8 + 2 * SHA256_DIGEST_SIZE];
-        if ((st = file_sha256(files[i], hash, err)) != LA_OK)
+        char hash[8 + 2 * SHA256_DIGEST_SIZE], kind[64];
+        if ((st = file_sha256(files[i].path, hash, err)) != LA_OK)
             goto done;
-        len += (size_t)snprintf(s + len, cap - len, "%s_file:%s=%s\n",
-                                is_data ? "data" : "weights", files[i], hash);
+        snprintf(kind, sizeof kind, "%s", files[i].noun);
+        for (char *k = kind; *k; k++)
+            *k = *k == ' ' ? '_' : *k;
+        len += (size_t)snprintf(s + len, cap - len, "%s:%s=%s\n", kind, files[i].path, hash);
     }
 done:
     free(files);

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "params.h"
+
 /* Walks every node once, refusing aliases (they would let a small file expand into a huge
  * one) and tags (a file that says !!str 3 means something this loader would not honour). */
 static int check_plain_yaml(const struct ly *y, struct fy_node *n, int depth)
@@ -424,23 +426,6 @@ static int value_text(const struct ly *y, struct fy_node *n, struct fy_node *fb,
     return LA_OK;
 }
 
-/* A finite decimal number: strtod also reads "nan", "inf" and hex floats, which are not
- * numbers in an experiment file; underflow to 0 is fine, overflow is not. */
-static int decimal(const char *buf, double *out)
-{
-    for (const char *c = buf; *c; c++)
-        if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == 'e' || *c == 'E' || *c == '+' ||
-              *c == '-'))
-            return 0;
-    char *end;
-    errno = 0;
-    double x = strtod(buf, &end);
-    if (end == buf || *end || !isfinite(x) || (errno == ERANGE && fabs(x) > 1.0))
-        return 0;
-    *out = x;
-    return 1;
-}
-
 int ly_int(const struct ly *y, struct fy_node *n, struct fy_node *fb, const char *what,
            long long lo, long long hi, long long *out)
 {
@@ -454,7 +439,7 @@ int ly_int(const struct ly *y, struct fy_node *n, struct fy_node *fb, const char
     if (end == buf || *end || errno) {
         /* 1e4 or 4096.0 are integers too, written as reals. */
         double x;
-        if (!decimal(buf, &x) || x != floor(x) || fabs(x) > 0x1p53)
+        if (!la_decimal(buf, &x) || x != floor(x) || fabs(x) > 0x1p53)
             return LY_FAIL(y, n, fb, LA_EINVAL, "%s: expected an integer, got '%s'", what,
                            ly_show(n, show, sizeof show));
         v = (long long)x;
@@ -491,7 +476,7 @@ int ly_real(const struct ly *y, struct fy_node *n, struct fy_node *fb, const cha
     if (st != LA_OK)
         return st;
     double x;
-    if (!decimal(buf, &x))
+    if (!la_decimal(buf, &x))
         return LY_FAIL(y, n, fb, LA_EINVAL, "%s: expected a number, got '%s'", what,
                        ly_show(n, show, sizeof show));
     *out = x == 0 ? 0.0 : x; /* -0 is 0: one value, one cell key */

@@ -13,6 +13,7 @@
 
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
+#include "../experiment/params.h"
 
 /* ---- facts about a row ------------------------------------------------------------------ */
 
@@ -23,24 +24,6 @@ int la_fig_map_reads(const char *name, const char *p)
     if (!t || !t->params)
         return !strcmp(p, "m") || !strcmp(p, "draw");
     return featuremap_type_reads(t, p);
-}
-
-/* Keys are "name=value" words separated by single spaces (experiment.c writes them). */
-int la_fig_key_value(const struct la_row *r, const char *name, char *buf, size_t cap)
-{
-    size_t len = strlen(name);
-    if (cap)
-        buf[0] = '\0';
-    for (const char *p = r->key; (p = strstr(p, name)) != NULL; p++) {
-        if ((p != r->key && p[-1] != ' ') || p[len] != '=')
-            continue;
-        const char *v = p + len + 1;
-        size_t n = strcspn(v, " ");
-        if (cap)
-            snprintf(buf, cap, "%.*s", (int)n, v);
-        return 1;
-    }
-    return 0;
 }
 
 double la_fig_value(const struct la_row *r, const struct la_column *c)
@@ -95,7 +78,7 @@ int la_fig_same_real(double a, double b)
 static int A_auto(const struct la_row *r)
 {
     char v[16];
-    return la_fig_key_value(r, "A", v, sizeof v) && !strcmp(v, "auto");
+    return la_key_get(r->key, "A", v, sizeof v) == LA_OK && !strcmp(v, "auto");
 }
 
 /* A kernel that reads `chunk` records the one it used (others 0); the default depends on

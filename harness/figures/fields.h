@@ -87,11 +87,6 @@ int la_field_rank(const struct la_row *rows, const size_t *sel, size_t ns, int f
  * draw, the parameters of the random maps. */
 int la_fig_map_reads(const char *name, const char *p);
 
-/* The value of setting `name` in r's key ("A" → "auto" from "... A=auto ..."), copied into buf;
- * returns 1 when the key has it, else 0 (buf "").  Every setting a figure reads back from a key
- * goes through here. */
-int la_fig_key_value(const struct la_row *r, const char *name, char *buf, size_t cap);
-
 /* The value of column c of r as a number; NaN for a text column. */
 double la_fig_value(const struct la_row *r, const struct la_column *c);
 
