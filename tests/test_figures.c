@@ -10,6 +10,7 @@
  */
 #include "testutil.h"
 
+#include "../harness/experiment/params.h"
 #include "../harness/figures/crossover.h"
 #include "../harness/figures/curves.h"
 #include "../harness/figures/fields.h"
