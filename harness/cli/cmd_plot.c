@@ -1,4 +1,4 @@
-/* cli_plot.c — `linattn plot FILE.h5 [-o DIR]`: draws the figures that fit a results file.
+/* cmd_plot.c — `linattn plot FILE.h5 [-o DIR]`: draws the figures that fit a results file.
  *
  * How: the rows are read (la_results_read) and every figure of the table below is prepared from
  * them by harness/figures/ into an in-memory figure (figure.h: panels, curves, points; the
