@@ -2,7 +2,7 @@
 # figures.sh — the figure pipeline behind `make figures`: runs each shipped experiment (resuming
 # where its results file already has rows), exports its rows as TSV, draws every figure that
 # fits with `linattn plot`, and prints where everything is.
-# Not the figures themselves (plots/*.gp, harness/figures/, harness/cli/cli_plot.c) nor the experiments
+# Not the figures themselves (plots/*.gp, harness/figures/, harness/cli/cmd_plot.c) nor the experiments
 # (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
 #
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]

@@ -1,8 +1,8 @@
 /* commands.h — the subcommands of the linattn CLI.  Each is `int cmd_X(int argc, char **argv)`
  * where argv[0] is the subcommand name; it returns the process exit code (0 ok, 1 failure,
  * 2 bad input).  main.c holds the table that maps names to these functions; each command lives
- * in its own file, cmd_NAME.c beside this one (plot: cli_plot.c), and every one but plot reads
- * its options through options.h (docs/HACKING.md "Adding a command / an option").
+ * in its own file, cmd_NAME.c beside this one, and reads its options through options.h
+ * (docs/HACKING.md "Adding a command / an option").
  */
 #ifndef LA_COMMANDS_H
 #define LA_COMMANDS_H

@@ -1,7 +1,7 @@
 /* options.h — the option tables of the linattn commands, in the style of git's parse-options: a
  * command lists its options as an array of rows (long name, short letter, kind, target, argument
  * name, help), and one parser reads argv against that array and prints `--help` from it.  Every
- * command except plot parses its arguments here (harness/cli/cmd_*.c).
+ * command parses its arguments here (harness/cli/cmd_*.c).
  *
  * What the parser accepts: `--name=value`, `--name value`, `-x value` and `-xvalue`; a flag as
  * `--name` or `-x` (a flag given `=value` is an error; short flags are not bundled); `--` ends

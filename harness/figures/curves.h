@@ -1,7 +1,7 @@
 /* curves.h — the curve figures: one metric (or two) against one field of the rows, a curve per
  * distinct setting, a panel per value of the panel fields that vary.  The specifications of
  * the shipped ones (features, error_T, error_sigma, memory) are here; `linattn plot` draws them
- * (harness/cli/cli_plot.c).
+ * (harness/cli/cmd_plot.c).
  *
  * How rows become curves.  Rows with status OK that the spec accepts (row_ok) and that have a
  * finite value of a metric are selected.  A fixed field that varies is pinned to the value whose

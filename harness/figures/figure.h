@@ -1,7 +1,7 @@
 /* figure.h — a prepared figure in memory: its panels (title, axis labels, a note, the range of
  * curves drawn in it) and its curves (legend text, colour key, dash, point type, points).  The
  * figure preparations return it (curves.h, crossover.h, speedup.h, realheads.h) and `linattn
- * plot` writes it out for gnuplot (harness/cli/cli_plot.c: one data block per curve, one meta
+ * plot` writes it out for gnuplot (harness/cli/cmd_plot.c: one data block per curve, one meta
  * file of panel and curve arrays).
  * Not here: choosing rows, files, gnuplot.  Tests: tests/test_figures.c.
  */

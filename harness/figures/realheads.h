@@ -1,6 +1,6 @@
 /* realheads.h — the real_heads figure: approximation error per head of a real model, heads
  * sorted by their softmax attention entropy.  For files of `data: h5` rows with single heads
- * (experiments/real-stories260k.yaml).  `linattn plot` draws it (harness/cli/cli_plot.c,
+ * (experiments/real-stories260k.yaml).  `linattn plot` draws it (harness/cli/cmd_plot.c,
  * plots/real_heads.gp).
  *
  * Rows used: status OK, data h5, one head (head >= 0), a feature map (not "none"), a finite

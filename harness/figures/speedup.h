@@ -1,6 +1,6 @@
 /* speedup.h — the speedup figure: t_softmax / t_linear (linear = kernel + feature map) over
  * (T, d) as a heatmap, one panel per linear configuration, from the crossover series
- * (crossover.h).  `linattn plot` draws it (harness/cli/cli_plot.c, plots/speedup.gp).
+ * (crossover.h).  `linattn plot` draws it (harness/cli/cmd_plot.c, plots/speedup.gp).
  *
  * A configuration is one linear series across d: the same softmax kernel, causality, linear
  * kernel, map, draw, A, dv − d, batch, heads and threads, and, for maps that read m, either

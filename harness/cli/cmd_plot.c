@@ -1,4 +1,4 @@
-/* cli_plot.c — `linattn plot FILE.h5 [-o DIR]`: draws the figures that fit a results file.
+/* cmd_plot.c — `linattn plot FILE.h5 [-o DIR]`: draws the figures that fit a results file.
  *
  * How: the rows are read (la_results_read) and every figure of the table below is prepared from
  * them by harness/figures/ into an in-memory figure (figure.h: panels, curves, points; the
@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <math.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@
 #include "../figures/speedup.h"
 #include "../store/results.h"
 #include "commands.h"
+#include "options.h"
 
 extern char **environ;
 
@@ -475,37 +477,48 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
 
 /* ---- the command -------------------------------------------------------------------------- */
 
-static void usage(FILE *out)
+/* Appends to buf (cap bytes, NUL-terminated, never overrun; a text too long is cut). */
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...)
 {
-    fprintf(out,
-            "usage: linattn plot FILE.h5 [-o DIR] [--only FIG[,FIG...]] [--format png|pdf|both]\n"
-            "                    [--png-dpi N] [--keep DIR] [--scripts DIR] [--quiet]\n\n"
-            "Draws the figures that fit the results in FILE.h5 with gnuplot, as PNG and PDF, into\n"
-            "DIR (default plots/out), named STEM_FIGURE.png/.pdf where STEM is the experiment's\n"
-            "name (just FIGURE.png when the experiment is named after the figure).  Every figure\n"
-            "carries a caption with the experiment, the git commit, the CPU and the date.\n"
-            "Prints the crossover table (T*) when the file has timings, writes it to\n"
-            "DIR/STEM_tstar.tsv, and prints the path of every file written.\n\n"
-            "figures (drawn when the data fits; --only forces the named ones):\n");
+    const size_t len = strlen(buf);
+    if (len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* The text of --help before the options: what plot does, and the figures of the table. */
+static void help_intro(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    append(buf, cap,
+           "Draws the figures that fit the results in FILE.h5 with gnuplot, as PNG and PDF, into "
+           "DIR (default plots/out), named STEM_FIGURE.png/.pdf where STEM is the experiment's "
+           "name (just FIGURE.png when the experiment is named after the figure).  Every figure "
+           "carries a caption with the experiment, the git commit, the CPU and the date.  Prints "
+           "the crossover table (T*) when the file has timings, writes it to DIR/STEM_tstar.tsv, "
+           "and prints the path of every file written.\n\n"
+           "figures (drawn when the data fits; --only forces the named ones):");
     for (size_t i = 0; i < N_FIGURES; i++)
-        fprintf(out, "  %-12s %s\n", figures[i].name, figures[i].what);
-    fprintf(out,
-            "\n  -o, --output DIR   where the figures go (created)\n"
-            "  --only LIST        draw only these figures (comma-separated)\n"
-            "  --format F         png, pdf or both (default both)\n"
-            "  --png-dpi N        PNG pixels per inch (default 110; docs use 80)\n"
-            "  --keep DIR         write gnuplot's inputs (data.tsv, meta.gp per figure) into DIR\n"
-            "                     and keep them: rerun `gnuplot DIR/FIG.meta.gp plots/FIG.gp`\n"
-            "  --scripts DIR      the gnuplot scripts (default: ./plots, $LINATTN_PLOTS, or next\n"
-            "                     to the linattn binary)\n"
-            "  -q, --quiet        print only the files written\n\n"
-            "Needs gnuplot with the cairo terminals (Debian: gnuplot-nox).  Timing figures need\n"
-            "rows with >= %d timed repeats; see docs/FIGURES.md for how to read each figure.\n\n"
-            "Exit status: 0 when at least one figure was drawn; 1 when none was (no row is ok,\n"
-            "or no figure fits the ok rows; one line on stderr says which, with the counts of\n"
-            "ok and failed rows); 2 with the message for any other error (a bad option, an\n"
-            "unreadable results file, gnuplot missing or failing, an unwritable DIR).\n",
-            LA_XO_MIN_REPEATS);
+        append(buf, cap, "\n  %-12s %s", figures[i].name, figures[i].what);
+}
+
+/* The text of --help after the options: what plot needs, and its exit status. */
+static void help_outro(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    append(buf, cap,
+           "Needs gnuplot with the cairo terminals (Debian: gnuplot-nox).  Timing figures need "
+           "rows with >= %d timed repeats; see docs/FIGURES.md for how to read each figure.\n\n"
+           "Exit status: 0 when at least one figure was drawn; 1 when none was (no row is ok, or "
+           "no figure fits the ok rows; one line on stderr says which, with the counts of ok and "
+           "failed rows); 2 with the message for any other error (a bad option, an unreadable "
+           "results file, gnuplot missing or failing, an unwritable DIR).",
+           LA_XO_MIN_REPEATS);
 }
 
 static int want_figure(const char *only, const char *name)
@@ -555,52 +568,51 @@ static int check_only(const char *only, struct la_error *err)
 
 int cmd_plot(int argc, char **argv)
 {
-    const char *h5 = NULL, *outdir = "plots/out", *only = NULL, *keep = NULL, *scripts = NULL;
-    const char *format = "both";
+    const char *outdir = "plots/out", *only = NULL, *keep = NULL, *scripts = NULL;
+    enum { FORMAT_PNG, FORMAT_PDF, FORMAT_BOTH };
+    static const char *const formats[] = {"png", "pdf", "both", NULL}; /* in that order */
+    int format = FORMAT_BOTH;
     int quiet = 0, P_png_dpi = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int more = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more) {
-            outdir = argv[++i];
-        } else if (!strcmp(a, "--only") && more) {
-            only = argv[++i];
-        } else if (!strcmp(a, "--format") && more) {
-            format = argv[++i];
-        } else if (!strcmp(a, "--png-dpi") && more) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 30 || v > 600) {
-                fprintf(stderr, "linattn plot: --png-dpi must be an integer in 30..600, got '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-            P_png_dpi = (int)v;
-        } else if (!strcmp(a, "--keep") && more) {
-            keep = argv[++i];
-        } else if (!strcmp(a, "--scripts") && more) {
-            scripts = argv[++i];
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "linattn plot: unknown option or missing value: '%s' (see --help)\n",
-                    a);
-            return 2;
-        } else if (!h5) {
-            h5 = a;
-        } else {
-            fprintf(stderr, "linattn plot: one results file at a time (got '%s' and '%s')\n", h5,
-                    a);
-            return 2;
-        }
-    }
-    if (!h5) {
-        usage(stderr);
+    const struct la_option opts[] = {
+        LA_OPT_STRING("output", 'o', &outdir, "DIR",
+                      "where the figures go (created; default plots/out)"),
+        LA_OPT_STRING("only", 0, &only, "FIG[,FIG...]",
+                      "draw only these figures (comma-separated; the figures above)"),
+        LA_OPT_CHOICE("format", 0, &format, formats, "the files drawn (default both)"),
+        LA_OPT_INT("png-dpi", 0, &P_png_dpi, "N", 30, 600,
+                   "PNG pixels per inch (default 110; docs use 80)"),
+        LA_OPT_STRING("keep", 0, &keep, "DIR",
+                      "write gnuplot's inputs (data.tsv, meta.gp per figure) into DIR and keep "
+                      "them: rerun `gnuplot DIR/FIG.meta.gp plots/FIG.gp`"),
+        LA_OPT_STRING("scripts", 0, &scripts, "DIR",
+                      "the gnuplot scripts (default: $LINATTN_PLOTS, ./plots, or next to the "
+                      "linattn binary)"),
+        LA_OPT_FLAG("quiet", 'q', &quiet, "print only the files written"),
+        LA_OPT_END,
+    };
+    char intro[2048], outro[1024];
+    help_intro(intro, sizeof intro);
+    help_outro(outro, sizeof outro);
+    const struct la_command cmd = {
+        .prog = "linattn plot",
+        .args = "FILE.h5",
+        .intro = intro,
+        .opts = opts,
+        .outro = outro,
+    };
+    int nargs;
+    const int prc = la_opt_parse(&cmd, argc, argv, &nargs);
+    if (prc != LA_OPT_GO)
+        return prc;
+    if (nargs > 1) {
+        fprintf(stderr, "linattn plot: one results file at a time (got also '%s')\n", argv[1]);
         return 2;
     }
+    if (nargs == 0) {
+        fprintf(stderr, "linattn plot: no results file given (linattn plot --help)\n");
+        return 2;
+    }
+    const char *h5 = argv[0];
     struct la_error err;
     la_error_clear(&err);
     struct plot P;
@@ -610,14 +622,8 @@ int cmd_plot(int argc, char **argv)
     P.png_dpi = P_png_dpi;
     P.forced = only != NULL;
     int st = LA_OK, drawn = 0;
-    if (!strcmp(format, "both"))
-        snprintf(P.formats, sizeof P.formats, "png pdf");
-    else if (!strcmp(format, "png") || !strcmp(format, "pdf"))
-        snprintf(P.formats, sizeof P.formats, "%s", format);
-    else {
-        fprintf(stderr, "linattn plot: --format must be png, pdf or both, got '%s'\n", format);
-        return 2;
-    }
+    snprintf(P.formats, sizeof P.formats, "%s",
+             format == FORMAT_BOTH ? "png pdf" : formats[format]);
     if (only && (st = check_only(only, &err)) != LA_OK)
         goto fail;
     if ((st = find_scripts(P.scripts, sizeof P.scripts, scripts, &err)) != LA_OK)
