@@ -59,12 +59,34 @@ static double elu1_kernel(const void *state, const double *q, const double *k, i
     return acc;
 }
 
+/* Cost (featuremap.h): per feature a min, an exp, a max and an add (apply's two passes); no
+ * parameters.  m = d. */
+static double elu1_flops(size_t n, int d, int m)
+{
+    (void)d;
+    return 4.0 * (double)n * m;
+}
+
+static double elu1_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m);
+}
+
+static double elu1_nominal_dim(int d, int m)
+{
+    (void)m;
+    return d;
+}
+
 const struct featuremap_type fm_elu1 = {
     .name = "elu1",
     .summary = "elu(x)+1 elementwise, m = d (Katharopoulos 2020); its own kernel",
     .params = "(none)",
     .state_size = sizeof(struct elu1_state),
     .random = 0,
+    .flops = elu1_flops,
+    .bytes = elu1_bytes,
+    .nominal_dim = elu1_nominal_dim,
     .init = elu1_init,
     .out_dim = elu1_out_dim,
     .work_floats = NULL,

@@ -14,6 +14,26 @@
  *    per-row max for queries and one per-sequence constant for keys), and gets the whole
  *    sequence of one head at once, so a per-sequence constant is well defined.
  *  - apply never allocates: it gets a workspace of work_floats(state, n) floats.
+ *
+ * Nominal cost (featuremap_nominal_flops, featuremap_nominal_bytes: each type's flops and bytes
+ * models, written in the map's own file from what its apply does).  One apply of n rows of d
+ * into m features, m being the output dimension (out_dim), as a function of the shape alone, so
+ * that cost models (la_cell_flops, la_cell_bytes, crossover.c's flop T*, `bench`) need no built
+ * map.  Every caller uses these; none has a formula of its own.
+ *  - Flops, per row: a product with m' projections (W·x, m' rows of W) is 2·d·m'; an add,
+ *    subtract, multiply, divide, min or max (a compare and select: relu, elu's branches, a
+ *    stabiliser's row max) is 1; an elementary function (exp, sin, cos) is 1, although
+ *    kernels/vmath.c spends about fifteen operations on an exp (range reduction, a polynomial,
+ *    the scaling): the count is of operations, not of time, as attention.h's is.  A squared
+ *    norm of the row is 2·d.  Not counted: negations and copies, scalar work once per row (a
+ *    row's scale factor), and the keys' extra pass for the call's stabiliser constant (a second
+ *    row max and norm), so one model serves queries and keys.
+ *  - Bytes, the compulsory traffic in fp32: the n·d inputs read once, the n·m features written
+ *    once, and the map's parameters (W, offsets, biases; not scalars) read once: the model at
+ *    n = 0 is the parameters alone.  Workspace traffic is not counted.
+ *  - The output dimension a type gives for parameters (d, fm_params.m) is nominal_dim, also
+ *    without building: for learned it is an estimate (the weights file decides).
+ * Each map's file derives its counts; featuremaps/README.md lists them.
  */
 #ifndef LA_FEATUREMAP_H
 #define LA_FEATUREMAP_H
@@ -57,6 +77,14 @@ struct featuremap_type {
     const char *params;  /* the fm_params fields it reads, e.g. "m, draw, seed" */
     size_t state_size;   /* bytes of state the generic layer allocates (zeroed) for init */
     int random;          /* 1 if it draws from the rng (estimates the softmax kernel) */
+
+    /* The nominal cost of one apply of n rows of d into m features (the convention at the top
+     * of this file): flops, and compulsory bytes (n = 0: the parameters alone). */
+    double (*flops)(size_t n, int d, int m);
+    double (*bytes)(size_t n, int d, int m);
+    /* The output dimension init gives for input dimension d and fm_params.m = m (0 = the
+     * map's default), without building the map. */
+    double (*nominal_dim)(int d, int m);
 
     /* Reads params, draws its randomness from rng (may be NULL for deterministic maps), and
      * fills state.  Returns LA_OK or an LA_E* code with err filled (e.g. m = 0, missing file). */
@@ -102,6 +130,13 @@ struct featuremap {
     struct fm_params params;
 };
 
+/* Bytes of n rows of d read and n rows of m features written, in fp32: the part of every
+ * map's byte model that is not its parameters. */
+static inline double fm_rows_bytes(size_t n, int d, int m)
+{
+    return (double)sizeof(float) * (double)n * ((double)d + (double)m);
+}
+
 /* For maps without a stabiliser: every row's shift is 0 (shift may be NULL). */
 static inline void fm_zero_shift(float *shift, size_t n)
 {
@@ -143,5 +178,13 @@ int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float
 double featuremap_param(const struct featuremap *fm, const char *name);
 /* The kernel the map stands for, in double: the map's own, or exp(qᵀk/√d). */
 double featuremap_kernel(const struct featuremap *fm, const double *q, const double *k);
+
+/* The nominal cost of a map of type t (the convention at the top of this file): flops and bytes
+ * of one apply of n rows of d into m features (m >= 1, the output dimension), and the output
+ * dimension for input dimension d and fm_params.m = m (m >= 0, 0 = the default).  NaN for a NULL
+ * t or d < 1 or m out of range. */
+double featuremap_nominal_flops(const struct featuremap_type *t, size_t n, int d, int m);
+double featuremap_nominal_bytes(const struct featuremap_type *t, size_t n, int d, int m);
+double featuremap_nominal_dim(const struct featuremap_type *t, int d, int m);
 
 #endif

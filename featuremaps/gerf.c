@@ -169,6 +169,24 @@ static double gerf_param(const void *state, const char *name)
     return strcmp(name, "A") == 0 ? s->A : NAN;
 }
 
+/* Cost (featuremap.h), per row: prf's (2·d·m + 2·d + 5·m) and the add of each feature's offset
+ * A‖ω_i‖² + log D: 2·d·m + 2·d + 6·m.  Parameters: Ws (m·d) and the offsets (m) in fp32; fit
+ * runs once, outside apply, and is not counted. */
+static double gerf_flops(size_t n, int d, int m)
+{
+    return (double)n * (2.0 * d * (double)m + 2.0 * d + 6.0 * m);
+}
+
+static double gerf_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m) + sizeof(float) * ((double)m * d + m);
+}
+
+static double gerf_nominal_dim(int d, int m)
+{
+    return m > 0 ? m : d;
+}
+
 const struct featuremap_type fm_gerf = {
     .name = "gerf",
     .summary = "generalised exponential random features (FAVOR++, OPRF); A = 0 is prf",
@@ -176,6 +194,9 @@ const struct featuremap_type fm_gerf = {
     .param = gerf_param,
     .state_size = sizeof(struct gerf_state),
     .random = 1,
+    .flops = gerf_flops,
+    .bytes = gerf_bytes,
+    .nominal_dim = gerf_nominal_dim,
     .init = gerf_init,
     .out_dim = gerf_out_dim,
     .work_floats = NULL,

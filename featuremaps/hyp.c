@@ -51,12 +51,34 @@ static void hyp_release(void *state)
     fm_proj_release(&((struct hyp_state *)state)->P);
 }
 
+/* Cost (featuremap.h), per row of m = 2p features from p = m/2 draws: the projection 2·d·p = d·m
+ * (the "−" half is a negated copy, not counted), the norm term 2·d, and over all m features the
+ * row max, the two shifts, the exp and the scale (2m)^{-1/2} (5 each): d·m + 2·d + 5·m.
+ * Parameters: W, (m/2)·d floats. */
+static double hyp_flops(size_t n, int d, int m)
+{
+    return (double)n * ((double)d * m + 2.0 * d + 5.0 * m);
+}
+
+static double hyp_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * (double)d;
+}
+
+static double hyp_nominal_dim(int d, int m)
+{
+    return 2.0 * (m > 0 ? m : d);
+}
+
 const struct featuremap_type fm_hyp = {
     .name = "hyp",
     .summary = "hyperbolic positive random features [exp(+Wx~), exp(-Wx~)] (2m outputs)",
     .params = "m, draw, norm_fixed, seed",
     .state_size = sizeof(struct hyp_state),
     .random = 1,
+    .flops = hyp_flops,
+    .bytes = hyp_bytes,
+    .nominal_dim = hyp_nominal_dim,
     .init = hyp_init,
     .out_dim = hyp_out_dim,
     .work_floats = NULL,

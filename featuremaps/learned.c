@@ -433,12 +433,37 @@ static double learned_kernel(const void *state, const double *q, const double *k
     return acc / (zq * zk);
 }
 
+/* Cost (featuremap.h).  The activation is in the weights file, which a cost model does not read,
+ * so the model counts the pair activations at m = 2p features from p = m/2 units, the form of
+ * exp_pair (init-learned's default): per row the product 2·d·p = d·m, the bias p = m/2 (the
+ * "−" half is a negated copy), and over all m features the row max, the two shifts and the exp
+ * (the scale is 1 and skipped): d·m + 4.5·m.  softmax_pair adds a sum and a scale, 2·m;
+ * relu has m units for its m features, 2·d·m + 2·m, twice the product at the same m.
+ * Parameters: W (p·d) and b (p) in fp32.  nominal_dim: 2·m (m = d when 0), the pair form. */
+static double learned_flops(size_t n, int d, int m)
+{
+    return (double)n * ((double)d * m + 4.5 * m);
+}
+
+static double learned_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * ((double)d + 1.0);
+}
+
+static double learned_nominal_dim(int d, int m)
+{
+    return 2.0 * (m > 0 ? m : d);
+}
+
 const struct featuremap_type fm_learned = {
     .name = "learned",
     .summary = "trained weights from HDF5: exp_pair (Hedgehog), softmax_pair, relu (T2R)",
     .params = "weights",
     .state_size = sizeof(struct learned_state),
     .random = 0,
+    .flops = learned_flops,
+    .bytes = learned_bytes,
+    .nominal_dim = learned_nominal_dim,
     .init = learned_init,
     .out_dim = learned_out_dim,
     .work_floats = NULL,

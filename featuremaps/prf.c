@@ -49,12 +49,34 @@ static void prf_release(void *state)
     fm_proj_release(&((struct prf_state *)state)->P);
 }
 
+/* Cost (featuremap.h), per row of m features from m draws: the projection 2·d·m, the norm term
+ * ‖x̃‖²/2 (2·d; fm_exp_stabilised forms it for every role), and per feature the row max, the
+ * two shifts (row max, key offset), the exp and the scale m^{-1/2}: 2·d·m + 2·d + 5·m.
+ * Parameters: W, m·d floats. */
+static double prf_flops(size_t n, int d, int m)
+{
+    return (double)n * (2.0 * d * (double)m + 2.0 * d + 5.0 * m);
+}
+
+static double prf_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m) + sizeof(float) * (double)m * d;
+}
+
+static double prf_nominal_dim(int d, int m)
+{
+    return m > 0 ? m : d;
+}
+
 const struct featuremap_type fm_prf = {
     .name = "prf",
     .summary = "FAVOR+ positive random features exp(Wx~ - |x~|^2/2)/sqrt(m), max-stabilised",
     .params = "m, draw, norm_fixed, seed",
     .state_size = sizeof(struct prf_state),
     .random = 1,
+    .flops = prf_flops,
+    .bytes = prf_bytes,
+    .nominal_dim = prf_nominal_dim,
     .init = prf_init,
     .out_dim = prf_out_dim,
     .work_floats = NULL,

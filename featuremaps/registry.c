@@ -1,7 +1,8 @@
 /* registry.c — the list of feature maps, lookup by name, and the generic layer that checks
  * arguments once before dispatching to a map (see featuremap.h).
- * Adding a map: write featuremaps/NAME.c exporting `const struct featuremap_type fm_NAME`,
- * add one extern line and one array entry below.  Tests: tests/test_featuremaps.c.
+ * Adding a map: write featuremaps/NAME.c exporting `const struct featuremap_type fm_NAME` (with
+ * its cost models, featuremap.h), add one extern line and one array entry below.
+ * Tests: tests/test_featuremaps.c.
  */
 #include "featuremap.h"
 
@@ -196,4 +197,19 @@ double featuremap_kernel(const struct featuremap *fm, const double *q, const dou
 double featuremap_param(const struct featuremap *fm, const char *name)
 {
     return fm->type->param ? fm->type->param(fm->state, name) : NAN;
+}
+
+double featuremap_nominal_flops(const struct featuremap_type *t, size_t n, int d, int m)
+{
+    return t && d >= 1 && m >= 1 ? t->flops(n, d, m) : NAN;
+}
+
+double featuremap_nominal_bytes(const struct featuremap_type *t, size_t n, int d, int m)
+{
+    return t && d >= 1 && m >= 1 ? t->bytes(n, d, m) : NAN;
+}
+
+double featuremap_nominal_dim(const struct featuremap_type *t, int d, int m)
+{
+    return t && d >= 1 && m >= 0 ? t->nominal_dim(d, m) : NAN;
 }

@@ -59,12 +59,34 @@ static double relu_kernel(const void *state, const double *q, const double *k, i
     return acc;
 }
 
+/* Cost (featuremap.h): per feature a max and the add of eps; no parameters but the scalar eps.
+ * m = d. */
+static double relu_flops(size_t n, int d, int m)
+{
+    (void)d;
+    return 2.0 * (double)n * m;
+}
+
+static double relu_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m);
+}
+
+static double relu_nominal_dim(int d, int m)
+{
+    (void)m;
+    return d;
+}
+
 const struct featuremap_type fm_relu = {
     .name = "relu",
     .summary = "max(x, 0) + eps elementwise, m = d; its own kernel",
     .params = "eps",
     .state_size = sizeof(struct relu_state),
     .random = 0,
+    .flops = relu_flops,
+    .bytes = relu_bytes,
+    .nominal_dim = relu_nominal_dim,
     .init = relu_init,
     .out_dim = relu_out_dim,
     .work_floats = NULL,

@@ -83,12 +83,34 @@ static void rff_release(void *state)
     fm_proj_release(&((struct rff_state *)state)->P);
 }
 
+/* Cost (featuremap.h), per row of m = 2p features from p = m/2 draws: the projection 2·d·p = d·m,
+ * the norm ‖x̃‖²/2 (2·d), a sine and a cosine per draw (m) and the scale of every feature (m):
+ * d·m + 2·d + 2·m.  The copy of the angles is not counted, nor the keys' per-row factor
+ * exp(‖x̃‖²/2 − c) (one exp per row, scalar).  Parameters: W, (m/2)·d floats. */
+static double rff_flops(size_t n, int d, int m)
+{
+    return (double)n * ((double)d * m + 2.0 * d + 2.0 * m);
+}
+
+static double rff_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * (double)d;
+}
+
+static double rff_nominal_dim(int d, int m)
+{
+    return 2.0 * (m > 0 ? m : d);
+}
+
 const struct featuremap_type fm_rff = {
     .name = "rff",
     .summary = "trigonometric random features [cos(Wx~), sin(Wx~)]exp(|x~|^2/2) (2m outputs)",
     .params = "m, draw, norm_fixed, seed",
     .state_size = sizeof(struct rff_state),
     .random = 1,
+    .flops = rff_flops,
+    .bytes = rff_bytes,
+    .nominal_dim = rff_nominal_dim,
     .init = rff_init,
     .out_dim = rff_out_dim,
     .work_floats = rff_work_floats,

@@ -75,12 +75,35 @@ static double taylor2_kernel(const void *state, const double *q, const double *k
     return 1.0 + s + 0.5 * s * s;
 }
 
+/* Cost (featuremap.h), per row: d multiplies for x̃, two for each x̃_i²/√2, one for each of the
+ * d(d−1)/2 products x̃_i·x̃_j: 3d + d(d−1)/2 = d(d+5)/2, which is m + d − 1 for this map's
+ * m = 1 + d + d(d+1)/2 (counted from d, so it holds whatever m the caller has).  No parameters. */
+static double taylor2_flops(size_t n, int d, int m)
+{
+    (void)m;
+    return (double)n * 0.5 * (double)d * ((double)d + 5.0);
+}
+
+static double taylor2_bytes(size_t n, int d, int m)
+{
+    return fm_rows_bytes(n, d, m);
+}
+
+static double taylor2_nominal_dim(int d, int m)
+{
+    (void)m;
+    return 1.0 + d + 0.5 * (double)d * ((double)d + 1.0);
+}
+
 const struct featuremap_type fm_taylor2 = {
     .name = "taylor2",
     .summary = "2nd-order Taylor features [1, x~, x~x~'/sqrt2]: exactly 1 + s + s^2/2 (Based)",
     .params = "(none)",
     .state_size = sizeof(struct taylor2_state),
     .random = 0,
+    .flops = taylor2_flops,
+    .bytes = taylor2_bytes,
+    .nominal_dim = taylor2_nominal_dim,
     .init = taylor2_init,
     .out_dim = taylor2_out_dim,
     .work_floats = NULL,

@@ -5,7 +5,8 @@
  * overflows; cancels in attention), bit-identical features from one seed, every map through
  * every linear kernel against attn_linear_ref, and the learned map's weights files (round trip
  * through `linattn featuremap init-learned`, every malformed file, weights whose features are
- * zero or overflow fp32, a /W declaring more rows than supported, CLI exit codes).
+ * zero or overflow fp32, a /W declaring more rows than supported, CLI exit codes), and each map's
+ * nominal flop and byte models against counts made by hand.
  * Run: make check, or build/tests/test_featuremaps (LINATTN_BIN names the CLI, default
  * ./linattn).  Fixed master seed; about 2 s on one core.
  *
@@ -1314,6 +1315,108 @@ static void test_stabiliser_keeps_eps(void **state)
     free(q), free(k), free(v), free(y1), free(y2);
 }
 
+/* ---------------------------------------------------------------- nominal cost */
+
+/* Each map's nominal flops and bytes (featuremap.h's convention) on n = 3 rows of d = 4, against
+ * counts made by hand from its apply; its nominal_dim against the m of a built map. */
+static void test_nominal_cost(void **state)
+{
+    (void)state;
+    const size_t n = 3;
+    const int d = 4;
+    struct la_error err;
+    struct {
+        const char *name;
+        int m;        /* output dimension */
+        double flops; /* per row, by hand */
+        double param; /* parameter floats read once */
+    } want[] = {
+        /* elu1: min, exp, max, add per feature: 4·4. */
+        {"elu1", 4, 16, 0},
+        /* relu: max and + eps per feature: 2·4. */
+        {"relu", 4, 8, 0},
+        /* taylor2, m = 1 + 4 + 10 = 15: x̃ 4 multiplies, x̃_i²/√2 2·4, x̃_i·x̃_j 6: 18. */
+        {"taylor2", 15, 18, 0},
+        /* prf, 6 draws: W·x 2·4·6 = 48, ‖x̃‖² 8, per feature max, two shifts, exp, scale 30;
+         * W 6·4. */
+        {"prf", 6, 86, 24},
+        /* gerf: prf's and one offset add per feature (6); Ws 6·4 and 6 offsets. */
+        {"gerf", 6, 92, 30},
+        /* rff, 3 draws for 6 features: W·x 2·4·3 = 24, ‖x̃‖² 8, 3 sin + 3 cos, 6 scales; W 3·4. */
+        {"rff", 6, 44, 12},
+        /* hyp, 3 draws for 6 features: W·x 24, ‖x̃‖² 8, max, two shifts, exp, scale on 6: 30. */
+        {"hyp", 6, 62, 12},
+        /* learned (the pair form), 3 units for 6 features: W·x 24, bias 3, max, two shifts
+         * and exp on 6: 24; W 3·4 and b 3. */
+        {"learned", 6, 51, 15},
+    };
+    const size_t nw = sizeof want / sizeof want[0];
+    assert_int_equal(nw, featuremap_count());
+    for (size_t i = 0; i < nw; i++) {
+        const struct featuremap_type *t = featuremap_lookup(want[i].name, &err);
+        assert_non_null(t);
+        assert_non_null(t->flops);
+        assert_non_null(t->bytes);
+        assert_non_null(t->nominal_dim);
+        const double f = featuremap_nominal_flops(t, n, d, want[i].m);
+        const double b = featuremap_nominal_bytes(t, n, d, want[i].m);
+        /* Bytes: 3 rows of 4 read, 3 rows of m written, the parameters once, all fp32. */
+        const double bw = 4.0 * (n * d + n * want[i].m + want[i].param);
+        if (f != n * want[i].flops || b != bw)
+            print_error("%s: flops %g (want %g), bytes %g (want %g)\n", want[i].name, f,
+                        n * want[i].flops, b, bw);
+        assert_true(f == n * want[i].flops);
+        assert_true(b == bw);
+        /* The model at n = 0 is the parameters alone; flops grow linearly in n. */
+        assert_true(featuremap_nominal_bytes(t, 0, d, want[i].m) == 4.0 * want[i].param);
+        assert_true(featuremap_nominal_flops(t, 0, d, want[i].m) == 0.0);
+        assert_true(featuremap_nominal_flops(t, 2 * n, d, want[i].m) == 2.0 * f);
+    }
+    /* The output dimension from the parameters, without building: deterministic maps fix it,
+     * m counts draws for the random maps (0 = d), and rff, hyp and learned's pair form give two
+     * features per draw or unit. */
+    const struct {
+        const char *name;
+        int m, dim;
+    } dims[] = {{"elu1", 0, 4},  {"relu", 0, 4}, {"taylor2", 0, 15}, {"prf", 0, 4},
+                {"prf", 6, 6},   {"gerf", 6, 6}, {"rff", 3, 6},      {"rff", 0, 8},
+                {"hyp", 3, 6},   {"hyp", 0, 8},  {"learned", 3, 6},  {"learned", 0, 8}};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        const struct featuremap_type *t = featuremap_lookup(dims[i].name, &err);
+        assert_true(featuremap_nominal_dim(t, d, dims[i].m) == dims[i].dim);
+    }
+    /* ... and it is the m a built map reports (learned: an exp_pair file of 3 units of D). */
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        const struct featuremap_type *t = featuremap_lookup(dims[i].name, &err);
+        if (!strcmp(t->name, "learned"))
+            continue;
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        p.m = dims[i].m;
+        struct featuremap *fm = make_map(t->name, &p, MASTER_SEED);
+        assert_int_equal(fm->m, dims[i].dim);
+        featuremap_free(fm);
+    }
+    const char *path = tmp_path("cost.h5");
+    double W[3 * D];
+    for (int i = 0; i < 3 * D; i++)
+        W[i] = 0.01 * (i % 7) - 0.02;
+    const hsize_t wd[2] = {3, D};
+    write_weights(path, H5T_IEEE_F32LE, 2, wd, W, 0, 0, NULL, "exp_pair", 0, 0);
+    struct featuremap *fm = load_learned(path, 0, &err);
+    assert_non_null(fm);
+    assert_true(featuremap_nominal_dim(fm->type, D, 3) == fm->m);
+    featuremap_free(fm);
+    /* The generic layer refuses what no model covers. */
+    const struct featuremap_type *prf = featuremap_lookup("prf", &err);
+    assert_true(isnan(featuremap_nominal_flops(NULL, n, d, 6)));
+    assert_true(isnan(featuremap_nominal_flops(prf, n, 0, 6)));
+    assert_true(isnan(featuremap_nominal_flops(prf, n, d, 0)));
+    assert_true(isnan(featuremap_nominal_bytes(prf, n, d, 0)));
+    assert_true(isnan(featuremap_nominal_dim(prf, d, -1)));
+    assert_true(isnan(featuremap_nominal_dim(NULL, d, 0)));
+}
+
 int main(void)
 {
     la_startup();
@@ -1333,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_learned_round_trip),
         cmocka_unit_test(test_maps_through_kernels),
         cmocka_unit_test(test_stabiliser_keeps_eps),
+        cmocka_unit_test(test_nominal_cost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
