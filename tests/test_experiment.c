@@ -1029,16 +1029,18 @@ static void test_run_order_and_estimates(void **state)
     const struct la_cell *c = find_cell(e, "kernel=softmax_flash", " T=1024 ");
     const struct attn_kernel *kn = attn_kernel_lookup("softmax_flash");
     assert_true(la_cell_flops(c) == 2 * attn_nominal_flops(kn, 1024, 32, 32, 0));
-    /* Linear with a random map: kernel at dk = m, plus W·x for Q and K (2·2·T·d·m). */
+    /* Linear with a map: the kernel at dk = m, plus the map's nominal flops (featuremap.h) for
+     * the T queries and T keys: prf at d = m = 32 is 2·d·m + 2·d + 5·m = 2272 per row. */
     c = find_cell(e, "map=prf", " T=1024 ");
     kn = attn_kernel_lookup("linear_noncausal");
     assert_true(la_cell_flops(c) ==
-                2 * (attn_nominal_flops(kn, 1024, 32, 32, 0) + 4.0 * 1024 * 32 * 32));
-    /* Bytes at least cover the kernel's traffic (its byte model: φ(Q), φ(K), V, Y in fp32)
-     * and the map's input Q, K. */
+                2 * (attn_nominal_flops(kn, 1024, 32, 32, 0) + 2.0 * 1024 * 2272));
+    /* Bytes at least cover the kernel's traffic (its byte model: φ(Q), φ(K), V, Y in fp32),
+     * the map's input Q, K and its W (m·d floats). */
     assert_true(la_cell_bytes(c) >= 2 * 4.0 * 1024 * 32 * 4);
-    assert_true(la_cell_bytes(c) >=
-                2 * (attn_nominal_bytes(kn, 1024, 32, 32, 0) + 2 * 1024 * 32 * sizeof(float)));
+    assert_true(la_cell_bytes(c) >= 2 * (attn_nominal_bytes(kn, 1024, 32, 32, 0) +
+                                         2 * 1024 * 32 * sizeof(float)) +
+                                        32 * 32 * sizeof(float));
 
     char *buf = NULL;
     size_t len = 0;
@@ -1049,6 +1051,21 @@ static void test_run_order_and_estimates(void **state)
     assert_non_null(strstr(buf, "6 cells (0 dropped, 0 merged)"));
     assert_non_null(strstr(buf, e->cells[5].key));
     free(buf);
+    la_experiment_free(e);
+
+    /* The kernel runs on the features the map will give (its nominal_dim): rff's m = d = 8
+     * draws give 16 features and d·m + 2·d + 2·m = 176 flops per row; taylor2 at d = 8 gives
+     * 1 + 8 + 36 = 45 features for d(d+5)/2 = 52 flops per row. */
+    e = load_ok("sweep:\n  kernel: linear\n  map: [rff, taylor2]\n  T: 256\n  d: 8\n"
+                "  batch: 1\n  heads: 1\n");
+    assert_int_equal(e->ncells, 2);
+    kn = attn_kernel_lookup("linear_noncausal");
+    c = find_cell(e, "map=rff", NULL);
+    assert_non_null(c);
+    assert_true(la_cell_flops(c) == attn_nominal_flops(kn, 256, 16, 8, 0) + 2.0 * 256 * 176);
+    c = find_cell(e, "map=taylor2", NULL);
+    assert_non_null(c);
+    assert_true(la_cell_flops(c) == attn_nominal_flops(kn, 256, 45, 8, 0) + 2.0 * 256 * 52);
     la_experiment_free(e);
 }
 

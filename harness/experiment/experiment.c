@@ -1585,12 +1585,12 @@ done:
 
 /* ---- estimates and the plan ------------------------------------------------------------- */
 
-/* Output dimension the cell's map will have: its m, or d when the map's default is unknown
- * here (deterministic maps such as elu1 and relu have m = d).  An estimate for ordering and
- * ETAs, not a promise. */
-static double est_m(const struct la_cell *c)
+/* The output dimension the cell's map will have, from its type's nominal_dim (no map is built
+ * here; for learned maps it is an estimate), or m (d when 0) for a map this build does not
+ * know.  An estimate for ordering, ETAs and memory, not a promise. */
+static double est_m(const struct la_cell *c, const struct featuremap_type *t)
 {
-    return c->m > 0 ? c->m : c->d;
+    return t ? featuremap_nominal_dim(t, c->d, c->m) : (c->m > 0 ? c->m : c->d);
 }
 
 double la_cell_flops(const struct la_cell *c)
@@ -1601,12 +1601,10 @@ double la_cell_flops(const struct la_cell *c)
     const double bh = (double)c->batch * c->heads;
     if (kn->input != ATTN_IN_FEATURES)
         return bh * attn_nominal_flops(kn, c->T, c->d, c->dv, c->causal);
-    double m = est_m(c), fm;
+    /* The kernel on the features, and the map over the T queries and the T keys of a head. */
     const struct featuremap_type *t = find_map(c->map, NULL);
-    if (t && t->random)
-        fm = 2.0 * 2.0 * c->T * (double)c->d * m; /* W·x for queries and keys */
-    else
-        fm = 2.0 * 2.0 * c->T * m; /* elementwise, a few flops per output */
+    const double m = est_m(c, t);
+    const double fm = t ? 2.0 * featuremap_nominal_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
     return bh * (attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm);
 }
 
@@ -1619,12 +1617,20 @@ double la_cell_bytes(const struct la_cell *c)
         bytes = bh * (2 * T * d + 2 * T * dv) * sizeof(float); /* Q, K, V, Y */
     } else {
         /* The kernel's inputs and output, as its byte model counts them (a forward kernel reads
-         * and writes each once, so that is their size), plus raw Q, K when it takes features
-         * (the map's input); then its workspace slices. */
+         * and writes each once, so that is their size); then its workspace slices. */
         const int feat = kn->input == ATTN_IN_FEATURES;
-        m = feat ? est_m(c) : d;
-        bytes = bh * (attn_nominal_bytes(kn, c->T, (int)m, c->dv, c->causal) +
-                      (feat ? 2 * T * d * sizeof(float) : 0.0));
+        const struct featuremap_type *t = feat ? find_map(c->map, NULL) : NULL;
+        m = feat ? est_m(c, t) : d;
+        bytes = bh * attn_nominal_bytes(kn, c->T, (int)m, c->dv, c->causal);
+        if (feat) {
+            /* And the map's, from its byte model over the T queries and T keys of a head: the
+             * raw rows it reads (the features it writes are the kernel's inputs, counted
+             * above), and its parameters (the model at n = 0) once: one map serves the cell. */
+            const double params = t ? featuremap_nominal_bytes(t, 0, c->d, (int)m) : 0.0;
+            const double io = t ? featuremap_nominal_bytes(t, 2 * (size_t)c->T, c->d, (int)m)
+                                : 2 * T * (d + m) * sizeof(float);
+            bytes += bh * (io - params - 2 * T * m * sizeof(float)) + params;
+        }
         double par = bh < c->threads ? bh : c->threads;
         bytes += par * sizeof(float) *
                  (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
