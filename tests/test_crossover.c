@@ -107,8 +107,8 @@ static void test_found_below_above(void **state)
     assert_true(f->T_min == 128 && f->T_max == 4096);
     /* Exact power laws: the rate model recovers the same T*. */
     assert_true(fabs(f->T_model - 500) < 1e-9 * 500);
-    /* Flops: (4·64·64 + 4·64 + 2·64) / (4·64) = 65.5. */
-    assert_true(fabs(f->T_flops - 65.5) < 1e-12);
+    /* Flops: (4·64·64 + 4·64 + 2·4·64) / (4·64) = 67 (elu1: 4 flops per feature, Q and K). */
+    assert_true(fabs(f->T_flops - 67) < 1e-12);
     /* The points carry the parts. */
     assert_true(fabs(f->pts[0].t_kernel - 4e-7 * 128) < 1e-18);
     assert_true(fabs(f->pts[0].t_fm - 1e-7 * 128) < 1e-18);
@@ -120,15 +120,15 @@ static void test_found_below_above(void **state)
     assert_int_equal(ab->n_cross, 0);
     assert_true(fabs(ab->ratio_max - 1e-3 / (1e-9 * 4096)) < 1e-9 * ab->ratio_max);
     assert_true(ab->T_model > 4096);
-    /* prf flops: (4·256·32 + 4·256 + 4·32·256) / (4·32) = 520. */
-    assert_true(fabs(ab->T_flops - 520) < 1e-9);
+    /* prf flops: (4·256·32 + 4·256 + 2·(2·32·256 + 2·32 + 5·256)) / (4·32) = 69248/128 = 541. */
+    assert_true(fabs(ab->T_flops - 541) < 1e-9);
 
     const struct la_crossover *be = find(xo, nx, "elu1", 64, 1);
     assert_non_null(be);
     assert_int_equal(be->status, LA_XO_BELOW);
     assert_true(isnan(be->T_star));
     /* Causal softmax is half the flops: the flop crossover doubles. */
-    assert_true(fabs(be->T_flops - 131) < 1e-12);
+    assert_true(fabs(be->T_flops - 134) < 1e-12);
 
     char buf[32];
     assert_string_equal(la_crossover_star_text(f, buf, sizeof buf), "500");
@@ -224,16 +224,24 @@ static void test_no_pairs_and_print(void **state)
     assert_non_null(strstr(buf, "non-causal"));
 }
 
+/* Feature-map flops per token: one query row and one key row through the map's nominal flop
+ * model (featuremap.h; derived per map in tests/test_featuremaps.c); NaN for an unknown map. */
 static void test_fm_flops(void **state)
 {
     (void)state;
-    assert_true(la_crossover_fm_flops_per_token("prf", 64, 32) == 4.0 * 32 * 64);
-    assert_true(la_crossover_fm_flops_per_token("gerf", 64, 32) == 4.0 * 32 * 64);
-    /* rff and hyp: m outputs from m/2 draws. */
-    assert_true(la_crossover_fm_flops_per_token("rff", 128, 32) == 4.0 * 32 * 64);
-    assert_true(la_crossover_fm_flops_per_token("hyp", 128, 32) == 4.0 * 32 * 64);
-    assert_true(la_crossover_fm_flops_per_token("elu1", 32, 32) == 64.0);
-    assert_true(la_crossover_fm_flops_per_token("taylor2", 561, 32) == 1122.0);
+    /* prf, gerf: m draws, 2·(2·d·m + 2·d + 5·m), gerf one offset add more per feature. */
+    assert_true(la_crossover_fm_flops_per_token("prf", 64, 32) == 2.0 * (4096 + 64 + 320));
+    assert_true(la_crossover_fm_flops_per_token("gerf", 64, 32) == 2.0 * (4096 + 64 + 384));
+    /* rff and hyp: m outputs from m/2 draws, 2·(d·m + 2·d + 2·m) and 2·(d·m + 2·d + 5·m). */
+    assert_true(la_crossover_fm_flops_per_token("rff", 128, 32) == 2.0 * (4096 + 64 + 256));
+    assert_true(la_crossover_fm_flops_per_token("hyp", 128, 32) == 2.0 * (4096 + 64 + 640));
+    /* elementwise: 4 flops per feature (elu1), 2 (relu); taylor2: d(d+5)/2 per row. */
+    assert_true(la_crossover_fm_flops_per_token("elu1", 32, 32) == 256.0);
+    assert_true(la_crossover_fm_flops_per_token("relu", 32, 32) == 128.0);
+    assert_true(la_crossover_fm_flops_per_token("taylor2", 561, 32) == 1184.0);
+    assert_true(isnan(la_crossover_fm_flops_per_token("map_from_a_newer_build", 64, 32)));
+    assert_true(isnan(la_crossover_flop_T("linear_noncausal", "softmax_flash",
+                                          "map_from_a_newer_build", 64, 32, 48, 0)));
 }
 
 /* The flop T* from the kernels' flop models: linear per token (kernel + map) over softmax per
@@ -242,7 +250,7 @@ static void test_flop_T(void **state)
 {
     (void)state;
     const double m = 64, d = 32, dv = 48;
-    const double lin = 4.0 * m * dv + 4.0 * m + 2.0 * m; /* linear kernel + elu1 */
+    const double lin = 4.0 * m * dv + 4.0 * m + 2.0 * 4.0 * m; /* linear kernel + elu1 */
     const double soft = 2.0 * (d + dv);                  /* 4·T²·(d + dv)/2 at T = 1 */
     const double want = lin / soft;
     assert_true(fabs(la_crossover_flop_T("linear_noncausal", "softmax_flash", "elu1", 64, 32, 48,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "../core/util.h"
 #include "fields.h"
@@ -63,13 +64,10 @@ static int same_softmax_series(const struct la_row *a, const struct la_row *b)
 
 double la_crossover_fm_flops_per_token(const char *map, int m, int d)
 {
-    /* Matrix-product maps: one (d → draws) product per row of Q and of K. */
-    if (!strcmp(map, "prf") || !strcmp(map, "gerf"))
-        return 2.0 * 2.0 * d * m;
-    if (!strcmp(map, "rff") || !strcmp(map, "hyp"))
-        return 2.0 * 2.0 * d * (m / 2.0);
-    /* Elementwise maps (elu1, relu) and taylor2 (one product per output): ~1 flop per output. */
-    return 2.0 * m;
+    /* One query row and one key row through the map's flop model; NaN for a map this build
+     * does not know (a file written by a newer linattn): there is no model to count it by. */
+    struct la_error err;
+    return 2.0 * featuremap_nominal_flops(featuremap_lookup(map, &err), 1, d, m);
 }
 
 double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel, const char *map,

@@ -22,9 +22,9 @@
  *
  * Model T* (the flop model at measured rates).  Each kernel runs its nominal flops (attention.h:
  * softmax 4·T²·d, causal 2·T²·d; linear 4·T·m·dv + 4·T·m) at the GFLOP/s rate it reached at the
- * largest common T, and the feature map runs its flops (2·T·d·m per matrix product, once for Q
- * and once for K) at its own measured rate there.  All linear terms are proportional to T and the
- * softmax term to T², so this model is t_softmax(T) = t_softmax(T_max)·(T/T_max)² and
+ * largest common T, and the feature map runs its nominal flops (featuremap.h; over the T queries
+ * and the T keys) at its own measured rate there.  All linear terms are proportional to T and
+ * the softmax term to T², so this model is t_softmax(T) = t_softmax(T_max)·(T/T_max)² and
  * t_linear(T) = t_linear(T_max)·T/T_max, whose crossover is
  *     T*_model = T_max · t_linear(T_max) / t_softmax(T_max).
  * It is what one predicts from a single large-T benchmark of each kernel; the gap between it and
@@ -33,12 +33,14 @@
  *
  * Flop T* (pure counts: every flop at the same rate).  Nominal flops per token of linear,
  * kernel plus feature map, over nominal flops per token² of softmax.  Feature-map flops per token
- * (Q and K together): 2·2·d·draws for the matrix-product maps (prf, gerf: draws = m; rff, hyp:
- * draws = m/2, their output being 2·draws wide), 2·m for elementwise maps (elu1, relu, taylor2
- * and unknown maps).  Exponentials and trig functions are not counted, on either side, as the
- * T² exponentials of softmax are not counted in attention.h.  With dv = d this is
- * m + m/d + fm/(4d) non-causal, twice that causal: about 2·m for prf (129 at m = d = 64), about
- * m for elu1: the crossover pure arithmetic promises.
+ * are the map's nominal flops (featuremap_nominal_flops, featuremap.h) for one query row and one
+ * key row at m outputs: 2·2·d·m for prf and gerf (the projection) and 2·d·m for rff and hyp (m/2
+ * draws), each plus a few flops per feature (the stabiliser; an exp, sin or cos counts as one);
+ * 2·4·m for elu1, 2·2·m for relu.  A map this build does not know has no model: its flop T* is
+ * NaN.  The T² exponentials of softmax are not counted in attention.h while the map's are, which
+ * leans this prediction slightly towards softmax.  With dv = d this is
+ * m + m/d + fm/(4d) non-causal, twice that causal: about 2·m for prf (132.5 at m = d = 64), about
+ * m for elu1 (67 at m = d = 64): the crossover pure arithmetic promises.
  */
 #ifndef LA_CROSSOVER_H
 #define LA_CROSSOVER_H
