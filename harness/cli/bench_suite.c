@@ -3,8 +3,9 @@
  * The suite times every kernel at 1 thread (unless --threads) for d in {32, 64, 128} and
  * T = 256 … 16384, next to two rates measured in the same run: the fp32 peak of the cores
  * (peak.c: FMA chains in registers on the widest vector of the SIMD path the kernels use) and
- * the SGEMM rate of a 1024³ product.  Each kernel's nominal flops (attention.h) per second are
- * printed over both: `peak` and `eff` (over SGEMM).
+ * the SGEMM rate of a 1024³ product.  Each kernel's nominal flops (attention.h), and each
+ * feature-map row's (featuremap.h), per second are printed over both: `peak` and `eff` (over
+ * SGEMM).
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
@@ -236,8 +237,9 @@ static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget
     la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
     char name[64];
     snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
-    /* Queries and keys, each a projection (2·T·d·m flops) plus T·m exps, one flop each. */
-    print_row(tsv, d, T, name, 0, &t, 2.0 * (2.0 * T * d * fm->m + (double)T * fm->m), r);
+    /* Queries and keys: two applies of T rows, at the map's nominal flops (featuremap.h). */
+    print_row(tsv, d, T, name, 0, &t,
+              2.0 * featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), r);
     struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
                                .causal = 0, .eps = 1e-6f, .work = work},
                           1, threads, ws};
@@ -496,7 +498,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             struct fm_ctx fc = {fm, k, pk, NULL, (size_t)T};
             struct la_timing t;
             la_time(fm_call, &fc, 1, 3, 1000, budget, &t);
-            print_row(tsv, d, T, "featuremap_elu1", 0, &t, (double)T * d, &r);
+            print_row(tsv, d, T, "featuremap_elu1", 0, &t,
+                      featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), &r);
             for (size_t kk = 0; attn_kernels[kk].name; kk++) {
                 const struct attn_kernel *kn = &attn_kernels[kk];
                 if (!strcmp(kn->name, "linear_causal"))
