@@ -76,7 +76,8 @@ FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c 
 MODEL_SRC      := harness/model/llama.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
-STORE_SRC      := harness/store/results.c
+STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
+                  harness/store/journal.c harness/store/resume.c harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \

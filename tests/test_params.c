@@ -236,7 +236,7 @@ static void test_table(void **state)
             assert_int_equal(p->cell_size, LA_PATH_LEN);
         }
         assert_true(p->cell_off > 0 && p->cell_off + p->cell_size <= sizeof(struct la_cell));
-        /* The results column is the one results.c writes, at the same place. */
+        /* The results column is the one columns.c lists, at the same place. */
         if (p->col) {
             const struct la_column *col = la_row_column(p->col);
             assert_non_null(col);

@@ -1,4 +1,4 @@
-/* test_results.c — tests of the results file (harness/store/results.c) and of `linattn export` and
+/* test_results.c — tests of the results file (harness/store/) and of `linattn export` and
  * `linattn info` (harness/cli/cmd_export.c, harness/cli/cmd_info.c).
  *
  * The softmax-row test (la_row_is_softmax).  Round trip of every column type (NaN, long UTF-8
@@ -10,7 +10,7 @@
  * default 12).
  * Random kills rarely land inside HDF5's flush, so the crash-point test also kills the writer
  * before each single write (pwrite/write/ftruncate, interposed below) of a create, a resume
- * and a chunk boundary, whole or torn; without the journal (results.c) it found a /runs that
+ * and a chunk boundary, whole or torn; without the journal (journal.c) it found a /runs that
  * no longer reads.  The journal's own recovery paths (damaged .h5, lost .h5, torn record,
  * lost or stale journal) are provoked directly.
  * Not tested here: power loss (flushes go to the page cache, no fsync).
@@ -969,7 +969,7 @@ static void test_sigkill(void **state)
 
 /* ---- crash points ------------------------------------------------------------------- */
 
-/* Every write HDF5 and results.c make goes through these (the executable's definitions
+/* Every write HDF5 and harness/store/ make goes through these (the executable's definitions
  * interpose libc's for libhdf5 too).  In a crash-point child, the crash_at-th write to a file
  * SIGKILLs the process first — or, with crash_torn, after writing half of it (Linux may cut a
  * multi-page write short when a fatal signal arrives). */

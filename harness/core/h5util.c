@@ -1,5 +1,5 @@
 /* h5util.c — one reader for HDF5 string attributes (h5util.h), used by every place that reads
- * one (store/results.c, featuremaps/learned.c), so a file written by h5py, pandas or the HDF5
+ * one (store/h5io.c, featuremaps/learned.c), so a file written by h5py, pandas or the HDF5
  * tools reads the same everywhere; and the lock-free file access every reader and the results
  * writer use (la_h5_nolock_fapl, la_h5_open_readonly).
  *

@@ -1,6 +1,6 @@
 /* h5util.h — HDF5 helpers below every other module (h5util.c): reading string attributes in
  * every form other tools write, and opening files without HDF5's file lock.
- * Not here: writing attributes (store/results.c, cli/cmd_featuremap.c write their own).
+ * Not here: writing attributes (store/h5io.c, cli/cmd_featuremap.c write their own).
  * Tests: tests/h5strings.sh (files written by h5py), tests/test_results.c.
  */
 #ifndef LA_H5UTIL_H

@@ -8,7 +8,7 @@
  * than naming parameters one by one.  docs/HACKING.md, "The parameter schema", explains the
  * columns and the steps of adding a parameter.
  *
- * Not here: YAML (experiment.c), the results file's columns (store/results.c).
+ * Not here: YAML (experiment.c), the results file's columns (store/columns.c).
  * Tests: tests/test_params.c (golden keys from before the schema, round trips, messages).
  */
 #include "params.h"

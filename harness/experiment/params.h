@@ -11,7 +11,7 @@
  * docs/HACKING.md, "The parameter schema", walks through adding a parameter.
  *
  * Not here: reading YAML (experiment.c, experiment_yaml.c), the results file's column table
- * (store/results.c: struct la_row is the file layout), running cells.
+ * (store/columns.c: struct la_row is the file layout), running cells.
  * Tests: tests/test_params.c; through the loader, tests/test_experiment.c.
  */
 #ifndef LA_PARAMS_H

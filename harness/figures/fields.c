@@ -182,7 +182,7 @@ static void text_head(const struct la_row *r, char *buf, size_t cap)
 struct field {
     const char *name;   /* the results column */
     size_t offset;      /* offsetof(struct la_row, name) */
-    int kind;           /* enum la_col_kind (tests/test_figures.c checks both against results.c) */
+    int kind;           /* enum la_col_kind (tests/test_figures.c checks both against columns.c) */
     const char *prefix; /* text: prefix and value ("m=64", "layer 3"); text() instead if set */
     unsigned scope;
     int legend; /* position in legend and title text (1 first); 0: never written */
@@ -192,7 +192,7 @@ struct field {
     int (*applies)(const struct la_row *r); /* NULL: the scope decides; else also this */
 };
 
-/* The column's kind from its C type, as results.c derives it. */
+/* The column's kind from its C type, as columns.c derives it. */
 #define KIND_OF(f)                                                                                 \
     _Generic((((struct la_row *)0)->f), int32_t: LA_COL_INT32, int64_t: LA_COL_INT64,         \
              uint64_t: LA_COL_UINT64, double: LA_COL_DOUBLE, char *: LA_COL_STRING)
@@ -200,7 +200,7 @@ struct field {
 
 /* One row per field, in the order curves and panels sort by: the column, the text prefix, the
  * scope, the legend position, then the field's own rules (same, cmp, text, applies) or NULL.  A
- * new setting that should tell curves apart is one row here (its column exists in results.c). */
+ * new setting that should tell curves apart is one row here (its column exists in columns.c). */
 static const struct field fields[] = {
     {COL(causal), "", 0, 7, NULL, NULL, text_causal, NULL},
     {COL(d), "d=", 0, 8, NULL, NULL, NULL, NULL},

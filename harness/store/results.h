@@ -82,7 +82,7 @@ size_t la_results_settle(struct la_results *r);
 void la_results_close(struct la_results *r); /* NULL is fine */
 
 /* Reads every row of path's /runs (malloc'd array in *rows, count in *n).  The .h5 is first
- * read in a child process (results.c), so a damaged file is an error, never a crash.  While a
+ * read in a child process (h5io.c), so a damaged file is an error, never a crash.  While a
  * run is appending (it holds the journal's lock) an .h5 that does not read is replaced by the
  * journal; otherwise a damaged file is LA_EFORMAT with one line that says how to recover it.
  * la_results_attr and la_results_attr_names read the same way. */
