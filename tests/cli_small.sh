@@ -4,7 +4,8 @@
 # still printed, exit 0); `--where causal=true|false|yes|no` equals causal=1|0 and a non-boolean
 # word is an exit-2 error; an unknown column lists the valid ones; `export --help`'s example
 # names a real map; `plot` exits 1 with one line giving the ok/failed row counts when it draws
-# nothing; the figure caption says "1 thread", not "1 threads".
+# nothing; the figure caption says "1 thread", not "1 threads"; `bench`'s options from the
+# parameter schema set the cell.
 # Not the figures themselves (figures_e2e.sh) nor the TSV format (tests/test_results.c).
 # Run: bash tests/cli_small.sh (scripts/run-tests.sh runs it with $LINATTN_BIN).
 set -u
@@ -84,6 +85,17 @@ got=$("$bin" export "$tmp/two.h5" --where mapp=prf 2>&1)
 rc=$?
 [ $rc -eq 2 ] && printf '%s' "$got" | grep -q "unknown column 'mapp' (did you mean 'map'?); valid columns: index, key, kernel, map," &&
     ok "export --where mapp=prf: exit 2 with the valid columns" || bad "mapp: exit $rc, '$got'"
+
+# bench: the options built from the parameter schema reach the cell (the TSV row says what ran;
+# heads is batch × heads), and kernel linear, the default, is linear_causal with --causal.
+got=$("$bin" bench --T 64 --d 16 --dv 8 --map prf --m 24 --draw orthogonal --causal --heads 2 \
+    --batch 3 --budget 0 --ref-rows 8 --tsv 2>&1 | awk -F'\t' 'NR == 2 {print $1, $2, $3, $4, $5, $6, $7, $8}')
+[ "$got" = "linear_causal prf 64 16 24 8 1 6" ] && ok "bench's schema options reach the cell" ||
+    bad "bench --map prf --m 24 ... --tsv: '$got'"
+got=$("$bin" bench --T 64 --d 16 --kernel linear --budget 0 --ref-rows 8 --tsv 2>&1 |
+    awk -F'\t' 'NR == 2 {print $1, $2, $5}')
+[ "$got" = "linear_noncausal elu1 16" ] && ok "bench --kernel linear: linear_noncausal" ||
+    bad "bench --kernel linear --tsv: '$got'"
 
 # export --help's --where examples name a map that exists.
 maps=$("$bin" export --help | grep -o 'map=[a-z0-9_]*' | sed 's/map=//' | sort -u)
