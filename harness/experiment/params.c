@@ -315,7 +315,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                        CELL(head),
                        ROW(head)},
     [LA_PARAM_TRIAL] = {.name = "trial",
-                        .legend = "trial",
                         .help = "repetition with another seed (0 .. trials-1)",
                         INTS(0, MAX_TRIAL),
                         .flags = LA_PF_KEY,

@@ -128,7 +128,9 @@ struct la_param {
                          * key in a maps: entry (relu_eps: "eps"); else NULL */
     const char *flag;   /* the `linattn bench` option built from this row, without "--", or
                          * NULL (cmd_bench.c: one option per row that has one) */
-    const char *legend; /* label in figure legends and titles ("" = the value alone) */
+    const char *legend; /* with a results column: the row is a figure field (figures/fields.c)
+                         * and this is its label in legends and titles ("m" writes "m=64"; ""
+                         * the value alone); NULL: not a field (trial: its rows are averaged) */
     const char *help;   /* one line for people */
 
     /* Values. */
