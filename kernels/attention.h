@@ -151,6 +151,10 @@ struct attn_kernel {
     /* 1: reads args.chunk, so the chunk size is a real parameter of its measurements; 0: ignores
      * it */
     int uses_chunk;
+    /* the name of the entry whose algorithm this one runs under another name (linear_causal:
+     * the default causal algorithm, linear_causal_recurrent), or NULL.  Its measurements repeat
+     * that entry's: a table that lists each algorithm once (`bench --suite`) skips it */
+    const char *alias_of;
     /* prefill/step: floats of carried state per head holding up to T tokens (linear: dk·dv + dk
      * whatever T; a KV cache grows with T).  NULL: no state (forward, backward) */
     size_t (*state_floats)(int T, int dk, int dv);

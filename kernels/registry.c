@@ -99,9 +99,9 @@ static size_t linear_causal_default_ws(int T, int dk, int dv, int causal, int ch
     return attn_linear_causal_recurrent_ws(T, dk, dv, causal, chunk, threads);
 }
 
-/* linear_causal's uses_chunk follows the algorithm linear_causal_default runs: 0 for the
- * recurrent one (tests/test_kernels.c checks the field against the output's dependence on the
- * chunk size). */
+/* linear_causal's alias_of and uses_chunk follow the algorithm linear_causal_default runs: the
+ * recurrent one, which ignores the chunk size (tests/test_kernels.c checks both against what the
+ * kernel does). */
 const struct attn_kernel attn_kernels[] = {
     {
         .name = "softmax_flash",
@@ -136,6 +136,7 @@ const struct attn_kernel attn_kernels[] = {
         .input = ATTN_IN_FEATURES,
         .causal_support = ATTN_CAUSAL_OK,
         .uses_chunk = 0,
+        .alias_of = "linear_causal_recurrent",
         .ref = &attn_ref_linear,
         .flops = attn_linear_flops,
         .bytes = attn_forward_bytes,

@@ -2,9 +2,11 @@
 # cli_small.sh — small command-line behaviours of export and plot on results files written here:
 # `export --where COL=VALUE` that no row has warns on stderr with the values COL has (header
 # still printed, exit 0); `--where causal=true|false|yes|no` equals causal=1|0 and a non-boolean
-# word is an exit-2 error; an unknown column lists the valid ones; `export --help`'s example
+# word is an exit-2 error; an unknown column lists the valid ones; `--where` on parameters of the
+# schema without a column (read from the key), A=auto and head=all; `export --help`'s example
 # names a real map; `plot` exits 1 with one line giving the ok/failed row counts when it draws
-# nothing; the figure caption says "1 thread", not "1 threads".
+# nothing; the figure caption says "1 thread", not "1 threads"; `bench`'s options from the
+# parameter schema set the cell.
 # Not the figures themselves (figures_e2e.sh) nor the TSV format (tests/test_results.c).
 # Run: bash tests/cli_small.sh (scripts/run-tests.sh runs it with $LINATTN_BIN).
 set -u
@@ -84,6 +86,85 @@ got=$("$bin" export "$tmp/two.h5" --where mapp=prf 2>&1)
 rc=$?
 [ $rc -eq 2 ] && printf '%s' "$got" | grep -q "unknown column 'mapp' (did you mean 'map'?); valid columns: index, key, kernel, map," &&
     ok "export --where mapp=prf: exit 2 with the valid columns" || bad "mapp: exit $rc, '$got'"
+
+# --where on any parameter of the schema: one without a results column (relu_eps, norm_fixed,
+# weights) and A=auto are read from each row's key by the schema's parser; head=all is the head
+# column's -1; measure settings are refused.  Eight cells: elu1, relu, prf × 2 draws, gerf × 2
+# draws × A in {auto, -0.125}.
+cat > "$tmp/params.yaml" <<'YAML'
+name: params
+seed: 3
+sweep:
+  kernel: linear
+  map: [elu1, relu, prf, gerf]
+  draw: [iid, orthogonal]
+  A: [auto, -0.125]
+  T: 32
+  d: 8
+maps:
+  relu: {eps: 0.01}
+  prf: {m: 8, norm_fixed: true}
+  gerf: {m: 8}
+measure:
+  time_budget_s: 0.001
+  min_repeats: 1
+  max_ref_rows: 16
+YAML
+"$bin" run "$tmp/params.yaml" -o "$tmp/params.h5" --quiet > "$tmp/run4.log" 2>&1 ||
+    bad "run params.yaml failed: $(cat "$tmp/run4.log")"
+where() { # where EXPECTED-MAP:DRAW-LIST EXPR...
+    local want=$1; shift
+    local args=() e
+    for e in "$@"; do args+=(--where "$e"); done
+    local got
+    got=$("$bin" export "$tmp/params.h5" "${args[@]}" --columns map,draw 2>/dev/null |
+        tail -n +2 | tr '\t\n' ': ' | sed 's/ $//')
+    [ "$got" = "$want" ] && ok "export --where $*: $want" ||
+        bad "export --where $*: '$got', want '$want'"
+}
+all="elu1:- relu:- prf:iid prf:orthogonal gerf:iid gerf:iid gerf:orthogonal gerf:orthogonal"
+where "relu:-" relu_eps=0.01
+where "relu:-" relu_eps=1e-2
+where "relu:-" 'relu_eps>0'
+where "$all" 'relu_eps<=0.01'
+where "elu1:- prf:iid prf:orthogonal gerf:iid gerf:iid gerf:orthogonal gerf:orthogonal" relu_eps=0
+where "prf:orthogonal" norm_fixed=true
+where "prf:orthogonal" norm_fixed=yes
+where "prf:orthogonal" norm_fixed=1
+where "elu1:- relu:- prf:iid gerf:iid gerf:iid gerf:orthogonal gerf:orthogonal" 'norm_fixed!=true'
+where "gerf:iid gerf:orthogonal" A=auto
+where "gerf:orthogonal" A=auto draw=orthogonal
+where "elu1:- relu:- prf:iid prf:orthogonal gerf:iid gerf:orthogonal" 'A!=auto'
+where "gerf:iid gerf:orthogonal" A=-0.125
+where "$all" head=all
+where "$all" weights=
+where "" 'weights!='
+where "$all" source=gaussian
+"$bin" export "$tmp/params.h5" --where relu_eps=0.5 --columns map > /dev/null 2> "$tmp/err"
+grep -q "no row has relu_eps=0.5; relu_eps values in .*: 0, 0.01$" "$tmp/err" &&
+    ok "export --where relu_eps=0.5 warns with the key's values" ||
+    bad "export --where relu_eps=0.5: stderr '$(cat "$tmp/err")'"
+for e in relu_eps=abc time_budget_s=1 norm_fixed=maybe A=aut relu_ep=1; do
+    got=$("$bin" export "$tmp/params.h5" --where "$e" 2>&1)
+    rc=$?
+    [ $rc -eq 2 ] && [ "$(printf '%s\n' "$got" | grep -c .)" -eq 1 ] && ok "export --where $e: exit 2: $got" ||
+        bad "export --where $e: exit $rc, '$got'"
+done
+"$bin" export "$tmp/params.h5" --where relu_ep=1 2>&1 |
+    grep -q "(did you mean 'relu_eps'?); valid columns: index, .*; parameters read from the key: norm_fixed, relu_eps, norm, weights, path$" &&
+    ok "an unknown --where name suggests a parameter and lists them" ||
+    bad "export --where relu_ep=1: $("$bin" export "$tmp/params.h5" --where relu_ep=1 2>&1)"
+
+# bench: the options built from the parameter schema reach the cell (the TSV row says what ran;
+# heads is batch × heads), and kernel linear, the default, is linear_causal with --causal.
+got=$("$bin" bench --T 64 --d 16 --dv 8 --map prf --m 24 --draw orthogonal --causal --heads 2 \
+    --batch 3 --budget 0 --ref-rows 8 --tsv 2>&1 | awk -F'\t' 'NR == 2 {print $1, $2, $3, $4, $5, $6, $7, $8}')
+[ "$got" = "linear_causal prf 64 16 24 8 1 6" ] && ok "bench's schema options reach the cell" ||
+    bad "bench --map prf --m 24 ... --tsv: '$got'"
+got=$("$bin" bench --T 64 --d 16 --kernel linear --budget 0 --ref-rows 8 --tsv 2>&1 |
+    awk -F'\t' 'NR == 2 {print $1, $2, $5}')
+[ "$got" = "linear_noncausal elu1 16" ] && ok "bench --kernel linear: linear_noncausal" ||
+    bad "bench --kernel linear --tsv: '$got'"
 
 # export --help's --where examples name a map that exists.
 maps=$("$bin" export --help | grep -o 'map=[a-z0-9_]*' | sed 's/map=//' | sort -u)

@@ -1,9 +1,10 @@
 /* test_figures.c — figure preparation on synthetic rows (harness/figures/): the legend fields
- * (fields.c: column agreement, equality rules, text, order, which fields vary, the key
- * reader), curve grouping and legends (curves.c), the crossover figure with its T* ring
- * (crossover.c), the speedup grid (speedup.c), the real-heads order (realheads.c) and the
- * theory lines (theory.c).  Values are exact: times follow power laws whose crossing and ratios
- * are known, errors are chosen per trial so means, minima and maxima are known.
+ * (fields.c: the schema's rows with a column and a label, column agreement, equality rules,
+ * text, order, which fields vary, the key reader), curve grouping and legends (curves.c), the
+ * crossover figure with its T* ring (crossover.c), the speedup grid (speedup.c), the real-heads
+ * order (realheads.c) and the theory lines (theory.c).  Values are exact: times follow power laws
+ * whose crossing and ratios are known, errors are chosen per trial so means, minima and maxima are
+ * known.
  * Not here: T* arithmetic (tests/test_crossover.c), the Lemma 2 formulas (tests/test_theory.c),
  * files and gnuplot (tests/figures_e2e.sh).
  * Run: make build/tests/test_figures && build/tests/test_figures
@@ -12,6 +13,7 @@
 
 #include "../harness/experiment/params.h"
 #include "../harness/figures/crossover.h"
+#include "../harness/experiment/params.h"
 #include "../harness/figures/curves.h"
 #include "../harness/figures/fields.h"
 #include "../harness/figures/figure.h"
@@ -116,6 +118,47 @@ static void test_fields_are_columns(void **state)
     assert_non_null(strstr(err.msg, "'sigmaa'"));
     assert_int_equal(la_fields_mask(NULL, &mask, &err), LA_OK);
     assert_true(mask == 0);
+}
+
+/* The fields are the schema's parameters with a results column and a legend label
+ * (harness/experiment/params.c), numbered in the curve order; each one's text carries its
+ * label. */
+static void test_fields_from_schema(void **state)
+{
+    (void)state;
+    int n = 0;
+    for (int i = 0; i < LA_NPARAMS; i++) {
+        const struct la_param *p = &la_params[i];
+        if (!p->col || !p->legend)
+            continue;
+        n++;
+        const int f = la_field_find(p->col);
+        assert_true(f >= 0);
+        assert_string_equal(la_field_name(f), p->col);
+    }
+    assert_int_equal(la_field_count(), n);
+    assert_true(n <= 32); /* masks are 32-bit */
+    assert_int_equal(la_field_find("trial"), -1); /* trials are averaged, not told apart */
+    char names[512] = "";
+    for (int f = 0; f < n; f++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? " " : "",
+                 la_field_name(f));
+    assert_string_equal(names, "causal d map draw m A kernel dv sigma T data chunk eps batch "
+                               "heads threads layer head");
+    struct la_row r = mkrow("linear_causal_chunked", "gerf", 64, 1, 2048, 32, 0.5);
+    r.threads = 2;
+    r.layer = 3;
+    r.head = 5;
+    r.chunk = 48;
+    r.A = -0.125;
+    for (int f = 0; f < n; f++) {
+        const struct la_param *p = la_param_find(la_field_name(f), 0);
+        char t[96];
+        assert_non_null(p);
+        la_field_text(&r, f, t, sizeof t);
+        if (p->legend[0] && !strstr(t, p->legend))
+            fail_msg("field %s: text '%s' without its label '%s'", p->col, t, p->legend);
+    }
 }
 
 static void test_fields_text(void **state)
@@ -880,7 +923,8 @@ static void test_real_heads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fields_are_columns), cmocka_unit_test(test_fields_text),
+        cmocka_unit_test(test_fields_are_columns), cmocka_unit_test(test_fields_from_schema),
+        cmocka_unit_test(test_fields_text),
         cmocka_unit_test(test_fields_settings),    cmocka_unit_test(test_fields_varying_and_order),
         cmocka_unit_test(test_curves_error_T),     cmocka_unit_test(test_curves_average_heads),
         cmocka_unit_test(test_curves_memory),      cmocka_unit_test(test_curves_bad_spec),

@@ -1,13 +1,13 @@
 /* test_kernels.c — every kernel of the table (and the seed baseline) against the double
  * reference its entry names, on odd shapes, on every vector path this CPU runs (AVX-512, AVX2,
  * portable; forced with la_simd_force) and with threads inside a head; the table's capability
- * fields against what the kernels do (causality, uses_chunk, what q and k hold, no state) and
- * its flop and byte models on small shapes; the SIMD GEMM tile against a plain loop; the two
- * causal algorithms against each other; causal linear against the non-causal formula on every
- * prefix; the seed baseline (raw Q, K, elu+1 inside) against the reference on elu1 features;
- * softmax stability for scores of ±1000; small normalisers counted at every thread count; the
- * output at aligned and unaligned addresses with threads.  Run: make check (or
- * build/tests/test_kernels).
+ * fields against what the kernels do (causality, uses_chunk, what q and k hold, no state, an
+ * alias's output equal to its algorithm's) and its flop and byte models on small shapes; the SIMD
+ * GEMM tile against a plain loop; the two causal algorithms against each other; causal linear
+ * against the non-causal formula on every prefix; the seed baseline (raw Q, K, elu+1 inside)
+ * against the reference on elu1 features; softmax stability for scores of ±1000; small
+ * normalisers counted at every thread count; the output at aligned and unaligned addresses with
+ * threads.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
@@ -590,6 +590,52 @@ static void test_table_capabilities(void **state)
     free(q), free(k), free(v), free(k2), free(v2), free(q2), free(y0), free(y1);
 }
 
+/* An entry with alias_of runs the named entry's algorithm: that entry exists and is no alias
+ * itself, the two agree on every field that describes what runs, and their outputs are equal bit
+ * for bit at both chunk sizes of test_table_capabilities.  linear_causal is the one alias. */
+static void test_aliases(void **state)
+{
+    (void)state;
+    const int T = 97, dk = 10, dv = 7;
+    const size_t nq = (size_t)T * dk, ny = (size_t)T * dv;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny);
+    float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    features(q, k, v, T, dk, dv, 2385);
+    size_t naliases = 0;
+    for (size_t i = 0; attn_kernels[i].name; i++) {
+        const struct attn_kernel *kn = &attn_kernels[i];
+        if (!kn->alias_of)
+            continue;
+        naliases++;
+        const struct attn_kernel *to = attn_kernel_lookup(kn->alias_of);
+        assert_non_null(to);
+        assert_ptr_not_equal(to, kn);
+        assert_null(to->alias_of);
+        assert_int_equal(kn->op, to->op);
+        assert_int_equal(kn->input, to->input);
+        assert_int_equal(kn->causal_support, to->causal_support);
+        assert_int_equal(kn->uses_chunk, to->uses_chunk);
+        assert_ptr_equal(kn->ref, to->ref);
+        assert_ptr_equal(kn->flops, to->flops);
+        assert_ptr_equal(kn->bytes, to->bytes);
+        for (int causal = 0; causal <= 1; causal++) {
+            if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                continue;
+            assert_true(attn_workspace_floats(kn, T, dk, dv, causal, 0, 2) ==
+                        attn_workspace_floats(to, T, dk, dv, causal, 0, 2));
+            for (int chunk = 1; chunk <= 64; chunk += 63) {
+                run_one(kn, q, k, v, y0, T, dk, dv, causal, chunk);
+                run_one(to, q, k, v, y1, T, dk, dv, causal, chunk);
+                assert_memory_equal(y0, y1, sizeof(float) * ny);
+            }
+        }
+    }
+    assert_int_equal(naliases, 1);
+    assert_string_equal(attn_kernel_lookup("linear_causal")->alias_of, "linear_causal_recurrent");
+    free(q), free(k), free(v), free(y0), free(y1);
+}
+
 /* attn_kernel_find picks the table's kernels of a kind; nothing for operations not yet in it. */
 static void test_find_by_kind(void **state)
 {
@@ -658,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_softmax_extreme_scores),
         cmocka_unit_test(test_softmax_ref_by_hand),
         cmocka_unit_test(test_table_capabilities),
+        cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_find_by_kind),
         cmocka_unit_test(test_flop_and_byte_models),
     };

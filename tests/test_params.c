@@ -2,7 +2,8 @@
  * with struct la_cell, struct fm_params, struct la_row and the results columns; parse and
  * format round trips; range and choice errors; cell keys byte-identical to the keys written
  * before the schema existed (golden strings, so existing results files still resume); the key
- * parser and editor; copies into fm_params and results rows; the measure defaults.
+ * parser and editor; copies into fm_params and results rows; a cell's defaults and the measure
+ * defaults; the `bench` option names the table gives.
  * Run: make build/tests/test_params && build/tests/test_params
  */
 #include "testutil.h"
@@ -291,6 +292,16 @@ static void test_table(void **state)
     la_param_names(LA_PF_ENTRY, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "m, draw, norm_fixed, A, relu_eps, weights");
+    /* The `bench` options built from the table (cmd_bench.c), in table order: the spellings
+     * bench has always had. */
+    char *at = joined;
+    joined[0] = '\0';
+    for (int i = 0; i < LA_NPARAMS; i++)
+        if (la_params[i].flag)
+            at += snprintf(at, sizeof joined - (size_t)(at - joined), "%s%s",
+                           at == joined ? "" : " ", la_params[i].flag);
+    assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps causal chunk eps T d dv "
+                                "batch heads threads data sigma norm weights");
     assert_ptr_equal(la_param_find("source", LA_PF_DATA), &la_params[LA_PARAM_DATA]);
     assert_null(la_param_find("source", LA_PF_AXIS));
     assert_null(la_param_find("nope", 0));
@@ -454,6 +465,17 @@ static void test_errors(void **state)
     assert_int_equal(
         la_param_parse(&la_params[LA_PARAM_M], "0", LA_PARSE_UNCHECKED, &v, msg, sizeof msg),
         LA_OK);
+    /* Another name for the value (bench names its option). */
+    assert_int_equal(la_param_parse_as(&la_params[LA_PARAM_T], "--T", "0", 0, &v, msg, sizeof msg),
+                     LA_EINVAL);
+    assert_string_equal(msg, "--T must be in 1..16777216, got 0");
+    assert_int_equal(la_param_parse_as(&la_params[LA_PARAM_A], "--A", "x", 0, &v, msg, sizeof msg),
+                     LA_EINVAL);
+    assert_string_equal(msg, "--A (a number or auto): expected a number, got 'x'");
+    assert_int_equal(la_param_parse_as(&la_params[LA_PARAM_A], "--A", "auto", 0, &v, msg,
+                                       sizeof msg),
+                     LA_OK);
+    assert_true(v.word);
     /* The range check alone, with the user's text and another name. */
     struct la_value x = {.x = -1};
     assert_int_equal(la_param_check(&la_params[LA_PARAM_RELU_EPS], &x, "'eps' of map 'relu'",
@@ -660,6 +682,36 @@ static void test_key_get_set(void **state)
     assert_string_equal(k2, before);
 }
 
+/* ---- a cell's defaults ------------------------------------------------------------------ */
+
+/* la_cell_defaults: every row at its default, the rows the loader derives at zero. */
+static void test_cell_defaults(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    memset(&c, 0x5a, sizeof c);
+    la_cell_defaults(&c);
+    for (int i = 0; i < LA_NPARAMS; i++) {
+        struct la_value want, got;
+        la_param_default(&la_params[i], &want);
+        la_param_get(&la_params[i], &c, &got);
+        assert_true(la_value_eq(&la_params[i], &got, &want));
+    }
+    assert_string_equal(c.kernel, "linear");
+    assert_string_equal(c.map, "elu1");
+    assert_int_equal(c.T, 1024);
+    assert_int_equal(c.d, 64);
+    assert_int_equal(c.dv, 0); /* the loader's: d */
+    assert_true(c.norm == 0.0); /* the loader's: √d */
+    assert_int_equal(c.head, -1);
+    assert_int_equal(c.A_auto, 0);
+    assert_true(c.relu_eps == 1e-3 && c.eps == 1e-6 && c.sigma == 1.0);
+    assert_int_equal(c.source, LA_DATA_GAUSSIAN);
+    assert_string_equal(c.weights, "");
+    assert_int_equal(c.max_ref_rows, 512);
+    assert_true(c.seed == 0);
+}
+
 /* ---- measure settings ------------------------------------------------------------------- */
 
 static void test_measure(void **state)
@@ -712,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_cells_and_rows),
         cmocka_unit_test(test_applies),
         cmocka_unit_test(test_key_get_set),
+        cmocka_unit_test(test_cell_defaults),
         cmocka_unit_test(test_measure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -502,8 +502,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                       featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), &r);
             for (size_t kk = 0; attn_kernels[kk].name; kk++) {
                 const struct attn_kernel *kn = &attn_kernels[kk];
-                if (!strcmp(kn->name, "linear_causal"))
-                    continue; /* an alias of one of the two algorithms below */
+                if (kn->alias_of)
+                    continue; /* its algorithm has its own row */
                 for (int causal = 0; causal <= 1; causal++) {
                     if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                         continue;

@@ -3,8 +3,13 @@
  * for people (aligned) or scripts (--tsv), with its efficiency against the fp32 peak of the
  * cores and against SGEMM, both measured in the same run at the same thread count; `--suite`
  * runs the benchmark table of bench_suite.c instead.
- * Tests: tests/cli_errors.sh (bad input), tests/cli_env.sh (the SIMD path and thread count
- * printed), tests/test_runner.c (the runner itself).
+ * The cell's options are built from the parameter schema (harness/experiment/params.c): one per
+ * row with a `flag`, read by the schema's parser, defaults and help from the row; a new
+ * parameter with a flag needs no edit here.  bench's own options (--seed, --budget, --ref-rows,
+ * --tsv, the --suite form) are written below.
+ * Tests: tests/cli_errors.sh (bad input, every option's spelling), tests/cli_small.sh (options
+ * reach the cell), tests/cli_env.sh (the SIMD path and thread count printed),
+ * tests/test_runner.c (the runner itself).
  */
 #include <errno.h>
 #include <math.h>
@@ -13,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "../../kernels/simd.h"
 #include "../../kernels/vmath.h"
@@ -21,75 +25,103 @@
 #include "../engine/runner.h"
 #include "../experiment/cell.h"
 #include "../experiment/experiment.h"
+#include "../experiment/params.h"
 #include "bench.h"
 #include "commands.h"
 #include "options.h"
 
+/* bench's defaults: the schema's (params.c), with a longer sequence than an experiment's, where
+ * the kernels run at speed; the kernel `linear` is resolved once --causal is known. */
+#define BENCH_T 4096
 static void cell_defaults(struct la_cell *c)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->kernel, sizeof c->kernel, "%s", "");
-    snprintf(c->map, sizeof c->map, "%s", "elu1");
-    c->draw = FM_DRAW_IID;
-    c->relu_eps = 1e-3;
-    c->eps = 1e-6;
-    c->T = 4096;
-    c->d = 64;
-    c->dv = 0;
-    c->batch = 1;
-    c->heads = 1;
-    c->threads = 1; /* as `run` and the README's tables; --threads for more */
-    c->source = LA_DATA_GAUSSIAN;
-    c->sigma = 1.0;
-    c->norm = 0.0;
-    c->head = -1;
+    la_cell_defaults(c);
+    c->T = BENCH_T;
     c->seed = 1;
-    la_cell_measure_defaults(c);
 }
 
-/* --map, --kernel: a registered name, copied into the cell. */
-struct name_arg {
-    char *dst;
-    size_t cap;
-    const char *what; /* "feature map", "kernel" */
-    const char *const *names;
+/* The option of one schema row: its parameter, the cell it sets. */
+struct param_opt {
+    const struct la_param *p;
+    struct la_cell *c;
 };
 
-static int set_name(const struct la_option *opt, const char *value, char *msg, size_t cap)
+/* --FLAG VALUE of a schema row: read by the schema's parser (its range or choices, and the
+ * experiment loader's messages, naming the option), stored into the cell; a path must be
+ * readable. */
+static int set_param(const struct la_option *opt, const char *value, char *msg, size_t cap)
 {
-    const struct name_arg *a = opt->target;
-    snprintf(a->dst, a->cap, "%s", value);
-    for (size_t i = 0; a->names[i]; i++)
-        if (!strcmp(a->names[i], value))
-            return 0;
-    const int w = snprintf(msg, cap, "unknown %s '%s'", a->what, value);
-    if (w > 0 && (size_t)w < cap)
-        la_choices_msg(msg + w, cap - (size_t)w, value, a->names, SIZE_MAX, "valid");
-    return 1;
-}
-
-/* --A X|auto: gerf's A, or chosen from the data. */
-static int set_A(const struct la_option *opt, const char *value, char *msg, size_t cap)
-{
-    struct la_cell *c = opt->target;
-    if (!strcmp(value, "auto")) {
-        c->A_auto = 1;
-        return 0;
-    }
-    const struct la_option real = LA_OPT_REAL("A", 0, &c->A, "X", -1e6, 0.2499999, NULL);
-    return la_opt_store(&real, value, msg, cap);
-}
-
-/* --weights FILE: a readable file, copied into the cell. */
-static int set_weights(const struct la_option *opt, const char *value, char *msg, size_t cap)
-{
-    struct la_cell *c = opt->target;
-    snprintf(c->weights, sizeof c->weights, "%s", value);
-    if (access(value, R_OK) != 0) {
-        snprintf(msg, cap, "--weights: cannot read '%s': %s", value, strerror(errno));
+    const struct param_opt *po = opt->target;
+    char what[64];
+    struct la_value v;
+    snprintf(what, sizeof what, "--%s", po->p->flag);
+    if (la_param_parse_as(po->p, what, value, 0, &v, msg, cap) != LA_OK)
+        return 1;
+    if (po->p->type == LA_PT_PATH && access(value, R_OK) != 0) {
+        snprintf(msg, cap, "%s: cannot read '%s': %s", what, value, strerror(errno));
         return 1;
     }
+    la_param_set(po->p, po->c, &v);
     return 0;
+}
+
+/* Room for the rows built from the schema. */
+struct param_rows {
+    struct param_opt po[LA_NPARAMS];
+    char argname[LA_NPARAMS][96]; /* "N", "X|auto", "iid|orthogonal" */
+    char help[LA_NPARAMS][256];   /* the row's help and its default */
+};
+
+/* One option row per schema row with a bench flag, in table order, into opts (room for
+ * LA_NPARAMS rows); returns how many.  A boolean whose default is false is a flag that sets it;
+ * every other row takes a value (set_param).  The help is the row's, with the default the cell
+ * holds, unless the row leaves it to be derived (dv = d), it is empty (weights) or it is a
+ * value the option cannot take (m's 0: the map's own, which the help says). */
+static size_t schema_options(struct la_cell *c, struct param_rows *pr, struct la_option *opts)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < LA_NPARAMS; i++) {
+        const struct la_param *p = &la_params[i];
+        if (!p->flag)
+            continue;
+        struct la_value v;
+        char text[64], def[80] = "", msg[256];
+        la_param_get(p, c, &v);
+        la_param_format(p, &v, text, sizeof text);
+        if (p->def && text[0] && la_param_check(p, &v, "", NULL, msg, sizeof msg) == LA_OK)
+            snprintf(def, sizeof def, " (default %s)", text);
+        if (p->type == LA_PT_BOOL && !v.i) {
+            opts[n++] = (struct la_option){.name = p->flag,
+                                           .kind = LA_OPTK_FLAG,
+                                           .target = (char *)c + p->cell_off,
+                                           .help = p->help};
+            continue;
+        }
+        /* The value's name: its choices, else what kind of value it is. */
+        char *arg = pr->argname[n];
+        const size_t acap = sizeof pr->argname[n];
+        snprintf(arg, acap, "%s",
+                 p->type == LA_PT_INT    ? "N"
+                 : p->type == LA_PT_REAL ? "X"
+                 : p->type == LA_PT_BOOL ? "true|false"
+                 : p->type == LA_PT_PATH ? "FILE"
+                                         : "NAME");
+        for (size_t k = 0; p->type == LA_PT_CHOICE && p->choices[k]; k++)
+            snprintf(arg + (k ? strlen(arg) : 0), acap - (k ? strlen(arg) : 0), "%s%s",
+                     k ? "|" : "", p->choices[k]);
+        if (p->word)
+            snprintf(arg + strlen(arg), acap - strlen(arg), "|%s", p->word);
+        snprintf(pr->help[n], sizeof pr->help[n], "%s%s", p->help, def);
+        pr->po[n] = (struct param_opt){p, c};
+        opts[n] = (struct la_option){.name = p->flag,
+                                     .kind = LA_OPTK_CALLBACK,
+                                     .target = &pr->po[n],
+                                     .argname = arg,
+                                     .help = pr->help[n],
+                                     .fn = set_param};
+        n++;
+    }
+    return n;
 }
 
 /* The --suite options. */
@@ -128,53 +160,28 @@ int cmd_bench(int argc, char **argv)
 {
     struct la_cell c;
     cell_defaults(&c);
-    int tsv = 0, data = 0;
+    int tsv = 0;
     long long seed = (long long)c.seed;
-    static const char *const draws[] = {"iid", "orthogonal", NULL};    /* enum fm_draw */
-    static const char *const sources[] = {"gaussian", "sphere", NULL}; /* LA_DATA_* */
-    struct name_arg map = {c.map, sizeof c.map, "feature map", featuremap_names()};
-    struct name_arg kernel = {c.kernel, sizeof c.kernel, "kernel", attn_kernel_names()};
-    const struct la_option one_opts[] = {
-        LA_OPT_INT("T", 0, &c.T, "N", 1, 1 << 26, "sequence length (default 4096)"),
-        LA_OPT_INT("d", 0, &c.d, "N", 1, 1 << 16, "head dimension of Q and K (default 64)"),
-        LA_OPT_INT("dv", 0, &c.dv, "N", 1, 1 << 16, "head dimension of V (default d)"),
-        LA_OPT_CALLBACK("map", 0, set_name, &map, "NAME", "feature map (default elu1)"),
-        LA_OPT_CALLBACK("kernel", 0, set_name, &kernel, "NAME",
-                        "attention kernel (default linear_causal with --causal, else "
-                        "linear_noncausal)"),
-        LA_OPT_FLAG("causal", 0, &c.causal, "causal attention"),
-        LA_OPT_INT("m", 0, &c.m, "M", 1, 1 << 20, "features of the map (default: the map's own)"),
-        LA_OPT_CHOICE("draw", 0, &c.draw, draws, "random maps: how W is drawn (default iid)"),
-        LA_OPT_FLAG("norm-fixed", 0, &c.norm_fixed,
-                    "orthogonal draws: row norms fixed at sqrt(d) instead of chi(d) draws"),
-        LA_OPT_CALLBACK("A", 0, set_A, &c, "X|auto",
-                        "gerf: the parameter A (< 0.25), or auto: chosen from the data"),
-        LA_OPT_CALLBACK("weights", 0, set_weights, &c, "FILE", "learned: the weights file"),
-        LA_OPT_REAL("relu-eps", 0, &c.relu_eps, "X", 0.0, 1.0,
-                    "relu: the constant added to max(x, 0) (default 1e-3)"),
-        LA_OPT_INT64("seed", 0, &seed, "S", 0, 0x7fffffffffffffffLL,
-                     "seed of the data and of the map's draws (default 1)"),
-        LA_OPT_REAL("eps", 0, &c.eps, "X", 0.0, 1.0,
-                    "linear kernels: eps of the normaliser (default 1e-6)"),
-        LA_OPT_INT("chunk", 0, &c.chunk, "C", 1, 1 << 16,
-                   "linear_causal_chunked: the chunk length (default: the kernel's own)"),
-        LA_OPT_INT("heads", 0, &c.heads, "H", 1, 1 << 16, "heads (default 1)"),
-        LA_OPT_INT("batch", 0, &c.batch, "B", 1, 1 << 16,
-                   "batch: B x H independent heads (default 1)"),
-        LA_OPT_INT("threads", 0, &c.threads, "N", 1, 1024, "threads (default 1, as `run`)"),
-        LA_OPT_CHOICE("data", 0, &data, sources,
-                      "synthetic inputs: iid N(0, sigma^2), or rows on the sphere of radius "
-                      "--norm (default gaussian; HDF5 data: use an experiment file)"),
-        LA_OPT_REAL("sigma", 0, &c.sigma, "X", 1e-6, 1e6,
-                    "gaussian: the standard deviation (default 1)"),
-        LA_OPT_REAL("norm", 0, &c.norm, "X", 1e-6, 1e6, "sphere: the row norm (default sqrt(d))"),
-        LA_OPT_REAL("budget", 0, &c.time_budget_s, "SECONDS", 0.0, 3600.0,
-                    "time budget of the repeats (default 0.2 s)"),
-        LA_OPT_INT("ref-rows", 0, &c.max_ref_rows, "N", 1, 1 << 26,
-                   "query rows of the exact reference for the errors (default 512)"),
-        LA_OPT_FLAG("tsv", 0, &tsv, "one header line and one row of TSV, for scripts"),
-        LA_OPT_END,
-    };
+    /* The cell's parameters from the schema, then bench's own options (its measurement
+     * settings take wider ranges than an experiment's: a budget of 0 is the minimum repeats). */
+    struct param_rows pr;
+    struct la_option one_opts[LA_NPARAMS + 5];
+    char budget_help[96], ref_help[96];
+    snprintf(budget_help, sizeof budget_help, "time budget of the repeats (default %g s)",
+             c.time_budget_s);
+    snprintf(ref_help, sizeof ref_help,
+             "query rows of the exact reference for the errors (default %d)", c.max_ref_rows);
+    size_t n = schema_options(&c, &pr, one_opts);
+    one_opts[n++] =
+        (struct la_option)LA_OPT_INT64("seed", 0, &seed, "S", 0, 0x7fffffffffffffffLL,
+                                       "seed of the data and of the map's draws (default 1)");
+    one_opts[n++] = (struct la_option)LA_OPT_REAL("budget", 0, &c.time_budget_s, "SECONDS", 0.0,
+                                                  3600.0, budget_help);
+    one_opts[n++] =
+        (struct la_option)LA_OPT_INT("ref-rows", 0, &c.max_ref_rows, "N", 1, 1 << 26, ref_help);
+    one_opts[n++] = (struct la_option)LA_OPT_FLAG(
+        "tsv", 0, &tsv, "one header line and one row of TSV, for scripts");
+    one_opts[n] = (struct la_option)LA_OPT_END;
     struct suite_args sa = {
         .threads = 1, .Tmin = 256, .Tmax = 16384, .ds = {32, 64, 128}, .nd = 3, .budget = 0.3};
     const struct la_option suite_opts[] = {
@@ -201,6 +208,11 @@ int cmd_bench(int argc, char **argv)
                  "softmax_flash at the same shape for the speedup, and the output error against "
                  "exact softmax in double (relative Frobenius, on up to --ref-rows query rows).",
         .opts = one_opts,
+        .outro = "The options before --seed are the cell parameters of the schema "
+                 "(harness/experiment/params.c): an experiment file's names, ranges and defaults "
+                 "(T excepted: 4096), checked with its messages.  --kernel linear is "
+                 "linear_causal with --causal, else linear_noncausal.  Synthetic data only "
+                 "(gaussian, sphere); h5 data: an experiment file.",
     };
     struct la_command suite = {
         .prog = "linattn bench",
@@ -225,12 +237,16 @@ int cmd_bench(int argc, char **argv)
     if (want_suite)
         return la_bench_suite(sa.ds, sa.nd, sa.Tmin, sa.Tmax, sa.threads, sa.budget, sa.tsv);
     c.seed = (uint64_t)seed;
-    c.source = data == 1 ? LA_DATA_SPHERE : LA_DATA_GAUSSIAN;
+    if (c.source == LA_DATA_H5) {
+        fprintf(stderr, "linattn bench: --data h5 needs an HDF5 file, which bench does not read: "
+                        "run an experiment file (linattn run) for h5 data\n");
+        return 2;
+    }
     if (!c.dv)
         c.dv = c.d;
     if (c.norm == 0.0)
         c.norm = sqrt((double)c.d);
-    if (!c.kernel[0])
+    if (!strcmp(c.kernel, "linear"))
         snprintf(c.kernel, sizeof c.kernel, "%s", c.causal ? "linear_causal" : "linear_noncausal");
     const struct attn_kernel *kn = attn_kernel_lookup(c.kernel);
     if (!(kn->causal_support & (c.causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK))) {

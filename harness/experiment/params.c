@@ -93,7 +93,7 @@ const struct la_param la_params[LA_NPARAMS] = {
                     .entry = "m",
                     .flag = "m",
                     .legend = "m",
-                    .help = "features (random draws); 0 = the map's own default",
+                    .help = "features (random draws); when unset, the map's own number",
                     INTS(1, MAX_M),
                     .flags = LA_PF_AXIS | LA_PF_ENTRY | LA_PF_RANGE | LA_PF_KEY,
                     .scope = LA_SCOPE_MAP,
@@ -294,7 +294,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                        .scope = LA_SCOPE_SPHERE,
                        CELL(norm)},
     [LA_PARAM_LAYER] = {.name = "layer",
-                        .flag = "layer",
                         .legend = "layer",
                         .help = "h5 data: the layer",
                         INTS(0, MAX_LAYER_HEAD),
@@ -304,7 +303,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                         CELL(layer),
                         ROW(layer)},
     [LA_PARAM_HEAD] = {.name = "head",
-                       .flag = "head",
                        .legend = "head",
                        .help = "h5 data: one head, or all heads of the layer at once",
                        INTS(0, MAX_LAYER_HEAD),
@@ -317,7 +315,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                        CELL(head),
                        ROW(head)},
     [LA_PARAM_TRIAL] = {.name = "trial",
-                        .legend = "trial",
                         .help = "repetition with another seed (0 .. trials-1)",
                         INTS(0, MAX_TRIAL),
                         .flags = LA_PF_KEY,
@@ -362,7 +359,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                         .def = "true",
                         CELL(measure_error)},
     [LA_PARAM_TIME_BUDGET_S] = {.name = "time_budget_s",
-                                .flag = "budget",
                                 .help = "timing: seconds for the timed repeats",
                                 .type = LA_PT_REAL,
                                 .lo = 0,
@@ -387,7 +383,6 @@ const struct la_param la_params[LA_NPARAMS] = {
                          .def = "1",
                          CELL(warmup)},
     [LA_PARAM_MAX_REF_ROWS] = {.name = "max_ref_rows",
-                               .flag = "ref-rows",
                                .help = "errors: exact reference on at most this many query rows",
                                INTS(1, MAX_T),
                                .flags = LA_PF_MEASURE,
@@ -619,9 +614,18 @@ int la_decimal(const char *s, double *out)
 int la_param_parse(const struct la_param *p, const char *text, unsigned how, struct la_value *v,
                    char *msg, size_t cap)
 {
+    return la_param_parse_as(p, NULL, text, how, v, msg, cap);
+}
+
+int la_param_parse_as(const struct la_param *p, const char *what, const char *text, unsigned how,
+                      struct la_value *v, char *msg, size_t cap)
+{
     memset(v, 0, sizeof *v);
-    char what[64], w[128], list[1024];
-    snprintf(what, sizeof what, "'%s'", p->name);
+    char quoted[64], w[128], list[1024];
+    if (!what) {
+        snprintf(quoted, sizeof quoted, "'%s'", p->name);
+        what = quoted;
+    }
     if (!text)
         text = "";
     if (p->word && !strcmp(text, p->word)) {
@@ -901,6 +905,16 @@ void la_param_set_row_real(const struct la_param *p, struct la_row *r, double x)
 {
     if (p->col && p->type == LA_PT_REAL)
         *(double *)(void *)((char *)r + p->row_off) = x;
+}
+
+void la_cell_defaults(struct la_cell *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < LA_NPARAMS; i++) {
+        struct la_value v;
+        la_param_default(&la_params[i], &v);
+        la_param_set(&la_params[i], c, &v);
+    }
 }
 
 void la_cell_measure_defaults(struct la_cell *c)

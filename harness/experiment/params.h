@@ -126,8 +126,11 @@ struct la_param {
     const char *yaml;   /* its key in data: or measure: when not name (data: "source"), or NULL */
     const char *entry;  /* LA_SCOPE_MAP: the featuremap_type.params word the map reads, also its
                          * key in a maps: entry (relu_eps: "eps"); else NULL */
-    const char *flag;   /* `linattn bench` option, without "--" */
-    const char *legend; /* label in figure legends and titles ("" = the value alone) */
+    const char *flag;   /* the `linattn bench` option built from this row, without "--", or
+                         * NULL (cmd_bench.c: one option per row that has one) */
+    const char *legend; /* with a results column: the row is a figure field (figures/fields.c)
+                         * and this is its label in legends and titles ("m" writes "m=64"; ""
+                         * the value alone); NULL: not a field (trial: its rows are averaged) */
     const char *help;   /* one line for people */
 
     /* Values. */
@@ -191,6 +194,10 @@ int la_param_numeric(const struct la_param *p);
 #define LA_PARSE_UNCHECKED 0x2u
 int la_param_parse(const struct la_param *p, const char *text, unsigned how, struct la_value *v,
                    char *msg, size_t cap);
+/* The same with the value called `what` in messages ("--T must be in 1..16777216, got 0")
+ * rather than "'NAME'"; what NULL is "'NAME'". */
+int la_param_parse_as(const struct la_param *p, const char *what, const char *text, unsigned how,
+                      struct la_value *v, char *msg, size_t cap);
 
 /* 1 when s is a plain decimal number that strtod reads whole to a finite value (into *out, with
  * -0 read as 0): strtod also reads "nan", "inf" and hex floats, which are not numbers in an
@@ -222,6 +229,10 @@ int la_value_eq(const struct la_param *p, const struct la_value *a, const struct
 
 /* A numeric value as a double (INT, BOOL, CHOICE: i; REAL: x). */
 double la_value_num(const struct la_param *p, const struct la_value *v);
+
+/* Every parameter of c at its row's default (la_param_default), seed 0: the cell before anything
+ * is chosen.  Rows without a default (dv, norm: the loader derives them) hold zero. */
+void la_cell_defaults(struct la_cell *c);
 
 /* The value a cell holds / stores one into a cell (names and paths copied, truncated to the
  * field; a word with a flag field sets the flag and the value to 0). */

@@ -1,5 +1,6 @@
-/* fields.c — the legend fields of results rows (fields.h): one table row per field, generic
- * equality, value, order and text by the column's type, and the few fields whose settings need
+/* fields.c — the legend fields of results rows (fields.h): the schema's parameters with a
+ * results column and a legend label, in the curve and legend orders; generic equality, value,
+ * order and text by the column's type and the label, and the few fields whose settings need
  * their own rule.  Also the row facts (softmax or not, map parameters, the key reader).
  * Pure functions of rows: no I/O, no state.  Tests: tests/test_figures.c.
  */
@@ -117,14 +118,6 @@ static int cmp_A(const struct la_row *a, const struct la_row *b)
     return A_auto(a) ? 0 : cmp_num(a->A, b->A);
 }
 
-static void text_A(const struct la_row *r, char *buf, size_t cap)
-{
-    if (isnan(r->A) || A_auto(r))
-        snprintf(buf, cap, "A=auto");
-    else
-        snprintf(buf, cap, "A=%g", r->A);
-}
-
 /* The kernel's default chunk changes with m: one setting, "default". */
 static int same_chunk(const struct la_row *a, const struct la_row *b)
 {
@@ -147,104 +140,193 @@ static int applies_sigma(const struct la_row *r)
     return !sigma_measured(r);
 }
 
-static void text_causal(const struct la_row *r, char *buf, size_t cap)
+/* Text with the schema's legend label. */
+static void text_causal(const struct la_row *r, const char *label, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s", r->causal ? "causal" : "non-causal");
+    snprintf(buf, cap, "%s%s", r->causal ? "" : "non-", label);
 }
 
-static void text_T(const struct la_row *r, char *buf, size_t cap)
+static void text_T(const struct la_row *r, const char *label, char *buf, size_t cap)
 {
     char t[32];
     la_fig_fmt_T(r->T, t, sizeof t);
-    snprintf(buf, cap, "T=%s", t);
+    snprintf(buf, cap, "%s=%s", label, t);
 }
 
-static void text_threads(const struct la_row *r, char *buf, size_t cap)
+static void text_A(const struct la_row *r, const char *label, char *buf, size_t cap)
 {
+    if (isnan(r->A) || A_auto(r))
+        snprintf(buf, cap, "%s=auto", label);
+    else
+        snprintf(buf, cap, "%s=%g", label, r->A);
+}
+
+static void text_threads(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    (void)label;
     snprintf(buf, cap, "%d thread%s", (int)r->threads, la_fig_plural(r->threads));
 }
 
-static void text_head(const struct la_row *r, char *buf, size_t cap)
+static void text_layer(const struct la_row *r, const char *label, char *buf, size_t cap)
 {
-    if (r->head < 0)
-        snprintf(buf, cap, "all heads");
-    else
-        snprintf(buf, cap, "head %d", (int)r->head);
+    snprintf(buf, cap, "%s %d", label, (int)r->layer);
 }
 
-/* ---- the table -------------------------------------------------------------------------- */
+static void text_head(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    if (r->head < 0)
+        snprintf(buf, cap, "all %ss", label);
+    else
+        snprintf(buf, cap, "%s %d", label, (int)r->head);
+}
 
-/* Scope of a field. */
-#define SERIES 1u /* tells linear series apart (kernel, map fields): not a panel field's order */
-#define LINEAR 2u /* applies to linear rows only */
-#define PARAM 4u  /* applies only when the row's map reads the parameter of this name */
+/* ---- the fields ------------------------------------------------------------------------- */
 
-struct field {
-    const char *name;   /* the results column */
-    size_t offset;      /* offsetof(struct la_row, name) */
-    int kind;           /* enum la_col_kind (tests/test_figures.c checks both against columns.c) */
-    const char *prefix; /* text: prefix and value ("m=64", "layer 3"); text() instead if set */
-    unsigned scope;
-    int legend; /* position in legend and title text (1 first); 0: never written */
+/* The fields are the parameters of the schema (harness/experiment/params.c) that have a results
+ * column and a legend label: their name is the column's, their value the row's, their text the
+ * label and the value ("m=64"; a label "" is the value alone: "prf", "iid").  Which rows they
+ * apply to follows the parameter's scope: the map's and the kernel's parameters (scope linear,
+ * chunk or map) only to linear rows, and a map's own parameter only to rows whose map reads it.
+ * What runs (the kernel and those parameters) tells the series of a panel apart.
+ *
+ * A parameter gets a field with no edit here; this file only places it in the two orders and
+ * gives the few fields that need them their own rules. */
+
+/* The order curves and panels sort by, which is also the fields' numbering.  Fields not listed
+ * (a parameter added to the schema) follow, in table order. */
+static const int sort_order[] = {
+    LA_PARAM_CAUSAL,  LA_PARAM_D,      LA_PARAM_MAP,  LA_PARAM_DRAW,  LA_PARAM_M,
+    LA_PARAM_A,       LA_PARAM_KERNEL, LA_PARAM_DV,   LA_PARAM_SIGMA, LA_PARAM_T,
+    LA_PARAM_DATA,    LA_PARAM_CHUNK,  LA_PARAM_EPS,  LA_PARAM_BATCH, LA_PARAM_HEADS,
+    LA_PARAM_THREADS, LA_PARAM_LAYER,  LA_PARAM_HEAD,
+};
+#define NSORT ((int)(sizeof sort_order / sizeof sort_order[0]))
+
+/* The order of legend and title text: the map's parameters first, then the shape.  Fields not
+ * listed follow, in field order. */
+static const int legend_order[] = {
+    LA_PARAM_M,     LA_PARAM_DRAW,    LA_PARAM_A,     LA_PARAM_KERNEL, LA_PARAM_CHUNK,
+    LA_PARAM_EPS,   LA_PARAM_CAUSAL,  LA_PARAM_D,     LA_PARAM_DV,     LA_PARAM_T,
+    LA_PARAM_SIGMA, LA_PARAM_DATA,    LA_PARAM_LAYER, LA_PARAM_HEAD,   LA_PARAM_BATCH,
+    LA_PARAM_HEADS, LA_PARAM_THREADS,
+};
+#define NLEGEND ((int)(sizeof legend_order / sizeof legend_order[0]))
+
+/* A field's own rules, where the generic ones (equal values, ascending order, label=value, the
+ * scope) do not say what a figure means. */
+struct rule {
+    int silent; /* never written: the map names each curve's colour and key already */
     int (*same)(const struct la_row *a, const struct la_row *b); /* NULL: equal values */
     int (*cmp)(const struct la_row *a, const struct la_row *b);  /* NULL: by value */
-    void (*text)(const struct la_row *r, char *buf, size_t cap); /* NULL: prefix + value */
+    void (*text)(const struct la_row *r, const char *label, char *buf, size_t cap);
     int (*applies)(const struct la_row *r); /* NULL: the scope decides; else also this */
 };
 
-/* The column's kind from its C type, as columns.c derives it. */
-#define KIND_OF(f)                                                                                 \
-    _Generic((((struct la_row *)0)->f), int32_t: LA_COL_INT32, int64_t: LA_COL_INT64,         \
-             uint64_t: LA_COL_UINT64, double: LA_COL_DOUBLE, char *: LA_COL_STRING)
-#define COL(f) #f, offsetof(struct la_row, f), KIND_OF(f)
-
-/* One row per field, in the order curves and panels sort by: the column, the text prefix, the
- * scope, the legend position, then the field's own rules (same, cmp, text, applies) or NULL.  A
- * new setting that should tell curves apart is one row here (its column exists in columns.c). */
-static const struct field fields[] = {
-    {COL(causal), "", 0, 7, NULL, NULL, text_causal, NULL},
-    {COL(d), "d=", 0, 8, NULL, NULL, NULL, NULL},
-    {COL(map), "", SERIES | LINEAR, 0, NULL, NULL, NULL, NULL},
-    {COL(draw), "", SERIES | LINEAR | PARAM, 2, NULL, NULL, NULL, NULL},
-    {COL(m), "m=", SERIES | LINEAR | PARAM, 1, NULL, NULL, NULL, NULL},
-    {COL(A), "A=", SERIES | LINEAR | PARAM, 3, same_A, cmp_A, text_A, NULL},
-    {COL(kernel), "", SERIES, 4, NULL, NULL, NULL, NULL},
-    {COL(dv), "dv=", 0, 9, NULL, NULL, NULL, NULL},
-    {COL(sigma), "σ=", 0, 11, same_sigma, NULL, NULL, applies_sigma},
-    {COL(T), "T=", 0, 10, NULL, NULL, text_T, NULL},
-    {COL(data), "", 0, 12, NULL, NULL, NULL, NULL},
-    {COL(chunk), "C=", SERIES | LINEAR, 5, same_chunk, NULL, NULL, applies_chunk},
-    {COL(eps), "eps=", SERIES | LINEAR, 6, NULL, NULL, NULL, NULL},
-    {COL(batch), "B=", 0, 15, NULL, NULL, NULL, NULL},
-    {COL(heads), "H=", 0, 16, NULL, NULL, NULL, NULL},
-    {COL(threads), "", 0, 17, NULL, NULL, text_threads, NULL},
-    {COL(layer), "layer ", 0, 13, NULL, NULL, NULL, NULL},
-    {COL(head), "", 0, 14, NULL, NULL, text_head, NULL},
+static const struct rule rules[LA_NPARAMS] = {
+    [LA_PARAM_MAP] = {.silent = 1},
+    [LA_PARAM_A] = {.same = same_A, .cmp = cmp_A, .text = text_A},
+    [LA_PARAM_CAUSAL] = {.text = text_causal},
+    [LA_PARAM_CHUNK] = {.same = same_chunk, .applies = applies_chunk},
+    [LA_PARAM_T] = {.text = text_T},
+    [LA_PARAM_SIGMA] = {.same = same_sigma, .applies = applies_sigma},
+    [LA_PARAM_THREADS] = {.text = text_threads},
+    [LA_PARAM_LAYER] = {.text = text_layer},
+    [LA_PARAM_HEAD] = {.text = text_head},
 };
-#define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
-_Static_assert(sizeof fields / sizeof fields[0] <= 32, "field masks are 32-bit");
+
+/* One field, as the schema's row describes it. */
+struct field {
+    const struct la_param *p; /* the schema's row */
+    const struct rule *rule;
+    const char *name; /* the results column */
+    size_t offset;    /* in struct la_row */
+    int kind;         /* enum la_col_kind, as la_params_fill_row stores the type */
+    int linear;       /* applies to linear rows only */
+    int series;       /* what runs: the kernel and the map's parameters */
+};
+
+static int is_field(const struct la_param *p)
+{
+    return p->col && p->legend;
+}
+
+static int in_list(const int *list, int n, int id)
+{
+    for (int k = 0; k < n; k++)
+        if (list[k] == id)
+            return 1;
+    return 0;
+}
+
+/* The schema row of field f, -1 past the last field. */
+static int field_param(int f)
+{
+    if (f < NSORT)
+        return f >= 0 ? sort_order[f] : -1;
+    for (int id = 0, k = NSORT; id < LA_NPARAMS; id++)
+        if (is_field(&la_params[id]) && !in_list(sort_order, NSORT, id) && k++ == f)
+            return id;
+    return -1;
+}
+
+/* The field of schema row id, -1 when it is none. */
+static int param_field(int id)
+{
+    for (int f = 0; f < NSORT; f++)
+        if (sort_order[f] == id)
+            return f;
+    if (!is_field(&la_params[id]))
+        return -1;
+    int f = NSORT;
+    for (int j = 0; j < id; j++)
+        f += is_field(&la_params[j]) && !in_list(sort_order, NSORT, j);
+    return f;
+}
+
+static struct field get(int f)
+{
+    const int id = field_param(f);
+    const struct la_param *p = &la_params[id];
+    const int scope = p->scope;
+    struct field F = {
+        .p = p,
+        .rule = &rules[id],
+        .name = p->col,
+        .offset = p->row_off,
+        .kind = p->type == LA_PT_REAL                           ? LA_COL_DOUBLE
+                : p->type == LA_PT_INT || p->type == LA_PT_BOOL ? LA_COL_INT32
+                                                                : LA_COL_STRING,
+        .linear = scope == LA_SCOPE_LINEAR || scope == LA_SCOPE_CHUNK || scope == LA_SCOPE_MAP,
+    };
+    F.series = F.linear || id == LA_PARAM_KERNEL;
+    return F;
+}
 
 int la_field_count(void)
 {
-    return NFIELDS;
+    int n = NSORT;
+    for (int id = 0; id < LA_NPARAMS; id++)
+        n += is_field(&la_params[id]) && !in_list(sort_order, NSORT, id);
+    return n;
 }
 
 unsigned la_fields_all(void)
 {
-    return NFIELDS == 32 ? ~0u : (1u << NFIELDS) - 1;
+    const int n = la_field_count();
+    return n >= 32 ? ~0u : (1u << n) - 1;
 }
 
 int la_field_find(const char *name)
 {
-    for (int f = 0; f < NFIELDS; f++)
-        if (!strcmp(fields[f].name, name))
+    for (int f = 0, n = la_field_count(); f < n; f++)
+        if (!strcmp(get(f).name, name))
             return f;
     return -1;
 }
 
 const char *la_field_name(int f)
 {
-    return f >= 0 && f < NFIELDS ? fields[f].name : NULL;
+    return f >= 0 && f < la_field_count() ? get(f).name : NULL;
 }
 
 int la_fields_mask(const char *names, unsigned *mask, struct la_error *err)
@@ -281,74 +363,86 @@ static double num_of(const struct la_row *r, const struct field *F)
 
 int la_field_eq(const struct la_row *a, const struct la_row *b, int f)
 {
-    const struct field *F = &fields[f];
-    if (F->same)
-        return F->same(a, b);
-    if (F->kind == LA_COL_STRING)
-        return !strcmp(text_of(a, F), text_of(b, F));
-    return la_fig_same_real(num_of(a, F), num_of(b, F));
+    const struct field F = get(f);
+    if (F.rule->same)
+        return F.rule->same(a, b);
+    if (F.kind == LA_COL_STRING)
+        return !strcmp(text_of(a, &F), text_of(b, &F));
+    return la_fig_same_real(num_of(a, &F), num_of(b, &F));
 }
 
 double la_field_num(const struct la_row *r, int f)
 {
-    return num_of(r, &fields[f]);
+    const struct field F = get(f);
+    return num_of(r, &F);
 }
 
 int la_field_cmp(const struct la_row *a, const struct la_row *b, int f)
 {
-    const struct field *F = &fields[f];
-    if (F->cmp)
-        return F->cmp(a, b);
-    if (F->kind == LA_COL_STRING)
-        return strcmp(text_of(a, F), text_of(b, F));
-    return cmp_num(num_of(a, F), num_of(b, F));
+    const struct field F = get(f);
+    if (F.rule->cmp)
+        return F.rule->cmp(a, b);
+    if (F.kind == LA_COL_STRING)
+        return strcmp(text_of(a, &F), text_of(b, &F));
+    return cmp_num(num_of(a, &F), num_of(b, &F));
 }
 
 void la_field_text(const struct la_row *r, int f, char *buf, size_t cap)
 {
-    const struct field *F = &fields[f];
-    if (F->text)
-        F->text(r, buf, cap);
-    else if (F->kind == LA_COL_STRING)
-        snprintf(buf, cap, "%s%s", F->prefix, text_of(r, F));
-    else if (F->kind == LA_COL_DOUBLE)
-        snprintf(buf, cap, "%s%g", F->prefix, num_of(r, F));
+    const struct field F = get(f);
+    const char *label = F.p->legend, *eq = label[0] ? "=" : "";
+    if (F.rule->text)
+        F.rule->text(r, label, buf, cap);
+    else if (F.kind == LA_COL_STRING)
+        snprintf(buf, cap, "%s%s%s", label, eq, text_of(r, &F));
+    else if (F.kind == LA_COL_DOUBLE)
+        snprintf(buf, cap, "%s%s%g", label, eq, num_of(r, &F));
     else
-        snprintf(buf, cap, "%s%d", F->prefix, (int)num_of(r, F));
+        snprintf(buf, cap, "%s%s%d", label, eq, (int)num_of(r, &F));
 }
 
 int la_field_applies(const struct la_row *r, int f)
 {
-    const struct field *F = &fields[f];
-    if (F->scope & LINEAR) {
+    const struct field F = get(f);
+    if (F.linear) {
         if (la_row_is_softmax(r))
             return 0;
-        if ((F->scope & PARAM) && !la_fig_map_reads(r->map, F->name))
+        if (F.p->scope == LA_SCOPE_MAP && !la_fig_map_reads(r->map, F.p->entry))
             return 0;
     }
-    return F->applies ? F->applies(r) : 1;
+    return F.rule->applies ? F.rule->applies(r) : 1;
 }
 
 /* ---- sets of fields ----------------------------------------------------------------------- */
 
+/* Appends field f's text to buf when mask has it and it applies to r. */
+static void append_one(const struct la_row *r, int f, unsigned mask, const char *sep, char *buf,
+                       size_t cap)
+{
+    if (f < 0 || !(mask & LA_FIELD_BIT(f)) || !la_field_applies(r, f))
+        return;
+    char t[96];
+    la_field_text(r, f, t, sizeof t);
+    size_t len = strlen(buf);
+    if (len + 1 < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? sep : "", t);
+}
+
 void la_fields_append(const struct la_row *r, unsigned mask, const char *sep, char *buf, size_t cap)
 {
-    for (int pos = 1; pos <= NFIELDS; pos++)
-        for (int f = 0; f < NFIELDS; f++) {
-            if (fields[f].legend != pos || !(mask & LA_FIELD_BIT(f)) || !la_field_applies(r, f))
-                continue;
-            char t[96];
-            la_field_text(r, f, t, sizeof t);
-            size_t len = strlen(buf);
-            if (len + 1 < cap)
-                snprintf(buf + len, cap - len, "%s%s", len ? sep : "", t);
-        }
+    for (int k = 0; k < NLEGEND; k++)
+        append_one(r, param_field(legend_order[k]), mask, sep, buf, cap);
+    for (int f = 0, n = la_field_count(); f < n; f++) {
+        const int id = field_param(f);
+        if (!in_list(legend_order, NLEGEND, id) && !rules[id].silent)
+            append_one(r, f, mask, sep, buf, cap);
+    }
 }
 
 unsigned la_fields_varying(const struct la_row *rows, const size_t *sel, size_t ns, unsigned mask)
 {
     unsigned v = 0;
-    for (int f = 0; f < NFIELDS; f++) {
+    for (int f = 0, n = la_field_count(); f < n; f++) {
         if (!(mask & LA_FIELD_BIT(f)))
             continue;
         const struct la_row *first = NULL;
@@ -367,7 +461,7 @@ unsigned la_fields_varying(const struct la_row *rows, const size_t *sel, size_t 
 
 int la_fields_same_except(const struct la_row *a, const struct la_row *b, unsigned skip)
 {
-    for (int f = 0; f < NFIELDS; f++)
+    for (int f = 0, n = la_field_count(); f < n; f++)
         if (!(skip & LA_FIELD_BIT(f)) && !la_field_eq(a, b, f))
             return 0;
     return 1;
@@ -378,7 +472,7 @@ int la_fields_cmp_curve(const struct la_row *a, const struct la_row *b)
     int sa = la_row_is_softmax(a), sb = la_row_is_softmax(b), c;
     if (sa != sb)
         return sb - sa;
-    for (int f = 0; f < NFIELDS; f++)
+    for (int f = 0, n = la_field_count(); f < n; f++)
         if ((c = la_field_cmp(a, b, f)))
             return c;
     return 0;
@@ -387,8 +481,8 @@ int la_fields_cmp_curve(const struct la_row *a, const struct la_row *b)
 int la_fields_cmp_panel(const struct la_row *a, const struct la_row *b)
 {
     int c;
-    for (int f = 0; f < NFIELDS; f++)
-        if (!(fields[f].scope & SERIES) && (c = la_field_cmp(a, b, f)))
+    for (int f = 0, n = la_field_count(); f < n; f++)
+        if (!get(f).series && (c = la_field_cmp(a, b, f)))
             return c;
     return 0;
 }

@@ -4,7 +4,10 @@
  * parameters apply, what its key says).  Used by every figure preparation (curves.c,
  * crossover.c, speedup.c, realheads.c).
  *
- * A field is a results column (results.h: la_row_column, same name) with how figures treat it:
+ * The fields are the parameters of the schema (harness/experiment/params.c) that have a results
+ * column and a legend label: a parameter added there with both is a field, sorted and written
+ * after those below, with no edit in fields.c.  A field is a results column (results.h:
+ * la_row_column, same name) with how figures treat it:
  *   equality   equal values; three fields have settings that are one setting whatever the
  *              row holds: gerf's A chosen from the data ("A=auto" in the key, the fitted value
  *              in the row), the kernel's default chunk (it changes with m and dv), and σ of
@@ -12,14 +15,17 @@
  *   applies    map fields (map, m, draw, A, chunk, eps) only to linear rows; m, draw and A only
  *              to maps whose parameter list has them; chunk only when not the default; σ only
  *              when it is a setting;
- *   text       "m=64", "causal", "d=64", "σ=0.5", "T=1K", "2 threads", "head 3", ...;
+ *   text       the schema's label and the value: "m=64", "d=64", "σ=0.5", "iid" (label ""),
+ *              and "causal", "T=1K", "2 threads", "layer 3", "head 3" by their own rules; the
+ *              map is never written (each curve's colour and key name it);
  *   order      curves sort by causality, d, map, draw, m, A, kernel, dv, σ, T, data, chunk, eps,
  *              batch, heads, threads, layer, head (softmax first); panels by the same order
  *              without the series fields (kernel and the map fields); legend and title text
  *              names m, draw, A, kernel, chunk, eps, causal, d, dv, T, σ, data, layer, head,
  *              batch, heads, threads, in that order.
- * Fields are numbered 0 .. la_field_count() − 1 (a table in fields.c, one row per field); a set
- * of fields is a mask of bits 1 << f, written in figure specifications as names ("d sigma T").
+ * Fields are numbered 0 .. la_field_count() − 1 in the curve order (fields.c); a set of fields
+ * is a mask of bits 1 << f (at most 32 fields), written in figure specifications as names
+ * ("d sigma T").
  * Not here: which figure uses which field (curves.c and the others).  No I/O.
  * Tests: tests/test_figures.c.
  */
