@@ -148,11 +148,12 @@ grep -Eq "no row has relu_eps=0.5; relu_eps values in .*: (0, 0.01|0.01, 0)$" "$
 for e in relu_eps=abc time_budget_s=1 norm_fixed=maybe A=aut relu_ep=1; do
     got=$("$bin" export "$tmp/params.h5" --where "$e" 2>&1)
     rc=$?
-    [ $rc -eq 2 ] && [ "$(printf '%s\n' "$got" | grep -c .)" -eq 1 ] && ok "export --where $e: exit 2: $got" ||
-        bad "export --where $e: exit $rc, '$got'"
+    [ $rc -eq 2 ] && [ "$(printf '%s\n' "$got" | grep -c .)" -eq 1 ] &&
+        ok "export --where $e: exit 2: $got" || bad "export --where $e: exit $rc, '$got'"
 done
 "$bin" export "$tmp/params.h5" --where relu_ep=1 2>&1 |
-    grep -q "(did you mean 'relu_eps'?); valid columns: index, .*; parameters read from the key: norm_fixed, relu_eps, norm, weights, path$" &&
+    grep -q "(did you mean 'relu_eps'?); valid columns: index, .*; parameters read from the key: \
+norm_fixed, relu_eps, norm, weights, path$" &&
     ok "an unknown --where name suggests a parameter and lists them" ||
     bad "export --where relu_ep=1: $("$bin" export "$tmp/params.h5" --where relu_ep=1 2>&1)"
 

@@ -472,9 +472,8 @@ static void test_errors(void **state)
     assert_int_equal(la_param_parse_as(&la_params[LA_PARAM_A], "--A", "x", 0, &v, msg, sizeof msg),
                      LA_EINVAL);
     assert_string_equal(msg, "--A (a number or auto): expected a number, got 'x'");
-    assert_int_equal(la_param_parse_as(&la_params[LA_PARAM_A], "--A", "auto", 0, &v, msg,
-                                       sizeof msg),
-                     LA_OK);
+    assert_int_equal(
+        la_param_parse_as(&la_params[LA_PARAM_A], "--A", "auto", 0, &v, msg, sizeof msg), LA_OK);
     assert_true(v.word);
     /* The range check alone, with the user's text and another name. */
     struct la_value x = {.x = -1};
@@ -701,7 +700,7 @@ static void test_cell_defaults(void **state)
     assert_string_equal(c.map, "elu1");
     assert_int_equal(c.T, 1024);
     assert_int_equal(c.d, 64);
-    assert_int_equal(c.dv, 0); /* the loader's: d */
+    assert_int_equal(c.dv, 0);  /* the loader's: d */
     assert_true(c.norm == 0.0); /* the loader's: √d */
     assert_int_equal(c.head, -1);
     assert_int_equal(c.A_auto, 0);
