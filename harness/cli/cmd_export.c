@@ -256,21 +256,6 @@ static int parse_where(const char *expr, struct filter *f)
     return 0;
 }
 
-static double num_value(const struct la_row *row, const struct la_column *c)
-{
-    const char *p = (const char *)row + c->offset;
-    int32_t i32;
-    int64_t i64;
-    uint64_t u64;
-    double x;
-    switch (c->kind) {
-    case LA_COL_INT32: memcpy(&i32, p, sizeof i32); return i32;
-    case LA_COL_INT64: memcpy(&i64, p, sizeof i64); return (double)i64;
-    case LA_COL_UINT64: memcpy(&u64, p, sizeof u64); return (double)u64;
-    default: memcpy(&x, p, sizeof x); return x;
-    }
-}
-
 /* A key filter: the row's value of the parameter, read from its key by the schema, against
  * f's: equality as the schema compares values (reals within a relative 1e-12), order by number
  * (names and paths as strings; a word has no order).  A text the schema does not read ("-": a
@@ -316,7 +301,7 @@ static int filter_pass(const struct filter *f, const struct la_row *row)
         }
         return cmp_result(f->op, (v > f->i) - (v < f->i));
     }
-    double v = num_value(row, f->col);
+    double v = la_row_value(row, f->col);
     if (isnan(v) || isnan(f->x)) /* nan = nan holds, so `--where kl_mean=nan` finds them */
         return f->op == OP_EQ ? isnan(v) && isnan(f->x)
                               : f->op == OP_NE ? !(isnan(v) && isnan(f->x)) : 0;

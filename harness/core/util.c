@@ -1,7 +1,9 @@
-/* util.c — splitmix64, FNV-1a and the double comparison declared in util.h.
+/* util.c — splitmix64, FNV-1a, the truncating copy and the double comparison declared in util.h.
  * Pure functions, no state; tested through their users (see util.h).
  */
 #include "util.h"
+
+#include <string.h>
 
 uint64_t la_splitmix64(uint64_t x)
 {
@@ -35,4 +37,13 @@ int la_cmp_double(const void *a, const void *b)
 {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+void la_copy_text(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }

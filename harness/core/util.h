@@ -1,5 +1,5 @@
-/* util.h — small pure helpers shared across linattn: the splitmix64 mixer, FNV-1a hashing and
- * the qsort comparison for doubles.
+/* util.h — small pure helpers shared across linattn: the splitmix64 mixer, FNV-1a hashing, a
+ * truncating string copy and the qsort comparison for doubles.
  *
  * Not a place for anything with state, I/O or error reporting (status.h holds the error and
  * "did you mean" helpers).  Header-safe for kernels/ and featuremaps/.  Tested through their
@@ -27,6 +27,10 @@ double la_splitmix64_unit(uint64_t *s);
 
 /* FNV-1a (64-bit) of n bytes at p, continuing from h (LA_FNV1A_SEED for a fresh hash). */
 uint64_t la_fnv1a(const void *p, size_t n, uint64_t h);
+
+/* Copies the NUL-terminated src into dst (cap >= 1 bytes), truncated to cap - 1 bytes; dst is
+ * always NUL-terminated. */
+void la_copy_text(char *dst, size_t cap, const char *src);
 
 /* qsort comparison for doubles, ascending (NaNs compare equal to everything). */
 int la_cmp_double(const void *a, const void *b);

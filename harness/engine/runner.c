@@ -55,6 +55,7 @@
 
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
+#include "../core/util.h"
 #include "../core/sysinfo.h"
 #include "../core/timing.h"
 #include "../experiment/params.h"
@@ -455,21 +456,11 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
 
 /* ---- the row ---------------------------------------------------------------------------- */
 
-/* Copies a NUL-terminated string, truncating it to cap - 1 bytes. */
-static void copy_name(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 void la_row_from_cell(const struct la_cell *c, struct la_row *row)
 {
     memset(row, 0, sizeof *row);
     row->index = c->index;
-    copy_name(row->key, sizeof row->key, c->key);
+    la_copy_text(row->key, sizeof row->key, c->key);
     /* Every parameter with a column (kernel, map, m, draw, A, causal, chunk, eps, the shape,
      * threads, data, sigma, layer, head, trial) as the cell says; la_run_cell replaces the
      * ones it measures (m and chunk as used, threads as run, the shape as read, A as fitted). */
@@ -782,7 +773,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         }
     }
     row->peak_rss_bytes = (double)la_peak_rss_bytes();
-    copy_name(row->message, sizeof row->message, note);
+    la_copy_text(row->message, sizeof row->message, note);
     featuremap_free(cr.fm);
     if (rng)
         gsl_rng_free(rng);
@@ -790,7 +781,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
 
 fail:
     row->status = st == LA_EINTR ? LA_ROW_INTERRUPTED : LA_ROW_FAILED;
-    copy_name(row->message, sizeof row->message, err->msg);
+    la_copy_text(row->message, sizeof row->message, err->msg);
     row->peak_rss_bytes = (double)la_peak_rss_bytes();
     featuremap_free(cr.fm);
     if (rng)

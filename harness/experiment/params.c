@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../../kernels/attention.h"
+#include "../core/util.h"
 
 /* Upper bounds of the counts (experiments/README.md, "Bounds", gives the reasons).  A value
  * over its bound is refused, never clamped. */
@@ -852,15 +853,6 @@ void la_params_to_fm(const struct la_cell *c, struct fm_params *fp)
     }
 }
 
-static void put_text(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 void la_params_fill_row(const struct la_cell *c, struct la_row *r)
 {
     const struct featuremap_type *t = la_cell_map(c->map);
@@ -885,7 +877,7 @@ void la_params_fill_row(const struct la_cell *c, struct la_row *r)
                 snprintf(text, sizeof text, "-");
             else
                 la_param_format(p, &v, text, sizeof text);
-            put_text(at, p->row_size, text);
+            la_copy_text(at, p->row_size, text);
             break;
         }
         }

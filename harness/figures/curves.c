@@ -195,7 +195,7 @@ static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
     size_t nx = 0;
     for (size_t i = 0; i < ns; i++) {
         const struct la_row *r = &rows[sel[i]];
-        if (la_fields_same_except(r, rep, skip) && isfinite(la_fig_value(r, col)))
+        if (la_fields_same_except(r, rep, skip) && isfinite(la_row_value(r, col)))
             xs[nx++] = la_field_num(r, xfield);
     }
     if (la_fig_curve_alloc(c, count_distinct(xs, nx)) != LA_OK)
@@ -207,7 +207,7 @@ static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
         double sum = 0, lo = INFINITY, hi = -INFINITY;
         for (size_t j = 0; j < ns; j++) {
             const struct la_row *r = &rows[sel[j]];
-            double y = la_fig_value(r, col);
+            double y = la_row_value(r, col);
             if (la_fields_same_except(r, rep, skip) && isfinite(y) &&
                 la_field_num(r, xfield) == xs[i]) {
                 ny++;
@@ -309,7 +309,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             continue;
         int any = 0;
         for (int k = 0; k < s->nmetrics; k++)
-            any |= isfinite(la_fig_value(r, R.metric[k]));
+            any |= isfinite(la_row_value(r, R.metric[k]));
         if (any)
             sel[ns++] = i;
     }

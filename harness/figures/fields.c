@@ -27,34 +27,6 @@ int la_fig_map_reads(const char *name, const char *p)
     return featuremap_type_reads(t, p);
 }
 
-double la_fig_value(const struct la_row *r, const struct la_column *c)
-{
-    const char *p = (const char *)r + c->offset;
-    switch (c->kind) {
-    case LA_COL_DOUBLE: {
-        double x;
-        memcpy(&x, p, sizeof x);
-        return x;
-    }
-    case LA_COL_INT32: {
-        int32_t x;
-        memcpy(&x, p, sizeof x);
-        return x;
-    }
-    case LA_COL_INT64: {
-        int64_t x;
-        memcpy(&x, p, sizeof x);
-        return (double)x;
-    }
-    case LA_COL_UINT64: {
-        uint64_t x;
-        memcpy(&x, p, sizeof x);
-        return (double)x;
-    }
-    }
-    return NAN;
-}
-
 void la_fig_fmt_T(double T, char *buf, size_t cap)
 {
     if (T >= 1024 * 1024)
@@ -358,7 +330,7 @@ static const char *text_of(const struct la_row *r, const struct field *F)
 static double num_of(const struct la_row *r, const struct field *F)
 {
     struct la_column c = {F->name, F->offset, 0, F->kind};
-    return la_fig_value(r, &c);
+    return la_row_value(r, &c);
 }
 
 int la_field_eq(const struct la_row *a, const struct la_row *b, int f)

@@ -93,9 +93,6 @@ int la_field_rank(const struct la_row *rows, const size_t *sel, size_t ns, int f
  * draw, the parameters of the random maps. */
 int la_fig_map_reads(const char *name, const char *p);
 
-/* The value of column c of r as a number; NaN for a text column. */
-double la_fig_value(const struct la_row *r, const struct la_column *c);
-
 /* Equality of two settings with NaN as a value (a map without A stores NaN). */
 int la_fig_same_real(double a, double b);
 

@@ -128,3 +128,31 @@ int la_row_is_softmax(const struct la_row *r)
         return kn->input == ATTN_IN_QK;
     return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
 }
+
+double la_row_value(const struct la_row *r, const struct la_column *c)
+{
+    const char *p = (const char *)r + c->offset;
+    switch (c->kind) {
+    case LA_COL_DOUBLE: {
+        double x;
+        memcpy(&x, p, sizeof x);
+        return x;
+    }
+    case LA_COL_INT32: {
+        int32_t x;
+        memcpy(&x, p, sizeof x);
+        return x;
+    }
+    case LA_COL_INT64: {
+        int64_t x;
+        memcpy(&x, p, sizeof x);
+        return (double)x;
+    }
+    case LA_COL_UINT64: {
+        uint64_t x;
+        memcpy(&x, p, sizeof x);
+        return (double)x;
+    }
+    }
+    return NAN;
+}

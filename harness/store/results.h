@@ -115,6 +115,11 @@ const struct la_column *la_row_columns(size_t *n);
 /* The column called name, or NULL. */
 const struct la_column *la_row_column(const char *name);
 
+/* The value of numeric column c of row r as a double (integers converted); NaN for a string
+ * column.  Every reader of a column's number (export --where, figure fields and metrics) uses
+ * it. */
+double la_row_value(const struct la_row *r, const struct la_column *c);
+
 /* 1 if row r measured softmax attention: its kernel takes raw Q, K (ATTN_IN_QK in the kernel
  * table).  A kernel name this build does not know (a file written by a newer linattn) is decided
  * by the map: "none" (or empty, or "-") for softmax rows.  The one test crossover.c and
