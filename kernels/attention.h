@@ -22,6 +22,15 @@
  * (T·dk each) and v (T·dv) and writes y (T·dv): 4·(2·T·dk + 2·T·dv) bytes, causal or not.
  * Workspace traffic, re-reads of K and V (a tiled softmax reads them once per query block) and
  * cache misses are not counted: it is a lower bound, the same for every algorithm of an operation.
+ *
+ * Linear prefill and step (causal; the state of one sequence is S (m × dv) and z (m)):
+ *   prefill of T tokens: flops 4·T·m·dv + 4·T·m, as the forward kernel (per token z += φ(k):
+ *            m; φ(q)ᵀz: 2·m; S += φ(k)vᵀ: 2·m·dv; φ(q)ᵀS: 2·m·dv; the m left over and the dv
+ *            scalings are the forward model's convention); bytes 4·(2·T·m + 2·T·dv) for the
+ *            tokens plus 2·4·(m·dv + m) for the state read on entry and written on return.
+ *   step of B sequences (T = B, one token each): flops 4·B·m·dv + 4·B·m (the prefill of one
+ *            token per sequence); bytes 4·B·(2·m + 2·dv) + 2·4·B·(m·dv + m): at decode sizes
+ *            the state dominates, so a step is bound by where the states live.
  */
 #ifndef LA_ATTENTION_H
 #define LA_ATTENTION_H
@@ -59,12 +68,13 @@ long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, d
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 
-/* The operation a kernel performs.  Only forward kernels exist so far; the others name the
- * operations the argument struct already has room for. */
+/* The operation a kernel performs.  Forward, and for linear attention prefill and step, exist;
+ * backward names an operation the argument struct already has room for. */
 enum attn_op {
     ATTN_OP_FORWARD = 0, /* y from q, k, v over T tokens, no state in or out */
     ATTN_OP_PREFILL,     /* causal: T tokens appended to a carried state, y for each */
-    ATTN_OP_STEP,        /* causal: one token (T = 1) at position pos appended, its y */
+    ATTN_OP_STEP,        /* causal: one token for each of T = B independent sequences
+                            appended to that sequence's state, its y */
     ATTN_OP_BACKWARD,    /* grad_q, grad_k, grad_v from grad_y (and q, k, v) */
 };
 
@@ -91,11 +101,15 @@ struct attn_args {
     float *work; /* workspace of attn_workspace_floats() floats */
     long n_small_den; /* out (linear): rows whose |normaliser| <= eps */
 
-    /* Prefill and step only (forward kernels neither read nor write these). */
+    /* Prefill and step only (forward kernels neither read nor write these).  Step: T is the
+     * number of sequences B; row b of q, k, v and y is sequence b's token, and state holds the
+     * B states back to back (sequence b's at b·attn_state_floats()); threads may split the
+     * sequences. */
     float *state; /* the carried state of one head, attn_state_floats() floats, read on entry
-                     and written on return; linear: S (dk × dv, row-major), then z (dk);
-                     softmax: the K, V cache */
-    int pos;      /* tokens already in the state (0: empty); the first token's position */
+                     and written on return; linear: S (dk × dv, row-major), then z (dk), all
+                     zero for an empty state; softmax: the K, V cache */
+    int pos;      /* tokens already in the state (0: empty); the first token's position (linear
+                     kernels do not read it: their state has one size) */
 
     /* Backward only (forward kernels neither read nor write these). */
     const float *grad_y;    /* in: the upstream gradient ∂L/∂y, (T, dv) */
@@ -115,6 +129,9 @@ struct attn_ref_args {
     double eps;              /* linear: normaliser eps */
     double *scratch;         /* attn_ref.scratch(T, dk, dv) doubles */
     long n_small_den;        /* out (linear): rows whose |normaliser| <= eps */
+    double *state;           /* prefill and step: the carried state, read and written, laid
+                                out as attn_args.state (linear prefill: S (dk × dv) then z (dk)
+                                of one sequence; linear step: T such states back to back) */
 };
 
 /* The double reference that checks one kind of kernel (struct attn_kernel.ref). */
@@ -133,6 +150,21 @@ struct attn_ref {
 extern const struct attn_ref attn_ref_softmax;     /* attn_softmax_ref */
 extern const struct attn_ref attn_ref_linear;      /* attn_linear_ref */
 extern const struct attn_ref attn_ref_linear_elu1; /* attn_linear_ref on elu+1(q), elu+1(k) */
+extern const struct attn_ref attn_ref_linear_prefill; /* attn_linear_prefill_ref */
+extern const struct attn_ref attn_ref_linear_step;    /* attn_linear_step_ref */
+
+/* Causal linear attention continuing from a state, from the definition: row i of Y is
+ *   (φ(q_i)ᵀ(S0 + Σ_{j<=i} φ(k_j) v_jᵀ)) / (φ(q_i)ᵀ(z0 + Σ_{j<=i} φ(k_j)) + eps)
+ * with S0, z0 the state on entry (state: S (m × dv) then z (m)), summed directly in O(T²·m);
+ * on return state holds S0 + Σ_j φ(k_j) v_jᵀ and z0 + Σ_j φ(k_j).  Returns the rows whose
+ * normaliser was <= eps in absolute value. */
+long attn_linear_prefill_ref(const double *PQ, const double *PK, const double *V, double *Y,
+                             int T, int m, int dv, double eps, double *state);
+
+/* One token for each of B sequences: row b of PQ, PK, V, Y is sequence b's, whose state (S, z)
+ * is at state + b·(m·dv + m); each is the prefill of one token.  Returns the small rows. */
+long attn_linear_step_ref(const double *PQ, const double *PK, const double *V, double *Y, int B,
+                          int m, int dv, double eps, double *state);
 
 /* One row of the kernel table: what the kernel is, as data.  Code that needs to know whether
  * a kernel takes features, reads the chunk size or carries a state reads these fields (never
@@ -155,8 +187,8 @@ struct attn_kernel {
      * the default causal algorithm, linear_causal_recurrent), or NULL.  Its measurements repeat
      * that entry's: a table that lists each algorithm once (`bench --suite`) skips it */
     const char *alias_of;
-    /* prefill/step: floats of carried state per head holding up to T tokens (linear: dk·dv + dk
-     * whatever T; a KV cache grows with T).  NULL: no state (forward, backward) */
+    /* prefill/step: floats of carried state of one sequence holding up to T tokens (linear:
+     * dk·dv + dk whatever T; a KV cache grows with T).  NULL: no state (forward, backward) */
     size_t (*state_floats)(int T, int dk, int dv);
     /* the double reference that checks it */
     const struct attn_ref *ref;
@@ -182,7 +214,8 @@ const char *const *attn_kernel_names(void); /* NULL-terminated, static */
 size_t attn_workspace_floats(const struct attn_kernel *kn, int T, int dk, int dv, int causal,
                              int chunk, int threads);
 
-/* Runs kernel kn over H heads stored back to back (head h at q + h·T·dk, ...).  H >= nthreads:
+/* Runs kernel kn over H heads stored back to back (head h at q + h·T·dk, ..., its state at
+ * state + h·attn_call_state_floats()).  H >= nthreads:
  * OpenMP over heads, each head on one thread using work + t·ws (t = the thread's number), so
  * work must hold min(H, nthreads)·ws floats with ws sized for 1 thread.  H < nthreads: the heads
  * run one after another with every thread inside each (args.threads = nthreads), so ws must be
@@ -194,8 +227,14 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 double attn_nominal_bytes(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 
-/* Floats of carried state per head holding up to T tokens (0 for an operation without state). */
+/* Floats of carried state of one sequence holding up to T tokens (0 for an operation without
+ * state). */
 size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv);
+
+/* Floats of state one call of kn on one head reads and writes: a prefill's one sequence
+ * (attn_state_floats), a step's T sequences (T times that), 0 without state.  attn_run_heads
+ * gives head h the state at h times this. */
+size_t attn_call_state_floats(const struct attn_kernel *kn, int T, int dk, int dv);
 
 /* The first entry of the table with this operation and input that runs this causality, or
  * NULL: what a name that stands for a kind of kernel ("linear" in experiment files) means. */
@@ -214,6 +253,8 @@ void attn_softmax_flash(struct attn_args *a);
 void attn_linear_noncausal(struct attn_args *a);
 void attn_linear_causal_recurrent(struct attn_args *a);
 void attn_linear_causal_chunked(struct attn_args *a);
+void attn_linear_prefill(struct attn_args *a);
+void attn_linear_step(struct attn_args *a);
 
 /* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
  * valid on this CPU, else -1 with a one-line reason naming the valid values in msg.  The CLI's

@@ -57,11 +57,27 @@ static void ref_linear_elu1_run(struct attn_ref_args *a)
     a->n_small_den = attn_linear_ref(pq, pk, a->v, a->y, a->T, a->dk, a->dv, a->causal, a->eps);
 }
 
+static void ref_linear_prefill_run(struct attn_ref_args *a)
+{
+    a->n_small_den =
+        attn_linear_prefill_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->eps, a->state);
+}
+
+static void ref_linear_step_run(struct attn_ref_args *a)
+{
+    a->n_small_den =
+        attn_linear_step_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->eps, a->state);
+}
+
 const struct attn_ref attn_ref_softmax = {"softmax", ATTN_TOL_SOFTMAX, softmax_scratch,
                                           ref_softmax_run};
 const struct attn_ref attn_ref_linear = {"linear", ATTN_TOL_LINEAR, no_scratch, ref_linear_run};
 const struct attn_ref attn_ref_linear_elu1 = {"linear_elu1", ATTN_TOL_LINEAR, elu1_scratch,
                                               ref_linear_elu1_run};
+const struct attn_ref attn_ref_linear_prefill = {"linear_prefill", ATTN_TOL_LINEAR, no_scratch,
+                                                 ref_linear_prefill_run};
+const struct attn_ref attn_ref_linear_step = {"linear_step", ATTN_TOL_LINEAR, no_scratch,
+                                              ref_linear_step_run};
 
 /* ---- flop and byte models (attention.h states them) ---- */
 
@@ -83,6 +99,20 @@ double attn_forward_bytes(int T, int dk, int dv, int causal)
     (void)causal;
     const double t = T, k = dk, v = dv;
     return sizeof(float) * (2.0 * t * k + 2.0 * t * v); /* q, k, v read; y written */
+}
+
+/* Linear prefill and step (T = B sequences for a step): the tokens' traffic plus each state
+ * read and written once. */
+static double linear_prefill_bytes(int T, int dk, int dv, int causal)
+{
+    const double k = dk, v = dv;
+    return attn_forward_bytes(T, dk, dv, causal) + 2.0 * sizeof(float) * (k * v + k);
+}
+
+static double linear_step_bytes(int T, int dk, int dv, int causal)
+{
+    const double k = dk, v = dv;
+    return attn_forward_bytes(T, dk, dv, causal) + 2.0 * sizeof(float) * T * (k * v + k);
 }
 
 /* The default causal linear kernel: the faster of the two causal algorithms, as measured by
@@ -171,6 +201,36 @@ const struct attn_kernel attn_kernels[] = {
         .workspace = attn_linear_causal_chunked_ws,
         .run = attn_linear_causal_chunked,
     },
+    {
+        .name = "linear_prefill",
+        .summary = "causal linear attention, fp32, prefill: T tokens of one sequence appended to "
+                   "its state (S, z), y for each",
+        .op = ATTN_OP_PREFILL,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_linear_prefill,
+        .flops = attn_linear_flops,
+        .bytes = linear_prefill_bytes,
+        .workspace = attn_linear_decode_ws,
+        .run = attn_linear_prefill,
+    },
+    {
+        .name = "linear_step",
+        .summary = "causal linear attention, fp32, step: one token for each of T = B sequences, "
+                   "each state updated in place",
+        .op = ATTN_OP_STEP,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_linear_step,
+        .flops = attn_linear_flops,
+        .bytes = linear_step_bytes,
+        .workspace = attn_linear_decode_ws,
+        .run = attn_linear_step,
+    },
     {0},
 };
 
@@ -221,6 +281,12 @@ size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv)
     return kn->state_floats ? kn->state_floats(T, dk, dv) : 0;
 }
 
+size_t attn_call_state_floats(const struct attn_kernel *kn, int T, int dk, int dv)
+{
+    const size_t sf = attn_state_floats(kn, T, dk, dv);
+    return kn->op == ATTN_OP_STEP ? (size_t)T * sf : sf;
+}
+
 const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal)
 {
     const int bit = causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
@@ -243,6 +309,8 @@ static long run_head(const struct attn_kernel *kn, const struct attn_args *proto
     a.y += h * vstride;
     if (a.eps_row)
         a.eps_row += (size_t)h * proto->T;
+    if (a.state)
+        a.state += h * attn_call_state_floats(kn, proto->T, proto->dk, proto->dv);
     a.threads = threads;
     a.work = work;
     kn->run(&a);

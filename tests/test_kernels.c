@@ -7,7 +7,10 @@
  * against the non-causal formula on every prefix; the seed baseline (raw Q, K, elu+1 inside)
  * against the reference on elu1 features; softmax stability for scores of ±1000; small
  * normalisers counted at every thread count; the output at aligned and unaligned addresses with
- * threads.  Run: make check (or build/tests/test_kernels).
+ * threads; prefill and step (linear): prefill then steps against the causal forward reference
+ * and kernel (la_check_kernel's chain), a prefill in pieces equal to one prefill, a threaded
+ * step equal to an unthreaded one, and mutated prefill and step kernels that the chain check
+ * fails.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
@@ -22,52 +25,58 @@
 #include "../kernels/simd.h"
 
 static const struct la_check_case odd_shapes[] = {
-    /* T, dk, dv, heads, causal, chunk, threads, scale */
-    {1, 16, 16, 1, 0, 0, 1, 1.0},   {63, 16, 16, 1, 0, 0, 1, 1.0},  {64, 16, 16, 1, 0, 0, 1, 1.0},
-    {65, 16, 16, 1, 0, 0, 1, 1.0},  {129, 16, 16, 1, 0, 0, 1, 1.0}, {300, 1, 1, 1, 0, 0, 1, 1.0},
-    {257, 24, 40, 1, 0, 0, 1, 1.0}, {200, 33, 17, 3, 0, 0, 2, 1.0}, {100, 5, 3, 4, 0, 0, 1, 1.5},
-    {1, 16, 16, 1, 1, 0, 1, 1.0},   {63, 16, 16, 1, 1, 0, 1, 1.0},  {64, 16, 16, 1, 1, 0, 1, 1.0},
-    {65, 16, 16, 1, 1, 0, 1, 1.0},  {129, 16, 16, 1, 1, 0, 1, 1.0}, {300, 1, 1, 1, 1, 0, 1, 1.0},
-    {257, 24, 40, 1, 1, 0, 1, 1.0}, {200, 33, 17, 3, 1, 0, 2, 1.0}, {100, 5, 3, 4, 1, 0, 1, 1.5},
-    {333, 20, 12, 1, 1, 17, 1, 1.0}, {31, 8, 8, 1, 1, 32, 1, 1.0}, {32, 8, 8, 1, 1, 32, 1, 1.0},
-    {33, 8, 8, 1, 1, 32, 1, 1.0},   {700, 64, 64, 1, 1, 0, 2, 1.0}, {700, 64, 64, 1, 0, 0, 2, 1.0},
+    /* T, dk, dv, heads, causal, chunk, threads, scale, steps (unused) */
+    {1, 16, 16, 1, 0, 0, 1, 1.0, 0},   {63, 16, 16, 1, 0, 0, 1, 1.0, 0},  {64, 16, 16, 1, 0, 0, 1, 1.0, 0},
+    {65, 16, 16, 1, 0, 0, 1, 1.0, 0},  {129, 16, 16, 1, 0, 0, 1, 1.0, 0}, {300, 1, 1, 1, 0, 0, 1, 1.0, 0},
+    {257, 24, 40, 1, 0, 0, 1, 1.0, 0}, {200, 33, 17, 3, 0, 0, 2, 1.0, 0}, {100, 5, 3, 4, 0, 0, 1, 1.5, 0},
+    {1, 16, 16, 1, 1, 0, 1, 1.0, 0},   {63, 16, 16, 1, 1, 0, 1, 1.0, 0},  {64, 16, 16, 1, 1, 0, 1, 1.0, 0},
+    {65, 16, 16, 1, 1, 0, 1, 1.0, 0},  {129, 16, 16, 1, 1, 0, 1, 1.0, 0}, {300, 1, 1, 1, 1, 0, 1, 1.0, 0},
+    {257, 24, 40, 1, 1, 0, 1, 1.0, 0}, {200, 33, 17, 3, 1, 0, 2, 1.0, 0}, {100, 5, 3, 4, 1, 0, 1, 1.5, 0},
+    {333, 20, 12, 1, 1, 17, 1, 1.0, 0}, {31, 8, 8, 1, 1, 32, 1, 1.0, 0}, {32, 8, 8, 1, 1, 32, 1, 1.0, 0},
+    {33, 8, 8, 1, 1, 32, 1, 1.0, 0},   {700, 64, 64, 1, 1, 0, 2, 1.0, 0}, {700, 64, 64, 1, 0, 0, 2, 1.0, 0},
     /* Threads inside one head: fewer chunks or column vectors than threads, T = 1, dv not a
      * multiple of any vector width, three threads. */
-    {1, 16, 16, 1, 1, 0, 2, 1.0},   {3, 7, 5, 1, 1, 2, 2, 1.0},     {70, 9, 5, 1, 1, 16, 3, 1.0},
-    {301, 40, 17, 1, 1, 0, 2, 1.0}, {301, 40, 17, 1, 0, 0, 2, 1.0}, {513, 33, 65, 1, 1, 50, 2, 1.0},
-    {1, 16, 16, 1, 0, 0, 2, 1.0},   {97, 96, 130, 1, 1, 0, 3, 1.0}, {97, 96, 130, 1, 0, 0, 3, 1.0},
+    {1, 16, 16, 1, 1, 0, 2, 1.0, 0},   {3, 7, 5, 1, 1, 2, 2, 1.0, 0},     {70, 9, 5, 1, 1, 16, 3, 1.0, 0},
+    {301, 40, 17, 1, 1, 0, 2, 1.0, 0}, {301, 40, 17, 1, 0, 0, 2, 1.0, 0}, {513, 33, 65, 1, 1, 50, 2, 1.0, 0},
+    {1, 16, 16, 1, 0, 0, 2, 1.0, 0},   {97, 96, 130, 1, 1, 0, 3, 1.0, 0}, {97, 96, 130, 1, 0, 0, 3, 1.0, 0},
     /* Several segments of the threaded chunked form (3 chunks of 48 a segment at 128 wide;
      * 11 of 20 at m = 100, dv = 60), dealt to 2 and 3 threads; 721 ends on a one-token chunk
      * alone in the last segment. */
-    {1000, 128, 128, 1, 1, 0, 2, 1.0}, {1000, 128, 128, 1, 1, 0, 3, 1.0},
-    {721, 128, 128, 1, 1, 0, 2, 1.0},  {721, 128, 128, 1, 1, 0, 3, 1.0},
-    {1000, 100, 60, 1, 1, 20, 3, 1.0},
+    {1000, 128, 128, 1, 1, 0, 2, 1.0, 0}, {1000, 128, 128, 1, 1, 0, 3, 1.0, 0},
+    {721, 128, 128, 1, 1, 0, 2, 1.0, 0},  {721, 128, 128, 1, 1, 0, 3, 1.0, 0},
+    {1000, 100, 60, 1, 1, 20, 3, 1.0, 0},
     /* Several key tiles and query blocks of softmax; long rows; m != dv widths past 64. */
-    {600, 1, 1, 1, 0, 0, 1, 2.0},   {600, 1, 1, 1, 1, 0, 1, 2.0},   {531, 72, 80, 1, 1, 0, 1, 1.0},
-    {531, 72, 80, 1, 0, 0, 1, 1.0}, {290, 130, 3, 2, 1, 0, 2, 1.0}, {290, 3, 130, 2, 0, 0, 2, 1.0},
+    {600, 1, 1, 1, 0, 0, 1, 2.0, 0},   {600, 1, 1, 1, 1, 0, 1, 2.0, 0},   {531, 72, 80, 1, 1, 0, 1, 1.0, 0},
+    {531, 72, 80, 1, 0, 0, 1, 1.0, 0}, {290, 130, 3, 2, 1, 0, 2, 1.0, 0}, {290, 3, 130, 2, 0, 0, 2, 1.0, 0},
 };
 
-/* Every forward entry of the table, and the seed baseline, against the reference its entry
- * names (la_check_kernel runs kn->ref). */
+/* Every entry of the table, and the seed baseline, against the reference its entry names
+ * (la_check_kernel runs kn->ref).  Prefill and step entries run each causal shape as a chain:
+ * a prefill of T − N tokens then N steps, with N = T (P = 0) and N = ⌈T/3⌉ in turn, heads as
+ * the batch B. */
 static void check_every_kernel_odd_shapes(void)
 {
     const size_t nk = attn_kernel_count();
     for (size_t k = 0; k <= nk; k++) {
         const struct attn_kernel *kn = k < nk ? &attn_kernels[k] : &attn_linear_causal_seed;
-        assert_int_equal(kn->op, ATTN_OP_FORWARD);
+        assert_true(kn->op == ATTN_OP_FORWARD || kn->op == ATTN_OP_PREFILL ||
+                    kn->op == ATTN_OP_STEP);
         assert_non_null(kn->ref);
         for (size_t i = 0; i < sizeof odd_shapes / sizeof odd_shapes[0]; i++) {
-            const struct la_check_case *c = &odd_shapes[i];
+            struct la_check_case cc = odd_shapes[i];
+            if (kn->op != ATTN_OP_FORWARD)
+                cc.steps = i % 2 ? cc.T : (cc.T + 2) / 3;
+            const struct la_check_case *c = &cc;
             if (!(kn->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                 continue;
             struct la_check_result r;
             struct la_error err;
             assert_int_equal(la_check_kernel(kn, c, 1000 + i, &r, &err), LA_OK);
             if (!(r.finite && r.rel_err <= r.tol))
-                print_error("%s [%s] T=%d dk=%d dv=%d H=%d causal=%d chunk=%d thr=%d: rel_err "
-                            "%.3g tol %.1g\n",
-                            kn->name, la_simd_name(la_simd_isa()), c->T, c->dk, c->dv, c->heads,
-                            c->causal, c->chunk, c->threads, r.rel_err, r.tol);
+                print_error("%s [%s] T=%d N=%d dk=%d dv=%d H=%d causal=%d chunk=%d thr=%d: "
+                            "rel_err %.3g tol %.1g\n",
+                            kn->name, la_simd_name(la_simd_isa()), c->T, c->steps, c->dk, c->dv,
+                            c->heads, c->causal, c->chunk, c->threads, r.rel_err, r.tol);
             assert_true(r.finite);
             assert_true(r.rel_err <= r.tol);
             assert_int_equal(r.small_fast, r.small_ref);
@@ -216,11 +225,20 @@ static void test_seed_baseline(void **state)
     }
 }
 
-/* A kernel that takes features and runs this causality. */
+/* A kernel that takes features, runs this causality and computes the T rows of one sequence:
+ * a forward kernel, or a prefill (from the empty state of new_state, it is the causal forward
+ * pass). */
 static int linear_for(const struct attn_kernel *kn, int causal)
 {
-    return kn->input == ATTN_IN_FEATURES &&
+    return kn->input == ATTN_IN_FEATURES && kn->op != ATTN_OP_STEP &&
            (kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK));
+}
+
+/* An empty state for one call of kn on one head (NULL when kn has none); free() it. */
+static float *new_state(const struct attn_kernel *kn, int T, int dk, int dv)
+{
+    const size_t n = attn_call_state_floats(kn, T, dk, dv);
+    return n ? calloc(n, sizeof(float)) : NULL;
 }
 
 /* Seeded positive features and values for one head. */
@@ -268,9 +286,12 @@ static void test_small_normalisers_counted(void **state)
                     for (int th = 1; th <= 3; th++) {
                         const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
                         float *w = malloc(sizeof(float) * ws);
+                        float *st = new_state(kn, T, m, dv);
                         struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m,
-                                              .dv = dv, .causal = causal, .eps = 1e-6f};
+                                              .dv = dv, .causal = causal, .eps = 1e-6f,
+                                              .state = st};
                         const long got = attn_run_heads(kn, &a, 1, th, w, ws);
+                        free(st);
                         if (got != want)
                             print_error("%s [%s] m=%d dv=%d threads=%d: %ld small, want %ld\n",
                                         kn->name, la_simd_name(isa), m, dv, th, got, want);
@@ -353,10 +374,12 @@ static void test_threads_output_layout(void **state)
                                 ybuf[i] = guard;
                             const size_t ws = attn_workspace_floats(kn, T, m, dv, causal, 0, th);
                             float *w = malloc(sizeof(float) * ws);
+                            float *st = new_state(kn, T, m, dv);
                             struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T,
                                                   .dk = m, .dv = dv, .causal = causal,
-                                                  .eps = 1e-6f};
+                                                  .eps = 1e-6f, .state = st};
                             assert_int_equal(attn_run_heads(kn, &a, 1, th, w, ws), want);
+                            free(st);
                             const double e = tu_rel_err(y, yd, ny);
                             if (!(e <= ATTN_TOL_LINEAR))
                                 print_error("%s [%s] T=%d m=%d dv=%d threads=%d offset=%d: %.3g\n",
@@ -430,9 +453,11 @@ static void test_causal_is_prefix_of_noncausal(void **state)
         if (!linear_for(kn, 1))
             continue;
         float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, m, dv, 1, 0, 1));
+        float *st = new_state(kn, T, m, dv);
         struct attn_args a = {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = m, .dv = dv,
-                              .causal = 1, .eps = 1e-6f, .work = w};
+                              .causal = 1, .eps = 1e-6f, .work = w, .state = st};
         kn->run(&a);
+        free(st);
         for (int i = 0; i < T; i += 7) {
             /* Non-causal reference on the first i+1 rows; its last row is causal row i. */
             attn_linear_ref(pqd, pkd, vd, yd, i + 1, m, dv, 0, 1e-6);
@@ -500,14 +525,19 @@ static void test_softmax_ref_by_hand(void **state)
 }
 
 /* One head of kn at (T, dk, dv) on one thread with chunk size `chunk`, into y. */
+/* One call of kn on one head; a kernel with a state starts from an empty one (a prefill of T
+ * tokens is then the causal forward pass, a step of T sequences T one-token sequences). */
 static void run_one(const struct attn_kernel *kn, const float *q, const float *k, const float *v,
                     float *y, int T, int dk, int dv, int causal, int chunk)
 {
     float *w = malloc(sizeof(float) * attn_workspace_floats(kn, T, dk, dv, causal, chunk, 1));
+    const size_t ns = attn_call_state_floats(kn, T, dk, dv);
+    float *st = ns ? calloc(ns, sizeof *st) : NULL;
     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
-                          .causal = causal, .eps = 1e-6f, .chunk = chunk, .threads = 1, .work = w};
+                          .causal = causal, .eps = 1e-6f, .chunk = chunk, .threads = 1, .work = w,
+                          .state = st};
     kn->run(&a);
-    free(w);
+    free(w), free(st);
 }
 
 /* Largest |a_i − b_i| / (1 + |b_i|) over rows [r0, r1) of two (T, dv) outputs. */
@@ -529,7 +559,10 @@ static double rows_diff(const float *a, const float *b, int r0, int r1, int dv)
  *    and only if the kernel says it reads it;
  *  - input: doubling one query row leaves linear attention on features unchanged (φ(q)ᵀS over
  *    φ(q)ᵀz, up to eps) and changes softmax attention on raw Q, K (a sharper softmax);
- *  - op: forward, no carried state, and a name that looks up to its own entry. */
+ *  - op: forward with no carried state, or prefill and step on features, causal, with the
+ *    linear state S (dk × dv) and z (dk) whatever T (run from an empty state here: a prefill
+ *    is then the causal forward pass, a step T one-token sequences); a name that looks up to
+ *    its own entry. */
 static void test_table_capabilities(void **state)
 {
     (void)state;
@@ -552,9 +585,20 @@ static void test_table_capabilities(void **state)
         q2[(size_t)row * dk + c] *= 2.0f;
     for (size_t i = 0; attn_kernels[i].name; i++) {
         const struct attn_kernel *kn = &attn_kernels[i];
-        assert_int_equal(kn->op, ATTN_OP_FORWARD);
-        assert_null(kn->state_floats);
-        assert_int_equal(attn_state_floats(kn, T, dk, dv), 0);
+        if (kn->op == ATTN_OP_FORWARD) {
+            assert_null(kn->state_floats);
+            assert_int_equal(attn_state_floats(kn, T, dk, dv), 0);
+            assert_int_equal(attn_call_state_floats(kn, T, dk, dv), 0);
+        } else {
+            assert_true(kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP);
+            assert_int_equal(kn->input, ATTN_IN_FEATURES);
+            assert_int_equal(kn->causal_support, ATTN_CAUSAL_OK);
+            assert_non_null(kn->state_floats);
+            for (int t = 1; t <= 1000; t *= 10)
+                assert_int_equal(attn_state_floats(kn, t, dk, dv), dk * dv + dk);
+            assert_int_equal(attn_call_state_floats(kn, T, dk, dv),
+                             (kn->op == ATTN_OP_STEP ? T : 1) * (dk * dv + dk));
+        }
         assert_true(kn->causal_support != 0 &&
                     !(kn->causal_support & ~(ATTN_CAUSAL_OK | ATTN_NONCAUSAL_OK)));
         assert_true(kn->uses_chunk == 0 || kn->uses_chunk == 1);
@@ -636,7 +680,7 @@ static void test_aliases(void **state)
     free(q), free(k), free(v), free(y0), free(y1);
 }
 
-/* attn_kernel_find picks the table's kernels of a kind; nothing for operations not yet in it. */
+/* attn_kernel_find picks the table's kernels of a kind; nothing for operations not in it. */
 static void test_find_by_kind(void **state)
 {
     (void)state;
@@ -647,7 +691,11 @@ static void test_find_by_kind(void **state)
     assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, 0)->name, "softmax_flash");
     assert_string_equal(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, 1)->name, "softmax_flash");
     assert_null(attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK_ELU1, 1)); /* the seed: not listed */
-    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 1));
+    assert_string_equal(attn_kernel_find(ATTN_OP_PREFILL, ATTN_IN_FEATURES, 1)->name,
+                        "linear_prefill");
+    assert_string_equal(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 1)->name, "linear_step");
+    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 0));
+    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 1));
     assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 0));
 }
 
@@ -676,8 +724,13 @@ static void test_flop_and_byte_models(void **state)
                 const double want_flops = kn->input == ATTN_IN_QK
                                               ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
                                               : 4.0 * T * dk * dv + 4.0 * T * dk;
-                /* q, k, v read once and y written once, in fp32; no state. */
-                const double want_bytes = 4.0 * (2.0 * T * dk + 2.0 * T * dv);
+                /* q, k, v read once and y written once, in fp32; a state (S, z) read and
+                 * written once per sequence: one for a prefill, T for a step. */
+                const double nstate = kn->op == ATTN_OP_PREFILL ? 1.0
+                                      : kn->op == ATTN_OP_STEP  ? T
+                                                                : 0.0;
+                const double want_bytes = 4.0 * (2.0 * T * dk + 2.0 * T * dv) +
+                                          2.0 * 4.0 * nstate * (dk * dv + dk);
                 const double f = attn_nominal_flops(kn, (int)T, (int)dk, (int)dv, causal);
                 const double b = attn_nominal_bytes(kn, (int)T, (int)dk, (int)dv, causal);
                 assert_true(f == kn->flops((int)T, (int)dk, (int)dv, causal));
@@ -687,6 +740,95 @@ static void test_flop_and_byte_models(void **state)
             }
         }
     }
+}
+
+/* A prefill kernel that loses what it appends: its outputs are right, the state it leaves is the
+ * one it was given (the mutation a chain check must catch). */
+static void prefill_keeps_state(struct attn_args *a)
+{
+    const size_t n = (size_t)a->dk * a->dv + (size_t)a->dk;
+    float *keep = malloc(n * sizeof *keep);
+    memcpy(keep, a->state, n * sizeof *keep);
+    attn_linear_prefill(a);
+    memcpy(a->state, keep, n * sizeof *keep);
+    free(keep);
+}
+
+/* A step kernel that forgets the normaliser's update of the last sequence's state. */
+static void step_skips_z(struct attn_args *a)
+{
+    const size_t sf = (size_t)a->dk * a->dv + (size_t)a->dk;
+    float *z = a->state + (size_t)(a->T - 1) * sf + (size_t)a->dk * a->dv;
+    const float *k = a->k + (size_t)(a->T - 1) * a->dk;
+    attn_linear_step(a);
+    for (int i = 0; i < a->dk; i++)
+        z[i] -= k[i];
+}
+
+/* Prefill and step on their own terms:
+ *  - a prefill in pieces (0, 1, 17 and the rest of the tokens) leaves the same state and the
+ *    same outputs, bit for bit, as one prefill (a prefill continues from the state it is given);
+ *  - a prefill from an empty state reproduces the causal forward kernel's rows;
+ *  - a step with threads equals a step without, bit for bit;
+ *  - la_check_kernel fails a prefill that drops its state and a step that skips z's update, so
+ *    the chain check can fail. */
+static void test_decode_ops(void **state)
+{
+    (void)state;
+    const struct attn_kernel *pf = attn_kernel_lookup("linear_prefill");
+    const struct attn_kernel *st = attn_kernel_lookup("linear_step");
+    const struct attn_kernel *fw = attn_kernel_lookup("linear_causal");
+    assert_non_null(pf), assert_non_null(st), assert_non_null(fw);
+    const int T = 83, dk = 13, dv = 21;
+    const size_t nq = (size_t)T * dk, ny = (size_t)T * dv, sf = (size_t)dk * dv + dk;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *y0 = malloc(sizeof(float) * ny);
+    float *y1 = malloc(sizeof(float) * ny), *s0 = calloc(T * sf, sizeof(float));
+    float *s1 = calloc(T * sf, sizeof(float));
+    features(q, k, v, T, dk, dv, 9001);
+    struct attn_args a = {.q = q, .k = k, .v = v, .y = y0, .T = T, .dk = dk, .dv = dv,
+                          .causal = 1, .eps = 1e-6f, .threads = 1, .state = s0};
+    pf->run(&a);
+    static const int cuts[] = {0, 0, 1, 18, T};
+    for (size_t i = 0; i + 1 < sizeof cuts / sizeof cuts[0]; i++) {
+        const int t0 = cuts[i], n = cuts[i + 1] - cuts[i];
+        struct attn_args b = {.q = q + (size_t)t0 * dk, .k = k + (size_t)t0 * dk,
+                              .v = v + (size_t)t0 * dv, .y = y1 + (size_t)t0 * dv, .T = n,
+                              .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6f, .threads = 1,
+                              .state = s1, .pos = t0};
+        pf->run(&b);
+    }
+    assert_memory_equal(y0, y1, sizeof(float) * ny);
+    assert_memory_equal(s0, s1, sizeof(float) * sf);
+    run_one(fw, q, k, v, y1, T, dk, dv, 1, 0);
+    assert_true(rows_diff(y0, y1, 0, T, dv) <= 1e-5);
+    /* T sequences, one token each, from different states (each the one-token prefill of its
+     * own key and value), on 1 and 3 threads. */
+    for (int b = 0; b < T; b++)
+        for (size_t i = 0; i < sf; i++)
+            s0[(size_t)b * sf + i] = s1[(size_t)b * sf + i] = 0.25f + 0.01f * (float)((b + i) % 7);
+    struct attn_args c1 = {.q = q, .k = k, .v = v, .y = y0, .T = T, .dk = dk, .dv = dv,
+                           .causal = 1, .eps = 1e-6f, .threads = 1, .state = s0};
+    struct attn_args c3 = c1;
+    c3.y = y1, c3.state = s1, c3.threads = 3;
+    st->run(&c1);
+    st->run(&c3);
+    assert_memory_equal(y0, y1, sizeof(float) * ny);
+    assert_memory_equal(s0, s1, sizeof(float) * T * sf);
+    /* Mutations. */
+    struct attn_kernel bad_pf = *pf, bad_st = *st;
+    bad_pf.run = prefill_keeps_state;
+    bad_st.run = step_skips_z;
+    const struct la_check_case c = {50, 24, 40, 3, 1, 0, 1, 1.0, 9};
+    struct la_check_result r;
+    struct la_error err;
+    assert_int_equal(la_check_kernel(pf, &c, 77, &r, &err), LA_OK);
+    assert_true(r.finite && r.rel_err <= r.tol);
+    assert_int_equal(la_check_kernel(&bad_pf, &c, 77, &r, &err), LA_OK);
+    assert_true(r.rel_err > 100 * r.tol);
+    assert_int_equal(la_check_kernel(&bad_st, &c, 77, &r, &err), LA_OK);
+    assert_true(r.rel_err > 100 * r.tol);
+    free(q), free(k), free(v), free(y0), free(y1), free(s0), free(s1);
 }
 
 int main(void)
@@ -707,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_find_by_kind),
         cmocka_unit_test(test_flop_and_byte_models),
+        cmocka_unit_test(test_decode_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,9 @@
 struct la_check_case {
     int T, dk, dv, heads, causal, chunk, threads;
     double scale; /* inputs uniform in [-scale, scale) */
+    int steps;    /* prefill and step kernels: a prefill of P = T − steps tokens, then `steps`
+                     steps (0 <= steps <= T); heads is the batch B of sequences.  Forward
+                     kernels ignore it */
 };
 
 struct la_check_result {
@@ -23,7 +26,13 @@ struct la_check_result {
 
 /* Runs kernel kn on seeded inputs of the case's shape (kernels that take features get positive
  * elu1-like ones, so the normaliser is well away from 0) and compares it with its reference
- * (kn->ref, at kn->ref->tol). */
+ * (kn->ref, at kn->ref->tol).  A prefill or step kernel runs in the chain it is used in: for
+ * each of B = heads sequences of T tokens, the table's prefill of the first T − steps tokens
+ * from an empty state, then `steps` batched steps over the B sequences (kn is one of the two;
+ * the other is the table's kernel of that operation and input).  The chain's outputs are
+ * compared with the same chain of double references, with the causal forward reference over
+ * the T tokens, and with the table's causal forward fp32 kernel; rel_err is the largest of the
+ * three. */
 int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                     struct la_check_result *res, struct la_error *err);
 

@@ -1,5 +1,6 @@
 /* cmd_check.c — `linattn check`: every fast kernel against its double reference (check.c) on odd
- * shapes, printed as a PASS/FAIL table; exit 1 on any FAIL.  Tests: tests/cli_errors.sh runs it,
+ * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own),
+ * printed as a PASS/FAIL table; exit 1 on any FAIL.  Tests: tests/cli_errors.sh runs it,
  * tests/test_kernels.c checks the same comparisons case by case.
  */
 #include <stdio.h>
@@ -22,8 +23,11 @@ int cmd_check(int argc, char **argv)
         .prog = "linattn check",
         .intro = "Runs every fast kernel against its double reference on odd shapes (T = 1, "
                  "chunk-1, chunk, chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, "
-                 "several heads, causal and not) and prints a PASS/FAIL table.  Exit code 1 when "
-                 "any case fails.",
+                 "several heads, causal and not; prefill and step kernels as a prefill of P "
+                 "tokens then N steps, against the causal forward reference and kernel, with P = "
+                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1) and prints a PASS/FAIL table "
+                 "(column N: the steps; H: the batch B of a chain).  Exit code 1 when any case "
+                 "fails.",
         .opts = opts,
     };
     int nargs;
@@ -31,27 +35,37 @@ int cmd_check(int argc, char **argv)
     if (prc != LA_OPT_GO)
         return prc;
     static const struct la_check_case shapes[] = {
-        /* T, dk, dv, heads, causal, chunk, threads, scale */
-        {1, 16, 16, 1, 0, 0, 1, 1.0},    {63, 16, 16, 1, 0, 0, 1, 1.0},
-        {64, 16, 16, 1, 0, 0, 1, 1.0},   {65, 16, 16, 1, 0, 0, 1, 1.0},
-        {300, 1, 1, 1, 0, 0, 1, 1.0},    {257, 24, 40, 1, 0, 0, 1, 1.0},
-        {200, 33, 17, 3, 0, 0, 1, 1.0},  {1, 16, 16, 1, 1, 0, 1, 1.0},
-        {63, 16, 16, 1, 1, 0, 1, 1.0},   {64, 16, 16, 1, 1, 0, 1, 1.0},
-        {65, 16, 16, 1, 1, 0, 1, 1.0},   {300, 1, 1, 1, 1, 0, 1, 1.0},
-        {257, 24, 40, 1, 1, 0, 1, 1.0},  {200, 33, 17, 3, 1, 0, 1, 1.0},
-        {333, 20, 12, 1, 1, 17, 1, 1.0}, {600, 64, 64, 1, 1, 0, 2, 1.0},
-        {3, 7, 5, 1, 1, 2, 2, 1.0},      {301, 40, 17, 1, 1, 0, 2, 1.0},
-        {513, 33, 65, 1, 1, 50, 2, 1.0}, {97, 96, 130, 1, 1, 0, 3, 1.0},
-        {600, 1, 1, 1, 1, 0, 1, 2.0},    {600, 64, 64, 1, 0, 0, 2, 1.0},
+        /* T, dk, dv, heads, causal, chunk, threads, scale, steps (unused) */
+        {1, 16, 16, 1, 0, 0, 1, 1.0, 0},    {63, 16, 16, 1, 0, 0, 1, 1.0, 0},
+        {64, 16, 16, 1, 0, 0, 1, 1.0, 0},   {65, 16, 16, 1, 0, 0, 1, 1.0, 0},
+        {300, 1, 1, 1, 0, 0, 1, 1.0, 0},    {257, 24, 40, 1, 0, 0, 1, 1.0, 0},
+        {200, 33, 17, 3, 0, 0, 1, 1.0, 0},  {1, 16, 16, 1, 1, 0, 1, 1.0, 0},
+        {63, 16, 16, 1, 1, 0, 1, 1.0, 0},   {64, 16, 16, 1, 1, 0, 1, 1.0, 0},
+        {65, 16, 16, 1, 1, 0, 1, 1.0, 0},   {300, 1, 1, 1, 1, 0, 1, 1.0, 0},
+        {257, 24, 40, 1, 1, 0, 1, 1.0, 0},  {200, 33, 17, 3, 1, 0, 1, 1.0, 0},
+        {333, 20, 12, 1, 1, 17, 1, 1.0, 0}, {600, 64, 64, 1, 1, 0, 2, 1.0, 0},
+        {3, 7, 5, 1, 1, 2, 2, 1.0, 0},      {301, 40, 17, 1, 1, 0, 2, 1.0, 0},
+        {513, 33, 65, 1, 1, 50, 2, 1.0, 0}, {97, 96, 130, 1, 1, 0, 3, 1.0, 0},
+        {600, 1, 1, 1, 1, 0, 1, 2.0, 0},    {600, 64, 64, 1, 0, 0, 2, 1.0, 0},
+    };
+    static const struct la_check_case chains[] = {
+        /* T, dk, dv, heads (B), causal, chunk, threads, scale, steps (N; P = T − N) */
+        {5, 16, 16, 1, 1, 0, 1, 1.0, 5},    {6, 16, 16, 1, 1, 0, 1, 1.0, 5},
+        {64, 16, 16, 1, 1, 0, 1, 1.0, 1},   {40, 1, 1, 1, 1, 0, 1, 1.0, 7},
+        {50, 24, 40, 3, 1, 0, 1, 1.0, 9},   {1, 8, 8, 2, 1, 0, 1, 1.0, 0},
+        {70, 33, 17, 4, 1, 0, 2, 1.0, 20},  {130, 64, 64, 16, 1, 0, 1, 1.0, 10},
+        {200, 5, 3, 5, 1, 0, 3, 1.5, 150},
     };
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
+    const size_t nchains = sizeof chains / sizeof chains[0];
     int fails = 0, cases = 0;
-    printf("%-24s %6s %4s %4s %3s %6s %5s %4s %10s %9s  %s\n", "kernel", "T", "dk", "dv", "H",
-           "causal", "chunk", "thr", "rel_err", "tol", "result");
+    printf("%-24s %6s %5s %4s %4s %3s %6s %5s %4s %10s %9s  %s\n", "kernel", "T", "N", "dk",
+           "dv", "H", "causal", "chunk", "thr", "rel_err", "tol", "result");
     for (size_t k = 0; attn_kernels[k].name; k++) {
         const struct attn_kernel *kn = &attn_kernels[k];
-        for (size_t i = 0; i < nshapes; i++) {
-            struct la_check_case c = shapes[i];
+        const int chain = kn->op != ATTN_OP_FORWARD;
+        for (size_t i = 0; i < (chain ? nchains : nshapes); i++) {
+            struct la_check_case c = chain ? chains[i] : shapes[i];
             int bit = c.causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
             if (!(kn->causal_support & bit))
                 continue;
@@ -64,13 +78,16 @@ int cmd_check(int argc, char **argv)
             int ok = st == LA_OK && r.finite && r.rel_err <= r.tol;
             cases++;
             fails += !ok;
+            char nsteps[16];
+            snprintf(nsteps, sizeof nsteps, chain ? "%d" : "-", c.steps);
             if (st != LA_OK)
-                printf("%-24s %6d %4d %4d %3d %6d %5d %4d %10s %9.1e  FAIL (%s)\n", kn->name, c.T,
-                       c.dk, c.dv, c.heads, c.causal, c.chunk, c.threads, "-", 0.0, err.msg);
+                printf("%-24s %6d %5s %4d %4d %3d %6d %5d %4d %10s %9.1e  FAIL (%s)\n", kn->name,
+                       c.T, nsteps, c.dk, c.dv, c.heads, c.causal, c.chunk, c.threads, "-", 0.0,
+                       err.msg);
             else
-                printf("%-24s %6d %4d %4d %3d %6d %5d %4d %10.2e %9.1e  %s\n", kn->name, c.T, c.dk,
-                       c.dv, c.heads, c.causal, c.chunk, c.threads, r.rel_err, r.tol,
-                       ok ? "PASS" : "FAIL");
+                printf("%-24s %6d %5s %4d %4d %3d %6d %5d %4d %10.2e %9.1e  %s\n", kn->name, c.T,
+                       nsteps, c.dk, c.dv, c.heads, c.causal, c.chunk, c.threads, r.rel_err,
+                       r.tol, ok ? "PASS" : "FAIL");
         }
     }
     printf("\n%d cases, %d passed, %d failed (kernel SIMD: %s, vmath: %s)\n", cases, cases - fails,
