@@ -78,6 +78,9 @@ enum attn_op {
     ATTN_OP_BACKWARD,    /* grad_q, grad_k, grad_v from grad_y (and q, k, v) */
 };
 
+/* The operation's name: "forward", "prefill", "step", "backward" (`linattn list`, messages). */
+const char *attn_op_name(enum attn_op op);
+
 /* What a kernel's q, k inputs hold, and so what it computes from them. */
 enum attn_input {
     ATTN_IN_QK = 0,   /* raw Q, K (dk = d), scored by softmax(q·k/√d): softmax attention */

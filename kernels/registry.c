@@ -234,6 +234,21 @@ const struct attn_kernel attn_kernels[] = {
     {0},
 };
 
+const char *attn_op_name(enum attn_op op)
+{
+    switch (op) {
+    case ATTN_OP_FORWARD:
+        return "forward";
+    case ATTN_OP_PREFILL:
+        return "prefill";
+    case ATTN_OP_STEP:
+        return "step";
+    case ATTN_OP_BACKWARD:
+        return "backward";
+    }
+    return "?";
+}
+
 size_t attn_kernel_count(void)
 {
     size_t n = 0;

@@ -584,6 +584,12 @@ static void test_names(void **state)
                  "unknown feature map 'hedgehog' in maps; valid maps: elu1");
     expect_error("exclude: [{map: nope}]\n", LA_ENAME, 1, 17, "valid maps: elu1");
     expect_error("exclude: [{kernel: softmax}]\n", LA_ENAME, 1, 20, "unknown kernel 'softmax'");
+    /* A kernel of the table that is not a forward kernel is named for what it is. */
+    expect_error("sweep: {kernel: [linear, linear_prefill]}\n", LA_EINVAL, 1, 26,
+                 "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward "
+                 "kernels only: linear, softmax_flash, linear_noncausal, linear_causal, "
+                 "linear_causal_recurrent, linear_causal_chunked");
+    expect_error("sweep: {kernel: linear_step}\n", LA_EINVAL, 1, 17, "is a step kernel");
 }
 
 static void test_files(void **state)

@@ -338,6 +338,13 @@ static void test_every_kernel(void **state)
             const int features = kn->input == ATTN_IN_FEATURES;
             set_kernel(&c, kn->name, features ? "elu1" : "none", causal);
             struct la_row row;
+            if (kn->op != ATTN_OP_FORWARD) { /* cells time forward passes: refused, by name */
+                struct la_error err;
+                assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EINVAL);
+                assert_non_null(strstr(err.msg, "is not a forward kernel"));
+                assert_non_null(strstr(err.msg, kn->name));
+                continue;
+            }
             run_ok(ws, &c, &row);
             assert_int_equal(row.T, c.T);
             assert_int_equal(row.heads, 2);

@@ -504,6 +504,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                 const struct attn_kernel *kn = &attn_kernels[kk];
                 if (kn->alias_of)
                     continue; /* its algorithm has its own row */
+                if (kn->op != ATTN_OP_FORWARD)
+                    continue; /* the suite times forward passes */
                 for (int causal = 0; causal <= 1; causal++) {
                     if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                         continue;

@@ -24,7 +24,8 @@ int cmd_list(int argc, char **argv)
         return rc;
     printf("kernels:\n");
     for (size_t i = 0; attn_kernels[i].name; i++)
-        printf("  %-24s %s%s\n", attn_kernels[i].name, attn_kernels[i].summary,
+        printf("  %-24s %-8s %s%s\n", attn_kernels[i].name, attn_op_name(attn_kernels[i].op),
+               attn_kernels[i].summary,
                attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
                : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
                                                                       : " [causal, non-causal]");

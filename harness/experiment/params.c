@@ -517,7 +517,8 @@ static int fmt_real(char *buf, size_t cap, double x)
     return w;
 }
 
-/* The names a CHOICE, KERNEL or MAP row accepts (`linear` first for kernels), NULL-terminated. */
+/* The names a CHOICE, KERNEL or MAP row accepts (`linear` first for kernels, then the forward
+ * kernels: cells run forward passes), NULL-terminated. */
 static size_t name_list(const struct la_param *p, const char **names, size_t cap)
 {
     size_t n = 0;
@@ -527,7 +528,8 @@ static size_t name_list(const struct la_param *p, const char **names, size_t cap
     } else if (p->type == LA_PT_KERNEL) {
         names[n++] = "linear";
         for (size_t i = 0; attn_kernels[i].name && n + 1 < cap; i++)
-            names[n++] = attn_kernels[i].name;
+            if (attn_kernels[i].op == ATTN_OP_FORWARD)
+                names[n++] = attn_kernels[i].name;
     } else {
         for (size_t i = 0; featuremap_types[i] && n + 1 < cap; i++)
             names[n++] = featuremap_types[i]->name;
@@ -695,6 +697,13 @@ int la_param_parse_as(const struct la_param *p, const char *what, const char *te
     if (p->type == LA_PT_MAP && (how & LA_PARSE_RULE) && !strcmp(text, "none")) {
         v->s = "none";
         return LA_OK;
+    }
+    const struct attn_kernel *kn = p->type == LA_PT_KERNEL ? attn_kernel_lookup(text) : NULL;
+    if (kn) { /* in the table, but not a forward kernel */
+        la_join_names(list, sizeof list, names, n);
+        snprintf(msg, cap, "%s '%s' is a %s kernel; runs and bench time forward kernels only: %s",
+                 p->noun, text, attn_op_name(kn->op), list);
+        return LA_EINVAL;
     }
     snprintf(msg, cap, "unknown %s '%s'%s%s", p->noun, text,
              la_choices_msg(list, sizeof list, text, names, n, p->nouns),
