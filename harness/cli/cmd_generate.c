@@ -8,7 +8,7 @@
  * one per map parameter row with a `bench` flag, plus eps, read by the schema's parser as
  * `linattn bench` reads them; a parameter the chosen map does not read is refused with the
  * ones it reads.  Errors are one line on stderr and exit 2, as `linattn capture`'s.
- * Tests: tests/test_generate.c, tests/cli_generate.sh.  By hand:
+ * Tests: tests/test_generate.c.  By hand:
  *   ./linattn generate ../shared/data/stories260K/stories260K.bin --greedy
  *   ./linattn generate ../shared/data/stories260K/stories260K.bin --attention prf --m 64
  *   ./linattn generate ../shared/data/stories260K/stories260K.bin --fidelity --m 64 --tsv f.tsv
@@ -501,12 +501,13 @@ int cmd_generate(int argc, char **argv)
         return 0;
     }
 
-    struct la_attn_spec spec;
-    make_spec(att[0], &cell, smap, cfg->head_size, &spec);
-    rc = la_decoder_new(model, &spec, (int)steps, &dec, &err);
-    if (rc)
+    /* The prompt: BOS and at most one token per byte of the text with its leading space. */
+    const size_t prompt_cap = prompt ? strlen(prompt) + 2 : 1;
+    if (prompt_cap > INT_MAX) {
+        rc = LA_FAIL(&err, LA_EINVAL, "--prompt is too long (%zu bytes)", prompt_cap);
         goto fail;
-    prompt_tok = malloc(((size_t)steps + 1) * sizeof *prompt_tok);
+    }
+    prompt_tok = malloc(prompt_cap * sizeof *prompt_tok);
     tokens = malloc(((size_t)steps + 1) * sizeof *tokens);
     if (!prompt_tok || !tokens) {
         rc = LA_FAIL(&err, LA_ENOMEM, "out of memory for %lld steps", steps);
@@ -515,15 +516,21 @@ int cmd_generate(int argc, char **argv)
     int n_prompt = 1;
     prompt_tok[0] = LA_TOKEN_BOS;
     if (prompt) {
-        rc = la_tokenizer_encode(tok, prompt, prompt_tok, (int)steps, &n_prompt, &err);
-        if (rc) {
-            if (rc == LA_EINVAL && strstr(err.msg, "more than"))
-                rc = LA_FAIL(&err, LA_EINVAL,
-                             "--prompt does not fit in --steps %lld positions (BOS included)",
-                             steps);
+        rc = la_tokenizer_encode(tok, prompt, prompt_tok, (int)prompt_cap, &n_prompt, &err);
+        if (rc)
+            goto fail;
+        if (n_prompt > steps) {
+            rc = LA_FAIL(&err, LA_EINVAL,
+                         "--prompt is %d tokens with BOS: it does not fit in --steps %lld",
+                         n_prompt, steps);
             goto fail;
         }
     }
+    struct la_attn_spec spec;
+    make_spec(att[0], &cell, smap, cfg->head_size, &spec);
+    rc = la_decoder_new(model, &spec, (int)steps, &dec, &err);
+    if (rc)
+        goto fail;
     const struct la_sampling smp = {
         .greedy = seed < 0, .temperature = temperature, .seed = seed < 0 ? 0 : (uint64_t)seed};
     int nt = 0;

@@ -175,8 +175,8 @@ const struct featuremap *la_decoder_map(const struct la_decoder *d)
  * φ(k) of every KV head into head h's row of kin, brought to the state's constant c (which a
  * larger key shift raises, rescaling the state), and the per-sequence eps that keeps eps's
  * meaning for the unstabilised features. */
-static void linear_features(struct la_decoder *d, int layer, const float *q, const float *k,
-                            float *state)
+static void linear_features(struct la_decoder *d, int layer, int pos, const float *q,
+                            const float *k, float *state)
 {
     const int H = d->H, KV = d->cfg.n_kv_heads, m = d->dk, hs = d->hs;
     featuremap_apply_shift(d->fm, FM_QUERY, q, (size_t)H, d->pq, d->fm_work, d->sq);
@@ -191,7 +191,7 @@ static void linear_features(struct la_decoder *d, int layer, const float *q, con
         const double s = d->sk[g];
         float *kh = d->kin + (size_t)h * m;
         memcpy(kh, d->pk + (size_t)g * m, (size_t)m * sizeof(float));
-        if (d->pos == 0) {
+        if (pos == 0) {
             *c = s;
         } else if (s > *c) {
             /* The state's sums were divided by exp(c): divide them by exp(s) instead. */
@@ -216,8 +216,15 @@ static void linear_features(struct la_decoder *d, int layer, const float *q, con
 static int step_attention(void *ctx, int layer, int pos, const float *q, const float *k,
                           const float *v, float *out, struct la_error *err)
 {
-    (void)err;
-    struct la_decoder *d = ctx;
+    return la_decoder_attention(ctx, layer, pos, q, k, v, out, err);
+}
+
+int la_decoder_attention(struct la_decoder *d, int layer, int pos, const float *q, const float *k,
+                         const float *v, float *out, struct la_error *err)
+{
+    if (layer < 0 || layer >= d->cfg.n_layers || pos < 0 || pos >= d->capacity)
+        return LA_FAIL(err, LA_EINVAL, "layer %d, position %d: outside 0..%d, 0..%d", layer, pos,
+                       d->cfg.n_layers - 1, d->capacity - 1);
     const int H = d->H, hs = d->hs;
     float *state = d->state + (size_t)layer * (size_t)H * d->sf;
     for (int h = 0; h < H; h++)
@@ -226,7 +233,7 @@ static int step_attention(void *ctx, int layer, int pos, const float *q, const f
     struct attn_args a;
     memset(&a, 0, sizeof a);
     if (d->fm) {
-        linear_features(d, layer, q, k, state);
+        linear_features(d, layer, pos, q, k, state);
         a.q = d->pq;
         a.eps = (float)d->eps;
         a.eps_row = d->eps_row;

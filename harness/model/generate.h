@@ -16,7 +16,7 @@
  * step's per-row eps makes y exactly num/(den + eps) of the unstabilised features, as the runner
  * does for forward kernels (harness/engine/runner.c).
  *
- * Not here: the command line (harness/cli/cmd_generate.c, cmd_fidelity.c), the kernels
+ * Not here: the command line (harness/cli/cmd_generate.c), the kernels
  * (kernels/), the maps (featuremaps/).  Tests: tests/test_generate.c.
  */
 #ifndef LA_GENERATE_H
@@ -51,6 +51,13 @@ void la_decoder_reset(struct la_decoder *d);
 /* Runs `token` at the next position; *logits (vocab_size floats, valid until the next call)
  * receives its logits.  LA_EINVAL when the decoder is full, LA_ENUMERIC on a non-finite logit. */
 int la_decoder_feed(struct la_decoder *d, int token, const float **logits, struct la_error *err);
+
+/* The attention of one layer alone, as la_decoder_feed runs it for each layer: q (n_heads·hs),
+ * k and v (n_kv_heads·hs) of one token in, each query head's output into out (n_heads·hs);
+ * layer's states, holding pos tokens (la_decoder_feed passes its position), take the token.
+ * Exposed so that tests can check the attention against its definition. */
+int la_decoder_attention(struct la_decoder *d, int layer, int pos, const float *q, const float *k,
+                         const float *v, float *out, struct la_error *err);
 
 /* Tokens fed since the last reset; the kernel running the attention; the map (NULL: softmax). */
 int la_decoder_pos(const struct la_decoder *d);
