@@ -84,6 +84,122 @@ static struct la_attn_spec linear_spec(const char *map, int m, unsigned long see
     return s;
 }
 
+static void generate(const struct fixture *fx, const struct la_attn_spec *spec,
+                     const struct la_sampling *s, int steps, int32_t *tokens, int *n)
+{
+    struct la_error err;
+    la_error_clear(&err);
+    struct la_decoder *d = NULL;
+    assert_int_equal(la_decoder_new(fx->m, spec, steps, &d, &err), LA_OK);
+    const int32_t bos = LA_TOKEN_BOS;
+    double secs;
+    assert_int_equal(la_decoder_generate(d, &bos, 1, steps, s, tokens, n, &secs, &err), LA_OK);
+    la_decoder_free(d);
+}
+
+/* ---- softmax attention: the known story -------------------------------------------------- */
+
+static const char *const known_story =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+    "park. One day, she saw a big, red ball.";
+
+/* Greedy decoding with the softmax step kernel gives the model's own greedy story
+ * (la_llama_generate, the reference forward pass) token for token, and its known text. */
+static void test_softmax_story(void **state)
+{
+    struct fixture *fx = *state;
+    need_data(fx);
+    struct la_error err;
+    la_error_clear(&err);
+    struct la_capture *cap = NULL;
+    const int steps = 256;
+    const struct la_gen_opts opts = {.steps = steps, .greedy = 1};
+    assert_int_equal(la_llama_generate(fx->m, fx->t, &opts, &cap, &err), LA_OK);
+    assert_int_equal(strncmp(cap->text, known_story, strlen(known_story)), 0);
+
+    const struct la_attn_spec spec = {.map = "softmax"};
+    struct la_decoder *d = NULL;
+    assert_int_equal(la_decoder_new(fx->m, &spec, steps, &d, &err), LA_OK);
+    assert_string_equal(la_decoder_kernel(d), "softmax_step");
+    assert_null(la_decoder_map(d));
+    int32_t tokens[257];
+    int n = 0;
+    double secs;
+    const int32_t bos = LA_TOKEN_BOS;
+    const struct la_sampling greedy = {.greedy = 1};
+    assert_int_equal(la_decoder_generate(d, &bos, 1, steps, &greedy, tokens, &n, &secs, &err),
+                     LA_OK);
+    /* The capture holds the T tokens fed; the decoder also the last one predicted (unless the
+     * story ended with BOS). */
+    assert_true(n >= cap->T);
+    assert_memory_equal(tokens, cap->tokens, (size_t)cap->T * sizeof *tokens);
+    if (cap->next_token != LA_TOKEN_BOS)
+        assert_int_equal(tokens[cap->T], cap->next_token);
+    la_decoder_free(d);
+    la_capture_free(cap);
+
+    /* The command prints the same text. */
+    char out[16384];
+    assert_int_equal(tu_run(out, sizeof out, "generate '%s' --greedy --steps 64", fx->ckpt), 0);
+    assert_int_equal(strncmp(out, known_story, strlen(known_story)), 0);
+    assert_non_null(strstr(out, "tokens/s; attention softmax_step, greedy"));
+}
+
+/* ---- fidelity ----------------------------------------------------------------------------- */
+
+/* Softmax against itself: KL 0 and agreement 1 exactly, the same perplexity; a linear map:
+ * KL > 0, agreement below 1, finite perplexities; the CLI's table and TSV. */
+static void test_fidelity(void **state)
+{
+    struct fixture *fx = *state;
+    need_data(fx);
+    struct la_error err;
+    la_error_clear(&err);
+    const int nseq = 2, steps = 64;
+    int32_t buf[2][65];
+    const int32_t *seqs[2] = {buf[0], buf[1]};
+    int lens[2];
+    const struct la_attn_spec sm = {.map = "softmax"};
+    for (int s = 0; s < nseq; s++) {
+        const struct la_sampling smp = {.temperature = 1.0, .seed = 1 + (uint64_t)s};
+        generate(fx, &sm, &smp, steps, buf[s], &lens[s]);
+    }
+    double *logp = NULL;
+    assert_int_equal(la_fidelity_reference(fx->m, seqs, lens, nseq, &logp, &err), LA_OK);
+    struct la_fidelity f;
+    assert_int_equal(la_fidelity_run(fx->m, &sm, seqs, lens, nseq, logp, &f, &err), LA_OK);
+    assert_int_equal(f.positions, lens[0] - 1 + lens[1] - 1);
+    assert_true(f.kl_mean == 0.0 && f.kl_max == 0.0);
+    assert_true(f.top1 == 1.0);
+    assert_true(f.ppl == f.ppl_ref && f.ppl > 1.0 && isfinite(f.ppl));
+
+    const struct la_attn_spec lin = linear_spec("prf", 32, 1, 1e-6);
+    struct la_fidelity g;
+    assert_int_equal(la_fidelity_run(fx->m, &lin, seqs, lens, nseq, logp, &g, &err), LA_OK);
+    print_message("prf m=32: KL %.4f (max %.4f), top-1 %.3f, ppl %.3f (softmax %.3f)\n",
+                  g.kl_mean, g.kl_max, g.top1, g.ppl, g.ppl_ref);
+    assert_int_equal(g.positions, f.positions);
+    assert_true(g.kl_mean > 0.0 && g.kl_max >= g.kl_mean && isfinite(g.kl_max));
+    assert_true(g.top1 > 0.0 && g.top1 < 1.0);
+    assert_true(isfinite(g.ppl) && g.ppl_ref == f.ppl_ref);
+    free(logp);
+
+    char out[8192], tsv[128], cmd[512];
+    snprintf(tsv, sizeof tsv, "%s/fid.tsv", fx->dir);
+    assert_int_equal(tu_run(out, sizeof out,
+                            "generate '%s' --fidelity --attention softmax,elu1,prf --m 16 "
+                            "--sequences 2 --steps 48 --tsv '%s'",
+                            fx->ckpt, tsv),
+                     0);
+    assert_non_null(strstr(out, "softmax        8         -          0          0   1.0000"));
+    assert_non_null(strstr(out, "\nprf           16"));
+    snprintf(cmd, sizeof cmd, "awk -F'\t' 'NR == 1 && $1 == \"attention\" && $9 == \"kl_mean\" "
+                              "{ h = 1 } NR == 2 && $1 == \"softmax\" && $9 == 0 && $11 == 1 "
+                              "{ s = 1 } END { exit !(h && s && NR == 4) }' '%s'",
+             tsv);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- linear attention through the decoder against its definition ----------------------- */
 
 /* T tokens of one layer through la_decoder_attention, against
@@ -162,19 +278,6 @@ static void test_linear_attention_definition(void **state)
 }
 
 /* ---- generation ------------------------------------------------------------------------- */
-
-static void generate(const struct fixture *fx, const struct la_attn_spec *spec,
-                     const struct la_sampling *s, int steps, int32_t *tokens, int *n)
-{
-    struct la_error err;
-    la_error_clear(&err);
-    struct la_decoder *d = NULL;
-    assert_int_equal(la_decoder_new(fx->m, spec, steps, &d, &err), LA_OK);
-    const int32_t bos = LA_TOKEN_BOS;
-    double secs;
-    assert_int_equal(la_decoder_generate(d, &bos, 1, steps, s, tokens, n, &secs, &err), LA_OK);
-    la_decoder_free(d);
-}
 
 static void test_linear_deterministic(void **state)
 {
@@ -378,6 +481,8 @@ static void test_cli_linear(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_softmax_story),
+        cmocka_unit_test(test_fidelity),
         cmocka_unit_test(test_linear_attention_definition),
         cmocka_unit_test(test_linear_deterministic),
         cmocka_unit_test(test_decoder_capacity),

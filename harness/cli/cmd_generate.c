@@ -197,14 +197,25 @@ static int check_params(const struct param_rows *pr, size_t np, const char *cons
     return 0;
 }
 
-/* The attention spec of name from the parsed cell. */
+/* The attention spec of name from the parsed cell: the map parameters it reads (the others at
+ * their defaults, as a list of maps shares one set of options). */
 static void make_spec(const char *name, const struct la_cell *c, unsigned long seed_map, int hs,
                       struct la_attn_spec *spec)
 {
     memset(spec, 0, sizeof *spec);
     spec->map = name;
+    struct la_cell own = *c;
+    const struct featuremap_type *t = la_cell_map(name);
+    for (size_t i = 0; i < LA_NPARAMS; i++) {
+        const struct la_param *p = &la_params[i];
+        if (p->scope == LA_SCOPE_MAP && !la_param_reads(p, t)) {
+            struct la_value v;
+            la_param_default(p, &v);
+            la_param_set(p, &own, &v);
+        }
+    }
     featuremap_params_default(&spec->fm, hs);
-    la_params_to_fm(c, &spec->fm);
+    la_params_to_fm(&own, &spec->fm);
     spec->fm.d = hs;
     spec->fm.seed = seed_map;
     spec->eps = c->eps;
@@ -300,11 +311,13 @@ static int run_fidelity(const struct la_llama *model, const char *const *att, in
         const int r = la_fidelity_run(model, &specs[a], (const int32_t *const *)seqs, lens, nseq,
                                       logp, &rows[a], &e);
         const int sm = !strcmp(att[a], "softmax");
-        dims[a] = sm ? cfg->head_size : (int)featuremap_nominal_dim(la_cell_map(att[a]),
-                                                                    cfg->head_size, c->m);
+        dims[a] = sm ? cfg->head_size
+                     : (int)featuremap_nominal_dim(la_cell_map(att[a]), cfg->head_size,
+                                                   specs[a].fm.m);
         if (r != LA_OK) {
             if (r != LA_ENUMERIC) {
-                rc = la_fail(err, r, __FILE__, __LINE__, "%s: %s", att[a], e.msg);
+                *err = e;
+                rc = r;
                 goto done;
             }
             printf("%-10s %5d %9s   failed: %s\n", att[a], dims[a], "", e.msg);

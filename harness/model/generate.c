@@ -254,6 +254,7 @@ int la_decoder_attention(struct la_decoder *d, int layer, int pos, const float *
     a.work = d->work;
     a.state = state;
     a.pos = pos;
+    a.cap = d->capacity; /* a KV cache's room, so sequence h's cache is at h·sf */
     d->kn->run(&a);
     return LA_OK;
 }
