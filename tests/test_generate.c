@@ -434,6 +434,8 @@ static void test_cli_errors(void **state)
     BAD("--fidelity --prompt hi", "neither --greedy nor --prompt");
     BAD("--fidelity --attention prf,prf", "lists 'prf' twice");
     BAD("--tokenizer /nonexistent/tok.bin", "cannot open tokenizer");
+    BAD("--heads x.h5", "--heads applies to --fidelity");
+    BAD("--fidelity --sequences 1 --steps 8 --heads /nonexistent/r.h5", "cannot open");
 #undef BAD
 }
 

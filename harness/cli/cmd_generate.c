@@ -27,6 +27,7 @@
 #include "../experiment/params.h"
 #include "../model/generate.h"
 #include "../model/llama.h"
+#include "../store/results.h"
 #include "commands.h"
 #include "options.h"
 
@@ -232,24 +233,63 @@ static void put_piece(FILE *f, const char *p)
     fputs(p, f);
 }
 
+/* 1 when results row r measured the attention spec describes (output dimension m): the same
+ * map, m, eps, and the draw and A where the map reads them (A given as a number). */
+static int same_attention(const struct la_row *r, const struct la_attn_spec *spec, int m)
+{
+    const struct featuremap_type *t = la_cell_map(spec->map);
+    if (strcmp(r->map, spec->map) != 0 || r->m != m || fabs(r->eps - spec->eps) > 1e-12 * spec->eps)
+        return 0;
+    if (featuremap_type_reads(t, "draw") &&
+        strcmp(r->draw, la_params[LA_PARAM_DRAW].choices[spec->fm.draw]) != 0)
+        return 0;
+    if (featuremap_type_reads(t, "A")) {
+        char a[32];
+        if (la_key_get(r->key, "A", a, sizeof a) == LA_OK && !strcmp(a, "auto"))
+            return 0;
+        if (fabs(r->A - spec->fm.A) > 1e-12)
+            return 0;
+    }
+    return 1;
+}
+
+/* The attention-level error of the same attention on the model's own heads: the mean of
+ * kl_mean (KL of each softmax attention row against the linear one, experiments/README.md)
+ * over the rows of a results file (experiments/real-stories260k.yaml) that measured it and
+ * succeeded; *count the rows averaged (0: NaN). */
+static double heads_kl(const struct la_row *rows, size_t n, const struct la_attn_spec *spec, int m,
+                       int *count)
+{
+    double sum = 0.0;
+    *count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].status == LA_ROW_OK && same_attention(&rows[i], spec, m) &&
+            isfinite(rows[i].kl_mean)) {
+            sum += rows[i].kl_mean;
+            ++*count;
+        }
+    return *count ? sum / *count : NAN;
+}
+
 static int tsv_write(const char *path, const char *const *att, int na,
                      const struct la_attn_spec *specs, const struct la_fidelity *rows,
-                     const int *ok, const int *dims, int nseq, int steps, double temperature,
-                     const char *ck_sha, struct la_error *err)
+                     const int *ok, const int *dims, const double *hkl, int nseq, int steps,
+                     double temperature, const char *ck_sha, struct la_error *err)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return LA_FAIL(err, LA_EIO, "cannot write '%s': %s", path, strerror(errno));
     fprintf(f, "attention\tm\teps\tseed_map\tsequences\tsteps\ttemperature\tpositions\tkl_mean\t"
-               "kl_max\ttop1\tppl\tppl_softmax\tcheckpoint_sha256\n");
+               "kl_max\ttop1\tppl\tppl_softmax\tattn_kl_mean\tcheckpoint_sha256\n");
     for (int a = 0; a < na; a++) {
         const struct la_fidelity *r = &rows[a];
         const int sm = !strcmp(att[a], "softmax");
-        fprintf(f, "%s\t%d\t%.17g\t%lu\t%d\t%d\t%.17g\t%ld\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%s\n",
+        fprintf(f, "%s\t%d\t%.17g\t%lu\t%d\t%d\t%.17g\t%ld\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t"
+                   "%.17g\t%s\n",
                 att[a], dims[a], sm ? 0.0 : specs[a].eps, sm ? 0ul : specs[a].fm.seed, nseq,
                 steps, temperature, ok[a] ? r->positions : 0L, ok[a] ? r->kl_mean : NAN,
                 ok[a] ? r->kl_max : NAN, ok[a] ? r->top1 : NAN, ok[a] ? r->ppl : NAN,
-                ok[a] ? r->ppl_ref : NAN, ck_sha);
+                ok[a] ? r->ppl_ref : NAN, hkl[a], ck_sha);
     }
     if (fclose(f) != 0)
         return LA_FAIL(err, LA_EIO, "cannot write '%s' (disk full?)", path);
@@ -261,7 +301,7 @@ static int tsv_write(const char *path, const char *const *att, int na,
 static int run_fidelity(const struct la_llama *model, const char *const *att, int na,
                         const struct la_cell *c, unsigned long seed_map, int steps, int nseq,
                         unsigned long seed, double temperature, const char *tsv,
-                        const char *ck_sha, struct la_error *err)
+                        const char *heads, const char *ck_sha, struct la_error *err)
 {
     const struct la_llama_config *cfg = la_llama_config(model);
     int32_t **seqs = calloc((size_t)nseq, sizeof *seqs);
@@ -269,13 +309,18 @@ static int run_fidelity(const struct la_llama *model, const char *const *att, in
     struct la_attn_spec *specs = calloc((size_t)na, sizeof *specs);
     struct la_fidelity *rows = calloc((size_t)na, sizeof *rows);
     int *ok = calloc((size_t)na, sizeof *ok), *dims = calloc((size_t)na, sizeof *dims);
+    double *hkl = calloc((size_t)na, sizeof *hkl);
+    struct la_row *hrows = NULL;
+    size_t nh = 0;
     double *logp = NULL;
     struct la_decoder *d = NULL;
     int rc = LA_OK;
-    if (!seqs || !lens || !specs || !rows || !ok || !dims) {
+    if (!seqs || !lens || !specs || !rows || !ok || !dims || !hkl) {
         rc = LA_FAIL(err, LA_ENOMEM, "out of memory");
         goto done;
     }
+    if (heads && (rc = la_results_read(heads, &hrows, &nh, err)) != LA_OK)
+        goto done;
     const struct la_attn_spec softmax = {.map = "softmax"};
     rc = la_decoder_new(model, &softmax, steps, &d, err);
     const int32_t bos = LA_TOKEN_BOS;
@@ -302,8 +347,8 @@ static int run_fidelity(const struct la_llama *model, const char *const *att, in
            "positions\n",
            nseq, nseq == 1 ? "" : "s", seed, seed + (unsigned long)nseq - 1, temperature, steps,
            total);
-    printf("%-10s %5s %9s %10s %10s %8s %9s %11s\n", "attention", "m", "eps", "KL_mean",
-           "KL_max", "top1", "ppl", "ppl_softmax");
+    printf("%-10s %5s %9s %10s %10s %8s %9s %11s%s\n", "attention", "m", "eps", "KL_mean",
+           "KL_max", "top1", "ppl", "ppl_softmax", heads ? "  attn_KL (heads)" : "");
     for (int a = 0; a < na; a++) {
         make_spec(att[a], c, seed_map, cfg->head_size, &specs[a]);
         struct la_error e;
@@ -314,24 +359,32 @@ static int run_fidelity(const struct la_llama *model, const char *const *att, in
         dims[a] = sm ? cfg->head_size
                      : (int)featuremap_nominal_dim(la_cell_map(att[a]), cfg->head_size,
                                                    specs[a].fm.m);
+        int nk = 0;
+        hkl[a] = sm ? 0.0 : heads ? heads_kl(hrows, nh, &specs[a], dims[a], &nk) : NAN;
+        char hk[48] = "";
+        if (heads && (sm || nk))
+            snprintf(hk, sizeof hk, "  %10.4g (%d)", hkl[a], sm ? 0 : nk);
+        else if (heads)
+            snprintf(hk, sizeof hk, "  %10s", "-");
         if (r != LA_OK) {
             if (r != LA_ENUMERIC) {
                 *err = e;
                 rc = r;
                 goto done;
             }
-            printf("%-10s %5d %9s   failed: %s\n", att[a], dims[a], "", e.msg);
+            printf("%-10s %5d %9s   failed: %s%s\n", att[a], dims[a], "", e.msg, hk);
             continue;
         }
         ok[a] = 1;
         char eps[32];
         snprintf(eps, sizeof eps, "%g", specs[a].eps);
-        printf("%-10s %5d %9s %10.4g %10.4g %8.4f %9.4f %11.4f\n", att[a], dims[a],
+        printf("%-10s %5d %9s %10.4g %10.4g %8.4f %9.4f %11.4f%s\n", att[a], dims[a],
                sm ? "-" : eps, rows[a].kl_mean, rows[a].kl_max, rows[a].top1, rows[a].ppl,
-               rows[a].ppl_ref);
+               rows[a].ppl_ref, hk);
     }
     if (tsv)
-        rc = tsv_write(tsv, att, na, specs, rows, ok, dims, nseq, steps, temperature, ck_sha, err);
+        rc = tsv_write(tsv, att, na, specs, rows, ok, dims, hkl, nseq, steps, temperature, ck_sha,
+                       err);
 done:
     for (int s = 0; seqs && s < nseq; s++)
         free(seqs[s]);
@@ -341,6 +394,8 @@ done:
     free(rows);
     free(ok);
     free(dims);
+    free(hkl);
+    free(hrows);
     free(logp);
     return rc;
 }
@@ -349,7 +404,7 @@ done:
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *tok_path = NULL, *attention = NULL, *prompt = NULL, *tsv = NULL;
+    const char *tok_path = NULL, *attention = NULL, *prompt = NULL, *tsv = NULL, *heads = NULL;
     long long steps = -1, seed = -1, seed_map = -1, sequences = -1;
     int greedy_flag = 0, fidelity = 0;
     double temperature = NAN; /* NaN: not given, 1.0 */
@@ -396,6 +451,11 @@ int cmd_generate(int argc, char **argv)
         "sequences", 0, &sequences, "K", 1, 1000, "--fidelity: sequences to sample (default 4)");
     opts[n++] = (struct la_option)LA_OPT_STRING(
         "tsv", 0, &tsv, "FILE", "--fidelity: also write the table as TSV to FILE");
+    opts[n++] = (struct la_option)LA_OPT_STRING(
+        "heads", 0, &heads, "RESULTS.h5",
+        "--fidelity: a results file of the same maps on the model's own heads "
+        "(experiments/real-stories260k.yaml); adds each map's mean attention KL there at the "
+        "same m (attn_kl_mean)");
     opts[n++] = (struct la_option)LA_OPT_END;
     const struct la_command cmd = {
         .prog = PROG,
@@ -437,8 +497,9 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, PROG ": --temperature applies to sampling: add --seed S\n");
         return 2;
     }
-    if (!fidelity && (sequences >= 0 || tsv)) {
-        fprintf(stderr, PROG ": --%s applies to --fidelity\n", tsv ? "tsv" : "sequences");
+    if (!fidelity && (sequences >= 0 || tsv || heads)) {
+        fprintf(stderr, PROG ": --%s applies to --fidelity\n",
+                tsv ? "tsv" : heads ? "heads" : "sequences");
         return 2;
     }
     const char *att[MAX_MAPS];
@@ -506,7 +567,7 @@ int cmd_generate(int argc, char **argv)
     if (fidelity) {
         rc = run_fidelity(model, att, na, &cell, smap, (int)steps,
                           sequences < 0 ? 4 : (int)sequences, seed < 0 ? 1ul : (unsigned long)seed,
-                          temperature, tsv, ck_sha, &err);
+                          temperature, tsv, heads, ck_sha, &err);
         if (rc)
             goto fail;
         la_tokenizer_free(tok);
