@@ -5,8 +5,8 @@
  * Each layer's attention is one step call of B = n_heads sequences: row h of q is query head h,
  * rows h of k and v are its KV head's, copied (grouped-query attention), and sequence h's state
  * is head h's.  The model's own projections, RoPE and feed-forward are llama.c's
- * (la_llama_forward); only the attention is run here.  Nothing is timed inside; the caller
- * times la_decoder_generate as a whole.
+ * (la_llama_forward); only the attention is run here.  la_decoder_generate reports the wall
+ * time of its loop (prompt and generated tokens, sampling included); nothing else is timed.
  */
 #include "generate.h"
 
