@@ -74,7 +74,7 @@ KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_r
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
-MODEL_SRC      := harness/model/llama.c
+MODEL_SRC      := harness/model/llama.c harness/model/generate.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
 STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
@@ -86,8 +86,8 @@ FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figu
                   harness/figures/realheads.c harness/figures/theory.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/peak.c \
                   harness/cli/bench_suite.c harness/cli/bench_decode.c harness/cli/cmd_list.c \
-                  harness/cli/cmd_check.c \
-                  harness/cli/cmd_bench.c harness/cli/cmd_capture.c harness/cli/cmd_featuremap.c \
+                  harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
+                  harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
                   harness/cli/cmd_plot.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \

@@ -47,6 +47,9 @@ struct la_llama {
 struct la_tokenizer {
     int vocab_size;
     char **piece; /* vocab_size NUL-terminated pieces, pointing into arena */
+    float *score; /* vocab_size merge scores (the encoder merges the highest first) */
+    int *sorted;  /* token ids ordered by piece (strcmp), then id: the encoder's lookup */
+    size_t max_len; /* the longest piece, bytes */
     char *arena;
     char byte_piece[512]; /* byte b as the string byte_piece + 2b ("\xHH\0") */
 };
@@ -290,6 +293,38 @@ const struct la_llama_config *la_llama_config(const struct la_llama *m)
 
 /* ---- tokenizer -------------------------------------------------------------------------- */
 
+/* qsort_r's order of token ids: by piece, then by id. */
+static int cmp_piece(const void *a, const void *b, void *tok)
+{
+    const struct la_tokenizer *t = tok;
+    const int i = *(const int *)a, j = *(const int *)b;
+    const int c = strcmp(t->piece[i], t->piece[j]);
+    return c ? c : (i > j) - (i < j);
+}
+
+/* The lowest id whose piece is the n bytes at s, or -1. */
+static int find_piece(const struct la_tokenizer *t, const char *s, size_t n)
+{
+    int lo = 0, hi = t->vocab_size; /* the first sorted entry whose piece is >= s[0..n) */
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        const char *p = t->piece[t->sorted[mid]];
+        int c = strncmp(p, s, n);
+        if (c == 0 && p[n] != '\0')
+            c = 1; /* p extends s: after it */
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < t->vocab_size) {
+        const char *p = t->piece[t->sorted[lo]];
+        if (strncmp(p, s, n) == 0 && p[n] == '\0')
+            return t->sorted[lo];
+    }
+    return -1;
+}
+
 int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **out, char *sha256_hex,
                       struct la_error *err)
 {
@@ -338,8 +373,10 @@ int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **ou
     /* Every piece needs at most its length + 1 bytes in the arena; the file bounds the sum. */
     t->vocab_size = vocab_size;
     t->piece = calloc((size_t)vocab_size, sizeof *t->piece);
+    t->score = calloc((size_t)vocab_size, sizeof *t->score);
+    t->sorted = calloc((size_t)vocab_size, sizeof *t->sorted);
     t->arena = malloc((size_t)size + (size_t)vocab_size);
-    if (!t->piece || !t->arena) {
+    if (!t->piece || !t->score || !t->sorted || !t->arena) {
         rc = LA_FAIL(err, LA_ENOMEM, "out of memory loading %s", path);
         goto fail;
     }
@@ -351,7 +388,8 @@ int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **ou
                          vocab_size, size);
             goto fail;
         }
-        int32_t len = read_i32(buf + off + 4); /* the score (float) at buf + off is unused */
+        memcpy(&t->score[i], buf + off, sizeof(float));
+        int32_t len = read_i32(buf + off + 4);
         off += 8;
         if (len < 0 || len > max_len || (size_t)len > end - off) {
             rc = LA_FAIL(err, LA_EFORMAT,
@@ -360,6 +398,7 @@ int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **ou
             goto fail;
         }
         t->piece[i] = t->arena + used;
+        t->max_len = (size_t)len > t->max_len ? (size_t)len : t->max_len;
         memcpy(t->arena + used, buf + off, (size_t)len);
         t->arena[used + (size_t)len] = '\0';
         used += (size_t)len + 1;
@@ -376,6 +415,9 @@ int la_tokenizer_load(const char *path, int vocab_size, struct la_tokenizer **ou
         t->byte_piece[2 * b] = (char)b;
         t->byte_piece[2 * b + 1] = '\0';
     }
+    for (int i = 0; i < vocab_size; i++)
+        t->sorted[i] = i;
+    qsort_r(t->sorted, (size_t)vocab_size, sizeof *t->sorted, cmp_piece, t);
     free(buf);
     *out = t;
     return LA_OK;
@@ -392,6 +434,8 @@ void la_tokenizer_free(struct la_tokenizer *t)
     if (!t)
         return;
     free(t->piece);
+    free(t->score);
+    free(t->sorted);
     free(t->arena);
     free(t);
 }
@@ -421,6 +465,97 @@ const char *la_tokenizer_piece(const struct la_tokenizer *t, int prev, int token
             return t->byte_piece + 2 * (hi * 16 + lo);
     }
     return p;
+}
+
+/* Bytes of the UTF-8 character whose lead byte is c (1 for a byte that does not start one:
+ * the encoder then takes it alone, through its byte piece). */
+static size_t utf8_len(unsigned char c)
+{
+    return c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 1;
+}
+
+int la_tokenizer_encode(const struct la_tokenizer *t, const char *text, int32_t *tokens, int cap,
+                        int *n, struct la_error *err)
+{
+    *n = 0;
+    if (cap < 1)
+        return LA_FAIL(err, LA_EINVAL, "no room for the BOS token");
+    tokens[0] = LA_TOKEN_BOS;
+    const size_t len = strlen(text);
+    if (len == 0) {
+        *n = 1;
+        return LA_OK;
+    }
+    /* The text with its leading space, and at most one piece per byte of it. */
+    char *buf = malloc(len + 2), *pair = malloc(2 * t->max_len + 1);
+    int *ids = malloc((len + 1) * sizeof *ids);
+    int rc = LA_OK;
+    if (!buf || !pair || !ids) {
+        rc = LA_FAIL(err, LA_ENOMEM, "out of memory encoding a prompt of %zu bytes", len);
+        goto done;
+    }
+    buf[0] = ' ';
+    memcpy(buf + 1, text, len + 1);
+    size_t count = 0;
+    for (size_t i = 0; i < len + 1;) {
+        size_t cl = utf8_len((unsigned char)buf[i]);
+        for (size_t k = 1; k < cl; k++)
+            if (i + k >= len + 1 || ((unsigned char)buf[i + k] & 0xC0) != 0x80)
+                cl = 1; /* a truncated or malformed character: its bytes one by one */
+        int id = find_piece(t, buf + i, cl);
+        if (id >= 0) {
+            ids[count++] = id;
+        } else {
+            for (size_t k = 0; k < cl; k++) {
+                char hex[8];
+                snprintf(hex, sizeof hex, "<0x%02X>", (unsigned char)buf[i + k]);
+                id = find_piece(t, hex, strlen(hex));
+                if (id < 0) {
+                    rc = LA_FAIL(err, LA_EINVAL,
+                                 "the prompt's byte 0x%02X has no piece in the tokenizer (no %s)",
+                                 (unsigned char)buf[i + k], hex);
+                    goto done;
+                }
+                ids[count++] = id;
+            }
+        }
+        i += cl;
+    }
+    /* Merge the best-scoring adjacent pair (the first of equals) until none merges. */
+    for (;;) {
+        float best = -INFINITY;
+        int best_id = -1;
+        size_t best_at = 0;
+        for (size_t i = 0; i + 1 < count; i++) {
+            const size_t la = strlen(t->piece[ids[i]]), lb = strlen(t->piece[ids[i + 1]]);
+            memcpy(pair, t->piece[ids[i]], la);
+            memcpy(pair + la, t->piece[ids[i + 1]], lb);
+            const int id = find_piece(t, pair, la + lb);
+            if (id >= 0 && (best_id < 0 || t->score[id] > best)) {
+                best = t->score[id];
+                best_id = id;
+                best_at = i;
+            }
+        }
+        if (best_id < 0)
+            break;
+        ids[best_at] = best_id;
+        memmove(ids + best_at + 1, ids + best_at + 2, (count - best_at - 2) * sizeof *ids);
+        count--;
+    }
+    if (count + 1 > (size_t)cap) {
+        rc = LA_FAIL(err, LA_EINVAL, "the prompt is %zu tokens, more than the %d that fit", count,
+                     cap - 1);
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++)
+        tokens[1 + i] = ids[i];
+    *n = (int)count + 1;
+done:
+    free(buf);
+    free(pair);
+    free(ids);
+    return rc;
 }
 
 /* Copies src (n bytes) to dst as valid UTF-8: each malformed byte and each NUL becomes U+FFFD, so
@@ -460,45 +595,73 @@ static void utf8_sanitize(char *dst, const unsigned char *src, size_t n)
 
 /* ---- forward pass ----------------------------------------------------------------------- */
 
-/* Scratch for one generation: activations of the current token and the KV cache of every
- * position so far, (L, steps, KV*hs). */
+int la_llama_act_alloc(const struct la_llama *m, struct la_llama_act *a)
+{
+    const struct la_llama_config *c = &m->cfg;
+    size_t D = (size_t)c->dim, kvd = (size_t)c->n_kv_heads * (size_t)c->head_size;
+    memset(a, 0, sizeof *a);
+    a->x = malloc(D * sizeof(float));
+    a->xb = malloc(D * sizeof(float));
+    a->xb2 = malloc(D * sizeof(float));
+    a->q = malloc(D * sizeof(float));
+    a->k = malloc(kvd * sizeof(float));
+    a->v = malloc(kvd * sizeof(float));
+    a->hb = malloc((size_t)c->hidden_dim * sizeof(float));
+    a->hb2 = malloc((size_t)c->hidden_dim * sizeof(float));
+    a->logits = malloc((size_t)c->vocab_size * sizeof(float));
+    if (!a->x || !a->xb || !a->xb2 || !a->q || !a->k || !a->v || !a->hb || !a->hb2 ||
+        !a->logits) {
+        la_llama_act_free(a);
+        return LA_ENOMEM;
+    }
+    return LA_OK;
+}
+
+void la_llama_act_free(struct la_llama_act *a)
+{
+    free(a->x);
+    free(a->xb);
+    free(a->xb2);
+    free(a->q);
+    free(a->k);
+    free(a->v);
+    free(a->hb);
+    free(a->hb2);
+    free(a->logits);
+    memset(a, 0, sizeof *a);
+}
+
+/* Scratch for one capture: the activations of the current token, the scores of one head, and
+ * the KV cache of every position so far, (L, steps, KV*hs); the capture being filled. */
 struct run_state {
-    float *x, *xb, *xb2, *q, *hb, *hb2, *scores, *logits;
+    struct la_llama_act act;
+    float *scores;
     float *kcache, *vcache;
     int steps;
+    const struct la_llama *m;
+    struct la_capture *cap;
 };
 
 static void run_state_free(struct run_state *s)
 {
-    free(s->x);
-    free(s->xb);
-    free(s->xb2);
-    free(s->q);
-    free(s->hb);
-    free(s->hb2);
+    la_llama_act_free(&s->act);
     free(s->scores);
-    free(s->logits);
     free(s->kcache);
     free(s->vcache);
 }
 
-static int run_state_alloc(struct run_state *s, const struct la_llama_config *c, int steps)
+static int run_state_alloc(struct run_state *s, const struct la_llama *m, int steps)
 {
-    size_t D = (size_t)c->dim, kvd = (size_t)c->n_kv_heads * (size_t)c->head_size;
+    const struct la_llama_config *c = &m->cfg;
+    size_t kvd = (size_t)c->n_kv_heads * (size_t)c->head_size;
     memset(s, 0, sizeof *s);
     s->steps = steps;
-    s->x = malloc(D * sizeof(float));
-    s->xb = malloc(D * sizeof(float));
-    s->xb2 = malloc(D * sizeof(float));
-    s->q = malloc(D * sizeof(float));
-    s->hb = malloc((size_t)c->hidden_dim * sizeof(float));
-    s->hb2 = malloc((size_t)c->hidden_dim * sizeof(float));
+    s->m = m;
+    int rc = la_llama_act_alloc(m, &s->act);
     s->scores = malloc((size_t)steps * sizeof(float));
-    s->logits = malloc((size_t)c->vocab_size * sizeof(float));
     s->kcache = malloc((size_t)c->n_layers * (size_t)steps * kvd * sizeof(float));
     s->vcache = malloc((size_t)c->n_layers * (size_t)steps * kvd * sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->q || !s->hb || !s->hb2 || !s->scores || !s->logits ||
-        !s->kcache || !s->vcache) {
+    if (rc != LA_OK || !s->scores || !s->kcache || !s->vcache) {
         run_state_free(s);
         return LA_ENOMEM;
     }
@@ -543,88 +706,111 @@ static void rope(float *x, size_t n, int hs, int pos)
     }
 }
 
-/* One token at position pos: fills s->logits and, for each layer and head, the capture's q, k,
- * v (expanded) and attention output at position pos. */
-static void forward(const struct la_llama *m, struct run_state *s, int token, int pos,
-                    struct la_capture *cap)
+/* The capture's attention (struct la_llama_attn): appends k, v to the KV cache, attends
+ * causally per query head in fp32 as the model's reference implementation does, and records
+ * q, k, v (expanded to query heads) and the output at position pos. */
+static int capture_attention(void *ctx, int layer, int pos, const float *q, const float *k,
+                             const float *v, float *xout, struct la_error *err)
 {
-    const struct la_llama_config *c = &m->cfg;
-    size_t D = (size_t)c->dim, Hf = (size_t)c->hidden_dim, hs = (size_t)c->head_size;
-    size_t H = (size_t)c->n_heads, kvd = (size_t)c->n_kv_heads * hs;
+    (void)err;
+    struct run_state *s = ctx;
+    const struct la_llama_config *c = &s->m->cfg;
+    struct la_capture *cap = s->cap;
+    size_t hs = (size_t)c->head_size, H = (size_t)c->n_heads;
+    size_t kvd = (size_t)c->n_kv_heads * hs, l = (size_t)layer;
     size_t group = H / (size_t)c->n_kv_heads, S = (size_t)s->steps;
     float scale = 1.0f / sqrtf((float)hs);
-
-    memcpy(s->x, m->tok_emb + (size_t)token * D, D * sizeof(float));
-    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
-        float *kc = s->kcache + l * S * kvd, *vc = s->vcache + l * S * kvd;
-        float *k = kc + (size_t)pos * kvd, *v = vc + (size_t)pos * kvd;
-
-        /* Attention: project, rotate q and k, attend causally per head. */
-        rmsnorm(s->xb, s->x, m->rms_att + l * D, D);
-        matvec(s->q, m->wq + l * D * D, s->xb, D, D);
-        matvec(k, m->wk + l * kvd * D, s->xb, kvd, D);
-        matvec(v, m->wv + l * kvd * D, s->xb, kvd, D);
-        rope(s->q, D, (int)hs, pos);
-        rope(k, kvd, (int)hs, pos);
-        for (size_t h = 0; h < H; h++) {
-            const float *qh = s->q + h * hs;
-            size_t kvh = h / group;
-            /* scores and max */
-            float mx = -INFINITY;
-            for (int t = 0; t <= pos; t++) {
-                const float *kt = kc + (size_t)t * kvd + kvh * hs;
-                float dot = 0.0f;
-                for (size_t i = 0; i < hs; i++)
-                    dot += qh[i] * kt[i];
-                s->scores[t] = dot * scale;
-                mx = s->scores[t] > mx ? s->scores[t] : mx;
-            }
-            /* exp and sum, normalise */
-            float sum = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                s->scores[t] = expf(s->scores[t] - mx);
-                sum += s->scores[t];
-            }
-            for (int t = 0; t <= pos; t++)
-                s->scores[t] /= sum;
-            /* weighted sum of v */
-            float *out = s->xb + h * hs;
+    float *kc = s->kcache + l * S * kvd, *vc = s->vcache + l * S * kvd;
+    memcpy(kc + (size_t)pos * kvd, k, kvd * sizeof(float));
+    memcpy(vc + (size_t)pos * kvd, v, kvd * sizeof(float));
+    for (size_t h = 0; h < H; h++) {
+        const float *qh = q + h * hs;
+        size_t kvh = h / group;
+        /* scores and max */
+        float mx = -INFINITY;
+        for (int t = 0; t <= pos; t++) {
+            const float *kt = kc + (size_t)t * kvd + kvh * hs;
+            float dot = 0.0f;
             for (size_t i = 0; i < hs; i++)
-                out[i] = 0.0f;
-            for (int t = 0; t <= pos; t++) {
-                const float *vt = vc + (size_t)t * kvd + kvh * hs;
-                for (size_t i = 0; i < hs; i++)
-                    out[i] += s->scores[t] * vt[i];
-            }
-            size_t at = ((l * H + h) * S + (size_t)pos) * hs;
-            memcpy(cap->q + at, qh, hs * sizeof(float));
-            memcpy(cap->k + at, k + kvh * hs, hs * sizeof(float));
-            memcpy(cap->v + at, v + kvh * hs, hs * sizeof(float));
-            memcpy(cap->att + at, out, hs * sizeof(float));
+                dot += qh[i] * kt[i];
+            s->scores[t] = dot * scale;
+            mx = s->scores[t] > mx ? s->scores[t] : mx;
         }
-        matvec(s->xb2, m->wo + l * D * D, s->xb, D, D);
+        /* exp and sum, normalise */
+        float sum = 0.0f;
+        for (int t = 0; t <= pos; t++) {
+            s->scores[t] = expf(s->scores[t] - mx);
+            sum += s->scores[t];
+        }
+        for (int t = 0; t <= pos; t++)
+            s->scores[t] /= sum;
+        /* weighted sum of v */
+        float *out = xout + h * hs;
+        for (size_t i = 0; i < hs; i++)
+            out[i] = 0.0f;
+        for (int t = 0; t <= pos; t++) {
+            const float *vt = vc + (size_t)t * kvd + kvh * hs;
+            for (size_t i = 0; i < hs; i++)
+                out[i] += s->scores[t] * vt[i];
+        }
+        size_t at = ((l * H + h) * S + (size_t)pos) * hs;
+        memcpy(cap->q + at, qh, hs * sizeof(float));
+        memcpy(cap->k + at, k + kvh * hs, hs * sizeof(float));
+        memcpy(cap->v + at, v + kvh * hs, hs * sizeof(float));
+        memcpy(cap->att + at, out, hs * sizeof(float));
+    }
+    return LA_OK;
+}
+
+int la_llama_forward(const struct la_llama *m, struct la_llama_act *a, int token, int pos,
+                     const struct la_llama_attn *attn, struct la_error *err)
+{
+    const struct la_llama_config *c = &m->cfg;
+    if (token < 0 || token >= c->vocab_size)
+        return LA_FAIL(err, LA_EINVAL, "token %d is outside the vocabulary (0..%d)", token,
+                       c->vocab_size - 1);
+    if (pos < 0 || pos >= c->seq_len)
+        return LA_FAIL(err, LA_EINVAL, "position %d is outside the model's 0..%d", pos,
+                       c->seq_len - 1);
+    size_t D = (size_t)c->dim, Hf = (size_t)c->hidden_dim, hs = (size_t)c->head_size;
+    size_t kvd = (size_t)c->n_kv_heads * hs;
+
+    memcpy(a->x, m->tok_emb + (size_t)token * D, D * sizeof(float));
+    for (size_t l = 0; l < (size_t)c->n_layers; l++) {
+        /* Attention: project, rotate q and k, attend (the caller's attention) into xb. */
+        rmsnorm(a->xb, a->x, m->rms_att + l * D, D);
+        matvec(a->q, m->wq + l * D * D, a->xb, D, D);
+        matvec(a->k, m->wk + l * kvd * D, a->xb, kvd, D);
+        matvec(a->v, m->wv + l * kvd * D, a->xb, kvd, D);
+        rope(a->q, D, (int)hs, pos);
+        rope(a->k, kvd, (int)hs, pos);
+        int rc = attn->run(attn->ctx, (int)l, pos, a->q, a->k, a->v, a->xb, err);
+        if (rc)
+            return rc;
+        matvec(a->xb2, m->wo + l * D * D, a->xb, D, D);
         for (size_t i = 0; i < D; i++)
-            s->x[i] += s->xb2[i];
+            a->x[i] += a->xb2[i];
 
         /* SwiGLU feed-forward: w2(silu(w1 x) * (w3 x)). */
-        rmsnorm(s->xb, s->x, m->rms_ffn + l * D, D);
-        matvec(s->hb, m->w1 + l * Hf * D, s->xb, Hf, D);
-        matvec(s->hb2, m->w3 + l * Hf * D, s->xb, Hf, D);
+        rmsnorm(a->xb, a->x, m->rms_ffn + l * D, D);
+        matvec(a->hb, m->w1 + l * Hf * D, a->xb, Hf, D);
+        matvec(a->hb2, m->w3 + l * Hf * D, a->xb, Hf, D);
         for (size_t i = 0; i < Hf; i++) {
-            float a = s->hb[i];
-            s->hb[i] = a / (1.0f + expf(-a)) * s->hb2[i];
+            float v = a->hb[i];
+            a->hb[i] = v / (1.0f + expf(-v)) * a->hb2[i];
         }
-        matvec(s->xb, m->w2 + l * D * Hf, s->hb, D, Hf);
+        matvec(a->xb, m->w2 + l * D * Hf, a->hb, D, Hf);
         for (size_t i = 0; i < D; i++)
-            s->x[i] += s->xb[i];
+            a->x[i] += a->xb[i];
     }
-    rmsnorm(s->x, s->x, m->rms_final, D);
-    matvec(s->logits, m->cls, s->x, (size_t)c->vocab_size, D);
+    rmsnorm(a->x, a->x, m->rms_final, D);
+    matvec(a->logits, m->cls, a->x, (size_t)c->vocab_size, D);
+    return LA_OK;
 }
 
 /* ---- generation ------------------------------------------------------------------------- */
 
-static int argmax(const float *x, int n)
+int la_logits_argmax(const float *x, int n)
 {
     int best = 0;
     for (int i = 1; i < n; i++)
@@ -633,10 +819,9 @@ static int argmax(const float *x, int n)
     return best;
 }
 
-/* Samples from softmax(logits / temperature) by inverting the CDF at one uniform draw. */
-static int sample(const float *logits, int n, double temperature, gsl_rng *rng)
+int la_logits_sample(const float *logits, int n, double temperature, gsl_rng *rng)
 {
-    double mx = logits[argmax(logits, n)], sum = 0.0;
+    double mx = logits[la_logits_argmax(logits, n)], sum = 0.0;
     for (int i = 0; i < n; i++)
         sum += exp(((double)logits[i] - mx) / temperature);
     double r = gsl_rng_uniform(rng) * sum, cdf = 0.0;
@@ -711,7 +896,7 @@ int la_llama_generate(const struct la_llama *m, const struct la_tokenizer *tok,
     struct run_state s;
     gsl_rng *rng = NULL;
     struct la_capture *c = calloc(1, sizeof *c);
-    if (!c || run_state_alloc(&s, cfg, opts->steps) != LA_OK) {
+    if (!c || run_state_alloc(&s, m, opts->steps) != LA_OK) {
         free(c);
         return LA_FAIL(err, LA_ENOMEM, "out of memory for %d steps", opts->steps);
     }
@@ -741,18 +926,23 @@ int la_llama_generate(const struct la_llama *m, const struct la_tokenizer *tok,
         gsl_rng_set(rng, (unsigned long)opts->seed);
     }
 
+    s.cap = c;
+    const struct la_llama_attn attn = {.run = capture_attention, .ctx = &s};
     int token = LA_TOKEN_BOS, T = 0;
     for (int pos = 0; pos < opts->steps; pos++) {
         c->tokens[pos] = token;
-        forward(m, &s, token, pos, c);
+        rc = la_llama_forward(m, &s.act, token, pos, &attn, err);
+        if (rc)
+            goto fail;
         T = pos + 1;
+        const float *logits = s.act.logits;
         for (int i = 0; i < cfg->vocab_size; i++)
-            if (!isfinite(s.logits[i])) {
+            if (!isfinite(logits[i])) {
                 rc = LA_FAIL(err, LA_ENUMERIC, "non-finite logit at position %d", pos);
                 goto fail;
             }
-        int next = opts->greedy ? argmax(s.logits, cfg->vocab_size)
-                                : sample(s.logits, cfg->vocab_size, opts->temperature, rng);
+        int next = opts->greedy ? la_logits_argmax(logits, cfg->vocab_size)
+                                : la_logits_sample(logits, cfg->vocab_size, opts->temperature, rng);
         c->next_token = next;
         /* BOS starts a new story: the current one is over. */
         if (next == LA_TOKEN_BOS && !opts->through_bos)

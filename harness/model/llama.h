@@ -3,15 +3,18 @@
  * (llama2.c tok*.bin format), and a generation loop that records, at every position, each
  * layer's and head's q and k (after RoPE), v and the head's attention output.
  *
- * It is not an inference engine: no batching, no quantisation, no prompt encoding (generation
- * starts from BOS), no speed work beyond plain loops; stories260K runs 512 steps in well under
- * a second.  `linattn capture` (harness/cli/cmd_capture.c) writes what it records to HDF5
+ * It is not an inference engine: no batching, no quantisation, no speed work beyond plain
+ * loops; stories260K runs 512 steps in well under a second.  Capture starts from BOS; the
+ * forward pass of one token with the attention supplied by the caller (la_llama_forward) and
+ * the prompt encoder serve `linattn generate` (harness/model/generate.c).  `linattn capture` (harness/cli/cmd_capture.c) writes what it records to HDF5
  * (docs/data-layout.md).  Tests: tests/test_capture.c.
  */
 #ifndef LA_LLAMA_H
 #define LA_LLAMA_H
 
 #include <stdint.h>
+
+#include <gsl/gsl_rng.h>
 
 #include "../core/status.h"
 
@@ -63,6 +66,45 @@ struct la_gen_opts {
     uint64_t seed;      /* gsl_rng_mt19937 seed when sampling */
     int through_bos;    /* 1: when the model emits BOS (a new story), feed it and go on */
 };
+
+/* ---- one token at a time, attention supplied by the caller (harness/model/generate.c) ---- */
+
+/* The attention of one layer at one position: q (n_heads·hs, after RoPE), k (n_kv_heads·hs,
+ * after RoPE) and v (n_kv_heads·hs) of the current token in; out (n_heads·hs) receives each
+ * query head's attention output, before the output projection wo.  Returns LA_OK or an LA_E*
+ * code with err filled. */
+struct la_llama_attn {
+    int (*run)(void *ctx, int layer, int pos, const float *q, const float *k, const float *v,
+               float *out, struct la_error *err);
+    void *ctx;
+};
+
+/* The activations of one token (owned; logits holds vocab_size floats after a forward). */
+struct la_llama_act {
+    float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2, *logits;
+};
+int la_llama_act_alloc(const struct la_llama *m, struct la_llama_act *a);
+void la_llama_act_free(struct la_llama_act *a);
+
+/* One token `token` at position pos (0..seq_len-1) through every layer, attention by attn;
+ * a->logits receives the logits.  LA_EINVAL for a token or position out of range, else what
+ * attn returned. */
+int la_llama_forward(const struct la_llama *m, struct la_llama_act *a, int token, int pos,
+                     const struct la_llama_attn *attn, struct la_error *err);
+
+/* The index of the largest of n logits (the first on ties). */
+int la_logits_argmax(const float *logits, int n);
+/* A draw from softmax(logits / temperature) by inverting the CDF at one uniform draw of rng. */
+int la_logits_sample(const float *logits, int n, double temperature, gsl_rng *rng);
+
+/* Encodes text into tokens the way SentencePiece BPE does with llama2.c-format vocabularies:
+ * a space is put before the text, each UTF-8 character becomes its piece (or, when the
+ * vocabulary lacks it, the pieces "<0xHH>" of its bytes), then the adjacent pair whose joined
+ * text is a piece with the highest merge score is merged, until no pair merges.  tokens
+ * (cap entries) receives BOS then the pieces; *n the count.  LA_EINVAL when the text does not
+ * fit in cap tokens or a byte has no piece. */
+int la_tokenizer_encode(const struct la_tokenizer *t, const char *text, int32_t *tokens, int cap,
+                        int *n, struct la_error *err);
 
 /* What one generation captured.  The four tensors are (L, H, T, hs) row-major with H the number
  * of query heads; k and v are expanded per query head (query head h reads KV head
