@@ -413,7 +413,7 @@ static void test_cli_errors(void **state)
         expect_bad(a, needle);                                                                    \
     } while (0)
     BAD("--attention gerff", "unknown attention 'gerff' (did you mean 'gerf'?)");
-    BAD("--attention nosuch", "valid: softmax or a map: softmax, elu1");
+    BAD("--attention nosuch", "valid (softmax or a feature map): softmax, elu1");
     BAD("--attention elu1 --m 16", "map 'elu1' does not take --m");
     BAD("--attention prf --relu-eps 0.1", "map 'prf' does not take --relu-eps (it reads: m,");
     BAD("--attention elu1 --seed-map 3", "map 'elu1' does not take --seed-map");

@@ -145,7 +145,7 @@ static int parse_attention(const char *text, const char **out, int *n_out)
         if (k == nn || len >= 63) {
             char buf[512];
             fprintf(stderr, PROG ": unknown attention '%s'%s\n", word,
-                    la_choices_msg(buf, sizeof buf, word, names, nn, "valid: softmax or a map"));
+                    la_choices_msg(buf, sizeof buf, word, names, nn, "valid (softmax or a feature map)"));
             return 2;
         }
         for (int j = 0; j < *n_out; j++)
