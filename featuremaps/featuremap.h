@@ -14,6 +14,10 @@
  *    per-row max for queries and one per-sequence constant for keys), and gets the whole
  *    sequence of one head at once, so a per-sequence constant is well defined.
  *  - apply never allocates: it gets a workspace of work_floats(state, n) floats.
+ *  - backward (every map has one) is the vector–Jacobian product of apply with the
+ *    stabiliser's shift held constant; its comment in struct featuremap_type says why that is
+ *    the gradient of linear attention and what the caller pairs it with.  grad.c is its
+ *    generic layer; featuremaps/README.md, "Backward", lists the parameter layout and costs.
  *
  * Nominal cost (featuremap_nominal_flops, featuremap_nominal_bytes: each type's flops and bytes
  * models, written in the map's own file from what its apply does).  One apply of n rows of d

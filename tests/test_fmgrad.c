@@ -4,7 +4,8 @@
  * m ≠ d, n past one block of FM_GRAD_ROWS rows); mutated gradients that the check must reject;
  * the generic layer's errors; and the composed check training will rely on: ∂L/∂Q and ∂L/∂K of
  * linear attention (attn_linear_ref_rows, with the harness's per-row eps) through a map, by the
- * chain rule with the map's backward, against finite differences of the whole computation.
+ * chain rule with the map's backward, against finite differences of the whole computation;
+ * finite gradients at inputs where the unstabilised formulas overflow fp32.
  * Run: make check, or build/tests/test_fmgrad (under a second).
  *
  * The finite differences.  L(x) = Σ g·φ(x) for a fixed random g = ∂L/∂φ, so ∂L/∂x is what the
@@ -822,6 +823,54 @@ static void test_composed_attention(void **state)
     assert_true(composed_worst(&prf, 5, 3, 2, 1, 0.5, 0, 9901) > 1.0);
 }
 
+/* ---------------------------------------------------------------- large inputs */
+
+/* At |x_j| = 30, d = 16 (‖x̃‖² = 3600) the unstabilised formulas overflow fp32
+ * (test_featuremaps.c, test_overflow), but the stabilised features are finite and so is the
+ * gradient with the shift held: every map, queries and keys, dx and learned's dW, db finite. */
+static void test_large_inputs_finite(void **state)
+{
+    (void)state;
+    const size_t n = 8;
+    const int d = 16;
+    float *x = malloc(n * d * sizeof *x);
+    tu_fill(x, n * d, 1.0f, 9301);
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = x[i] < 0.0f ? -30.0f : 30.0f;
+    const enum fm_role roles[] = {FM_QUERY, FM_KEY};
+    for (size_t k = 0; k < N_SPECS; k++)
+        for (int r = 0; r < 2; r++) {
+            const struct spec *s = &specs[k];
+            double *W = NULL, *b = NULL;
+            if (s->act) {
+                W = malloc((size_t)s->m * d * sizeof *W);
+                b = malloc((size_t)s->m * sizeof *b);
+                learned_weights(W, b, s->m, d, 9302 + k);
+            }
+            struct featuremap *fm = build(s, d, W, b, x, n);
+            const size_t m = (size_t)fm->m, np = featuremap_param_count(fm);
+            float *phi = malloc(n * m * sizeof *phi), *g = malloc(n * m * sizeof *g);
+            float *dx = malloc(n * d * sizeof *dx), *dp = np ? calloc(np, sizeof *dp) : NULL;
+            apply_shift(fm, roles[r], x, n, phi, NULL);
+            assert_true(tu_all_finite(phi, n * m));
+            tu_fill(g, n * m, 1.0f, 9303 + k);
+            backward(fm, x, n, phi, g, dx, dp);
+            if (!tu_all_finite(dx, n * d) || (dp && !tu_all_finite(dp, np)))
+                print_error("%s%s%s role %s: non-finite gradient at |x| = 30\n", s->name,
+                            s->act ? " " : "", s->act ? s->act : "", role_name(roles[r]));
+            assert_true(tu_all_finite(dx, n * d));
+            assert_true(!dp || tu_all_finite(dp, np));
+            featuremap_free(fm);
+            free(W);
+            free(b);
+            free(phi);
+            free(g);
+            free(dx);
+            free(dp);
+        }
+    free(x);
+}
+
 /* ---------------------------------------------------------------- cost models */
 
 /* Every map has a backward and a backward flop model; spot values by hand. */
@@ -876,9 +925,13 @@ int main(void)
 {
     la_startup();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vjp_every_map),       cmocka_unit_test(test_learned_params),
-        cmocka_unit_test(test_learned_accumulates), cmocka_unit_test(test_mutations_fail),
-        cmocka_unit_test(test_backward_errors),     cmocka_unit_test(test_composed_attention),
+        cmocka_unit_test(test_vjp_every_map),
+        cmocka_unit_test(test_learned_params),
+        cmocka_unit_test(test_learned_accumulates),
+        cmocka_unit_test(test_mutations_fail),
+        cmocka_unit_test(test_backward_errors),
+        cmocka_unit_test(test_composed_attention),
+        cmocka_unit_test(test_large_inputs_finite),
         cmocka_unit_test(test_backward_cost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
