@@ -249,3 +249,79 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
                 phi[i] *= scale;
     }
 }
+
+size_t fm_grad_work_floats(int p, size_t n)
+{
+    size_t rows = n < FM_GRAD_ROWS ? n : FM_GRAD_ROWS;
+    return rows * ((size_t)p + 1);
+}
+
+void fm_grad_G(enum fm_grad_kind kind, const float *phi, const float *dphi, size_t nr, int p,
+               float *G, float *t)
+{
+    const size_t cols = kind == FM_GRAD_EXP ? (size_t)p : 2 * (size_t)p;
+    for (size_t r = 0; r < nr; r++) {
+        const float *f = phi + r * cols, *g = dphi + r * cols;
+        float *Gr = G + r * (size_t)p;
+        if (t) {
+            double acc = 0.0;
+            for (size_t c = 0; c < cols; c++)
+                acc += (double)g[c] * (double)f[c];
+            t[r] = (float)acc;
+        }
+        if (kind == FM_GRAD_EXP)
+            for (int i = 0; i < p; i++)
+                Gr[i] = g[i] * f[i];
+        else if (kind == FM_GRAD_PAIR)
+            for (int i = 0; i < p; i++)
+                Gr[i] = g[i] * f[i] - g[p + i] * f[p + i];
+        else
+            for (int i = 0; i < p; i++)
+                Gr[i] = g[p + i] * f[i] - g[i] * f[p + i];
+    }
+}
+
+void fm_grad_rows(const float *G, size_t nr, int p, const float *Wt, int d, const float *t,
+                  float hgrad, const float *x, float *dx)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, d, p, 1.0f, G, p, Wt, d, 0.0f,
+                dx, d);
+    if (!t)
+        return;
+    for (size_t r = 0; r < nr; r++) {
+        const float a = hgrad * t[r];
+        const float *xr = x + r * (size_t)d;
+        float *o = dx + r * (size_t)d;
+        for (int j = 0; j < d; j++)
+            o[j] += a * xr[j];
+    }
+}
+
+void fm_grad_params(const float *G, size_t nr, int p, const float *x, int d, float *dW, float *db)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, p, d, (int)nr, 1.0f, G, p, x, d, 1.0f, dW,
+                d);
+    if (!db)
+        return;
+    for (int i = 0; i < p; i++) {
+        double acc = 0.0;
+        for (size_t r = 0; r < nr; r++)
+            acc += G[r * (size_t)p + (size_t)i];
+        db[i] += (float)acc;
+    }
+}
+
+void fm_proj_backward(const struct fm_proj *P, enum fm_grad_kind kind, float hgrad, const float *x,
+                      size_t n, const float *phi, const float *dphi, float *dx, float *work)
+{
+    const int p = P->m, d = P->d;
+    const size_t cols = kind == FM_GRAD_EXP ? (size_t)p : 2 * (size_t)p;
+    float *G = work, *t = work + (size_t)FM_GRAD_ROWS * (size_t)p;
+    if (n < FM_GRAD_ROWS)
+        t = work + n * (size_t)p; /* the workspace is sized for min(n, FM_GRAD_ROWS) rows */
+    for (size_t r0 = 0; r0 < n; r0 += FM_GRAD_ROWS) {
+        const size_t nr = n - r0 < FM_GRAD_ROWS ? n - r0 : FM_GRAD_ROWS;
+        fm_grad_G(kind, phi + r0 * cols, dphi + r0 * cols, nr, p, G, t);
+        fm_grad_rows(G, nr, p, P->Ws, d, t, hgrad, x + r0 * (size_t)d, dx + r0 * (size_t)d);
+    }
+}

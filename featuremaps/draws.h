@@ -76,4 +76,40 @@ double fm_sqnorm_tilde(const float *x, int d);
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
                        enum fm_role role, float scale, float *shift);
 
+/* ---- Backward (the VJP of the maps above; featuremap.h documents the method) ----
+ * Rows per block of a backward pass: its workspace holds one block's G and t, whatever n. */
+#define FM_GRAD_ROWS 256
+
+/* How φ is built from the projections u = Wt·x (p of them) and the norm term h(x):
+ *   FM_GRAD_EXP:  φ_i = s·exp(u_i − h − c)                     (p features: prf, gerf)
+ *   FM_GRAD_PAIR: φ = s·[exp(u_i − h − c), exp(−u_i − h − c)]  (2p: hyp, learned exp_pair)
+ *   FM_GRAD_TRIG: φ = s·[cos u_i, sin u_i]·exp(h − c)          (2p: rff)
+ * With c held constant, ∂L/∂u_i = G_i and ∂L/∂h = ±t, t = Σ_c g_c·φ_c over the row's features:
+ *   EXP:  G_i = g_i·φ_i;   PAIR: G_i = g_i·φ_i − g_{p+i}·φ_{p+i};
+ *   TRIG: G_i = g_{p+i}·φ_i − g_i·φ_{p+i}  (∂cos = −sin, ∂sin = cos, times the same factor). */
+enum fm_grad_kind { FM_GRAD_EXP = 0, FM_GRAD_PAIR = 1, FM_GRAD_TRIG = 2 };
+
+/* G (nr, p) and t (nr) of nr rows from phi and dphi (nr rows of p or 2p features, by kind);
+ * t summed in double per row, or not formed when t is NULL (maps without a norm term). */
+void fm_grad_G(enum fm_grad_kind kind, const float *phi, const float *dphi, size_t nr, int p,
+               float *G, float *t);
+
+/* dx (nr, d) = G (nr, p)·Wt (p, d), plus hgrad·t_r·x_r when t is not NULL (∇h = x times a
+ * scalar: the norm term's part).  One cblas_sgemm. */
+void fm_grad_rows(const float *G, size_t nr, int p, const float *Wt, int d, const float *t,
+                  float hgrad, const float *x, float *dx);
+
+/* dW (p, d) += Gᵀ·x (G: (nr, p), x: (nr, d)), one cblas_sgemm; db (p) += Σ_r G_r when db is
+ * not NULL (column sums in double). */
+void fm_grad_params(const float *G, size_t nr, int p, const float *x, int d, float *dW, float *db);
+
+/* The whole backward of a random map of the kinds above: blocks of FM_GRAD_ROWS rows through
+ * fm_grad_G and fm_grad_rows with Wt = the map's Ws; hgrad = ∂h/∂x ÷ x times the kind's sign
+ * (prf: −1/√d, since h = ‖x‖²/(2√d) enters with a minus; rff: +1/√d).  work: the floats
+ * fm_grad_work_floats gives. */
+void fm_proj_backward(const struct fm_proj *P, enum fm_grad_kind kind, float hgrad, const float *x,
+                      size_t n, const float *phi, const float *dphi, float *dx, float *work);
+/* Workspace of one block: min(n, FM_GRAD_ROWS)·(p + 1) floats (G and t). */
+size_t fm_grad_work_floats(int p, size_t n);
+
 #endif

@@ -45,6 +45,19 @@ static void elu1_apply(const void *state, enum fm_role role, const float *x, siz
         phi[i] += x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+/* Backward (featuremap.h): φ'(x) = 1 for x >= 0 and exp(x) = φ(x) for x < 0 (continuous at 0,
+ * both sides 1), so dx = g·(x >= 0 ? 1 : φ).  No stabiliser, no parameters, no workspace. */
+static void elu1_backward(const void *state, const float *x, size_t n, const float *phi,
+                          const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)dparams;
+    (void)work;
+    const struct elu1_state *s = state;
+    size_t total = n * (size_t)s->d;
+    for (size_t i = 0; i < total; i++)
+        dx[i] = dphi[i] * (x[i] >= 0.0f ? 1.0f : phi[i]); /* NaN x: φ is NaN */
+}
+
 static double elu1_phi(double v)
 {
     return v >= 0.0 ? v + 1.0 : exp(v);
@@ -65,6 +78,13 @@ static double elu1_flops(size_t n, int d, int m)
 {
     (void)d;
     return 4.0 * (double)n * m;
+}
+
+/* Backward, per feature a compare and select and a multiply: 2·m. */
+static double elu1_backward_flops(size_t n, int d, int m)
+{
+    (void)d;
+    return 2.0 * (double)n * m;
 }
 
 static double elu1_bytes(size_t n, int d, int m)
@@ -94,4 +114,7 @@ const struct featuremap_type fm_elu1 = {
     .apply = elu1_apply,
     .release = NULL,
     .kernel = elu1_kernel,
+    .backward_work_floats = NULL,
+    .backward = elu1_backward,
+    .backward_flops = elu1_backward_flops,
 };

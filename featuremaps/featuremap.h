@@ -14,6 +14,10 @@
  *    per-row max for queries and one per-sequence constant for keys), and gets the whole
  *    sequence of one head at once, so a per-sequence constant is well defined.
  *  - apply never allocates: it gets a workspace of work_floats(state, n) floats.
+ *  - backward (every map has one) is the vector–Jacobian product of apply with the
+ *    stabiliser's shift held constant; its comment in struct featuremap_type says why that is
+ *    the gradient of linear attention and what the caller pairs it with.  grad.c is its
+ *    generic layer; featuremaps/README.md, "Backward", lists the parameter layout and costs.
  *
  * Nominal cost (featuremap_nominal_flops, featuremap_nominal_bytes: each type's flops and bytes
  * models, written in the map's own file from what its apply does).  One apply of n rows of d
@@ -119,6 +123,39 @@ struct featuremap_type {
     /* Optional: the value a named parameter has now ("A" after gerf's fit), NAN if the map
      * has no such parameter.  Lets the harness record data-dependent choices. */
     double (*param)(const void *state, const char *name);
+
+    /* ---- Backward (optional; featuremaps/grad.c has the generic layer) ----
+     * The vector–Jacobian product of the map: given x (n, d), the φ (n, m) that apply wrote for
+     * these rows, and g = ∂L/∂φ (n, m), write ∂L/∂x (n, d) and, for a map with trainable
+     * parameters, add ∂L/∂θ to dparams.  It is the derivative of the defining formula with
+     * the stabiliser's shift held constant: each map writes its Jacobian through φ itself
+     * (e.g. ∂φ_i/∂x = φ_i·(∇u_i − ∇h) for prf), so the same code serves every role and reads
+     * no shift.  Why holding the shift is right: linear attention
+     *     y_i = φ(q_i)ᵀS / (φ(q_i)ᵀz + eps_i),   S = Σ_j φ(k_j)v_jᵀ,  z = Σ_j φ(k_j)
+     * is unchanged when row i of φ(Q) and eps_i are divided by one factor e^{s_i}, and when
+     * every row of φ(K) and every eps_i are divided by one factor e^{c}: the harness's per-row
+     * eps, eps_i = eps·exp(−shift_q,i − shift_k) (attn_args.eps_row), divides with them.  So
+     * ∂L/∂s_i = 0 and ∂L/∂c = 0, and the chain rule through the shifts' own dependence on x
+     * (a row max, not even smooth) contributes nothing.  The caller pairs this backward with
+     * an attention backward that takes the stabilised features and holds eps_row constant (the
+     * eps_row the forward used); the result is then the exact gradient of the unstabilised
+     * attention.  With one plain eps for every row instead, the shift would not cancel against
+     * eps and the result would be the gradient of a slightly different function (off by terms
+     * of order eps/normaliser).  FM_RAW features (shift 0) need no pairing.
+     * Floats of workspace backward needs for n rows (NULL: none); fixed for n past a few
+     * hundred rows: the passes run in blocks of rows. */
+    size_t (*backward_work_floats)(const void *state, size_t n);
+    /* x (n, d), phi (n, m) as apply wrote it (any role), dphi (n, m) → dx (n, d), overwritten.
+     * dparams: NULL = not wanted; otherwise param_count floats to which ∂L/∂θ is added (the
+     * caller zeroes it; calls over several blocks of rows accumulate).  Never allocates. */
+    void (*backward)(const void *state, const float *x, size_t n, const float *phi,
+                     const float *dphi, float *dx, float *dparams, float *work);
+    /* Trainable parameters (floats of dparams, in the map's documented layout; NULL or 0:
+     * none: random maps' W are fixed draws, gerf's fitted A is a constant). */
+    size_t (*param_count)(const void *state);
+    /* Nominal flops of one backward of n rows of d with m features (dparams included for
+     * maps with parameters), counted as flops above; featuremaps/README.md lists them. */
+    double (*backward_flops)(size_t n, int d, int m);
 };
 
 /* An instance: the type plus its state. */
@@ -178,6 +215,23 @@ int featuremap_fit(struct featuremap *fm, const float *q, size_t nq, const float
 double featuremap_param(const struct featuremap *fm, const char *name);
 /* The kernel the map stands for, in double: the map's own, or exp(qᵀk/√d). */
 double featuremap_kernel(const struct featuremap *fm, const double *q, const double *k);
+
+/* ---- Backward (grad.c; the method's comment in struct featuremap_type says what it is) ---- */
+
+/* Floats of workspace featuremap_backward needs for n rows (0 for a map without backward). */
+size_t featuremap_backward_work_floats(const struct featuremap *fm, size_t n);
+/* Trainable parameters of fm, the length of dparams (0: none). */
+size_t featuremap_param_count(const struct featuremap *fm);
+/* Checks the arguments and dispatches to the type's backward: x (n, d), phi (n, m) from apply
+ * on these rows (any role), dphi = ∂L/∂φ (n, m) → dx = ∂L/∂x (n, d); dparams (NULL or
+ * featuremap_param_count floats) gets ∂L/∂θ added; work has featuremap_backward_work_floats(n)
+ * floats.  Returns LA_OK, or LA_EINVAL with err naming the map (no backward, a NULL pointer,
+ * n = 0, dparams for a map without parameters). */
+int featuremap_backward(const struct featuremap *fm, const float *x, size_t n, const float *phi,
+                        const float *dphi, float *dx, float *dparams, float *work,
+                        struct la_error *err);
+/* Nominal flops of one backward (NaN for a NULL t, a type without backward, d < 1 or m < 1). */
+double featuremap_nominal_backward_flops(const struct featuremap_type *t, size_t n, int d, int m);
 
 /* The nominal cost of a map of type t (the convention at the top of this file): flops and bytes
  * of one apply of n rows of d into m features (m >= 1, the output dimension), and the output

@@ -153,6 +153,23 @@ static void gerf_apply(const void *state, enum fm_role role, const float *x, siz
     fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
 }
 
+/* Backward (featuremap.h): the offsets A‖ω_i‖² + log D are constants (with A: auto, the fitted
+ * A is a constant too: fit ran before apply and is not differentiated), and Ws already holds
+ * B·d^{-1/4}·ω_i, so the VJP is prf's: dx = G·Ws − (Σ_i g_i·φ_i)·x/√d, G_i = g_i·φ_i. */
+static void gerf_backward(const void *state, const float *x, size_t n, const float *phi,
+                          const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)dparams;
+    const struct gerf_state *s = state;
+    fm_proj_backward(&s->P, FM_GRAD_EXP, (float)(-1.0 / sqrt((double)s->P.d)), x, n, phi, dphi, dx,
+                     work);
+}
+
+static size_t gerf_backward_work_floats(const void *state, size_t n)
+{
+    return fm_grad_work_floats(((const struct gerf_state *)state)->P.m, n);
+}
+
 static void gerf_release(void *state)
 {
     struct gerf_state *s = state;
@@ -182,6 +199,12 @@ static double gerf_bytes(size_t n, int d, int m)
     return fm_rows_bytes(n, d, m) + sizeof(float) * ((double)m * d + m);
 }
 
+/* Backward, per row: prf's, 2·d·m + 2·m + 2·d (the offsets are constants). */
+static double gerf_backward_flops(size_t n, int d, int m)
+{
+    return (double)n * (2.0 * d * (double)m + 2.0 * m + 2.0 * d);
+}
+
 static double gerf_nominal_dim(int d, int m)
 {
     return m > 0 ? m : d;
@@ -204,4 +227,7 @@ const struct featuremap_type fm_gerf = {
     .apply = gerf_apply,
     .release = gerf_release,
     .kernel = NULL,
+    .backward_work_floats = gerf_backward_work_floats,
+    .backward = gerf_backward,
+    .backward_flops = gerf_backward_flops,
 };

@@ -46,6 +46,23 @@ static void hyp_apply(const void *state, enum fm_role role, const float *x, size
                       (float)(1.0 / sqrt(2.0 * m)), shift);
 }
 
+/* Backward (featuremap.h): the "+" half is exp(u_i − h − c), the "−" half exp(−u_i − h − c),
+ * so ∂L/∂u_i = g_i·φ_i − g_{m+i}·φ_{m+i} and dx = G·Ws − (Σ over both halves of g·φ)·x/√d
+ * (draws.h, FM_GRAD_PAIR).  No parameters. */
+static void hyp_backward(const void *state, const float *x, size_t n, const float *phi,
+                         const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)dparams;
+    const struct hyp_state *s = state;
+    fm_proj_backward(&s->P, FM_GRAD_PAIR, (float)(-1.0 / sqrt((double)s->P.d)), x, n, phi, dphi, dx,
+                     work);
+}
+
+static size_t hyp_backward_work_floats(const void *state, size_t n)
+{
+    return fm_grad_work_floats(((const struct hyp_state *)state)->P.m, n);
+}
+
 static void hyp_release(void *state)
 {
     fm_proj_release(&((struct hyp_state *)state)->P);
@@ -63,6 +80,13 @@ static double hyp_flops(size_t n, int d, int m)
 static double hyp_bytes(size_t n, int d, int m)
 {
     return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * (double)d;
+}
+
+/* Backward, per row of m = 2p features: the products g·φ (m), their sum (m), the differences
+ * G_i (m/2), the product G·Ws (2·d·p = d·m) and the norm term (2·d): d·m + 2.5·m + 2·d. */
+static double hyp_backward_flops(size_t n, int d, int m)
+{
+    return (double)n * ((double)d * m + 2.5 * m + 2.0 * d);
 }
 
 static double hyp_nominal_dim(int d, int m)
@@ -86,4 +110,7 @@ const struct featuremap_type fm_hyp = {
     .apply = hyp_apply,
     .release = hyp_release,
     .kernel = NULL,
+    .backward_work_floats = hyp_backward_work_floats,
+    .backward = hyp_backward,
+    .backward_flops = hyp_backward_flops,
 };

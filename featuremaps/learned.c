@@ -382,6 +382,62 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
     }
 }
 
+/* Backward (featuremap.h).  With u = W x + b, ∂L/∂u (G, one row of m units per input row):
+ *   relu:          G_i = g_i where φ_i > 0 (u_i > 0), else 0 (the subgradient 0 at u_i = 0);
+ *   exp_pair:      G_i = g_i·φ_i − g_{m+i}·φ_{m+i}   (the stabiliser's c held constant);
+ *   softmax_pair:  with p = φ the softmax of v = [u, −u], ∂L/∂v_c = p_c·(g_c − Σ_l p_l·g_l),
+ *                  G_i = ∂L/∂v_i − ∂L/∂v_{m+i}  (exact: the row max it subtracts is the
+ *                  definition's own invariance).
+ * Then dx = G·W, and into dparams (when not NULL) the parameters' gradients are added in the
+ * weights file's order: dW (m, d) row-major as /W (dparams[i·d + j] = ∂L/∂W_ij), then db (m)
+ * as /b: dW += Gᵀ·x, db += Σ_rows G.  Blocks of FM_GRAD_ROWS rows; workspace: one block's G. */
+static void learned_backward(const void *state, const float *x, size_t n, const float *phi,
+                             const float *dphi, float *dx, float *dparams, float *work)
+{
+    const struct learned_state *s = state;
+    const int m = s->m, d = s->d;
+    const size_t cols = s->act == ACT_RELU ? (size_t)m : 2 * (size_t)m;
+    float *G = work;
+    for (size_t r0 = 0; r0 < n; r0 += FM_GRAD_ROWS) {
+        const size_t nr = n - r0 < FM_GRAD_ROWS ? n - r0 : FM_GRAD_ROWS;
+        const float *f = phi + r0 * cols, *g = dphi + r0 * cols;
+        if (s->act == ACT_EXP_PAIR) {
+            fm_grad_G(FM_GRAD_PAIR, f, g, nr, m, G, NULL);
+        } else if (s->act == ACT_RELU) {
+            for (size_t i = 0; i < nr * (size_t)m; i++)
+                G[i] = f[i] > 0.0f ? g[i] : 0.0f;
+        } else {
+            for (size_t r = 0; r < nr; r++) {
+                const float *fr = f + r * cols, *gr = g + r * cols;
+                float *Gr = G + r * (size_t)m;
+                double dot = 0.0;
+                for (size_t c = 0; c < cols; c++)
+                    dot += (double)fr[c] * (double)gr[c];
+                const float sd = (float)dot;
+                for (int i = 0; i < m; i++)
+                    Gr[i] = fr[i] * (gr[i] - sd) - fr[m + i] * (gr[m + i] - sd);
+            }
+        }
+        const float *xr = x + r0 * (size_t)d;
+        fm_grad_rows(G, nr, m, s->W, d, NULL, 0.0f, NULL, dx + r0 * (size_t)d);
+        if (dparams)
+            fm_grad_params(G, nr, m, xr, d, dparams, dparams + (size_t)m * (size_t)d);
+    }
+}
+
+static size_t learned_backward_work_floats(const void *state, size_t n)
+{
+    const size_t rows = n < FM_GRAD_ROWS ? n : FM_GRAD_ROWS;
+    return rows * (size_t)((const struct learned_state *)state)->m;
+}
+
+/* dW (m, d) then db (m): the layout of the weights file's /W and /b. */
+static size_t learned_param_count(const void *state)
+{
+    const struct learned_state *s = state;
+    return (size_t)s->m * (size_t)s->d + (size_t)s->m;
+}
+
 /* u_i = W_i·x + b_i in double from the fp32 weights. */
 static double unit(const struct learned_state *s, const double *x, int i)
 {
@@ -450,6 +506,15 @@ static double learned_bytes(size_t n, int d, int m)
     return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * ((double)d + 1.0);
 }
 
+/* Backward, in the pair model of learned_flops (p = m/2 units for m features): per row the
+ * products g·φ (m) and the differences G_i (m/2), dx = G·W (2·d·p = d·m), dW += Gᵀx (d·m) and
+ * db += G (m/2): 2·d·m + 2·m.  softmax_pair adds the dot Σ p·g and the subtracts of it (2·m);
+ * relu has m units: a select each, 2·d·m twice and m adds, 4·d·m + 2·m. */
+static double learned_backward_flops(size_t n, int d, int m)
+{
+    return (double)n * (2.0 * d * (double)m + 2.0 * m);
+}
+
 static double learned_nominal_dim(int d, int m)
 {
     return 2.0 * (m > 0 ? m : d);
@@ -471,4 +536,8 @@ const struct featuremap_type fm_learned = {
     .apply = learned_apply,
     .release = learned_release,
     .kernel = learned_kernel,
+    .backward_work_floats = learned_backward_work_floats,
+    .backward = learned_backward,
+    .param_count = learned_param_count,
+    .backward_flops = learned_backward_flops,
 };

@@ -44,6 +44,22 @@ static void prf_apply(const void *state, enum fm_role role, const float *x, size
     fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
 }
 
+/* Backward (featuremap.h): with the shift held constant ∂φ_i/∂x = φ_i·(∇u_i − x/√d), so
+ * dx = G·Ws − (Σ_i g_i·φ_i)·x/√d with G_i = g_i·φ_i (draws.h, FM_GRAD_EXP).  No parameters. */
+static void prf_backward(const void *state, const float *x, size_t n, const float *phi,
+                         const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)dparams;
+    const struct prf_state *s = state;
+    fm_proj_backward(&s->P, FM_GRAD_EXP, (float)(-1.0 / sqrt((double)s->P.d)), x, n, phi, dphi, dx,
+                     work);
+}
+
+static size_t prf_backward_work_floats(const void *state, size_t n)
+{
+    return fm_grad_work_floats(((const struct prf_state *)state)->P.m, n);
+}
+
 static void prf_release(void *state)
 {
     fm_proj_release(&((struct prf_state *)state)->P);
@@ -61,6 +77,13 @@ static double prf_flops(size_t n, int d, int m)
 static double prf_bytes(size_t n, int d, int m)
 {
     return fm_rows_bytes(n, d, m) + sizeof(float) * (double)m * d;
+}
+
+/* Backward, per row: the products g_i·φ_i (m) and their sum t (m), the product G·Ws (2·d·m),
+ * and the norm term t·x/√d subtracted (2·d): 2·d·m + 2·m + 2·d. */
+static double prf_backward_flops(size_t n, int d, int m)
+{
+    return (double)n * (2.0 * d * (double)m + 2.0 * m + 2.0 * d);
 }
 
 static double prf_nominal_dim(int d, int m)
@@ -84,4 +107,7 @@ const struct featuremap_type fm_prf = {
     .apply = prf_apply,
     .release = prf_release,
     .kernel = NULL,
+    .backward_work_floats = prf_backward_work_floats,
+    .backward = prf_backward,
+    .backward_flops = prf_backward_flops,
 };

@@ -50,6 +50,20 @@ static void relu_apply(const void *state, enum fm_role role, const float *x, siz
     }
 }
 
+/* Backward (featuremap.h): φ'(x) = 1 for x > 0, 0 for x < 0; at x = 0 the subgradient 0 is
+ * taken (eps shifts φ, not its slope).  NaN inputs give NaN.  No parameters, no workspace. */
+static void relu_backward(const void *state, const float *x, size_t n, const float *phi,
+                          const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)phi;
+    (void)dparams;
+    (void)work;
+    const struct relu_state *s = state;
+    size_t total = n * (size_t)s->d;
+    for (size_t i = 0; i < total; i++)
+        dx[i] = x[i] > 0.0f ? dphi[i] : (isnan(x[i]) ? x[i] : 0.0f);
+}
+
 static double relu_kernel(const void *state, const double *q, const double *k, int d)
 {
     const struct relu_state *s = state;
@@ -65,6 +79,13 @@ static double relu_flops(size_t n, int d, int m)
 {
     (void)d;
     return 2.0 * (double)n * m;
+}
+
+/* Backward, per feature one compare and select: m. */
+static double relu_backward_flops(size_t n, int d, int m)
+{
+    (void)d;
+    return (double)n * m;
 }
 
 static double relu_bytes(size_t n, int d, int m)
@@ -94,4 +115,7 @@ const struct featuremap_type fm_relu = {
     .apply = relu_apply,
     .release = NULL,
     .kernel = relu_kernel,
+    .backward_work_floats = NULL,
+    .backward = relu_backward,
+    .backward_flops = relu_backward_flops,
 };

@@ -78,6 +78,24 @@ static void rff_apply(const void *state, enum fm_role role, const float *x, size
     }
 }
 
+/* Backward (featuremap.h): φ = m^{-1/2}·[cos u, sin u]·exp(h − c), h = ‖x‖²/(2√d), c held
+ * constant; ∂cos u_i = −sin u_i and ∂sin u_i = cos u_i carry the same factor, so
+ * ∂L/∂u_i = g_{m+i}·φ_i − g_i·φ_{m+i}, and the factor's own derivative adds
+ * (Σ_c g_c·φ_c)·x/√d: dx = G·Ws + t·x/√d (draws.h, FM_GRAD_TRIG).  No parameters. */
+static void rff_backward(const void *state, const float *x, size_t n, const float *phi,
+                         const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)dparams;
+    const struct rff_state *s = state;
+    fm_proj_backward(&s->P, FM_GRAD_TRIG, (float)(1.0 / sqrt((double)s->P.d)), x, n, phi, dphi, dx,
+                     work);
+}
+
+static size_t rff_backward_work_floats(const void *state, size_t n)
+{
+    return fm_grad_work_floats(((const struct rff_state *)state)->P.m, n);
+}
+
 static void rff_release(void *state)
 {
     fm_proj_release(&((struct rff_state *)state)->P);
@@ -95,6 +113,14 @@ static double rff_flops(size_t n, int d, int m)
 static double rff_bytes(size_t n, int d, int m)
 {
     return fm_rows_bytes(n, d, m) + sizeof(float) * 0.5 * m * (double)d;
+}
+
+/* Backward, per row of m = 2p features: the products g·φ (m) and their sum t (m), G_i from
+ * two cross products g_{p+i}·φ_i, g_i·φ_{p+i} and a subtract (3 per draw: 1.5·m), the product
+ * G·Ws (2·d·p = d·m) and the norm term (2·d): d·m + 3.5·m + 2·d. */
+static double rff_backward_flops(size_t n, int d, int m)
+{
+    return (double)n * ((double)d * m + 3.5 * m + 2.0 * d);
 }
 
 static double rff_nominal_dim(int d, int m)
@@ -118,4 +144,7 @@ const struct featuremap_type fm_rff = {
     .apply = rff_apply,
     .release = rff_release,
     .kernel = NULL,
+    .backward_work_floats = rff_backward_work_floats,
+    .backward = rff_backward,
+    .backward_flops = rff_backward_flops,
 };

@@ -65,6 +65,53 @@ static void taylor2_apply(const void *state, enum fm_role role, const float *x, 
     }
 }
 
+/* Backward (featuremap.h).  With x̃ = x·d^{-1/4} (read back from φ's linear block, which holds
+ * it exactly as apply rounded it) and g split like φ into [g_1, g_lin, g_diag, g_off]:
+ *     ∂L/∂x̃_k = g_lin,k + √2·x̃_k·g_diag,k + Σ_{j≠k} g_off,{kj}·x̃_j,
+ * the off-diagonal term visiting each pair (i < j) once and feeding both ends; then
+ * dx = d^{-1/4}·∂L/∂x̃.  The constant feature has no gradient.  No workspace. */
+static void taylor2_backward(const void *state, const float *x, size_t n, const float *phi,
+                             const float *dphi, float *dx, float *dparams, float *work)
+{
+    (void)x;
+    (void)dparams;
+    (void)work;
+    const struct taylor2_state *s = state;
+    int d = s->d;
+    float f = (float)pow((double)d, -0.25);
+    float sq2 = (float)sqrt(2.0);
+    for (size_t r = 0; r < n; r++) {
+        const float *lin = phi + r * (size_t)s->m + 1;
+        const float *g = dphi + r * (size_t)s->m;
+        const float *glin = g + 1, *gdiag = g + 1 + d, *goff = g + 1 + 2 * d;
+        float *o = dx + r * (size_t)d;
+        for (int k = 0; k < d; k++)
+            o[k] = glin[k] + sq2 * lin[k] * gdiag[k];
+        /* Pair (i, j > i) feeds o[j] += g·x̃_i (an axpy over j) and o[i] += g·x̃_j (a dot
+         * over j, in eight lanes so that it vectorises without reassociation flags). */
+        for (int i = 0; i < d; i++) {
+            const int len = d - 1 - i;
+            const float a = lin[i], *xj = lin + i + 1;
+            float *oj = o + i + 1;
+            for (int t = 0; t < len; t++)
+                oj[t] += goff[t] * a;
+            float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc = 0.0f;
+            int t = 0;
+            for (; t + 8 <= len; t += 8)
+                for (int l = 0; l < 8; l++)
+                    lane[l] += goff[t + l] * xj[t + l];
+            for (; t < len; t++)
+                acc += goff[t] * xj[t];
+            for (int l = 0; l < 8; l++)
+                acc += lane[l];
+            o[i] += acc;
+            goff += len;
+        }
+        for (int k = 0; k < d; k++)
+            o[k] *= f;
+    }
+}
+
 static double taylor2_kernel(const void *state, const double *q, const double *k, int d)
 {
     (void)state;
@@ -82,6 +129,15 @@ static double taylor2_flops(size_t n, int d, int m)
 {
     (void)m;
     return (double)n * 0.5 * (double)d * ((double)d + 5.0);
+}
+
+/* Backward, per row: 2·d(d−1) for the d(d−1)/2 pairs (two multiply-adds each), 3·d for the
+ * linear and diagonal terms (a multiply by √2·x̃_k, a multiply, an add) and d for the final
+ * scale: 2d² + 2d, counted from d as the forward is. */
+static double taylor2_backward_flops(size_t n, int d, int m)
+{
+    (void)m;
+    return (double)n * 2.0 * (double)d * ((double)d + 1.0);
 }
 
 static double taylor2_bytes(size_t n, int d, int m)
@@ -111,4 +167,7 @@ const struct featuremap_type fm_taylor2 = {
     .apply = taylor2_apply,
     .release = NULL,
     .kernel = taylor2_kernel,
+    .backward_work_floats = NULL,
+    .backward = taylor2_backward,
+    .backward_flops = taylor2_backward_flops,
 };
