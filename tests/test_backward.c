@@ -2,7 +2,8 @@
  * differences of the forward references, in double, on small shapes (T = 1, causal and not,
  * d = 1, m != dv); the forward output they write equals the forward reference's; the fast fp32
  * backward kernels stay finite and within tolerance for scores of ±1000 (softmax) and for
- * normalisers of eps alone (linear: zero and tiny query features).
+ * normalisers of eps alone (linear: zero and tiny query features); mutated backward kernels
+ * fail la_check_kernel (what `linattn check` runs).
  * Finite differences: L(x) = Σ_i dY_i·Y_i(x) with dY fixed; ∂L/∂x ≈ (L(x + h) − L(x − h)) / 2h,
  * h = 1e-5 on inputs of order 1, whose error is O(h²·L''') ≈ 1e-10; the bound 1e-7 relative to
  * the gradient's largest entry leaves room for that and for cancellation in L.
@@ -106,11 +107,137 @@ static void test_linear_ref_fd(void **state)
             check_fd(0, fd_shapes[i][0], fd_shapes[i][1], fd_shapes[i][2], causal, 20 + i);
 }
 
+/* Mutated backward kernels, each a bug la_check_kernel (what `linattn check` runs) must catch:
+ * causal softmax run without its mask, an upstream gradient off by 1e-3 (ten times the
+ * tolerance), and a missed last row of dK. */
+static void softmax_unmasked(struct attn_args *a)
+{
+    a->causal = 0;
+    attn_softmax_flash_backward(a);
+}
+
+static void linear_scaled_dy(struct attn_args *a)
+{
+    const size_t n = (size_t)a->T * a->dv;
+    float *g = malloc(n * sizeof *g);
+    for (size_t i = 0; i < n; i++)
+        g[i] = a->grad_y[i] * 1.001f;
+    const float *keep = a->grad_y;
+    a->grad_y = g;
+    attn_linear_causal_backward(a);
+    a->grad_y = keep;
+    free(g);
+}
+
+static void linear_last_dk_row(struct attn_args *a)
+{
+    attn_linear_noncausal_backward(a);
+    memset(a->grad_k + (size_t)(a->T - 1) * a->dk, 0, (size_t)a->dk * sizeof(float));
+}
+
+static void test_mutations_fail(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *base;
+        void (*run)(struct attn_args *a);
+        int causal;
+    } mut[] = {
+        {"softmax_flash_backward", softmax_unmasked, 1},
+        {"linear_causal_backward", linear_scaled_dy, 1},
+        {"linear_noncausal_backward", linear_last_dk_row, 0},
+    };
+    for (size_t i = 0; i < sizeof mut / sizeof mut[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(mut[i].base);
+        assert_non_null(kn);
+        struct attn_kernel bad = *kn;
+        bad.run = mut[i].run;
+        const struct la_check_case c = {37, 8, 6, 2, mut[i].causal, 0, 1, 1.0, 0};
+        struct la_check_result good, r;
+        struct la_error err;
+        assert_int_equal(la_check_kernel(kn, &c, 77, &good, &err), LA_OK);
+        assert_true(good.finite && good.rel_err <= good.tol);
+        assert_int_equal(la_check_kernel(&bad, &c, 77, &r, &err), LA_OK);
+        if (r.rel_err <= r.tol)
+            print_error("mutant of %s passed: rel_err %.3g\n", mut[i].base, r.rel_err);
+        assert_true(r.rel_err > r.tol);
+    }
+}
+
+/* Scores of ±1000 and beyond (softmax: entries of q, k within 1 of ±45 at d = 2 put q·k/√2
+ * anywhere in ±2900, so most rows are one hot) and normalisers of eps alone (linear: zero query features every third row, and rows of
+ * 1e-30) give finite gradients that match the reference, on every kernel. */
+static void test_extremes_finite(void **state)
+{
+    (void)state;
+    const int T = 70, H = 1;
+    for (size_t kk = 0; attn_kernels[kk].name; kk++) {
+        const struct attn_kernel *kn = &attn_kernels[kk];
+        if (kn->op != ATTN_OP_BACKWARD)
+            continue;
+        const int sm = kn->input == ATTN_IN_QK, dk = sm ? 2 : 5, dv = 3;
+        for (int causal = 0; causal <= 1; causal++) {
+            if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                continue;
+            const size_t nq = (size_t)T * dk * H, nv = (size_t)T * dv * H;
+            float *q = malloc(nq * sizeof *q), *k = malloc(nq * sizeof *k);
+            float *v = malloc(nv * sizeof *v), *gy = malloc(nv * sizeof *gy);
+            float *g = malloc((2 * nq + nv) * sizeof *g);
+            double *d = malloc((4 * nq + 3 * nv) * sizeof *d);
+            tu_fill(q, nq, 1.0f, 5 + kk);
+            tu_fill(k, nq, 1.0f, 6 + kk);
+            tu_fill(v, nv, 1.0f, 7 + kk);
+            tu_fill(gy, nv, 1.0f, 8 + kk);
+            for (size_t i = 0; i < nq; i++) {
+                if (sm) {
+                    q[i] = q[i] < 0 ? -45.0f + q[i] : 45.0f + q[i];
+                    k[i] = k[i] < 0 ? -45.0f + k[i] : 45.0f + k[i];
+                } else {
+                    q[i] = expf(q[i]);
+                    k[i] = expf(k[i]);
+                }
+            }
+            if (!sm)
+                for (int t = 0; t < T; t += 3)
+                    for (int c = 0; c < dk; c++)
+                        q[(size_t)t * dk + c] = t % 2 ? 1e-30f : 0.0f;
+            double *qd = d, *kd = qd + nq, *vd = kd + nq, *gyd = vd + nv, *gqd = gyd + nv;
+            double *gkd = gqd + nq, *gvd = gkd + nq;
+            tu_to_double(q, qd, nq);
+            tu_to_double(k, kd, nq);
+            tu_to_double(v, vd, nv);
+            tu_to_double(gy, gyd, nv);
+            const size_t ws = attn_workspace_floats(kn, T, dk, dv, causal, 0, 1);
+            float *w = malloc(ws * sizeof *w);
+            double *scr = malloc((kn->ref->scratch(T, dk, dv) + 1) * sizeof *scr);
+            struct attn_args a = {.q = q, .k = k, .v = v, .T = T, .dk = dk, .dv = dv,
+                                  .causal = causal, .eps = 1e-6f, .threads = 1, .work = w,
+                                  .grad_y = gy, .grad_q = g, .grad_k = g + nq,
+                                  .grad_v = g + 2 * nq};
+            kn->run(&a);
+            struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .T = T, .dk = dk, .dv = dv,
+                                       .causal = causal, .eps = 1e-6, .scratch = scr,
+                                       .grad_y = gyd, .grad_q = gqd, .grad_k = gkd,
+                                       .grad_v = gvd};
+            kn->ref->run(&ra);
+            assert_int_equal(a.n_small_den, ra.n_small_den);
+            assert_true(tu_all_finite(g, 2 * nq + nv));
+            const double e = tu_rel_err(g, gqd, 2 * nq + nv);
+            if (!(e <= kn->ref->tol))
+                print_error("%s causal=%d: rel_err %.3g\n", kn->name, causal, e);
+            assert_true(e <= kn->ref->tol);
+            free(q), free(k), free(v), free(gy), free(g), free(d), free(w), free(scr);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_ref_fd),
         cmocka_unit_test(test_linear_ref_fd),
+        cmocka_unit_test(test_mutations_fail),
+        cmocka_unit_test(test_extremes_finite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

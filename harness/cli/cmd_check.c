@@ -63,7 +63,7 @@ int cmd_check(int argc, char **argv)
            "dv", "H", "causal", "chunk", "thr", "rel_err", "tol", "result");
     for (size_t k = 0; attn_kernels[k].name; k++) {
         const struct attn_kernel *kn = &attn_kernels[k];
-        const int chain = kn->op != ATTN_OP_FORWARD;
+        const int chain = kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP;
         for (size_t i = 0; i < (chain ? nchains : nshapes); i++) {
             struct la_check_case c = chain ? chains[i] : shapes[i];
             int bit = c.causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
