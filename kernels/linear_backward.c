@@ -58,13 +58,16 @@ static void add_den_term(const float *Q, const float *K, float *dQ, const float 
 {
     for (int t = t0; t < t1; t++) {
         const float *q = Q + (size_t)t * m;
-        float *dq = dQ + (size_t)t * m;
-        if (K)
+        float *restrict dq = dQ + (size_t)t * m, *restrict zz = z;
+        if (K) {
+            const float *restrict k = K + (size_t)t * m;
             for (int c = 0; c < m; c++)
-                z[c] += K[(size_t)t * m + c];
-        b[t] = -dot(q, dq, m) * inv[t];
+                zz[c] += k[c];
+        }
+        const float bt = -dot(q, dq, m) * inv[t];
+        b[t] = bt;
         for (int c = 0; c < m; c++)
-            dq[c] += b[t] * z[c];
+            dq[c] += bt * zz[c];
     }
 }
 
@@ -177,20 +180,19 @@ void attn_linear_causal_backward(struct attn_args *a)
         const int n = t1 < RB ? t1 : RB;
         for (int r = 0; r < n; r++) {
             const int j = t1 - 1 - r;
-            const float *q = a->q + (size_t)j * m, *k = a->k + (size_t)j * m;
-            const float *g = a->grad_y + (size_t)j * dv, *v = a->v + (size_t)j * dv;
-            for (int c = 0; c < m; c++) {
-                Kr[(size_t)r * m + c] = k[c];
-                Qr[(size_t)r * m + c] = q[c];
-                QSr[(size_t)r * m + c] = q[c] * inv[j];
-            }
-            for (int e = 0; e < dv; e++) {
-                Gr[(size_t)r * dv + e] = g[e];
-                VAr[(size_t)r * (dv + 1) + e] = v[e];
-                ABr[(size_t)r * (dv + 1) + e] = g[e] * inv[j];
-            }
+            const float *restrict q = a->q + (size_t)j * m, *restrict g = a->grad_y + (size_t)j * dv;
+            const float ij = inv[j];
+            float *restrict qs = QSr + (size_t)r * m, *restrict ab = ABr + (size_t)r * (dv + 1);
+            memcpy(Kr + (size_t)r * m, a->k + (size_t)j * m, (size_t)m * sizeof *Kr);
+            memcpy(Qr + (size_t)r * m, q, (size_t)m * sizeof *Qr);
+            memcpy(Gr + (size_t)r * dv, g, (size_t)dv * sizeof *Gr);
+            memcpy(VAr + (size_t)r * (dv + 1), a->v + (size_t)j * dv, (size_t)dv * sizeof *VAr);
+            for (int c = 0; c < m; c++)
+                qs[c] = q[c] * ij;
+            for (int e = 0; e < dv; e++)
+                ab[e] = g[e] * ij;
             VAr[(size_t)r * (dv + 1) + dv] = 1.0f;
-            ABr[(size_t)r * (dv + 1) + dv] = b[j];
+            ab[dv] = b[j];
         }
         /* dv_j = φ(k_j)ᵀ R_j,  R += φ(q_j) inv_j dy_jᵀ. */
         rec_state(isa, n, m, dv, Kr, QSr, Gr, a->grad_v + (size_t)(t1 - 1) * dv, -(ptrdiff_t)dv,
