@@ -3,7 +3,8 @@
  * d = 1, m != dv); the forward output they write equals the forward reference's; the fast fp32
  * backward kernels stay finite and within tolerance for scores of ±1000 (softmax) and for
  * normalisers of eps alone (linear: zero and tiny query features); mutated backward kernels
- * fail la_check_kernel (what `linattn check` runs).
+ * fail la_check_kernel (what `linattn check` runs); the output softmax_flash_backward recomputes
+ * is the forward kernel's.
  * Finite differences: L(x) = Σ_i dY_i·Y_i(x) with dY fixed; ∂L/∂x ≈ (L(x + h) − L(x − h)) / 2h,
  * h = 1e-5 on inputs of order 1, whose error is O(h²·L''') ≈ 1e-10; the bound 1e-7 relative to
  * the gradient's largest entry leaves room for that and for cancellation in L.
@@ -13,6 +14,7 @@
 
 #include "../harness/cli/check.h"
 #include "../kernels/attention.h"
+#include "../kernels/simd.h"
 
 static void fill_d(double *x, size_t n, double lo, double hi, uint64_t seed)
 {
@@ -167,9 +169,8 @@ static void test_mutations_fail(void **state)
 /* Scores of ±1000 and beyond (softmax: entries of q, k within 1 of ±45 at d = 2 put q·k/√2
  * anywhere in ±2900, so most rows are one hot) and normalisers of eps alone (linear: zero query features every third row, and rows of
  * 1e-30) give finite gradients that match the reference, on every kernel. */
-static void test_extremes_finite(void **state)
+static void extremes_finite(void)
 {
-    (void)state;
     const int T = 70, H = 1;
     for (size_t kk = 0; attn_kernels[kk].name; kk++) {
         const struct attn_kernel *kn = &attn_kernels[kk];
@@ -231,6 +232,47 @@ static void test_extremes_finite(void **state)
     }
 }
 
+/* On every vector path this CPU runs. */
+static void test_extremes_finite(void **state)
+{
+    (void)state;
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (la_simd_force(isa) != 0)
+            continue;
+        extremes_finite();
+    }
+    la_simd_force(-1);
+}
+
+/* softmax_flash_backward writes the output it recomputes into y when y is given: the forward
+ * kernel's output bit for bit (the same fused block at the same tiles), with threads too. */
+static void test_softmax_backward_y(void **state)
+{
+    (void)state;
+    const struct attn_kernel *bw = attn_kernel_lookup("softmax_flash_backward");
+    const struct attn_kernel *fw = attn_kernel_lookup("softmax_flash");
+    const int T = 301, d = 24, dv = 17;
+    const size_t nq = (size_t)T * d, nv = (size_t)T * dv;
+    float *in = malloc((2 * nq + 2 * nv) * sizeof *in), *out = malloc((2 * nq + 3 * nv) * sizeof *out);
+    tu_fill(in, 2 * nq + 2 * nv, 1.5f, 99);
+    for (int causal = 0; causal <= 1; causal++)
+        for (int th = 1; th <= 2; th++) {
+            const size_t wb = attn_workspace_floats(bw, T, d, dv, causal, 0, th);
+            const size_t wf = attn_workspace_floats(fw, T, d, dv, causal, 0, th);
+            float *w = malloc((wb > wf ? wb : wf) * sizeof *w);
+            struct attn_args a = {.q = in, .k = in + nq, .v = in + 2 * nq, .y = out, .T = T,
+                                  .dk = d, .dv = dv, .causal = causal, .threads = th, .work = w,
+                                  .grad_y = in + 2 * nq + nv, .grad_q = out + 2 * nv,
+                                  .grad_k = out + 2 * nv + nq, .grad_v = out + 2 * nv + 2 * nq};
+            bw->run(&a);
+            a.y = out + nv;
+            fw->run(&a);
+            assert_memory_equal(out, out + nv, nv * sizeof *out);
+            free(w);
+        }
+    free(in), free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_linear_ref_fd),
         cmocka_unit_test(test_mutations_fail),
         cmocka_unit_test(test_extremes_finite),
+        cmocka_unit_test(test_softmax_backward_y),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
