@@ -33,11 +33,10 @@
  *            the state dominates, so a step is bound by where the states live.
  *
  * Backward (grad_q, grad_k, grad_v from grad_y and q, k, v; the forward's y is not an input):
- *   flops:   softmax 2.5× its forward model (with recompute: S = QKᵀ again, dP = dY Vᵀ,
- *            dV = Pᵀ dY, dQ = dS K, dK = dSᵀ Q: 2·T²·(3·d + 2·dv) non-causal when dv = d,
- *            half that causal; the model is 2.5 × the forward's 2·T²·(d + dv), whatever the
- *            kernel recomputes besides); linear 2× its forward model (8·T·m·dv + 8·T·m),
- *            causal or not.
+ *   flops:   softmax 2.5× its forward model: 5·T²·(d + dv) non-causal, half that causal
+ *            (the five products S = QKᵀ again, dP = dY Vᵀ, dV = Pᵀ dY, dQ = dS K, dK = dSᵀ Q
+ *            are 2·T²·(3·d + 2·dv), which is that when dv = d); linear 2× its forward model,
+ *            8·T·m·dv + 8·T·m, causal or not.
  *   bytes:   q, k, v and grad_y read once, grad_q, grad_k, grad_v written once:
  *            4·(4·T·dk + 4·T·dv).
  *   softmax_flash_backward recomputes the forward pass itself (output rows and each row's

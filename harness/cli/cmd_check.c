@@ -1,5 +1,6 @@
 /* cmd_check.c — `linattn check`: every fast kernel against its double reference (check.c) on odd
- * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own),
+ * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own;
+ * backward kernels on the forward shapes, check_backward.c),
  * printed as a PASS/FAIL table; exit 1 on any FAIL.  Tests: tests/cli_errors.sh runs it,
  * tests/test_kernels.c checks the same comparisons case by case.
  */
@@ -25,7 +26,8 @@ int cmd_check(int argc, char **argv)
                  "chunk-1, chunk, chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, "
                  "several heads, causal and not; prefill and step kernels as a prefill of P "
                  "tokens then N steps, against the causal forward reference and kernel, with P = "
-                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1) and prints a PASS/FAIL table "
+                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1; backward kernels: the three gradients "
+                 "against the reference's on the forward shapes) and prints a PASS/FAIL table "
                  "(column N: the steps; H: the batch B of a chain).  Exit code 1 when any case "
                  "fails.",
         .opts = opts,
