@@ -70,7 +70,8 @@ CORE_SRC       := harness/core/status.c harness/core/timing.c harness/core/sysin
 KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                   kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
                   kernels/seed_baseline.c kernels/linear_decode.c \
-                  kernels/softmax_decode.c kernels/kv_cache.c
+                  kernels/softmax_decode.c kernels/kv_cache.c kernels/backward_ref.c \
+                  kernels/softmax_backward.c kernels/linear_backward.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \
@@ -85,8 +86,9 @@ ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \
                   harness/figures/realheads.c harness/figures/theory.c
-CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/peak.c \
-                  harness/cli/bench_suite.c harness/cli/bench_decode.c harness/cli/cmd_list.c \
+CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
+                  harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
+                  harness/cli/bench_backward.c harness/cli/cmd_list.c \
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
                   harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \

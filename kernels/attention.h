@@ -56,6 +56,17 @@
  * (monotone in CAP); where a block sits does not depend on CAP, so a cache grows by
  * reallocation (attn_kv_reserve) and one sized for CAP serves any pos + T <= CAP.  Only tokens
  * 0 .. pos + T − 1 are ever read; the rest may hold anything.
+ * Backward (grad_q, grad_k, grad_v from grad_y and q, k, v; the forward's y is not an input):
+ *   flops:   softmax 2.5× its forward model: 5·T²·(d + dv) non-causal, half that causal
+ *            (the five products S = QKᵀ again, dP = dY Vᵀ, dV = Pᵀ dY, dQ = dS K, dK = dSᵀ Q
+ *            are 2·T²·(3·d + 2·dv), which is that when dv = d); linear 2× its forward model,
+ *            8·T·m·dv + 8·T·m, causal or not.
+ *   bytes:   q, k, v and grad_y read once, grad_q, grad_k, grad_v written once:
+ *            4·(4·T·dk + 4·T·dv).
+ *   softmax_flash_backward recomputes the forward pass itself (output rows and each row's
+ *   log-sum-exp, tile by tile, never the T×T matrix) before the backward tiles: it needs no
+ *   saved forward state, and it does 2·T²·(d + dv) more than its model (see
+ *   kernels/softmax_backward.c).  The linear backward kernels recompute the normalisers.
  */
 #ifndef LA_ATTENTION_H
 #define LA_ATTENTION_H
@@ -96,8 +107,7 @@ long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, d
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 
-/* The operation a kernel performs.  Forward, prefill and step exist;
- * backward names an operation the argument struct already has room for. */
+/* The operation a kernel performs. */
 enum attn_op {
     ATTN_OP_FORWARD = 0, /* y from q, k, v over T tokens, no state in or out */
     ATTN_OP_PREFILL,     /* causal: T tokens appended to a carried state, y for each */
@@ -147,7 +157,10 @@ struct attn_args {
                      (step).  0: a cache sized exactly, pos + T (prefill) or pos + 1 (step).
                      Linear kernels do not read it */
 
-    /* Backward only (forward kernels neither read nor write these). */
+    /* Backward only (forward kernels neither read nor write these).  A backward kernel reads
+     * q, k, v (features for linear kernels: the gradients are w.r.t. φ(Q), φ(K) and V), eps
+     * (or eps_row), threads and work, and writes the three gradients; y may be NULL (softmax
+     * writes the recomputed output there when it is not), n_small_den as the forward. */
     const float *grad_y;    /* in: the upstream gradient ∂L/∂y, (T, dv) */
     float *grad_q, *grad_k; /* out: ∂L/∂q, ∂L/∂k, (T, dk) */
     float *grad_v;          /* out: ∂L/∂v, (T, dv) */
@@ -170,6 +183,9 @@ struct attn_ref_args {
                                 of one sequence; linear step: T such states back to back;
                                 softmax: each sequence's cache, see attn_softmax_prefill_ref) */
     int pos, cap;            /* prefill and step: as attn_args.pos and attn_args.cap */
+    const double *grad_y;    /* backward: in, ∂L/∂y (T, dv) */
+    double *grad_q, *grad_k; /* backward: out, (T, dk) */
+    double *grad_v;          /* backward: out, (T, dv); y is written too when not NULL */
 };
 
 /* The double reference that checks one kind of kernel (struct attn_kernel.ref). */
@@ -185,6 +201,9 @@ struct attn_ref {
 /* Tolerances stated for fp32 kernels against double references (relative Frobenius). */
 #define ATTN_TOL_SOFTMAX 2e-5
 #define ATTN_TOL_LINEAR 2e-5
+/* Gradients (the largest relative Frobenius error of grad_q, grad_k, grad_v): the backward sums
+ * are longer and dS = P ∘ (dP − D) subtracts, so fp32 kernels are held to a looser bound. */
+#define ATTN_TOL_BACKWARD 1e-4
 
 extern const struct attn_ref attn_ref_softmax;     /* attn_softmax_ref */
 extern const struct attn_ref attn_ref_linear;      /* attn_linear_ref */
@@ -193,6 +212,26 @@ extern const struct attn_ref attn_ref_linear_prefill; /* attn_linear_prefill_ref
 extern const struct attn_ref attn_ref_linear_step;    /* attn_linear_step_ref */
 extern const struct attn_ref attn_ref_softmax_prefill; /* attn_softmax_prefill_ref */
 extern const struct attn_ref attn_ref_softmax_step;    /* attn_softmax_step_ref */
+extern const struct attn_ref attn_ref_softmax_backward; /* attn_softmax_backward_ref */
+extern const struct attn_ref attn_ref_linear_backward;  /* attn_linear_backward_ref */
+
+/* Softmax attention's gradients from the definition (kernels/backward_ref.c): with P the
+ * attention weights of attn_softmax_ref (scale 1/√d), dP = dY Vᵀ, D_i = Σ_j P_ij dP_ij,
+ * dS = P ∘ (dP − D):  dQ = scale·dS K,  dK = scale·dSᵀ Q,  dV = Pᵀ dY, summed directly in
+ * O(T²·(d + dv)).  Y (or NULL) gets the forward output.  scratch: 2·T doubles. */
+void attn_softmax_backward_ref(const double *Q, const double *K, const double *V,
+                               const double *dY, double *Y, double *dQ, double *dK, double *dV,
+                               int T, int d, int dv, int causal, double *scratch);
+
+/* Linear attention's gradients w.r.t. the features φ(Q), φ(K) and V from the definition, the
+ * normaliser included: with s_ij = φ(q_i)ᵀφ(k_j), den_i = Σ_j s_ij + eps, y_i = Σ_j s_ij v_j /
+ * den_i, a_i = dy_i / den_i and b_i = −dy_i·y_i / den_i, each pair (i, j) with j in row i's
+ * range adds c_ij = a_i·v_j + b_i times φ(k_j) to dφ(q_i), c_ij·φ(q_i) to dφ(k_j) and s_ij·a_i
+ * to dv_j; O(T²·(m + dv)).  Y (or NULL) gets the forward output.  Returns the rows whose
+ * normaliser was <= eps in absolute value.  scratch: dv doubles. */
+long attn_linear_backward_ref(const double *PQ, const double *PK, const double *V,
+                              const double *dY, double *Y, double *dQ, double *dK, double *dV,
+                              int T, int m, int dv, int causal, double eps, double *scratch);
 
 /* Causal linear attention continuing from a state, from the definition: row i of Y is
  *   (φ(q_i)ᵀ(S0 + Σ_{j<=i} φ(k_j) v_jᵀ)) / (φ(q_i)ᵀ(z0 + Σ_{j<=i} φ(k_j)) + eps)
@@ -342,6 +381,9 @@ void attn_linear_prefill(struct attn_args *a);
 void attn_linear_step(struct attn_args *a);
 void attn_softmax_prefill(struct attn_args *a);
 void attn_softmax_step(struct attn_args *a);
+void attn_softmax_flash_backward(struct attn_args *a);
+void attn_linear_noncausal_backward(struct attn_args *a);
+void attn_linear_causal_backward(struct attn_args *a);
 
 /* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
  * valid on this CPU, else -1 with a one-line reason naming the valid values in msg.  The CLI's

@@ -15,6 +15,10 @@ size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chun
 size_t attn_linear_decode_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_softmax_prefill_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_softmax_step_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_softmax_flash_backward_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_linear_noncausal_backward_ws(int T, int dk, int dv, int causal, int chunk,
+                                         int threads);
+size_t attn_linear_causal_backward_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 
 /* Floats of one sequence's linear state: S (dk × dv) and z (dk), whatever T (linear_decode.c). */
 size_t attn_linear_state_floats(int T, int dk, int dv);

@@ -91,6 +91,33 @@ static void ref_softmax_step_run(struct attn_ref_args *a)
     a->n_small_den = 0;
 }
 
+/* Backward: the gradients (and y when the caller gives it) from the definitions. */
+static size_t softmax_backward_scratch(int T, int dk, int dv)
+{
+    (void)dk, (void)dv;
+    return 2 * (size_t)T; /* one row of weights and one of dS */
+}
+
+static void ref_softmax_backward_run(struct attn_ref_args *a)
+{
+    attn_softmax_backward_ref(a->q, a->k, a->v, a->grad_y, a->y, a->grad_q, a->grad_k, a->grad_v,
+                              a->T, a->dk, a->dv, a->causal, a->scratch);
+    a->n_small_den = 0;
+}
+
+static size_t linear_backward_scratch(int T, int dk, int dv)
+{
+    (void)T, (void)dk;
+    return (size_t)dv; /* one row's numerator, then a_i */
+}
+
+static void ref_linear_backward_run(struct attn_ref_args *a)
+{
+    a->n_small_den = attn_linear_backward_ref(a->q, a->k, a->v, a->grad_y, a->y, a->grad_q,
+                                              a->grad_k, a->grad_v, a->T, a->dk, a->dv,
+                                              a->causal, a->eps, a->scratch);
+}
+
 const struct attn_ref attn_ref_softmax = {"softmax", ATTN_TOL_SOFTMAX, softmax_scratch,
                                           ref_softmax_run};
 const struct attn_ref attn_ref_linear = {"linear", ATTN_TOL_LINEAR, no_scratch, ref_linear_run};
@@ -105,6 +132,12 @@ const struct attn_ref attn_ref_softmax_prefill = {"softmax_prefill", ATTN_TOL_SO
                                                   softmax_scratch, ref_softmax_prefill_run};
 const struct attn_ref attn_ref_softmax_step = {"softmax_step", ATTN_TOL_SOFTMAX, softmax_scratch,
                                                ref_softmax_step_run};
+const struct attn_ref attn_ref_softmax_backward = {"softmax_backward", ATTN_TOL_BACKWARD,
+                                                   softmax_backward_scratch,
+                                                   ref_softmax_backward_run};
+const struct attn_ref attn_ref_linear_backward = {"linear_backward", ATTN_TOL_BACKWARD,
+                                                  linear_backward_scratch,
+                                                  ref_linear_backward_run};
 
 /* ---- flop and byte models (attention.h states them) ---- */
 
@@ -126,6 +159,25 @@ double attn_forward_bytes(int T, int dk, int dv, int causal)
     (void)causal;
     const double t = T, k = dk, v = dv;
     return sizeof(float) * (2.0 * t * k + 2.0 * t * v); /* q, k, v read; y written */
+}
+
+/* Backward: 2.5× softmax's forward model, 2× linear's; q, k, v, grad_y read and the three
+ * gradients written once. */
+static double softmax_backward_flops(int T, int dk, int dv, int causal)
+{
+    return 2.5 * softmax_flops(T, dk, dv, causal);
+}
+
+static double linear_backward_flops(int T, int dk, int dv, int causal)
+{
+    return 2.0 * attn_linear_flops(T, dk, dv, causal);
+}
+
+static double backward_bytes(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    const double t = T, k = dk, v = dv;
+    return sizeof(float) * (4.0 * t * k + 4.0 * t * v);
 }
 
 /* Linear prefill and step (T = B sequences for a step): the tokens' traffic plus each state
@@ -342,6 +394,48 @@ const struct attn_kernel attn_kernels[] = {
         .workspace = attn_softmax_step_ws,
         .run = attn_softmax_step,
     },
+    {
+        .name = "softmax_flash_backward",
+        .summary = "softmax attention gradients, fp32, FlashAttention-2 style: forward and "
+                   "log-sum-exp recomputed, P re-formed tile by tile",
+        .op = ATTN_OP_BACKWARD,
+        .input = ATTN_IN_QK,
+        .causal_support = ATTN_NONCAUSAL_OK | ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_softmax_backward,
+        .flops = softmax_backward_flops,
+        .bytes = backward_bytes,
+        .workspace = attn_softmax_flash_backward_ws,
+        .run = attn_softmax_flash_backward,
+    },
+    {
+        .name = "linear_noncausal_backward",
+        .summary = "linear attention gradients w.r.t. φ(Q), φ(K), V, fp32, normaliser included "
+                   "(SIMD GEMM tiles)",
+        .op = ATTN_OP_BACKWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_NONCAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_linear_backward,
+        .flops = linear_backward_flops,
+        .bytes = backward_bytes,
+        .workspace = attn_linear_noncausal_backward_ws,
+        .run = attn_linear_noncausal_backward,
+    },
+    {
+        .name = "linear_causal_backward",
+        .summary = "causal linear attention gradients w.r.t. φ(Q), φ(K), V, fp32: forward sweep "
+                   "for dQ, reverse sweep for dK, dV, O(m·dv) state",
+        .op = ATTN_OP_BACKWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_linear_backward,
+        .flops = linear_backward_flops,
+        .bytes = backward_bytes,
+        .workspace = attn_linear_causal_backward_ws,
+        .run = attn_linear_causal_backward,
+    },
     {0},
 };
 
@@ -451,7 +545,14 @@ static long run_head(const struct attn_kernel *kn, const struct attn_args *proto
     a.q += h * qstride;
     a.k += h * qstride;
     a.v += h * vstride;
-    a.y += h * vstride;
+    if (a.y)
+        a.y += h * vstride;
+    if (a.grad_y) {
+        a.grad_y += h * vstride;
+        a.grad_q += h * qstride;
+        a.grad_k += h * qstride;
+        a.grad_v += h * vstride;
+    }
     if (a.eps_row)
         a.eps_row += (size_t)h * proto->T;
     if (a.state)

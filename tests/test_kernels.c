@@ -10,7 +10,8 @@
  * threads; prefill and step (linear): prefill then steps against the causal forward reference
  * and kernel (la_check_kernel's chain), a prefill in pieces equal to one prefill, a threaded
  * step equal to an unthreaded one, and mutated prefill and step kernels that the chain check
- * fails.  Run: make check (or build/tests/test_kernels).
+ * fails; backward kernels against their gradient references (la_check_kernel) on the same odd
+ * shapes, and their flop and byte models.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
@@ -60,11 +61,11 @@ static void check_every_kernel_odd_shapes(void)
     for (size_t k = 0; k <= nk; k++) {
         const struct attn_kernel *kn = k < nk ? &attn_kernels[k] : &attn_linear_causal_seed;
         assert_true(kn->op == ATTN_OP_FORWARD || kn->op == ATTN_OP_PREFILL ||
-                    kn->op == ATTN_OP_STEP);
+                    kn->op == ATTN_OP_STEP || kn->op == ATTN_OP_BACKWARD);
         assert_non_null(kn->ref);
         for (size_t i = 0; i < sizeof odd_shapes / sizeof odd_shapes[0]; i++) {
             struct la_check_case cc = odd_shapes[i];
-            if (kn->op != ATTN_OP_FORWARD)
+            if (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)
                 cc.steps = i % 2 ? cc.T : (cc.T + 2) / 3;
             const struct la_check_case *c = &cc;
             if (!(kn->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
@@ -230,7 +231,8 @@ static void test_seed_baseline(void **state)
  * pass). */
 static int linear_for(const struct attn_kernel *kn, int causal)
 {
-    return kn->input == ATTN_IN_FEATURES && kn->op != ATTN_OP_STEP &&
+    return kn->input == ATTN_IN_FEATURES &&
+           (kn->op == ATTN_OP_FORWARD || kn->op == ATTN_OP_PREFILL) &&
            (kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK));
 }
 
@@ -586,7 +588,7 @@ static void test_table_capabilities(void **state)
         q2[(size_t)row * dk + c] *= 2.0f;
     for (size_t i = 0; attn_kernels[i].name; i++) {
         const struct attn_kernel *kn = &attn_kernels[i];
-        if (kn->op == ATTN_OP_FORWARD) {
+        if (kn->op == ATTN_OP_FORWARD || kn->op == ATTN_OP_BACKWARD) {
             assert_null(kn->state_floats);
             assert_int_equal(attn_state_floats(kn, T, dk, dv), 0);
             assert_int_equal(attn_call_state_floats(kn, T, dk, dv), 0);
@@ -613,6 +615,8 @@ static void test_table_capabilities(void **state)
         assert_true(kn->uses_chunk == 0 || kn->uses_chunk == 1);
         assert_true(kn->ref && kn->flops && kn->bytes && kn->workspace && kn->run);
         assert_ptr_equal(attn_kernel_lookup(kn->name), kn);
+        if (kn->op == ATTN_OP_BACKWARD)
+            continue; /* what it computes: la_check_kernel against its reference */
         for (int causal = 0; causal <= 1; causal++) {
             if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                 continue;
@@ -707,7 +711,13 @@ static void test_find_by_kind(void **state)
     assert_string_equal(attn_kernel_find(ATTN_OP_PREFILL, ATTN_IN_QK, 1)->name, "softmax_prefill");
     assert_string_equal(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 1)->name, "softmax_step");
     assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 0));
-    assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 0));
+    assert_string_equal(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 0)->name,
+                        "linear_noncausal_backward");
+    assert_string_equal(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 1)->name,
+                        "linear_causal_backward");
+    assert_string_equal(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_QK, 1)->name,
+                        "softmax_flash_backward");
+    assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_QK_ELU1, 1));
 }
 
 /* The flop and byte models of every entry on small shapes, against the formulas attention.h
@@ -732,17 +742,25 @@ static void test_flop_and_byte_models(void **state)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
             const double T = shapes[sh][0], dk = shapes[sh][1], dv = shapes[sh][2];
             for (int causal = 0; causal <= 1; causal++) {
-                const double want_flops = kn->input == ATTN_IN_QK
-                                              ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
-                                              : 4.0 * T * dk * dv + 4.0 * T * dk;
+                /* Backward: 2.5× softmax's forward model, 2× linear's. */
+                const double bw = kn->op != ATTN_OP_BACKWARD ? 1.0
+                                  : kn->input == ATTN_IN_QK ? 2.5
+                                                            : 2.0;
+                const double want_flops = bw * (kn->input == ATTN_IN_QK
+                                                    ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
+                                                    : 4.0 * T * dk * dv + 4.0 * T * dk);
                 /* q, k, v read once and y written once, in fp32; a state (S, z) read and
                  * written once per sequence: one for a prefill, T for a step. */
                 const double nstate = kn->op == ATTN_OP_PREFILL ? 1.0
                                       : kn->op == ATTN_OP_STEP  ? T
                                                                 : 0.0;
-                const double want_bytes = 4.0 * (2.0 * T * dk + 2.0 * T * dv) +
-                                          2.0 * 4.0 * nstate * (dk * dv + dk);
-                if (kn->input == ATTN_IN_QK && kn->op != ATTN_OP_FORWARD) {
+                /* Backward: q, k, v, grad_y read, grad_q, grad_k, grad_v written. */
+                const double want_bytes = kn->op == ATTN_OP_BACKWARD
+                                              ? 4.0 * (4.0 * T * dk + 4.0 * T * dv)
+                                              : 4.0 * (2.0 * T * dk + 2.0 * T * dv) +
+                                                    2.0 * 4.0 * nstate * (dk * dv + dk);
+                if (kn->input == ATTN_IN_QK &&
+                    (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)) {
                     /* A KV cache at pos: token i of a prefill sees pos + i + 1 keys, each of a
                      * step's T sequences pos + 1; the tokens' traffic, the cached keys and
                      * values read once and the new ones written once.  The table's flops and

@@ -42,4 +42,10 @@ int la_bench_decode(double peak_gflops, double budget, int tsv);
 /* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */
 int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv);
 
+/* The suite's backward rows (bench_backward.c): every backward kernel at d = m = dv = d, one
+ * head, softmax at T = min(Tmax, 8192), linear at T = min(Tmax, 16384), rated against the
+ * suite's peak and SGEMM rates (GFLOP/s).  Returns an exit code. */
+int la_bench_backward(int d, int Tmax, int threads, double budget, int tsv, double peak,
+                      double sgemm);
+
 #endif

@@ -9,7 +9,7 @@
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
- * the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
+ * the backward kernels' rows (bench_backward.c), the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
@@ -507,7 +507,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                 if (kn->alias_of)
                     continue; /* its algorithm has its own row */
                 if (kn->op != ATTN_OP_FORWARD)
-                    continue; /* the suite times forward passes */
+                    continue; /* the table times forward passes; backward rows come after it */
                 for (int causal = 0; causal <= 1; causal++) {
                     if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                         continue;
@@ -546,6 +546,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         }
         featuremap_free(fm);
     }
+    if (rc == 0)
+        rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
     if (rc == 0)
         rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
     if (rc == 0)

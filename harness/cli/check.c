@@ -1,6 +1,7 @@
 /* check.c — one fast kernel against its double reference (the table's ref) at one shape (see
  * check.h): a forward kernel alone, a prefill or step kernel in the chain prefill then steps,
- * against the chained references and the causal forward reference and kernel.  The `linattn
+ * against the chained references and the causal forward reference and kernel; a backward
+ * kernel through la_check_backward (check_backward.c).  The `linattn
  * check` command that runs it over odd shapes is cmd_check.c.
  */
 #include "check.h"
@@ -197,6 +198,8 @@ int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c,
 {
     if (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)
         return check_chain(kn, c, seed, res, err);
+    if (kn->op == ATTN_OP_BACKWARD)
+        return la_check_backward(kn, c, seed, res, err);
     const int H = c->heads > 0 ? c->heads : 1, T = c->T, dk = c->dk, dv = c->dv;
     const int nth = c->threads > 0 ? c->threads : 1;
     const size_t nq = (size_t)H * T * dk, nv = (size_t)H * T * dv;

@@ -18,7 +18,8 @@ struct la_check_case {
 };
 
 struct la_check_result {
-    double rel_err;   /* ‖Y − Y_ref‖_F / ‖Y_ref‖_F over all heads */
+    double rel_err;   /* ‖Y − Y_ref‖_F / ‖Y_ref‖_F over all heads (backward: of grad_q,
+                         grad_k and grad_v taken together) */
     double tol;       /* the stated fp32 tolerance against the kernel's reference */
     int finite;       /* 1 if every output is finite */
     long small_fast, small_ref; /* linear: rows with |normaliser| <= eps */
@@ -35,5 +36,13 @@ struct la_check_result {
  * three. */
 int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                     struct la_check_result *res, struct la_error *err);
+
+/* A backward kernel (op ATTN_OP_BACKWARD; la_check_kernel calls it for those): seeded q, k, v
+ * (positive features when the kernel takes them) and upstream gradient dY in [-1, 1), the
+ * kernel over the case's heads and threads, its double reference per head; rel_err is the
+ * relative Frobenius error of grad_q, grad_k and grad_v taken together (check_backward.c says
+ * why), finite says all three are finite. */
+int la_check_backward(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
+                      struct la_check_result *res, struct la_error *err);
 
 #endif

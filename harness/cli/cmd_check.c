@@ -1,5 +1,6 @@
 /* cmd_check.c — `linattn check`: every fast kernel against its double reference (check.c) on odd
- * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own),
+ * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own;
+ * backward kernels on the forward shapes, check_backward.c),
  * printed as a PASS/FAIL table; exit 1 on any FAIL.  Tests: tests/cli_errors.sh runs it,
  * tests/test_kernels.c checks the same comparisons case by case.
  */
@@ -26,8 +27,9 @@ int cmd_check(int argc, char **argv)
                  "several heads, causal and not; prefill and step kernels as a prefill of P "
                  "tokens then N steps, against the causal forward reference and kernel, with P = "
                  "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1, threads > 1 on one "
-                 "sequence) and prints a PASS/FAIL table (column N: the steps; H: the batch B of "
-                 "a chain).  Exit code 1 when any case fails.",
+                 "sequence; backward kernels: the three gradients against the reference's on the "
+                 "forward shapes) and prints a PASS/FAIL table (column N: the steps; H: the batch "
+                 "B of a chain).  Exit code 1 when any case fails.",
         .opts = opts,
     };
     int nargs;
@@ -63,7 +65,7 @@ int cmd_check(int argc, char **argv)
            "dv", "H", "causal", "chunk", "thr", "rel_err", "tol", "result");
     for (size_t k = 0; attn_kernels[k].name; k++) {
         const struct attn_kernel *kn = &attn_kernels[k];
-        const int chain = kn->op != ATTN_OP_FORWARD;
+        const int chain = kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP;
         for (size_t i = 0; i < (chain ? nchains : nshapes); i++) {
             struct la_check_case c = chain ? chains[i] : shapes[i];
             int bit = c.causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;

@@ -3,6 +3,7 @@
  * they read).  Reads the two registries only.  Tests: tests/cli_errors.sh.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
@@ -22,16 +23,22 @@ int cmd_list(int argc, char **argv)
     const int rc = la_opt_parse(&cmd, argc, argv, &nargs);
     if (rc != LA_OPT_GO)
         return rc;
+    /* One name column for both tables, as wide as the longest name. */
+    int w = 8;
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        w = (int)strlen(attn_kernels[i].name) > w ? (int)strlen(attn_kernels[i].name) : w;
+    for (size_t i = 0; featuremap_types[i]; i++)
+        w = (int)strlen(featuremap_types[i]->name) > w ? (int)strlen(featuremap_types[i]->name) : w;
     printf("kernels:\n");
     for (size_t i = 0; attn_kernels[i].name; i++)
-        printf("  %-24s %-8s %s%s\n", attn_kernels[i].name, attn_op_name(attn_kernels[i].op),
+        printf("  %-*s %-8s %s%s\n", w, attn_kernels[i].name, attn_op_name(attn_kernels[i].op),
                attn_kernels[i].summary,
                attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
                : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
                                                                       : " [causal, non-causal]");
     printf("feature maps:\n");
     for (size_t i = 0; featuremap_types[i]; i++)
-        printf("  %-24s %s; params: %s\n", featuremap_types[i]->name, featuremap_types[i]->summary,
+        printf("  %-*s %s; params: %s\n", w, featuremap_types[i]->name, featuremap_types[i]->summary,
                featuremap_types[i]->params);
     return 0;
 }
