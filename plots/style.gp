@@ -15,7 +15,9 @@ font_size = 10          # points, in the PDF; the PNG is rendered at png_dpi
 if (!exists("png_dpi")) png_dpi = 110   # `linattn plot --png-dpi N` sets it
 if (!exists("legend_right")) legend_right = 0     # 1: one legend for the figure, right strip
 legend_w = legend_right ? 2.9 : 0                 # inches of that strip
-if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w   # inches; a panel is ~4.2 wide
+# Inches; a panel is ~4.2 wide, and a page at least 7.2 so that one panel's title and caption fit.
+if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w
+if (fig_w < 7.2) fig_w = 7.2
 if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.9
 
 # The terminal of one format; `eval term_for(fmt)` before drawing, `unset output` after.
@@ -48,9 +50,10 @@ set dashtype 13 (8, 3, 2, 3)
 set dashtype 14 (2, 3)
 dt_of(i) = 10 + (i < 1 ? 1 : i > 4 ? 4 : i)
 array PT[8] = [7, 5, 9, 13, 6, 4, 8, 12]
-pt_of(i) = i < 0 ? 6 : i == 0 ? 7 : PT[(i - 1) % 8 + 1]
-ps_of(i) = i < 0 ? 2.2 : i == 0 ? 0.01 : 0.55
-lw_of(i) = i < 0 ? 1.5 : i == 0 ? 1.7 : 1.0     # rings and theory lines a little heavier
+# Point type -1: the ring at a crossover T*; -2: the cross at any other crossing.
+pt_of(i) = i == -1 ? 6 : i < 0 ? 2 : i == 0 ? 7 : PT[(i - 1) % 8 + 1]
+ps_of(i) = i == -1 ? 2.2 : i < 0 ? 1.6 : i == 0 ? 0.01 : 0.55
+lw_of(i) = i < 0 ? 1.5 : i == 0 ? 1.7 : 1.0     # marks and theory lines a little heavier
 
 # ---- axes ------------------------------------------------------------------------------------
 set grid xtics ytics mxtics mytics lc rgb "#e4e4e4" lw 0.6, lc rgb "#f2f2f2" lw 0.4

@@ -748,6 +748,56 @@ static void test_crossover_figure(void **state)
     la_crossover_free(xo);
 }
 
+/* gerf with `A: auto` fits a different A in every cell: one series all the same ("A=auto"), not
+ * one per fitted value.  A series that crosses twice gets its T* ring at the crossing after which
+ * linear stays faster, a cross at the other crossing, and every crossing in its legend. */
+static void test_crossover_marks_and_auto(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = 0;
+    /* linear/softmax ratios at T = 128 … 4096: faster, slower ×3, faster ×2 */
+    static const double ratio[6] = {0.5, 2, 2, 2, 0.5, 0.5};
+    for (int i = 0; i < 6; i++) {
+        int T = 128 << i;
+        struct la_row s = mkrow("softmax_flash", "none", 0, 0, T, 16, 1.0);
+        s.time_median_s = 1e-9 * T * (double)T;
+        s.fm_time_median_s = 0;
+        rows[n++] = s;
+        struct la_row g = mkrow("linear_noncausal", "gerf", 16, 0, T, 16, 1.0);
+        char *a = strstr(g.key, " A=0 ");
+        assert_non_null(a);
+        memmove(a + 7, a + 4, strlen(a + 4) + 1);
+        memcpy(a, " A=auto", 7);
+        g.A = -0.1 * (i + 1); /* the value this cell fitted */
+        g.time_median_s = ratio[i] * s.time_median_s;
+        g.fm_time_median_s = 0;
+        rows[n++] = g;
+    }
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 1);
+    assert_int_equal(xo[0].npoints, 6);
+    assert_true(xo[0].A_auto);
+    char buf[64];
+    assert_string_equal(la_crossover_A_text(&xo[0], buf, sizeof buf), "auto");
+    struct la_figure fig;
+    assert_int_equal(la_crossover_figure(rows, n, xo, nxo, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    /* softmax, the gerf series, a cross at ≈181 and the ring at ≈1448 */
+    assert_int_equal(fig.ncurves, 4);
+    assert_string_equal(fig.curves[1].title, "gerf m=16 A=auto: T* = 1.41K (crosses at 181, 1.41K)");
+    assert_int_equal(fig.curves[2].pt, -2);
+    assert_near(fig.curves[2].pts[0].x, 128 * sqrt(2), 1e-9);
+    assert_near(fig.curves[2].pts[0].y, 1e-9 * 128 * sqrt(2) * 128 * sqrt(2), 1e-9);
+    assert_int_equal(fig.curves[3].pt, -1);
+    assert_near(fig.curves[3].pts[0].x, 1024 * sqrt(2), 1e-9);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+}
+
 /* Softmax a_d·T² (a_d = 1e-9·d/16; causal half) over T = 128 … 1024 at d = 16, 32; elu1 at
  * 5e-7·T; prf with m = d at 1e-6·T·d/16; prf m = 16 at d = 32 at 1e-6·T; causal elu1 at d = 16. */
 static size_t speedup_rows(struct la_row *rows)
@@ -929,6 +979,7 @@ int main(void)
         cmocka_unit_test(test_curves_error_T),     cmocka_unit_test(test_curves_average_heads),
         cmocka_unit_test(test_curves_memory),      cmocka_unit_test(test_curves_bad_spec),
         cmocka_unit_test(test_theory_lines),       cmocka_unit_test(test_crossover_figure),
+        cmocka_unit_test(test_crossover_marks_and_auto),
         cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,7 +35,8 @@ struct la_fig_curve {
     char title[LA_FIG_TEXT_LEN]; /* legend entry; "" for none */
     char map[LA_NAME_LEN];       /* colour key: a map name, or "softmax" */
     int dash;                    /* 1 solid, 2 dashed, 3 dash-dot, 4 dotted (theory) */
-    int pt;                      /* point type 1..8; 0 none; -1 the ring that marks T* */
+    int pt;                      /* point type 1..8; 0 none; -1 the ring that marks T*,
+                                    * -2 the cross at any other crossing */
     int kind;                    /* enum la_fig_curve_kind */
     size_t npoints;
     struct la_fig_point *pts; /* owned by the figure once added */
