@@ -99,7 +99,13 @@ empty_panel = "unset logscale; set xrange [0:1]; set yrange [0:1]; unset xtics; 
               "set label 97 'no data' at graph 0.5, 0.5 center; plot NaN notitle; " . \
               "unset label 97; set xtics; set ytics; set autoscale"
 
-# The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced).
+# The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced),
+# and under it the figure's statistics line (fig_stats from the meta file: what points and bars
+# are, n), in smaller type.
+if (!exists("fig_stats")) fig_stats = ""
 title_on(t) = sprintf("set label 96 '%s' at screen 0.5, 1 - 0.2 / fig_h center " . \
-                      "font ',%g' front noenhanced", t, font_size * 1.2)
-title_off = "unset label 96"
+                      "font ',%g' front noenhanced; " . \
+                      "set label 95 fig_stats at screen 0.5, 1 - 0.4 / fig_h center " . \
+                      "font ',%g' tc rgb '#333333' front noenhanced", \
+                      t, font_size * 1.2, font_size * 0.75)
+title_off = "unset label 96; unset label 95"

@@ -174,6 +174,7 @@ static void write_meta_arrays(FILE *meta, const struct la_figure *fig)
 {
     int np = (int)fig->npanels, n = np ? np : 1;
     fprintf(meta, "npanels = %d\nnrows = %d\nncols = %d\n", np, fig->nrows, fig->ncols);
+    meta_str(meta, "fig_stats", fig->stats);
     fprintf(meta,
             "array ptitle[%d]\narray pxlabel[%d]\narray pylabel[%d]\narray pnote[%d]\n"
             "array pfirst[%d]\narray plast[%d]\n",

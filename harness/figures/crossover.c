@@ -635,6 +635,10 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
     if (la_figure_panels(fig, np) != LA_OK)
         goto nomem;
     fig->fits = 1;
+    snprintf(fig->stats, sizeof fig->stats,
+             "points: median time over the timed repeats (median over cells at one T); bars: "
+             "20th–80th percentiles of the repeats; ring: T* (linear faster from there on); "
+             "cross: any other crossing");
     int kernels, draws;
     la_crossover_variety(xo, nxo, &kernels, &draws);
     for (size_t p = 0; p < np; p++) {

@@ -14,7 +14,8 @@
 #include "../experiment/cell.h"
 
 #define LA_FIG_TEXT_LEN 160 /* a legend entry, a panel title, an axis label */
-#define LA_FIG_NOTE_LEN 200 /* a line written inside a panel */
+#define LA_FIG_NOTE_LEN 200  /* a line written inside a panel */
+#define LA_FIG_STATS_LEN 320 /* the line under the figure title */
 
 /* How a curve's points are written for gnuplot. */
 enum la_fig_curve_kind {
@@ -57,6 +58,9 @@ struct la_figure {
     struct la_fig_panel *panels;
     size_t ncurves, cap;
     struct la_fig_curve *curves;
+    /* What the points and bars are, and how the trials relate, drawn under the figure's title;
+     * "" for none. */
+    char stats[LA_FIG_STATS_LEN];
     /* 1: every panel has its own legend.  0: a legend entry appears once per figure, so a
      * curve whose title an earlier curve has is added with an empty title. */
     int legend_every_panel;
