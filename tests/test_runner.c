@@ -71,6 +71,7 @@ static void assert_same_errors(const struct la_row *a, const struct la_row *b)
     assert_memory_equal(&a->err_max_abs, &b->err_max_abs, sizeof(double));
     assert_memory_equal(&a->cos_mean, &b->cos_mean, sizeof(double));
     assert_memory_equal(&a->kl_mean, &b->kl_mean, sizeof(double));
+    assert_memory_equal(&a->kl_nonpos_frac, &b->kl_nonpos_frac, sizeof(double));
     assert_memory_equal(&a->kernel_mse, &b->kernel_mse, sizeof(double));
     assert_memory_equal(&a->err_impl, &b->err_impl, sizeof(double));
     assert_memory_equal(&a->entropy_mean, &b->entropy_mean, sizeof(double));
@@ -495,6 +496,50 @@ static void test_kernel_mse_decreases_with_m(void **state)
     la_runner_ws_free(ws);
 }
 
+/* Rows whose linear weights are not all positive: counted in kl_nonpos_frac and left out of
+ * kl_mean, which then averages only the finite KLs (no floor); positive maps have none. */
+static void test_kl_nonpositive_weights(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.measure_time = 0;
+    c.heads = 1;
+    c.kl_rows = 64;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row;
+    /* elu1 and prf: positive features, every row counts. */
+    set_kernel(&c, "linear_noncausal", "prf", 0);
+    c.m = 16;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac == 0.0);
+    assert_true(isfinite(row.kl_mean) && row.kl_mean > 0.0);
+    assert_null(strstr(row.message, "KL over"));
+    /* rff with 4 draws: cos features, plenty of negative weights in every row. */
+    set_kernel(&c, "linear_noncausal", "rff", 0);
+    c.m = 8;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac > 0.0 && row.kl_nonpos_frac <= 1.0);
+    if (row.kl_nonpos_frac < 1.0)
+        assert_true(isfinite(row.kl_mean) && row.kl_mean >= 0.0);
+    else
+        assert_true(isnan(row.kl_mean));
+    assert_non_null(strstr(row.message, "KL over"));
+    /* relu with eps = 0: zero weights where φ(q) and φ(k) share no positive coordinate. */
+    set_kernel(&c, "linear_causal", "relu", 1);
+    c.relu_eps = 0;
+    c.m = 0;
+    c.d = 2;
+    c.dv = 2;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac > 0.0 && row.kl_nonpos_frac <= 1.0);
+    /* softmax: nothing approximates the weights. */
+    set_kernel(&c, "softmax_flash", "none", 0);
+    run_ok(ws, &c, &row);
+    assert_true(isnan(row.kl_nonpos_frac) && isnan(row.kl_mean));
+    la_runner_ws_free(ws);
+}
+
 static void test_failed_rows(void **state)
 {
     (void)state;
@@ -682,6 +727,7 @@ int main(void)
     la_startup();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_known),
+        cmocka_unit_test(test_kl_nonpositive_weights),
         cmocka_unit_test(test_metrics_accumulator),
         cmocka_unit_test(test_data_deterministic),
         cmocka_unit_test(test_data_h5),

@@ -17,10 +17,13 @@
  *    evaluated row by row with exactly attn_linear_ref's loop (test_runner.c checks they agree
  *    bit for bit), so it is available at any T.  Softmax kernels: err_impl = err_rel_fro (the
  *    fast kernel against the reference is the implementation error).
- *  - kl_mean, entropy_mean: kl_rows stratified rows per head; KL(softmax row ‖ linear weights
- *    row) with w_ij = φ(q_i)ᵀφ(k_j) / Σ_j' φ(q_i)ᵀφ(k_j'), j ≤ i when causal.  Weights <= 0 (rff)
- *    are clamped to 1e-12 of the row's largest |w| before normalising; the message counts them.
- *    Softmax kernels: kl_mean is NaN (nothing approximates the weights), entropy is measured.
+ *  - kl_mean, kl_nonpos_frac, entropy_mean: kl_rows stratified rows per head; KL(softmax row ‖
+ *    linear weights row) with w_ij = φ(q_i)ᵀφ(k_j) / Σ_j' φ(q_i)ᵀφ(k_j'), j ≤ i when causal.  A
+ *    row with a weight <= 0 (rff; relu with eps = 0) is no distribution and its KL is +∞ (softmax
+ *    weights are positive): kl_nonpos_frac is the fraction of such rows, and kl_mean the mean
+ *    over the other rows only (NaN when there are none), so that no number depends on a floor.
+ *    Softmax kernels: kl_mean and kl_nonpos_frac are NaN (nothing approximates the weights),
+ *    entropy is measured.
  *  - kernel_mse: kernel_pairs (head, i, j) triples drawn uniformly over every head and position;
  *    estimate φ(q_i)ᵀφ(k_j) from the map applied with role FM_RAW (no stabiliser, so prf and hyp
  *    give their unscaled unbiased estimate) to that single query row and that single key row;
@@ -66,8 +69,6 @@
 #define FIT_MAX_ROWS 65536
 /* Timed repeats whose p80/p20 exceeds this get a note in the message. */
 #define NOISY_SPREAD 1.5
-/* Relative floor of clamped linear weights in the KL. */
-#define KL_CLAMP 1e-12
 
 /* ---- the workspace ---------------------------------------------------------------------- */
 
@@ -100,7 +101,7 @@ enum {
     B_SCR,  /* per thread: 2·T doubles (scores, weights) */
     B_ROWS, /* sampled row indices, per error head */
     B_KLROWS,
-    B_KLV, /* per KL row: KL, entropy, clamped weights */
+    B_KLV, /* per KL row: KL (NaN: a weight <= 0), entropy, weights <= 0 */
     B_ENTV,
     B_CLAMP,
     B_COUNT
@@ -281,33 +282,27 @@ static void to_double(const float *x, double *y, size_t n)
         y[i] = x[i];
 }
 
-/* Normalised linear weights of feature row pq over feature rows 0..n-1 into w; weights <= 0 are
- * clamped to KL_CLAMP·max|w|.  Returns how many were clamped. */
+/* Normalised linear weights of feature row pq over feature rows 0..n-1 into w.  Returns how many
+ * weights are <= 0 (or NaN); w is normalised only when that is 0, since otherwise the row is no
+ * distribution. */
 static long linear_weights(const double *pq, const double *PK, int n, int m, double *w)
 {
-    double amax = 0.0;
+    long nonpos = 0;
+    double sum = 0.0;
     for (int j = 0; j < n; j++) {
         const double *k = PK + (size_t)j * m;
         double s = 0.0;
         for (int f = 0; f < m; f++)
             s += pq[f] * k[f];
         w[j] = s;
-        if (fabs(s) > amax)
-            amax = fabs(s);
+        nonpos += !(s > 0.0);
+        sum += s;
     }
-    const double floor = amax > 0.0 ? KL_CLAMP * amax : 1.0;
-    long clamped = 0;
-    double sum = 0.0;
-    for (int j = 0; j < n; j++) {
-        if (!(w[j] > 0.0)) {
-            w[j] = floor;
-            clamped++;
-        }
-        sum += w[j];
-    }
+    if (nonpos)
+        return nonpos;
     for (int j = 0; j < n; j++)
         w[j] /= sum;
-    return clamped;
+    return 0;
 }
 
 static void sample_rows(gsl_rng *r, int T, int n, int *rows)
@@ -328,7 +323,7 @@ static int err_head(const struct cellrun *cr, int e)
     return (int)((long long)e * cr->s.nheads / cr->ne);
 }
 
-static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_out,
+static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_out,
                           struct la_error *err)
 {
     const struct la_cell *c = cr->c;
@@ -341,7 +336,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
     double *yref = BUF(cr, B_YREF, double), *ylin = BUF(cr, B_YLIN, double);
     double *scr = BUF(cr, B_SCR, double);
     double *klv = BUF(cr, B_KLV, double), *entv = BUF(cr, B_ENTV, double);
-    long *clampv = BUF(cr, B_CLAMP, long);
+    long *nonposv = BUF(cr, B_CLAMP, long);
     float *yk = BUF(cr, B_YK, float);
     const float *q = BUF(cr, B_Q, float), *k = BUF(cr, B_K, float), *v = BUF(cr, B_V, float);
     const float *y = BUF(cr, B_Y, float);
@@ -391,31 +386,37 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             attn_softmax_probs(qd + (size_t)qi * d, kd, n, d, p);
             entv[at] = la_entropy(p, (size_t)n);
             klv[at] = NAN;
-            clampv[at] = 0;
+            nonposv[at] = 0;
             if (cr->linear) {
-                clampv[at] = linear_weights(pqd + (size_t)qi * m, pkd, n, m, w);
-                klv[at] = la_kl(p, w, (size_t)n);
+                nonposv[at] = linear_weights(pqd + (size_t)qi * m, pkd, n, m, w);
+                if (!nonposv[at])
+                    klv[at] = la_kl(p, w, (size_t)n);
             }
         }
     }
 
     /* Sums in a fixed order: the same numbers whatever the thread count. */
     double kl = 0.0, ent = 0.0;
-    long clamped = 0;
+    long nonpos_rows = 0;
+    size_t nfin = 0;
     const size_t nkl = (size_t)cr->ne * nk;
     for (size_t i = 0; i < nkl; i++) {
-        kl += klv[i];
+        if (isfinite(klv[i])) {
+            kl += klv[i];
+            nfin++;
+        }
         ent += entv[i];
-        clamped += clampv[i];
+        nonpos_rows += nonposv[i] > 0;
     }
-    *clamped_out = clamped;
+    *nonpos_out = nonpos_rows;
     row->err_rows = nr;
     row->err_rel_fro = la_err_acc_rel_fro(&out);
     row->err_max_abs = nr ? out.max_abs : NAN;
     row->cos_mean = la_err_acc_cos_mean(&out);
     row->err_impl = cr->linear ? la_err_acc_rel_fro(&impl) : row->err_rel_fro;
     row->kl_rows = nk;
-    row->kl_mean = cr->linear && nkl ? kl / (double)nkl : NAN;
+    row->kl_mean = cr->linear && nfin ? kl / (double)nfin : NAN;
+    row->kl_nonpos_frac = cr->linear && nkl ? (double)nonpos_rows / (double)nkl : NAN;
     row->entropy_mean = nkl ? ent / (double)nkl : NAN;
 
     /* Kernel MSE on pairs drawn over every head and position. */
@@ -483,7 +484,7 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     row->flops = row->gflops = row->fm_time_median_s = NAN;
     row->workspace_bytes = NAN;
     row->peak_rss_bytes = NAN;
-    row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = NAN;
+    row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = row->kl_nonpos_frac = NAN;
     row->kernel_mse = row->err_impl = row->entropy_mean = NAN;
 }
 
@@ -727,17 +728,19 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
 
-    long clamped = 0;
+    long nonpos = 0;
     if (c->measure_error) {
-        st = measure_errors(&cr, row, &clamped, err);
+        st = measure_errors(&cr, row, &nonpos, err);
         if (st == LA_OK)
             st = cancel_point(err);
         if (st != LA_OK)
             goto fail;
         if (cr.ne < nh)
             add_note(note, sizeof note, "errors on %d of %d heads", cr.ne, nh);
-        if (clamped)
-            add_note(note, sizeof note, "KL: %ld linear weights <= 0 clamped", clamped);
+        if (nonpos)
+            add_note(note, sizeof note,
+                     "KL over %ld of %ld rows: the others have a linear weight <= 0 (KL infinite)",
+                     (long)cr.ne * cr.nk - nonpos, (long)cr.ne * cr.nk);
     }
 
     if (c->measure_time) {

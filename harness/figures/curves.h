@@ -31,7 +31,7 @@
 #include "summary.h"
 
 #define LA_FIG_ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F  (err_rel_fro)"
-#define LA_FIG_KL_LABEL "attention KL, nats  (kl_mean)"
+#define LA_FIG_KL_LABEL "attention KL, nats, rows with w > 0  (kl_mean)"
 
 /* Extra curves of one panel (the features figure's theory lines): may add curves to fig and set
  * the panel's note.  rows: every row of the file; panel: a row holding the panel's values;
