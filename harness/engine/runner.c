@@ -1,8 +1,10 @@
 /* runner.c — one cell in, one row out (see runner.h).
  *
  * Per cell: the data (data.c) as B·H heads of (T, d) fp32; for linear kernels the feature map
- * (drawn from an mt19937 seeded with la_stream_seed(cell.seed, LA_STREAM_FEATUREMAP); fitted
- * when A is auto) applied to Q (role query) and K (role key) head by head; one untimed run of
+ * (drawn from an mt19937 seeded with la_stream_seed(cell.seed, LA_STREAM_FEATUREMAP)) applied
+ * to Q (role query) and K (role key) head by head, a parameter chosen from the data (A: auto)
+ * fitted to each head on its own (its queries and keys only: pairs of different heads, or of
+ * different layers, never mix; the row records the mean over heads, the message the range); one untimed run of
  * the kernel over all heads whose output is checked for NaN/Inf and measured against the
  * references; then, if asked, the timed runs (la_time: warm-ups, at least min_repeats, up to the
  * budget) of the kernel, and of the feature map with a quarter of the budget.
@@ -65,7 +67,7 @@
 #include "data.h"
 #include "metrics.h"
 
-/* Rows the feature-map fit sees at most (head-major from the first head). */
+/* Rows of one head the feature-map fit sees at most (its first ones). */
 #define FIT_MAX_ROWS 65536
 /* Timed repeats whose p80/p20 exceeds this get a note in the message. */
 #define NOISY_SPREAD 1.5
@@ -185,6 +187,8 @@ struct cellrun {
     int kthreads, fmthreads; /* threads whose workspace slices exist */
     const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
+    int fit;                 /* the map has parameters chosen from the data (A: auto) */
+    int fit_head;            /* the head the map is fitted to now; -1 none */
     struct la_runner_ws *ws;
 };
 
@@ -243,6 +247,47 @@ static int fm_apply_all(const struct cellrun *cr)
         bad |= st != LA_OK;
     }
     return bad ? LA_EINTERNAL : LA_OK;
+}
+
+/* Fits the map's data-chosen parameters to head h (its first FIT_MAX_ROWS queries and keys),
+ * unless it is fitted to h already or has none. */
+static int fm_fit_head(struct cellrun *cr, int h, struct la_error *err)
+{
+    if (!cr->fit || cr->fit_head == h)
+        return LA_OK;
+    const size_t xs = (size_t)cr->s.T * cr->s.d;
+    const size_t rows = (size_t)cr->s.T < FIT_MAX_ROWS ? (size_t)cr->s.T : FIT_MAX_ROWS;
+    const int st = featuremap_fit(cr->fm, BUF(cr, B_Q, float) + (size_t)h * xs, rows,
+                                  BUF(cr, B_K, float) + (size_t)h * xs, rows, err);
+    cr->fit_head = st == LA_OK ? h : -1;
+    return st;
+}
+
+/* φ(Q) and φ(K) of a map fitted per head: head by head, each fitted to its own data first.
+ * vals[h·nfit + i]: the value of fitted[i] chosen for head h. */
+static int fm_apply_fitted(struct cellrun *cr, const struct la_param *const *fitted, size_t nfit,
+                           double *vals, struct la_error *err)
+{
+    const int nh = cr->s.nheads;
+    const size_t xs = (size_t)cr->s.T * cr->s.d, ps = (size_t)cr->s.T * cr->m;
+    for (int h = 0; h < nh; h++) {
+        int st = fm_fit_head(cr, h, err);
+        if (st != LA_OK)
+            return st;
+        for (size_t i = 0; i < nfit; i++)
+            vals[(size_t)h * nfit + i] = featuremap_param(cr->fm, fitted[i]->entry);
+        for (int key = 0; key <= 1; key++) {
+            st = featuremap_apply_shift(
+                cr->fm, key ? FM_KEY : FM_QUERY,
+                BUF(cr, key ? B_K : B_Q, float) + (size_t)h * xs, (size_t)cr->s.T,
+                BUF(cr, key ? B_PK : B_PQ, float) + (size_t)h * ps,
+                cr->fmw ? BUF(cr, B_FMWORK, float) : NULL,
+                BUF(cr, key ? B_SK : B_SQ, float) + (size_t)h * cr->s.T);
+            if (st != LA_OK)
+                return LA_FAIL(err, st, "feature map '%s' refused its arguments", cr->c->map);
+        }
+    }
+    return LA_OK;
 }
 
 static void fm_timed(void *ctx)
@@ -432,6 +477,10 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
             const size_t i = gsl_rng_uniform_int(r, (unsigned long)T);
             const size_t j = gsl_rng_uniform_int(r, (unsigned long)T);
             const float *qi = q + h * xs + i * d, *kj = k + h * xs + j * d;
+            if (fm_fit_head(cr, (int)h, err) != LA_OK) {
+                gsl_rng_free(r);
+                return err->status;
+            }
             st = featuremap_apply(cr->fm, FM_RAW, qi, 1, phq, pw);
             if (st == LA_OK)
                 st = featuremap_apply(cr->fm, FM_RAW, kj, 1, phk, pw);
@@ -643,24 +692,43 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     }
 
     if (cr.linear) {
-        /* Parameters chosen from the data (A: auto): fit once, record each value chosen. */
+        /* Parameters chosen from the data (A: auto): fitted head by head; the row records the
+         * mean over heads, the message the range. */
         const struct la_param *fitted[LA_NPARAMS];
         const size_t nfit = la_params_fitted(c, fitted, LA_NPARAMS);
+        cr.fit = nfit > 0;
+        cr.fit_head = -1;
         if (nfit) {
-            const size_t rows = (size_t)nh * T < FIT_MAX_ROWS ? (size_t)nh * T : FIT_MAX_ROWS;
-            st = featuremap_fit(cr.fm, q, rows, k, rows, err);
-            if (st != LA_OK)
+            double *vals = malloc((size_t)nh * nfit * sizeof *vals);
+            if (!vals) {
+                st = LA_FAIL(err, LA_ENOMEM, "out of memory for the fitted parameters");
                 goto fail;
-            for (size_t i = 0; i < nfit; i++) {
-                add_note(note, sizeof note, "%s fitted from the data", fitted[i]->name);
-                la_param_set_row_real(fitted[i], row, featuremap_param(cr.fm, fitted[i]->entry));
             }
+            st = fm_apply_fitted(&cr, fitted, nfit, vals, err);
+            for (size_t i = 0; i < nfit && st == LA_OK; i++) {
+                double sum = 0.0, lo = INFINITY, hi = -INFINITY;
+                for (int h = 0; h < nh; h++) {
+                    const double x = vals[(size_t)h * nfit + i];
+                    sum += x;
+                    lo = x < lo ? x : lo;
+                    hi = x > hi ? x : hi;
+                }
+                if (nh > 1)
+                    add_note(note, sizeof note,
+                             "%s fitted per head (%d heads: %.3g … %.3g, mean kept)",
+                             fitted[i]->name, nh, lo, hi);
+                else
+                    add_note(note, sizeof note, "%s fitted from the data", fitted[i]->name);
+                la_param_set_row_real(fitted[i], row, sum / nh);
+            }
+            free(vals);
+        } else {
+            st = fm_apply_all(&cr);
+            if (st != LA_OK)
+                st = LA_FAIL(err, st, "feature map '%s' refused its arguments", c->map);
         }
-        st = fm_apply_all(&cr);
-        if (st != LA_OK) {
-            st = LA_FAIL(err, st, "feature map '%s' refused its arguments", c->map);
+        if (st != LA_OK)
             goto fail;
-        }
         if ((st = cancel_point(err)) != LA_OK)
             goto fail;
         const size_t nf = (size_t)nh * T * cr.m;
