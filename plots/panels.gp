@@ -31,7 +31,12 @@ do for [fmt in formats] {
         set xlabel pxlabel[p] noenhanced offset 0, 0.5
         show_y = (p - 1) % ncols == 0
         if (!show_y) { show_y = pylabel[p] ne pylabel[p - 1] }
-        if (show_y) { set ylabel pylabel[p] noenhanced offset 1, 0 } else { unset ylabel }
+        # Two-line labels (quantity, then column) sit a little further out than one-line ones.
+        if (show_y) {
+            set ylabel pylabel[p] noenhanced offset (strstrt(pylabel[p], "\n") ? 0.2 : 1), 0
+        } else {
+            unset ylabel
+        }
         unset label 98
         if (strlen(pnote[p]) > 0 && pfirst[p] <= plast[p]) { eval panel_note }
         if (pfirst[p] > plast[p]) {

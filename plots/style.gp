@@ -84,8 +84,12 @@ caption_off = "unset label 99"
 
 # ---- one panel of curves: blocks pfirst[p]..plast[p] of `data` -----------------------------
 # Columns: 1 x, 2 y (mean or median), 3 lo, 4 hi (spread over trials or repeats).
-panel_note = sprintf("set label 98 pnote[p] at graph 0.5, 0.05 center font ',%g' " . \
-                     "tc rgb '#aa3333' front noenhanced", font_size * 0.8)
+# The note sits in the top right corner, where falling error curves leave room, clear of the
+# axis labels.
+# axis labels; on a white box, so that it stays legible where curves do pass.
+set style textbox opaque noborder
+panel_note = sprintf("set label 98 pnote[p] at graph 0.98, 0.95 right font ',%g' " . \
+                     "tc rgb '#aa3333' front boxed noenhanced", font_size * 0.8)
 curve_style = "lc rgb mapcolor(bmap[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
               "pt pt_of(bpt[b]) ps ps_of(bpt[b])"
 plot_curves = "plot for [b=pfirst[p]:plast[p]] data index (b-1) using 1:2:3:4 " . \

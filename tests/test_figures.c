@@ -642,7 +642,7 @@ static void test_theory_lines(void **state)
     assert_int_equal(fig.panels[0].count, 4);
     assert_string_equal(fig.curves[3].title, "rff IID theory (Lemma 2)");
     assert_string_equal(fig.panels[0].note,
-                        "Lemma 2: the mean MSE over Gaussian inputs diverges at this σ for prf");
+                        "Lemma 2: the mean MSE over Gaussian inputs\ndiverges at this σ for prf");
     assert_string_equal(fig.panels[1].note, "");
     la_figure_free(&fig);
 

@@ -83,8 +83,9 @@ struct plot {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-/* Writes s as a gnuplot double-quoted string (backslash and quote escaped; control characters
- * become spaces, so one string stays on one line). */
+/* Writes s as a gnuplot double-quoted string (backslash and quote escaped; a newline becomes
+ * gnuplot's \n escape, a line break in the drawn text; other control characters become spaces,
+ * so one string stays on one line of the meta file). */
 static void gp_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -92,6 +93,8 @@ static void gp_string(FILE *f, const char *s)
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
             fputc('\\', f), fputc(c, f);
+        else if (c == '\n')
+            fputs("\\n", f);
         else if (c < 0x20)
             fputc(' ', f);
         else

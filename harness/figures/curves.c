@@ -37,7 +37,7 @@ static int row_ok_random_map(const struct la_row *r)
 const struct la_curve_spec la_curves_features = {
     .xfield = "m",
     .metrics = {"kernel_mse", "err_rel_fro"},
-    .ylabels = {"kernel MSE of φ(q)ᵀφ(k)  (kernel_mse)", LA_FIG_ERR_LABEL},
+    .ylabels = {"kernel MSE of φ(q)ᵀφ(k)\n(kernel_mse)", LA_FIG_ERR_LABEL},
     /* Lemma 2 predicts the mean MSE: the theory lines sit beside the mean, with its interval. */
     .summary = {LA_SUMMARY_MEAN, LA_SUMMARY_MEDIAN},
     .nmetrics = 2,
@@ -75,8 +75,8 @@ const struct la_curve_spec la_curves_error_sigma = {
 const struct la_curve_spec la_curves_memory = {
     .xfield = "T",
     .metrics = {"workspace_bytes", "peak_rss_bytes"},
-    .ylabels = {"kernel workspace + φ(Q), φ(K)  (workspace_bytes)",
-                "process peak RSS  (peak_rss_bytes)"},
+    .ylabels = {"kernel workspace + φ(Q), φ(K)\n(workspace_bytes)",
+                "process peak RSS\n(peak_rss_bytes)"},
     .nmetrics = 2,
     .xlabel = "sequence length T (tokens)",
     .panel_fields = "d data",

@@ -30,8 +30,9 @@
 #include "figure.h"
 #include "summary.h"
 
-#define LA_FIG_ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F  (err_rel_fro)"
-#define LA_FIG_KL_LABEL "attention KL, nats, rows with w > 0  (kl_mean)"
+/* Axis labels of two lines: a panel is about 2.5 inches tall. */
+#define LA_FIG_ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F\n(err_rel_fro)"
+#define LA_FIG_KL_LABEL "attention KL (nats), rows with all w > 0\n(kl_mean)"
 
 /* Extra curves of one panel (the features figure's theory lines): may add curves to fig and set
  * the panel's note.  rows: every row of the file; panel: a row holding the panel's values;
