@@ -26,7 +26,7 @@ enum la_fig_curve_kind {
 struct la_fig_point {
     double x;
     double y;      /* the mean, the median or a theory value */
-    double lo, hi; /* the spread around y (min–max, or the 20th–80th percentiles) */
+    double lo, hi; /* the bar around y (a 95% bootstrap interval, or the 20th–80th percentiles) */
     size_t n;      /* rows behind the point (0 for a theory value) */
     double kernel; /* LA_CURVE_TIMING: the linear kernel's time; 0 otherwise */
     double fm;     /* LA_CURVE_TIMING: the feature map's time; 0 otherwise */
