@@ -11,7 +11,7 @@ load plotdir."/style.gp"
 nT = int(log2Tmax - log2Tmin + 1.5)
 panel_w = 0.42 * nT + 0.6 > 3.4 ? 0.42 * nT + 0.6 : 3.4
 fig_w = panel_w * ncols + 1.2
-fig_h = 2.4 * nrows + 0.9
+fig_h = 2.4 * nrows + 0.65 + top_in
 cell_w = (panel_w - 0.6) / nT
 label_font = sprintf(",%g", font_size * 0.8 < 20 * cell_w ? font_size * 0.8 : 20 * cell_w)
 set palette defined (0 "#c0392b", 0.35 "#f4a582", 0.5 "#f7f7f7", 0.65 "#92c5de", 1 "#2166ac")
@@ -44,7 +44,7 @@ cells = "plot data index (pfirst[p] - 1) using 1:2:(0.5):(0.5) " . \
 do for [fmt in formats] {
     eval term_for(fmt)
     set multiplot layout nrows, ncols \
-        margins 0.55 / fig_w + 0.02, 1 - 0.9 / fig_w, 0.55 / fig_h + 0.05, 1 - 0.75 / fig_h \
+        margins 0.55 / fig_w + 0.02, 1 - 0.9 / fig_w, 0.55 / fig_h + 0.05, 1 - top_in / fig_h \
         spacing 0.5 / fig_w + 0.02, 0.75 / fig_h
     eval title_on(fig_title)
     eval caption_on

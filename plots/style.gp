@@ -18,7 +18,11 @@ legend_w = legend_right ? 2.9 : 0                 # inches of that strip
 # Inches; a panel is ~4.2 wide, and a page at least 7.2 so that one panel's title and caption fit.
 if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w
 if (fig_w < 7.2) fig_w = 7.2
-if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.9
+# The statistics line under the title (fig_stats, from the meta file; up to two lines) takes
+# top_in inches above the panels together with the title.
+if (!exists("fig_stats")) fig_stats = ""
+top_in = strlen(fig_stats) > 0 ? 1.0 : 0.75
+if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.65 + top_in
 
 # The terminal of one format; `eval term_for(fmt)` before drawing, `unset output` after.
 # PNG fonts are scaled by png_dpi/96 so that both formats have the same proportions.
@@ -106,10 +110,9 @@ empty_panel = "unset logscale; set xrange [0:1]; set yrange [0:1]; unset xtics; 
 # The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced),
 # and under it the figure's statistics line (fig_stats from the meta file: what points and bars
 # are, n), in smaller type.
-if (!exists("fig_stats")) fig_stats = ""
 title_on(t) = sprintf("set label 96 '%s' at screen 0.5, 1 - 0.2 / fig_h center " . \
                       "font ',%g' front noenhanced; " . \
-                      "set label 95 fig_stats at screen 0.5, 1 - 0.4 / fig_h center " . \
+                      "set label 95 fig_stats at screen 0.5, 1 - 0.43 / fig_h center " . \
                       "font ',%g' tc rgb '#333333' front noenhanced", \
                       t, font_size * 1.2, font_size * 0.75)
 title_off = "unset label 96; unset label 95"

@@ -351,6 +351,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
     if (distinct(rows, sel, ns, skip, &curves, &ncurves) != LA_OK)
         goto nomem;
     int fits = 0;
+    size_t nmax = 0; /* the most rows behind a point */
     for (size_t c = 0; c < ncurves && !fits; c++)
         fits = curve_nx(rows, sel, ns, &rows[curves[c]], R.x, skip, xs) >= 2;
     if (!fits && !forced)
@@ -419,7 +420,8 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             snprintf(m->note, sizeof m->note, "no data");
         size_t nlo, nhi;
         panel_counts(fig, m, &nlo, &nhi);
-        if (nhi) {
+        nmax = nhi > nmax ? nhi : nmax;
+        if (nhi > 1) {
             char part[64];
             if (nlo == nhi)
                 snprintf(part, sizeof part, "%s of n=%zu", la_summary_name(s->summary[k]), nhi);
@@ -429,11 +431,14 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             append_part(m->title, sizeof m->title, part);
         }
     }
-    snprintf(fig->stats, sizeof fig->stats,
-             "points: the statistic in each panel title over n %s at each x; bars: its 95%% "
-             "bootstrap interval.  One trial's data and draws are shared by every map and m "
-             "(common random numbers), so curves move together",
-             averaged ? "rows (trials × pooled heads)" : "trials");
+    if (nmax > 1)
+        snprintf(fig->stats, sizeof fig->stats,
+                 "points: the panel title's statistic over the n %s at each x; bars: its 95%% "
+                 "bootstrap interval\ntrials share data and draws across maps and m (common "
+                 "random numbers): one trial moves several points together",
+                 averaged ? "rows (trials × heads)" : "trials");
+    else
+        snprintf(fig->stats, sizeof fig->stats, "points: one row each (n=1), no bars");
     fig->nrows = s->metrics_across ? (int)ncols : s->nmetrics;
     fig->ncols = s->metrics_across ? s->nmetrics : (int)ncols;
     goto done;

@@ -9,9 +9,10 @@
  * say which.  Every field except x and the averaged ones identifies a curve; its point at one x
  * summarises the rows there (trials, and the pooled layers and heads) by the metric's statistic
  * (summary.h: the median unless the spec asks for the mean) with its 95% bootstrap interval as
- * the bar, and the count.  Each panel title ends with the statistic and n ("median of n=10"),
- * and fig->stats says what the bars are and that trials share data and draws across maps and m
- * (common random numbers: one trial's draw moves every curve of that trial together).  The panel fields that vary split panels; each metric is a panel row (or a
+ * the bar, and the count.  Each panel title ends with the statistic and n ("median of n=10")
+ * when a point has more than one row, and fig->stats says what the bars are and that trials
+ * share data and draws across maps and m (common random numbers: one trial's draw moves every
+ * curve of that trial together), or that every point is one row.  The panel fields that vary split panels; each metric is a panel row (or a
  * panel column when metrics_across).  Curves sort softmax first, then by the field order of
  * fields.h; panels by causality, d, ...  A legend entry names the map (or the softmax kernel),
  * m and A where the map reads them, every other field that varies inside the panel except x,
