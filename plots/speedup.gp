@@ -26,7 +26,7 @@ do for [e=-12:12:cbstep] {
 }
 # Ratios print with two digits (0.43, 1.7, 23, 140), below 0.1 with one (0.09): at most four
 # characters.
-ratio(v) = v >= 99.5 ? sprintf("%.0f", v) : v < 0.095 ? sprintf("%.1g", v) : sprintf("%.2g", v)
+ratio(v) = v >= 99.5 ? sprintf("%.0f", v) : v < 0.0995 ? sprintf("%.1g", v) : sprintf("%.2g", v)
 set colorbox user origin screen 1 - 0.7 / fig_w, 0.2 size screen 0.16 / fig_w, 0.6
 set cbtics scale 0.5
 set grid noxtics noytics nomxtics nomytics
