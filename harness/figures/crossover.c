@@ -704,15 +704,21 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
             const struct la_crossover *x = &xo[i];
             if (!ctx_eq(x, c0))
                 continue;
-            for (int j = 0; j < x->n_cross && j < LA_XO_MAX_CROSS; j++) {
-                const struct la_xo_cross *q = &x->cross[j];
-                const int star = x->status == LA_XO_FOUND && q->T_lo == x->T_lo;
+            /* The stored crossings, and T* itself when it lies beyond them (n_cross larger
+             * than LA_XO_MAX_CROSS). */
+            const int nc = x->n_cross < LA_XO_MAX_CROSS ? x->n_cross : LA_XO_MAX_CROSS;
+            const int extra = x->status == LA_XO_FOUND && x->n_cross > LA_XO_MAX_CROSS;
+            for (int j = 0; j < nc + extra; j++) {
+                const struct la_xo_cross q =
+                    j < nc ? x->cross[j]
+                           : (struct la_xo_cross){x->T_star, x->T_lo, x->T_hi, 1};
+                const int star = x->status == LA_XO_FOUND && q.T_lo == x->T_lo;
                 struct la_fig_curve rc = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = star ? -1 : -2};
                 if (la_fig_curve_alloc(&rc, 1) != LA_OK)
                     goto nomem;
-                double y = mark_y(x, q->T, q->T_lo, q->T_hi);
+                double y = mark_y(x, q.T, q.T_lo, q.T_hi);
                 rc.pts[rc.npoints++] =
-                    (struct la_fig_point){.x = q->T, .y = y, .lo = y, .hi = y, .n = 1};
+                    (struct la_fig_point){.x = q.T, .y = y, .lo = y, .hi = y, .n = 1};
                 snprintf(rc.map, sizeof rc.map, "%s", x->map);
                 if (la_figure_add_curve(fig, &rc) != LA_OK)
                     goto nomem;
