@@ -13,7 +13,7 @@ do for [fmt in formats] {
     # Margins and spacing in inches, turned into screen fractions.
     set multiplot layout nrows, ncols \
         margins 0.9 / fig_w + 0.02, 1 - (legend_w + 0.1) / fig_w, \
-                0.55 / fig_h + 0.05, 1 - 0.75 / fig_h \
+                0.55 / fig_h + 0.05, 1 - top_in / fig_h \
         spacing 0.9 / fig_w + 0.03, 0.85 / fig_h
     eval title_on(fig_title)
     eval caption_on
@@ -23,7 +23,7 @@ do for [fmt in formats] {
         eval x_axis
         eval y_axis
         if (legend_right) {
-            set key at screen 1 - (legend_w - 0.05) / fig_w, 1 - 0.75 / fig_h top left
+            set key at screen 1 - (legend_w - 0.05) / fig_w, 1 - top_in / fig_h top left
         } else {
             eval "set key ".key_pos
         }
@@ -31,7 +31,12 @@ do for [fmt in formats] {
         set xlabel pxlabel[p] noenhanced offset 0, 0.5
         show_y = (p - 1) % ncols == 0
         if (!show_y) { show_y = pylabel[p] ne pylabel[p - 1] }
-        if (show_y) { set ylabel pylabel[p] noenhanced offset 1, 0 } else { unset ylabel }
+        # Two-line labels (quantity, then column) sit a little further out than one-line ones.
+        if (show_y) {
+            set ylabel pylabel[p] noenhanced offset (strstrt(pylabel[p], "\n") ? 0.2 : 1), 0
+        } else {
+            unset ylabel
+        }
         unset label 98
         if (strlen(pnote[p]) > 0 && pfirst[p] <= plast[p]) { eval panel_note }
         if (pfirst[p] > plast[p]) {

@@ -6,9 +6,14 @@
 # whose meta file adds nd, dvals[], log2Tmin, log2Tmax and cbmax to the usual inputs (style.gp).
 # Run: linattn plot results/crossover.h5
 load plotdir."/style.gp"
-fig_w = 3.4 * ncols + 1.2
-fig_h = 2.4 * nrows + 0.9
-label_font = sprintf(",%g", font_size * 0.8)
+# A panel is wide enough for its T columns: 0.42 inch per cell, so that the tick labels (128,
+# 256, 512) and the ratios in the cells stay apart; the ratio's font shrinks if cells are narrower.
+nT = int(log2Tmax - log2Tmin + 1.5)
+panel_w = 0.42 * nT + 0.6 > 3.4 ? 0.42 * nT + 0.6 : 3.4
+fig_w = panel_w * ncols + 1.2
+fig_h = 2.4 * nrows + 0.65 + top_in
+cell_w = (panel_w - 0.6) / nT
+label_font = sprintf(",%g", font_size * 0.8 < 20 * cell_w ? font_size * 0.8 : 20 * cell_w)
 set palette defined (0 "#c0392b", 0.35 "#f4a582", 0.5 "#f7f7f7", 0.65 "#92c5de", 1 "#2166ac")
 set logscale cb 2
 set cbrange [1.0 / cbmax : cbmax]
@@ -19,8 +24,9 @@ cbstep = cbmax >= 64 ? 2 : 1
 do for [e=-12:12:cbstep] {
     set cbtics add ((e < 0 ? sprintf("1/%d×", 2**(-e)) : sprintf("%d×", 2**e)) 2.0**e)
 }
-# Ratios print with two digits (0.43, 1.7, 23, 140).
-ratio(v) = v >= 99.5 ? sprintf("%.0f", v) : sprintf("%.2g", v)
+# Ratios print with two digits (0.43, 1.7, 23, 140), below 0.1 with one (0.09): at most four
+# characters.
+ratio(v) = v >= 99.5 ? sprintf("%.0f", v) : v < 0.0995 ? sprintf("%.1g", v) : sprintf("%.2g", v)
 set colorbox user origin screen 1 - 0.7 / fig_w, 0.2 size screen 0.16 / fig_w, 0.6
 set cbtics scale 0.5
 set grid noxtics noytics nomxtics nomytics
@@ -38,7 +44,7 @@ cells = "plot data index (pfirst[p] - 1) using 1:2:(0.5):(0.5) " . \
 do for [fmt in formats] {
     eval term_for(fmt)
     set multiplot layout nrows, ncols \
-        margins 0.55 / fig_w + 0.02, 1 - 0.9 / fig_w, 0.55 / fig_h + 0.05, 1 - 0.75 / fig_h \
+        margins 0.55 / fig_w + 0.02, 1 - 0.9 / fig_w, 0.55 / fig_h + 0.05, 1 - top_in / fig_h \
         spacing 0.5 / fig_w + 0.02, 0.75 / fig_h
     eval title_on(fig_title)
     eval caption_on

@@ -15,8 +15,14 @@ font_size = 10          # points, in the PDF; the PNG is rendered at png_dpi
 if (!exists("png_dpi")) png_dpi = 110   # `linattn plot --png-dpi N` sets it
 if (!exists("legend_right")) legend_right = 0     # 1: one legend for the figure, right strip
 legend_w = legend_right ? 2.9 : 0                 # inches of that strip
-if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w   # inches; a panel is ~4.2 wide
-if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.9
+# Inches; a panel is ~4.2 wide, and a page at least 7.2 so that one panel's title and caption fit.
+if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w
+if (fig_w < 7.2) fig_w = 7.2
+# The statistics line under the title (fig_stats, from the meta file; up to two lines) takes
+# top_in inches above the panels together with the title.
+if (!exists("fig_stats")) fig_stats = ""
+top_in = strlen(fig_stats) > 0 ? 1.0 : 0.75
+if (!exists("fig_h")) fig_h = 3.3 * nrows + 0.65 + top_in
 
 # The terminal of one format; `eval term_for(fmt)` before drawing, `unset output` after.
 # PNG fonts are scaled by png_dpi/96 so that both formats have the same proportions.
@@ -48,9 +54,10 @@ set dashtype 13 (8, 3, 2, 3)
 set dashtype 14 (2, 3)
 dt_of(i) = 10 + (i < 1 ? 1 : i > 4 ? 4 : i)
 array PT[8] = [7, 5, 9, 13, 6, 4, 8, 12]
-pt_of(i) = i < 0 ? 6 : i == 0 ? 7 : PT[(i - 1) % 8 + 1]
-ps_of(i) = i < 0 ? 2.2 : i == 0 ? 0.01 : 0.55
-lw_of(i) = i < 0 ? 1.5 : i == 0 ? 1.7 : 1.0     # rings and theory lines a little heavier
+# Point type -1: the ring at a crossover T*; -2: the cross at any other crossing.
+pt_of(i) = i == -1 ? 6 : i < 0 ? 2 : i == 0 ? 7 : PT[(i - 1) % 8 + 1]
+ps_of(i) = i == -1 ? 2.2 : i < 0 ? 1.6 : i == 0 ? 0.01 : 0.55
+lw_of(i) = i < 0 ? 1.5 : i == 0 ? 1.7 : 1.0     # marks and theory lines a little heavier
 
 # ---- axes ------------------------------------------------------------------------------------
 set grid xtics ytics mxtics mytics lc rgb "#e4e4e4" lw 0.6, lc rgb "#f2f2f2" lw 0.4
@@ -81,8 +88,12 @@ caption_off = "unset label 99"
 
 # ---- one panel of curves: blocks pfirst[p]..plast[p] of `data` -----------------------------
 # Columns: 1 x, 2 y (mean or median), 3 lo, 4 hi (spread over trials or repeats).
-panel_note = sprintf("set label 98 pnote[p] at graph 0.5, 0.05 center font ',%g' " . \
-                     "tc rgb '#aa3333' front noenhanced", font_size * 0.8)
+# The note sits in the top right corner, where falling error curves leave room, clear of the
+# axis labels.
+# axis labels; on a white box, so that it stays legible where curves do pass.
+set style textbox opaque noborder
+panel_note = sprintf("set label 98 pnote[p] at graph 0.98, 0.95 right font ',%g' " . \
+                     "tc rgb '#aa3333' front boxed noenhanced", font_size * 0.8)
 curve_style = "lc rgb mapcolor(bmap[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
               "pt pt_of(bpt[b]) ps ps_of(bpt[b])"
 plot_curves = "plot for [b=pfirst[p]:plast[p]] data index (b-1) using 1:2:3:4 " . \
@@ -96,7 +107,12 @@ empty_panel = "unset logscale; set xrange [0:1]; set yrange [0:1]; unset xtics; 
               "set label 97 'no data' at graph 0.5, 0.5 center; plot NaN notitle; " . \
               "unset label 97; set xtics; set ytics; set autoscale"
 
-# The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced).
+# The figure title, top centre (the terminal's multiplot title is not used: it would be enhanced),
+# and under it the figure's statistics line (fig_stats from the meta file: what points and bars
+# are, n), in smaller type.
 title_on(t) = sprintf("set label 96 '%s' at screen 0.5, 1 - 0.2 / fig_h center " . \
-                      "font ',%g' front noenhanced", t, font_size * 1.2)
-title_off = "unset label 96"
+                      "font ',%g' front noenhanced; " . \
+                      "set label 95 fig_stats at screen 0.5, 1 - 0.43 / fig_h center " . \
+                      "font ',%g' tc rgb '#333333' front noenhanced", \
+                      t, font_size * 1.2, font_size * 0.75)
+title_off = "unset label 96; unset label 95"

@@ -175,22 +175,78 @@ static void test_medians_and_filters(void **state)
     la_crossover_free(xo);
 }
 
-/* A series that crosses back is reported at its first crossing, with n_cross > 1. */
+/* Times at T = 128 … 4096 given as the ratio t_linear / t_softmax at each grid point. */
+static size_t add_ratios(struct la_row *rows, const double *ratio)
+{
+    size_t n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 0);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].kernel, "softmax_flash") != 0) {
+            int g = 0;
+            while ((128 << g) != rows[i].T)
+                g++;
+            rows[i].time_median_s = ratio[g] * 1e-9 * rows[i].T * (double)rows[i].T;
+        }
+    return n;
+}
+
+/* Curves that cross more than once: every crossing is kept, and T* is the one after which linear
+ * stays faster.  Interpolation of log(ratio) in log T: the crossing between T0 and 2·T0 with
+ * ratios r0, r1 lies at T0 · 2^(log r0 / (log r0 − log r1)). */
 static void test_crosses_back(void **state)
 {
     (void)state;
     struct la_row rows[64];
-    size_t n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
-    for (size_t i = 0; i < n; i++) /* make linear slower again at T = 2048 */
-        if (rows[i].T == 2048 && strcmp(rows[i].kernel, "softmax_flash") == 0)
-            rows[i].time_median_s = 1e-12;
     struct la_crossover *xo = NULL;
     size_t nx = 0;
+    char buf[160];
+
+    /* Faster at 128, slower at 256 … 1024, faster from 2048: T* is the second crossing, not
+     * "< 128". */
+    const double a[NT] = {0.5, 2, 2, 2, 0.5, 0.5};
+    size_t n = add_ratios(rows, a);
     assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
     assert_int_equal(nx, 1);
+    assert_int_equal(xo[0].n_cross, 2);
+    assert_true(fabs(xo[0].cross[0].T - 128 * sqrt(2)) < 1e-9 * 181);
+    assert_int_equal(xo[0].cross[0].to_linear, 0);
+    assert_true(fabs(xo[0].cross[1].T - 1024 * sqrt(2)) < 1e-9 * 1448);
+    assert_int_equal(xo[0].cross[1].to_linear, 1);
     assert_int_equal(xo[0].status, LA_XO_FOUND);
-    assert_true(fabs(xo[0].T_star - 500) < 1e-9 * 500);
-    assert_int_equal(xo[0].n_cross, 3);
+    assert_true(fabs(xo[0].T_star - 1024 * sqrt(2)) < 1e-9 * 1448);
+    assert_true(xo[0].T_lo == 1024 && xo[0].T_hi == 2048);
+    assert_string_equal(la_crossover_cross_text(&xo[0], buf, sizeof buf), "181-,1448+");
+    la_crossover_free(xo);
+
+    /* Faster from between 256 and 512, slower again at 4096: no crossing after which linear
+     * stays faster within the range (not T* = the first crossing). */
+    const double b[NT] = {4, 2, 0.5, 0.5, 0.5, 2};
+    n = add_ratios(rows, b);
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
+    assert_int_equal(nx, 1);
+    assert_int_equal(xo[0].n_cross, 2);
+    assert_true(fabs(xo[0].cross[0].T - 256 * sqrt(2)) < 1e-9 * 362);
+    assert_int_equal(xo[0].cross[0].to_linear, 1);
+    assert_true(fabs(xo[0].cross[1].T - 2048 * sqrt(2)) < 1e-9 * 2896);
+    assert_int_equal(xo[0].cross[1].to_linear, 0);
+    assert_int_equal(xo[0].status, LA_XO_ABOVE);
+    assert_true(isnan(xo[0].T_star));
+    assert_string_equal(la_crossover_star_text(&xo[0], buf, sizeof buf), "> 4096");
+    assert_string_equal(la_crossover_cross_text(&xo[0], buf, sizeof buf), "362+,2896-");
+    la_crossover_free(xo);
+
+    /* One crossing is T* itself; none: "-". */
+    n = add_series(rows, 0, "linear_noncausal", "elu1", 64, 64, 0, 1e-9, 4e-7, 1e-7);
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
+    assert_int_equal(xo[0].n_cross, 1);
+    assert_true(fabs(xo[0].cross[0].T - 500) < 1e-9 * 500);
+    assert_true(xo[0].T_star == xo[0].cross[0].T);
+    assert_string_equal(la_crossover_A_text(&xo[0], buf, sizeof buf), "-");
+    la_crossover_free(xo);
+    const double c[NT] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5};
+    n = add_ratios(rows, c);
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, NULL), LA_OK);
+    assert_int_equal(xo[0].status, LA_XO_BELOW);
+    assert_string_equal(la_crossover_cross_text(&xo[0], buf, sizeof buf), "-");
     la_crossover_free(xo);
 }
 

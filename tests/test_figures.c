@@ -19,6 +19,7 @@
 #include "../harness/figures/figure.h"
 #include "../harness/figures/realheads.h"
 #include "../harness/figures/speedup.h"
+#include "../harness/figures/summary.h"
 #include "../harness/figures/theory.h"
 
 /* ---- synthetic rows ----------------------------------------------------------------------- */
@@ -380,9 +381,11 @@ static void test_curves_error_T(void **state)
     assert_int_equal(fig.npanels, 4);
     assert_int_equal(fig.nrows, 2);
     assert_int_equal(fig.ncols, 2);
-    assert_string_equal(fig.panels[0].title, "non-causal, σ=1");
-    assert_string_equal(fig.panels[1].title, "causal, σ=1");
-    assert_string_equal(fig.panels[2].title, "non-causal, σ=1");
+    assert_string_equal(fig.panels[0].title, "non-causal, σ=1, median of n=2");
+    assert_string_equal(fig.panels[1].title, "causal, σ=1, median of n=2");
+    assert_string_equal(fig.panels[2].title, "non-causal, σ=1, median of n=2");
+    assert_non_null(strstr(fig.stats, "95% bootstrap interval"));
+    assert_non_null(strstr(fig.stats, "common random numbers"));
     assert_string_equal(fig.panels[0].ylabel, LA_FIG_ERR_LABEL);
     assert_string_equal(fig.panels[3].ylabel, LA_FIG_KL_LABEL);
     assert_string_equal(fig.panels[0].xlabel, "sequence length T (tokens)");
@@ -406,7 +409,8 @@ static void test_curves_error_T(void **state)
             assert_int_equal(cv->npoints, 3);
         }
     }
-    /* prf m=32, causal, KL (panel 3, curve 3): mean, min, max over the two trials. */
+    /* prf m=32, causal, KL (panel 3, curve 3): the median of two trials is their mean, and the
+     * bootstrap interval of two values is their range. */
     const struct la_fig_curve *cv = &fig.curves[15];
     for (size_t j = 0; j < 3; j++) {
         const struct la_fig_point *q = &cv->pts[j];
@@ -458,14 +462,15 @@ static void test_curves_average_heads(void **state)
     assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_T, 0, &fig, &err), LA_OK);
     assert_true(fig.fits);
     assert_int_equal(fig.npanels, 2);
-    assert_string_equal(fig.panels[0].title, "mean over layers and heads");
+    assert_string_equal(fig.panels[0].title, "layers and heads pooled, median of n=4");
     assert_int_equal(fig.ncurves, 2);
     assert_string_equal(fig.curves[0].title, "elu1");
     assert_int_equal(fig.curves[0].npoints, 2);
     assert_int_equal(fig.curves[0].pts[0].n, 4);
-    assert_near(fig.curves[0].pts[0].y, 0.125 * (1 + 2 + 3 + 4) / 4, 1e-14);
-    assert_near(fig.curves[0].pts[0].lo, 0.125, 1e-14);
-    assert_near(fig.curves[0].pts[0].hi, 0.5, 1e-14);
+    /* the median of 0.125, 0.25, 0.375, 0.5, inside its interval, inside the range */
+    assert_near(fig.curves[0].pts[0].y, 0.3125, 1e-14);
+    assert_true(fig.curves[0].pts[0].lo >= 0.125 && fig.curves[0].pts[0].lo < 0.3125);
+    assert_true(fig.curves[0].pts[0].hi <= 0.5 && fig.curves[0].pts[0].hi > 0.3125);
     la_figure_free(&fig);
     /* error_sigma takes σ as a setting only: nothing here. */
     assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_sigma, 1, &fig, &err), LA_OK);
@@ -637,7 +642,7 @@ static void test_theory_lines(void **state)
     assert_int_equal(fig.panels[0].count, 4);
     assert_string_equal(fig.curves[3].title, "rff IID theory (Lemma 2)");
     assert_string_equal(fig.panels[0].note,
-                        "Lemma 2: the mean MSE over Gaussian inputs diverges at this σ for prf");
+                        "Lemma 2: the mean MSE over Gaussian inputs\ndiverges at this σ for prf");
     assert_string_equal(fig.panels[1].note, "");
     la_figure_free(&fig);
 
@@ -648,6 +653,60 @@ static void test_theory_lines(void **state)
     assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);
     assert_int_equal(fig.panels[0].count, 3);
     la_figure_free(&fig);
+}
+
+/* ---- summaries ------------------------------------------------------------------------------ */
+
+/* The point statistics (summary.c): median and mean, the bootstrap interval around them, its
+ * degenerate cases, a heavy tail, and the same numbers on every call. */
+static void test_summary(void **state)
+{
+    (void)state;
+    struct la_summary a, b;
+    double one[1] = {3.5};
+    assert_int_equal(la_summary_compute(one, 1, LA_SUMMARY_MEDIAN, &a), LA_OK);
+    assert_true(a.y == 3.5 && a.lo == 3.5 && a.hi == 3.5 && a.n == 1);
+    double two[2] = {4, 2};
+    assert_int_equal(la_summary_compute(two, 2, LA_SUMMARY_MEDIAN, &a), LA_OK);
+    assert_true(a.y == 3 && a.lo == 2 && a.hi == 4 && a.min == 2 && a.max == 4);
+    double same[3] = {1, 1, 1};
+    assert_int_equal(la_summary_compute(same, 3, LA_SUMMARY_MEAN, &a), LA_OK);
+    assert_true(a.y == 1 && a.lo == 1 && a.hi == 1);
+    double bad[2] = {1, NAN};
+    assert_int_equal(la_summary_compute(bad, 2, LA_SUMMARY_MEAN, &a), LA_EINVAL);
+    assert_int_equal(la_summary_compute(bad, 0, LA_SUMMARY_MEAN, &a), LA_EINVAL);
+
+    /* 1 … 20: the bootstrap interval of the mean is about mean ± 1.96·s/√n with s the
+     * population standard deviation (√((n²−1)/12) = 5.77); of the median, inside the range and
+     * around 10.5. */
+    double v[20], w[20];
+    for (int i = 0; i < 20; i++)
+        v[i] = w[i] = 20 - i;
+    assert_int_equal(la_summary_compute(v, 20, LA_SUMMARY_MEAN, &a), LA_OK);
+    const double half = 1.96 * sqrt((400.0 - 1) / 12) / sqrt(20.0);
+    assert_near(a.y, 10.5, 1e-15);
+    assert_near(a.lo, 10.5 - half, 0.1);
+    assert_near(a.hi, 10.5 + half, 0.1);
+    assert_int_equal(la_summary_compute(w, 20, LA_SUMMARY_MEDIAN, &b), LA_OK);
+    assert_near(b.y, 10.5, 1e-15);
+    assert_true(b.lo >= 6 && b.lo < 10.5 && b.hi > 10.5 && b.hi <= 15);
+    /* Deterministic: the same interval again. */
+    for (int i = 0; i < 20; i++)
+        w[i] = i + 1;
+    struct la_summary c;
+    assert_int_equal(la_summary_compute(w, 20, LA_SUMMARY_MEDIAN, &c), LA_OK);
+    assert_true(c.lo == b.lo && c.hi == b.hi);
+
+    /* A heavy tail (one draw 100× the others, as random-feature MSE has): the median stays with
+     * the typical values while the mean moves ten-fold and its interval reaches the outlier's
+     * pull. */
+    double t[10] = {1, 1.1, 0.9, 1.2, 0.8, 1.05, 0.95, 1, 1.1, 100}, u[10];
+    memcpy(u, t, sizeof t);
+    assert_int_equal(la_summary_compute(t, 10, LA_SUMMARY_MEDIAN, &a), LA_OK);
+    assert_true(a.y == 1.025 && a.hi < 1.2);
+    assert_int_equal(la_summary_compute(u, 10, LA_SUMMARY_MEAN, &b), LA_OK);
+    assert_near(b.y, 10.91, 1e-12);
+    assert_true(b.lo < 2 && b.hi > 20);
 }
 
 /* ---- crossover and speedup ----------------------------------------------------------------- */
@@ -744,6 +803,56 @@ static void test_crossover_figure(void **state)
     assert_true(la_crossover_fits(rows, n, xo, nxo, 1));
     assert_int_equal(la_crossover_figure(rows, n, xo, nxo, 0, &fig, &err), LA_OK);
     assert_false(fig.fits);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+}
+
+/* gerf with `A: auto` fits a different A in every cell: one series all the same ("A=auto"), not
+ * one per fitted value.  A series that crosses twice gets its T* ring at the crossing after which
+ * linear stays faster, a cross at the other crossing, and every crossing in its legend. */
+static void test_crossover_marks_and_auto(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = 0;
+    /* linear/softmax ratios at T = 128 … 4096: faster, slower ×3, faster ×2 */
+    static const double ratio[6] = {0.5, 2, 2, 2, 0.5, 0.5};
+    for (int i = 0; i < 6; i++) {
+        int T = 128 << i;
+        struct la_row s = mkrow("softmax_flash", "none", 0, 0, T, 16, 1.0);
+        s.time_median_s = 1e-9 * T * (double)T;
+        s.fm_time_median_s = 0;
+        rows[n++] = s;
+        struct la_row g = mkrow("linear_noncausal", "gerf", 16, 0, T, 16, 1.0);
+        char *a = strstr(g.key, " A=0 ");
+        assert_non_null(a);
+        memmove(a + 7, a + 4, strlen(a + 4) + 1);
+        memcpy(a, " A=auto", 7);
+        g.A = -0.1 * (i + 1); /* the value this cell fitted */
+        g.time_median_s = ratio[i] * s.time_median_s;
+        g.fm_time_median_s = 0;
+        rows[n++] = g;
+    }
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 1);
+    assert_int_equal(xo[0].npoints, 6);
+    assert_true(xo[0].A_auto);
+    char buf[64];
+    assert_string_equal(la_crossover_A_text(&xo[0], buf, sizeof buf), "auto");
+    struct la_figure fig;
+    assert_int_equal(la_crossover_figure(rows, n, xo, nxo, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    /* softmax, the gerf series, a cross at ≈181 and the ring at ≈1448 */
+    assert_int_equal(fig.ncurves, 4);
+    assert_string_equal(fig.curves[1].title, "gerf m=16 A=auto: T* = 1.41K (crosses at 181, 1.41K)");
+    assert_int_equal(fig.curves[2].pt, -2);
+    assert_near(fig.curves[2].pts[0].x, 128 * sqrt(2), 1e-9);
+    assert_near(fig.curves[2].pts[0].y, 1e-9 * 128 * sqrt(2) * 128 * sqrt(2), 1e-9);
+    assert_int_equal(fig.curves[3].pt, -1);
+    assert_near(fig.curves[3].pts[0].x, 1024 * sqrt(2), 1e-9);
     la_figure_free(&fig);
     la_crossover_free(xo);
 }
@@ -929,6 +1038,8 @@ int main(void)
         cmocka_unit_test(test_curves_error_T),     cmocka_unit_test(test_curves_average_heads),
         cmocka_unit_test(test_curves_memory),      cmocka_unit_test(test_curves_bad_spec),
         cmocka_unit_test(test_theory_lines),       cmocka_unit_test(test_crossover_figure),
+        cmocka_unit_test(test_crossover_marks_and_auto),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,6 +101,7 @@ static void make_row(int i, struct la_row *r)
     r->cos_mean = 0.999871;
     r->kl_mean = NAN;
     r->kl_rows = 17;
+    r->kl_nonpos_frac = 0.375 + 0.0625 * (i % 3);
     r->kernel_mse = 4.2e-9;
     r->kernel_pairs = 4096;
     r->n_small_den = ((int64_t)1 << 40) + i;

@@ -71,6 +71,7 @@ static void assert_same_errors(const struct la_row *a, const struct la_row *b)
     assert_memory_equal(&a->err_max_abs, &b->err_max_abs, sizeof(double));
     assert_memory_equal(&a->cos_mean, &b->cos_mean, sizeof(double));
     assert_memory_equal(&a->kl_mean, &b->kl_mean, sizeof(double));
+    assert_memory_equal(&a->kl_nonpos_frac, &b->kl_nonpos_frac, sizeof(double));
     assert_memory_equal(&a->kernel_mse, &b->kernel_mse, sizeof(double));
     assert_memory_equal(&a->err_impl, &b->err_impl, sizeof(double));
     assert_memory_equal(&a->entropy_mean, &b->entropy_mean, sizeof(double));
@@ -495,6 +496,101 @@ static void test_kernel_mse_decreases_with_m(void **state)
     la_runner_ws_free(ws);
 }
 
+/* Rows whose linear weights are not all positive: counted in kl_nonpos_frac and left out of
+ * kl_mean, which then averages only the finite KLs (no floor); positive maps have none. */
+static void test_kl_nonpositive_weights(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.measure_time = 0;
+    c.heads = 1;
+    c.kl_rows = 64;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row;
+    /* elu1 and prf: positive features, every row counts. */
+    set_kernel(&c, "linear_noncausal", "prf", 0);
+    c.m = 16;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac == 0.0);
+    assert_true(isfinite(row.kl_mean) && row.kl_mean > 0.0);
+    assert_null(strstr(row.message, "KL over"));
+    /* rff with 4 draws: cos features, plenty of negative weights in every row. */
+    set_kernel(&c, "linear_noncausal", "rff", 0);
+    c.m = 8;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac > 0.0 && row.kl_nonpos_frac <= 1.0);
+    if (row.kl_nonpos_frac < 1.0)
+        assert_true(isfinite(row.kl_mean) && row.kl_mean >= 0.0);
+    else
+        assert_true(isnan(row.kl_mean));
+    assert_non_null(strstr(row.message, "KL over"));
+    /* relu with eps = 0: zero weights where φ(q) and φ(k) share no positive coordinate. */
+    set_kernel(&c, "linear_causal", "relu", 1);
+    c.relu_eps = 0;
+    c.m = 0;
+    c.d = 2;
+    c.dv = 2;
+    run_ok(ws, &c, &row);
+    assert_true(row.kl_nonpos_frac > 0.0 && row.kl_nonpos_frac <= 1.0);
+    /* softmax: nothing approximates the weights. */
+    set_kernel(&c, "softmax_flash", "none", 0);
+    run_ok(ws, &c, &row);
+    assert_true(isnan(row.kl_nonpos_frac) && isnan(row.kl_mean));
+    la_runner_ws_free(ws);
+}
+
+/* gerf with A: auto over several heads: each head's A is fitted to that head's queries and keys
+ * alone (never a pooled fit that pairs queries and keys of different heads); the row keeps the
+ * mean over heads and the message the range. */
+static void test_fit_per_head(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.measure_time = 0;
+    c.heads = 3;
+    c.T = 64;
+    set_kernel(&c, "linear_noncausal", "gerf", 0);
+    c.m = 16;
+    c.A_auto = 1;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row;
+    run_ok(ws, &c, &row);
+    assert_non_null(strstr(row.message, "A fitted per head (3 heads"));
+
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    const size_t xs = (size_t)s.T * s.d, vs = (size_t)s.T * s.dv;
+    float *q = malloc(sizeof(float) * xs * 3), *k = malloc(sizeof(float) * xs * 3);
+    float *v = malloc(sizeof(float) * vs * 3);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    struct fm_params p;
+    featuremap_params_default(&p, s.d);
+    p.m = 16;
+    p.A_auto = 1;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    struct featuremap *fm = featuremap_alloc("gerf", &p, r, &err);
+    assert_non_null(fm);
+    double sum = 0.0, A[3];
+    for (int h = 0; h < 3; h++) {
+        assert_int_equal(featuremap_fit(fm, q + h * xs, (size_t)s.T, k + h * xs, (size_t)s.T, &err),
+                         LA_OK);
+        A[h] = featuremap_param(fm, "A");
+        sum += A[h];
+    }
+    assert_true(A[0] != A[1] && A[1] != A[2]);
+    assert_float_equal(row.A, sum / 3, 1e-12 * fabs(sum));
+    /* The pooled fit (all heads' rows together) is another number. */
+    assert_int_equal(featuremap_fit(fm, q, 3 * (size_t)s.T, k, 3 * (size_t)s.T, &err), LA_OK);
+    assert_true(fabs(featuremap_param(fm, "A") - row.A) > 1e-9);
+    featuremap_free(fm);
+    gsl_rng_free(r);
+    free(q), free(k), free(v);
+    la_runner_ws_free(ws);
+}
+
 static void test_failed_rows(void **state)
 {
     (void)state;
@@ -682,6 +778,8 @@ int main(void)
     la_startup();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_known),
+        cmocka_unit_test(test_kl_nonpositive_weights),
+        cmocka_unit_test(test_fit_per_head),
         cmocka_unit_test(test_metrics_accumulator),
         cmocka_unit_test(test_data_deterministic),
         cmocka_unit_test(test_data_h5),

@@ -83,8 +83,9 @@ struct plot {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-/* Writes s as a gnuplot double-quoted string (backslash and quote escaped; control characters
- * become spaces, so one string stays on one line). */
+/* Writes s as a gnuplot double-quoted string (backslash and quote escaped; a newline becomes
+ * gnuplot's \n escape, a line break in the drawn text; other control characters become spaces,
+ * so one string stays on one line of the meta file). */
 static void gp_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -92,6 +93,8 @@ static void gp_string(FILE *f, const char *s)
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
             fputc('\\', f), fputc(c, f);
+        else if (c == '\n')
+            fputs("\\n", f);
         else if (c < 0x20)
             fputc(' ', f);
         else
@@ -174,6 +177,7 @@ static void write_meta_arrays(FILE *meta, const struct la_figure *fig)
 {
     int np = (int)fig->npanels, n = np ? np : 1;
     fprintf(meta, "npanels = %d\nnrows = %d\nncols = %d\n", np, fig->nrows, fig->ncols);
+    meta_str(meta, "fig_stats", fig->stats);
     fprintf(meta,
             "array ptitle[%d]\narray pxlabel[%d]\narray pylabel[%d]\narray pnote[%d]\n"
             "array pfirst[%d]\narray plast[%d]\n",
@@ -457,20 +461,23 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
     FILE *f = fopen(path, "w");
     if (!f)
         return LA_FAIL(err, LA_EIO, "cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "softmax\tkernel\tmap\tm\tdraw\td\tdv\tcausal\tthreads\tstatus\tT_star\tT_lo\t"
-               "T_hi\tT_min\tT_max\tT_model\tT_flops\tratio_at_T_max\tn_cross\n");
+    fprintf(f, "softmax\tkernel\tmap\tm\tA\tdraw\td\tdv\tcausal\tthreads\tstatus\tT_star\t"
+               "T_lo\tT_hi\tT_min\tT_max\tT_model\tT_flops\tratio_at_T_max\tn_cross\t"
+               "crossings\n");
     static const char *const stname[] = {"found", "below_range", "beyond_range"};
     for (size_t i = 0; i < P->nxo; i++) {
         const struct la_crossover *x = &P->xo[i];
-        fprintf(f, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t", x->softmax, x->kernel, x->map, x->m,
-                x->draw, x->d, x->dv, x->causal, x->threads, stname[x->status]);
+        char A[24], cross[160];
+        fprintf(f, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t", x->softmax, x->kernel, x->map,
+                x->m, la_crossover_A_text(x, A, sizeof A), x->draw, x->d, x->dv, x->causal,
+                x->threads, stname[x->status]);
         double v[] = {x->T_star, x->T_lo,    x->T_hi,    x->T_min,
                       x->T_max,  x->T_model, x->T_flops, x->ratio_max};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
             put_num(f, v[k]);
             fputc('\t', f);
         }
-        fprintf(f, "%d\n", x->n_cross);
+        fprintf(f, "%d\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross));
     }
     return close_checked(f, path, err);
 }

@@ -1,8 +1,10 @@
 /* runner.c — one cell in, one row out (see runner.h).
  *
  * Per cell: the data (data.c) as B·H heads of (T, d) fp32; for linear kernels the feature map
- * (drawn from an mt19937 seeded with la_stream_seed(cell.seed, LA_STREAM_FEATUREMAP); fitted
- * when A is auto) applied to Q (role query) and K (role key) head by head; one untimed run of
+ * (drawn from an mt19937 seeded with la_stream_seed(cell.seed, LA_STREAM_FEATUREMAP)) applied
+ * to Q (role query) and K (role key) head by head, a parameter chosen from the data (A: auto)
+ * fitted to each head on its own (its queries and keys only: pairs of different heads, or of
+ * different layers, never mix; the row records the mean over heads, the message the range); one untimed run of
  * the kernel over all heads whose output is checked for NaN/Inf and measured against the
  * references; then, if asked, the timed runs (la_time: warm-ups, at least min_repeats, up to the
  * budget) of the kernel, and of the feature map with a quarter of the budget.
@@ -17,10 +19,13 @@
  *    evaluated row by row with exactly attn_linear_ref's loop (test_runner.c checks they agree
  *    bit for bit), so it is available at any T.  Softmax kernels: err_impl = err_rel_fro (the
  *    fast kernel against the reference is the implementation error).
- *  - kl_mean, entropy_mean: kl_rows stratified rows per head; KL(softmax row ‖ linear weights
- *    row) with w_ij = φ(q_i)ᵀφ(k_j) / Σ_j' φ(q_i)ᵀφ(k_j'), j ≤ i when causal.  Weights <= 0 (rff)
- *    are clamped to 1e-12 of the row's largest |w| before normalising; the message counts them.
- *    Softmax kernels: kl_mean is NaN (nothing approximates the weights), entropy is measured.
+ *  - kl_mean, kl_nonpos_frac, entropy_mean: kl_rows stratified rows per head; KL(softmax row ‖
+ *    linear weights row) with w_ij = φ(q_i)ᵀφ(k_j) / Σ_j' φ(q_i)ᵀφ(k_j'), j ≤ i when causal.  A
+ *    row with a weight <= 0 (rff; relu with eps = 0) is no distribution and its KL is +∞ (softmax
+ *    weights are positive): kl_nonpos_frac is the fraction of such rows, and kl_mean the mean
+ *    over the other rows only (NaN when there are none), so that no number depends on a floor.
+ *    Softmax kernels: kl_mean and kl_nonpos_frac are NaN (nothing approximates the weights),
+ *    entropy is measured.
  *  - kernel_mse: kernel_pairs (head, i, j) triples drawn uniformly over every head and position;
  *    estimate φ(q_i)ᵀφ(k_j) from the map applied with role FM_RAW (no stabiliser, so prf and hyp
  *    give their unscaled unbiased estimate) to that single query row and that single key row;
@@ -62,12 +67,10 @@
 #include "data.h"
 #include "metrics.h"
 
-/* Rows the feature-map fit sees at most (head-major from the first head). */
+/* Rows of one head the feature-map fit sees at most (its first ones). */
 #define FIT_MAX_ROWS 65536
 /* Timed repeats whose p80/p20 exceeds this get a note in the message. */
 #define NOISY_SPREAD 1.5
-/* Relative floor of clamped linear weights in the KL. */
-#define KL_CLAMP 1e-12
 
 /* ---- the workspace ---------------------------------------------------------------------- */
 
@@ -100,7 +103,7 @@ enum {
     B_SCR,  /* per thread: 2·T doubles (scores, weights) */
     B_ROWS, /* sampled row indices, per error head */
     B_KLROWS,
-    B_KLV, /* per KL row: KL, entropy, clamped weights */
+    B_KLV, /* per KL row: KL (NaN: a weight <= 0), entropy, weights <= 0 */
     B_ENTV,
     B_CLAMP,
     B_COUNT
@@ -184,6 +187,8 @@ struct cellrun {
     int kthreads, fmthreads; /* threads whose workspace slices exist */
     const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
+    int fit;                 /* the map has parameters chosen from the data (A: auto) */
+    int fit_head;            /* the head the map is fitted to now; -1 none */
     struct la_runner_ws *ws;
 };
 
@@ -244,6 +249,47 @@ static int fm_apply_all(const struct cellrun *cr)
     return bad ? LA_EINTERNAL : LA_OK;
 }
 
+/* Fits the map's data-chosen parameters to head h (its first FIT_MAX_ROWS queries and keys),
+ * unless it is fitted to h already or has none. */
+static int fm_fit_head(struct cellrun *cr, int h, struct la_error *err)
+{
+    if (!cr->fit || cr->fit_head == h)
+        return LA_OK;
+    const size_t xs = (size_t)cr->s.T * cr->s.d;
+    const size_t rows = (size_t)cr->s.T < FIT_MAX_ROWS ? (size_t)cr->s.T : FIT_MAX_ROWS;
+    const int st = featuremap_fit(cr->fm, BUF(cr, B_Q, float) + (size_t)h * xs, rows,
+                                  BUF(cr, B_K, float) + (size_t)h * xs, rows, err);
+    cr->fit_head = st == LA_OK ? h : -1;
+    return st;
+}
+
+/* φ(Q) and φ(K) of a map fitted per head: head by head, each fitted to its own data first.
+ * vals[h·nfit + i]: the value of fitted[i] chosen for head h. */
+static int fm_apply_fitted(struct cellrun *cr, const struct la_param *const *fitted, size_t nfit,
+                           double *vals, struct la_error *err)
+{
+    const int nh = cr->s.nheads;
+    const size_t xs = (size_t)cr->s.T * cr->s.d, ps = (size_t)cr->s.T * cr->m;
+    for (int h = 0; h < nh; h++) {
+        int st = fm_fit_head(cr, h, err);
+        if (st != LA_OK)
+            return st;
+        for (size_t i = 0; i < nfit; i++)
+            vals[(size_t)h * nfit + i] = featuremap_param(cr->fm, fitted[i]->entry);
+        for (int key = 0; key <= 1; key++) {
+            st = featuremap_apply_shift(
+                cr->fm, key ? FM_KEY : FM_QUERY,
+                BUF(cr, key ? B_K : B_Q, float) + (size_t)h * xs, (size_t)cr->s.T,
+                BUF(cr, key ? B_PK : B_PQ, float) + (size_t)h * ps,
+                cr->fmw ? BUF(cr, B_FMWORK, float) : NULL,
+                BUF(cr, key ? B_SK : B_SQ, float) + (size_t)h * cr->s.T);
+            if (st != LA_OK)
+                return LA_FAIL(err, st, "feature map '%s' refused its arguments", cr->c->map);
+        }
+    }
+    return LA_OK;
+}
+
 static void fm_timed(void *ctx)
 {
     /* Its status was checked on the untimed call with the same arguments. */
@@ -281,33 +327,27 @@ static void to_double(const float *x, double *y, size_t n)
         y[i] = x[i];
 }
 
-/* Normalised linear weights of feature row pq over feature rows 0..n-1 into w; weights <= 0 are
- * clamped to KL_CLAMP·max|w|.  Returns how many were clamped. */
+/* Normalised linear weights of feature row pq over feature rows 0..n-1 into w.  Returns how many
+ * weights are <= 0 (or NaN); w is normalised only when that is 0, since otherwise the row is no
+ * distribution. */
 static long linear_weights(const double *pq, const double *PK, int n, int m, double *w)
 {
-    double amax = 0.0;
+    long nonpos = 0;
+    double sum = 0.0;
     for (int j = 0; j < n; j++) {
         const double *k = PK + (size_t)j * m;
         double s = 0.0;
         for (int f = 0; f < m; f++)
             s += pq[f] * k[f];
         w[j] = s;
-        if (fabs(s) > amax)
-            amax = fabs(s);
+        nonpos += !(s > 0.0);
+        sum += s;
     }
-    const double floor = amax > 0.0 ? KL_CLAMP * amax : 1.0;
-    long clamped = 0;
-    double sum = 0.0;
-    for (int j = 0; j < n; j++) {
-        if (!(w[j] > 0.0)) {
-            w[j] = floor;
-            clamped++;
-        }
-        sum += w[j];
-    }
+    if (nonpos)
+        return nonpos;
     for (int j = 0; j < n; j++)
         w[j] /= sum;
-    return clamped;
+    return 0;
 }
 
 static void sample_rows(gsl_rng *r, int T, int n, int *rows)
@@ -328,7 +368,7 @@ static int err_head(const struct cellrun *cr, int e)
     return (int)((long long)e * cr->s.nheads / cr->ne);
 }
 
-static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_out,
+static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_out,
                           struct la_error *err)
 {
     const struct la_cell *c = cr->c;
@@ -341,7 +381,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
     double *yref = BUF(cr, B_YREF, double), *ylin = BUF(cr, B_YLIN, double);
     double *scr = BUF(cr, B_SCR, double);
     double *klv = BUF(cr, B_KLV, double), *entv = BUF(cr, B_ENTV, double);
-    long *clampv = BUF(cr, B_CLAMP, long);
+    long *nonposv = BUF(cr, B_CLAMP, long);
     float *yk = BUF(cr, B_YK, float);
     const float *q = BUF(cr, B_Q, float), *k = BUF(cr, B_K, float), *v = BUF(cr, B_V, float);
     const float *y = BUF(cr, B_Y, float);
@@ -391,31 +431,37 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             attn_softmax_probs(qd + (size_t)qi * d, kd, n, d, p);
             entv[at] = la_entropy(p, (size_t)n);
             klv[at] = NAN;
-            clampv[at] = 0;
+            nonposv[at] = 0;
             if (cr->linear) {
-                clampv[at] = linear_weights(pqd + (size_t)qi * m, pkd, n, m, w);
-                klv[at] = la_kl(p, w, (size_t)n);
+                nonposv[at] = linear_weights(pqd + (size_t)qi * m, pkd, n, m, w);
+                if (!nonposv[at])
+                    klv[at] = la_kl(p, w, (size_t)n);
             }
         }
     }
 
     /* Sums in a fixed order: the same numbers whatever the thread count. */
     double kl = 0.0, ent = 0.0;
-    long clamped = 0;
+    long nonpos_rows = 0;
+    size_t nfin = 0;
     const size_t nkl = (size_t)cr->ne * nk;
     for (size_t i = 0; i < nkl; i++) {
-        kl += klv[i];
+        if (isfinite(klv[i])) {
+            kl += klv[i];
+            nfin++;
+        }
         ent += entv[i];
-        clamped += clampv[i];
+        nonpos_rows += nonposv[i] > 0;
     }
-    *clamped_out = clamped;
+    *nonpos_out = nonpos_rows;
     row->err_rows = nr;
     row->err_rel_fro = la_err_acc_rel_fro(&out);
     row->err_max_abs = nr ? out.max_abs : NAN;
     row->cos_mean = la_err_acc_cos_mean(&out);
     row->err_impl = cr->linear ? la_err_acc_rel_fro(&impl) : row->err_rel_fro;
     row->kl_rows = nk;
-    row->kl_mean = cr->linear && nkl ? kl / (double)nkl : NAN;
+    row->kl_mean = cr->linear && nfin ? kl / (double)nfin : NAN;
+    row->kl_nonpos_frac = cr->linear && nkl ? (double)nonpos_rows / (double)nkl : NAN;
     row->entropy_mean = nkl ? ent / (double)nkl : NAN;
 
     /* Kernel MSE on pairs drawn over every head and position. */
@@ -431,6 +477,10 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *clamped_
             const size_t i = gsl_rng_uniform_int(r, (unsigned long)T);
             const size_t j = gsl_rng_uniform_int(r, (unsigned long)T);
             const float *qi = q + h * xs + i * d, *kj = k + h * xs + j * d;
+            if (fm_fit_head(cr, (int)h, err) != LA_OK) {
+                gsl_rng_free(r);
+                return err->status;
+            }
             st = featuremap_apply(cr->fm, FM_RAW, qi, 1, phq, pw);
             if (st == LA_OK)
                 st = featuremap_apply(cr->fm, FM_RAW, kj, 1, phk, pw);
@@ -483,7 +533,7 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     row->flops = row->gflops = row->fm_time_median_s = NAN;
     row->workspace_bytes = NAN;
     row->peak_rss_bytes = NAN;
-    row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = NAN;
+    row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = row->kl_nonpos_frac = NAN;
     row->kernel_mse = row->err_impl = row->entropy_mean = NAN;
 }
 
@@ -642,24 +692,43 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     }
 
     if (cr.linear) {
-        /* Parameters chosen from the data (A: auto): fit once, record each value chosen. */
+        /* Parameters chosen from the data (A: auto): fitted head by head; the row records the
+         * mean over heads, the message the range. */
         const struct la_param *fitted[LA_NPARAMS];
         const size_t nfit = la_params_fitted(c, fitted, LA_NPARAMS);
+        cr.fit = nfit > 0;
+        cr.fit_head = -1;
         if (nfit) {
-            const size_t rows = (size_t)nh * T < FIT_MAX_ROWS ? (size_t)nh * T : FIT_MAX_ROWS;
-            st = featuremap_fit(cr.fm, q, rows, k, rows, err);
-            if (st != LA_OK)
+            double *vals = malloc((size_t)nh * nfit * sizeof *vals);
+            if (!vals) {
+                st = LA_FAIL(err, LA_ENOMEM, "out of memory for the fitted parameters");
                 goto fail;
-            for (size_t i = 0; i < nfit; i++) {
-                add_note(note, sizeof note, "%s fitted from the data", fitted[i]->name);
-                la_param_set_row_real(fitted[i], row, featuremap_param(cr.fm, fitted[i]->entry));
             }
+            st = fm_apply_fitted(&cr, fitted, nfit, vals, err);
+            for (size_t i = 0; i < nfit && st == LA_OK; i++) {
+                double sum = 0.0, lo = INFINITY, hi = -INFINITY;
+                for (int h = 0; h < nh; h++) {
+                    const double x = vals[(size_t)h * nfit + i];
+                    sum += x;
+                    lo = x < lo ? x : lo;
+                    hi = x > hi ? x : hi;
+                }
+                if (nh > 1)
+                    add_note(note, sizeof note,
+                             "%s fitted per head (%d heads: %.3g … %.3g, mean kept)",
+                             fitted[i]->name, nh, lo, hi);
+                else
+                    add_note(note, sizeof note, "%s fitted from the data", fitted[i]->name);
+                la_param_set_row_real(fitted[i], row, sum / nh);
+            }
+            free(vals);
+        } else {
+            st = fm_apply_all(&cr);
+            if (st != LA_OK)
+                st = LA_FAIL(err, st, "feature map '%s' refused its arguments", c->map);
         }
-        st = fm_apply_all(&cr);
-        if (st != LA_OK) {
-            st = LA_FAIL(err, st, "feature map '%s' refused its arguments", c->map);
+        if (st != LA_OK)
             goto fail;
-        }
         if ((st = cancel_point(err)) != LA_OK)
             goto fail;
         const size_t nf = (size_t)nh * T * cr.m;
@@ -727,17 +796,19 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
 
-    long clamped = 0;
+    long nonpos = 0;
     if (c->measure_error) {
-        st = measure_errors(&cr, row, &clamped, err);
+        st = measure_errors(&cr, row, &nonpos, err);
         if (st == LA_OK)
             st = cancel_point(err);
         if (st != LA_OK)
             goto fail;
         if (cr.ne < nh)
             add_note(note, sizeof note, "errors on %d of %d heads", cr.ne, nh);
-        if (clamped)
-            add_note(note, sizeof note, "KL: %ld linear weights <= 0 clamped", clamped);
+        if (nonpos)
+            add_note(note, sizeof note,
+                     "KL over %ld of %ld rows: the others have a linear weight <= 0 (KL infinite)",
+                     (long)cr.ne * cr.nk - nonpos, (long)cr.ne * cr.nk);
     }
 
     if (c->measure_time) {

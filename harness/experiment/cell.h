@@ -124,8 +124,10 @@ struct la_row {
     double err_rel_fro;      /* ‖Y − Y_ref‖_F / ‖Y_ref‖_F over those rows */
     double err_max_abs;
     double cos_mean;         /* mean over rows of cos(Y_i, Y_ref_i) */
-    double kl_mean;          /* mean KL(softmax row ‖ normalised linear row) */
+    double kl_mean;          /* mean KL(softmax row ‖ normalised linear row), over the rows
+                              * whose linear weights are all > 0 (KL finite) */
     int32_t kl_rows;
+    double kl_nonpos_frac;   /* fraction of the KL rows with a linear weight <= 0 (KL = +∞) */
     double kernel_mse;       /* mean (φ(q)ᵀφ(k) − exp(qᵀk/√d))² over sampled pairs */
     int32_t kernel_pairs;
     int64_t n_small_den;     /* rows with |normaliser| <= eps */

@@ -13,6 +13,7 @@
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "../core/util.h"
+#include "../experiment/params.h"
 #include "fields.h"
 #include "../store/results.h"
 
@@ -49,10 +50,22 @@ static int same_context(const struct la_row *a, const struct la_row *b)
            a->heads == b->heads && a->threads == b->threads;
 }
 
+/* gerf's A: two rows with `A: auto` are one setting, whatever value each cell fitted. */
+static int same_A(const struct la_row *a, const struct la_row *b)
+{
+    return la_field_eq(a, b, la_field_find("A"));
+}
+
+static int A_is_auto(const struct la_row *r)
+{
+    char v[16];
+    return la_key_get(r->key, "A", v, sizeof v) == LA_OK && !strcmp(v, "auto");
+}
+
 static int same_linear_series(const struct la_row *a, const struct la_row *b)
 {
     return same_context(a, b) && !strcmp(a->kernel, b->kernel) && !strcmp(a->map, b->map) &&
-           a->m == b->m && !strcmp(a->draw, b->draw) && la_fig_same_real(a->A, b->A);
+           a->m == b->m && !strcmp(a->draw, b->draw) && same_A(a, b);
 }
 
 static int same_softmax_series(const struct la_row *a, const struct la_row *b)
@@ -106,39 +119,50 @@ double la_crossover_interp(double T0, double lin0, double soft0, double T1, doub
     return exp(x0 + f0 * (x1 - x0) / (f0 - f1));
 }
 
-/* Fills the status and the three T* of x from its points. */
+/* Linear strictly faster at grid point p. */
+static int faster(const struct la_xo_point *p)
+{
+    return p->t_linear < p->t_softmax;
+}
+
+/* Fills the crossings, the status and the three T* of x from its points. */
 static void finish(struct la_crossover *x)
 {
     x->T_min = x->pts[0].T;
     x->T_max = x->pts[x->npoints - 1].T;
     x->T_star = x->T_lo = x->T_hi = NAN;
     x->n_cross = 0;
-    int first = -1; /* first index where linear is strictly faster */
-    for (size_t i = 0; i < x->npoints; i++) {
-        const struct la_xo_point *p = &x->pts[i];
-        if (first < 0 && p->t_linear < p->t_softmax)
-            first = (int)i;
-        if (i > 0) {
-            const struct la_xo_point *q = &x->pts[i - 1];
-            if ((q->t_linear < q->t_softmax) != (p->t_linear < p->t_softmax))
-                x->n_cross++;
+    size_t last = 0; /* grid index right after the last sign change (0: none) */
+    for (size_t i = 1; i < x->npoints; i++) {
+        const struct la_xo_point *a = &x->pts[i - 1], *b = &x->pts[i];
+        if (faster(a) == faster(b))
+            continue;
+        if (x->n_cross < LA_XO_MAX_CROSS) {
+            struct la_xo_cross *c = &x->cross[x->n_cross];
+            c->T = la_crossover_interp(a->T, a->t_linear, a->t_softmax, b->T, b->t_linear,
+                                       b->t_softmax);
+            c->T_lo = a->T;
+            c->T_hi = b->T;
+            c->to_linear = faster(b);
         }
+        x->n_cross++;
+        last = i;
     }
-    if (first < 0) {
+    const struct la_xo_point *end = &x->pts[x->npoints - 1];
+    if (!faster(end)) {
         x->status = LA_XO_ABOVE;
-    } else if (first == 0) {
+    } else if (last == 0) {
         x->status = LA_XO_BELOW;
     } else {
-        const struct la_xo_point *a = &x->pts[first - 1], *b = &x->pts[first];
+        const struct la_xo_point *a = &x->pts[last - 1], *b = &x->pts[last];
         x->status = LA_XO_FOUND;
         x->T_lo = a->T;
         x->T_hi = b->T;
         x->T_star =
             la_crossover_interp(a->T, a->t_linear, a->t_softmax, b->T, b->t_linear, b->t_softmax);
     }
-    const struct la_xo_point *last = &x->pts[x->npoints - 1];
-    x->ratio_max = last->t_linear / last->t_softmax;
-    x->T_model = last->T * x->ratio_max;
+    x->ratio_max = end->t_linear / end->t_softmax;
+    x->T_model = end->T * x->ratio_max;
     x->T_flops = la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
 }
 
@@ -160,6 +184,10 @@ static int cmp_xo(const void *pa, const void *pb)
         return a->m - b->m;
     if ((c = strcmp(a->draw, b->draw)))
         return c;
+    if (a->A_auto != b->A_auto)
+        return b->A_auto - a->A_auto;
+    if (!la_fig_same_real(a->A, b->A))
+        return isnan(a->A) ? 1 : isnan(b->A) ? -1 : (a->A > b->A) - (a->A < b->A);
     if ((c = strcmp(a->kernel, b->kernel)))
         return c;
     if (a->batch != b->batch)
@@ -233,7 +261,8 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
             snprintf(x->draw, sizeof x->draw, "%s", L->draw);
             snprintf(x->softmax, sizeof x->softmax, "%s", S->kernel);
             x->m = L->m;
-            x->A = L->A;
+            x->A_auto = A_is_auto(L);
+            x->A = x->A_auto ? NAN : L->A;
             x->d = L->d;
             x->dv = L->dv;
             x->causal = L->causal;
@@ -333,6 +362,34 @@ const char *la_crossover_star_text(const struct la_crossover *x, char *buf, size
     return buf;
 }
 
+const char *la_crossover_A_text(const struct la_crossover *x, char *buf, size_t cap)
+{
+    if (x->A_auto)
+        snprintf(buf, cap, "auto");
+    else if (isnan(x->A) || !la_fig_map_reads(x->map, "A"))
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%g", x->A);
+    return buf;
+}
+
+const char *la_crossover_cross_text(const struct la_crossover *x, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!x->n_cross)
+        snprintf(buf, cap, "-");
+    for (int i = 0; i < x->n_cross && i < LA_XO_MAX_CROSS; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, "%s%.0f%s", i ? "," : "", x->cross[i].T,
+                 x->cross[i].to_linear ? "+" : "-");
+    }
+    if (x->n_cross > LA_XO_MAX_CROSS) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, ",...");
+    }
+    return buf;
+}
+
 size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
 {
     struct la_crossover *xo = NULL;
@@ -346,13 +403,14 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
     if (!nx)
         return 0;
     fprintf(out,
-            "crossover T*: first T where linear (kernel + feature map) is faster than %s "
-            "(log-log interpolation between grid points)\n",
+            "crossover T*: the crossing after which linear (kernel + feature map) stays faster "
+            "than %s (log-log interpolation between grid points)\n",
             xo[0].softmax);
     fprintf(out, "  model: T_max * t_linear/t_softmax at T_max (rates at the largest T); "
                  "flops: nominal flop counts (crossover.h)\n");
-    fprintf(out, "  %4s %-10s %-8s %5s %-10s %-24s %3s %9s %9s %9s %12s\n", "d", "causal", "map",
-            "m", "draw", "kernel", "thr", "T*", "model", "flops", "lin/soft@max");
+    fprintf(out, "  %4s %-10s %-8s %5s %-6s %-10s %-24s %3s %9s %9s %9s %12s  %s\n", "d", "causal",
+            "map", "m", "A", "draw", "kernel", "thr", "T*", "model", "flops", "lin/soft@max",
+            "crossings");
     for (size_t i = 0; i < nx; i++) {
         const struct la_crossover *x = &xo[i];
         char star[32], kern[2 * LA_NAME_LEN + 8];
@@ -360,10 +418,13 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
             snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
         else
             snprintf(kern, sizeof kern, "%s", x->kernel);
-        fprintf(out, "  %4d %-10s %-8s %5d %-10s %-24s %3d %9s %9.0f %9.0f %12.3g%s\n", x->d,
-                x->causal ? "causal" : "non-causal", x->map, x->m, x->draw, kern, x->threads,
-                la_crossover_star_text(x, star, sizeof star), x->T_model, x->T_flops, x->ratio_max,
-                x->n_cross > 1 ? "  (crosses back)" : "");
+        char A[24], cross[160];
+        la_crossover_A_text(x, A, sizeof A);
+        la_crossover_cross_text(x, cross, sizeof cross);
+        fprintf(out, "  %4d %-10s %-8s %5d %-6s %-10s %-24s %3d %9s %9.0f %9.0f %12.3g  %s\n",
+                x->d, x->causal ? "causal" : "non-causal", x->map, x->m, A, x->draw, kern,
+                x->threads, la_crossover_star_text(x, star, sizeof star), x->T_model, x->T_flops,
+                x->ratio_max, cross);
     }
     la_crossover_free(xo);
     return nx;
@@ -411,6 +472,13 @@ void la_crossover_name(const struct la_crossover *x, int with_kernel, int with_d
             snprintf(buf + len, cap - len, " m=d");
         else
             snprintf(buf + len, cap - len, " m=%d", x->m);
+    }
+    len = strlen(buf);
+    if (la_fig_map_reads(x->map, "A") && len + 1 < cap) {
+        if (x->A_auto || isnan(x->A))
+            snprintf(buf + len, cap - len, " A=auto");
+        else
+            snprintf(buf + len, cap - len, " A=%g", x->A);
     }
     len = strlen(buf);
     if (with_draw && la_fig_map_reads(x->map, "draw") && len + 1 < cap)
@@ -500,7 +568,8 @@ static int softmax_curve(const struct la_row *rows, size_t n, const struct la_cr
     return LA_OK;
 }
 
-/* The legend entry of a linear series: "prf m=64: T* = 1.2K", "elu1: T* < 32". */
+/* The legend entry of a linear series: "prf m=64: T* = 1.2K", "elu1: T* < 32", and when the
+ * curves cross more than once every crossing: "prf m=64: T* = 1.5K (crosses at 181, 1.5K)". */
 static void series_title(const struct la_crossover *x, int kernels, int draws, char *buf,
                          size_t cap)
 {
@@ -513,16 +582,28 @@ static void series_title(const struct la_crossover *x, int kernels, int draws, c
         la_fig_fmt_T(x->status == LA_XO_BELOW ? x->T_min : x->T_max, tst, sizeof tst);
         snprintf(buf, cap, "%s: T* %s %s", name, x->status == LA_XO_BELOW ? "<" : ">", tst);
     }
+    if (x->n_cross > 1 || (x->n_cross == 1 && x->status != LA_XO_FOUND)) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, cap - len, " (crosses at");
+        for (int i = 0; i < x->n_cross && i < LA_XO_MAX_CROSS; i++) {
+            la_fig_fmt_T(x->cross[i].T, tst, sizeof tst);
+            len = strlen(buf);
+            snprintf(buf + len, cap - len, "%s %s", i ? "," : "", tst);
+        }
+        len = strlen(buf);
+        snprintf(buf + len, cap - len, "%s)", x->n_cross > LA_XO_MAX_CROSS ? ", ..." : "");
+    }
 }
 
-/* Where the ring sits: on the linear curve at T*, interpolated in log-log. */
-static double ring_y(const struct la_crossover *x)
+/* Where a crossing's mark sits: on the linear curve at T, interpolated in log-log between the
+ * grid points T_lo and T_hi. */
+static double mark_y(const struct la_crossover *x, double T, double T_lo, double T_hi)
 {
     double y = NAN;
     for (size_t j = 1; j < x->npoints; j++)
-        if (x->pts[j - 1].T == x->T_lo) {
+        if (x->pts[j - 1].T == T_lo) {
             double a = log(x->pts[j - 1].t_linear), b = log(x->pts[j].t_linear);
-            double u = (log(x->T_star) - log(x->T_lo)) / (log(x->T_hi) - log(x->T_lo));
+            double u = (log(T) - log(T_lo)) / (log(T_hi) - log(T_lo));
             y = exp(a + u * (b - a));
         }
     return y;
@@ -554,6 +635,10 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
     if (la_figure_panels(fig, np) != LA_OK)
         goto nomem;
     fig->fits = 1;
+    snprintf(fig->stats, sizeof fig->stats,
+             "points: median time over the timed repeats (median over cells at one T); bars: "
+             "20th–80th percentiles of the repeats; ring: T* (linear faster from there on); "
+             "cross: any other crossing");
     int kernels, draws;
     la_crossover_variety(xo, nxo, &kernels, &draws);
     for (size_t p = 0; p < np; p++) {
@@ -614,20 +699,30 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
             if (la_figure_add_curve(fig, &cv) != LA_OK)
                 goto nomem;
         }
-        /* A ring at each measured T*. */
+        /* A ring at each measured T*, a cross at every other crossing. */
         for (size_t i = 0; i < nxo; i++) {
             const struct la_crossover *x = &xo[i];
-            if (!ctx_eq(x, c0) || x->status != LA_XO_FOUND)
+            if (!ctx_eq(x, c0))
                 continue;
-            struct la_fig_curve rc = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = -1};
-            if (la_fig_curve_alloc(&rc, 1) != LA_OK)
-                goto nomem;
-            double y = ring_y(x);
-            rc.pts[rc.npoints++] =
-                (struct la_fig_point){.x = x->T_star, .y = y, .lo = y, .hi = y, .n = 1};
-            snprintf(rc.map, sizeof rc.map, "%s", x->map);
-            if (la_figure_add_curve(fig, &rc) != LA_OK)
-                goto nomem;
+            /* The stored crossings, and T* itself when it lies beyond them (n_cross larger
+             * than LA_XO_MAX_CROSS). */
+            const int nc = x->n_cross < LA_XO_MAX_CROSS ? x->n_cross : LA_XO_MAX_CROSS;
+            const int extra = x->status == LA_XO_FOUND && x->n_cross > LA_XO_MAX_CROSS;
+            for (int j = 0; j < nc + extra; j++) {
+                const struct la_xo_cross q =
+                    j < nc ? x->cross[j]
+                           : (struct la_xo_cross){x->T_star, x->T_lo, x->T_hi, 1};
+                const int star = x->status == LA_XO_FOUND && q.T_lo == x->T_lo;
+                struct la_fig_curve rc = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = star ? -1 : -2};
+                if (la_fig_curve_alloc(&rc, 1) != LA_OK)
+                    goto nomem;
+                double y = mark_y(x, q.T, q.T_lo, q.T_hi);
+                rc.pts[rc.npoints++] =
+                    (struct la_fig_point){.x = q.T, .y = y, .lo = y, .hi = y, .n = 1};
+                snprintf(rc.map, sizeof rc.map, "%s", x->map);
+                if (la_figure_add_curve(fig, &rc) != LA_OK)
+                    goto nomem;
+            }
         }
         m->count = fig->ncurves - m->first;
     }

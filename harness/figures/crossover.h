@@ -13,12 +13,18 @@
  * data sources) are reduced to their median.  Only the T values where both sides were timed form
  * the series' grid.
  *
- * Measured T*: the first grid point where linear is strictly faster, T_i, and the one before it,
- * T_{i-1}; between them log t_linear − log t_softmax is taken as linear in log T (both times are
- * straight lines on the log-log plot between grid points), and T* is its zero.  When linear is
- * already faster at the smallest T, T* < T_min (LA_XO_BELOW); when it is never faster, T* > T_max
- * (LA_XO_ABOVE, "beyond the measured range").  n_cross counts the sign changes along the grid:
- * more than one means the curves cross back (timing noise or a cache effect) and T* is the first.
+ * Crossings: every sign change of t_linear − t_softmax between neighbouring grid points, each
+ * interpolated there: log t_linear − log t_softmax is taken as linear in log T (both times are
+ * straight lines on the log-log plot between grid points), and the crossing is its zero.  Timing
+ * noise at small T or a cache effect at large T can make the curves cross more than once, so
+ * every crossing is kept (la_xo_cross: where, between which grid points, and which way).
+ *
+ * Measured T*: the crossing after which linear attention stays faster up to T_max, i.e. the last
+ * crossing when linear is faster at T_max.  When linear is faster at every grid point, T* < T_min
+ * (LA_XO_BELOW); when it is not faster at T_max there is no such crossing in the measured range,
+ * T* > T_max (LA_XO_ABOVE), even if linear was faster somewhere before.  Examples: faster at 128,
+ * slower at 256–1024, faster from 2048 on: crossings ≈ 181 (to softmax) and ≈ 1.5K (to linear),
+ * T* ≈ 1.5K; faster from ≈ 800 but slower again at 8192: crossings ≈ 800 and ≈ 6K, T* > T_max.
  *
  * Model T* (the flop model at measured rates).  Each kernel runs its nominal flops (attention.h:
  * softmax 4·T²·d, causal 2·T²·d; linear 4·T·m·dv + 4·T·m) at the GFLOP/s rate it reached at the
@@ -69,6 +75,16 @@ struct la_xo_point {
     double t_softmax_p20, t_softmax_p80;
 };
 
+/* Crossings kept per series (n_cross counts all of them). */
+#define LA_XO_MAX_CROSS 8
+
+/* One crossing of the two curves between grid points T_lo and T_hi. */
+struct la_xo_cross {
+    double T;         /* interpolated in log-log (see above) */
+    double T_lo, T_hi;
+    int to_linear;    /* 1: linear is faster after it; 0: softmax is */
+};
+
 /* One linear series against one softmax kernel. */
 struct la_crossover {
     /* the linear series */
@@ -76,7 +92,8 @@ struct la_crossover {
     char map[LA_NAME_LEN];
     int m; /* the map's output dimension (row column m) */
     char draw[LA_NAME_LEN];
-    double A;
+    int A_auto; /* gerf's `A: auto`: one series over the cells, whatever A each fitted */
+    double A;   /* NaN when A_auto or the map has no A */
     /* the softmax kernel and the context */
     char softmax[LA_NAME_LEN];
     int d, dv, causal, batch, heads, threads;
@@ -89,6 +106,7 @@ struct la_crossover {
     double T_star;     /* measured crossover (NaN unless LA_XO_FOUND) */
     double T_lo, T_hi; /* the grid points that bracket it (NaN unless LA_XO_FOUND) */
     int n_cross;       /* sign changes of t_linear − t_softmax along the grid */
+    struct la_xo_cross cross[LA_XO_MAX_CROSS]; /* the first min(n_cross, LA_XO_MAX_CROSS) */
     double ratio_max;  /* t_linear / t_softmax at T_max */
     double T_model;    /* T_max · ratio_max (see above) */
     double T_flops;    /* pure nominal-flop crossover (see above) */
@@ -115,13 +133,20 @@ double la_crossover_fm_flops_per_token(const char *map, int m, int d);
 double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel, const char *map,
                            int m, int d, int dv, int causal);
 
+/* gerf's A as text for tables: "auto" (fitted per cell), the value, or "-" (a map without A). */
+const char *la_crossover_A_text(const struct la_crossover *x, char *buf, size_t cap);
+
+/* Every crossing as text for tables: "181-,1536+" (T rounded; "+": linear is faster after it,
+ * "-": softmax is), ",..." when there were more than LA_XO_MAX_CROSS, "-" for none. */
+const char *la_crossover_cross_text(const struct la_crossover *x, char *buf, size_t cap);
+
 /* Prints the crossover table of rows (a heading line, then one aligned line per series) to out.
  * Prints nothing and returns 0 when rows hold no timed softmax/linear pair; otherwise returns the
  * number of series printed.  On allocation failure prints one line saying so and returns 0. */
 size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out);
 
 /* The measured T* as text for tables and figure labels: "1234", "< 128" (LA_XO_BELOW) or
- * "> 16384" (LA_XO_ABOVE).  Returns buf. */
+ * "> 16384" (LA_XO_ABOVE: linear is not faster at the largest T).  Returns buf. */
 const char *la_crossover_star_text(const struct la_crossover *x, char *buf, size_t cap);
 
 /* ---- the timing figures (crossover here, speedup in speedup.h) ---- */
@@ -136,8 +161,8 @@ int la_crossover_fits(const struct la_row *rows, size_t n, const struct la_cross
                       size_t nxo, int forced);
 
 /* A linear series as text: "prf m=64 orthogonal (linear_causal_chunked)": the map, m where it
- * reads m ("m=d" when m_as_d and m = d), the draw when with_draw and it reads draw, the kernel
- * when with_kernel. */
+ * reads m ("m=d" when m_as_d and m = d), A where it reads A ("A=auto" when fitted), the draw when
+ * with_draw and it reads draw, the kernel when with_kernel. */
 void la_crossover_name(const struct la_crossover *x, int with_kernel, int with_draw, int m_as_d,
                        char *buf, size_t cap);
 
@@ -153,7 +178,9 @@ void la_crossover_add_distinct(double *v, int *n, int cap, double x);
  * d along the columns), each with the softmax curve (medians of time, p20, p80 over its rows at
  * every T it was timed at), one LA_CURVE_TIMING curve per linear series (its grid points: total,
  * p20, p80, kernel, feature map) titled "NAME: T* = 1.2K" (or "T* < 32", "T* > 16K"), and a
- * ring (point type −1) at each measured T* on its linear curve.  Every panel has its own legend.
+ * ring (point type −1) at each measured T* on its linear curve and a cross (point type −2) at
+ * every other crossing; the title lists the crossings when there is more than one, or when the
+ * one crossing is not T*.  Every panel has its own legend.
  * fig->fits = 0 unless la_crossover_fits.  LA_OK or LA_ENOMEM. */
 int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_crossover *xo,
                         size_t nxo, int forced, struct la_figure *fig, struct la_error *err);

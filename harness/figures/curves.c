@@ -6,6 +6,7 @@
 #include "curves.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,9 @@ static int row_ok_random_map(const struct la_row *r)
 const struct la_curve_spec la_curves_features = {
     .xfield = "m",
     .metrics = {"kernel_mse", "err_rel_fro"},
-    .ylabels = {"kernel MSE of φ(q)ᵀφ(k)  (kernel_mse)", LA_FIG_ERR_LABEL},
+    .ylabels = {"kernel MSE of φ(q)ᵀφ(k)\n(kernel_mse)", LA_FIG_ERR_LABEL},
+    /* Lemma 2 predicts the mean MSE: the theory lines sit beside the mean, with its interval. */
+    .summary = {LA_SUMMARY_MEAN, LA_SUMMARY_MEDIAN},
     .nmetrics = 2,
     .xlabel = "features m (output dimension of φ; rff, hyp: 2 per draw)",
     .panel_fields = "d sigma T causal data",
@@ -72,8 +75,8 @@ const struct la_curve_spec la_curves_error_sigma = {
 const struct la_curve_spec la_curves_memory = {
     .xfield = "T",
     .metrics = {"workspace_bytes", "peak_rss_bytes"},
-    .ylabels = {"kernel workspace + φ(Q), φ(K)  (workspace_bytes)",
-                "process peak RSS  (peak_rss_bytes)"},
+    .ylabels = {"kernel workspace + φ(Q), φ(K)\n(workspace_bytes)",
+                "process peak RSS\n(peak_rss_bytes)"},
     .nmetrics = 2,
     .xlabel = "sequence length T (tokens)",
     .panel_fields = "d data",
@@ -186,11 +189,13 @@ static size_t curve_nx(const struct la_row *rows, const size_t *sel, size_t ns,
     return count_distinct(xs, nx);
 }
 
-/* The points of rep's curve for metric col: at each x, the mean, min, max and count over the
- * rows there with a finite value (trials, and the fields averaged over).  c->npoints may be 0. */
+/* The points of rep's curve for metric col: at each x, the statistic stat of the rows there with
+ * a finite value (trials, and the fields averaged over), its interval, and the count (summary.h).
+ * ys: scratch of ns doubles.  c->npoints may be 0. */
 static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
                         const struct la_row *rep, int xfield, unsigned skip,
-                        const struct la_column *col, double *xs, struct la_fig_curve *c)
+                        const struct la_column *col, int stat, double *xs, double *ys,
+                        struct la_fig_curve *c)
 {
     size_t nx = 0;
     for (size_t i = 0; i < ns; i++) {
@@ -204,22 +209,36 @@ static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
         if (i > 0 && xs[i] == xs[i - 1])
             continue;
         size_t ny = 0;
-        double sum = 0, lo = INFINITY, hi = -INFINITY;
         for (size_t j = 0; j < ns; j++) {
             const struct la_row *r = &rows[sel[j]];
             double y = la_row_value(r, col);
             if (la_fields_same_except(r, rep, skip) && isfinite(y) &&
-                la_field_num(r, xfield) == xs[i]) {
-                ny++;
-                sum += y;
-                lo = y < lo ? y : lo;
-                hi = y > hi ? y : hi;
-            }
+                la_field_num(r, xfield) == xs[i])
+                ys[ny++] = y;
         }
+        struct la_summary sm;
+        if (la_summary_compute(ys, ny, stat, &sm) != LA_OK)
+            return LA_ENOMEM; /* ny >= 1 and every value finite: only memory can fail */
         c->pts[c->npoints++] =
-            (struct la_fig_point){.x = xs[i], .y = sum / ny, .lo = lo, .hi = hi, .n = ny};
+            (struct la_fig_point){.x = xs[i], .y = sm.y, .lo = sm.lo, .hi = sm.hi, .n = ny};
     }
     return LA_OK;
+}
+
+/* The smallest and largest count behind a point of the panel's measured curves. */
+static void panel_counts(const struct la_figure *fig, const struct la_fig_panel *p, size_t *lo,
+                         size_t *hi)
+{
+    *lo = SIZE_MAX;
+    *hi = 0;
+    for (size_t c = p->first; c < fig->ncurves; c++)
+        for (size_t j = 0; j < fig->curves[c].npoints; j++) {
+            size_t k = fig->curves[c].pts[j].n;
+            if (!k)
+                continue; /* a theory value */
+            *lo = k < *lo ? k : *lo;
+            *hi = k > *hi ? k : *hi;
+        }
 }
 
 /* The value of field f to pin: the one whose rows have the most distinct x values; ties go to
@@ -300,8 +319,8 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
     const size_t cap = n ? n : 1;
     size_t ns = 0, *sel = calloc(cap, sizeof *sel), *scratch = malloc(cap * sizeof *scratch);
     size_t *cols = NULL, *curves = NULL, ncols = 0, ncurves = 0;
-    double *xs = malloc(cap * sizeof *xs);
-    if (!sel || !scratch || !xs)
+    double *xs = malloc(cap * sizeof *xs), *ys = malloc(cap * sizeof *ys);
+    if (!sel || !scratch || !xs || !ys)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         const struct la_row *r = &rows[i];
@@ -332,6 +351,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
     if (distinct(rows, sel, ns, skip, &curves, &ncurves) != LA_OK)
         goto nomem;
     int fits = 0;
+    size_t nmax = 0; /* the most rows behind a point */
     for (size_t c = 0; c < ncurves && !fits; c++)
         fits = curve_nx(rows, sel, ns, &rows[curves[c]], R.x, skip, xs) >= 2;
     if (!fits && !forced)
@@ -357,8 +377,8 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             append_part(m->title, sizeof m->title, pinned);
         if (averaged)
             append_part(m->title, sizeof m->title,
-                        averaged & LA_FIELD_BIT(R.f_layer) ? "mean over layers and heads"
-                                                           : "mean over heads");
+                        averaged & LA_FIELD_BIT(R.f_layer) ? "layers and heads pooled"
+                                                           : "heads pooled");
         snprintf(m->xlabel, sizeof m->xlabel, "%s", s->xlabel);
         snprintf(m->ylabel, sizeof m->ylabel, "%s", s->ylabels[k]);
         m->first = fig->ncurves;
@@ -367,7 +387,8 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             if (!la_fields_same_except(rep, prep, other))
                 continue;
             struct la_fig_curve cv = {.kind = LA_CURVE_POINTS};
-            if (curve_points(rows, sel, ns, rep, R.x, skip, R.metric[k], xs, &cv) != LA_OK)
+            if (curve_points(rows, sel, ns, rep, R.x, skip, R.metric[k], s->summary[k], xs, ys,
+                             &cv) != LA_OK)
                 goto nomem;
             if (!cv.npoints) {
                 free(cv.pts);
@@ -397,7 +418,27 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
         m->count = fig->ncurves - m->first;
         if (!m->count)
             snprintf(m->note, sizeof m->note, "no data");
+        size_t nlo, nhi;
+        panel_counts(fig, m, &nlo, &nhi);
+        nmax = nhi > nmax ? nhi : nmax;
+        if (nhi > 1) {
+            char part[64];
+            if (nlo == nhi)
+                snprintf(part, sizeof part, "%s of n=%zu", la_summary_name(s->summary[k]), nhi);
+            else
+                snprintf(part, sizeof part, "%s of n=%zu–%zu", la_summary_name(s->summary[k]), nlo,
+                         nhi);
+            append_part(m->title, sizeof m->title, part);
+        }
     }
+    if (nmax > 1)
+        snprintf(fig->stats, sizeof fig->stats,
+                 "points: the panel title's statistic over the n %s at each x; bars: its 95%% "
+                 "bootstrap interval\ntrials share data and draws across maps and m (common "
+                 "random numbers): one trial moves several points together",
+                 averaged ? "rows (trials × heads)" : "trials");
+    else
+        snprintf(fig->stats, sizeof fig->stats, "points: one row each (n=1), no bars");
     fig->nrows = s->metrics_across ? (int)ncols : s->nmetrics;
     fig->ncols = s->metrics_across ? s->nmetrics : (int)ncols;
     goto done;
@@ -408,6 +449,7 @@ done:
     free(sel);
     free(scratch);
     free(xs);
+    free(ys);
     free(cols);
     free(curves);
     return st;

@@ -7,8 +7,12 @@
  * finite value of a metric are selected.  A fixed field that varies is pinned to the value whose
  * rows have the most distinct x (ties: σ closest to 1, else the largest), and the panel titles
  * say which.  Every field except x and the averaged ones identifies a curve; its point at one x
- * is the mean over the rows there (trials, and the averaged layers and heads), with min and max
- * and the count.  The panel fields that vary split panels; each metric is a panel row (or a
+ * summarises the rows there (trials, and the pooled layers and heads) by the metric's statistic
+ * (summary.h: the median unless the spec asks for the mean) with its 95% bootstrap interval as
+ * the bar, and the count.  Each panel title ends with the statistic and n ("median of n=10")
+ * when a point has more than one row, and fig->stats says what the bars are and that trials
+ * share data and draws across maps and m (common random numbers: one trial's draw moves every
+ * curve of that trial together), or that every point is one row.  The panel fields that vary split panels; each metric is a panel row (or a
  * panel column when metrics_across).  Curves sort softmax first, then by the field order of
  * fields.h; panels by causality, d, ...  A legend entry names the map (or the softmax kernel),
  * m and A where the map reads them, every other field that varies inside the panel except x,
@@ -25,9 +29,11 @@
 #include "../core/status.h"
 #include "../experiment/cell.h"
 #include "figure.h"
+#include "summary.h"
 
-#define LA_FIG_ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F  (err_rel_fro)"
-#define LA_FIG_KL_LABEL "attention KL, nats  (kl_mean)"
+/* Axis labels of two lines: a panel is about 2.5 inches tall. */
+#define LA_FIG_ERR_LABEL "output error ‖Y − Y_sm‖_F / ‖Y_sm‖_F\n(err_rel_fro)"
+#define LA_FIG_KL_LABEL "attention KL (nats), rows with all w > 0\n(kl_mean)"
 
 /* Extra curves of one panel (the features figure's theory lines): may add curves to fig and set
  * the panel's note.  rows: every row of the file; panel: a row holding the panel's values;
@@ -41,6 +47,7 @@ struct la_curve_spec {
     const char *xfield;     /* the x axis */
     const char *metrics[2]; /* one panel row (or column) per metric */
     const char *ylabels[2]; /* their axis labels (quantity and unit) */
+    int summary[2];         /* their statistic, enum la_summary_stat (0: the median) */
     int nmetrics;
     const char *xlabel;
     const char *panel_fields; /* fields that split panels (those of them that vary) */

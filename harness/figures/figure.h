@@ -14,7 +14,8 @@
 #include "../experiment/cell.h"
 
 #define LA_FIG_TEXT_LEN 160 /* a legend entry, a panel title, an axis label */
-#define LA_FIG_NOTE_LEN 200 /* a line written inside a panel */
+#define LA_FIG_NOTE_LEN 200  /* a line written inside a panel */
+#define LA_FIG_STATS_LEN 320 /* the line under the figure title */
 
 /* How a curve's points are written for gnuplot. */
 enum la_fig_curve_kind {
@@ -25,7 +26,7 @@ enum la_fig_curve_kind {
 struct la_fig_point {
     double x;
     double y;      /* the mean, the median or a theory value */
-    double lo, hi; /* the spread around y (min–max, or the 20th–80th percentiles) */
+    double lo, hi; /* the bar around y (a 95% bootstrap interval, or the 20th–80th percentiles) */
     size_t n;      /* rows behind the point (0 for a theory value) */
     double kernel; /* LA_CURVE_TIMING: the linear kernel's time; 0 otherwise */
     double fm;     /* LA_CURVE_TIMING: the feature map's time; 0 otherwise */
@@ -35,7 +36,8 @@ struct la_fig_curve {
     char title[LA_FIG_TEXT_LEN]; /* legend entry; "" for none */
     char map[LA_NAME_LEN];       /* colour key: a map name, or "softmax" */
     int dash;                    /* 1 solid, 2 dashed, 3 dash-dot, 4 dotted (theory) */
-    int pt;                      /* point type 1..8; 0 none; -1 the ring that marks T* */
+    int pt;                      /* point type 1..8; 0 none; -1 the ring that marks T*,
+                                    * -2 the cross at any other crossing */
     int kind;                    /* enum la_fig_curve_kind */
     size_t npoints;
     struct la_fig_point *pts; /* owned by the figure once added */
@@ -56,6 +58,9 @@ struct la_figure {
     struct la_fig_panel *panels;
     size_t ncurves, cap;
     struct la_fig_curve *curves;
+    /* What the points and bars are, and how the trials relate, drawn under the figure's title;
+     * "" for none. */
+    char stats[LA_FIG_STATS_LEN];
     /* 1: every panel has its own legend.  0: a legend entry appears once per figure, so a
      * curve whose title an earlier curve has is added with an empty title. */
     int legend_every_panel;

@@ -11,6 +11,7 @@
 
 #include "curves.h"
 #include "fields.h"
+#include "summary.h"
 
 #define PREFERRED_M 64
 
@@ -59,29 +60,30 @@ static void collect(const struct la_row *rows, size_t n, struct la_realheads *rh
     qsort(rh->heads, rh->nheads, sizeof *rh->heads, cmp_head_entropy);
 }
 
-/* The curve of map k in panel p (0: output error, 1: KL): per head, mean, min, max, count. */
+/* The curve of map k in panel p (0: output error, 1: KL): per head, the median over its trials
+ * with its 95% bootstrap interval and the count (summary.h).  v: scratch of n doubles. */
 static int head_curve(const struct la_row *rows, size_t n, const struct la_realheads *rh, size_t k,
-                      int p, struct la_fig_curve *c)
+                      int p, double *v, struct la_fig_curve *c)
 {
     if (la_fig_curve_alloc(c, rh->nheads) != LA_OK)
         return LA_ENOMEM;
     for (size_t h = 0; h < rh->nheads; h++) {
-        double sum = 0, lo = INFINITY, hi = -INFINITY;
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++) {
             const struct la_row *r = &rows[i];
             if (!real_row(r) || strcmp(r->map, rh->maps[k]) || r->m != rh->m[k] ||
                 r->layer != rh->heads[h].layer || r->head != rh->heads[h].head)
                 continue;
-            const double v = p ? r->kl_mean : r->err_rel_fro;
-            if (!isfinite(v))
-                continue;
-            sum += v, cnt++;
-            lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+            const double y = p ? r->kl_mean : r->err_rel_fro;
+            if (isfinite(y))
+                v[cnt++] = y;
         }
+        struct la_summary sm;
+        if (cnt && la_summary_compute(v, cnt, LA_SUMMARY_MEDIAN, &sm) != LA_OK)
+            return LA_ENOMEM;
         if (cnt)
             c->pts[c->npoints++] = (struct la_fig_point){
-                .x = rh->heads[h].entropy, .y = sum / (double)cnt, .lo = lo, .hi = hi, .n = cnt};
+                .x = rh->heads[h].entropy, .y = sm.y, .lo = sm.lo, .hi = sm.hi, .n = cnt};
     }
     return LA_OK;
 }
@@ -94,11 +96,14 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
     rh->heads = calloc(n ? n : 1, sizeof *rh->heads);
     rh->maps = calloc(n ? n : 1, sizeof *rh->maps);
     rh->m = calloc(n ? n : 1, sizeof *rh->m);
-    if (!rh->heads || !rh->maps || !rh->m)
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    if (!rh->heads || !rh->maps || !rh->m || !v)
         goto nomem;
     collect(rows, n, rh);
-    if (rh->nheads < 2 || rh->nmaps == 0)
+    if (rh->nheads < 2 || rh->nmaps == 0) {
+        free(v);
         return LA_OK;
+    }
     if (la_figure_panels(&rh->fig, 2) != LA_OK)
         goto nomem;
     rh->fig.fits = 1;
@@ -114,8 +119,10 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
         pm->first = rh->fig.ncurves;
         for (size_t k = 0; k < rh->nmaps; k++) {
             struct la_fig_curve cv = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = (int)k + 1};
-            if (head_curve(rows, n, rh, k, p, &cv) != LA_OK)
+            if (head_curve(rows, n, rh, k, p, v, &cv) != LA_OK) {
+                free(cv.pts);
                 goto nomem;
+            }
             snprintf(cv.map, sizeof cv.map, "%s", rh->maps[k]);
             snprintf(cv.title, sizeof cv.title, "%s (m = %d)", rh->maps[k], rh->m[k]);
             if (la_figure_add_curve(&rh->fig, &cv) != LA_OK)
@@ -123,8 +130,13 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
         }
         pm->count = rh->fig.ncurves - pm->first;
     }
+    snprintf(rh->fig.stats, sizeof rh->fig.stats,
+             "points: median over a head's trials; bars: its 95%% bootstrap interval (with two "
+             "trials, their range)");
+    free(v);
     return LA_OK;
 nomem:
+    free(v);
     la_realheads_free(rh);
     return LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
 }

@@ -7,8 +7,8 @@
  * output error.  A head's entropy is the mean of entropy_mean over its rows (NaN when none has
  * one); heads are sorted by it, ascending (peaky heads first).  One curve per map, at one m:
  * m = 64 outputs when measured, else the largest.  Two panels: output error (left) and
- * attention KL (right) against the head's entropy; a point is the mean over the rows of that
- * head (trials), with min and max.  Needs two heads and one map.
+ * attention KL (right) against the head's entropy; a point is the median over the rows of that
+ * head (trials), with its 95% bootstrap interval (summary.h).  Needs two heads and one map.
  * Not here: files, gnuplot.  Tests: tests/test_figures.c.
  */
 #ifndef LA_REALHEADS_H

@@ -59,6 +59,9 @@ int la_speedup_prepare(const struct la_row *rows, size_t n, const struct la_cros
     if (la_figure_panels(&sp->fig, nrows * ncols) != LA_OK)
         goto nomem;
     sp->fig.fits = 1;
+    snprintf(sp->fig.stats, sizeof sp->fig.stats,
+             "each cell: t_softmax / t_linear, each the median time over the timed repeats "
+             "(median over cells at one T, d)");
     sp->fig.nrows = (int)nrows;
     sp->fig.ncols = (int)ncols;
     int kernels, draws;

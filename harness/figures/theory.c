@@ -146,7 +146,7 @@ int la_theory_lines(const struct la_row *rows, size_t n, const struct la_row *pa
     if (p->note[0] && !strstr(p->note, "infinite")) {
         char t[sizeof p->note];
         snprintf(t, sizeof t,
-                 "Lemma 2: the mean MSE over Gaussian inputs diverges at this σ for %.100s",
+                 "Lemma 2: the mean MSE over Gaussian inputs\ndiverges at this σ for %.100s",
                  p->note);
         snprintf(p->note, sizeof p->note, "%s", t);
     }

@@ -37,7 +37,7 @@ static const struct la_column columns[] = {
     COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
     COL(peak_rss_bytes),
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
-    COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
+    COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
