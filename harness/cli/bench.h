@@ -25,4 +25,9 @@ const char *la_fma_loop_desc(int isa);
 /* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */
 int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv);
 
+/* The recurrences' rows (bench_recur.c): sum, decay, gated and delta in recurrent form at
+ * m = dv = 64, T = 16384, one thread, against `peak` (GFLOP/s, measured by the caller in the same
+ * run).  Returns an exit code. */
+int la_bench_recur(double peak, double budget, int tsv);
+
 #endif
