@@ -73,7 +73,8 @@ KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_r
                   kernels/recurrence_ref.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
-                  featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c
+                  featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \
+                  featuremaps/dpfp.c
 MODEL_SRC      := harness/model/llama.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
