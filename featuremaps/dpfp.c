@@ -106,8 +106,8 @@ static double dpfp_bytes(size_t n, int d, int m)
     return fm_rows_bytes(n, d, m);
 }
 
-/* m when set (it must be 2dν), else ν = 1's 2d: the models' signature does not carry ν, so a
- * cost estimate for ν > 1 needs m set to 2dν. */
+/* m when given (it must be 2dν), else ν = 1's 2d: the models' arguments do not carry ν, so the
+ * harness's estimates (run order, ETA, memory) take ν = 1; a run's rows use the built map's m. */
 static double dpfp_nominal_dim(int d, int m)
 {
     return m > 0 ? m : 2.0 * d;
