@@ -347,6 +347,8 @@ extern const struct attn_ref attn_ref_gated, attn_ref_gated_prefill, attn_ref_ga
 void attn_delta_recurrent(struct attn_args *a);
 void attn_decay_recurrent(struct attn_args *a);
 void attn_gated_recurrent(struct attn_args *a);
+void attn_decay_chunked(struct attn_args *a);
+void attn_gated_chunked(struct attn_args *a);
 void attn_delta_prefill(struct attn_args *a);
 void attn_decay_prefill(struct attn_args *a);
 void attn_gated_prefill(struct attn_args *a);

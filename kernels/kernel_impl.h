@@ -17,6 +17,7 @@ size_t attn_linear_decode_ws(int T, int dk, int dv, int causal, int chunk, int t
 /* The recurrences' forward and prefill workspace, and their step's (recurrence.c). */
 size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_recur_step_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_recur_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 
 /* Floats of one sequence's linear state: S (dk × dv) and z (dk), whatever T (linear_decode.c). */
 size_t attn_linear_state_floats(int T, int dk, int dv);

@@ -12,8 +12,9 @@
  * multiple of the block (correct, not the fastest layout).
  * Step: a plain loop per sequence (the compiler vectorises the dv columns), states split between
  * threads.  Nothing here allocates: workspaces come from the caller.
- * Not here: chunked forms (the decay and gated rules have one through cumulative gate
- * products, the delta rule through the WY/UT representation), backward.
+ * Chunked forms of the decay and gated rules (GEMMs per chunk through the products of the
+ * gates, see recur_chunked).  Not here: the delta rule's chunked form (the WY/UT
+ * representation), backward.
  * Tests: tests/test_kernels.c against recurrence_ref.c on every vector path; `linattn check`.
  */
 #include "attention.h"
@@ -136,6 +137,115 @@ void attn_gated_recurrent(struct attn_args *a) { recur_run(a, ATTN_UPD_GATED, NU
 void attn_delta_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_DELTA, a->state); }
 void attn_decay_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_DECAY, a->state); }
 void attn_gated_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_GATED, a->state); }
+
+/* ---- chunked forms of the decay and gated rules --------------------------------------------- */
+
+/* Chunks of C tokens (a->chunk, default RECUR_CHUNK).  With b_i the product of the gates of the
+ * chunk's tokens 1..i (b_0 = 1; decay: γ^i; gated: a vector over the m state rows) and S0 the
+ * state before the chunk scaled by its first token's gate, token i of the chunk sees
+ *   S_i = diag(b_i) S0 + Σ_{j<=i} diag(b_i / b_j) k̂_j v_jᵀ,
+ * so its output is y_i = ys_i · (q̃_iᵀ S0 + Σ_{j<=i} (q̃_i·k̃_j) v_j) with q̃_i = q_i ⊙ b_i and
+ * k̃_j = k̂_j / b_j (decay: the factor γ^{i−j} on the scores instead, no division), and the state
+ * after the chunk is diag(b_{n−1}) (S0 + Σ_j k̃_j v_jᵀ).  Three GEMMs per chunk (simd.h
+ * la_gemm): Q̃·S0, the masked scores Q̃·K̃ᵀ times V, and K̃ᵀV.  The gated rule's 1/b_j grows as
+ * the gates multiply: a chunk ends early, before any b_i[f] falls below RECUR_BMIN, so that
+ * q̃·k̃ keeps fp32's range (a chunk of one token divides by nothing).  Threads: one (these are
+ * GEMM-shaped for the development of larger blocks; a->threads is not read). */
+#define RECUR_CHUNK 64
+#define RECUR_BMIN 1e-12f
+
+static int recur_chunk_of(const struct attn_args *a)
+{
+    return a->chunk > 0 ? a->chunk : RECUR_CHUNK;
+}
+
+/* Workspace: the recurrent form's (ys, ks, z, S) plus per chunk Q̃ (C × m), K̃ (C × m), K̃ᵀ
+ * (m × C), the scores (C × C), the row scales (C), the gate products b (m) and γ's powers (C). */
+size_t attn_recur_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    const size_t C = (size_t)(chunk > 0 ? chunk : RECUR_CHUNK), m = (size_t)dk;
+    return attn_recur_ws(T, dk, dv, causal, chunk, threads) + 3 * la_pad16(C * m) +
+           la_pad16(C * C) + 2 * la_pad16(C) + la_pad16(m);
+}
+
+static void recur_chunked(struct attn_args *a, int update)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = recur_chunk_of(a);
+    const int gated = update == ATTN_UPD_GATED && a->gate;
+    const size_t lds = la_pad16((size_t)dv), Cm = la_pad16((size_t)C * m);
+    float *ys = la_align_work(a->work), *ks = ys + la_pad16((size_t)T);
+    float *z = ks + la_pad16((size_t)T), *S = z + la_pad16((size_t)m);
+    float *Qt = S + (size_t)m * lds, *Kd = Qt + Cm, *Kt = Kd + Cm;
+    float *A = Kt + Cm, *rs = A + la_pad16((size_t)C * C), *pw = rs + la_pad16((size_t)C);
+    float *b = pw + la_pad16((size_t)C);
+    memset(z, 0, (size_t)m * sizeof *z);
+    a->n_small_den = scales(a, update, ys, ks, z);
+    memset(S, 0, (size_t)m * lds * sizeof *S);
+    const float g = a->gate && update == ATTN_UPD_DECAY ? a->gate[0] : a->gate_const;
+    pw[0] = 1.0f; /* γ^i (decay, or a gated rule with one constant gate) */
+    for (int i = 1; i < C; i++)
+        pw[i] = pw[i - 1] * g;
+    for (int t0 = 0, n; t0 < T; t0 += n) {
+        const int nmax = T - t0 < C ? T - t0 : C;
+        /* S0: the state scaled by the chunk's first gate. */
+        for (int f = 0; f < m; f++) {
+            const float gf = gated ? a->gate[(size_t)t0 * m + f] : g;
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= gf;
+        }
+        /* q̃, k̃ (gated: with the running products b; decay: the raw rows, γ goes on the
+         * scores), and the row scales. */
+        for (int f = 0; f < m; f++)
+            b[f] = 1.0f;
+        for (n = 0; n < nmax; n++) {
+            const size_t t = (size_t)(t0 + n);
+            const float *q = a->q + t * m, *k = a->k + t * m;
+            if (gated && n > 0) {
+                const float *al = a->gate + t * m;
+                float lo = 1.0f;
+                for (int f = 0; f < m; f++)
+                    lo = fminf(lo, b[f] * al[f]);
+                if (lo < RECUR_BMIN)
+                    break; /* the chunk ends before this token */
+                for (int f = 0; f < m; f++)
+                    b[f] *= al[f];
+            }
+            for (int f = 0; f < m; f++) {
+                Qt[(size_t)n * m + f] = gated ? q[f] * b[f] : q[f];
+                Kd[(size_t)n * m + f] = gated ? k[f] * ks[t] / b[f] : k[f] * ks[t];
+            }
+            rs[n] = gated ? ys[t] : ys[t] * pw[n];
+        }
+        const float *Vc = a->v + (size_t)t0 * dv;
+        float *Yc = a->y + (size_t)t0 * dv;
+        /* Y = rs ⊙ (Q̃ S0) + ys ⊙ (masked scores · V). */
+        la_gemm(isa, n, dv, m, Qt, m, 1, S, (ptrdiff_t)lds, Yc, dv, 1.0f, rs, 0);
+        for (int j = 0; j < n; j++)
+            for (int f = 0; f < m; f++)
+                Kt[(size_t)f * C + j] = Kd[(size_t)j * m + f];
+        la_gemm(isa, n, n, m, Qt, m, 1, Kt, C, A, C, 1.0f, NULL, 0);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                A[(size_t)i * C + j] = j > i ? 0.0f : gated ? A[(size_t)i * C + j]
+                                                            : A[(size_t)i * C + j] * pw[i - j];
+        la_gemm(isa, n, dv, n, A, C, 1, Vc, dv, Yc, dv, 1.0f, ys + t0, 1);
+        /* S = diag(b_{n−1}) (S0 + K̃ᵀV); decay: γ^{n−1} S0 + Σ_j γ^{n−1−j} k̂_j v_jᵀ. */
+        if (!gated)
+            for (int j = 0; j < n; j++)
+                for (int f = 0; f < m; f++)
+                    Kd[(size_t)j * m + f] *= pw[n - 1 - j];
+        for (int f = 0; f < m && !gated; f++)
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= pw[n - 1];
+        la_gemm(isa, m, dv, n, Kd, 1, m, Vc, dv, S, (ptrdiff_t)lds, 1.0f, NULL, 1);
+        for (int f = 0; f < m && gated; f++)
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= b[f];
+    }
+}
+
+void attn_decay_chunked(struct attn_args *a) { recur_chunked(a, ATTN_UPD_DECAY); }
+void attn_gated_chunked(struct attn_args *a) { recur_chunked(a, ATTN_UPD_GATED); }
 
 /* ---- step: one token appended to each of B states --------------------------------------- */
 

@@ -396,6 +396,21 @@ const struct attn_kernel attn_kernels[] = {
         .update = ATTN_UPD_DECAY,
     },
     {
+        .name = "linear_decay_chunked",
+        .summary = "causal linear attention, fp32, decay S = γS + kvᵀ, chunks: the gates' products on "
+                   "Q, K and the scores, three GEMMs per chunk (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_decay,
+        .flops = gate_flops,
+        .bytes = decay_bytes,
+        .workspace = attn_recur_chunked_ws,
+        .run = attn_decay_chunked,
+        .update = ATTN_UPD_DECAY,
+    },
+    {
         .name = "linear_decay_prefill",
         .summary = "causal linear attention, fp32, decay rule, prefill: T tokens of one sequence "
                    "appended to its state (S, z), y for each",
@@ -440,6 +455,21 @@ const struct attn_kernel attn_kernels[] = {
         .bytes = gated_bytes,
         .workspace = attn_recur_ws,
         .run = attn_gated_recurrent,
+        .update = ATTN_UPD_GATED,
+    },
+    {
+        .name = "linear_gated_chunked",
+        .summary = "causal linear attention, fp32, gated S = diag(α_t)S + kvᵀ, chunks: the gates' products on "
+                   "Q, K and the scores, three GEMMs per chunk (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_gated,
+        .flops = gate_flops,
+        .bytes = gated_bytes,
+        .workspace = attn_recur_chunked_ws,
+        .run = attn_gated_chunked,
         .update = ATTN_UPD_GATED,
     },
     {

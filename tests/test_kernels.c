@@ -527,7 +527,9 @@ static void test_softmax_ref_by_hand(void **state)
 
 /* One head of kn at (T, dk, dv) on one thread with chunk size `chunk`, into y. */
 /* One call of kn on one head; a kernel with a state starts from an empty one (a prefill of T
- * tokens is then the causal forward pass, a step of T sequences T one-token sequences). */
+ * tokens is then the causal forward pass, a step of T sequences T one-token sequences).  The
+ * recurrences get the gate 0.875 and sum-normalised q, k (which keep the delta rule stable on
+ * these positive features); the other kernels do not read those fields. */
 static void run_one(const struct attn_kernel *kn, const float *q, const float *k, const float *v,
                     float *y, int T, int dk, int dv, int causal, int chunk)
 {
@@ -536,7 +538,7 @@ static void run_one(const struct attn_kernel *kn, const float *q, const float *k
     float *st = ns ? calloc(ns, sizeof *st) : NULL;
     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
                           .causal = causal, .eps = 1e-6f, .chunk = chunk, .threads = 1, .work = w,
-                          .state = st};
+                          .state = st, .gate_const = 0.875f, .recur_norm = ATTN_RN_SUM};
     kn->run(&a);
     free(w), free(st);
 }
@@ -940,6 +942,67 @@ static void test_recur_modes(void **state)
     la_simd_force(-1);
 }
 
+/* The chunked decay and gated kernels at chunk sizes 1, 5, 64 and T, against the reference,
+ * with gates that multiply down to nothing inside a chunk (α = 1e-6 and 1e-30 on some tokens
+ * and rows; a gated chunk ends before its products leave fp32's range), γ = 0.5. */
+static void test_recur_chunked_gates(void **state)
+{
+    (void)state;
+    const int T = 300, m = 20, dv = 24;
+    const size_t nq = (size_t)T * m, ny = (size_t)T * dv;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+    float *g = malloc(sizeof(float) * nq);
+    double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nq);
+    double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
+    double *gd = malloc(sizeof(double) * nq);
+    features(q, k, v, T, m, dv, 4040);
+    tu_fill(g, nq, 0.24f, 4041);
+    for (size_t j = 0; j < nq; j++)
+        g[j] = 0.75f + g[j];
+    for (int t = 3; t < T; t += 37)
+        for (int f = 0; f < m; f += 3)
+            g[(size_t)t * m + f] = t % 2 ? 1e-6f : 1e-30f;
+    tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
+    tu_to_double(g, gd, nq);
+    static const char *const names[] = {"linear_decay_chunked", "linear_gated_chunked"};
+    static const int chunks[] = {1, 5, 64, 300};
+    for (size_t n = 0; n < 2; n++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(names[n]);
+        assert_non_null(kn);
+        assert_int_equal(kn->uses_chunk, 1);
+        const int gated = kn->update == ATTN_UPD_GATED;
+        double *scr = malloc(sizeof(double) * kn->ref->scratch(T, m, dv));
+        struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yd, .T = T, .dk = m,
+                                   .dv = dv, .causal = 1, .eps = 1e-6, .scratch = scr,
+                                   .gate = gated ? gd : NULL, .gate_const = 0.5};
+        kn->ref->run(&ra);
+        for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+            if (la_simd_force(isa) != 0)
+                continue;
+            for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                float *w = malloc(sizeof(float) *
+                                  attn_workspace_floats(kn, T, m, dv, 1, chunks[c], 1));
+                struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = m, .dv = dv,
+                                      .causal = 1, .eps = 1e-6f, .chunk = chunks[c],
+                                      .threads = 1, .work = w, .gate = gated ? g : NULL,
+                                      .gate_const = 0.5f};
+                kn->run(&a);
+                const double e = tu_rel_err(y, yd, ny);
+                if (!(e <= ATTN_TOL_RECUR))
+                    print_error("%s [%s] chunk=%d: %.3g\n", kn->name, la_simd_name(isa),
+                                chunks[c], e);
+                assert_true(tu_all_finite(y, ny));
+                assert_true(e <= ATTN_TOL_RECUR);
+                free(w);
+            }
+        }
+        la_simd_force(-1);
+        free(scr);
+    }
+    free(q), free(k), free(v), free(y), free(g), free(qd), free(kd), free(vd), free(yd), free(gd);
+}
+
 /* Mutations the recurrence checks must fail: a delta rule that forgets the −Sᵀk correction
  * (the sum rule scaled by β), a decay kernel that ignores γ, a gated step that ignores α, and a
  * delta prefill that leaves the state as it was. */
@@ -1052,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_decode_ops),
         cmocka_unit_test(test_recur_ref_by_hand),
         cmocka_unit_test(test_recur_modes),
+        cmocka_unit_test(test_recur_chunked_gates),
         cmocka_unit_test(test_recur_mutations),
         cmocka_unit_test(test_recur_find),
     };
