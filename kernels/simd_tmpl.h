@@ -619,7 +619,9 @@ LA_INLINE void FN(delta_run)(const int nv, int T, int m, int dv, const float *Q,
     }
 }
 
-/* Columns [c0, c0 + nc) of a recurrence (simd.h la_recur_cols). */
+/* Columns [c0, c0 + nc) of a recurrence (simd.h la_recur_cols).  nc is at most
+ * la_recur_block: up to 4 vectors for the delta rule, up to REC_NV (la_linrec_block) for the
+ * gated rules, so the gate_run cases past REC_NV are never taken (they instantiate nv = 1). */
 static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, const float *ys,
                            const float *ks, float g, const float *G, float *S, int c0, int nc)

@@ -1,7 +1,8 @@
 /* bench_recur.c — the recurrences' rows of `linattn bench --suite` (`make bench`): the causal
  * recurrent forms of the sum, decay, gated and delta update rules (kernels/recurrence.c,
  * attention.h "Recurrences") at d = m = dv = 64, T = 16384, one thread, each against the fp32
- * peak of the cores measured in the same run (bench_suite.c passes it in).
+ * peak of the cores measured in the same run (bench_suite.c passes it in); then the chunked
+ * forms of decay and gated (default chunk) for comparison.
  * Inputs: positive elu1-like features; the delta rule's keys scaled to unit norm (its update is
  * stable for β‖k‖² <= 2), β_t = 0.5, γ = 0.95, α_t[i] in [0.9, 1).  Timing does not depend on
  * these values (no data-dependent branches), only on the shapes.
@@ -45,7 +46,8 @@ int la_bench_recur(double peak, double budget, int tsv)
 {
     enum { T = 16384, M = 64, DV = 64 };
     static const char *const names[] = {"linear_causal_recurrent", "linear_decay_recurrent",
-                                        "linear_gated_recurrent", "linear_delta_recurrent"};
+                                        "linear_gated_recurrent",  "linear_delta_recurrent",
+                                        "linear_decay_chunked",    "linear_gated_chunked"};
     const size_t nq = (size_t)T * M, nv = (size_t)T * DV;
     size_t wsmax = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -85,7 +87,7 @@ int la_bench_recur(double peak, double budget, int tsv)
         v[i] = (float)(2.0 * la_splitmix64_unit(&s) - 1.0);
     memset(y, 0, nv * sizeof *y);
     memset(work, 0, wsmax * sizeof *work);
-    printf("# recurrences (causal, recurrent form, 1 thread, m = dv = %d, T = %d): nominal "
+    printf("# recurrences (causal, recurrent form, then decay and gated chunked, 1 thread, m = dv = %d, T = %d): nominal "
            "flops per token 4·m·dv + 4·m (sum), 5·m·dv + 4·m (decay, gated), 6·m·dv + 2·dv "
            "(delta); peak = that rate over the fp32 peak above\n",
            M, T);
