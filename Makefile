@@ -71,11 +71,12 @@ KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_r
                   kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
                   kernels/seed_baseline.c kernels/linear_decode.c \
                   kernels/softmax_decode.c kernels/kv_cache.c kernels/backward_ref.c \
-                  kernels/softmax_backward.c kernels/linear_backward.c
+                  kernels/softmax_backward.c kernels/linear_backward.c kernels/recurrence.c \
+                  kernels/recurrence_ref.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \
-                  featuremaps/grad.c
+                  featuremaps/dpfp.c featuremaps/grad.c
 MODEL_SRC      := harness/model/llama.c harness/model/generate.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
@@ -89,7 +90,7 @@ FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figu
                   harness/figures/summary.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
-                  harness/cli/bench_backward.c harness/cli/cmd_list.c \
+                  harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
                   harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \

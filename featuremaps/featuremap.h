@@ -71,6 +71,7 @@ struct fm_params {
     int A_auto;          /* gerf: 1 = choose A from the data (featuremap_fit) */
     double eps;          /* relu: the small constant added to max(x, 0) */
     const char *weights; /* learned: path of the HDF5 weights file */
+    int nu;              /* dpfp: ν, the number of shifted products (1..3; m = 2dν) */
     unsigned long seed;  /* recorded; the rng handed to init is seeded from it by the caller */
 };
 

@@ -18,6 +18,7 @@ extern const struct featuremap_type fm_prf;
 extern const struct featuremap_type fm_hyp;
 extern const struct featuremap_type fm_gerf;
 extern const struct featuremap_type fm_learned;
+extern const struct featuremap_type fm_dpfp;
 
 const struct featuremap_type *const featuremap_types[] = {
     &fm_elu1,
@@ -28,6 +29,7 @@ const struct featuremap_type *const featuremap_types[] = {
     &fm_hyp,
     &fm_gerf,
     &fm_learned,
+    &fm_dpfp,
     NULL,
 };
 
@@ -89,6 +91,7 @@ void featuremap_params_default(struct fm_params *p, int d)
     p->A_auto = 0;
     p->eps = 1e-3;
     p->weights = NULL;
+    p->nu = 1;
     p->seed = 1;
 }
 

@@ -164,6 +164,16 @@ struct attn_args {
     const float *grad_y;    /* in: the upstream gradient ∂L/∂y, (T, dv) */
     float *grad_q, *grad_k; /* out: ∂L/∂q, ∂L/∂k, (T, dk) */
     float *grad_v;          /* out: ∂L/∂v, (T, dv) */
+
+    /* Recurrences only (kernels whose update is not ATTN_UPD_SUM; the others neither read nor
+     * write these).  The gate of the update rule (see "Recurrences" at the end of this file):
+     *   delta: β_t, T floats (one per token; a step: one per sequence);
+     *   decay: γ, 1 float (the head's; attn_run_heads gives head h gate + h);
+     *   gated: α_t, T × dk floats (row t: token t's gate of the dk state rows).
+     * gate = NULL: every β_t, γ or α_t[i] is gate_const.  attn_gate_floats() is the count. */
+    const float *gate;
+    float gate_const;
+    int recur_norm; /* ATTN_RN_*: the output normaliser (0: the rule's default) */
 };
 
 /* ---- double references, one signature ---- */
@@ -186,6 +196,9 @@ struct attn_ref_args {
     const double *grad_y;    /* backward: in, ∂L/∂y (T, dv) */
     double *grad_q, *grad_k; /* backward: out, (T, dk) */
     double *grad_v;          /* backward: out, (T, dv); y is written too when not NULL */
+    const double *gate;      /* recurrences: as attn_args.gate, gate_const and recur_norm */
+    double gate_const;
+    int recur_norm;
 };
 
 /* The double reference that checks one kind of kernel (struct attn_kernel.ref). */
@@ -300,6 +313,9 @@ struct attn_kernel {
     size_t (*workspace)(int T, int dk, int dv, int causal, int chunk, int threads);
     /* the kernel: one head */
     void (*run)(struct attn_args *a);
+    /* the update rule of its state (ATTN_UPD_SUM, the zero value, for every kernel of plain
+     * linear attention and for softmax): which gate it reads, which entries it chains with */
+    int update;
 };
 
 #define ATTN_NONCAUSAL_OK 1
@@ -391,5 +407,80 @@ void attn_linear_causal_backward(struct attn_args *a);
 int la_env_check(char *msg, size_t cap);
 /* The SIMD path the kernels use: "avx512", "avx2" or "scalar" (recorded in results files). */
 const char *la_simd_path(void);
+
+/* ---- Recurrences (kernels/recurrence.c, references in kernels/recurrence_ref.c) ----
+ *
+ * Causal linear attention whose state S (dk × dv) follows another update rule than the sum.
+ * With q_t, k_t the features of token t (dk = m) and v_t its value:
+ *   delta  S_t = S_{t−1} + β_t k_t (v_t − S_{t−1}ᵀ k_t)ᵀ            (Schlag et al. 2021)
+ *   decay  S_t = γ S_{t−1} + k_t v_tᵀ,          z_t = γ z_{t−1} + k_t       (RetNet-style)
+ *   gated  S_t = diag(α_t) S_{t−1} + k_t v_tᵀ,  z_t = diag(α_t) z_{t−1} + k_t  (GLA-style)
+ * and the output y_t = S_tᵀ q_t scaled by the normaliser recur_norm picks:
+ *   ATTN_RN_RULE (0)  decay, gated: 1 / (q_tᵀ z_t + eps), z decayed or gated as S is (so that
+ *                     y_t stays a weighted mean of the values); delta: none;
+ *   ATTN_RN_NONE      none: y_t = S_tᵀ q_t;
+ *   ATTN_RN_SUM       q_t and k_t each divided by the sum of its entries (plus eps), as
+ *                     Schlag et al. use with the delta rule, and no other normaliser.
+ * Rows whose normaliser (q_tᵀz_t, or the sum of q_t) is <= eps in absolute value are counted
+ * in n_small_den.  The delta rule is only stable while β_t‖k_t‖² <= 2: with raw features, give
+ * it unit keys or use ATTN_RN_SUM (‖k̂‖₂ <= ‖k̂‖₁ = 1).
+ * State of one sequence (prefill, step): S (dk × dv) then z (dk), as linear attention's (delta
+ * and the normalisers other than RULE leave z as it is).
+ * Flops per token (the models of the table's rows): delta 6·m·dv + 2·dv (Sᵀk, the rank-one
+ * update, Sᵀq; v − u and its scaling by β); decay and gated 5·m·dv + 4·m (the gate's product,
+ * k vᵀ and the sum, Sᵀq; z's update and qᵀz).  Bytes: the forward model plus the gate read
+ * once (delta 4·T, gated 4·T·m; decay's one float is not counted) and, for prefill and step,
+ * the state read and written once per sequence. */
+enum attn_update {
+    ATTN_UPD_SUM = 0, /* S_t = S_{t−1} + k_t v_tᵀ: plain linear attention */
+    ATTN_UPD_DELTA,
+    ATTN_UPD_DECAY,
+    ATTN_UPD_GATED,
+};
+
+enum attn_recur_norm {
+    ATTN_RN_RULE = 0, /* the rule's own: 1/(qᵀz + eps) for decay and gated, none for delta */
+    ATTN_RN_NONE,
+    ATTN_RN_SUM,
+};
+
+/* "sum", "delta", "decay", "gated". */
+const char *attn_update_name(int update);
+
+/* Floats of gate one call of kn on one head reads (T = B for a step): delta T, decay 1, gated
+ * T·dk, 0 for the sum rule. */
+size_t attn_gate_floats(const struct attn_kernel *kn, int T, int dk);
+
+/* The first entry with this operation, input, causality and update rule, or NULL. */
+const struct attn_kernel *attn_kernel_find_update(enum attn_op op, enum attn_input input,
+                                                  int causal, int update);
+
+/* The double reference of a recurrence, token by token from its definition: T tokens appended
+ * to state (S (m × dv) then z (m); zero for the forward pass), outputs into Y, the state after
+ * the tokens left in state.  gate, gate_const, norm as in attn_args.  work: m + dv doubles.
+ * Returns the rows whose normaliser was <= eps in absolute value. */
+long attn_recur_ref(int update, const double *PQ, const double *PK, const double *V, double *Y,
+                    int T, int m, int dv, double eps, const double *gate, double gate_const,
+                    int norm, double *state, double *work);
+
+/* Their references behind the one signature, per rule: forward (from an empty state),
+ * prefill (from attn_ref_args.state) and step (T = B sequences, one token each). */
+#define ATTN_TOL_RECUR 2e-5
+extern const struct attn_ref attn_ref_delta, attn_ref_delta_prefill, attn_ref_delta_step;
+extern const struct attn_ref attn_ref_decay, attn_ref_decay_prefill, attn_ref_decay_step;
+extern const struct attn_ref attn_ref_gated, attn_ref_gated_prefill, attn_ref_gated_step;
+
+/* The recurrence kernels (also reachable through the table). */
+void attn_delta_recurrent(struct attn_args *a);
+void attn_decay_recurrent(struct attn_args *a);
+void attn_gated_recurrent(struct attn_args *a);
+void attn_decay_chunked(struct attn_args *a);
+void attn_gated_chunked(struct attn_args *a);
+void attn_delta_prefill(struct attn_args *a);
+void attn_decay_prefill(struct attn_args *a);
+void attn_gated_prefill(struct attn_args *a);
+void attn_delta_step(struct attn_args *a);
+void attn_decay_step(struct attn_args *a);
+void attn_gated_step(struct attn_args *a);
 
 #endif

@@ -244,6 +244,108 @@ static double softmax_step_bytes(int T, int dk, int dv, int causal)
     return softmax_step_bytes_at(T, 0, dk, dv);
 }
 
+/* ---- recurrences (attention.h, "Recurrences"): references and models ---- */
+
+/* A forward reference's state (S, z) and attn_recur_ref's work. */
+static size_t recur_scratch(int T, int dk, int dv)
+{
+    (void)T;
+    return (size_t)dk * dv + 2 * (size_t)dk + (size_t)dv;
+}
+
+static size_t recur_prefill_scratch(int T, int dk, int dv)
+{
+    (void)T;
+    return (size_t)dk + (size_t)dv;
+}
+
+static void recur_ref_forward(struct attn_ref_args *a, int update)
+{
+    const size_t sf = (size_t)a->dk * a->dv + a->dk;
+    memset(a->scratch, 0, sf * sizeof *a->scratch);
+    a->n_small_den = attn_recur_ref(update, a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->eps,
+                                    a->gate, a->gate_const, a->recur_norm, a->scratch,
+                                    a->scratch + sf);
+}
+
+static void recur_ref_prefill(struct attn_ref_args *a, int update)
+{
+    a->n_small_den = attn_recur_ref(update, a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->eps,
+                                    a->gate, a->gate_const, a->recur_norm, a->state, a->scratch);
+}
+
+/* Sequence b: its token's row of q, k, v, y and of the gate (decay: the head's one γ). */
+static void recur_ref_step(struct attn_ref_args *a, int update)
+{
+    const size_t sf = (size_t)a->dk * a->dv + a->dk;
+    const size_t gs = update == ATTN_UPD_GATED ? (size_t)a->dk : update == ATTN_UPD_DELTA;
+    long small = 0;
+    for (int b = 0; b < a->T; b++)
+        small += attn_recur_ref(update, a->q + (size_t)b * a->dk, a->k + (size_t)b * a->dk,
+                                a->v + (size_t)b * a->dv, a->y + (size_t)b * a->dv, 1, a->dk,
+                                a->dv, a->eps, a->gate ? a->gate + b * gs : NULL, a->gate_const,
+                                a->recur_norm, a->state + b * sf, a->scratch);
+    a->n_small_den = small;
+}
+
+#define LA_RECUR_REFS(rule, UPD)                                                                 \
+    static void ref_##rule##_run(struct attn_ref_args *a) { recur_ref_forward(a, UPD); }         \
+    static void ref_##rule##_prefill_run(struct attn_ref_args *a) { recur_ref_prefill(a, UPD); } \
+    static void ref_##rule##_step_run(struct attn_ref_args *a) { recur_ref_step(a, UPD); }       \
+    const struct attn_ref attn_ref_##rule = {#rule, ATTN_TOL_RECUR, recur_scratch,               \
+                                             ref_##rule##_run};                                  \
+    const struct attn_ref attn_ref_##rule##_prefill = {                                          \
+        #rule "_prefill", ATTN_TOL_RECUR, recur_prefill_scratch, ref_##rule##_prefill_run};      \
+    const struct attn_ref attn_ref_##rule##_step = {#rule "_step", ATTN_TOL_RECUR,               \
+                                                    recur_prefill_scratch, ref_##rule##_step_run};
+LA_RECUR_REFS(delta, ATTN_UPD_DELTA)
+LA_RECUR_REFS(decay, ATTN_UPD_DECAY)
+LA_RECUR_REFS(gated, ATTN_UPD_GATED)
+#undef LA_RECUR_REFS
+
+/* Flops (attention.h): delta 6·T·m·dv + 2·T·dv; decay and gated 5·T·m·dv + 4·T·m. */
+static double delta_flops(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    const double t = T, k = dk, v = dv;
+    return 6.0 * t * k * v + 2.0 * t * v;
+}
+
+static double gate_flops(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    const double t = T, k = dk, v = dv;
+    return 5.0 * t * k * v + 4.0 * t * k;
+}
+
+/* Bytes: the forward model plus the gate read once (decay's one γ is not counted), and for
+ * prefill one state, for a step T states, read and written once. */
+static double recur_gate_bytes(int update, int T, int dk)
+{
+    return sizeof(float) * (update == ATTN_UPD_DELTA   ? (double)T
+                            : update == ATTN_UPD_GATED ? (double)T * dk
+                                                       : 0.0);
+}
+#define LA_RECUR_BYTES(rule, UPD)                                                                \
+    static double rule##_bytes(int T, int dk, int dv, int causal)                                \
+    {                                                                                            \
+        return attn_forward_bytes(T, dk, dv, causal) + recur_gate_bytes(UPD, T, dk);             \
+    }                                                                                            \
+    static double rule##_prefill_bytes(int T, int dk, int dv, int causal)                        \
+    {                                                                                            \
+        return rule##_bytes(T, dk, dv, causal) + linear_prefill_bytes(T, dk, dv, causal) -      \
+               attn_forward_bytes(T, dk, dv, causal);                                            \
+    }                                                                                            \
+    static double rule##_step_bytes(int T, int dk, int dv, int causal)                           \
+    {                                                                                            \
+        return rule##_bytes(T, dk, dv, causal) + linear_step_bytes(T, dk, dv, causal) -         \
+               attn_forward_bytes(T, dk, dv, causal);                                            \
+    }
+LA_RECUR_BYTES(delta, ATTN_UPD_DELTA)
+LA_RECUR_BYTES(decay, ATTN_UPD_DECAY)
+LA_RECUR_BYTES(gated, ATTN_UPD_GATED)
+#undef LA_RECUR_BYTES
+
 /* The default causal linear kernel: the faster of the two causal algorithms, as measured by
  * `linattn bench --suite` on the development machine (Zen 5, AVX-512 path, 1 thread, d = m =
  * dv = 64, T = 16384): recurrent ~98 GFLOP/s, chunked ~58 GFLOP/s (SGEMM ~105).  The recurrent
@@ -436,6 +538,177 @@ const struct attn_kernel attn_kernels[] = {
         .workspace = attn_linear_causal_backward_ws,
         .run = attn_linear_causal_backward,
     },
+    {
+        .name = "linear_delta_recurrent",
+        .summary = "causal linear attention, fp32, delta rule S += βk(v − Sᵀk)ᵀ, no normaliser: one pass over the state per "
+                   "token (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_delta,
+        .flops = delta_flops,
+        .bytes = delta_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_delta_recurrent,
+        .update = ATTN_UPD_DELTA,
+    },
+    {
+        .name = "linear_delta_prefill",
+        .summary = "causal linear attention, fp32, delta rule, prefill: T tokens of one sequence "
+                   "appended to its state (S, z), y for each",
+        .op = ATTN_OP_PREFILL,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_delta_prefill,
+        .flops = delta_flops,
+        .bytes = delta_prefill_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_delta_prefill,
+        .update = ATTN_UPD_DELTA,
+    },
+    {
+        .name = "linear_delta_step",
+        .summary = "causal linear attention, fp32, delta rule, step: one token for each of T = B "
+                   "sequences, each state updated in place",
+        .op = ATTN_OP_STEP,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_delta_step,
+        .flops = delta_flops,
+        .bytes = delta_step_bytes,
+        .workspace = attn_recur_step_ws,
+        .run = attn_delta_step,
+        .update = ATTN_UPD_DELTA,
+    },
+    {
+        .name = "linear_decay_recurrent",
+        .summary = "causal linear attention, fp32, decay S = γS + kvᵀ (γ per head), normaliser z decayed alike: one pass over the state per "
+                   "few tokens (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_decay,
+        .flops = gate_flops,
+        .bytes = decay_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_decay_recurrent,
+        .update = ATTN_UPD_DECAY,
+    },
+    {
+        .name = "linear_decay_chunked",
+        .summary = "causal linear attention, fp32, decay S = γS + kvᵀ, chunks: the gates' products on "
+                   "Q, K and the scores, three GEMMs per chunk (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_decay,
+        .flops = gate_flops,
+        .bytes = decay_bytes,
+        .workspace = attn_recur_chunked_ws,
+        .run = attn_decay_chunked,
+        .update = ATTN_UPD_DECAY,
+    },
+    {
+        .name = "linear_decay_prefill",
+        .summary = "causal linear attention, fp32, decay rule, prefill: T tokens of one sequence "
+                   "appended to its state (S, z), y for each",
+        .op = ATTN_OP_PREFILL,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_decay_prefill,
+        .flops = gate_flops,
+        .bytes = decay_prefill_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_decay_prefill,
+        .update = ATTN_UPD_DECAY,
+    },
+    {
+        .name = "linear_decay_step",
+        .summary = "causal linear attention, fp32, decay rule, step: one token for each of T = B "
+                   "sequences, each state updated in place",
+        .op = ATTN_OP_STEP,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_decay_step,
+        .flops = gate_flops,
+        .bytes = decay_step_bytes,
+        .workspace = attn_recur_step_ws,
+        .run = attn_decay_step,
+        .update = ATTN_UPD_DECAY,
+    },
+    {
+        .name = "linear_gated_recurrent",
+        .summary = "causal linear attention, fp32, gated S = diag(α_t)S + kvᵀ (α_t per token), normaliser z gated alike: one pass over the state per "
+                   "few tokens (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .ref = &attn_ref_gated,
+        .flops = gate_flops,
+        .bytes = gated_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_gated_recurrent,
+        .update = ATTN_UPD_GATED,
+    },
+    {
+        .name = "linear_gated_chunked",
+        .summary = "causal linear attention, fp32, gated S = diag(α_t)S + kvᵀ, chunks: the gates' products on "
+                   "Q, K and the scores, three GEMMs per chunk (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_gated,
+        .flops = gate_flops,
+        .bytes = gated_bytes,
+        .workspace = attn_recur_chunked_ws,
+        .run = attn_gated_chunked,
+        .update = ATTN_UPD_GATED,
+    },
+    {
+        .name = "linear_gated_prefill",
+        .summary = "causal linear attention, fp32, gated rule, prefill: T tokens of one sequence "
+                   "appended to its state (S, z), y for each",
+        .op = ATTN_OP_PREFILL,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_gated_prefill,
+        .flops = gate_flops,
+        .bytes = gated_prefill_bytes,
+        .workspace = attn_recur_ws,
+        .run = attn_gated_prefill,
+        .update = ATTN_UPD_GATED,
+    },
+    {
+        .name = "linear_gated_step",
+        .summary = "causal linear attention, fp32, gated rule, step: one token for each of T = B "
+                   "sequences, each state updated in place",
+        .op = ATTN_OP_STEP,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_linear_state_floats,
+        .ref = &attn_ref_gated_step,
+        .flops = gate_flops,
+        .bytes = gated_step_bytes,
+        .workspace = attn_recur_step_ws,
+        .run = attn_gated_step,
+        .update = ATTN_UPD_GATED,
+    },
     {0},
 };
 
@@ -557,6 +830,8 @@ static long run_head(const struct attn_kernel *kn, const struct attn_args *proto
         a.eps_row += (size_t)h * proto->T;
     if (a.state)
         a.state += h * attn_args_state_floats(kn, proto);
+    if (a.gate)
+        a.gate += h * attn_gate_floats(kn, proto->T, proto->dk);
     a.threads = threads;
     a.work = work;
     kn->run(&a);
@@ -588,3 +863,42 @@ int la_env_check(char *msg, size_t cap)
 }
 
 const char *la_simd_path(void) { return la_simd_name(la_simd_isa()); }
+
+const char *attn_update_name(int update)
+{
+    switch (update) {
+    case ATTN_UPD_SUM:
+        return "sum";
+    case ATTN_UPD_DELTA:
+        return "delta";
+    case ATTN_UPD_DECAY:
+        return "decay";
+    case ATTN_UPD_GATED:
+        return "gated";
+    }
+    return "?";
+}
+
+size_t attn_gate_floats(const struct attn_kernel *kn, int T, int dk)
+{
+    switch (kn->update) {
+    case ATTN_UPD_DELTA:
+        return (size_t)T;
+    case ATTN_UPD_DECAY:
+        return 1;
+    case ATTN_UPD_GATED:
+        return (size_t)T * dk;
+    }
+    return 0;
+}
+
+const struct attn_kernel *attn_kernel_find_update(enum attn_op op, enum attn_input input,
+                                                  int causal, int update)
+{
+    const int bit = causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        if (attn_kernels[i].op == op && attn_kernels[i].input == input &&
+            (attn_kernels[i].causal_support & bit) && attn_kernels[i].update == update)
+            return &attn_kernels[i];
+    return NULL;
+}

@@ -451,3 +451,28 @@ void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float 
 {
     kv_for(isa)(Q, ldq, rows, C, d, dv, j0, j1, p0, scale, S, m, l, Y, ldy);
 }
+
+typedef void (*recur_fn)(int, int, int, int, const float *, const float *, const float *, float *,
+                         ptrdiff_t, const float *, const float *, float, const float *, float *,
+                         int, int);
+static recur_fn recur_for(int isa)
+{
+    LA_DISPATCH(recur_cols)
+}
+
+/* The delta rule's pass keeps six accumulators per vector of columns (u, w, two of y, two of
+ * u_next): four vectors on AVX-512 (24 of its 32 registers), two on AVX2 (12 of 16).  The
+ * gated rules run the sum rule's blocks (la_linrec_block). */
+int la_recur_block(int isa, int update)
+{
+    if (update != 1)
+        return la_linrec_block(isa);
+    return isa == LA_ISA_AVX512 ? 64 : isa == LA_ISA_AVX2 ? 16 : 4;
+}
+
+void la_recur_cols(int isa, int update, int T, int m, int dv, const float *Q, const float *K,
+                   const float *V, float *Y, ptrdiff_t ldy, const float *ys, const float *ks,
+                   float g, const float *G, float *S, int c0, int nc)
+{
+    recur_for(isa)(update, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, c0, nc);
+}

@@ -111,5 +111,18 @@ void la_softmax_rows(int isa, const float *Q, const float *Kp, const float *V, f
 void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float *C, int d, int dv,
                   int j0, int j1, int p0, float scale, float *S, float *m, float *l, float *Y,
                   ptrdiff_t ldy);
+/* Recurrences (kernels/recurrence.c; update = attention.h's enum attn_update: 1 delta, 2 decay,
+ * 3 gated), state columns [c0, c0 + nc) over T tokens in order:
+ *   decay, gated:  S = a ⊙ S + k_t (ks_t v_t)ᵀ with a = g (decay) or row t of G (T × m, gated),
+ *   delta:         S += k_t (ks_t β_t (v_t − ks_t Sᵀk_t))ᵀ with β_t = G[t] (G: T floats) or g,
+ *                  G = NULL: every gate is g;
+ *   then y_t = (Sᵀq_t) · ys[t], written to columns c0 .. c0+nc-1 of Y (row stride ldy).
+ * ys, ks: T floats (the output and key scales the normaliser asks for).  S: (m, la_linrec_width
+ * of nc) slice, rows contiguous, holding the state's columns on entry and on return.  nc is at
+ * most la_recur_block(isa, update). */
+void la_recur_cols(int isa, int update, int T, int m, int dv, const float *Q, const float *K,
+                   const float *V, float *Y, ptrdiff_t ldy, const float *ys, const float *ks,
+                   float g, const float *G, float *S, int c0, int nc);
+int la_recur_block(int isa, int update);
 
 #endif

@@ -514,6 +514,187 @@ static void FN(kv_attend)(const float *Q, ptrdiff_t ldq, int rows, const float *
     }
 }
 
+/* ---- recurrences with a gate, and the delta rule (kernels/recurrence.c) ------------------ */
+
+/* Decay and gated rules, tb tokens, one column block of nv vectors: per state row i, for each
+ * token in order S_i = a·S_i + k_t[i]·(ks_t v_t) with a = g (decay) or G[t·m + i] (gated), then
+ * y_t += q_t[i]·S_i; store S_i.  The product k·v is independent of S, so each row's chain per
+ * token is one FMA.  ks_t (sum-normalised keys) scales v_t once per token; ys_t scales y_t. */
+LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
+                             const float *restrict q, const float *restrict k,
+                             const float *restrict v, int dv, float *restrict y, ptrdiff_t ldy,
+                             const float *restrict ys, const float *restrict ks, float g,
+                             const float *restrict G, float *restrict S, MASK mk)
+{
+    VEC vv[REC_TBMAX][REC_NV], yy[REC_TBMAX][REC_NV];
+#pragma GCC unroll 16
+    for (int t = 0; t < tb; t++) {
+        const VEC sc = vset1(ks[t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv - 1; c++)
+            vv[t][c] = vmul(sc, vld(v + t * dv + c * VW));
+        vv[t][nv - 1] = vmul(sc, vldm(v + t * dv + (nv - 1) * VW, mk));
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            yy[t][c] = vzero();
+    }
+    const VEC gv = vset1(g);
+    const int ws = nv * VW;
+    for (int i = 0; i < m; i++) {
+        float *s = S + i * ws;
+        VEC sv[REC_NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            sv[c] = vld(s + c * VW);
+#pragma GCC unroll 16
+        for (int t = 0; t < tb; t++) {
+            const VEC kt = vset1(k[t * m + i]);
+            const VEC at = gated ? vset1(G[t * m + i]) : gv;
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++)
+                sv[c] = vfma(at, sv[c], vmul(kt, vv[t][c]));
+            const VEC qt = vset1(q[t * m + i]);
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++)
+                yy[t][c] = vfma(qt, sv[c], yy[t][c]);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            vst(s + c * VW, sv[c]);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < tb; t++) {
+        const VEC sc = vset1(ys[t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv - 1; c++)
+            vst(y + t * ldy + c * VW, vmul(yy[t][c], sc));
+        vstm(y + t * ldy + (nv - 1) * VW, vmul(yy[t][nv - 1], sc), mk);
+    }
+}
+
+LA_INLINE void FN(gate_run)(const int nv, const int gated, int T, int m, int dv, const float *Q,
+                            const float *K, const float *V, float *Y, ptrdiff_t ldy,
+                            const float *ys, const float *ks, float g, const float *G, float *S,
+                            MASK mk)
+{
+    const int tb = REC_TB(nv);
+    int t = 0;
+    for (; t + tb <= T; t += tb)
+        FN(gate_tile)(nv, tb, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk);
+    for (; t < T; t++)
+        FN(gate_tile)(nv, 1, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk);
+}
+
+/* The delta rule, one column block of nv vectors, all T tokens: token t needs
+ * u_t = S_{t−1}ᵀ k̂_t over every row before its update can start (w_t = β_t (v_t − u_t)), so
+ * the tokens cannot share a pass over the state as the sum rule's do.  Instead the pass of token
+ * t computes, row by row, S_i += k̂_t[i]·w_t, y_t += q_t[i]·S_i and u_{t+1} += k_{t+1}[i]·S_i
+ * (the new S_i is S_t's row): one load and store of S per token, three FMAs per element.  The
+ * two accumulators of y and u (even and odd rows) halve their FMA chains.  k̂_t = ks_t·k_t: u
+ * and the update take the factor through w (u = ks·(Sᵀk), update k_t[i]·(ks·w)). */
+LA_INLINE void FN(delta_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
+                             const float *V, float *Y, ptrdiff_t ldy, const float *ys,
+                             const float *ks, float g, const float *G, float *S, MASK mk)
+{
+    const int ws = nv * VW;
+    VEC u[4], w[4], y0[4], y1[4], u0[4], u1[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < nv; c++)
+        u[c] = vzero();
+    /* u_0 = S_{-1}ᵀ k_0 (the state on entry: zero for a forward pass). */
+    for (int i = 0; i < m && T > 0; i++) {
+        const VEC kt = vset1(K[i]);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++)
+            u[c] = vfma(kt, vld(S + i * ws + c * VW), u[c]);
+    }
+    for (int t = 0; t < T; t++) {
+        const float *q = Q + (ptrdiff_t)t * m, *k = K + (ptrdiff_t)t * m;
+        const float *kn = K + (ptrdiff_t)(t + 1 < T ? t + 1 : t) * m;
+        const float *v = V + (ptrdiff_t)t * dv;
+        const VEC kv = vset1(ks[t]), bv = vset1((G ? G[t] : g) * ks[t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++) {
+            const VEC vt = c < nv - 1 ? vld(v + c * VW) : vldm(v + c * VW, mk);
+            w[c] = vmul(bv, vsub(vt, vmul(kv, u[c])));
+            y0[c] = y1[c] = u0[c] = u1[c] = vzero();
+        }
+        int i = 0;
+        for (; i + 2 <= m; i += 2) {
+            float *s = S + i * ws;
+            const VEC ka = vset1(k[i]), qa = vset1(q[i]), na = vset1(kn[i]);
+            const VEC kb = vset1(k[i + 1]), qb = vset1(q[i + 1]), nb = vset1(kn[i + 1]);
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++) {
+                const VEC sa = vfma(ka, w[c], vld(s + c * VW));
+                const VEC sb = vfma(kb, w[c], vld(s + ws + c * VW));
+                vst(s + c * VW, sa);
+                vst(s + ws + c * VW, sb);
+                y0[c] = vfma(qa, sa, y0[c]);
+                u0[c] = vfma(na, sa, u0[c]);
+                y1[c] = vfma(qb, sb, y1[c]);
+                u1[c] = vfma(nb, sb, u1[c]);
+            }
+        }
+        if (i < m) {
+            float *s = S + i * ws;
+            const VEC ka = vset1(k[i]), qa = vset1(q[i]), na = vset1(kn[i]);
+#pragma GCC unroll 4
+            for (int c = 0; c < nv; c++) {
+                const VEC sa = vfma(ka, w[c], vld(s + c * VW));
+                vst(s + c * VW, sa);
+                y0[c] = vfma(qa, sa, y0[c]);
+                u0[c] = vfma(na, sa, u0[c]);
+            }
+        }
+        const VEC sc = vset1(ys[t]);
+        float *y = Y + t * ldy;
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++) {
+            u[c] = vadd(u0[c], u1[c]);
+            const VEC yt = vmul(vadd(y0[c], y1[c]), sc);
+            if (c < nv - 1)
+                vst(y + c * VW, yt);
+            else
+                vstm(y + c * VW, yt, mk);
+        }
+    }
+}
+
+/* Columns [c0, c0 + nc) of a recurrence (simd.h la_recur_cols).  nc is at most
+ * la_recur_block: up to 4 vectors for the delta rule, up to REC_NV (la_linrec_block) for the
+ * gated rules, so the gate_run cases past REC_NV are never taken (they instantiate nv = 1). */
+static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, const float *K,
+                           const float *V, float *Y, ptrdiff_t ldy, const float *ys,
+                           const float *ks, float g, const float *G, float *S, int c0, int nc)
+{
+    const int nv = (nc + VW - 1) / VW;
+    const MASK mk = vmask(nc - (nv - 1) * VW);
+    V += c0;
+    Y += c0;
+#define LA_RC_CASE(n)                                                                          \
+    case n:                                                                                    \
+        if (update == 1)                                                                       \
+            FN(delta_run)(n, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk);                  \
+        else if (n <= REC_NV)                                                                  \
+            FN(gate_run)(n <= REC_NV ? n : 1, update == 3, T, m, dv, Q, K, V, Y, ldy, ys, ks,  \
+                         g, G, S, mk);                                                         \
+        break;
+    switch (nv) {
+        LA_RC_CASE(1)
+        LA_RC_CASE(2)
+        LA_RC_CASE(3)
+        LA_RC_CASE(4)
+    default:
+        break;
+    }
+#undef LA_RC_CASE
+}
+
 #undef FN
 #undef LA_INLINE
 #undef DEN_NV

@@ -848,6 +848,32 @@ static void test_collapse_and_merge(void **state)
     assert_true(find_cell(e, "map=elu1", NULL)->relu_eps == 0);
     la_experiment_free(e);
 
+    /* The recurrences' gates apply to the kernels whose rule reads them: a sweep of gamma makes
+     * two decay cells and one plain linear cell (its key has no gamma); a value at the default
+     * stays out of the key; beta out of (0, 1] is refused; dpfp's nu is a map parameter. */
+    e = load_ok("sweep: {kernel: [linear_decay_recurrent, linear_causal], causal: true,\n"
+                "        gamma: [0.5, 0.96875], map: dpfp, nu: [1, 3]}\n");
+    assert_int_equal(count_cells(e, "kernel=linear_decay_recurrent "), 4);
+    assert_int_equal(count_cells(e, "kernel=linear_causal "), 2);
+    c = find_cell(e, "kernel=linear_decay_recurrent ", "gamma=0.5");
+    assert_non_null(c);
+    assert_true(c->gamma == 0.5);
+    assert_true(c->beta == 0 && c->alpha == 0); /* not read by the decay rule: neutral */
+    assert_int_equal(count_cells(e, "gamma="), 2);
+    assert_int_equal(count_cells(e, "nu=3"), 3);
+    assert_true(find_cell(e, "kernel=linear_causal ", "nu=3")->nu == 3);
+    la_experiment_free(e);
+    e = load_ok("sweep: {kernel: linear_delta_recurrent, causal: true, beta: 0.25,\n"
+                "        recur_norm: [rule, sum]}\n");
+    assert_int_equal(e->ncells, 2);
+    c = find_cell(e, "recur_norm=sum", NULL);
+    assert_non_null(c);
+    assert_int_equal(c->recur_norm, 2);
+    assert_true(c->beta == 0.25);
+    la_experiment_free(e);
+    expect_error("sweep: {kernel: linear_delta_recurrent, causal: true, beta: 1.5}\n", LA_EINVAL,
+                 1, 61, "'beta' must be > 0 and at most 1, got 1.5");
+
     /* Integers written as reals, and -0 = 0, are the same values. */
     e = load_ok("sweep: {T: [1e3, 1000, 1000.0], map: gerf, A: [0, -0.0]}\n");
     assert_int_equal(e->ncells, 1);

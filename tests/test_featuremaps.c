@@ -92,8 +92,8 @@ static double dotf(const float *a, const float *b, int n)
 static void test_registry(void **state)
 {
     (void)state;
-    const char *want[] = {"elu1", "relu", "taylor2", "rff", "prf", "hyp", "gerf", "learned"};
-    const char *fields[] = {"m", "draw", "norm_fixed", "A", "A_auto", "eps", "weights", "seed"};
+    const char *want[] = {"elu1", "relu", "taylor2", "rff", "prf", "hyp", "gerf", "learned", "dpfp"};
+    const char *fields[] = {"m", "draw", "norm_fixed", "A", "A_auto", "eps", "weights", "nu", "seed"};
     struct la_error err;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const struct featuremap_type *t = featuremap_lookup(want[i], &err);
@@ -507,8 +507,8 @@ static void test_nonnegative(void **state)
     x[2] = 1e-30f;
     struct fm_params p;
     featuremap_params_default(&p, D);
-    const char *names[] = {"elu1", "relu", "prf", "hyp", "gerf"};
-    for (int i = 0; i < 5; i++) {
+    const char *names[] = {"elu1", "relu", "prf", "hyp", "gerf", "dpfp"};
+    for (int i = 0; i < 6; i++) {
         struct featuremap *fm = make_map(names[i], &p, 2);
         float *phi = malloc((size_t)n * fm->m * sizeof *phi);
         for (int role = FM_QUERY; role <= FM_KEY; role++) {
@@ -523,6 +523,70 @@ static void test_nonnegative(void **state)
         featuremap_free(fm);
     }
     free(x);
+}
+
+/* dpfp against its definition (Schlag et al. 2021): r = [relu(x), relu(−x)], feature
+ * (j−1)·2d + i = r_i·r_{(i+j) mod 2d}, j = 1..ν, for ν = 1, 2, 3, on rows with negative,
+ * positive and zero entries (and a zero row); every feature nonnegative; its kernel φ(q)ᵀφ(k);
+ * nu and m out of range refused. */
+static void test_dpfp(void **state)
+{
+    (void)state;
+    const int d = 5, n = 7;
+    float x[7 * 5];
+    tu_fill(x, (size_t)n * d, 1.7f, MASTER_SEED + 90);
+    x[3] = 0.0f;
+    for (int i = 0; i < d; i++)
+        x[2 * d + i] = 0.0f; /* row 2: φ = 0 */
+    for (int nu = 1; nu <= 3; nu++) {
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        assert_int_equal(p.nu, 1);
+        p.nu = nu;
+        struct featuremap *fm = make_map("dpfp", &p, 1);
+        const int w = 2 * d, m = w * nu;
+        assert_int_equal(fm->m, m);
+        float *phi = malloc((size_t)n * m * sizeof *phi);
+        apply(fm, FM_KEY, x, (size_t)n, phi);
+        for (int r = 0; r < n; r++) {
+            double rr[10], xd[5];
+            for (int i = 0; i < w; i++) {
+                const double v = i < d ? x[r * d + i] : -x[r * d + i - d];
+                rr[i] = v > 0 ? v : 0;
+            }
+            for (int j = 1; j <= nu; j++)
+                for (int i = 0; i < w; i++) {
+                    const float got = phi[(size_t)r * m + (j - 1) * w + i];
+                    assert_true(got >= 0.0f);
+                    assert_true(got == (float)(rr[i] * rr[(i + j) % w]));
+                }
+            /* A row's products pair an entry with its negation only at shift d, so below it
+             * r_i·r_{i+j} is nonzero only when both entries have the sign their half asks. */
+            if (r == 2)
+                for (int f = 0; f < m; f++)
+                    assert_true(phi[(size_t)r * m + f] == 0.0f);
+            tu_to_double(x + r * d, xd, d);
+            double kk = 0.0;
+            for (int f = 0; f < m; f++)
+                kk += (double)phi[(size_t)r * m + f] * phi[(size_t)r * m + f];
+            assert_true(fabs(featuremap_kernel(fm, xd, xd) - kk) <= 1e-6 * (1.0 + kk));
+        }
+        free(phi);
+        featuremap_free(fm);
+    }
+    struct fm_params p;
+    featuremap_params_default(&p, d);
+    p.nu = 0;
+    expect_alloc_error("dpfp", &p, LA_EINVAL, "nu must be 1, 2 or 3, got 0");
+    p.nu = 4;
+    expect_alloc_error("dpfp", &p, LA_EINVAL, "nu must be 1, 2 or 3, got 4");
+    p.nu = 2;
+    p.m = 10;
+    expect_alloc_error("dpfp", &p, LA_EINVAL, "m is always 2·d·nu (20); got m = 10");
+    p.m = 20;
+    struct featuremap *fm = make_map("dpfp", &p, 1);
+    assert_int_equal(fm->m, 20);
+    featuremap_free(fm);
 }
 
 /* ---------------------------------------------------------------- stabiliser */
@@ -1349,6 +1413,8 @@ static void test_nominal_cost(void **state)
         /* learned (the pair form), 3 units for 6 features: W·x 24, bias 3, max, two shifts
          * and exp on 6: 24; W 3·4 and b 3. */
         {"learned", 6, 51, 15},
+        /* dpfp, ν = 1, m = 2·4 = 8: the 8 relus of [x, −x], one product per feature: 16. */
+        {"dpfp", 8, 16, 0},
     };
     const size_t nw = sizeof want / sizeof want[0];
     assert_int_equal(nw, featuremap_count());
@@ -1380,7 +1446,8 @@ static void test_nominal_cost(void **state)
         int m, dim;
     } dims[] = {{"elu1", 0, 4},  {"relu", 0, 4}, {"taylor2", 0, 15}, {"prf", 0, 4},
                 {"prf", 6, 6},   {"gerf", 6, 6}, {"rff", 3, 6},      {"rff", 0, 8},
-                {"hyp", 3, 6},   {"hyp", 0, 8},  {"learned", 3, 6},  {"learned", 0, 8}};
+                {"hyp", 3, 6},   {"hyp", 0, 8},  {"learned", 3, 6},  {"learned", 0, 8},
+                {"dpfp", 0, 8}};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
         const struct featuremap_type *t = featuremap_lookup(dims[i].name, &err);
         assert_true(featuremap_nominal_dim(t, d, dims[i].m) == dims[i].dim);
@@ -1428,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_unbiased_and_variance),
         cmocka_unit_test(test_taylor2_exact),
         cmocka_unit_test(test_nonnegative),
+        cmocka_unit_test(test_dpfp),
         cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_stabiliser_cancels),
         cmocka_unit_test(test_learned_errors),

@@ -62,6 +62,7 @@ struct spec {
     double A;         /* gerf */
     int A_auto;       /* gerf: fit on the test's rows first */
     const char *act;  /* learned: the activation */
+    int nu;           /* dpfp: ν (0: the default, 1) */
 };
 
 /* Writes W (m, d), b (m) as float32 and the activation: the learned map's file. */
@@ -169,6 +170,8 @@ static struct featuremap *build(const struct spec *s, int d, const double *W, co
     p.m = s->m;
     p.A = s->A;
     p.A_auto = s->A_auto;
+    if (s->nu)
+        p.nu = s->nu;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, 20261205ul);
     struct la_error err;
@@ -343,12 +346,13 @@ static void check_x(const struct spec *s, size_t n, int d, enum fm_role role, ui
 }
 
 static const struct spec specs[] = {
-    {"elu1", 0, 0, 0, NULL},          {"relu", 0, 0, 0, NULL},
-    {"taylor2", 0, 0, 0, NULL},       {"rff", 3, 0, 0, NULL},
-    {"prf", 5, 0, 0, NULL},           {"hyp", 2, 0, 0, NULL},
-    {"gerf", 6, 0.1, 0, NULL},        {"gerf", 4, 0, 1, NULL},
-    {"learned", 3, 0, 0, "exp_pair"}, {"learned", 2, 0, 0, "softmax_pair"},
-    {"learned", 5, 0, 0, "relu"},
+    {"elu1", 0, 0, 0, NULL, 0},          {"relu", 0, 0, 0, NULL, 0},
+    {"taylor2", 0, 0, 0, NULL, 0},       {"rff", 3, 0, 0, NULL, 0},
+    {"prf", 5, 0, 0, NULL, 0},           {"hyp", 2, 0, 0, NULL, 0},
+    {"gerf", 6, 0.1, 0, NULL, 0},        {"gerf", 4, 0, 1, NULL, 0},
+    {"learned", 3, 0, 0, "exp_pair", 0}, {"learned", 2, 0, 0, "softmax_pair", 0},
+    {"learned", 5, 0, 0, "relu", 0},     {"dpfp", 0, 0, 0, NULL, 1},
+    {"dpfp", 0, 0, 0, NULL, 2},       {"dpfp", 0, 0, 0, NULL, 3},
 };
 #define N_SPECS (sizeof specs / sizeof specs[0])
 
@@ -526,7 +530,7 @@ static void test_mutations_fail(void **state)
     (void)state;
     const size_t n = 3;
     const int d = 4;
-    const struct spec s = {"prf", 5, 0, 0, NULL};
+    const struct spec s = {"prf", 5, 0, 0, NULL, 0};
     float x[12], dx[12], dxm[12], sh[3];
     fill_grid(x, n * d, 1.2f, 9101);
     struct featuremap *fm = build(&s, d, NULL, NULL, x, n);
@@ -577,7 +581,7 @@ static void test_backward_errors(void **state)
     const int d = 3;
     float x[3] = {0.25f, -1.5f, 0.75f}, phi[3], g[3] = {1, 2, 3}, dx[3], dp[4];
     struct la_error err;
-    struct spec se = {"elu1", 0, 0, 0, NULL};
+    struct spec se = {"elu1", 0, 0, 0, NULL, 0};
     struct featuremap *fm = build(&se, d, NULL, NULL, x, 1);
     apply_shift(fm, FM_QUERY, x, 1, phi, NULL);
     assert_int_equal(featuremap_param_count(fm), 0);
@@ -607,7 +611,7 @@ static void test_backward_errors(void **state)
     featuremap_free(fm);
 
     /* A map that needs workspace refuses a NULL one. */
-    struct spec sp = {"prf", 4, 0, 0, NULL};
+    struct spec sp = {"prf", 4, 0, 0, NULL, 0};
     fm = build(&sp, d, NULL, NULL, x, 1);
     float pphi[4], pg[4] = {1, 2, 3, 4};
     apply_shift(fm, FM_QUERY, x, 1, pphi, NULL);
@@ -819,7 +823,7 @@ static void test_composed_attention(void **state)
         }
     /* One plain eps for every row: the stabiliser's shift no longer cancels against eps, and
      * the chain rule with the shift held is the gradient of another function. */
-    const struct spec prf = {"prf", 4, 0, 0, NULL};
+    const struct spec prf = {"prf", 4, 0, 0, NULL, 0};
     assert_true(composed_worst(&prf, 5, 3, 2, 1, 0.5, 0, 9901) > 1.0);
 }
 
@@ -895,6 +899,7 @@ static void test_backward_cost(void **state)
         {"hyp", 8 * 16 + 2.5 * 16 + 2 * 8},    /* dm + 2.5m + 2d */
         {"rff", 8 * 16 + 3.5 * 16 + 2 * 8},    /* dm + 3.5m + 2d */
         {"learned", 2 * 8 * 16 + 2 * 16},      /* 2dm + 2m */
+        {"dpfp", 4 * 16 + 2 * 8},              /* 4m + 2d */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const struct featuremap_type *t = featuremap_lookup(want[i].name, &err);

@@ -11,7 +11,9 @@
  * and kernel (la_check_kernel's chain), a prefill in pieces equal to one prefill, a threaded
  * step equal to an unthreaded one, and mutated prefill and step kernels that the chain check
  * fails; backward kernels against their gradient references (la_check_kernel) on the same odd
- * shapes, and their flop and byte models.  Run: make check (or build/tests/test_kernels).
+ * shapes, and their flop and byte models; the delta, decay and gated recurrences: their
+ * references by hand, every entry at every normaliser with the gate per token and constant, and
+ * mutations their checks fail.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
@@ -226,13 +228,14 @@ static void test_seed_baseline(void **state)
     }
 }
 
-/* A kernel that takes features, runs this causality and computes the T rows of one sequence:
- * a forward kernel, or a prefill (from the empty state of new_state, it is the causal forward
+/* A kernel of plain linear attention (the sum rule) that takes features, runs this causality
+ * and computes the T rows of one sequence: a forward kernel, or a prefill (from the empty state of new_state, it is the causal forward
  * pass). */
 static int linear_for(const struct attn_kernel *kn, int causal)
 {
     return kn->input == ATTN_IN_FEATURES &&
            (kn->op == ATTN_OP_FORWARD || kn->op == ATTN_OP_PREFILL) &&
+           kn->update == ATTN_UPD_SUM &&
            (kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK));
 }
 
@@ -528,7 +531,9 @@ static void test_softmax_ref_by_hand(void **state)
 
 /* One head of kn at (T, dk, dv) on one thread with chunk size `chunk`, into y. */
 /* One call of kn on one head; a kernel with a state starts from an empty one (a prefill of T
- * tokens is then the causal forward pass, a step of T sequences T one-token sequences). */
+ * tokens is then the causal forward pass, a step of T sequences T one-token sequences).  The
+ * recurrences get the gate 0.875 and sum-normalised q, k (which keep the delta rule stable on
+ * these positive features); the other kernels do not read those fields. */
 static void run_one(const struct attn_kernel *kn, const float *q, const float *k, const float *v,
                     float *y, int T, int dk, int dv, int causal, int chunk)
 {
@@ -537,7 +542,7 @@ static void run_one(const struct attn_kernel *kn, const float *q, const float *k
     float *st = ns ? calloc(ns, sizeof *st) : NULL;
     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
                           .causal = causal, .eps = 1e-6f, .chunk = chunk, .threads = 1, .work = w,
-                          .state = st};
+                          .state = st, .gate_const = 0.875f, .recur_norm = ATTN_RN_SUM};
     kn->run(&a);
     free(w), free(st);
 }
@@ -742,13 +747,20 @@ static void test_flop_and_byte_models(void **state)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
             const double T = shapes[sh][0], dk = shapes[sh][1], dv = shapes[sh][2];
             for (int causal = 0; causal <= 1; causal++) {
-                /* Backward: 2.5× softmax's forward model, 2× linear's. */
+                /* Backward: 2.5× softmax's forward model, 2× linear's.  The recurrences
+                 * (attention.h): delta 6·T·m·dv + 2·T·dv, decay and gated 5·T·m·dv + 4·T·m,
+                 * plus their gate read once (delta T, gated T·m floats). */
                 const double bw = kn->op != ATTN_OP_BACKWARD ? 1.0
                                   : kn->input == ATTN_IN_QK ? 2.5
                                                             : 2.0;
-                const double want_flops = bw * (kn->input == ATTN_IN_QK
-                                                    ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
-                                                    : 4.0 * T * dk * dv + 4.0 * T * dk);
+                const double want_flops =
+                    bw * (kn->input == ATTN_IN_QK           ? (causal ? 1.0 : 2.0) * T * T * (dk + dv)
+                          : kn->update == ATTN_UPD_DELTA    ? 6.0 * T * dk * dv + 2.0 * T * dv
+                          : kn->update == ATTN_UPD_SUM      ? 4.0 * T * dk * dv + 4.0 * T * dk
+                                                            : 5.0 * T * dk * dv + 4.0 * T * dk);
+                const double gate = kn->update == ATTN_UPD_DELTA   ? T
+                                    : kn->update == ATTN_UPD_GATED ? T * dk
+                                                                   : 0.0;
                 /* q, k, v read once and y written once, in fp32; a state (S, z) read and
                  * written once per sequence: one for a prefill, T for a step. */
                 const double nstate = kn->op == ATTN_OP_PREFILL ? 1.0
@@ -758,7 +770,7 @@ static void test_flop_and_byte_models(void **state)
                 const double want_bytes = kn->op == ATTN_OP_BACKWARD
                                               ? 4.0 * (4.0 * T * dk + 4.0 * T * dv)
                                               : 4.0 * (2.0 * T * dk + 2.0 * T * dv) +
-                                                    2.0 * 4.0 * nstate * (dk * dv + dk);
+                                                    2.0 * 4.0 * nstate * (dk * dv + dk) + 4.0 * gate;
                 if (kn->input == ATTN_IN_QK &&
                     (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)) {
                     /* A KV cache at pos: token i of a prefill sees pos + i + 1 keys, each of a
@@ -1060,6 +1072,259 @@ static void test_softmax_decode_ops(void **state)
     free(gq), free(gk), free(gv), free(gy);
 }
 
+/* ---- recurrences (kernels/recurrence.c, recurrence_ref.c) ---- */
+
+/* The references on m = 2, dv = 1 by hand, two tokens, from an empty state:
+ *   k_0 = (1, 0), v_0 = 2; k_1 = (1, 1), v_1 = 1; q_0 = q_1 = (1, 2).
+ *   delta, β = 0.5: S_0 = 0.5·k_0·2 = (1, 0); u_1 = S_0ᵀk_1 = 1, S_1 = S_0 + 0.5·k_1·(1 − 1) =
+ *     (1, 0); y_0 = y_1 = 1.
+ *   decay, γ = 0.5: S_0 = (2, 0), z_0 = (1, 0): y_0 = 2/1 = 2; S_1 = (1 + 1, 0 + 1) = (2, 1),
+ *     z_1 = (0.5 + 1, 1) = (1.5, 1): y_1 = (2 + 2)/(1.5 + 2) = 8/7.
+ *   gated, α_1 = (0.25, 1): S_1 = (0.5 + 1, 1), z_1 = (1.25, 1): y_1 = 3.5/3.25 = 14/13.
+ *   sum normalisation (delta, β = 1): k̂_0 = (1, 0), k̂_1 = (0.5, 0.5), q̂ = (1/3, 2/3);
+ *     S_0 = (2, 0), y_0 = 2/3; u_1 = 1, S_1 = S_0 + k̂_1·(1 − 1) = (2, 0), y_1 = 2/3. */
+static void test_recur_ref_by_hand(void **state)
+{
+    (void)state;
+    const double q[] = {1, 2, 1, 2}, k[] = {1, 0, 1, 1}, v[] = {2, 1};
+    double y[2], st[4], w[3];
+    memset(st, 0, sizeof st);
+    assert_int_equal(attn_recur_ref(ATTN_UPD_DELTA, q, k, v, y, 2, 2, 1, 0.0, NULL, 0.5,
+                                    ATTN_RN_RULE, st, w), 0);
+    assert_true(fabs(y[0] - 1.0) < 1e-15 && fabs(y[1] - 1.0) < 1e-15);
+    memset(st, 0, sizeof st);
+    attn_recur_ref(ATTN_UPD_DECAY, q, k, v, y, 2, 2, 1, 0.0, NULL, 0.5, ATTN_RN_RULE, st, w);
+    assert_true(fabs(y[0] - 2.0) < 1e-15 && fabs(y[1] - 8.0 / 7.0) < 1e-15);
+    assert_true(fabs(st[2] - 1.5) < 1e-15 && fabs(st[3] - 1.0) < 1e-15); /* z_1 */
+    const double alpha[] = {0.9, 0.9, 0.25, 1.0};
+    memset(st, 0, sizeof st);
+    attn_recur_ref(ATTN_UPD_GATED, q, k, v, y, 2, 2, 1, 0.0, alpha, 0.0, ATTN_RN_RULE, st, w);
+    assert_true(fabs(y[0] - 2.0) < 1e-15 && fabs(y[1] - 14.0 / 13.0) < 1e-15);
+    memset(st, 0, sizeof st);
+    attn_recur_ref(ATTN_UPD_DELTA, q, k, v, y, 2, 2, 1, 0.0, NULL, 1.0, ATTN_RN_SUM, st, w);
+    assert_true(fabs(y[0] - 2.0 / 3.0) < 1e-15 && fabs(y[1] - 2.0 / 3.0) < 1e-15);
+}
+
+/* Every recurrence entry (forward, prefill, step) at every normaliser, with the gate per token
+ * and as a constant, on every vector path, T not a multiple of any block, m != dv, threads:
+ * against its reference through la_check_kernel's own runs (rule + per token, sum + constant)
+ * and directly here for the other two combinations (none + per token, rule + constant). */
+static void test_recur_modes(void **state)
+{
+    (void)state;
+    static const int shapes[][4] = {{1, 5, 3, 1}, {131, 20, 37, 1}, {77, 64, 64, 2},
+                                    {50, 1, 70, 3}};
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (la_simd_force(isa) != 0)
+            continue;
+        for (size_t i = 0; attn_kernels[i].name; i++) {
+            const struct attn_kernel *kn = &attn_kernels[i];
+            if (kn->update == ATTN_UPD_SUM || kn->op != ATTN_OP_FORWARD)
+                continue;
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int T = shapes[sh][0], m = shapes[sh][1], dv = shapes[sh][2];
+                const int th = shapes[sh][3];
+                const size_t nq = (size_t)T * m, ny = (size_t)T * dv;
+                float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+                float *v = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+                float *g = malloc(sizeof(float) * (nq + 1));
+                double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nq);
+                double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
+                double *gd = malloc(sizeof(double) * (nq + 1));
+                double *scr = malloc(sizeof(double) * kn->ref->scratch(T, m, dv));
+                features(q, k, v, T, m, dv, 31 + sh);
+                /* Keys of norm about 1 (the delta rule without a normaliser needs β‖k‖² <= 2),
+                 * gates in (0.5, 1). */
+                for (size_t j = 0; j < nq; j++)
+                    k[j] /= 1.5f * sqrtf((float)m);
+                tu_fill(g, nq + 1, 0.2f, 900 + sh);
+                for (size_t j = 0; j <= nq; j++)
+                    g[j] = 0.75f + g[j];
+                tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
+                tu_to_double(g, gd, nq + 1);
+                for (int mode = 0; mode < 2; mode++) {
+                    const int norm = mode ? ATTN_RN_RULE : ATTN_RN_NONE, per_token = !mode;
+                    const size_t ws = attn_workspace_floats(kn, T, m, dv, 1, 0, th);
+                    float *w = malloc(sizeof(float) * ws);
+                    struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = m,
+                                          .dv = dv, .causal = 1, .eps = 1e-6f,
+                                          .gate = per_token ? g : NULL, .gate_const = 0.875f,
+                                          .recur_norm = norm};
+                    const long small = attn_run_heads(kn, &a, 1, th, w, ws);
+                    struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yd, .T = T,
+                                               .dk = m, .dv = dv, .causal = 1, .eps = 1e-6,
+                                               .scratch = scr, .gate = per_token ? gd : NULL,
+                                               .gate_const = 0.875, .recur_norm = norm};
+                    kn->ref->run(&ra);
+                    const double e = tu_rel_err(y, yd, ny);
+                    if (!(e <= ATTN_TOL_RECUR))
+                        print_error("%s [%s] T=%d m=%d dv=%d thr=%d norm=%d per_token=%d: %.3g\n",
+                                    kn->name, la_simd_name(isa), T, m, dv, th, norm, per_token, e);
+                    assert_true(tu_all_finite(y, ny));
+                    assert_true(e <= ATTN_TOL_RECUR);
+                    assert_int_equal(small, ra.n_small_den);
+                    free(w);
+                }
+                free(q), free(k), free(v), free(y), free(g);
+                free(qd), free(kd), free(vd), free(yd), free(gd), free(scr);
+            }
+        }
+    }
+    la_simd_force(-1);
+}
+
+/* The chunked decay and gated kernels at chunk sizes 1, 5, 64 and T, against the reference,
+ * with gates that multiply down to nothing inside a chunk (α = 1e-6 and 1e-30 on some tokens
+ * and rows; a gated chunk ends before its products leave fp32's range), γ = 0.5. */
+static void test_recur_chunked_gates(void **state)
+{
+    (void)state;
+    const int T = 300, m = 20, dv = 24;
+    const size_t nq = (size_t)T * m, ny = (size_t)T * dv;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+    float *g = malloc(sizeof(float) * nq);
+    double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nq);
+    double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
+    double *gd = malloc(sizeof(double) * nq);
+    features(q, k, v, T, m, dv, 4040);
+    tu_fill(g, nq, 0.24f, 4041);
+    for (size_t j = 0; j < nq; j++)
+        g[j] = 0.75f + g[j];
+    for (int t = 3; t < T; t += 37)
+        for (int f = 0; f < m; f += 3)
+            g[(size_t)t * m + f] = t % 2 ? 1e-6f : 1e-30f;
+    tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
+    tu_to_double(g, gd, nq);
+    static const char *const names[] = {"linear_decay_chunked", "linear_gated_chunked"};
+    static const int chunks[] = {1, 5, 64, 300};
+    for (size_t n = 0; n < 2; n++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(names[n]);
+        assert_non_null(kn);
+        assert_int_equal(kn->uses_chunk, 1);
+        const int gated = kn->update == ATTN_UPD_GATED;
+        double *scr = malloc(sizeof(double) * kn->ref->scratch(T, m, dv));
+        struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yd, .T = T, .dk = m,
+                                   .dv = dv, .causal = 1, .eps = 1e-6, .scratch = scr,
+                                   .gate = gated ? gd : NULL, .gate_const = 0.5};
+        kn->ref->run(&ra);
+        for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+            if (la_simd_force(isa) != 0)
+                continue;
+            for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                float *w = malloc(sizeof(float) *
+                                  attn_workspace_floats(kn, T, m, dv, 1, chunks[c], 1));
+                struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = m, .dv = dv,
+                                      .causal = 1, .eps = 1e-6f, .chunk = chunks[c],
+                                      .threads = 1, .work = w, .gate = gated ? g : NULL,
+                                      .gate_const = 0.5f};
+                kn->run(&a);
+                const double e = tu_rel_err(y, yd, ny);
+                if (!(e <= ATTN_TOL_RECUR))
+                    print_error("%s [%s] chunk=%d: %.3g\n", kn->name, la_simd_name(isa),
+                                chunks[c], e);
+                assert_true(tu_all_finite(y, ny));
+                assert_true(e <= ATTN_TOL_RECUR);
+                free(w);
+            }
+        }
+        la_simd_force(-1);
+        free(scr);
+    }
+    free(q), free(k), free(v), free(y), free(g), free(qd), free(kd), free(vd), free(yd), free(gd);
+}
+
+/* Mutations the recurrence checks must fail: a delta rule that forgets the −Sᵀk correction
+ * (the sum rule scaled by β), a decay kernel that ignores γ, a gated step that ignores α, and a
+ * delta prefill that leaves the state as it was. */
+static void delta_without_correction(struct attn_args *a)
+{
+    struct attn_args b = *a;
+    b.gate = NULL, b.gate_const = 1.0f, b.recur_norm = ATTN_RN_NONE;
+    attn_decay_recurrent(&b); /* S += k vᵀ */
+    a->n_small_den = 0;
+}
+
+static void decay_ignores_gamma(struct attn_args *a)
+{
+    struct attn_args b = *a;
+    b.gate = NULL, b.gate_const = 1.0f;
+    attn_decay_recurrent(&b);
+    a->n_small_den = b.n_small_den;
+}
+
+static void gated_step_ignores_alpha(struct attn_args *a)
+{
+    struct attn_args b = *a;
+    b.gate = NULL, b.gate_const = 1.0f;
+    attn_gated_step(&b);
+    a->n_small_den = b.n_small_den;
+}
+
+static void delta_prefill_keeps_state(struct attn_args *a)
+{
+    const size_t n = (size_t)a->dk * a->dv + (size_t)a->dk;
+    float *keep = malloc(n * sizeof *keep);
+    memcpy(keep, a->state, n * sizeof *keep);
+    attn_delta_prefill(a);
+    memcpy(a->state, keep, n * sizeof *keep);
+    free(keep);
+}
+
+static void test_recur_mutations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        void (*run)(struct attn_args *);
+    } bad[] = {{"linear_delta_recurrent", delta_without_correction},
+               {"linear_decay_recurrent", decay_ignores_gamma},
+               {"linear_gated_step", gated_step_ignores_alpha},
+               {"linear_delta_prefill", delta_prefill_keeps_state}};
+    const struct la_check_case c = {60, 24, 40, 3, 1, 0, 1, 1.0, 9};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const struct attn_kernel *kn = attn_kernel_lookup(bad[i].name);
+        assert_non_null(kn);
+        struct la_check_result r;
+        struct la_error err;
+        assert_int_equal(la_check_kernel(kn, &c, 55, &r, &err), LA_OK);
+        assert_true(r.finite && r.rel_err <= r.tol);
+        struct attn_kernel m = *kn;
+        m.run = bad[i].run;
+        assert_int_equal(la_check_kernel(&m, &c, 55, &r, &err), LA_OK);
+        if (!(r.rel_err > 100 * r.tol))
+            print_error("mutation of %s passed: rel_err %.3g\n", bad[i].name, r.rel_err);
+        assert_true(r.rel_err > 100 * r.tol);
+    }
+}
+
+/* The rule's entries find each other (what a chain check pairs), and the sum rule's are the
+ * plain ones. */
+static void test_recur_find(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"delta", "decay", "gated"};
+    for (int u = ATTN_UPD_DELTA; u <= ATTN_UPD_GATED; u++) {
+        assert_string_equal(attn_update_name(u), names[u - 1]);
+        char want[64];
+        snprintf(want, sizeof want, "linear_%s_recurrent", names[u - 1]);
+        assert_string_equal(attn_kernel_find_update(ATTN_OP_FORWARD, ATTN_IN_FEATURES, 1, u)->name,
+                            want);
+        snprintf(want, sizeof want, "linear_%s_step", names[u - 1]);
+        assert_string_equal(attn_kernel_find_update(ATTN_OP_STEP, ATTN_IN_FEATURES, 1, u)->name,
+                            want);
+        assert_null(attn_kernel_find_update(ATTN_OP_FORWARD, ATTN_IN_FEATURES, 0, u));
+    }
+    assert_string_equal(
+        attn_kernel_find_update(ATTN_OP_PREFILL, ATTN_IN_FEATURES, 1, ATTN_UPD_SUM)->name,
+        "linear_prefill");
+    const struct attn_kernel *g = attn_kernel_lookup("linear_gated_step");
+    assert_int_equal(attn_gate_floats(g, 7, 5), 35);
+    assert_int_equal(attn_gate_floats(attn_kernel_lookup("linear_decay_prefill"), 7, 5), 1);
+    assert_int_equal(attn_gate_floats(attn_kernel_lookup("linear_delta_recurrent"), 7, 5), 7);
+    assert_int_equal(attn_gate_floats(attn_kernel_lookup("linear_causal"), 7, 5), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1080,6 +1345,11 @@ int main(void)
         cmocka_unit_test(test_flop_and_byte_models),
         cmocka_unit_test(test_decode_ops),
         cmocka_unit_test(test_softmax_decode_ops),
+        cmocka_unit_test(test_recur_ref_by_hand),
+        cmocka_unit_test(test_recur_modes),
+        cmocka_unit_test(test_recur_chunked_gates),
+        cmocka_unit_test(test_recur_mutations),
+        cmocka_unit_test(test_recur_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,8 +280,9 @@ static void test_table(void **state)
     char joined[512];
     la_param_names(LA_PF_AXIS, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
-    assert_string_equal(joined, "kernel, map, m, draw, A, causal, chunk, eps, T, d, dv, batch, "
-                                "heads, threads, sigma, norm, layer, head");
+    assert_string_equal(joined, "kernel, map, m, draw, A, nu, causal, chunk, eps, beta, gamma, "
+                                "alpha, recur_norm, T, d, dv, batch, heads, threads, sigma, "
+                                "norm, layer, head");
     la_param_names(LA_PF_DATA, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "source, path");
@@ -291,7 +292,7 @@ static void test_table(void **state)
                                 "kl_rows, kernel_pairs");
     la_param_names(LA_PF_ENTRY, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
-    assert_string_equal(joined, "m, draw, norm_fixed, A, relu_eps, weights");
+    assert_string_equal(joined, "m, draw, norm_fixed, A, relu_eps, nu, weights");
     /* The `bench` options built from the table (cmd_bench.c), in table order: the spellings
      * bench has always had. */
     char *at = joined;
@@ -300,8 +301,9 @@ static void test_table(void **state)
         if (la_params[i].flag)
             at += snprintf(at, sizeof joined - (size_t)(at - joined), "%s%s",
                            at == joined ? "" : " ", la_params[i].flag);
-    assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps causal chunk eps T d dv "
-                                "batch heads threads data sigma norm weights");
+    assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps nu causal chunk eps beta "
+                                "gamma alpha recur-norm T d dv batch heads threads data sigma "
+                                "norm weights");
     assert_ptr_equal(la_param_find("source", LA_PF_DATA), &la_params[LA_PARAM_DATA]);
     assert_null(la_param_find("source", LA_PF_AXIS));
     assert_null(la_param_find("nope", 0));
@@ -445,14 +447,16 @@ static void test_errors(void **state)
                    "gaussian, sphere, h5");
     expect_refused(LA_PARAM_MAP, "none", 0, LA_ENAME,
                    "unknown feature map 'none'; valid maps: elu1, relu, taylor2, rff, prf, hyp, "
-                   "gerf, learned");
+                   "gerf, learned, dpfp");
     expect_refused(LA_PARAM_MAP, "gerff", LA_PARSE_RULE, LA_ENAME,
                    "unknown feature map 'gerff' (did you mean 'gerf'?); valid maps: elu1, relu, "
-                   "taylor2, rff, prf, hyp, gerf, learned, none");
+                   "taylor2, rff, prf, hyp, gerf, learned, dpfp, none");
     expect_refused(LA_PARAM_KERNEL, "softmax_flsh", 0, LA_ENAME,
                    "unknown kernel 'softmax_flsh' (did you mean 'softmax_flash'?); valid "
                    "kernels: linear, softmax_flash, linear_noncausal, linear_causal, "
-                   "linear_causal_recurrent, linear_causal_chunked");
+                   "linear_causal_recurrent, linear_causal_chunked, linear_delta_recurrent, "
+                   "linear_decay_recurrent, linear_decay_chunked, linear_gated_recurrent, "
+                   "linear_gated_chunked");
     expect_refused(LA_PARAM_WEIGHTS, "", 0, LA_EINVAL,
                    "'weights': expected a path, got an empty value");
     /* Rules may name map none; defaults skip the range (m = 0: the map's own). */

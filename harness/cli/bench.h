@@ -47,5 +47,9 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
  * suite's peak and SGEMM rates (GFLOP/s).  Returns an exit code. */
 int la_bench_backward(int d, int Tmax, int threads, double budget, int tsv, double peak,
                       double sgemm);
+/* The recurrences' rows (bench_recur.c): sum, decay, gated and delta in recurrent form at
+ * m = dv = 64, T = 16384, one thread, against `peak` (GFLOP/s, measured by the caller in the same
+ * run).  Returns an exit code. */
+int la_bench_recur(double peak, double budget, int tsv);
 
 #endif

@@ -15,9 +15,10 @@
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
- * measured again (up to 3 tries, the best control kept, the number of tries printed).  Last,
- * the decode rows (bench_decode.c: softmax and linear steps against a read bandwidth measured
- * in the same run).
+ * measured again (up to 3 tries, the best control kept, the number of tries printed).  Then
+ * the backward rows (bench_backward.c), the recurrences' rows (bench_recur.c: sum, decay, gated,
+ * delta at d = 64, T = 16384) and, last, the decode rows (bench_decode.c: softmax and linear
+ * steps against a read bandwidth measured in the same run).
  * The command (its options, and the single-cell bench: one kernel, one shape, with errors) is
  * cmd_bench.c.
  */
@@ -508,6 +509,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                     continue; /* its algorithm has its own row */
                 if (kn->op != ATTN_OP_FORWARD)
                     continue; /* the table times forward passes; backward rows come after it */
+                if (kn->update != ATTN_UPD_SUM)
+                    continue; /* the recurrences have their own rows (bench_recur.c) */
                 for (int causal = 0; causal <= 1; causal++) {
                     if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
                         continue;
@@ -550,6 +553,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
     if (rc == 0)
         rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
+    if (rc == 0)
+        rc = la_bench_recur(r.peak, budget, tsv);
     if (rc == 0)
         rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
     if (rc == 0)

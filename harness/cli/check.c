@@ -193,9 +193,203 @@ fail:
     return status;
 }
 
+/* ---- recurrences (update rule other than the sum) ----------------------------------------- */
+
+/* Seeded gates for H heads of T tokens: delta β_t in [0.2, 1], decay γ in [0.8, 0.99] (one per
+ * head), gated α_t[i] in [0.7, 0.999]; in fp32 and the same numbers in double. */
+static void fill_gates(uint64_t seed, int update, float *g, double *gd, size_t n)
+{
+    uint64_t s = seed ^ 0x9e3779b97f4a7c15ull;
+    const double lo = update == ATTN_UPD_DELTA ? 0.2 : update == ATTN_UPD_DECAY ? 0.8 : 0.7;
+    const double hi = update == ATTN_UPD_DELTA ? 1.0 : update == ATTN_UPD_DECAY ? 0.99 : 0.999;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (float)(lo + (hi - lo) * la_splitmix64_unit(&s));
+        gd[i] = g[i];
+    }
+}
+
+/* Keys of unit Euclidean norm (rows of m), so that the delta rule without a normaliser stays
+ * stable (β‖k‖² <= 1); the double copy follows. */
+static void unit_rows(float *k, double *kd, size_t rows, int m)
+{
+    for (size_t r = 0; r < rows; r++) {
+        double n2 = 0.0;
+        for (int i = 0; i < m; i++)
+            n2 += (double)k[r * m + i] * k[r * m + i];
+        const double sc = n2 > 0 ? 1.0 / sqrt(n2) : 1.0;
+        for (int i = 0; i < m; i++) {
+            k[r * m + i] = (float)(k[r * m + i] * sc);
+            kd[r * m + i] = k[r * m + i];
+        }
+    }
+}
+
+/* One run of a recurrence kernel kn (forward, or the chain prefill then steps) and its
+ * reference, with the gate given per token (per head for decay) or as one constant, at
+ * normaliser `norm`.  Writes the relative error, finiteness and counts into res. */
+static int check_recur_once(const struct attn_kernel *kn, const struct la_check_case *c,
+                            uint64_t seed, int norm, int per_token, struct la_check_result *res,
+                            struct la_error *err)
+{
+    const int H = c->heads > 0 ? c->heads : 1, T = c->T, dk = c->dk, dv = c->dv;
+    const int nth = c->threads > 0 ? c->threads : 1, up = kn->update;
+    const int chain = kn->op != ATTN_OP_FORWARD;
+    const struct attn_kernel *fw = attn_kernel_find_update(ATTN_OP_FORWARD, kn->input, 1, up);
+    const struct attn_kernel *pf = kn->op == ATTN_OP_PREFILL
+                                       ? kn
+                                       : attn_kernel_find_update(ATTN_OP_PREFILL, kn->input, 1, up);
+    const struct attn_kernel *st = kn->op == ATTN_OP_STEP
+                                       ? kn
+                                       : attn_kernel_find_update(ATTN_OP_STEP, kn->input, 1, up);
+    if (!c->causal || !fw || (chain && (!pf || !st)))
+        return LA_FAIL(err, LA_EINVAL,
+                       "check: %s: needs causal shapes and the %s rule's forward, prefill and "
+                       "step kernels",
+                       kn->name, attn_update_name(up));
+    const int N = chain ? c->steps : 0, P = T - N;
+    if (N < 0 || N > T)
+        return LA_FAIL(err, LA_EINVAL, "check: %s: needs 0 <= steps (%d) <= T (%d)", kn->name, N,
+                       T);
+    const size_t nq = (size_t)H * T * dk, nv = (size_t)H * T * dv;
+    const size_t sf = (size_t)dk * dv + dk;
+    /* Gates of one head: T (delta), 1 (decay), T·dk (gated), laid out per head like q. */
+    const size_t gh = attn_gate_floats(fw, T, dk), ng = (size_t)H * gh;
+    size_t nws = attn_workspace_floats(fw, T, dk, dv, 1, c->chunk, nth);
+    if (chain) {
+        const size_t a = attn_workspace_floats(pf, T, dk, dv, 1, c->chunk, nth);
+        const size_t b = attn_workspace_floats(st, H, dk, dv, 1, c->chunk, nth);
+        nws = nws > a ? nws : a;
+        nws = nws > b ? nws : b;
+    }
+    const size_t nscr = fw->ref->scratch(T, dk, dv);
+    float *q = malloc(nq * sizeof *q), *k = malloc(nq * sizeof *k), *v = malloc(nv * sizeof *v);
+    float *y = malloc(nv * sizeof *y), *work = malloc(nws * sizeof *work);
+    float *g = malloc(ng * sizeof *g), *S = calloc((size_t)H * sf, sizeof *S);
+    float *bq = malloc((size_t)H * dk * sizeof *bq), *bk = malloc((size_t)H * dk * sizeof *bk);
+    float *bv = malloc((size_t)H * dv * sizeof *bv), *by = malloc((size_t)H * dv * sizeof *by);
+    float *bg = malloc(((size_t)H * dk + 1) * sizeof *bg);
+    double *qd = malloc(nq * sizeof *qd), *kd = malloc(nq * sizeof *kd);
+    double *vd = malloc(nv * sizeof *vd), *yd = malloc(nv * sizeof *yd);
+    double *gd = malloc(ng * sizeof *gd), *scr = malloc(nscr * sizeof *scr);
+    int status = LA_OK;
+    if (!q || !k || !v || !y || !work || !g || !S || !bq || !bk || !bv || !by || !bg || !qd ||
+        !kd || !vd || !yd || !gd || !scr) {
+        status = LA_FAIL(err, LA_ENOMEM, "check: out of memory for T=%d dk=%d dv=%d H=%d", T, dk,
+                         dv, H);
+        goto fail;
+    }
+    fill_inputs(seed, 1, c->scale, q, k, qd, kd, nq, v, vd, nv);
+    if (up == ATTN_UPD_DELTA && norm != ATTN_RN_SUM)
+        unit_rows(k, kd, (size_t)H * T, dk);
+    fill_gates(seed, up, g, gd, ng);
+    for (int h = 1; chain && up == ATTN_UPD_DECAY && h < H; h++) {
+        g[h] = g[0]; /* a step takes one γ for all its sequences */
+        gd[h] = gd[0];
+    }
+    const float gc = g[0]; /* the constant, when the gate is not given per token */
+    res->small_fast = res->small_ref = 0;
+    /* The double reference over all T tokens of each head (sequence). */
+    for (int h = 0; h < H; h++) {
+        const size_t oq = (size_t)h * T * dk, ov = (size_t)h * T * dv;
+        struct attn_ref_args ra = {.q = qd + oq, .k = kd + oq, .v = vd + ov, .y = yd + ov,
+                                   .T = T, .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6,
+                                   .scratch = scr, .gate = per_token ? gd + h * gh : NULL,
+                                   .gate_const = gc, .recur_norm = norm};
+        fw->ref->run(&ra);
+        res->small_ref += ra.n_small_den;
+    }
+    if (!chain) {
+        struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
+                              .causal = 1, .eps = 1e-6f, .chunk = c->chunk,
+                              .gate = per_token ? g : NULL, .gate_const = gc, .recur_norm = norm};
+        const size_t ws = attn_workspace_floats(kn, T, dk, dv, 1, c->chunk, H < nth ? nth : 1);
+        if (ws * (size_t)(H < nth ? 1 : nth) > nws) {
+            float *w2 = realloc(work, ws * (size_t)(H < nth ? 1 : nth) * sizeof *w2);
+            if (!w2) {
+                status = LA_FAIL(err, LA_ENOMEM, "check: out of memory for the workspace");
+                goto fail;
+            }
+            work = w2;
+        }
+        res->small_fast = attn_run_heads(kn, &a, H, nth, work, ws);
+    } else {
+        /* Prefill of P tokens per sequence, then N steps over the H sequences at once. */
+        for (int h = 0; h < H && P > 0; h++) {
+            const size_t oq = (size_t)h * T * dk, ov = (size_t)h * T * dv;
+            struct attn_args a = {.q = q + oq, .k = k + oq, .v = v + ov, .y = y + ov, .T = P,
+                                  .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6f,
+                                  .chunk = c->chunk, .threads = nth, .work = work,
+                                  .state = S + (size_t)h * sf,
+                                  .gate = per_token ? g + h * gh : NULL, .gate_const = gc,
+                                  .recur_norm = norm};
+            pf->run(&a);
+            res->small_fast += a.n_small_den;
+        }
+        for (int t = P; t < T; t++) {
+            gather_rows(q, bq, H, T, t, dk, 0);
+            gather_rows(k, bk, H, T, t, dk, 0);
+            gather_rows(v, bv, H, T, t, dv, 0);
+            /* Row b of a step's gate: sequence b's token (decay: the one γ of the call). */
+            const float *sg = NULL;
+            if (per_token && up == ATTN_UPD_DECAY) {
+                sg = g;
+            } else if (per_token) {
+                const int w = up == ATTN_UPD_GATED ? dk : 1;
+                for (int b = 0; b < H; b++)
+                    memcpy(bg + (size_t)b * w, g + b * gh + (size_t)t * w,
+                           (size_t)w * sizeof *bg);
+                sg = bg;
+            }
+            struct attn_args a = {.q = bq, .k = bk, .v = bv, .y = by, .T = H, .dk = dk, .dv = dv,
+                                  .causal = 1, .eps = 1e-6f, .chunk = c->chunk, .threads = nth,
+                                  .work = work, .state = S, .pos = t, .gate = sg,
+                                  .gate_const = gc, .recur_norm = norm};
+            st->run(&a);
+            res->small_fast += a.n_small_den;
+            gather_rows(y, by, H, T, t, dv, 1);
+        }
+    }
+    res->finite = 1;
+    for (size_t i = 0; i < nv; i++)
+        if (!isfinite(y[i]))
+            res->finite = 0;
+    res->rel_err = rel_err_f(y, yd, nv);
+    res->tol = kn->ref->tol;
+fail:
+    free(q), free(k), free(v), free(y), free(work), free(g), free(S);
+    free(bq), free(bk), free(bv), free(by), free(bg);
+    free(qd), free(kd), free(vd), free(yd), free(gd), free(scr);
+    return status;
+}
+
+/* A recurrence kernel twice: its rule's normaliser with the gate per token, and sum
+ * normalisation with one constant gate; the larger error.  Its forward rows are compared with
+ * the rule's double reference; prefill and step rows run the chain (prefill of T − steps tokens,
+ * then the steps) against the same reference over all T tokens (a chain's decay γ is one for
+ * all its sequences, as a step takes it). */
+static int check_recur(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
+                       struct la_check_result *res, struct la_error *err)
+{
+    struct la_check_result r2;
+    int st = check_recur_once(kn, c, seed, ATTN_RN_RULE, 1, res, err);
+    if (st == LA_OK)
+        st = check_recur_once(kn, c, seed + 1, ATTN_RN_SUM, 0, &r2, err);
+    if (st != LA_OK)
+        return st;
+    res->rel_err = res->rel_err > r2.rel_err ? res->rel_err : r2.rel_err;
+    res->finite = res->finite && r2.finite;
+    if (res->small_fast == res->small_ref) { /* report a mismatch of either run */
+        res->small_fast = r2.small_fast;
+        res->small_ref = r2.small_ref;
+    }
+    return LA_OK;
+}
+
 int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                     struct la_check_result *res, struct la_error *err)
 {
+    if (kn->update != ATTN_UPD_SUM)
+        return check_recur(kn, c, seed, res, err);
     if (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)
         return check_chain(kn, c, seed, res, err);
     if (kn->op == ATTN_OP_BACKWARD)

@@ -26,6 +26,11 @@
  *    over the other rows only (NaN when there are none), so that no number depends on a floor.
  *    Softmax kernels: kl_mean and kl_nonpos_frac are NaN (nothing approximates the weights),
  *    entropy is measured.
+ *    Recurrences (a kernel whose update rule is not the sum, attention.h): err_impl is against
+ *    the rule's double reference (attn_recur_ref over all T rows of the head, with the cell's
+ *    constant gate and normaliser (recur_norm), eps without the stabilised rows' eps_row), and
+ *    kl_mean and kl_nonpos_frac are NaN (their weights over the keys are not φ(q)ᵀφ(k)
+ *    normalised).
  *  - kernel_mse: kernel_pairs (head, i, j) triples drawn uniformly over every head and position;
  *    estimate φ(q_i)ᵀφ(k_j) from the map applied with role FM_RAW (no stabiliser, so prf and hyp
  *    give their unscaled unbiased estimate) to that single query row and that single key row;
@@ -106,6 +111,7 @@ enum {
     B_KLV, /* per KL row: KL (NaN: a weight <= 0), entropy, weights <= 0 */
     B_ENTV,
     B_CLAMP,
+    B_YREC, /* recurrences: one head's whole reference output (T, dv), its state and work */
     B_COUNT
 };
 
@@ -186,6 +192,8 @@ struct cellrun {
     size_t wsf, fmw;         /* kernel workspace floats per head-thread; map work per thread */
     int kthreads, fmthreads; /* threads whose workspace slices exist */
     const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
+    float gate;              /* recurrences: the constant gate of the kernel's rule (β, γ or α
+                                from the cell), 0 for the sum rule */
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
     int fit;                 /* the map has parameters chosen from the data (A: auto) */
     int fit_head;            /* the head the map is fitted to now; -1 none */
@@ -221,6 +229,8 @@ static void plan_buffers(const struct cellrun *cr, size_t need[B_COUNT])
         need[B_KLROWS] = (size_t)cr->ne * cr->nk * sizeof(int);
         need[B_KLV] = need[B_ENTV] = (size_t)cr->ne * cr->nk * sizeof(double);
         need[B_CLAMP] = (size_t)cr->ne * cr->nk * sizeof(long);
+        if (cr->linear && cr->kn->update != ATTN_UPD_SUM)
+            need[B_YREC] = (T * dv + m * dv + 2 * m + dv) * sizeof(double);
     }
 }
 
@@ -385,6 +395,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
     float *yk = BUF(cr, B_YK, float);
     const float *q = BUF(cr, B_Q, float), *k = BUF(cr, B_K, float), *v = BUF(cr, B_V, float);
     const float *y = BUF(cr, B_Y, float);
+    const int rec = cr->linear && cr->kn->update != ATTN_UPD_SUM; /* a recurrence's cell */
 
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r)
@@ -413,9 +424,19 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
             double *scores = scr + (size_t)omp_get_thread_num() * 2 * T;
             attn_softmax_ref_rows(qd, kd, vd, yref + (size_t)i * dv, T, d, dv, causal, &hr[i], 1,
                                   scores);
-            if (cr->linear)
+            if (cr->linear && !rec)
                 attn_linear_ref_rows(pqd, pkd, vd, ylin + (size_t)i * dv, T, m, dv, causal, c->eps,
                                      cr->eps_row ? cr->eps_row + (size_t)h * T : NULL, &hr[i], 1);
+        }
+        if (rec) {
+            /* The recurrence's reference runs every row in order; the sampled ones are kept. */
+            double *yall = BUF(cr, B_YREC, double), *st = yall + vs;
+            memset(st, 0, ((size_t)m * dv + m) * sizeof *st);
+            attn_recur_ref(cr->kn->update, pqd, pkd, vd, yall, T, m, dv, c->eps, NULL,
+                           cr->gate, c->recur_norm, st, st + (size_t)m * dv + m);
+            for (int i = 0; i < nr; i++)
+                memcpy(ylin + (size_t)i * dv, yall + (size_t)hr[i] * dv,
+                       (size_t)dv * sizeof *ylin);
         }
         for (int i = 0; i < nr; i++)
             memcpy(yk + (size_t)i * dv, y + h * vs + (size_t)hr[i] * dv, (size_t)dv * sizeof *yk);
@@ -432,7 +453,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
             entv[at] = la_entropy(p, (size_t)n);
             klv[at] = NAN;
             nonposv[at] = 0;
-            if (cr->linear) {
+            if (cr->linear && !rec) {
                 nonposv[at] = linear_weights(pqd + (size_t)qi * m, pkd, n, m, w);
                 if (!nonposv[at])
                     klv[at] = la_kl(p, w, (size_t)n);
@@ -460,8 +481,8 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
     row->cos_mean = la_err_acc_cos_mean(&out);
     row->err_impl = cr->linear ? la_err_acc_rel_fro(&impl) : row->err_rel_fro;
     row->kl_rows = nk;
-    row->kl_mean = cr->linear && nfin ? kl / (double)nfin : NAN;
-    row->kl_nonpos_frac = cr->linear && nkl ? (double)nonpos_rows / (double)nkl : NAN;
+    row->kl_mean = cr->linear && !rec && nfin ? kl / (double)nfin : NAN;
+    row->kl_nonpos_frac = cr->linear && !rec && nkl ? (double)nonpos_rows / (double)nkl : NAN;
     row->entropy_mean = nkl ? ent / (double)nkl : NAN;
 
     /* Kernel MSE on pairs drawn over every head and position. */
@@ -619,6 +640,10 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     const int nh = cr.s.nheads, T = cr.s.T, d = cr.s.d, dv = cr.s.dv;
 
     cr.linear = cr.kn->input == ATTN_IN_FEATURES;
+    cr.gate = (float)(cr.kn->update == ATTN_UPD_DELTA   ? c->beta
+                      : cr.kn->update == ATTN_UPD_DECAY ? c->gamma
+                      : cr.kn->update == ATTN_UPD_GATED ? c->alpha
+                                                        : 0.0);
     cr.m = d;
     row->m = 0;
     if (cr.linear) {
@@ -775,6 +800,9 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     kc.proto.eps_row = cr.eps_row;
     kc.proto.chunk = cr.chunk;
     kc.proto.threads = 1;
+    kc.proto.gate = NULL;
+    kc.proto.gate_const = cr.gate;
+    kc.proto.recur_norm = c->recur_norm;
     kc.H = nh;
     kc.nth = cr.nth;
     kc.work = BUF(&cr, B_KWORK, float);

@@ -39,10 +39,14 @@ struct la_cell {
     double A;                 /* gerf A */
     int A_auto;               /* gerf: A chosen from the data */
     double relu_eps;          /* relu map's eps */
+    int nu;                   /* dpfp map's ν (1..3) */
     char weights[LA_PATH_LEN];/* learned map's weights file ("" if none) */
     int causal;
     int chunk;                /* linear_causal_chunked's C (0 = default) */
     double eps;               /* linear normaliser eps */
+    double beta, gamma, alpha; /* the recurrences' gates (constants): delta β, decay γ, gated
+                                  α (attention.h "Recurrences") */
+    int recur_norm;           /* the recurrences' normaliser: enum attn_recur_norm */
 
     /* shape */
     int T, d, dv;             /* dv = d unless set */

@@ -47,6 +47,20 @@ _Static_assert(LA_DATA_GAUSSIAN == 0 && LA_DATA_SPHERE == 1 && LA_DATA_H5 == 2,
 
 static const char *const draw_names[] = {"iid", "orthogonal", NULL};
 static const char *const source_names[] = {"gaussian", "sphere", "h5", NULL};
+_Static_assert(ATTN_RN_RULE == 0 && ATTN_RN_NONE == 1 && ATTN_RN_SUM == 2,
+               "recur_norm names follow enum attn_recur_norm");
+static const char *const recur_norm_names[] = {"rule", "none", "sum", NULL};
+
+/* The recurrences' gates apply to the cells whose kernel's update rule reads them. */
+static int kernel_update_is(const struct la_cell *c, int update)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(c->kernel);
+    return kn && kn->update == update;
+}
+static int reads_beta(const struct la_cell *c) { return kernel_update_is(c, ATTN_UPD_DELTA); }
+static int reads_gamma(const struct la_cell *c) { return kernel_update_is(c, ATTN_UPD_DECAY); }
+static int reads_alpha(const struct la_cell *c) { return kernel_update_is(c, ATTN_UPD_GATED); }
+static int is_recurrence(const struct la_cell *c) { return !kernel_update_is(c, ATTN_UPD_SUM); }
 
 /* norm_fixed: the row norms of orthogonal draws; iid draws have no such choice. */
 static int orthogonal_draws(const struct la_cell *c)
@@ -163,6 +177,17 @@ const struct la_param la_params[LA_NPARAMS] = {
                            .def = "1e-3",
                            CELL(relu_eps),
                            FM(eps)},
+    [LA_PARAM_NU] = {.name = "nu",
+                     .entry = "nu",
+                     .flag = "nu",
+                     .legend = "nu",
+                     .help = "dpfp's number of shifted products ν (m = 2·d·ν)",
+                     INTS(1, 3),
+                     .flags = LA_PF_AXIS | LA_PF_ENTRY | LA_PF_RANGE | LA_PF_KEY_IF_SET,
+                     .scope = LA_SCOPE_MAP,
+                     .def = "1",
+                     CELL(nu),
+                     FM(nu)},
     [LA_PARAM_CAUSAL] = {.name = "causal",
                          .flag = "causal",
                          .legend = "causal",
@@ -196,6 +221,62 @@ const struct la_param la_params[LA_NPARAMS] = {
                       CELL(eps),
                       ROW(eps)},
     /* ---- shape ---- */
+    [LA_PARAM_BETA] = {.name = "beta",
+                       .flag = "beta",
+                       .legend = "β",
+                       .help = "the delta rule's β (every token's): the share of the retrieved "
+                               "value replaced",
+                       .type = LA_PT_REAL,
+                       .lo = 0,
+                       .lo_open = 1,
+                       .hi = 1,
+                       .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
+                       .scope = LA_SCOPE_KERNEL,
+                       .applies = reads_beta,
+                       .def = "1",
+                       CELL(beta)},
+    [LA_PARAM_GAMMA] = {.name = "gamma",
+                        .flag = "gamma",
+                        .legend = "γ",
+                        .help = "the decay rule's γ (every head's): S = γS + kvᵀ",
+                        .type = LA_PT_REAL,
+                        .lo = 0,
+                        .lo_open = 1,
+                        .hi = 1,
+                        .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
+                        .scope = LA_SCOPE_KERNEL,
+                        .applies = reads_gamma,
+                        .def = "0.96875",
+                        CELL(gamma)},
+    [LA_PARAM_ALPHA] = {.name = "alpha",
+                        .flag = "alpha",
+                        .legend = "α",
+                        .help = "the gated rule's α (every token's and state row's): S = "
+                                "diag(α)S + kvᵀ",
+                        .type = LA_PT_REAL,
+                        .lo = 0,
+                        .lo_open = 1,
+                        .hi = 1,
+                        .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
+                        .scope = LA_SCOPE_KERNEL,
+                        .applies = reads_alpha,
+                        .def = "0.96875",
+                        CELL(alpha)},
+    [LA_PARAM_RECUR_NORM] = {.name = "recur_norm",
+                             .flag = "recur-norm",
+                             .legend = "",
+                             .help = "the recurrences' normaliser: rule (decay, gated: 1/(qᵀz + "
+                                     "eps); delta: none), none, or sum (q, k divided by their "
+                                     "sums)",
+                             .type = LA_PT_CHOICE,
+                             .flags = LA_PF_AXIS | LA_PF_KEY_IF_SET,
+                             .scope = LA_SCOPE_KERNEL,
+                             .applies = is_recurrence,
+                             .choices = recur_norm_names,
+                             .noun = "normaliser",
+                             .nouns = "valid normalisers",
+                             .def = "rule",
+                             CELL(recur_norm)},
     [LA_PARAM_T] = {.name = "T",
                     .flag = "T",
                     .legend = "T",
@@ -467,6 +548,8 @@ int la_param_applies(const struct la_param *p, const struct la_cell *c, const st
         return c->source == LA_DATA_SPHERE;
     case LA_SCOPE_H5:
         return c->source == LA_DATA_H5;
+    case LA_SCOPE_KERNEL:
+        return a->linear && p->applies && p->applies(c);
     default:
         return 1;
     }

@@ -34,9 +34,14 @@ enum la_param_id {
     LA_PARAM_NORM_FIXED,
     LA_PARAM_A,
     LA_PARAM_RELU_EPS,
+    LA_PARAM_NU,
     LA_PARAM_CAUSAL,
     LA_PARAM_CHUNK,
     LA_PARAM_EPS,
+    LA_PARAM_BETA,
+    LA_PARAM_GAMMA,
+    LA_PARAM_ALPHA,
+    LA_PARAM_RECUR_NORM,
     LA_PARAM_T,
     LA_PARAM_D,
     LA_PARAM_DV,
@@ -108,7 +113,9 @@ enum la_scope {
     LA_SCOPE_GAUSSIAN, /* cells of data source gaussian */
     LA_SCOPE_SPHERE,   /* ... sphere */
     LA_SCOPE_H5,       /* ... h5 */
-    LA_SCOPE_MEASURE   /* a measurement setting of every cell */
+    LA_SCOPE_MEASURE,  /* a measurement setting of every cell */
+    LA_SCOPE_KERNEL    /* cells of linear kernels for which `applies` holds (the recurrences'
+                          gates: the kernel's update rule reads it) */
 };
 
 /* One value of a parameter. */

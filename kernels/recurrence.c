@@ -1,0 +1,338 @@
+/* recurrence.c — fast fp32 causal linear attention with the delta, decay and gated update rules
+ * (attention.h, "Recurrences"): the recurrent forward kernels, their prefill (the same, from and
+ * back to a carried state) and step (one token of each of B sequences).
+ * Inputs are features:  PQ, PK: (T, m); V, Y: (T, dv), row-major; the gate as attn_args says.
+ * Recurrent form: a short pass over the tokens first computes each token's output scale ys_t
+ * (1/(q_tᵀz_t + eps) with z decayed or gated as S is; 1/(Σq_t + eps) under sum normalisation;
+ * else 1) and key scale ks_t (1/(Σk_t + eps) under sum normalisation, else 1); then the state's
+ * columns, which evolve independently under all three rules, run in blocks
+ * (simd.h la_recur_cols: the decay and gated rules share a pass over the state between a few
+ * tokens, the delta rule makes one pass per token, see simd_tmpl.h).  Threads split the column
+ * blocks; a thread's columns of Y may share a cache line with its neighbour's when dv is not a
+ * multiple of the block (correct, not the fastest layout).
+ * Step: a plain loop per sequence (the compiler vectorises the dv columns), states split between
+ * threads.  Nothing here allocates: workspaces come from the caller.
+ * Chunked forms of the decay and gated rules (GEMMs per chunk through the products of the
+ * gates, see recur_chunked).  Not here: the delta rule's chunked form (the WY/UT
+ * representation), backward.
+ * Tests: tests/test_kernels.c against recurrence_ref.c on every vector path; `linattn check`.
+ */
+#include "attention.h"
+#include "kernel_impl.h"
+#include "simd.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* Workspace of one head: ys (T), ks (T), z (m), and the state in column blocks (m, dv rounded
+ * up to 16; a block of nc columns at m·c0 holds m rows of la_linrec_width(nc) floats). */
+size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    (void)causal, (void)chunk, (void)threads;
+    return 2 * la_pad16((size_t)T) + la_pad16((size_t)dk) + (size_t)dk * la_pad16((size_t)dv);
+}
+
+/* The gate of token t's state row i, or of token t (delta), or the head's (decay). */
+static inline float gate_at(const struct attn_args *a, int update, int t, int i)
+{
+    if (!a->gate)
+        return a->gate_const;
+    return update == ATTN_UPD_GATED ? a->gate[(size_t)t * a->dk + i]
+           : update == ATTN_UPD_DELTA ? a->gate[t]
+                                      : a->gate[0];
+}
+
+static inline float row_sum(const float *x, int m)
+{
+    float s = 0.0f;
+    for (int i = 0; i < m; i++)
+        s += x[i];
+    return s;
+}
+
+/* ys, ks for T tokens (see the file's comment); z (m) carries the normaliser's state for the
+ * rules that have one.  Returns the rows whose normaliser was <= eps in absolute value. */
+static long scales(const struct attn_args *a, int update, float *ys, float *ks, float *z)
+{
+    const int T = a->T, m = a->dk;
+    const int den = a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA;
+    long small = 0;
+    for (int t = 0; t < T; t++) {
+        const float *q = a->q + (size_t)t * m, *k = a->k + (size_t)t * m;
+        const float eps = a->eps_row ? a->eps_row[t] : a->eps;
+        float d;
+        ks[t] = 1.0f;
+        if (den) {
+            d = 0.0f;
+            if (update == ATTN_UPD_GATED && a->gate) {
+                const float *g = a->gate + (size_t)t * m;
+                for (int i = 0; i < m; i++) {
+                    z[i] = g[i] * z[i] + k[i];
+                    d += q[i] * z[i];
+                }
+            } else {
+                const float g = gate_at(a, update, t, 0);
+                for (int i = 0; i < m; i++) {
+                    z[i] = g * z[i] + k[i];
+                    d += q[i] * z[i];
+                }
+            }
+        } else if (a->recur_norm == ATTN_RN_SUM) {
+            d = row_sum(q, m);
+            ks[t] = 1.0f / (row_sum(k, m) + eps);
+        } else {
+            ys[t] = 1.0f;
+            continue;
+        }
+        ys[t] = 1.0f / (d + eps);
+        small += fabsf(d) <= eps;
+    }
+    return small;
+}
+
+/* T tokens of one sequence through the rule, from `state` (S (m × dv) then z (m); NULL: empty)
+ * and back to it. */
+static void recur_run(struct attn_args *a, int update, float *state)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
+    const int blk = la_recur_block(isa, update), nb = (dv + blk - 1) / blk;
+    const int nth = a->threads > 1 ? (a->threads < nb ? a->threads : nb) : 1;
+    float *ys = la_align_work(a->work), *ks = ys + la_pad16((size_t)T);
+    float *z = ks + la_pad16((size_t)T), *S = z + la_pad16((size_t)m);
+    if (state)
+        memcpy(z, state + (size_t)m * dv, (size_t)m * sizeof *z);
+    else
+        memset(z, 0, (size_t)m * sizeof *z);
+    a->n_small_den = scales(a, update, ys, ks, z);
+    if (state && a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA)
+        memcpy(state + (size_t)m * dv, z, (size_t)m * sizeof *z);
+    /* A gated rule whose every α_t[i] is one constant runs as the decay rule's pass. */
+    const float g = a->gate && update == ATTN_UPD_DECAY ? a->gate[0] : a->gate_const;
+    const float *G = update == ATTN_UPD_DECAY ? NULL : a->gate;
+    const int rule = update == ATTN_UPD_GATED && !G ? ATTN_UPD_DECAY : update;
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static)
+    for (int b = 0; b < nb; b++) {
+        const int c0 = b * blk, nc = dv - c0 < blk ? dv - c0 : blk;
+        const int w = la_linrec_width(isa, nc);
+        float *Sb = S + (size_t)m * c0;
+        for (int i = 0; i < m; i++) {
+            float *r = Sb + (size_t)i * w;
+            if (state)
+                memcpy(r, state + (size_t)i * dv + c0, (size_t)nc * sizeof *r);
+            else
+                memset(r, 0, (size_t)nc * sizeof *r);
+            memset(r + nc, 0, (size_t)(w - nc) * sizeof *r);
+        }
+        la_recur_cols(isa, rule, T, m, dv, a->q, a->k, a->v, a->y, dv, ys, ks, g, G, Sb, c0,
+                      nc);
+        for (int i = 0; i < m && state; i++)
+            memcpy(state + (size_t)i * dv + c0, Sb + (size_t)i * w, (size_t)nc * sizeof *Sb);
+    }
+}
+
+void attn_delta_recurrent(struct attn_args *a) { recur_run(a, ATTN_UPD_DELTA, NULL); }
+void attn_decay_recurrent(struct attn_args *a) { recur_run(a, ATTN_UPD_DECAY, NULL); }
+void attn_gated_recurrent(struct attn_args *a) { recur_run(a, ATTN_UPD_GATED, NULL); }
+void attn_delta_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_DELTA, a->state); }
+void attn_decay_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_DECAY, a->state); }
+void attn_gated_prefill(struct attn_args *a) { recur_run(a, ATTN_UPD_GATED, a->state); }
+
+/* ---- chunked forms of the decay and gated rules --------------------------------------------- */
+
+/* Chunks of C tokens (a->chunk, default RECUR_CHUNK).  With b_i the product of the gates of the
+ * chunk's tokens 1..i (b_0 = 1; decay: γ^i; gated: a vector over the m state rows) and S0 the
+ * state before the chunk scaled by its first token's gate, token i of the chunk sees
+ *   S_i = diag(b_i) S0 + Σ_{j<=i} diag(b_i / b_j) k̂_j v_jᵀ,
+ * so its output is y_i = ys_i · (q̃_iᵀ S0 + Σ_{j<=i} (q̃_i·k̃_j) v_j) with q̃_i = q_i ⊙ b_i and
+ * k̃_j = k̂_j / b_j (decay: the factor γ^{i−j} on the scores instead, no division), and the state
+ * after the chunk is diag(b_{n−1}) (S0 + Σ_j k̃_j v_jᵀ).  Three GEMMs per chunk (simd.h
+ * la_gemm): Q̃·S0, the masked scores Q̃·K̃ᵀ times V, and K̃ᵀV.  The gated rule's 1/b_j grows as
+ * the gates multiply: a chunk ends early, before any b_i[f] falls below RECUR_BMIN, so that
+ * q̃·k̃ keeps fp32's range (a chunk of one token divides by nothing).  Threads: one (these are
+ * GEMM-shaped for the development of larger blocks; a->threads is not read). */
+#define RECUR_CHUNK 64
+#define RECUR_BMIN 1e-12f
+
+static int recur_chunk_of(const struct attn_args *a)
+{
+    return a->chunk > 0 ? a->chunk : RECUR_CHUNK;
+}
+
+/* Workspace: the recurrent form's (ys, ks, z, S) plus per chunk Q̃ (C × m), K̃ (C × m), K̃ᵀ
+ * (m × C), the scores (C × C), the row scales (C), the gate products b (m) and γ's powers (C). */
+size_t attn_recur_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    const size_t C = (size_t)(chunk > 0 ? chunk : RECUR_CHUNK), m = (size_t)dk;
+    return attn_recur_ws(T, dk, dv, causal, chunk, threads) + 3 * la_pad16(C * m) +
+           la_pad16(C * C) + 2 * la_pad16(C) + la_pad16(m);
+}
+
+static void recur_chunked(struct attn_args *a, int update)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = recur_chunk_of(a);
+    const int gated = update == ATTN_UPD_GATED && a->gate;
+    const size_t lds = la_pad16((size_t)dv), Cm = la_pad16((size_t)C * m);
+    float *ys = la_align_work(a->work), *ks = ys + la_pad16((size_t)T);
+    float *z = ks + la_pad16((size_t)T), *S = z + la_pad16((size_t)m);
+    float *Qt = S + (size_t)m * lds, *Kd = Qt + Cm, *Kt = Kd + Cm;
+    float *A = Kt + Cm, *rs = A + la_pad16((size_t)C * C), *pw = rs + la_pad16((size_t)C);
+    float *b = pw + la_pad16((size_t)C);
+    memset(z, 0, (size_t)m * sizeof *z);
+    a->n_small_den = scales(a, update, ys, ks, z);
+    memset(S, 0, (size_t)m * lds * sizeof *S);
+    const float g = a->gate && update == ATTN_UPD_DECAY ? a->gate[0] : a->gate_const;
+    pw[0] = 1.0f; /* γ^i (decay, or a gated rule with one constant gate) */
+    for (int i = 1; i < C; i++)
+        pw[i] = pw[i - 1] * g;
+    for (int t0 = 0, n; t0 < T; t0 += n) {
+        const int nmax = T - t0 < C ? T - t0 : C;
+        /* S0: the state scaled by the chunk's first gate. */
+        for (int f = 0; f < m; f++) {
+            const float gf = gated ? a->gate[(size_t)t0 * m + f] : g;
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= gf;
+        }
+        /* q̃, k̃ (gated: with the running products b; decay: the raw rows, γ goes on the
+         * scores), and the row scales. */
+        for (int f = 0; f < m; f++)
+            b[f] = 1.0f;
+        for (n = 0; n < nmax; n++) {
+            const size_t t = (size_t)(t0 + n);
+            const float *q = a->q + t * m, *k = a->k + t * m;
+            if (gated && n > 0) {
+                const float *al = a->gate + t * m;
+                float lo = 1.0f;
+                for (int f = 0; f < m; f++)
+                    lo = fminf(lo, b[f] * al[f]);
+                if (lo < RECUR_BMIN)
+                    break; /* the chunk ends before this token */
+                for (int f = 0; f < m; f++)
+                    b[f] *= al[f];
+            }
+            for (int f = 0; f < m; f++) {
+                Qt[(size_t)n * m + f] = gated ? q[f] * b[f] : q[f];
+                Kd[(size_t)n * m + f] = gated ? k[f] * ks[t] / b[f] : k[f] * ks[t];
+            }
+            rs[n] = gated ? ys[t] : ys[t] * pw[n];
+        }
+        const float *Vc = a->v + (size_t)t0 * dv;
+        float *Yc = a->y + (size_t)t0 * dv;
+        /* Y = rs ⊙ (Q̃ S0) + ys ⊙ (masked scores · V). */
+        la_gemm(isa, n, dv, m, Qt, m, 1, S, (ptrdiff_t)lds, Yc, dv, 1.0f, rs, 0);
+        for (int j = 0; j < n; j++)
+            for (int f = 0; f < m; f++)
+                Kt[(size_t)f * C + j] = Kd[(size_t)j * m + f];
+        la_gemm(isa, n, n, m, Qt, m, 1, Kt, C, A, C, 1.0f, NULL, 0);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                A[(size_t)i * C + j] = j > i ? 0.0f : gated ? A[(size_t)i * C + j]
+                                                            : A[(size_t)i * C + j] * pw[i - j];
+        la_gemm(isa, n, dv, n, A, C, 1, Vc, dv, Yc, dv, 1.0f, ys + t0, 1);
+        /* S = diag(b_{n−1}) (S0 + K̃ᵀV); decay: γ^{n−1} S0 + Σ_j γ^{n−1−j} k̂_j v_jᵀ. */
+        if (!gated)
+            for (int j = 0; j < n; j++)
+                for (int f = 0; f < m; f++)
+                    Kd[(size_t)j * m + f] *= pw[n - 1 - j];
+        for (int f = 0; f < m && !gated; f++)
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= pw[n - 1];
+        la_gemm(isa, m, dv, n, Kd, 1, m, Vc, dv, S, (ptrdiff_t)lds, 1.0f, NULL, 1);
+        for (int f = 0; f < m && gated; f++)
+            for (int c = 0; c < dv; c++)
+                S[(size_t)f * lds + c] *= b[f];
+    }
+}
+
+void attn_decay_chunked(struct attn_args *a) { recur_chunked(a, ATTN_UPD_DECAY); }
+void attn_gated_chunked(struct attn_args *a) { recur_chunked(a, ATTN_UPD_GATED); }
+
+/* ---- step: one token appended to each of B states --------------------------------------- */
+
+/* Sequence b's token through the rule (state S (m × dv), z (m)); y from the new state.  u: dv
+ * floats of scratch (the delta rule's Sᵀk). */
+static long step_one(const struct attn_args *a, int update, int b, float *restrict S,
+                     float *restrict z, float *restrict u)
+{
+    const int m = a->dk, dv = a->dv;
+    const float *restrict q = a->q + (size_t)b * m, *restrict k = a->k + (size_t)b * m;
+    const float *restrict v = a->v + (size_t)b * dv;
+    float *restrict y = a->y + (size_t)b * dv;
+    const float eps = a->eps_row ? a->eps_row[b] : a->eps;
+    const int den = a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA;
+    float ys = 1.0f, ks = 1.0f, d = 0.0f;
+    if (a->recur_norm == ATTN_RN_SUM) {
+        d = row_sum(q, m);
+        ys = 1.0f / (d + eps);
+        ks = 1.0f / (row_sum(k, m) + eps);
+    }
+    memset(y, 0, (size_t)dv * sizeof *y);
+    if (update == ATTN_UPD_DELTA) {
+        /* w = β (v − Sᵀk̂) first (into u): the update needs the whole product. */
+        memset(u, 0, (size_t)dv * sizeof *u);
+        for (int i = 0; i < m; i++) {
+            const float ki = k[i];
+            const float *restrict Si = S + (size_t)i * dv;
+            for (int c = 0; c < dv; c++)
+                u[c] += ki * Si[c];
+        }
+        const float beta = gate_at(a, update, b, 0) * ks;
+        for (int c = 0; c < dv; c++)
+            u[c] = beta * (v[c] - ks * u[c]);
+        for (int i = 0; i < m; i++) {
+            const float ki = k[i], qi = q[i];
+            float *restrict Si = S + (size_t)i * dv;
+            for (int c = 0; c < dv; c++) {
+                Si[c] += ki * u[c];
+                y[c] += qi * Si[c];
+            }
+        }
+    } else {
+        for (int i = 0; i < m; i++) {
+            const float g = gate_at(a, update, b, i), ki = k[i] * ks, qi = q[i];
+            float *restrict Si = S + (size_t)i * dv;
+            for (int c = 0; c < dv; c++) {
+                Si[c] = g * Si[c] + ki * v[c];
+                y[c] += qi * Si[c];
+            }
+            if (den) {
+                z[i] = g * z[i] + k[i];
+                d += q[i] * z[i];
+            }
+        }
+        if (den)
+            ys = 1.0f / (d + eps);
+    }
+    for (int c = 0; c < dv; c++)
+        y[c] *= ys;
+    return (den || a->recur_norm == ATTN_RN_SUM) && fabsf(d) <= eps;
+}
+
+/* Step workspace: dv floats of scratch per thread. */
+size_t attn_recur_step_ws(int T, int dk, int dv, int causal, int chunk, int threads)
+{
+    (void)T, (void)dk, (void)causal, (void)chunk;
+    return la_pad16((size_t)dv) * (size_t)(threads > 1 ? threads : 1);
+}
+
+static void step_run(struct attn_args *a, int update)
+{
+    const int B = a->T, m = a->dk, dv = a->dv, nth = a->threads > 1 ? a->threads : 1;
+    const size_t sf = attn_linear_state_floats(1, m, dv);
+    float *const work = la_align_work(a->work);
+    long small = 0;
+#pragma omp parallel num_threads(nth) if (nth > 1 && B > 1) reduction(+ : small)
+    {
+        float *u = work + la_pad16((size_t)dv) * (size_t)omp_get_thread_num();
+#pragma omp for
+        for (int b = 0; b < B; b++) {
+            float *S = a->state + (size_t)b * sf;
+            small += step_one(a, update, b, S, S + (size_t)m * dv, u);
+        }
+    }
+    a->n_small_den = small;
+}
+
+void attn_delta_step(struct attn_args *a) { step_run(a, ATTN_UPD_DELTA); }
+void attn_decay_step(struct attn_args *a) { step_run(a, ATTN_UPD_DECAY); }
+void attn_gated_step(struct attn_args *a) { step_run(a, ATTN_UPD_GATED); }
