@@ -338,17 +338,28 @@ static void test_every_kernel(void **state)
             const int features = kn->input == ATTN_IN_FEATURES;
             set_kernel(&c, kn->name, features ? "elu1" : "none", causal);
             struct la_row row;
-            if (kn->op != ATTN_OP_FORWARD) { /* cells time forward passes: refused, by name */
+            if (kn->op != ATTN_OP_FORWARD && kn->op != ATTN_OP_STEP) {
+                /* cells time forward passes and decode steps: others refused, by name */
                 struct la_error err;
                 assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EINVAL);
-                assert_non_null(strstr(err.msg, "is not a forward kernel"));
+                assert_non_null(strstr(err.msg, "cells run forward and step kernels"));
                 assert_non_null(strstr(err.msg, kn->name));
                 continue;
             }
+            const int step = kn->op == ATTN_OP_STEP;
             run_ok(ws, &c, &row);
             assert_int_equal(row.T, c.T);
             assert_int_equal(row.heads, 2);
-            assert_int_equal(row.err_rows, 64);
+            /* A decode cell measures the last row of each sequence. */
+            assert_int_equal(row.err_rows, step ? 1 : 64);
+            assert_true(row.bytes > 0.0);
+            if (step)
+                assert_float_equal(row.state_bytes,
+                                   2.0 * sizeof(float) *
+                                       (double)attn_state_floats(kn, c.T, c.d, c.dv),
+                                   0.0);
+            else
+                assert_float_equal(row.state_bytes, 0.0, 0.0);
             assert_true(row.repeats >= 2);
             assert_true(row.time_median_s > 0.0 && row.gflops > 0.0);
             assert_true(row.workspace_bytes >= 0.0);
@@ -356,6 +367,8 @@ static void test_every_kernel(void **state)
             assert_true(row.err_rel_fro >= 0.0 && isfinite(row.err_rel_fro));
             assert_true(row.cos_mean > 0.0 && row.cos_mean <= 1.0 + 1e-12);
             assert_true(row.entropy_mean > 0.0 && row.entropy_mean <= log((double)c.T) + 1e-9);
+            if (step) /* the entropy of the last row's attention over all T keys */
+                assert_true(row.entropy_mean > 0.5 * log((double)c.T));
             assert_true(row.err_impl < 2e-5);
             if (!features) {
                 assert_int_equal(row.m, 0);
@@ -437,6 +450,93 @@ static void test_err_impl_matches_reference(void **state)
         free(q), free(k), free(v), free(y), free(pq), free(pk), free(pqd), free(pkd), free(vd);
         free(yd), free(work);
     }
+    la_runner_ws_free(ws);
+}
+
+/* A decode cell (a step kernel): the states filled with tokens 0..T−2, one step of token T−1
+ * for B sequences per head; its errors are those of row T−1 of each sequence, here computed
+ * from the causal forward kernel on the same features against the softmax reference.  Timed
+ * repeats append the token again, which leaves the measured errors as they are. */
+static void test_decode_cell(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.T = 80;
+    c.batch = 2;
+    c.heads = 2; /* 4 sequences: every one is an error head */
+    set_kernel(&c, "linear_step", "elu1", 1);
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row, again;
+    run_ok(ws, &c, &row);
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_step");
+    const int T = c.T, d = c.d, dv = c.dv, nh = c.batch * c.heads;
+    assert_int_equal(row.err_rows, 1);
+    assert_int_equal(row.kl_rows, 1);
+    assert_float_equal(row.state_bytes, (double)nh * sizeof(float) * (d * dv + d), 0.0);
+    assert_float_equal(row.flops, c.heads * attn_nominal_flops(kn, c.batch, d, dv, 1), 0.0);
+    assert_float_equal(row.bytes, c.heads * attn_nominal_bytes(kn, c.batch, d, dv, 1), 0.0);
+    assert_true(row.repeats >= 2 && row.time_median_s > 0.0);
+    assert_true(row.fm_time_median_s > 0.0);
+    assert_true(row.err_impl < 2e-5);
+
+    /* The expected errors: row T−1 of the causal forward kernel per sequence. */
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    float *q = malloc(sizeof(float) * nh * T * d), *k = malloc(sizeof(float) * nh * T * d);
+    float *v = malloc(sizeof(float) * nh * T * dv), *y = malloc(sizeof(float) * T * dv);
+    float *pq = malloc(sizeof(float) * T * d), *pk = malloc(sizeof(float) * T * d);
+    double *qd = malloc(sizeof(double) * T * d), *kd = malloc(sizeof(double) * T * d);
+    double *vd = malloc(sizeof(double) * T * dv), *yref = malloc(sizeof(double) * dv);
+    double *scores = malloc(sizeof(double) * T);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    struct fm_params p;
+    featuremap_params_default(&p, d);
+    struct featuremap *fm = featuremap_alloc("elu1", &p, NULL, &err);
+    assert_non_null(fm);
+    const struct attn_kernel *fw = attn_kernel_lookup("linear_causal_recurrent");
+    const size_t ws_f = attn_workspace_floats(fw, T, d, dv, 1, 0, 1);
+    float *work = malloc(sizeof(float) * (ws_f ? ws_f : 1));
+    double num = 0.0, den = 0.0;
+    for (int h = 0; h < nh; h++) {
+        const size_t xs = (size_t)T * d, vs = (size_t)T * dv;
+        assert_int_equal(featuremap_apply(fm, FM_QUERY, q + h * xs, (size_t)T, pq, NULL), LA_OK);
+        assert_int_equal(featuremap_apply(fm, FM_KEY, k + h * xs, (size_t)T, pk, NULL), LA_OK);
+        struct attn_args a = {.q = pq, .k = pk, .v = v + h * vs, .y = y, .T = T, .dk = d,
+                              .dv = dv, .causal = 1, .eps = (float)c.eps, .threads = 1,
+                              .work = work};
+        attn_run_heads(fw, &a, 1, 1, work, ws_f);
+        tu_to_double(q + h * xs, qd, xs);
+        tu_to_double(k + h * xs, kd, xs);
+        tu_to_double(v + h * vs, vd, vs);
+        const int last = T - 1;
+        attn_softmax_ref_rows(qd, kd, vd, yref, T, d, dv, 1, &last, 1, scores);
+        for (int j = 0; j < dv; j++) {
+            const double e = (double)y[(size_t)last * dv + j] - yref[j];
+            num += e * e;
+            den += yref[j] * yref[j];
+        }
+    }
+    const double expect = sqrt(num / den);
+    assert_true(expect > 1e-3); /* elu+1 is not softmax */
+    assert_float_equal(row.err_rel_fro, expect, 1e-4 * expect);
+
+    /* More timed repeats (each appends the token once more) leave the errors as they are. */
+    c.time_budget_s = 0.02;
+    c.min_repeats = 20;
+    run_ok(ws, &c, &again);
+    assert_same_errors(&row, &again);
+
+    /* A step kernel runs causal only; a prefill kernel is not a cell. */
+    c.causal = 0;
+    assert_int_equal(la_run_cell(ws, &c, &again, &err), LA_EINVAL);
+    set_kernel(&c, "linear_prefill", "elu1", 1);
+    assert_int_equal(la_run_cell(ws, &c, &again, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, "linear_prefill is a prefill kernel"));
+    featuremap_free(fm);
+    free(q), free(k), free(v), free(y), free(pq), free(pk), free(qd), free(kd), free(vd);
+    free(yref), free(scores), free(work);
     la_runner_ws_free(ws);
 }
 
@@ -687,6 +787,7 @@ int main(void)
         cmocka_unit_test(test_data_h5),
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_err_impl_matches_reference),
+        cmocka_unit_test(test_decode_cell),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_kernel_mse_decreases_with_m),
         cmocka_unit_test(test_failed_rows),

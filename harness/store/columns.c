@@ -35,7 +35,7 @@ static const struct la_column columns[] = {
     COL(status), COL(message), COL(host),
     COL(time_median_s), COL(time_min_s), COL(time_max_s), COL(time_p20_s), COL(time_p80_s),
     COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
-    COL(peak_rss_bytes),
+    COL(peak_rss_bytes), COL(bytes), COL(state_bytes),
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
     COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
 };
