@@ -82,7 +82,8 @@ ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/
                   harness/engine/progress.c harness/engine/mpi_run.c
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \
-                  harness/figures/realheads.c harness/figures/theory.c
+                  harness/figures/realheads.c harness/figures/theory.c \
+                  harness/figures/decode.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/peak.c \
                   harness/cli/bench_suite.c harness/cli/cmd_list.c harness/cli/cmd_check.c \
                   harness/cli/cmd_bench.c harness/cli/cmd_capture.c harness/cli/cmd_featuremap.c \
