@@ -69,7 +69,8 @@ CORE_SRC       := harness/core/status.c harness/core/timing.c harness/core/sysin
                   harness/core/h5util.c harness/core/util.c
 KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_ref.c \
                   kernels/linear.c kernels/registry.c kernels/vmath.c kernels/simd.c \
-                  kernels/seed_baseline.c kernels/linear_decode.c
+                  kernels/seed_baseline.c kernels/linear_decode.c \
+                  kernels/softmax_decode.c kernels/kv_cache.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c

@@ -31,11 +31,39 @@
  *   step of B sequences (T = B, one token each): flops 4·B·m·dv + 4·B·m (the prefill of one
  *            token per sequence); bytes 4·B·(2·m + 2·dv) + 2·4·B·(m·dv + m): at decode sizes
  *            the state dominates, so a step is bound by where the states live.
+ *
+ * Softmax prefill and step (causal, input ATTN_IN_QK; the state of one sequence is its
+ * key-value cache, below): the cost grows with the tokens already cached, pos, so these entries
+ * have flops_at and bytes_at (attn_nominal_flops_at, attn_nominal_bytes_at); their flops and
+ * bytes are the pos = 0 case.  Token i of a call (0-based) is at position pos + i and sees the
+ * pos + i + 1 tokens 0 .. pos + i:
+ *   prefill of T tokens: flops 2·(d + dv)·Σ_i (pos + i + 1) = 2·(d + dv)·(T·pos + T(T+1)/2)
+ *            (QKᵀ and PV of every visible pair, exps not counted); bytes 4·(2·T·d + 2·T·dv)
+ *            for the tokens plus 4·(pos + T)·(d + dv): the cached keys and values read once and
+ *            the T new ones written once (tiled re-reads not counted).
+ *   step of B sequences (T = B, each at pos): flops 2·B·(pos + 1)·(d + dv); bytes
+ *            4·B·(2·d + 2·dv) + 4·B·(pos + 1)·(d + dv): a step at context t = pos + 1 moves
+ *            t·(d + dv) floats of cache per sequence (t − 1 read, 1 written), so it is bound by
+ *            the bandwidth of wherever the cache lives.
+ *
+ * The key-value cache (attn_args.state of softmax_prefill and softmax_step): blocks of
+ * ATTN_KV_BLOCK tokens; block b (tokens b·ATTN_KV_BLOCK ..) starts at float
+ * b·ATTN_KV_BLOCK·(d + dv) and holds its keys transposed (d × ATTN_KV_BLOCK: key c of token
+ * b·ATTN_KV_BLOCK + j at [c·ATTN_KV_BLOCK + j]) then its values (ATTN_KV_BLOCK × dv, row-major).
+ * A step reads whole blocks front to back (the scores of a block are one vector pass over its
+ * keys, its output one over its values).  A cache with room for CAP tokens is
+ * attn_state_floats(kn, CAP, d, dv) = ⌈CAP/ATTN_KV_BLOCK⌉·ATTN_KV_BLOCK·(d + dv) floats
+ * (monotone in CAP); where a block sits does not depend on CAP, so a cache grows by
+ * reallocation (attn_kv_reserve) and one sized for CAP serves any pos + T <= CAP.  Only tokens
+ * 0 .. pos + T − 1 are ever read; the rest may hold anything.
  */
 #ifndef LA_ATTENTION_H
 #define LA_ATTENTION_H
 
 #include <stddef.h>
+
+/* Tokens per block of a softmax key-value cache (the layout above). */
+#define ATTN_KV_BLOCK 64
 
 /* ---- references (double; readable; tested against the slow definitions) ---- */
 
@@ -68,7 +96,7 @@ long attn_linear_ref_rows(const double *PQ, const double *PK, const double *V, d
 
 /* ---- fast fp32 kernels, behind one signature ---- */
 
-/* The operation a kernel performs.  Forward, and for linear attention prefill and step, exist;
+/* The operation a kernel performs.  Forward, prefill and step exist;
  * backward names an operation the argument struct already has room for. */
 enum attn_op {
     ATTN_OP_FORWARD = 0, /* y from q, k, v over T tokens, no state in or out */
@@ -113,6 +141,11 @@ struct attn_args {
                      zero for an empty state; softmax: the K, V cache */
     int pos;      /* tokens already in the state (0: empty); the first token's position (linear
                      kernels do not read it: their state has one size) */
+    int cap;      /* softmax (a KV cache): the tokens one sequence's cache has room for, so its
+                     state is attn_state_floats(kn, cap, dk, dv) floats and sequence b of a step
+                     starts at b times that; needs pos + T <= cap (prefill), pos + 1 <= cap
+                     (step).  0: a cache sized exactly, pos + T (prefill) or pos + 1 (step).
+                     Linear kernels do not read it */
 
     /* Backward only (forward kernels neither read nor write these). */
     const float *grad_y;    /* in: the upstream gradient ∂L/∂y, (T, dv) */
@@ -132,9 +165,11 @@ struct attn_ref_args {
     double eps;              /* linear: normaliser eps */
     double *scratch;         /* attn_ref.scratch(T, dk, dv) doubles */
     long n_small_den;        /* out (linear): rows whose |normaliser| <= eps */
-    double *state;           /* prefill and step: the carried state, read and written, laid
-                                out as attn_args.state (linear prefill: S (dk × dv) then z (dk)
-                                of one sequence; linear step: T such states back to back) */
+    double *state;           /* prefill and step: the carried state, read and written, in
+                                attn_args.state's place (linear prefill: S (dk × dv) then z (dk)
+                                of one sequence; linear step: T such states back to back;
+                                softmax: each sequence's cache, see attn_softmax_prefill_ref) */
+    int pos, cap;            /* prefill and step: as attn_args.pos and attn_args.cap */
 };
 
 /* The double reference that checks one kind of kernel (struct attn_kernel.ref). */
@@ -142,7 +177,8 @@ struct attn_ref {
     const char *name;                         /* "softmax", "linear", "linear_elu1" */
     double tol;                               /* the relative Frobenius error an fp32 kernel
                                                  may have against it (ATTN_TOL_*) */
-    size_t (*scratch)(int T, int dk, int dv); /* doubles of scratch run needs */
+    size_t (*scratch)(int T, int dk, int dv); /* doubles of scratch run needs (prefill and step
+                                                 of a KV cache: T = the cache's capacity) */
     void (*run)(struct attn_ref_args *a);     /* y (and n_small_den) from q, k, v */
 };
 
@@ -155,6 +191,8 @@ extern const struct attn_ref attn_ref_linear;      /* attn_linear_ref */
 extern const struct attn_ref attn_ref_linear_elu1; /* attn_linear_ref on elu+1(q), elu+1(k) */
 extern const struct attn_ref attn_ref_linear_prefill; /* attn_linear_prefill_ref */
 extern const struct attn_ref attn_ref_linear_step;    /* attn_linear_step_ref */
+extern const struct attn_ref attn_ref_softmax_prefill; /* attn_softmax_prefill_ref */
+extern const struct attn_ref attn_ref_softmax_step;    /* attn_softmax_step_ref */
 
 /* Causal linear attention continuing from a state, from the definition: row i of Y is
  *   (φ(q_i)ᵀ(S0 + Σ_{j<=i} φ(k_j) v_jᵀ)) / (φ(q_i)ᵀ(z0 + Σ_{j<=i} φ(k_j)) + eps)
@@ -168,6 +206,22 @@ long attn_linear_prefill_ref(const double *PQ, const double *PK, const double *V
  * is at state + b·(m·dv + m); each is the prefill of one token.  Returns the small rows. */
 long attn_linear_step_ref(const double *PQ, const double *PK, const double *V, double *Y, int B,
                           int m, int dv, double eps, double *state);
+
+/* Causal softmax attention continuing a key-value cache, from the definition: the T new rows of
+ * K and V are stored at positions pos .. pos + T − 1 of the cache, then row i of Y is
+ *   Σ_{j <= pos+i} softmax_j(q_i·k_j/√d) v_j   over the cached keys and values.
+ * The reference's own cache layout, in the doubles of one sequence's state: keys (cap × d) then
+ * values (cap × dv), row-major (cap·(d + dv) <= attn_state_floats at cap, so it fits where the
+ * kernel's cache does).  scores: pos + T doubles. */
+void attn_softmax_prefill_ref(const double *Q, const double *K, const double *V, double *Y, int T,
+                              int d, int dv, int pos, int cap, double *state, double *scores);
+
+/* One token for each of B sequences, all at pos: row b of Q, K, V, Y is sequence b's, whose
+ * cache (the prefill reference's layout) starts at state + b·stride; each is the prefill of
+ * one token.  scores: pos + 1 doubles. */
+void attn_softmax_step_ref(const double *Q, const double *K, const double *V, double *Y, int B,
+                           int d, int dv, int pos, int cap, size_t stride, double *state,
+                           double *scores);
 
 /* One row of the kernel table: what the kernel is, as data.  Code that needs to know whether
  * a kernel takes features, reads the chunk size or carries a state reads these fields (never
@@ -198,6 +252,11 @@ struct attn_kernel {
     /* nominal flops and bytes of one head (the models at the top of this file) */
     double (*flops)(int T, int dk, int dv, int causal);
     double (*bytes)(int T, int dk, int dv, int causal);
+    /* prefill/step whose cost grows with the tokens already in the state (a KV cache): the
+     * flops and bytes of one head at pos (flops and bytes above are these at pos = 0).  NULL:
+     * the cost does not depend on pos */
+    double (*flops_at)(int T, int pos, int dk, int dv);
+    double (*bytes_at)(int T, int pos, int dk, int dv);
     /* workspace floats of one head (callers use attn_workspace_floats, which adds the slack) */
     size_t (*workspace)(int T, int dk, int dv, int causal, int chunk, int threads);
     /* the kernel: one head */
@@ -230,14 +289,37 @@ long attn_run_heads(const struct attn_kernel *kn, const struct attn_args *proto,
 double attn_nominal_flops(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 double attn_nominal_bytes(const struct attn_kernel *kn, int T, int dk, int dv, int causal);
 
+/* The same with pos tokens already in the state (prefill and step; equal to the above where
+ * the entry has no flops_at / bytes_at, and at pos = 0). */
+double attn_nominal_flops_at(const struct attn_kernel *kn, int T, int pos, int dk, int dv,
+                             int causal);
+double attn_nominal_bytes_at(const struct attn_kernel *kn, int T, int pos, int dk, int dv,
+                             int causal);
+
 /* Floats of carried state of one sequence holding up to T tokens (0 for an operation without
  * state). */
 size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv);
 
 /* Floats of state one call of kn on one head reads and writes: a prefill's one sequence
- * (attn_state_floats), a step's T sequences (T times that), 0 without state.  attn_run_heads
- * gives head h the state at h times this. */
+ * (attn_state_floats), a step's T sequences (T times that), 0 without state.  For a KV cache
+ * this is at capacity T; attn_args_state_floats gives a call's own. */
 size_t attn_call_state_floats(const struct attn_kernel *kn, int T, int dk, int dv);
+
+/* Floats of state the call a describes reads and writes on one head: attn_call_state_floats
+ * with a KV cache's capacity a->cap (or its default, attn_args.cap).  attn_run_heads gives
+ * head h the state at h times this. */
+size_t attn_args_state_floats(const struct attn_kernel *kn, const struct attn_args *a);
+
+/* Grows a buffer of B states of kn (each holding up to *cap tokens, sequence b's at
+ * b·attn_state_floats(kn, *cap, dk, dv)) so that each holds at least `need` tokens: the
+ * capacity at least doubles (and is at least need and one ATTN_KV_BLOCK), so over a
+ * generation the copying is amortised O(1) per appended token and most appends copy nothing;
+ * the contents are kept, each sequence moved to its new offset.  need <= *cap: nothing
+ * happens.  *buf may be NULL (with *cap 0).  Returns 0, or -1 when out of memory (then *buf
+ * and *cap are unchanged).  Callers that know the final length allocate it once instead.
+ * (kernels/kv_cache.c) */
+int attn_kv_reserve(const struct attn_kernel *kn, float **buf, int *cap, int need, int B, int dk,
+                    int dv);
 
 /* The first entry of the table with this operation and input that runs this causality, or
  * NULL: what a name that stands for a kind of kernel ("linear" in experiment files) means. */
@@ -258,6 +340,8 @@ void attn_linear_causal_recurrent(struct attn_args *a);
 void attn_linear_causal_chunked(struct attn_args *a);
 void attn_linear_prefill(struct attn_args *a);
 void attn_linear_step(struct attn_args *a);
+void attn_softmax_prefill(struct attn_args *a);
+void attn_softmax_step(struct attn_args *a);
 
 /* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
  * valid on this CPU, else -1 with a one-line reason naming the valid values in msg.  The CLI's

@@ -13,9 +13,14 @@ size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, in
 size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_linear_decode_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_softmax_prefill_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_softmax_step_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 
 /* Floats of one sequence's linear state: S (dk × dv) and z (dk), whatever T (linear_decode.c). */
 size_t attn_linear_state_floats(int T, int dk, int dv);
+/* Floats of one sequence's KV cache with room for T tokens (softmax_decode.c; attention.h's
+ * layout). */
+size_t attn_softmax_cache_floats(int T, int dk, int dv);
 
 /* The flop and byte models entries share (registry.c; attention.h states them): linear
  * attention's nominal flops, and a forward kernel's compulsory traffic. */

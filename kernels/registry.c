@@ -69,6 +69,28 @@ static void ref_linear_step_run(struct attn_ref_args *a)
         attn_linear_step_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->eps, a->state);
 }
 
+/* A KV cache's capacity: cap, or the exact size of the call (attn_args.cap). */
+static int cache_cap(int cap, int pos, int T, int step)
+{
+    return cap > 0 ? cap : pos + (step ? 1 : T);
+}
+
+static void ref_softmax_prefill_run(struct attn_ref_args *a)
+{
+    const int cap = cache_cap(a->cap, a->pos, a->T, 0);
+    attn_softmax_prefill_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->pos, cap, a->state,
+                             a->scratch);
+    a->n_small_den = 0;
+}
+
+static void ref_softmax_step_run(struct attn_ref_args *a)
+{
+    const int cap = cache_cap(a->cap, a->pos, a->T, 1);
+    attn_softmax_step_ref(a->q, a->k, a->v, a->y, a->T, a->dk, a->dv, a->pos, cap,
+                          attn_softmax_cache_floats(cap, a->dk, a->dv), a->state, a->scratch);
+    a->n_small_den = 0;
+}
+
 const struct attn_ref attn_ref_softmax = {"softmax", ATTN_TOL_SOFTMAX, softmax_scratch,
                                           ref_softmax_run};
 const struct attn_ref attn_ref_linear = {"linear", ATTN_TOL_LINEAR, no_scratch, ref_linear_run};
@@ -78,6 +100,11 @@ const struct attn_ref attn_ref_linear_prefill = {"linear_prefill", ATTN_TOL_LINE
                                                  ref_linear_prefill_run};
 const struct attn_ref attn_ref_linear_step = {"linear_step", ATTN_TOL_LINEAR, no_scratch,
                                               ref_linear_step_run};
+/* Their scratch is one row of scores over the cache: softmax_scratch at the capacity. */
+const struct attn_ref attn_ref_softmax_prefill = {"softmax_prefill", ATTN_TOL_SOFTMAX,
+                                                  softmax_scratch, ref_softmax_prefill_run};
+const struct attn_ref attn_ref_softmax_step = {"softmax_step", ATTN_TOL_SOFTMAX, softmax_scratch,
+                                               ref_softmax_step_run};
 
 /* ---- flop and byte models (attention.h states them) ---- */
 
@@ -113,6 +140,56 @@ static double linear_step_bytes(int T, int dk, int dv, int causal)
 {
     const double k = dk, v = dv;
     return attn_forward_bytes(T, dk, dv, causal) + 2.0 * sizeof(float) * T * (k * v + k);
+}
+
+/* Softmax prefill and step over a KV cache (attention.h states the models): flops and bytes at
+ * pos, and at pos = 0 for the table's flops and bytes. */
+static double softmax_prefill_flops_at(int T, int pos, int dk, int dv)
+{
+    const double t = T, p = pos, k = dk, v = dv;
+    return 2.0 * (k + v) * (t * p + t * (t + 1.0) / 2.0);
+}
+
+static double softmax_prefill_bytes_at(int T, int pos, int dk, int dv)
+{
+    const double t = T, p = pos, k = dk, v = dv;
+    return attn_forward_bytes(T, dk, dv, 1) + sizeof(float) * (p + t) * (k + v);
+}
+
+static double softmax_step_flops_at(int T, int pos, int dk, int dv)
+{
+    const double b = T, p = pos, k = dk, v = dv;
+    return 2.0 * b * (p + 1.0) * (k + v);
+}
+
+static double softmax_step_bytes_at(int T, int pos, int dk, int dv)
+{
+    const double b = T, p = pos, k = dk, v = dv;
+    return attn_forward_bytes(T, dk, dv, 1) + sizeof(float) * b * (p + 1.0) * (k + v);
+}
+
+static double softmax_prefill_flops(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    return softmax_prefill_flops_at(T, 0, dk, dv);
+}
+
+static double softmax_prefill_bytes(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    return softmax_prefill_bytes_at(T, 0, dk, dv);
+}
+
+static double softmax_step_flops(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    return softmax_step_flops_at(T, 0, dk, dv);
+}
+
+static double softmax_step_bytes(int T, int dk, int dv, int causal)
+{
+    (void)causal;
+    return softmax_step_bytes_at(T, 0, dk, dv);
 }
 
 /* The default causal linear kernel: the faster of the two causal algorithms, as measured by
@@ -231,6 +308,40 @@ const struct attn_kernel attn_kernels[] = {
         .workspace = attn_linear_decode_ws,
         .run = attn_linear_step,
     },
+    {
+        .name = "softmax_prefill",
+        .summary = "causal softmax attention, fp32, prefill: T tokens of one sequence appended to "
+                   "its key-value cache, y for each (blocked cache, online softmax)",
+        .op = ATTN_OP_PREFILL,
+        .input = ATTN_IN_QK,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_softmax_cache_floats,
+        .ref = &attn_ref_softmax_prefill,
+        .flops = softmax_prefill_flops,
+        .bytes = softmax_prefill_bytes,
+        .flops_at = softmax_prefill_flops_at,
+        .bytes_at = softmax_prefill_bytes_at,
+        .workspace = attn_softmax_prefill_ws,
+        .run = attn_softmax_prefill,
+    },
+    {
+        .name = "softmax_step",
+        .summary = "causal softmax attention, fp32, step: one token for each of T = B sequences "
+                   "over its key-value cache (blocked; one sequence split across threads)",
+        .op = ATTN_OP_STEP,
+        .input = ATTN_IN_QK,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 0,
+        .state_floats = attn_softmax_cache_floats,
+        .ref = &attn_ref_softmax_step,
+        .flops = softmax_step_flops,
+        .bytes = softmax_step_bytes,
+        .flops_at = softmax_step_flops_at,
+        .bytes_at = softmax_step_bytes_at,
+        .workspace = attn_softmax_step_ws,
+        .run = attn_softmax_step,
+    },
     {0},
 };
 
@@ -291,6 +402,18 @@ double attn_nominal_bytes(const struct attn_kernel *kn, int T, int dk, int dv, i
     return kn->bytes(T, dk, dv, causal);
 }
 
+double attn_nominal_flops_at(const struct attn_kernel *kn, int T, int pos, int dk, int dv,
+                             int causal)
+{
+    return kn->flops_at ? kn->flops_at(T, pos, dk, dv) : kn->flops(T, dk, dv, causal);
+}
+
+double attn_nominal_bytes_at(const struct attn_kernel *kn, int T, int pos, int dk, int dv,
+                             int causal)
+{
+    return kn->bytes_at ? kn->bytes_at(T, pos, dk, dv) : kn->bytes(T, dk, dv, causal);
+}
+
 size_t attn_state_floats(const struct attn_kernel *kn, int T, int dk, int dv)
 {
     return kn->state_floats ? kn->state_floats(T, dk, dv) : 0;
@@ -300,6 +423,13 @@ size_t attn_call_state_floats(const struct attn_kernel *kn, int T, int dk, int d
 {
     const size_t sf = attn_state_floats(kn, T, dk, dv);
     return kn->op == ATTN_OP_STEP ? (size_t)T * sf : sf;
+}
+
+size_t attn_args_state_floats(const struct attn_kernel *kn, const struct attn_args *a)
+{
+    const int step = kn->op == ATTN_OP_STEP;
+    const size_t sf = attn_state_floats(kn, cache_cap(a->cap, a->pos, a->T, step), a->dk, a->dv);
+    return step ? (size_t)a->T * sf : sf;
 }
 
 const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal)
@@ -325,7 +455,7 @@ static long run_head(const struct attn_kernel *kn, const struct attn_args *proto
     if (a.eps_row)
         a.eps_row += (size_t)h * proto->T;
     if (a.state)
-        a.state += h * attn_call_state_floats(kn, proto->T, proto->dk, proto->dv);
+        a.state += h * attn_args_state_floats(kn, proto);
     a.threads = threads;
     a.work = work;
     kn->run(&a);

@@ -13,6 +13,8 @@
  */
 #include "simd.h"
 
+#include "attention.h" /* ATTN_KV_BLOCK: the cache layout kv_attend reads */
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -434,4 +436,18 @@ void la_softmax_rows(int isa, const float *Q, const float *Kp, const float *V, f
                      float *ml)
 {
     softmax_for(isa)(Q, Kp, V, Y, T, d, dv, causal, scale, i0, rows, bc, S, ml);
+}
+
+typedef void (*kv_fn)(const float *, ptrdiff_t, int, const float *, int, int, int, int, int, float,
+                      float *, float *, float *, float *, ptrdiff_t);
+static kv_fn kv_for(int isa)
+{
+    LA_DISPATCH(kv_attend)
+}
+
+void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float *C, int d, int dv,
+                  int j0, int j1, int p0, float scale, float *S, float *m, float *l, float *Y,
+                  ptrdiff_t ldy)
+{
+    kv_for(isa)(Q, ldq, rows, C, d, dv, j0, j1, p0, scale, S, m, l, Y, ldy);
 }

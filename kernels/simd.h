@@ -100,4 +100,16 @@ void la_softmax_rows(int isa, const float *Q, const float *Kp, const float *V, f
                      int d, int dv, int causal, float scale, int i0, int rows, int bc, float *S,
                      float *ml);
 
+/* Softmax attention of `rows` query rows (Q, row stride ldq, d columns) over the tokens
+ * [j0, j1) of a key-value cache C in attention.h's blocked layout (ATTN_KV_BLOCK tokens a block:
+ * the block's keys transposed, d × ATTN_KV_BLOCK, then its value rows, ATTN_KV_BLOCK × dv;
+ * j0 a multiple of ATTN_KV_BLOCK).  Row r is at position p0 + r and sees tokens j <= p0 + r
+ * only.  Online: m and l (rows floats: the running max, -inf at first, and sum, 0 at first of
+ * each row's scale·q·k) and Y (rows × dv, row stride ldy, zero at first) carry over between
+ * calls on consecutive or disjoint ranges; the output is Y / l.  S: rows × ATTN_KV_BLOCK floats
+ * of work.  Reads only the tokens in [j0, j1). */
+void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float *C, int d, int dv,
+                  int j0, int j1, int p0, float scale, float *S, float *m, float *l, float *Y,
+                  ptrdiff_t ldy);
+
 #endif

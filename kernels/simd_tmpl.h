@@ -468,6 +468,52 @@ static void FN(softmax_rows)(const float *Q, const float *Kp, const float *V, fl
         FN(scale_row)(Y + (size_t)(i0 + r) * dv, dv, 1.0f / lrow[r]);
 }
 
+/* ---- query rows over a blocked key-value cache -------------------------------------------- */
+
+/* Online softmax of `rows` query rows over the cache tokens [j0, j1) (j0 a multiple of
+ * ATTN_KV_BLOCK), row r at position p0 + r seeing tokens j <= p0 + r: mrow, lrow (the running
+ * max and sum of each row) and the unnormalised output Y (rows of stride ldy) carry over
+ * between calls; S: rows × ATTN_KV_BLOCK floats of work.  Per cache block: the scores of the
+ * rows that see any of its tokens (one GEMM with the block's transposed keys, contiguous), the
+ * online update of the row's part of that shared with softmax_rows (new max, rescale of what
+ * was accumulated only when it grew, exp and sum in one pass; masked keys never exponentiated),
+ * then Y += P·V with the block's value rows.  Only the block's filled tokens are read (masked
+ * loads), so a cache's tail past j1 may hold anything. */
+static void FN(kv_attend)(const float *Q, ptrdiff_t ldq, int rows, const float *C, int d, int dv,
+                          int j0, int j1, int p0, float scale, float *S, float *mrow, float *lrow,
+                          float *Y, ptrdiff_t ldy)
+{
+    const int BS = ATTN_KV_BLOCK;
+    const size_t bf = (size_t)BS * ((size_t)d + (size_t)dv);
+    for (int jb = j0; jb < j1; jb += BS) {
+        const float *Kt = C + (size_t)(jb / BS) * bf, *Vb = Kt + (size_t)BS * d;
+        const int nk = j1 - jb < BS ? j1 - jb : BS;
+        const int r0 = jb - p0 > 0 ? jb - p0 : 0; /* the first row that sees this block */
+        if (r0 >= rows)
+            break; /* later blocks are later still */
+        const int nr = rows - r0;
+        float *Sr = S + (size_t)r0 * BS;
+        FN(gemm)(nr, nk, d, Q + r0 * ldq, ldq, 1, Kt, BS, Sr, BS, scale, NULL, 0);
+        for (int r = r0; r < rows; r++) {
+            float *s = S + (size_t)r * BS;
+            const int n = p0 + r - jb + 1 < nk ? p0 + r - jb + 1 : nk; /* >= 1: r >= r0 */
+            const float mold = mrow[r], mt = FN(row_max)(s, n);
+            if (mt > mold) {
+                if (mold != -INFINITY) {
+                    const float alpha = expf(mold - mt);
+                    lrow[r] *= alpha;
+                    FN(scale_row)(Y + r * ldy, dv, alpha);
+                }
+                mrow[r] = mt;
+            }
+            lrow[r] += FN(row_exp_sum)(s, n, mrow[r]);
+            if (n < nk)
+                memset(s + n, 0, (size_t)(nk - n) * sizeof *s);
+        }
+        FN(gemm)(nr, dv, nk, Sr, BS, 1, Vb, dv, Y + r0 * ldy, ldy, 1.0f, NULL, 1);
+    }
+}
+
 #undef FN
 #undef LA_INLINE
 #undef DEN_NV

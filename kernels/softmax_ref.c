@@ -1,5 +1,7 @@
 /* softmax_ref.c — the softmax attention reference in double: readable, no tiling, no SIMD.
- * Every fast softmax kernel and every error metric is measured against it.
+ * Every fast softmax kernel and every error metric is measured against it.  The prefill and
+ * step references continue a key-value cache (in a plain layout of their own: keys, then values,
+ * row by row) and attend over it row by row with the same probabilities.
  * Tests: tests/test_kernels.c (against a direct evaluation of the definition).
  */
 #include "attention.h"
@@ -61,4 +63,36 @@ void attn_softmax_ref_rows(const double *Q, const double *K, const double *V, do
 {
     for (int r = 0; r < nrows; r++)
         softmax_row(Q, K, V, Y + (size_t)r * dv, T, d, dv, causal, rows[r], scores);
+}
+
+void attn_softmax_prefill_ref(const double *Q, const double *K, const double *V, double *Y, int T,
+                              int d, int dv, int pos, int cap, double *state, double *scores)
+{
+    double *Kc = state, *Vc = state + (size_t)cap * d;
+    for (int i = 0; i < T; i++) {
+        for (int c = 0; c < d; c++)
+            Kc[(size_t)(pos + i) * d + c] = K[(size_t)i * d + c];
+        for (int c = 0; c < dv; c++)
+            Vc[(size_t)(pos + i) * dv + c] = V[(size_t)i * dv + c];
+    }
+    for (int i = 0; i < T; i++) {
+        const int n = pos + i + 1;
+        double *y = Y + (size_t)i * dv;
+        attn_softmax_probs(Q + (size_t)i * d, Kc, n, d, scores);
+        for (int c = 0; c < dv; c++)
+            y[c] = 0.0;
+        for (int j = 0; j < n; j++)
+            for (int c = 0; c < dv; c++)
+                y[c] += scores[j] * Vc[(size_t)j * dv + c];
+    }
+}
+
+void attn_softmax_step_ref(const double *Q, const double *K, const double *V, double *Y, int B,
+                           int d, int dv, int pos, int cap, size_t stride, double *state,
+                           double *scores)
+{
+    for (int b = 0; b < B; b++)
+        attn_softmax_prefill_ref(Q + (size_t)b * d, K + (size_t)b * d, V + (size_t)b * dv,
+                                 Y + (size_t)b * dv, 1, d, dv, pos, cap, state + b * stride,
+                                 scores);
 }

@@ -559,10 +559,11 @@ static double rows_diff(const float *a, const float *b, int r0, int r1, int dv)
  *    and only if the kernel says it reads it;
  *  - input: doubling one query row leaves linear attention on features unchanged (φ(q)ᵀS over
  *    φ(q)ᵀz, up to eps) and changes softmax attention on raw Q, K (a sharper softmax);
- *  - op: forward with no carried state, or prefill and step on features, causal, with the
- *    linear state S (dk × dv) and z (dk) whatever T (run from an empty state here: a prefill
- *    is then the causal forward pass, a step T one-token sequences); a name that looks up to
- *    its own entry. */
+ *    (a step from an empty state sees its own key only, whatever q: not checked there);
+ *  - op: forward with no carried state, or prefill and step, causal: on features with the
+ *    linear state S (dk × dv) and z (dk) whatever T, on raw Q, K with a KV cache of whole
+ *    blocks of ATTN_KV_BLOCK tokens (run from an empty state here: a prefill is then the causal
+ *    forward pass, a step T one-token sequences); a name that looks up to its own entry. */
 static void test_table_capabilities(void **state)
 {
     (void)state;
@@ -591,13 +592,21 @@ static void test_table_capabilities(void **state)
             assert_int_equal(attn_call_state_floats(kn, T, dk, dv), 0);
         } else {
             assert_true(kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP);
-            assert_int_equal(kn->input, ATTN_IN_FEATURES);
+            assert_true(kn->input == ATTN_IN_FEATURES || kn->input == ATTN_IN_QK);
             assert_int_equal(kn->causal_support, ATTN_CAUSAL_OK);
             assert_non_null(kn->state_floats);
-            for (int t = 1; t <= 1000; t *= 10)
-                assert_int_equal(attn_state_floats(kn, t, dk, dv), dk * dv + dk);
+            const int cache = kn->input == ATTN_IN_QK;
+            /* One sequence's state at t tokens: constant, or whole blocks of the cache. */
+            for (int t = 1; t <= 1000; t *= 10) {
+                const size_t blocks = ((size_t)t + ATTN_KV_BLOCK - 1) / ATTN_KV_BLOCK;
+                assert_int_equal(attn_state_floats(kn, t, dk, dv),
+                                 cache ? blocks * ATTN_KV_BLOCK * (dk + dv) : (size_t)dk * dv + dk);
+            }
+            for (int t = 0; t < 300; t++)
+                assert_true(attn_state_floats(kn, t + 1, dk, dv) >=
+                            attn_state_floats(kn, t, dk, dv));
             assert_int_equal(attn_call_state_floats(kn, T, dk, dv),
-                             (kn->op == ATTN_OP_STEP ? T : 1) * (dk * dv + dk));
+                             (kn->op == ATTN_OP_STEP ? T : 1) * attn_state_floats(kn, T, dk, dv));
         }
         assert_true(kn->causal_support != 0 &&
                     !(kn->causal_support & ~(ATTN_CAUSAL_OK | ATTN_NONCAUSAL_OK)));
@@ -627,7 +636,7 @@ static void test_table_capabilities(void **state)
             const double moved = rows_diff(y1, y0, row, row + 1, dv);
             if (kn->input == ATTN_IN_FEATURES)
                 assert_true(moved <= 1e-5);
-            else
+            else if (kn->op != ATTN_OP_STEP)
                 assert_true(moved > 1e-4);
         }
     }
@@ -695,7 +704,9 @@ static void test_find_by_kind(void **state)
                         "linear_prefill");
     assert_string_equal(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 1)->name, "linear_step");
     assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_FEATURES, 0));
-    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 1));
+    assert_string_equal(attn_kernel_find(ATTN_OP_PREFILL, ATTN_IN_QK, 1)->name, "softmax_prefill");
+    assert_string_equal(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 1)->name, "softmax_step");
+    assert_null(attn_kernel_find(ATTN_OP_STEP, ATTN_IN_QK, 0));
     assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, 0));
 }
 
@@ -731,6 +742,37 @@ static void test_flop_and_byte_models(void **state)
                                                                 : 0.0;
                 const double want_bytes = 4.0 * (2.0 * T * dk + 2.0 * T * dv) +
                                           2.0 * 4.0 * nstate * (dk * dv + dk);
+                if (kn->input == ATTN_IN_QK && kn->op != ATTN_OP_FORWARD) {
+                    /* A KV cache at pos: token i of a prefill sees pos + i + 1 keys, each of a
+                     * step's T sequences pos + 1; the tokens' traffic, the cached keys and
+                     * values read once and the new ones written once.  The table's flops and
+                     * bytes are the pos = 0 case. */
+                    assert_non_null(kn->flops_at), assert_non_null(kn->bytes_at);
+                    for (int pos = 0; pos <= 1000; pos += 1000) {
+                        const double p = pos, io = 4.0 * (2.0 * T * dk + 2.0 * T * dv);
+                        const int pf = kn->op == ATTN_OP_PREFILL;
+                        const double wf = pf ? 2.0 * (dk + dv) * (T * p + T * (T + 1.0) / 2.0)
+                                             : 2.0 * T * (p + 1.0) * (dk + dv);
+                        const double wb = pf ? io + 4.0 * (p + T) * (dk + dv)
+                                             : io + 4.0 * T * (p + 1.0) * (dk + dv);
+                        const double f =
+                            attn_nominal_flops_at(kn, (int)T, pos, (int)dk, (int)dv, causal);
+                        const double b =
+                            attn_nominal_bytes_at(kn, (int)T, pos, (int)dk, (int)dv, causal);
+                        assert_true(fabs(f - wf) <= 1e-9 * wf);
+                        assert_true(fabs(b - wb) <= 1e-9 * wb);
+                        if (pos == 0) {
+                            assert_true(f == attn_nominal_flops(kn, (int)T, (int)dk, (int)dv,
+                                                                causal));
+                            assert_true(b == attn_nominal_bytes(kn, (int)T, (int)dk, (int)dv,
+                                                                causal));
+                        }
+                    }
+                    continue;
+                }
+                assert_null(kn->flops_at), assert_null(kn->bytes_at);
+                assert_true(attn_nominal_flops_at(kn, (int)T, 77, (int)dk, (int)dv, causal) ==
+                            attn_nominal_flops(kn, (int)T, (int)dk, (int)dv, causal));
                 const double f = attn_nominal_flops(kn, (int)T, (int)dk, (int)dv, causal);
                 const double b = attn_nominal_bytes(kn, (int)T, (int)dk, (int)dv, causal);
                 assert_true(f == kn->flops((int)T, (int)dk, (int)dv, causal));
@@ -831,6 +873,175 @@ static void test_decode_ops(void **state)
     free(q), free(k), free(v), free(y0), free(y1), free(s0), free(s1);
 }
 
+/* Softmax steps that go wrong in the ways a chain check must catch: a step that stores its key
+ * and value one position early (over the last cached token), and a prefill whose last value
+ * never reaches the cache (zeroed after it ran; its own outputs are right). */
+static void softmax_step_pos_early(struct attn_args *a)
+{
+    struct attn_args b = *a;
+    if (b.pos > 0)
+        b.pos--;
+    attn_softmax_step(&b);
+}
+
+static void softmax_prefill_drops_last(struct attn_args *a)
+{
+    attn_softmax_prefill(a);
+    if (a->T < 1)
+        return;
+    const int t = a->pos + a->T - 1, d = a->dk, dv = a->dv;
+    float *blk = a->state + (size_t)(t / ATTN_KV_BLOCK) * ATTN_KV_BLOCK * (d + dv);
+    memset(blk + (size_t)ATTN_KV_BLOCK * d + (size_t)(t % ATTN_KV_BLOCK) * dv, 0,
+           sizeof(float) * dv);
+}
+
+/* Softmax prefill and step over a KV cache on their own terms:
+ *  - a prefill in pieces (0, 1, 63, 70 and the rest of the tokens: pieces that start inside a
+ *    block and cross block ends) gives the same outputs and cache, bit for bit, as one prefill,
+ *    and from an empty cache it is softmax_flash's causal forward pass;
+ *  - steps of B = 3 sequences with a cache grown by attn_kv_reserve as the tokens come (so it
+ *    moves while it holds tokens) give the outputs, bit for bit, of a cache allocated once at
+ *    its final size, and a step of B sequences equals the B one-sequence steps;
+ *  - one sequence's step split across 2 and 3 threads (flash-decoding's merge) matches the
+ *    step on one thread to the tolerance, at contexts of 1 block, 1 block + 1 and several;
+ *  - la_check_kernel fails a step that appends at the wrong position and a prefill that loses
+ *    its last value. */
+static void test_softmax_decode_ops(void **state)
+{
+    (void)state;
+    const struct attn_kernel *pf = attn_kernel_lookup("softmax_prefill");
+    const struct attn_kernel *st = attn_kernel_lookup("softmax_step");
+    const struct attn_kernel *fw = attn_kernel_lookup("softmax_flash");
+    assert_non_null(pf), assert_non_null(st), assert_non_null(fw);
+    const int T = 300, dk = 13, dv = 21, B = 3;
+    const size_t nq = (size_t)B * T * dk, ny = (size_t)B * T * dv;
+    const size_t sf = attn_state_floats(pf, T, dk, dv);
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *y0 = malloc(sizeof(float) * ny);
+    float *y1 = malloc(sizeof(float) * ny), *s0 = calloc(B * sf, sizeof(float));
+    float *s1 = calloc(B * sf, sizeof(float));
+    float *w = malloc(sizeof(float) * attn_workspace_floats(pf, T, dk, dv, 1, 0, 3));
+    tu_fill(q, nq, 1.5f, 31), tu_fill(k, nq, 1.5f, 32), tu_fill(v, ny, 1.0f, 33);
+    struct attn_args a = {.q = q, .k = k, .v = v, .y = y0, .T = T, .dk = dk, .dv = dv,
+                          .causal = 1, .threads = 1, .work = w, .state = s0};
+    pf->run(&a);
+    static const int cuts[] = {0, 0, 1, 64, 134, T};
+    for (size_t i = 0; i + 1 < sizeof cuts / sizeof cuts[0]; i++) {
+        const int t0 = cuts[i], n = cuts[i + 1] - cuts[i];
+        struct attn_args b = {.q = q + (size_t)t0 * dk, .k = k + (size_t)t0 * dk,
+                              .v = v + (size_t)t0 * dv, .y = y1 + (size_t)t0 * dv, .T = n,
+                              .dk = dk, .dv = dv, .causal = 1, .threads = 1 + (int)i % 3,
+                              .work = w, .state = s1, .pos = t0};
+        pf->run(&b);
+    }
+    assert_memory_equal(y0, y1, sizeof(float) * T * dv);
+    assert_memory_equal(s0, s1, sizeof(float) * sf);
+    run_one(fw, q, k, v, y1, T, dk, dv, 1, 0);
+    assert_true(rows_diff(y0, y1, 0, T, dv) <= 1e-5);
+
+    /* B sequences: prefill of P tokens, then steps, in a cache allocated once (s0, cap = T) and
+     * in one grown as needed from nothing (g). */
+    const int P = 37;
+    float *g = NULL;
+    int gcap = 0;
+    memset(s0, 0, sizeof(float) * B * sf);
+    for (int b = 0; b < B; b++) {
+        const size_t oq = (size_t)b * T * dk, ov = (size_t)b * T * dv;
+        struct attn_args c = {.q = q + oq, .k = k + oq, .v = v + ov, .y = y0 + ov, .T = P,
+                              .dk = dk, .dv = dv, .causal = 1, .threads = 1, .work = w,
+                              .state = s0 + b * sf};
+        pf->run(&c);
+    }
+    assert_int_equal(attn_kv_reserve(pf, &g, &gcap, P, B, dk, dv), 0);
+    assert_true(gcap >= P);
+    for (int b = 0; b < B; b++) {
+        const size_t oq = (size_t)b * T * dk, ov = (size_t)b * T * dv;
+        struct attn_args c = {.q = q + oq, .k = k + oq, .v = v + ov, .y = y1 + ov, .T = P,
+                              .dk = dk, .dv = dv, .causal = 1, .threads = 1, .work = w,
+                              .state = g + b * attn_state_floats(pf, gcap, dk, dv), .cap = gcap};
+        pf->run(&c);
+    }
+    float *gq = malloc(sizeof(float) * B * dk), *gk = malloc(sizeof(float) * B * dk);
+    float *gv = malloc(sizeof(float) * B * dv), *gy = malloc(sizeof(float) * B * dv);
+    int grew = 0;
+    for (int t = P; t < T; t++) {
+        for (int b = 0; b < B; b++) {
+            memcpy(gq + (size_t)b * dk, q + ((size_t)b * T + t) * dk, sizeof(float) * dk);
+            memcpy(gk + (size_t)b * dk, k + ((size_t)b * T + t) * dk, sizeof(float) * dk);
+            memcpy(gv + (size_t)b * dv, v + ((size_t)b * T + t) * dv, sizeof(float) * dv);
+        }
+        struct attn_args c = {.q = gq, .k = gk, .v = gv, .y = gy, .T = B, .dk = dk, .dv = dv,
+                              .causal = 1, .threads = 1 + t % 3, .work = w, .state = s0,
+                              .pos = t, .cap = T};
+        st->run(&c);
+        for (int b = 0; b < B; b++)
+            memcpy(y0 + ((size_t)b * T + t) * dv, gy + (size_t)b * dv, sizeof(float) * dv);
+        const int before = gcap;
+        assert_int_equal(attn_kv_reserve(st, &g, &gcap, t + 1, B, dk, dv), 0);
+        grew += gcap != before;
+        c.state = g, c.cap = gcap;
+        st->run(&c);
+        for (int b = 0; b < B; b++)
+            memcpy(y1 + ((size_t)b * T + t) * dv, gy + (size_t)b * dv, sizeof(float) * dv);
+        /* Sequence by sequence (B = 1, one thread: no split below a block's context). */
+        if (t % 50 == 0)
+            for (int b = 0; b < B; b++) {
+                float *sb = malloc(sizeof(float) * sf), yb[21];
+                memcpy(sb, s0 + b * sf, sizeof(float) * sf);
+                struct attn_args o = {.q = gq + (size_t)b * dk, .k = gk + (size_t)b * dk,
+                                      .v = gv + (size_t)b * dv, .y = yb, .T = 1, .dk = dk,
+                                      .dv = dv, .causal = 1, .threads = 1, .work = w,
+                                      .state = sb, .pos = t};
+                st->run(&o);
+                assert_memory_equal(yb, y0 + ((size_t)b * T + t) * dv, sizeof(float) * dv);
+                free(sb);
+            }
+    }
+    assert_true(grew >= 2); /* 64 → 128 → 256 → 512 */
+    assert_memory_equal(y0, y1, sizeof(float) * ny);
+
+    /* One sequence split across threads: contexts of 1 block, 1 block + 1, several blocks. */
+    static const int ctx[] = {64, 65, 200, 300};
+    for (size_t i = 0; i < sizeof ctx / sizeof ctx[0]; i++) {
+        const int pos = ctx[i] - 1;
+        float *ws = malloc(sizeof(float) * attn_workspace_floats(st, 1, dk, dv, 1, 0, 3));
+        float ya[21], yb[21];
+        for (int th = 2; th <= 3; th++) {
+            memcpy(s1, s0, sizeof(float) * sf); /* sequence 0's cache, all T tokens */
+            struct attn_args o = {.q = q + (size_t)pos * dk, .k = k + (size_t)pos * dk,
+                                  .v = v + (size_t)pos * dv, .y = ya, .T = 1, .dk = dk, .dv = dv,
+                                  .causal = 1, .threads = 1, .work = ws, .state = s1,
+                                  .pos = pos};
+            st->run(&o);
+            o.y = yb, o.threads = th;
+            st->run(&o);
+            for (int c = 0; c < dv; c++)
+                assert_true(fabsf(ya[c] - yb[c]) <= 1e-5f * (1.0f + fabsf(ya[c])));
+            /* And it is row pos of the causal forward pass. */
+            for (int c = 0; c < dv; c++)
+                assert_true(fabsf(yb[c] - y1[(size_t)pos * dv + c]) <=
+                            1e-5f * (1.0f + fabsf(yb[c])));
+        }
+        free(ws);
+    }
+
+    /* Mutations. */
+    struct attn_kernel bad_pf = *pf, bad_st = *st;
+    bad_pf.run = softmax_prefill_drops_last;
+    bad_st.run = softmax_step_pos_early;
+    const struct la_check_case cc = {150, 24, 40, 2, 1, 0, 1, 1.0, 60};
+    struct la_check_result r;
+    struct la_error err;
+    assert_int_equal(la_check_kernel(pf, &cc, 78, &r, &err), LA_OK);
+    assert_true(r.finite && r.rel_err <= r.tol);
+    assert_int_equal(la_check_kernel(&bad_pf, &cc, 78, &r, &err), LA_OK);
+    assert_true(r.rel_err > 100 * r.tol);
+    assert_int_equal(la_check_kernel(&bad_st, &cc, 78, &r, &err), LA_OK);
+    assert_true(r.rel_err > 100 * r.tol);
+    free(q), free(k), free(v), free(y0), free(y1), free(s0), free(s1), free(w), free(g);
+    free(gq), free(gk), free(gv), free(gy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -850,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_find_by_kind),
         cmocka_unit_test(test_flop_and_byte_models),
         cmocka_unit_test(test_decode_ops),
+        cmocka_unit_test(test_softmax_decode_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

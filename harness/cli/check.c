@@ -86,16 +86,20 @@ static int check_chain(const struct attn_kernel *kn, const struct la_check_case 
                                        ? kn
                                        : attn_kernel_find(ATTN_OP_STEP, kn->input, 1);
     const struct attn_kernel *fw = attn_kernel_find(ATTN_OP_FORWARD, kn->input, 1);
-    if (kn->input != ATTN_IN_FEATURES || !pf || !st || !fw)
+    if (!pf || !st || !fw)
         return LA_FAIL(err, LA_EINVAL,
-                       "check: %s: no prefill, step and causal forward kernel on features to "
+                       "check: %s: no prefill, step and causal forward kernel of its input to "
                        "chain it with",
                        kn->name);
     if (N < 0 || N > T || !c->causal)
         return LA_FAIL(err, LA_EINVAL, "check: %s: needs causal and 0 <= steps (%d) <= T (%d)",
                        kn->name, N, T);
     const size_t nq = (size_t)B * T * dk, nv = (size_t)B * T * dv;
+    /* Every sequence's state has room for all T tokens (a KV cache's capacity, cap = T). */
     const size_t sf = attn_state_floats(pf, T, dk, dv);
+    const size_t n1 = pf->ref->scratch(T, dk, dv), n2 = st->ref->scratch(T, dk, dv);
+    const size_t n3 = fw->ref->scratch(T, dk, dv);
+    const size_t nscr = (n1 > n2 ? n1 : n2) > n3 ? (n1 > n2 ? n1 : n2) : n3;
     const size_t wpf = attn_workspace_floats(pf, P, dk, dv, 1, c->chunk, nth);
     const size_t wst = attn_workspace_floats(st, B, dk, dv, 1, c->chunk, nth);
     const size_t wfw = attn_workspace_floats(fw, T, dk, dv, 1, c->chunk, nth);
@@ -111,26 +115,28 @@ static int check_chain(const struct attn_kernel *kn, const struct la_check_case 
     double *yf = malloc(nv * sizeof *yf), *Sd = calloc((size_t)B * sf, sizeof *Sd);
     double *gqd = malloc((size_t)B * dk * sizeof *gqd), *gkd = malloc((size_t)B * dk * sizeof *gkd);
     double *gvd = malloc((size_t)B * dv * sizeof *gvd), *gyd = malloc((size_t)B * dv * sizeof *gyd);
+    double *scr = malloc((nscr ? nscr : 1) * sizeof *scr);
     int status = LA_OK;
     if (!q || !k || !v || !y || !yk || !S || !work || !gq || !gk || !gv || !gy || !qd || !kd ||
-        !vd || !yd || !yf || !Sd || !gqd || !gkd || !gvd || !gyd) {
+        !vd || !yd || !yf || !Sd || !gqd || !gkd || !gvd || !gyd || !scr) {
         status = LA_FAIL(err, LA_ENOMEM, "check: out of memory for T=%d dk=%d dv=%d B=%d", T, dk,
                          dv, B);
         goto fail;
     }
-    fill_inputs(seed, 1, c->scale, q, k, qd, kd, nq, v, vd, nv);
+    fill_inputs(seed, kn->input == ATTN_IN_FEATURES, c->scale, q, k, qd, kd, nq, v, vd, nv);
     res->small_fast = res->small_ref = 0;
     /* The prefill of each sequence from an empty state, in fp32 and in double. */
     for (int b = 0; b < B && P > 0; b++) {
         const size_t oq = (size_t)b * T * dk, ov = (size_t)b * T * dv;
         struct attn_args a = {.q = q + oq, .k = k + oq, .v = v + ov, .y = y + ov, .T = P,
                               .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6f, .chunk = c->chunk,
-                              .threads = nth, .work = work, .state = S + (size_t)b * sf};
+                              .threads = nth, .work = work, .state = S + (size_t)b * sf,
+                              .cap = T};
         pf->run(&a);
         res->small_fast += a.n_small_den;
         struct attn_ref_args ra = {.q = qd + oq, .k = kd + oq, .v = vd + ov, .y = yd + ov,
                                    .T = P, .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6,
-                                   .state = Sd + (size_t)b * sf};
+                                   .scratch = scr, .state = Sd + (size_t)b * sf, .cap = T};
         pf->ref->run(&ra);
         res->small_ref += ra.n_small_den;
     }
@@ -141,7 +147,7 @@ static int check_chain(const struct attn_kernel *kn, const struct la_check_case 
         gather_rows(v, gv, B, T, t, dv, 0);
         struct attn_args a = {.q = gq, .k = gk, .v = gv, .y = gy, .T = B, .dk = dk, .dv = dv,
                               .causal = 1, .eps = 1e-6f, .chunk = c->chunk, .threads = nth,
-                              .work = work, .state = S, .pos = t};
+                              .work = work, .state = S, .pos = t, .cap = T};
         st->run(&a);
         res->small_fast += a.n_small_den;
         gather_rows(y, gy, B, T, t, dv, 1);
@@ -149,7 +155,8 @@ static int check_chain(const struct attn_kernel *kn, const struct la_check_case 
         gather_rows_d(kd, gkd, B, T, t, dk);
         gather_rows_d(vd, gvd, B, T, t, dv);
         struct attn_ref_args ra = {.q = gqd, .k = gkd, .v = gvd, .y = gyd, .T = B, .dk = dk,
-                                   .dv = dv, .causal = 1, .eps = 1e-6, .state = Sd};
+                                   .dv = dv, .causal = 1, .eps = 1e-6, .scratch = scr,
+                                   .state = Sd, .pos = t, .cap = T};
         st->ref->run(&ra);
         res->small_ref += ra.n_small_den;
         scatter_rows_d(yd, gyd, B, T, t, dv);
@@ -157,7 +164,10 @@ static int check_chain(const struct attn_kernel *kn, const struct la_check_case 
     /* The causal forward reference and kernel over all T tokens. */
     for (int b = 0; b < B; b++) {
         const size_t oq = (size_t)b * T * dk, ov = (size_t)b * T * dv;
-        attn_linear_ref(qd + oq, kd + oq, vd + ov, yf + ov, T, dk, dv, 1, 1e-6);
+        struct attn_ref_args rf = {.q = qd + oq, .k = kd + oq, .v = vd + ov, .y = yf + ov,
+                                   .T = T, .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6,
+                                   .scratch = scr};
+        fw->ref->run(&rf);
         struct attn_args a = {.q = q + oq, .k = k + oq, .v = v + ov, .y = yk + ov, .T = T,
                               .dk = dk, .dv = dv, .causal = 1, .eps = 1e-6f, .chunk = c->chunk,
                               .threads = nth, .work = work};
@@ -178,7 +188,7 @@ fail:
     free(q), free(k), free(v), free(y), free(yk), free(S), free(work);
     free(gq), free(gk), free(gv), free(gy);
     free(qd), free(kd), free(vd), free(yd), free(yf), free(Sd);
-    free(gqd), free(gkd), free(gvd), free(gyd);
+    free(gqd), free(gkd), free(gvd), free(gyd), free(scr);
     return status;
 }
 

@@ -25,9 +25,9 @@ int cmd_check(int argc, char **argv)
                  "chunk-1, chunk, chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, "
                  "several heads, causal and not; prefill and step kernels as a prefill of P "
                  "tokens then N steps, against the causal forward reference and kernel, with P = "
-                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1) and prints a PASS/FAIL table "
-                 "(column N: the steps; H: the batch B of a chain).  Exit code 1 when any case "
-                 "fails.",
+                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1, threads > 1 on one "
+                 "sequence) and prints a PASS/FAIL table (column N: the steps; H: the batch B of "
+                 "a chain).  Exit code 1 when any case fails.",
         .opts = opts,
     };
     int nargs;
@@ -54,7 +54,7 @@ int cmd_check(int argc, char **argv)
         {64, 16, 16, 1, 1, 0, 1, 1.0, 1},   {40, 1, 1, 1, 1, 0, 1, 1.0, 7},
         {50, 24, 40, 3, 1, 0, 1, 1.0, 9},   {1, 8, 8, 2, 1, 0, 1, 1.0, 0},
         {70, 33, 17, 4, 1, 0, 2, 1.0, 20},  {130, 64, 64, 16, 1, 0, 1, 1.0, 10},
-        {200, 5, 3, 5, 1, 0, 3, 1.5, 150},
+        {200, 5, 3, 5, 1, 0, 3, 1.5, 150},  {300, 24, 40, 1, 1, 0, 3, 1.0, 100},
     };
     const size_t nshapes = sizeof shapes / sizeof shapes[0];
     const size_t nchains = sizeof chains / sizeof chains[0];
