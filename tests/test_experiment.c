@@ -589,15 +589,17 @@ static void test_names(void **state)
     expect_error("sweep: {kernel: [linear, linear_prefill]}\n", LA_EINVAL, 1, 26,
                  "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward and "
                  "step kernels only (a step cell runs the prefill itself; step kernels: "
-                 "linear_step): linear, softmax_flash, linear_noncausal, linear_causal, "
-                 "linear_causal_recurrent, linear_causal_chunked, linear_step");
+                 "linear_step, softmax_step): linear, softmax_flash, linear_noncausal, "
+                 "linear_causal, linear_causal_recurrent, linear_causal_chunked, linear_step, "
+                 "softmax_step");
     /* A step kernel is a sweep kernel: a decode cell, causal, with its map. */
-    struct la_experiment *e = load_ok("sweep: {kernel: linear_step, causal: true, T: 64, "
-                                      "batch: [1, 16], map: [elu1, prf]}\n");
-    assert_int_equal((int)e->ncells, 4);
+    struct la_experiment *e = load_ok("sweep: {kernel: [linear_step, softmax_step], causal: "
+                                      "true, T: 64, batch: [1, 16], map: [elu1, prf]}\n");
+    assert_int_equal((int)e->ncells, 6); /* softmax has no map: 2 cells, not 4 */
     for (size_t i = 0; i < e->ncells; i++) {
-        assert_string_equal(e->cells[i].kernel, "linear_step");
-        assert_true(strcmp(e->cells[i].map, "none") != 0);
+        const int soft = !strcmp(e->cells[i].kernel, "softmax_step");
+        assert_true(soft || !strcmp(e->cells[i].kernel, "linear_step"));
+        assert_true(soft == !strcmp(e->cells[i].map, "none"));
         assert_true(la_cell_flops(&e->cells[i]) > 0.0 && la_cell_bytes(&e->cells[i]) > 0.0);
     }
     la_experiment_free(e);

@@ -474,8 +474,10 @@ static void test_decode_cell(void **state)
     assert_int_equal(row.err_rows, 1);
     assert_int_equal(row.kl_rows, 1);
     assert_float_equal(row.state_bytes, (double)nh * sizeof(float) * (d * dv + d), 0.0);
-    assert_float_equal(row.flops, c.heads * attn_nominal_flops(kn, c.batch, d, dv, 1), 0.0);
-    assert_float_equal(row.bytes, c.heads * attn_nominal_bytes(kn, c.batch, d, dv, 1), 0.0);
+    assert_float_equal(row.flops, c.heads * attn_nominal_flops_at(kn, c.batch, T - 1, d, dv, 1),
+                       0.0);
+    assert_float_equal(row.bytes, c.heads * attn_nominal_bytes_at(kn, c.batch, T - 1, d, dv, 1),
+                       0.0);
     assert_true(row.repeats >= 2 && row.time_median_s > 0.0);
     assert_true(row.fm_time_median_s > 0.0);
     assert_true(row.err_impl < 2e-5);

@@ -332,6 +332,7 @@ static void decode_prepare(const struct cellrun *cr, size_t pf_wsf)
         a.threads = 1;
         a.state = state + (size_t)s * cr->sf;
         a.pos = 0;
+        a.cap = T;
         attn_run_heads(cr->pf, &a, 1, cr->nth, BUF(cr, B_KWORK, float), pf_wsf);
     }
     const size_t last = (size_t)T - 1;
@@ -698,6 +699,7 @@ static int run_decode(struct cellrun *cr, struct la_row *row, const size_t need[
     kc.proto.threads = 1;
     kc.proto.state = BUF(cr, B_STATE, float);
     kc.proto.pos = T - 1;
+    kc.proto.cap = T;
     kc.H = H;
     kc.nth = cr->nth;
     kc.work = BUF(cr, B_KWORK, float);
@@ -721,8 +723,8 @@ static int run_decode(struct cellrun *cr, struct la_row *row, const size_t need[
         memcpy(BUF(cr, B_Y, float) + (decode_head(cr, s) * T + (size_t)T - 1) * dv,
                dy + (size_t)s * dv, (size_t)dv * sizeof *dy);
     row->n_small_den = cr->linear ? kc.small : 0;
-    row->flops = attn_nominal_flops(cr->kn, B, cr->dk, dv, 1) * H;
-    row->bytes = attn_nominal_bytes(cr->kn, B, cr->dk, dv, 1) * H;
+    row->flops = attn_nominal_flops_at(cr->kn, B, T - 1, cr->dk, dv, 1) * H;
+    row->bytes = attn_nominal_bytes_at(cr->kn, B, T - 1, cr->dk, dv, 1) * H;
     row->state_bytes = (double)nh * (double)cr->sf * sizeof(float);
     row->workspace_bytes = (double)need[B_KWORK] + (double)need[B_DFMWORK] +
                            (double)(need[B_DPQ] + need[B_DPK] + need[B_DPHI]);

@@ -1610,7 +1610,8 @@ double la_cell_flops(const struct la_cell *c)
         const struct attn_kernel *pf = attn_kernel_find(ATTN_OP_PREFILL, kn->input, 1);
         const double pre = pf && c->T > 1 ? attn_nominal_flops(pf, c->T - 1, (int)m, c->dv, 1)
                                           : 0.0;
-        return bh * (pre + fm) + c->heads * attn_nominal_flops(kn, c->batch, (int)m, c->dv, 1);
+        return bh * (pre + fm) +
+               c->heads * attn_nominal_flops_at(kn, c->batch, c->T - 1, (int)m, c->dv, 1);
     }
     /* The kernel on the features, and the map. */
     return bh * (attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm);

@@ -195,8 +195,8 @@ double la_decode_generation(const struct la_decode_series *s, long P, long N)
 /* The kernel's model of one step call of B sequences with pos tokens already in each state. */
 static double kernel_cost(const struct attn_kernel *kn, int B, int pos, int dk, int dv, int bytes)
 {
-    (void)pos;
-    return bytes ? attn_nominal_bytes(kn, B, dk, dv, 1) : attn_nominal_flops(kn, B, dk, dv, 1);
+    return bytes ? attn_nominal_bytes_at(kn, B, pos, dk, dv, 1)
+                 : attn_nominal_flops_at(kn, B, pos, dk, dv, 1);
 }
 
 /* The nominal cost of one step call (B sequences of one head) at context t: the kernel's model
