@@ -6,7 +6,9 @@
 # Run: linattn plot results/decode.h5
 load plotdir."/style.gp"
 fig_title = "Decode: generation speedup (softmax time / linear time for N tokens after P)"
-x_axis = T_axis
+# N runs from 1 to the longest context: a tic every second power of two.
+x_axis = "set logscale x 2; set xtics (); " . \
+         "do for [e=0:24:2] { set xtics add (tlabel(2**e) 2**e) }; set mxtics 1"
 y_axis = log10_y
 key_pos = "top left"
 load plotdir."/panels.gp"
