@@ -97,7 +97,7 @@ static void test_series(void **state)
     assert_int_equal((int)s[1].rows[2], 3);
     assert_true(s[1].lo[2] == 0.9 * (100 * B_SLOPE) && s[1].hi[2] == 1.2 * (900 * B_SLOPE));
     assert_true(s[0].state[4] == 4.0 * 1024 * 128); /* the KV cache of 1024 tokens */
-    assert_true(s[1].state[0] == s[1].state[4]);     /* a linear state has one size */
+    assert_true(s[1].state[0] == s[1].state[4]);    /* a linear state has one size */
 
     /* Interpolated linearly in t: exact for b·t; undefined outside the measured range. */
     assert_true(fabs(la_decode_step_at(&s[0], 100.0) - B_SLOPE * 100.0) < 1e-20);
@@ -121,10 +121,10 @@ static double scan_cross(const char *map, int m, int bytes)
     const struct attn_kernel *lk = attn_kernel_lookup("linear_step");
     struct la_error err;
     const struct featuremap_type *t = featuremap_lookup(map, &err);
-    const double lin = (bytes ? attn_nominal_bytes_at(lk, 1, 0, m, 64, 1)
-                              : attn_nominal_flops_at(lk, 1, 0, m, 64, 1)) +
-                       (bytes ? featuremap_nominal_bytes(t, 2, 64, m)
-                              : featuremap_nominal_flops(t, 2, 64, m));
+    const double lin =
+        (bytes ? attn_nominal_bytes_at(lk, 1, 0, m, 64, 1)
+               : attn_nominal_flops_at(lk, 1, 0, m, 64, 1)) +
+        (bytes ? featuremap_nominal_bytes(t, 2, 64, m) : featuremap_nominal_flops(t, 2, 64, m));
     for (int x = 1; x < 1 << 24; x++)
         if ((bytes ? attn_nominal_bytes_at(sk, 1, x - 1, 64, 64, 1)
                    : attn_nominal_flops_at(sk, 1, x - 1, 64, 64, 1)) >= lin)

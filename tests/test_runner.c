@@ -5,6 +5,7 @@
  */
 #include "testutil.h"
 
+#include <time.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -542,6 +543,92 @@ static void test_decode_cell(void **state)
     la_runner_ws_free(ws);
 }
 
+/* The decode figures' generation time, Σ_{t=P+1}^{P+N} step(t) with step(t) interpolated
+ * linearly in t between decode cells (harness/figures/decode.c), against a generation measured
+ * directly: softmax_step called N times in a row on caches prefilled with P tokens, positions
+ * P .. P+N−1, timed as a whole (the fastest of 20 runs; each run rewrites the same slots).  The
+ * loop's time is this thread's CPU time (it runs on this thread alone): a run of several
+ * milliseconds on a machine shared with other processes is preempted, which its wall time would
+ * count and the decode cells' medians of single short steps mostly do not.  Only a gross
+ * disagreement fails: the numbers are printed. */
+static void test_decode_generation_direct(void **state)
+{
+    (void)state;
+    enum { P = 1024, N = 64, B = 16, D = 64 };
+    const struct attn_kernel *st = attn_kernel_lookup("softmax_step");
+    const struct attn_kernel *pf = attn_kernel_lookup("softmax_prefill");
+    assert_non_null(st);
+    assert_non_null(pf);
+    struct la_cell c;
+    base_cell(&c);
+    set_kernel(&c, "softmax_step", "none", 1);
+    c.T = P + N;
+    c.d = c.dv = D;
+    c.batch = B;
+    c.heads = 1;
+    c.measure_error = 0;
+    c.time_budget_s = 0.05;
+    c.min_repeats = 5;
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    const size_t T = (size_t)c.T, xs = T * D;
+    float *q = malloc(sizeof(float) * B * xs), *k = malloc(sizeof(float) * B * xs);
+    float *v = malloc(sizeof(float) * B * xs), *y = malloc(sizeof(float) * xs);
+    float *gq = malloc(sizeof(float) * N * B * D), *gk = malloc(sizeof(float) * N * B * D);
+    float *gv = malloc(sizeof(float) * N * B * D), *gy = malloc(sizeof(float) * B * D);
+    const size_t sf = attn_state_floats(st, c.T, D, D);
+    float *cache = calloc((size_t)B * sf, sizeof(float));
+    const size_t wp = attn_workspace_floats(pf, P, D, D, 1, 0, 1);
+    const size_t ws = attn_workspace_floats(st, B, D, D, 1, 0, 1);
+    float *work = malloc(sizeof(float) * (wp > ws ? wp : ws));
+    assert_true(q && k && v && y && gq && gk && gv && gy && cache && work);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    for (int b = 0; b < B; b++) {
+        struct attn_args a = {.q = q + b * xs, .k = k + b * xs, .v = v + b * xs, .y = y, .T = P,
+                              .dk = D, .dv = D, .causal = 1, .threads = 1, .work = work,
+                              .state = cache + b * sf, .pos = 0, .cap = c.T};
+        attn_run_heads(pf, &a, 1, 1, work, wp);
+    }
+    for (int i = 0; i < N; i++)
+        for (int b = 0; b < B; b++) {
+            const size_t from = b * xs + (size_t)(P + i) * D, to = ((size_t)i * B + b) * D;
+            memcpy(gq + to, q + from, D * sizeof(float));
+            memcpy(gk + to, k + from, D * sizeof(float));
+            memcpy(gv + to, v + from, D * sizeof(float));
+        }
+    double direct = INFINITY;
+    for (int r = 0; r < 20; r++) {
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        for (int i = 0; i < N; i++) {
+            struct attn_args a = {.q = gq + (size_t)i * B * D, .k = gk + (size_t)i * B * D,
+                                  .v = gv + (size_t)i * B * D, .y = gy, .T = B, .dk = D,
+                                  .dv = D, .causal = 1, .threads = 1, .work = work,
+                                  .state = cache, .pos = P + i, .cap = c.T};
+            attn_run_heads(st, &a, 1, 1, work, ws);
+        }
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        const double t = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
+        direct = t < direct ? t : direct;
+    }
+    /* The decode cells at the ends of the range: step(P+1) and step(P+N). */
+    struct la_runner_ws *rws = la_runner_ws_alloc();
+    struct la_row r1, r2;
+    c.T = P + 1;
+    run_ok(rws, &c, &r1);
+    c.T = P + N;
+    run_ok(rws, &c, &r2);
+    const double integrated = N * 0.5 * (r1.time_median_s + r2.time_median_s);
+    print_message("generation of N=%d after P=%d, B=%d, d=%d: measured %.4g s, integrated from "
+                  "the decode cells %.4g s (ratio %.3f)\n",
+                  N, P, B, D, direct, integrated, direct / integrated);
+    assert_true(direct > integrated / 3.0 && direct < integrated * 3.0);
+    la_runner_ws_free(rws);
+    free(q), free(k), free(v), free(y), free(gq), free(gk), free(gv), free(gy), free(cache);
+    free(work);
+}
+
 static void test_determinism(void **state)
 {
     (void)state;
@@ -790,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_err_impl_matches_reference),
         cmocka_unit_test(test_decode_cell),
+        cmocka_unit_test(test_decode_generation_direct),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_kernel_mse_decreases_with_m),
         cmocka_unit_test(test_failed_rows),

@@ -156,8 +156,8 @@ double la_decode_step_at(const struct la_decode_series *s, double t)
     return (1.0 - w) * s->step[k] + w * s->step[k + 1];
 }
 
-/* The step times at t = from+1 .. from+n into g[0..n) as running sums: g[i] = Σ_{t=from+1}^{from+1+i}
- * step(t).  NaN from the first t outside the range on. */
+/* The step times at t = from+1 .. from+n into g[0..n) as running sums: g[i] =
+ * Σ_{t=from+1}^{from+1+i} step(t).  NaN from the first t outside the range on. */
 static void cumulate(const struct la_decode_series *s, long from, long n, double *g)
 {
     double sum = 0.0;
@@ -465,12 +465,12 @@ static int series_figure(const struct la_decode_series *s, size_t ns, int forced
             for (int k = 0; k < s[i].npoints; k++) {
                 if (memory && !(s[i].state[k] > 0.0))
                     continue;
-                cv.pts[cv.npoints++] = (struct la_fig_point){
-                    .x = s[i].T[k],
-                    .y = memory ? s[i].state[k] : s[i].step[k],
-                    .lo = memory ? s[i].state[k] : s[i].lo[k],
-                    .hi = memory ? s[i].state[k] : s[i].hi[k],
-                    .n = s[i].rows[k]};
+                cv.pts[cv.npoints++] =
+                    (struct la_fig_point){.x = s[i].T[k],
+                                          .y = memory ? s[i].state[k] : s[i].step[k],
+                                          .lo = memory ? s[i].state[k] : s[i].lo[k],
+                                          .hi = memory ? s[i].state[k] : s[i].hi[k],
+                                          .n = s[i].rows[k]};
             }
             if (la_figure_add_curve(fig, &cv) != LA_OK)
                 goto nomem;
@@ -562,8 +562,8 @@ int la_decode_speedup_figure(const struct la_decode_series *s, size_t ns,
             snprintf(cv.map, sizeof cv.map, "%s", s[x->lin].map);
             for (long N = 1;; N = N * 2 < x->n_max ? N * 2 : x->n_max) {
                 const double r = gs[N - 1] / gl[N - 1];
-                cv.pts[cv.npoints++] = (struct la_fig_point){.x = (double)N, .y = r, .lo = r,
-                                                             .hi = r, .n = 1};
+                cv.pts[cv.npoints++] =
+                    (struct la_fig_point){.x = (double)N, .y = r, .lo = r, .hi = r, .n = 1};
                 if (N == x->n_max)
                     break;
             }

@@ -39,12 +39,12 @@ struct la_decode_series {
     double A, sigma;
     int softmax; /* la_row_is_softmax */
     int npoints;
-    double T[LA_DECODE_MAX_T];      /* ascending */
-    double step[LA_DECODE_MAX_T];   /* median step time (s): B sequences of each of H heads */
-    double lo[LA_DECODE_MAX_T];     /* lowest p20 and highest p80 of the rows at this T */
+    double T[LA_DECODE_MAX_T];    /* ascending */
+    double step[LA_DECODE_MAX_T]; /* median step time (s): B sequences of each of H heads */
+    double lo[LA_DECODE_MAX_T];   /* lowest p20 and highest p80 of the rows at this T */
     double hi[LA_DECODE_MAX_T];
-    double state[LA_DECODE_MAX_T];  /* state_bytes (B·H sequences) */
-    size_t rows[LA_DECODE_MAX_T];   /* rows behind each point */
+    double state[LA_DECODE_MAX_T]; /* state_bytes (B·H sequences) */
+    size_t rows[LA_DECODE_MAX_T];  /* rows behind each point */
 };
 
 /* The series of the step rows of rows[0..n) that are ok and timed, in the order of their
