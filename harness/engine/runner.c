@@ -30,6 +30,15 @@
  * depend on the thread count.  Random draws: sample rows and pairs come from a stream of their
  * own (LA_STREAM_SAMPLE), so measuring errors never changes the data or the features.
  *
+ * Decode cells (the cell's kernel is a step kernel): the data holds T tokens of each of the
+ * batch·heads sequences; untimed, the map runs over all of them as above and the prefill kernel
+ * of the same input fills each sequence's state (a KV cache: capacity T) with tokens 0..T−2;
+ * timed, one step of token T−1 for the B = batch sequences of each head (attn_run_heads over
+ * the heads), the map over the B new query and key rows included (its share alone is
+ * fm_time_median_s).  The errors are those of row T−1 of each sequence (err_rows 1): the step's
+ * output stands in that row of y.  Columns state_bytes, flops and bytes: the step's, at
+ * position T−1 (attn_nominal_flops_at).
+ *
  * Cancellation: between its phases (data, features, the checked run, errors, timing) the cell
  * polls la_cancelled() (timing.h); once a signal has asked the run to stop, the row gets status
  * LA_ROW_INTERRUPTED and la_run_cell returns LA_EINTR.  A kernel call in flight is not cut
