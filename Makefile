@@ -86,7 +86,8 @@ FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figu
                   harness/figures/realheads.c harness/figures/theory.c \
                   harness/figures/decode.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/peak.c \
-                  harness/cli/bench_suite.c harness/cli/cmd_list.c harness/cli/cmd_check.c \
+                  harness/cli/bench_suite.c harness/cli/bench_decode.c harness/cli/cmd_list.c \
+                  harness/cli/cmd_check.c \
                   harness/cli/cmd_bench.c harness/cli/cmd_capture.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
                   harness/cli/cmd_plot.c

@@ -22,6 +22,23 @@ float la_fma_loop(int isa, long iters);
 double la_fma_loop_flops(int isa, long iters);
 const char *la_fma_loop_desc(int isa);
 
+/* The read bandwidth of one core in GB/s (1e9 bytes/s): a streaming sum of a float buffer of
+ * about `bytes` bytes with vector loads on SIMD path isa, repeated so that a call reads at least
+ * 256 MiB, from the best of 10 calls (t gets their statistics).  NAN when out of memory.  A
+ * buffer far larger than la_llc_bytes() measures memory; one within la_l2_bytes() measures L2.
+ * The cache sizes are the system's (sysconf), with 1 MiB for an unknown L2 and L2's size for
+ * an unknown last level. */
+double la_read_bandwidth_gbs(int isa, size_t bytes, struct la_timing *t);
+size_t la_l2_bytes(void);
+size_t la_llc_bytes(void);
+
+/* The decode rows of the suite (bench_decode.c): softmax_step at contexts 1K, 16K and 64K and
+ * linear_step with elu1 (m = 64) and prf (m = 256) features, d = 64, B = 1 and 16, one thread;
+ * time per step, nominal bytes per second against the read bandwidth of memory and of L2
+ * measured at its start, nominal flops per second against peak_gflops (the fp32 peak at one
+ * thread; NAN: measured here).  Returns an exit code. */
+int la_bench_decode(double peak_gflops, double budget, int tsv);
+
 /* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */
 int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv);
 

@@ -15,7 +15,9 @@
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
- * measured again (up to 3 tries, the best control kept, the number of tries printed).
+ * measured again (up to 3 tries, the best control kept, the number of tries printed).  Last,
+ * the decode rows (bench_decode.c: softmax and linear steps against a read bandwidth measured
+ * in the same run).
  * The command (its options, and the single-cell bench: one kernel, one shape, with errors) is
  * cmd_bench.c.
  */
@@ -548,6 +550,8 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
     if (rc == 0)
         rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
+    if (rc == 0)
+        rc = la_bench_decode(threads == 1 ? r.peak : NAN, budget, tsv);
 done:
     free(q), free(k), free(v), free(pq), free(pk), free(y), free(work);
     return rc;

@@ -224,7 +224,9 @@ int cmd_bench(int argc, char **argv)
                  "against the fp32 peak and against SGEMM), then 1 against 2 (or --threads) "
                  "threads for one and two heads, each row timed in rotation with a register-only "
                  "FMA loop whose speedup is printed beside it (`control`) and with the round trip "
-                 "of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3).",
+                 "of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3); last, "
+                 "the decode rows (softmax and linear steps, bytes/s against a read bandwidth of "
+                 "memory and of L2 measured in the same run).",
         .opts = suite_opts,
     };
     const struct la_command *forms[] = {&one, &suite, NULL};

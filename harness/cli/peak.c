@@ -6,11 +6,18 @@
  * What it is: `bench`'s denominator for "efficiency against the core's peak" (one run, one
  * machine: the hosts behind one VM class differ by more than 2x) and the threads section's
  * control loop.  What it is not: a check of anything; it prints a number.
+ * Also the read bandwidth of one core, measured the same way (la_read_bandwidth_gbs): a
+ * streaming sum over a float buffer with vector loads into 8 independent sums (enough loads in
+ * flight for the core's load ports; the adds are not the limit), over a buffer much larger
+ * than the last-level cache (memory) or one that fits in L2 (repeated passes): the
+ * denominators of the decode rows' bytes per second.
  * Tested by running it: `linattn bench --suite` and `linattn bench` print the peak (the
  * benchmark is where speed is looked at; there are no timed unit tests).
  */
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "../../kernels/simd.h"
 #include "bench.h"
@@ -174,4 +181,136 @@ double la_fp32_peak_gflops(int isa, int threads, struct la_timing *t)
     if (!(c.sink == c.sink)) /* NaN cannot happen (see FMA_B); this only uses the sink */
         return NAN;
     return la_fma_loop_flops(isa, c.iters) * c.threads / t->min_s / 1e9;
+}
+
+/* ---- read bandwidth ------------------------------------------------------------------------ */
+
+#define SUM_ACC 8 /* independent sums: loads in flight, not add latency, set the rate */
+
+#if LA_PEAK_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+static float sum_avx512(const float *x, size_t n)
+{
+    __m512 acc[SUM_ACC];
+    for (int i = 0; i < SUM_ACC; i++)
+        acc[i] = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 * SUM_ACC <= n; i += 16 * SUM_ACC) {
+#pragma GCC unroll 8
+        for (int a = 0; a < SUM_ACC; a++)
+            acc[a] = _mm512_add_ps(acc[a], _mm512_load_ps(x + i + 16 * a));
+    }
+    __m512 s = acc[0];
+    for (int a = 1; a < SUM_ACC; a++)
+        s = _mm512_add_ps(s, acc[a]);
+    float r = _mm512_reduce_add_ps(s);
+    for (; i < n; i++)
+        r += x[i];
+    return r;
+}
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+static float sum_avx2(const float *x, size_t n)
+{
+    __m256 acc[SUM_ACC];
+    for (int i = 0; i < SUM_ACC; i++)
+        acc[i] = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 * SUM_ACC <= n; i += 8 * SUM_ACC) {
+#pragma GCC unroll 8
+        for (int a = 0; a < SUM_ACC; a++)
+            acc[a] = _mm256_add_ps(acc[a], _mm256_load_ps(x + i + 8 * a));
+    }
+    float lanes[8], r = 0.0f;
+    for (int a = 0; a < SUM_ACC; a++) {
+        _mm256_storeu_ps(lanes, acc[a]);
+        for (int j = 0; j < 8; j++)
+            r += lanes[j];
+    }
+    for (; i < n; i++)
+        r += x[i];
+    return r;
+}
+#pragma GCC pop_options
+#endif
+
+static float sum_scalar(const float *x, size_t n)
+{
+    float acc[SUM_ACC] = {0};
+    size_t i = 0;
+    for (; i + SUM_ACC <= n; i += SUM_ACC)
+        for (int a = 0; a < SUM_ACC; a++)
+            acc[a] += x[i + a];
+    float r = 0.0f;
+    for (int a = 0; a < SUM_ACC; a++)
+        r += acc[a];
+    for (; i < n; i++)
+        r += x[i];
+    return r;
+}
+
+static float stream_sum(int isa, const float *x, size_t n)
+{
+#if LA_PEAK_X86
+    if (isa == LA_ISA_AVX512)
+        return sum_avx512(x, n);
+    if (isa == LA_ISA_AVX2)
+        return sum_avx2(x, n);
+#endif
+    return sum_scalar(x, n);
+}
+
+struct bw_ctx {
+    int isa, passes;
+    const float *x;
+    size_t n;
+    float sink;
+};
+
+static void bw_call(void *p)
+{
+    struct bw_ctx *c = p;
+    for (int k = 0; k < c->passes; k++)
+        c->sink += stream_sum(c->isa, c->x, c->n);
+}
+
+static size_t cache_bytes(int name, size_t fallback)
+{
+    const long v = sysconf(name);
+    return v > 0 ? (size_t)v : fallback;
+}
+
+size_t la_l2_bytes(void)
+{
+    return cache_bytes(_SC_LEVEL2_CACHE_SIZE, 1u << 20);
+}
+
+size_t la_llc_bytes(void)
+{
+    const size_t l3 = cache_bytes(_SC_LEVEL3_CACHE_SIZE, 0);
+    return l3 ? l3 : la_l2_bytes();
+}
+
+#define BW_SAMPLE_BYTES (256.0 * 1024 * 1024) /* bytes read per sample, at least */
+
+double la_read_bandwidth_gbs(int isa, size_t bytes, struct la_timing *t)
+{
+    const size_t n = bytes / sizeof(float) / 64 * 64;
+    float *x = n ? aligned_alloc(64, n * sizeof *x) : NULL;
+    if (!x)
+        return NAN;
+    for (size_t i = 0; i < n; i++) /* touched (and finite) before any timing */
+        x[i] = (float)(i % 7) * 0.125f;
+    const double one = (double)n * sizeof *x;
+    struct bw_ctx c = {isa, one >= BW_SAMPLE_BYTES ? 1 : (int)(BW_SAMPLE_BYTES / one) + 1, x, n,
+                       0.0f};
+    /* The best of the samples, as the peak: a busy neighbour only ever lowers one. */
+    la_time(bw_call, &c, 1, 10, 10, 0.0, t);
+    free(x);
+    if (!(c.sink == c.sink))
+        return NAN;
+    return one * c.passes / t->min_s / 1e9;
 }
