@@ -6,7 +6,7 @@
 # (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
 #
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
-#   (none)      quick sizes: experiments/{crossover,features,approximation,memory}.yaml,
+#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode}.yaml,
 #               a few minutes on two cores; results in results/NAME.h5; then the real-model
 #               experiments (experiments/real-*.yaml) when their data can be had (hook below)
 #   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
@@ -33,7 +33,7 @@ for a in "$@"; do
 done
 all=0
 if [ ${#names[@]} -eq 0 ]; then
-    names=(crossover features approximation memory)
+    names=(crossover features approximation memory decode)
     all=1
 fi
 
@@ -122,7 +122,8 @@ real_model() {
 echo
 echo "figures ($(( $(date +%s) - start )) s) in $out/:"
 ls -1 "$out"/*.png "$out"/*.pdf 2>/dev/null | sed 's/^/  /' || true  # no figure in $out: ls fails
-echo "data (TSV, one row per measurement) in $out/data/; T* tables: $out/*_tstar.tsv"
+echo "data (TSV, one row per measurement) in $out/data/; T* tables: $out/*_tstar.tsv" \
+     "(decode: $out/*_decode_tstar.tsv)"
 [ $docs -eq 1 ] && echo "docs figures refreshed in docs/figures/"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "experiments with failed cells: ${failed[*]}" >&2

@@ -32,7 +32,7 @@ expect 2 "^linattn bench: --m must be in 1\.\.1048576, got 0$"   -- bench --m 0
 expect 2 "^linattn bench: unknown draw 'iidd' \(did you mean 'iid'\?\); valid draws: iid, orthogonal$" -- bench --draw iidd
 expect 2 "unknown feature map 'elu'.*valid maps: .*elu1"   -- bench --map elu
 expect 2 "unknown kernel 'softmax'.*valid kernels: .*softmax_flash" -- bench --kernel softmax
-expect 2 "kernel 'linear_step' is a step kernel; runs and bench time forward kernels only" -- bench --kernel linear_step
+expect 2 "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward and step kernels only" -- bench --kernel linear_prefill
 expect 2 "unknown data source 'sphre'.*valid sources: gaussian, sphere, h5" -- bench --data sphre
 expect 2 "--data h5 needs an HDF5 file"   -- bench --data h5
 expect 2 "^linattn bench: --weights: cannot read '/nonexistent/w.h5': No such file" -- bench --weights /nonexistent/w.h5

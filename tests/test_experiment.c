@@ -584,12 +584,25 @@ static void test_names(void **state)
                  "unknown feature map 'hedgehog' in maps; valid maps: elu1");
     expect_error("exclude: [{map: nope}]\n", LA_ENAME, 1, 17, "valid maps: elu1");
     expect_error("exclude: [{kernel: softmax}]\n", LA_ENAME, 1, 20, "unknown kernel 'softmax'");
-    /* A kernel of the table that is not a forward kernel is named for what it is. */
+    /* A kernel of the table that is neither a forward nor a step kernel is named for what it
+     * is, with the step kernels that run decode cells. */
     expect_error("sweep: {kernel: [linear, linear_prefill]}\n", LA_EINVAL, 1, 26,
-                 "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward "
-                 "kernels only: linear, softmax_flash, linear_noncausal, linear_causal, "
-                 "linear_causal_recurrent, linear_causal_chunked");
-    expect_error("sweep: {kernel: linear_step}\n", LA_EINVAL, 1, 17, "is a step kernel");
+                 "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward and "
+                 "step kernels only (a step cell runs the prefill itself; step kernels: "
+                 "linear_step, softmax_step): linear, softmax_flash, linear_noncausal, "
+                 "linear_causal, linear_causal_recurrent, linear_causal_chunked, linear_step, "
+                 "softmax_step");
+    /* A step kernel is a sweep kernel: a decode cell, causal, with its map. */
+    struct la_experiment *e = load_ok("sweep: {kernel: [linear_step, softmax_step], causal: "
+                                      "true, T: 64, batch: [1, 16], map: [elu1, prf]}\n");
+    assert_int_equal((int)e->ncells, 6); /* softmax has no map: 2 cells, not 4 */
+    for (size_t i = 0; i < e->ncells; i++) {
+        const int soft = !strcmp(e->cells[i].kernel, "softmax_step");
+        assert_true(soft || !strcmp(e->cells[i].kernel, "linear_step"));
+        assert_true(soft == !strcmp(e->cells[i].map, "none"));
+        assert_true(la_cell_flops(&e->cells[i]) > 0.0 && la_cell_bytes(&e->cells[i]) > 0.0);
+    }
+    la_experiment_free(e);
 }
 
 static void test_files(void **state)

@@ -344,17 +344,28 @@ static void test_every_kernel(void **state)
             c.beta = 0.75, c.gamma = 0.96875, c.alpha = 0.9375;
             c.recur_norm = kn->update == ATTN_UPD_DELTA ? ATTN_RN_SUM : ATTN_RN_RULE;
             struct la_row row;
-            if (kn->op != ATTN_OP_FORWARD) { /* cells time forward passes: refused, by name */
+            if (kn->op != ATTN_OP_FORWARD && kn->op != ATTN_OP_STEP) {
+                /* cells time forward passes and decode steps: others refused, by name */
                 struct la_error err;
                 assert_int_equal(la_run_cell(ws, &c, &row, &err), LA_EINVAL);
-                assert_non_null(strstr(err.msg, "is not a forward kernel"));
+                assert_non_null(strstr(err.msg, "cells run forward and step kernels"));
                 assert_non_null(strstr(err.msg, kn->name));
                 continue;
             }
+            const int step = kn->op == ATTN_OP_STEP;
             run_ok(ws, &c, &row);
             assert_int_equal(row.T, c.T);
             assert_int_equal(row.heads, 2);
-            assert_int_equal(row.err_rows, 64);
+            /* A decode cell measures the last row of each sequence. */
+            assert_int_equal(row.err_rows, step ? 1 : 64);
+            assert_true(row.bytes > 0.0);
+            if (step)
+                assert_float_equal(row.state_bytes,
+                                   2.0 * sizeof(float) *
+                                       (double)attn_state_floats(kn, c.T, c.d, c.dv),
+                                   0.0);
+            else
+                assert_float_equal(row.state_bytes, 0.0, 0.0);
             assert_true(row.repeats >= 2);
             assert_true(row.time_median_s > 0.0 && row.gflops > 0.0);
             assert_true(row.workspace_bytes >= 0.0);
@@ -362,6 +373,8 @@ static void test_every_kernel(void **state)
             assert_true(row.err_rel_fro >= 0.0 && isfinite(row.err_rel_fro));
             assert_true(row.cos_mean > 0.0 && row.cos_mean <= 1.0 + 1e-12);
             assert_true(row.entropy_mean > 0.0 && row.entropy_mean <= log((double)c.T) + 1e-9);
+            if (step) /* the entropy of the last row's attention over all T keys */
+                assert_true(row.entropy_mean > 0.5 * log((double)c.T));
             assert_true(row.err_impl < 2e-5);
             if (!features) {
                 assert_int_equal(row.m, 0);
@@ -448,6 +461,183 @@ static void test_err_impl_matches_reference(void **state)
         free(yd), free(work);
     }
     la_runner_ws_free(ws);
+}
+
+/* A decode cell (a step kernel): the states filled with tokens 0..T−2, one step of token T−1
+ * for B sequences per head; its errors are those of row T−1 of each sequence, here computed
+ * from the causal forward kernel on the same features against the softmax reference.  Timed
+ * repeats append the token again, which leaves the measured errors as they are. */
+static void test_decode_cell(void **state)
+{
+    (void)state;
+    struct la_cell c;
+    base_cell(&c);
+    c.T = 80;
+    c.batch = 2;
+    c.heads = 2; /* 4 sequences: every one is an error head */
+    set_kernel(&c, "linear_step", "elu1", 1);
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    struct la_row row, again;
+    run_ok(ws, &c, &row);
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_step");
+    const int T = c.T, d = c.d, dv = c.dv, nh = c.batch * c.heads;
+    assert_int_equal(row.err_rows, 1);
+    assert_int_equal(row.kl_rows, 1);
+    assert_float_equal(row.state_bytes, (double)nh * sizeof(float) * (d * dv + d), 0.0);
+    assert_float_equal(row.flops, c.heads * attn_nominal_flops_at(kn, c.batch, T - 1, d, dv, 1),
+                       0.0);
+    assert_float_equal(row.bytes, c.heads * attn_nominal_bytes_at(kn, c.batch, T - 1, d, dv, 1),
+                       0.0);
+    assert_true(row.repeats >= 2 && row.time_median_s > 0.0);
+    assert_true(row.fm_time_median_s > 0.0);
+    assert_true(row.err_impl < 2e-5);
+
+    /* The expected errors: row T−1 of the causal forward kernel per sequence. */
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    float *q = malloc(sizeof(float) * nh * T * d), *k = malloc(sizeof(float) * nh * T * d);
+    float *v = malloc(sizeof(float) * nh * T * dv), *y = malloc(sizeof(float) * T * dv);
+    float *pq = malloc(sizeof(float) * T * d), *pk = malloc(sizeof(float) * T * d);
+    double *qd = malloc(sizeof(double) * T * d), *kd = malloc(sizeof(double) * T * d);
+    double *vd = malloc(sizeof(double) * T * dv), *yref = malloc(sizeof(double) * dv);
+    double *scores = malloc(sizeof(double) * T);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    struct fm_params p;
+    featuremap_params_default(&p, d);
+    struct featuremap *fm = featuremap_alloc("elu1", &p, NULL, &err);
+    assert_non_null(fm);
+    const struct attn_kernel *fw = attn_kernel_lookup("linear_causal_recurrent");
+    const size_t ws_f = attn_workspace_floats(fw, T, d, dv, 1, 0, 1);
+    float *work = malloc(sizeof(float) * (ws_f ? ws_f : 1));
+    double num = 0.0, den = 0.0;
+    for (int h = 0; h < nh; h++) {
+        const size_t xs = (size_t)T * d, vs = (size_t)T * dv;
+        assert_int_equal(featuremap_apply(fm, FM_QUERY, q + h * xs, (size_t)T, pq, NULL), LA_OK);
+        assert_int_equal(featuremap_apply(fm, FM_KEY, k + h * xs, (size_t)T, pk, NULL), LA_OK);
+        struct attn_args a = {.q = pq, .k = pk, .v = v + h * vs, .y = y, .T = T, .dk = d,
+                              .dv = dv, .causal = 1, .eps = (float)c.eps, .threads = 1,
+                              .work = work};
+        attn_run_heads(fw, &a, 1, 1, work, ws_f);
+        tu_to_double(q + h * xs, qd, xs);
+        tu_to_double(k + h * xs, kd, xs);
+        tu_to_double(v + h * vs, vd, vs);
+        const int last = T - 1;
+        attn_softmax_ref_rows(qd, kd, vd, yref, T, d, dv, 1, &last, 1, scores);
+        for (int j = 0; j < dv; j++) {
+            const double e = (double)y[(size_t)last * dv + j] - yref[j];
+            num += e * e;
+            den += yref[j] * yref[j];
+        }
+    }
+    const double expect = sqrt(num / den);
+    assert_true(expect > 1e-3); /* elu+1 is not softmax */
+    assert_float_equal(row.err_rel_fro, expect, 1e-4 * expect);
+
+    /* More timed repeats (each appends the token once more) leave the errors as they are. */
+    c.time_budget_s = 0.02;
+    c.min_repeats = 20;
+    run_ok(ws, &c, &again);
+    assert_same_errors(&row, &again);
+
+    /* A step kernel runs causal only; a prefill kernel is not a cell. */
+    c.causal = 0;
+    assert_int_equal(la_run_cell(ws, &c, &again, &err), LA_EINVAL);
+    set_kernel(&c, "linear_prefill", "elu1", 1);
+    assert_int_equal(la_run_cell(ws, &c, &again, &err), LA_EINVAL);
+    assert_non_null(strstr(err.msg, "linear_prefill is a prefill kernel"));
+    featuremap_free(fm);
+    free(q), free(k), free(v), free(y), free(pq), free(pk), free(qd), free(kd), free(vd);
+    free(yref), free(scores), free(work);
+    la_runner_ws_free(ws);
+}
+
+/* The decode figures' generation time, Σ_{t=P+1}^{P+N} step(t) with step(t) interpolated
+ * linearly in t between decode cells (harness/figures/decode.c), against a generation measured
+ * directly: softmax_step called N times in a row on caches prefilled with P tokens, positions
+ * P .. P+N−1, each step timed where it runs.  Both sides take the fastest of their repeats (20
+ * generations here, each rewriting the same slots; the cells' time_min_s): a step of ~0.1 ms is
+ * often missed by the other processes of a shared machine, a loop of N steps seldom is, and
+ * under a sanitizer a step takes over a millisecond.  Only a gross disagreement fails: the
+ * numbers are printed. */
+static void test_decode_generation_direct(void **state)
+{
+    (void)state;
+    enum { P = 1024, N = 64, B = 16, D = 64 };
+    const struct attn_kernel *st = attn_kernel_lookup("softmax_step");
+    const struct attn_kernel *pf = attn_kernel_lookup("softmax_prefill");
+    assert_non_null(st);
+    assert_non_null(pf);
+    struct la_cell c;
+    base_cell(&c);
+    set_kernel(&c, "softmax_step", "none", 1);
+    c.T = P + N;
+    c.d = c.dv = D;
+    c.batch = B;
+    c.heads = 1;
+    c.measure_error = 0;
+    c.time_budget_s = 0.05;
+    c.min_repeats = 5;
+    struct la_data_shape s;
+    struct la_error err;
+    assert_int_equal(la_data_shape(&c, &s, &err), LA_OK);
+    const size_t T = (size_t)c.T, xs = T * D;
+    float *q = malloc(sizeof(float) * B * xs), *k = malloc(sizeof(float) * B * xs);
+    float *v = malloc(sizeof(float) * B * xs), *y = malloc(sizeof(float) * xs);
+    float *gq = malloc(sizeof(float) * N * B * D), *gk = malloc(sizeof(float) * N * B * D);
+    float *gv = malloc(sizeof(float) * N * B * D), *gy = malloc(sizeof(float) * B * D);
+    const size_t sf = attn_state_floats(st, c.T, D, D);
+    float *cache = calloc((size_t)B * sf, sizeof(float));
+    const size_t wp = attn_workspace_floats(pf, P, D, D, 1, 0, 1);
+    const size_t ws = attn_workspace_floats(st, B, D, D, 1, 0, 1);
+    float *work = malloc(sizeof(float) * (wp > ws ? wp : ws));
+    assert_true(q && k && v && y && gq && gk && gv && gy && cache && work);
+    assert_int_equal(la_data_fill(&c, &s, q, k, v, &err), LA_OK);
+    for (int b = 0; b < B; b++) {
+        struct attn_args a = {.q = q + b * xs, .k = k + b * xs, .v = v + b * xs, .y = y, .T = P,
+                              .dk = D, .dv = D, .causal = 1, .threads = 1, .work = work,
+                              .state = cache + b * sf, .pos = 0, .cap = c.T};
+        attn_run_heads(pf, &a, 1, 1, work, wp);
+    }
+    for (int i = 0; i < N; i++)
+        for (int b = 0; b < B; b++) {
+            const size_t from = b * xs + (size_t)(P + i) * D, to = ((size_t)i * B + b) * D;
+            memcpy(gq + to, q + from, D * sizeof(float));
+            memcpy(gk + to, k + from, D * sizeof(float));
+            memcpy(gv + to, v + from, D * sizeof(float));
+        }
+    double best[N];
+    for (int i = 0; i < N; i++)
+        best[i] = INFINITY;
+    for (int r = 0; r < 20; r++)
+        for (int i = 0; i < N; i++) {
+            struct attn_args a = {.q = gq + (size_t)i * B * D, .k = gk + (size_t)i * B * D,
+                                  .v = gv + (size_t)i * B * D, .y = gy, .T = B, .dk = D,
+                                  .dv = D, .causal = 1, .threads = 1, .work = work,
+                                  .state = cache, .pos = P + i, .cap = c.T};
+            const double t0 = la_now();
+            attn_run_heads(st, &a, 1, 1, work, ws);
+            const double t = la_now() - t0;
+            best[i] = t < best[i] ? t : best[i];
+        }
+    double direct = 0.0;
+    for (int i = 0; i < N; i++)
+        direct += best[i];
+    /* The decode cells at the ends of the range: step(P+1) and step(P+N). */
+    struct la_runner_ws *rws = la_runner_ws_alloc();
+    struct la_row r1, r2;
+    c.T = P + 1;
+    run_ok(rws, &c, &r1);
+    c.T = P + N;
+    run_ok(rws, &c, &r2);
+    const double integrated = N * 0.5 * (r1.time_min_s + r2.time_min_s);
+    print_message("generation of N=%d after P=%d, B=%d, d=%d: measured %.4g s, integrated from "
+                  "the decode cells %.4g s (ratio %.3f)\n",
+                  N, P, B, D, direct, integrated, direct / integrated);
+    assert_true(direct > integrated / 3.0 && direct < integrated * 3.0);
+    la_runner_ws_free(rws);
+    free(q), free(k), free(v), free(y), free(gq), free(gk), free(gv), free(gy), free(cache);
+    free(work);
 }
 
 static void test_determinism(void **state)
@@ -794,6 +984,8 @@ int main(void)
         cmocka_unit_test(test_data_h5),
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_err_impl_matches_reference),
+        cmocka_unit_test(test_decode_cell),
+        cmocka_unit_test(test_decode_generation_direct),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_kernel_mse_decreases_with_m),
         cmocka_unit_test(test_failed_rows),

@@ -206,7 +206,10 @@ int cmd_bench(int argc, char **argv)
                  "(FMA chains in registers on the kernels' SIMD path) and against a 1024^3 SGEMM, "
                  "both timed in the same run at the same threads, the feature map's own time, "
                  "softmax_flash at the same shape for the speedup, and the output error against "
-                 "exact softmax in double (relative Frobenius, on up to --ref-rows query rows).",
+                 "exact softmax in double (relative Frobenius, on up to --ref-rows query rows).  "
+                 "A step kernel (--kernel linear_step --causal) times one decode step at context "
+                 "T of --batch sequences per head, its map on the new rows included, against "
+                 "softmax_step.",
         .opts = one_opts,
         .outro = "The options before --seed are the cell parameters of the schema "
                  "(harness/experiment/params.c): an experiment file's names, ranges and defaults "
@@ -288,11 +291,13 @@ int cmd_bench(int argc, char **argv)
         rc = la_exit_code(st1);
         goto done;
     }
-    /* softmax_flash at the same shape, timed only, for the speedup. */
+    /* The softmax kernel of the same operation (softmax_flash for a forward pass, softmax_step
+     * for a decode step) at the same shape, timed only, for the speedup. */
     double soft_t = NAN;
-    if (kn->input == ATTN_IN_FEATURES) {
+    const struct attn_kernel *sk = attn_kernel_find(kn->op, ATTN_IN_QK, c.causal);
+    if (kn->input == ATTN_IN_FEATURES && sk) {
         struct la_cell s = c;
-        snprintf(s.kernel, sizeof s.kernel, "softmax_flash");
+        snprintf(s.kernel, sizeof s.kernel, "%s", sk->name);
         snprintf(s.map, sizeof s.map, "none");
         s.measure_error = 0;
         if (la_run_cell(ws, &s, &srow, &err) == LA_OK)
@@ -300,7 +305,10 @@ int cmd_bench(int argc, char **argv)
     } else {
         soft_t = row.time_median_s;
     }
-    const double total = row.time_median_s + (isfinite(row.fm_time_median_s) ? row.fm_time_median_s : 0.0);
+    /* What one pays: kernel and map (a step's time already includes the map on its new rows). */
+    const double total = row.time_median_s + (kn->op != ATTN_OP_STEP && isfinite(row.fm_time_median_s)
+                                                  ? row.fm_time_median_s
+                                                  : 0.0);
     const double eff = row.gflops / sgemm, peff = row.gflops / peak;
     if (tsv) {
         printf("kernel\tmap\tT\td\tm\tdv\tcausal\theads\tthreads\ttime_median_s\ttime_p20_s\t"
@@ -328,8 +336,8 @@ int cmd_bench(int argc, char **argv)
         printf("rate              %.2f GFLOP/s = %.1f%% of the fp32 peak (%.2f GFLOP/s, %s), "
                "%.1f%% of SGEMM (%.2f GFLOP/s); both same run and threads\n",
                row.gflops, 100.0 * peff, peak, la_fma_loop_desc(isa), 100.0 * eff, sgemm);
-        if (kn->input == ATTN_IN_FEATURES)
-            printf("softmax_flash     %.6f s  -> speedup %.2fx (kernel + feature map)\n", soft_t,
+        if (kn->input == ATTN_IN_FEATURES && sk)
+            printf("%-17s %.6f s  -> speedup %.2fx (kernel + feature map)\n", sk->name, soft_t,
                    soft_t / total);
         printf("error vs softmax  rel. Frobenius %.4g, max abs %.4g, cosine %.6f (%d rows)\n",
                row.err_rel_fro, row.err_max_abs, row.cos_mean, row.err_rows);

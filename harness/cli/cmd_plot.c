@@ -26,6 +26,13 @@
  *   memory     kernel workspace and process peak RSS vs T (>= 2 T); every row has a workspace,
  *              so by default only for files no other figure fits (a memory experiment)
  *   real_heads error and KL per head of a real model, heads sorted by entropy (realheads.h)
+ *   decode_latency  step time vs context t, every step series (decode.h): step rows, a series
+ *              with >= 2 contexts; decode_memory: their state or KV cache bytes vs t
+ *   decode_speedup  softmax / linear time to generate N tokens after a prompt vs N, with the
+ *              100x and 1000x lines: a linear and a softmax step series of one shape; the decode
+ *              t* table DIR/STEM_decode_tstar.tsv is written with it
+ * Step rows (decode cells, la_row_is_step) go to the decode figures only, every other row to the
+ * others.
  *
  * Exit status: 0 when a figure was drawn, 1 when none was (one stderr line gives the reason and
  * the ok/failed row counts), 2 for every other error (arguments, files, gnuplot).
@@ -47,6 +54,7 @@
 
 #include "../figures/crossover.h"
 #include "../figures/curves.h"
+#include "../figures/decode.h"
 #include "../figures/fields.h"
 #include "../figures/figure.h"
 #include "../figures/realheads.h"
@@ -79,6 +87,11 @@ struct plot {
     size_t ntmp;
     struct la_crossover *xo;
     size_t nxo;
+    size_t nstep; /* step rows, after the n others in rows */
+    struct la_decode_series *ds;
+    size_t nds;
+    struct la_decode_pair *dp;
+    size_t ndp;
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -315,6 +328,24 @@ static int draw_real_heads(struct plot *P, const struct figure *f, FILE *meta, F
     return st;
 }
 
+static int draw_decode(struct plot *P, const struct figure *f, FILE *meta, FILE *data, int *fits,
+                       struct la_error *err)
+{
+    struct la_figure fig;
+    int st;
+    if (!strcmp(f->name, "decode_latency"))
+        st = la_decode_latency_figure(P->ds, P->nds, P->forced, &fig, err);
+    else if (!strcmp(f->name, "decode_memory"))
+        st = la_decode_memory_figure(P->ds, P->nds, P->forced, &fig, err);
+    else
+        st = la_decode_speedup_figure(P->ds, P->nds, P->dp, P->ndp, &fig, err);
+    if (st == LA_OK)
+        write_figure(meta, data, &fig);
+    *fits = st == LA_OK && fig.fits;
+    la_figure_free(&fig);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -330,6 +361,11 @@ static const struct figure figures[] = {
      &la_curves_memory},
     {"real_heads", "output error and attention KL per real head, heads sorted by softmax entropy",
      draw_real_heads, NULL},
+    {"decode_latency", "decode step time vs context t, softmax vs linear (step cells)", draw_decode,
+     NULL},
+    {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
+     draw_decode, NULL},
+    {"decode_memory", "state or KV cache bytes vs context t (step cells)", draw_decode, NULL},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -480,6 +516,56 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
         fprintf(f, "%d\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross));
     }
     return close_checked(f, path, err);
+}
+
+/* Writes the decode t* table as TSV next to the decode figures. */
+static int write_decode_tstar(const struct plot *P, const char *path, struct la_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return LA_FAIL(err, LA_EIO, "cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "softmax\tkernel\tmap\tm\td\tdv\tbatch\theads\tthreads\tstatus\tt_star\tt_lo\t"
+               "t_hi\tt_flops\tt_bytes\tP\tN_max\tspeedup_at_N_max\tN_100x\tN_1000x\n");
+    for (size_t i = 0; i < P->ndp; i++) {
+        const struct la_decode_pair *x = &P->dp[i];
+        const struct la_decode_series *l = &P->ds[x->lin], *s = &P->ds[x->soft];
+        fprintf(f, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t", s->kernel, l->kernel, l->map, l->m,
+                l->d, l->dv, l->batch, l->heads, l->threads, la_decode_status_name(x->status));
+        double v[] = {x->t_star, x->t_lo, x->t_hi, x->t_flops, x->t_bytes};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            put_num(f, v[k]);
+            fputc('\t', f);
+        }
+        fprintf(f, "%ld\t%ld\t", x->P, x->n_max);
+        put_num(f, x->speedup_max);
+        fputc('\t', f);
+        put_num(f, x->n_100);
+        fputc('\t', f);
+        put_num(f, x->n_1000);
+        fputc('\n', f);
+    }
+    return close_checked(f, path, err);
+}
+
+/* Moves the step rows after the others (each group in its order): P->n others, P->nstep steps. */
+static int split_step_rows(struct plot *P, struct la_error *err)
+{
+    struct la_row *tmp = malloc((P->n ? P->n : 1) * sizeof *tmp);
+    if (!tmp)
+        return LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
+    size_t k = 0;
+    for (int step = 0; step <= 1; step++)
+        for (size_t i = 0; i < P->n; i++)
+            if (la_row_is_step(&P->rows[i]) == step)
+                tmp[k++] = P->rows[i];
+    size_t nstep = 0;
+    for (size_t i = 0; i < P->n; i++)
+        nstep += la_row_is_step(&P->rows[i]) != 0;
+    memcpy(P->rows, tmp, P->n * sizeof *tmp);
+    free(tmp);
+    P->n -= nstep;
+    P->nstep = nstep;
+    return LA_OK;
 }
 
 /* ---- the command -------------------------------------------------------------------------- */
@@ -666,7 +752,12 @@ int cmd_plot(int argc, char **argv)
             goto fail;
         }
     }
+    if ((st = split_step_rows(&P, &err)) != LA_OK)
+        goto fail;
     if ((st = la_crossover_compute(P.rows, P.n, &P.xo, &P.nxo, &err)) != LA_OK)
+        goto fail;
+    if ((st = la_decode_series(P.rows + P.n, P.nstep, &P.ds, &P.nds, &err)) != LA_OK ||
+        (st = la_decode_pairs(P.ds, P.nds, &P.dp, &P.ndp, &err)) != LA_OK)
         goto fail;
 
     for (size_t f = 0; f < N_FIGURES; f++) {
@@ -745,12 +836,20 @@ int cmd_plot(int argc, char **argv)
             if (!quiet)
                 la_crossover_print(P.rows, P.n, stdout);
         }
+        if (!strcmp(fig->name, "decode_speedup")) {
+            char path[LA_PATH_LEN + 300];
+            snprintf(path, sizeof path, "%s/%s_decode_tstar.tsv", P.outdir, P.stem);
+            if ((st = write_decode_tstar(&P, path, &err)) != LA_OK)
+                goto fail;
+            printf("%s\n", path);
+        }
     }
     if (P.keep && !quiet)
         printf("gnuplot inputs kept in %s\n", P.tmpdir);
     if (!drawn) {
         /* Nothing drawn is a failure (exit 1), whatever the reason; say which. */
         size_t ok = 0, failed = 0;
+        P.n += P.nstep;
         for (size_t i = 0; i < P.n; i++) {
             ok += P.rows[i].status == LA_ROW_OK;
             failed += P.rows[i].status == LA_ROW_FAILED;
@@ -764,12 +863,16 @@ int cmd_plot(int argc, char **argv)
     }
     cleanup(&P);
     la_crossover_free(P.xo);
+    free(P.ds);
+    free(P.dp);
     free(P.rows);
     return drawn ? 0 : 1;
 fail:
     fprintf(stderr, "linattn plot: %s\n", err.msg);
     cleanup(&P);
     la_crossover_free(P.xo);
+    free(P.ds);
+    free(P.dp);
     free(P.rows);
     return la_exit_code(st);
 }

@@ -40,6 +40,15 @@
  * depend on the thread count.  Random draws: sample rows and pairs come from a stream of their
  * own (LA_STREAM_SAMPLE), so measuring errors never changes the data or the features.
  *
+ * Decode cells (the cell's kernel is a step kernel): the data holds T tokens of each of the
+ * batch·heads sequences; untimed, the map runs over all of them as above and the prefill kernel
+ * of the same input fills each sequence's state (a KV cache: capacity T) with tokens 0..T−2;
+ * timed, one step of token T−1 for the B = batch sequences of each head (attn_run_heads over
+ * the heads), the map over the B new query and key rows included (its share alone is
+ * fm_time_median_s).  The errors are those of row T−1 of each sequence (err_rows 1): the step's
+ * output stands in that row of y.  Columns state_bytes, flops and bytes: the step's, at
+ * position T−1 (attn_nominal_flops_at).
+ *
  * Cancellation: between its phases (data, features, the checked run, errors, timing) the cell
  * polls la_cancelled() (timing.h); once a signal has asked the run to stop, the row gets status
  * LA_ROW_INTERRUPTED and la_run_cell returns LA_EINTR.  A kernel call in flight is not cut
@@ -112,6 +121,16 @@ enum {
     B_ENTV,
     B_CLAMP,
     B_YREC, /* recurrences: one head's whole reference output (T, dv), its state and work */
+    B_STATE, /* decode cells: the state or cache of every sequence */
+    B_DQ,    /* decode cells: the last token of every sequence, raw q and k (nheads × d) */
+    B_DK,
+    B_DPQ, /* decode cells: its features (nheads × dk), v, the step's output, eps */
+    B_DPK,
+    B_DV,
+    B_DY,
+    B_DEPS,
+    B_DPHI,    /* decode cells: where the timed map writes φ of the new rows (2 × nheads × m) */
+    B_DFMWORK, /* decode cells: the map's workspace for B rows, one slice per thread */
     B_COUNT
 };
 
@@ -197,6 +216,12 @@ struct cellrun {
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
     int fit;                 /* the map has parameters chosen from the data (A: auto) */
     int fit_head;            /* the head the map is fitted to now; -1 none */
+    /* Decode cells (a step kernel): the prefill of the same input that fills the states, the
+     * floats of one sequence's state (capacity T), the map's workspace for the B new rows of
+     * one head. */
+    int decode;
+    const struct attn_kernel *pf;
+    size_t sf, dfmw;
     struct la_runner_ws *ws;
 };
 
@@ -216,6 +241,17 @@ static void plan_buffers(const struct cellrun *cr, size_t need[B_COUNT])
         need[B_SQ] = need[B_SK] = need[B_EPSR] = nh * T * sizeof(float);
         need[B_FMWORK] = (size_t)cr->fmthreads * cr->fmw * sizeof(float);
         need[B_PAIR] = (2 * m + featuremap_work_floats(cr->fm, 1)) * sizeof(float);
+    }
+    if (cr->decode) {
+        need[B_STATE] = nh * cr->sf * sizeof(float);
+        need[B_DQ] = need[B_DK] = nh * d * sizeof(float);
+        need[B_DPQ] = need[B_DPK] = nh * (size_t)cr->dk * sizeof(float);
+        need[B_DV] = need[B_DY] = nh * dv * sizeof(float);
+        need[B_DEPS] = nh * sizeof(float);
+        if (cr->linear) {
+            need[B_DPHI] = 2 * nh * m * sizeof(float);
+            need[B_DFMWORK] = (size_t)cr->fmthreads * cr->dfmw * sizeof(float);
+        }
     }
     if (cr->c->measure_error && (cr->nr > 0 || cr->nk > 0)) {
         need[B_QD] = need[B_KD] = T * d * sizeof(double);
@@ -321,6 +357,123 @@ static void kernel_timed(void *ctx)
     x->small = attn_run_heads(x->kn, &x->proto, x->H, x->nth, x->work, x->wsf);
 }
 
+/* ---- decode cells ------------------------------------------------------------------------ */
+
+/* The data head of sequence s = g·B + b, row b of the step call of head g: batch b, head g
+ * (the data holds batch-major heads, data.h). */
+static size_t decode_head(const struct cellrun *cr, int s)
+{
+    const int B = cr->s.batch, H = cr->s.heads;
+    return (size_t)(s % B) * H + (size_t)(s / B);
+}
+
+/* Untimed: every sequence's state emptied, then tokens 0..T−2 appended by the prefill kernel
+ * (their outputs go to rows 0..T−2 of y); the last token of each sequence gathered for the
+ * step: raw q and k (for the timed map), the kernel's inputs (features for a linear kernel,
+ * computed with the whole sequence's stabiliser shifts, so they agree with the state), v and
+ * the row's eps. */
+static void decode_prepare(const struct cellrun *cr, size_t pf_wsf)
+{
+    const int T = cr->s.T, nh = cr->s.nheads, d = cr->s.d, dv = cr->s.dv, dk = cr->dk;
+    const float *q = cr->linear ? BUF(cr, B_PQ, float) : BUF(cr, B_Q, float);
+    const float *k = cr->linear ? BUF(cr, B_PK, float) : BUF(cr, B_K, float);
+    const float *v = BUF(cr, B_V, float);
+    float *state = BUF(cr, B_STATE, float);
+    memset(state, 0, (size_t)nh * cr->sf * sizeof *state);
+    for (int s = 0; s < nh && T > 1; s++) {
+        const size_t h = decode_head(cr, s);
+        struct attn_args a;
+        memset(&a, 0, sizeof a);
+        a.q = q + h * T * dk;
+        a.k = k + h * T * dk;
+        a.v = v + h * T * dv;
+        a.y = BUF(cr, B_Y, float) + h * T * dv;
+        a.T = T - 1;
+        a.dk = dk;
+        a.dv = dv;
+        a.causal = 1;
+        a.eps = (float)cr->c->eps;
+        a.eps_row = cr->eps_row ? cr->eps_row + h * T : NULL;
+        a.threads = 1;
+        a.state = state + (size_t)s * cr->sf;
+        a.pos = 0;
+        a.cap = T;
+        a.gate_const = cr->gate;
+        a.recur_norm = cr->c->recur_norm;
+        attn_run_heads(cr->pf, &a, 1, cr->nth, BUF(cr, B_KWORK, float), pf_wsf);
+    }
+    const size_t last = (size_t)T - 1;
+    for (int s = 0; s < nh; s++) {
+        const size_t h = decode_head(cr, s);
+        memcpy(BUF(cr, B_DQ, float) + (size_t)s * d, BUF(cr, B_Q, float) + (h * T + last) * d,
+               (size_t)d * sizeof(float));
+        memcpy(BUF(cr, B_DK, float) + (size_t)s * d, BUF(cr, B_K, float) + (h * T + last) * d,
+               (size_t)d * sizeof(float));
+        memcpy(BUF(cr, B_DPQ, float) + (size_t)s * dk, q + (h * T + last) * dk,
+               (size_t)dk * sizeof(float));
+        memcpy(BUF(cr, B_DPK, float) + (size_t)s * dk, k + (h * T + last) * dk,
+               (size_t)dk * sizeof(float));
+        memcpy(BUF(cr, B_DV, float) + (size_t)s * dv, v + (h * T + last) * dv,
+               (size_t)dv * sizeof(float));
+        BUF(cr, B_DEPS, float)[s] = cr->eps_row ? cr->eps_row[h * T + last] : (float)cr->c->eps;
+    }
+}
+
+/* The map over the new token of every sequence: φ of the B new query rows and of the B new
+ * key rows of each head, one call of B rows each (OpenMP over the 2·H calls), into B_DPHI.  A
+ * decoder pays this per step.  Its outputs are not what the step reads: the step reads the
+ * features gathered by decode_prepare, whose key rows share the stabiliser shift the state
+ * was built with (a decoder keeps that shift from its prompt; the cost is the same). */
+static int decode_map_all(const struct cellrun *cr)
+{
+    const int B = cr->s.batch, H = cr->s.heads, d = cr->s.d, m = cr->m;
+    const size_t nh = (size_t)cr->s.nheads;
+    const float *dq = BUF(cr, B_DQ, float), *dk = BUF(cr, B_DK, float);
+    float *phi = BUF(cr, B_DPHI, float), *work = BUF(cr, B_DFMWORK, float);
+    int bad = 0;
+#pragma omp parallel for num_threads(cr->fmthreads) schedule(dynamic, 1) reduction(| : bad)
+    for (int t = 0; t < 2 * H; t++) {
+        const size_t g = (size_t)(t >> 1);
+        const int key = t & 1;
+        float *w = cr->dfmw ? work + (size_t)omp_get_thread_num() * cr->dfmw : NULL;
+        bad |= featuremap_apply(cr->fm, key ? FM_KEY : FM_QUERY, (key ? dk : dq) + g * B * d,
+                                (size_t)B, phi + (key ? nh * m : 0) + g * B * m, w) != LA_OK;
+    }
+    return bad ? LA_EINTERNAL : LA_OK;
+}
+
+static void decode_map(void *ctx)
+{
+    /* Its status was checked on the untimed call with the same arguments. */
+    (void)decode_map_all(ctx);
+}
+
+struct dctx {
+    struct cellrun *cr;
+    struct kctx *kc;
+};
+
+/* One decode step as a decoder runs it: the map over the new tokens (linear kernels), then the
+ * step kernel over the H heads, B sequences each, appending at position T−1. */
+static void decode_timed(void *ctx)
+{
+    struct dctx *x = ctx;
+    if (x->cr->linear)
+        decode_map(x->cr);
+    kernel_timed(x->kc);
+}
+
+/* What a NaN/Inf output most likely means, for the message: the delta rule's state grows
+ * without bound once β‖φ(k)‖² > 2 (the update multiplies it by I − βφ(k)φ(k)ᵀ), which sum
+ * normalisation of the keys rules out. */
+static const char *nonfinite_hint(const struct cellrun *cr)
+{
+    if (cr->kn->update == ATTN_UPD_DELTA && cr->c->recur_norm != ATTN_RN_SUM)
+        return " (the delta rule diverges when beta·|φ(k)|² > 2; recur_norm: sum keeps it "
+               "stable)";
+    return "";
+}
+
 static size_t count_nonfinite(const float *x, size_t n)
 {
     size_t bad = 0;
@@ -401,10 +554,20 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
     if (!r)
         return LA_FAIL(err, LA_ENOMEM, "out of memory allocating a random number generator");
     gsl_rng_set(r, la_stream_seed(c->seed, LA_STREAM_SAMPLE));
-    for (int e = 0; e < cr->ne; e++)
-        sample_rows(r, T, nr, rows + (size_t)e * nr);
-    for (int e = 0; e < cr->ne; e++)
-        sample_rows(r, T, nk, klrows + (size_t)e * nk);
+    if (cr->decode) {
+        /* A decode cell's output is the last row of each sequence (nr, nk <= 1). */
+        for (int e = 0; e < cr->ne; e++) {
+            for (int i = 0; i < nr; i++)
+                rows[(size_t)e * nr + i] = T - 1;
+            for (int i = 0; i < nk; i++)
+                klrows[(size_t)e * nk + i] = T - 1;
+        }
+    } else {
+        for (int e = 0; e < cr->ne; e++)
+            sample_rows(r, T, nr, rows + (size_t)e * nr);
+        for (int e = 0; e < cr->ne; e++)
+            sample_rows(r, T, nk, klrows + (size_t)e * nk);
+    }
 
     struct la_err_acc out, impl;
     la_err_acc_init(&out);
@@ -552,6 +715,7 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     row->time_p20_s = row->time_p80_s = NAN;
     row->repeats = 0;
     row->flops = row->gflops = row->fm_time_median_s = NAN;
+    row->bytes = row->state_bytes = NAN;
     row->workspace_bytes = NAN;
     row->peak_rss_bytes = NAN;
     row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = row->kl_nonpos_frac = NAN;
@@ -594,6 +758,114 @@ static int cancel_point(struct la_error *err)
                    sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
 }
 
+/* The decode part of a step cell, once the data and the features are there: the prefill of
+ * tokens 0..T−2 and the gathering of the last token (untimed), one checked step whose outputs
+ * are measured against row T−1 of the references, then the timed steps.  Every timed repeat
+ * appends token T−1 again at position T−1: a KV cache overwrites the same slot (the same call
+ * each time); a linear state accumulates φ(k)vᵀ once more per repeat, which leaves the work of
+ * the call unchanged (its state has one size and the step's loop does not depend on the
+ * values) and its output finite (checked after timing); restoring it would need a copy inside
+ * the timed call. */
+static int run_decode(struct cellrun *cr, struct la_row *row, const size_t need[B_COUNT],
+                      size_t pf_wsf, char *note, size_t note_cap, struct la_error *err)
+{
+    const struct la_cell *c = cr->c;
+    const int T = cr->s.T, B = cr->s.batch, H = cr->s.heads, nh = cr->s.nheads, dv = cr->s.dv;
+    int st;
+    decode_prepare(cr, pf_wsf);
+    if ((st = cancel_point(err)) != LA_OK)
+        return st;
+
+    struct kctx kc;
+    memset(&kc, 0, sizeof kc);
+    kc.kn = cr->kn;
+    kc.proto.q = BUF(cr, B_DPQ, float);
+    kc.proto.k = BUF(cr, B_DPK, float);
+    kc.proto.v = BUF(cr, B_DV, float);
+    kc.proto.y = BUF(cr, B_DY, float);
+    kc.proto.T = B;
+    kc.proto.dk = cr->dk;
+    kc.proto.dv = dv;
+    kc.proto.causal = 1;
+    kc.proto.eps = (float)c->eps;
+    kc.proto.eps_row = cr->eps_row ? BUF(cr, B_DEPS, float) : NULL;
+    kc.proto.threads = 1;
+    kc.proto.state = BUF(cr, B_STATE, float);
+    kc.proto.pos = T - 1;
+    kc.proto.cap = T;
+    kc.proto.gate_const = cr->gate;
+    kc.proto.recur_norm = c->recur_norm;
+    kc.H = H;
+    kc.nth = cr->nth;
+    kc.work = BUF(cr, B_KWORK, float);
+    kc.wsf = cr->wsf;
+    struct dctx dc = {cr, &kc};
+
+    /* The checked step: the map over the new rows (its status), then the kernel. */
+    if (cr->linear && decode_map_all(cr) != LA_OK)
+        return LA_FAIL(err, LA_EINTERNAL, "feature map '%s' refused the new tokens", c->map);
+    kernel_timed(&kc);
+    if ((st = cancel_point(err)) != LA_OK)
+        return st;
+    const float *dy = BUF(cr, B_DY, float);
+    const size_t ny = (size_t)nh * dv;
+    size_t bad = count_nonfinite(dy, ny);
+    if (bad)
+        return LA_FAIL(err, LA_ENUMERIC, "kernel %s output has %zu NaN/Inf values of %zu%s",
+                       cr->kn->name, bad, ny, nonfinite_hint(cr));
+    /* Each sequence's step output is row T−1 of its head, where the errors read it. */
+    for (int s = 0; s < nh; s++)
+        memcpy(BUF(cr, B_Y, float) + (decode_head(cr, s) * T + (size_t)T - 1) * dv,
+               dy + (size_t)s * dv, (size_t)dv * sizeof *dy);
+    row->n_small_den = cr->linear ? kc.small : 0;
+    row->flops = attn_nominal_flops_at(cr->kn, B, T - 1, cr->dk, dv, 1) * H;
+    row->bytes = attn_nominal_bytes_at(cr->kn, B, T - 1, cr->dk, dv, 1) * H;
+    row->state_bytes = (double)nh * (double)cr->sf * sizeof(float);
+    row->workspace_bytes = (double)need[B_KWORK] + (double)need[B_DFMWORK] +
+                           (double)(need[B_DPQ] + need[B_DPK] + need[B_DPHI]);
+
+    if (c->measure_error) {
+        long clamped = 0;
+        st = measure_errors(cr, row, &clamped, err);
+        if (st == LA_OK)
+            st = cancel_point(err);
+        if (st != LA_OK)
+            return st;
+        if (cr->ne < nh)
+            add_note(note, note_cap, "errors on %d of %d heads", cr->ne, nh);
+        if (clamped)
+            add_note(note, note_cap, "KL: %ld linear weights <= 0 clamped", clamped);
+    }
+
+    if (c->measure_time) {
+        struct la_timing t;
+        la_time(decode_timed, &dc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
+        if ((st = cancel_point(err)) != LA_OK)
+            return st;
+        row->time_median_s = t.median_s;
+        row->time_min_s = t.min_s;
+        row->time_max_s = t.max_s;
+        row->time_p20_s = t.p20_s;
+        row->time_p80_s = t.p80_s;
+        row->repeats = t.repeats;
+        row->gflops = t.median_s > 0.0 ? row->flops / t.median_s / 1e9 : NAN;
+        if (t.repeats >= 5 && t.p20_s > 0.0 && t.p80_s > NOISY_SPREAD * t.p20_s)
+            add_note(note, note_cap, "noisy timing: p80/p20 = %.2g", t.p80_s / t.p20_s);
+        bad = count_nonfinite(dy, ny);
+        if (bad)
+            return LA_FAIL(err, LA_ENUMERIC, "kernel %s output has %zu NaN/Inf values after timing",
+                           cr->kn->name, bad);
+        row->fm_time_median_s = 0.0;
+        if (cr->linear) {
+            la_time(decode_map, cr, c->warmup, c->min_repeats, 0, 0.25 * c->time_budget_s, &t);
+            if ((st = cancel_point(err)) != LA_OK)
+                return st;
+            row->fm_time_median_s = t.median_s;
+        }
+    }
+    return LA_OK;
+}
+
 int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row,
                 struct la_error *err)
 {
@@ -617,10 +889,21 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         st = LA_FAIL(err, LA_ENAME, "unknown kernel '%s'; valid kernels: %s", c->kernel, list);
         goto fail;
     }
-    if (cr.kn->op != ATTN_OP_FORWARD) {
-        st = LA_FAIL(err, LA_EINVAL, "kernel %s is not a forward kernel; cells run forward kernels",
-                     cr.kn->name);
+    if (cr.kn->op != ATTN_OP_FORWARD && cr.kn->op != ATTN_OP_STEP) {
+        st = LA_FAIL(err, LA_EINVAL,
+                     "kernel %s is a %s kernel; cells run forward and step kernels (a step "
+                     "cell fills its states with the prefill kernel itself)",
+                     cr.kn->name, attn_op_name(cr.kn->op));
         goto fail;
+    }
+    if (cr.kn->op == ATTN_OP_STEP) {
+        cr.decode = 1;
+        cr.pf = attn_kernel_find_update(ATTN_OP_PREFILL, cr.kn->input, 1, cr.kn->update);
+        if (!cr.pf) {
+            st = LA_FAIL(err, LA_EINVAL, "step kernel %s has no prefill kernel of its input to "
+                         "fill its states", cr.kn->name);
+            goto fail;
+        }
     }
     if (!(cr.kn->causal_support & (c->causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK))) {
         st = LA_FAIL(err, LA_EINVAL, "kernel %s does not support causal = %d", cr.kn->name,
@@ -680,22 +963,36 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->chunk = cr.chunk;
 
     /* Workspaces: min(H, threads) slices; when there are fewer heads than threads the spare
-     * threads may work inside a head, so the slice is sized for all of them. */
-    cr.kthreads = nh < cr.nth ? nh : cr.nth;
-    cr.wsf =
-        attn_workspace_floats(cr.kn, T, cr.dk, dv, c->causal, cr.chunk, nh < cr.nth ? cr.nth : 1);
+     * threads may work inside a head, so the slice is sized for all of them.  A decode cell's
+     * step runs H = heads calls of B = batch sequences; its prefill runs one sequence at a time
+     * with every thread. */
+    const int calls = cr.decode ? cr.s.heads : nh, ctok = cr.decode ? cr.s.batch : T;
+    cr.kthreads = calls < cr.nth ? calls : cr.nth;
+    cr.wsf = attn_workspace_floats(cr.kn, ctok, cr.dk, dv, c->causal, cr.chunk,
+                                   calls < cr.nth ? cr.nth : 1);
+    size_t pf_wsf = 0;
+    if (cr.decode) {
+        cr.sf = attn_state_floats(cr.kn, T, cr.dk, dv);
+        pf_wsf = attn_workspace_floats(cr.pf, T > 1 ? T - 1 : 1, cr.dk, dv, 1, 0, cr.nth);
+    }
     if (cr.linear) {
         cr.fmthreads = 2 * nh < cr.nth ? 2 * nh : cr.nth;
         cr.fmw = featuremap_work_floats(cr.fm, (size_t)T);
+        if (cr.decode)
+            cr.dfmw = featuremap_work_floats(cr.fm, (size_t)cr.s.batch);
     }
     if (c->measure_error) {
+        /* A decode cell's output is one row per sequence, its last. */
+        const int nrow = cr.decode ? 1 : T;
         cr.ne = nh < LA_ERR_MAX_HEADS ? nh : LA_ERR_MAX_HEADS;
-        cr.nr = c->max_ref_rows <= 0 ? 0 : c->max_ref_rows < T ? c->max_ref_rows : T;
-        cr.nk = c->kl_rows <= 0 ? 0 : c->kl_rows < T ? c->kl_rows : T;
+        cr.nr = c->max_ref_rows <= 0 ? 0 : c->max_ref_rows < nrow ? c->max_ref_rows : nrow;
+        cr.nk = c->kl_rows <= 0 ? 0 : c->kl_rows < nrow ? c->kl_rows : nrow;
         cr.np = c->kernel_pairs > 0 ? c->kernel_pairs : 0;
     }
     size_t need[B_COUNT];
     plan_buffers(&cr, need);
+    if (cr.decode && need[B_KWORK] < pf_wsf * sizeof(float))
+        need[B_KWORK] = pf_wsf * sizeof(float);
     st = ws_reserve(ws, need, err);
     if (st != LA_OK)
         goto fail;
@@ -785,6 +1082,13 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         cr.eps_row = shifted ? epsr : NULL;
     }
 
+    if (cr.decode) {
+        st = run_decode(&cr, row, need, pf_wsf, note, sizeof note, err);
+        if (st != LA_OK)
+            goto fail;
+        goto done;
+    }
+
     struct kctx kc;
     memset(&kc, 0, sizeof kc);
     kc.kn = cr.kn;
@@ -815,12 +1119,14 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     const size_t ny = (size_t)nh * T * dv;
     size_t bad = count_nonfinite(y, ny);
     if (bad) {
-        st = LA_FAIL(err, LA_ENUMERIC, "kernel %s output has %zu NaN/Inf values of %zu",
-                     cr.kn->name, bad, ny);
+        st = LA_FAIL(err, LA_ENUMERIC, "kernel %s output has %zu NaN/Inf values of %zu%s",
+                     cr.kn->name, bad, ny, nonfinite_hint(&cr));
         goto fail;
     }
     row->n_small_den = cr.linear ? kc.small : 0;
     row->flops = attn_nominal_flops(cr.kn, T, cr.dk, dv, c->causal) * nh;
+    row->bytes = attn_nominal_bytes(cr.kn, T, cr.dk, dv, c->causal) * nh;
+    row->state_bytes = 0.0;
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
 
@@ -871,6 +1177,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
             row->fm_time_median_s = 0.0;
         }
     }
+done:
     row->peak_rss_bytes = (double)la_peak_rss_bytes();
     la_copy_text(row->message, sizeof row->message, note);
     featuremap_free(cr.fm);

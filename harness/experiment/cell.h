@@ -114,14 +114,19 @@ struct la_row {
     char message[LA_MSG_LEN];
     char host[LA_HOST_LEN];
 
-    /* timing of the attention kernel (seconds, all heads); NaN when not timed */
+    /* timing of the attention kernel (seconds, all heads); NaN when not timed.  Step cells:
+     * one decode step of every sequence, the map over the new q and k rows included */
     double time_median_s, time_min_s, time_max_s, time_p20_s, time_p80_s;
     int32_t repeats;
     double flops;            /* nominal flops of one call (all heads), see attention.h */
     double gflops;           /* flops / time_median_s / 1e9 */
-    double fm_time_median_s; /* feature map φ(Q) and φ(K), all heads; 0 for softmax */
+    double fm_time_median_s; /* feature map φ(Q) and φ(K), all heads (step cells: of the new
+                                rows, a share of time_median_s); 0 for softmax */
     double workspace_bytes;  /* kernel workspace + feature buffers */
     double peak_rss_bytes;   /* process peak resident set after the cell */
+    double bytes;            /* nominal bytes of one call (all heads), see attention.h */
+    double state_bytes;      /* step cells: the carried state or KV cache of every sequence
+                                (B·H of them) at capacity T; 0 for forward cells */
 
     /* errors against the double softmax reference (NaN when not measured) */
     int32_t err_rows;        /* query rows the errors were computed on (T or a sample) */

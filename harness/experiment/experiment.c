@@ -1599,12 +1599,21 @@ double la_cell_flops(const struct la_cell *c)
     if (!kn)
         return 0;
     const double bh = (double)c->batch * c->heads;
-    if (kn->input != ATTN_IN_FEATURES)
-        return bh * attn_nominal_flops(kn, c->T, c->d, c->dv, c->causal);
-    /* The kernel on the features, and the map over the T queries and the T keys of a head. */
-    const struct featuremap_type *t = find_map(c->map, NULL);
-    const double m = est_m(c, t);
+    const int feat = kn->input == ATTN_IN_FEATURES;
+    const struct featuremap_type *t = feat ? find_map(c->map, NULL) : NULL;
+    const double m = feat ? est_m(c, t) : c->d;
+    /* The map over the T queries and the T keys of a head. */
     const double fm = t ? 2.0 * featuremap_nominal_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
+    if (kn->op == ATTN_OP_STEP) {
+        /* A decode cell: the prefill of T − 1 tokens of every sequence, then one step of the B
+         * sequences of each head. */
+        const struct attn_kernel *pf = attn_kernel_find_update(ATTN_OP_PREFILL, kn->input, 1, kn->update);
+        const double pre = pf && c->T > 1 ? attn_nominal_flops(pf, c->T - 1, (int)m, c->dv, 1)
+                                          : 0.0;
+        return bh * (pre + fm) +
+               c->heads * attn_nominal_flops_at(kn, c->batch, c->T - 1, (int)m, c->dv, 1);
+    }
+    /* The kernel on the features, and the map. */
     return bh * (attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm);
 }
 
@@ -1621,7 +1630,11 @@ double la_cell_bytes(const struct la_cell *c)
         const int feat = kn->input == ATTN_IN_FEATURES;
         const struct featuremap_type *t = feat ? find_map(c->map, NULL) : NULL;
         m = feat ? est_m(c, t) : d;
-        bytes = bh * attn_nominal_bytes(kn, c->T, (int)m, c->dv, c->causal);
+        if (kn->op == ATTN_OP_STEP) /* a decode cell: T tokens of each sequence, its state */
+            bytes = bh * sizeof(float) *
+                    (2 * T * m + 2 * T * dv + (double)attn_state_floats(kn, c->T, (int)m, c->dv));
+        else
+            bytes = bh * attn_nominal_bytes(kn, c->T, (int)m, c->dv, c->causal);
         if (feat) {
             /* And the map's, from its byte model over the T queries and T keys of a head: the
              * raw rows it reads (the features it writes are the kernel's inputs, counted
@@ -1632,9 +1645,10 @@ double la_cell_bytes(const struct la_cell *c)
             bytes += bh * (io - params - 2 * T * m * sizeof(float)) + params;
         }
         double par = bh < c->threads ? bh : c->threads;
-        bytes += par * sizeof(float) *
-                 (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
-                                               c->threads);
+        if (kn->op != ATTN_OP_STEP) /* a step's workspace is for B tokens: negligible */
+            bytes += par * sizeof(float) *
+                     (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
+                                                   c->threads);
     }
     if (c->measure_error) {
         /* One head in double at a time: Q, K, V, the reference and the fast output rows on

@@ -601,7 +601,7 @@ static int fmt_real(char *buf, size_t cap, double x)
 }
 
 /* The names a CHOICE, KERNEL or MAP row accepts (`linear` first for kernels, then the forward
- * kernels: cells run forward passes), NULL-terminated. */
+ * and step kernels: cells run forward passes or decode steps), NULL-terminated. */
 static size_t name_list(const struct la_param *p, const char **names, size_t cap)
 {
     size_t n = 0;
@@ -611,7 +611,7 @@ static size_t name_list(const struct la_param *p, const char **names, size_t cap
     } else if (p->type == LA_PT_KERNEL) {
         names[n++] = "linear";
         for (size_t i = 0; attn_kernels[i].name && n + 1 < cap; i++)
-            if (attn_kernels[i].op == ATTN_OP_FORWARD)
+            if (attn_kernels[i].op == ATTN_OP_FORWARD || attn_kernels[i].op == ATTN_OP_STEP)
                 names[n++] = attn_kernels[i].name;
     } else {
         for (size_t i = 0; featuremap_types[i] && n + 1 < cap; i++)
@@ -782,10 +782,19 @@ int la_param_parse_as(const struct la_param *p, const char *what, const char *te
         return LA_OK;
     }
     const struct attn_kernel *kn = p->type == LA_PT_KERNEL ? attn_kernel_lookup(text) : NULL;
-    if (kn) { /* in the table, but not a forward kernel */
+    if (kn) { /* in the table, but neither a forward nor a step kernel */
+        const char *steps[64];
+        size_t ns = 0;
+        for (size_t i = 0; attn_kernels[i].name && ns + 1 < sizeof steps / sizeof steps[0]; i++)
+            if (attn_kernels[i].op == ATTN_OP_STEP)
+                steps[ns++] = attn_kernels[i].name;
+        char slist[256];
+        la_join_names(slist, sizeof slist, steps, ns);
         la_join_names(list, sizeof list, names, n);
-        snprintf(msg, cap, "%s '%s' is a %s kernel; runs and bench time forward kernels only: %s",
-                 p->noun, text, attn_op_name(kn->op), list);
+        snprintf(msg, cap,
+                 "%s '%s' is a %s kernel; runs and bench time forward and step kernels only (a "
+                 "step cell runs the prefill itself; step kernels: %s): %s",
+                 p->noun, text, attn_op_name(kn->op), ns ? slist : "none", list);
         return LA_EINVAL;
     }
     snprintf(msg, cap, "unknown %s '%s'%s%s", p->noun, text,

@@ -3,7 +3,8 @@
  * The column table (name, offset, size and kind of every field of struct la_row, in cell.h's
  * order), the layout hash that tells a journal of another build apart, the canonical form a
  * row takes in the journal, the .h5 and every comparison, the values of columns a file lacks,
- * and la_row_is_softmax.  Touches no file and no HDF5: memory and the kernel table only.
+ * la_row_is_softmax and la_row_is_step.  Touches no file and no HDF5: memory and the kernel
+ * table only.
  * A new column is a field of struct la_row (cell.h) and one COL() entry here.
  * Shared with the other files of harness/store/ through store_impl.h.
  * Test: make build/tests/test_results && build/tests/test_results.
@@ -35,7 +36,7 @@ static const struct la_column columns[] = {
     COL(status), COL(message), COL(host),
     COL(time_median_s), COL(time_min_s), COL(time_max_s), COL(time_p20_s), COL(time_p80_s),
     COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
-    COL(peak_rss_bytes),
+    COL(peak_rss_bytes), COL(bytes), COL(state_bytes),
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
     COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
 };
@@ -127,6 +128,14 @@ int la_row_is_softmax(const struct la_row *r)
     if (kn)
         return kn->input == ATTN_IN_QK;
     return !r->map[0] || !strcmp(r->map, "none") || !strcmp(r->map, "-");
+}
+
+int la_row_is_step(const struct la_row *r)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
+    if (kn)
+        return kn->op == ATTN_OP_STEP;
+    return r->state_bytes > 0.0;
 }
 
 double la_row_value(const struct la_row *r, const struct la_column *c)

@@ -126,6 +126,12 @@ double la_row_value(const struct la_row *r, const struct la_column *c);
  * `linattn plot` use. */
 int la_row_is_softmax(const struct la_row *r);
 
+/* 1 if row r is a decode cell's: its kernel is a step kernel (ATTN_OP_STEP in the kernel
+ * table).  A kernel name this build does not know is decided by its state_bytes (NaN in rows
+ * written before the column, 0 in forward cells): > 0 for a step.  The figures of decode.h take
+ * these rows, every other figure the others. */
+int la_row_is_step(const struct la_row *r);
+
 /* Names of every root attribute of path: the documented ones (order above) first, then any
  * others by name.  *names is malloc'd; free it with la_results_names_free. */
 int la_results_attr_names(const char *path, char ***names, size_t *n, struct la_error *err);
