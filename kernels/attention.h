@@ -376,6 +376,13 @@ size_t attn_args_state_floats(const struct attn_kernel *kn, const struct attn_ar
 int attn_kv_reserve(const struct attn_kernel *kn, float **buf, int *cap, int need, int B, int dk,
                     int dv);
 
+/* Stores T tokens' keys k (T × d) and values v (T × dv) at positions pos .. pos + T − 1 of one
+ * sequence's key-value cache (the layout above), without attending: what softmax_prefill
+ * leaves in the cache, for a caller that needs the cache and not the prefill's outputs (a
+ * decode cell filling the context before the step it times).  Needs pos + T <= the cache's
+ * capacity.  (kernels/softmax_decode.c) */
+void attn_kv_store(float *cache, int d, int dv, int pos, int T, const float *k, const float *v);
+
 /* The first entry of the table with this operation and input that runs this causality, or
  * NULL: what a name that stands for a kind of kernel ("linear" in experiment files) means. */
 const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal);

@@ -68,6 +68,12 @@ static void cache_store(float *C, int d, int dv, int t, const float *k, const fl
     memcpy(Vb + (size_t)j * dv, v, (size_t)dv * sizeof *v);
 }
 
+void attn_kv_store(float *cache, int d, int dv, int pos, int T, const float *k, const float *v)
+{
+    for (int i = 0; i < T; i++)
+        cache_store(cache, d, dv, pos + i, k + (size_t)i * d, v + (size_t)i * dv);
+}
+
 /* y = the normalised output of one row: acc / l. */
 static void finish_row(float *y, int dv, float l)
 {

@@ -589,9 +589,12 @@ static void test_names(void **state)
     expect_error("sweep: {kernel: [linear, linear_prefill]}\n", LA_EINVAL, 1, 26,
                  "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward and "
                  "step kernels only (a step cell runs the prefill itself; step kernels: "
-                 "linear_step, softmax_step): linear, softmax_flash, linear_noncausal, "
-                 "linear_causal, linear_causal_recurrent, linear_causal_chunked, linear_step, "
-                 "softmax_step");
+                 "linear_step, softmax_step, linear_delta_step, linear_decay_step, "
+                 "linear_gated_step): linear, softmax_flash, linear_noncausal, linear_causal, "
+                 "linear_causal_recurrent, linear_causal_chunked, linear_step, softmax_step, "
+                 "linear_delta_recurrent, linear_delta_step, linear_decay_recurrent, "
+                 "linear_decay_chunked, linear_decay_step, linear_gated_recurrent, "
+                 "linear_gated_chunked, linear_gated_step");
     /* A step kernel is a sweep kernel: a decode cell, causal, with its map. */
     struct la_experiment *e = load_ok("sweep: {kernel: [linear_step, softmax_step], causal: "
                                       "true, T: 64, batch: [1, 16], map: [elu1, prf]}\n");

@@ -552,6 +552,35 @@ static void test_decode_cell(void **state)
     la_runner_ws_free(ws);
 }
 
+/* A recurrence's step kernel runs as a decode cell whose states its own rule's prefill fills:
+ * its step output at row T−1 agrees with the rule's double reference (err_impl), and a sum
+ * rule's prefill in its place would not (the decay and gate change every state). */
+static void test_decode_cell_recurrences(void **state)
+{
+    (void)state;
+    static const char *const steps[] = {"linear_decay_step", "linear_gated_step",
+                                        "linear_delta_step"};
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct la_cell c;
+        base_cell(&c);
+        c.T = 70;
+        c.batch = 2;
+        c.heads = 1;
+        set_kernel(&c, steps[i], "elu1", 1);
+        c.gamma = 0.9;
+        c.alpha = 0.9;
+        c.beta = 0.5;
+        c.recur_norm = ATTN_RN_SUM; /* the delta rule stays bounded */
+        struct la_row row;
+        run_ok(ws, &c, &row);
+        if (row.err_impl >= 2e-5)
+            fail_msg("%s: err_impl %g", steps[i], row.err_impl);
+        assert_int_equal(row.err_rows, 1);
+    }
+    la_runner_ws_free(ws);
+}
+
 /* The decode figures' generation time, Σ_{t=P+1}^{P+N} step(t) with step(t) interpolated
  * linearly in t between decode cells (harness/figures/decode.c), against a generation measured
  * directly: softmax_step called N times in a row on caches prefilled with P tokens, positions
@@ -985,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_every_kernel),
         cmocka_unit_test(test_err_impl_matches_reference),
         cmocka_unit_test(test_decode_cell),
+        cmocka_unit_test(test_decode_cell_recurrences),
         cmocka_unit_test(test_decode_generation_direct),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_kernel_mse_decreases_with_m),

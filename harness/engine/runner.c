@@ -41,8 +41,9 @@
  * own (LA_STREAM_SAMPLE), so measuring errors never changes the data or the features.
  *
  * Decode cells (the cell's kernel is a step kernel): the data holds T tokens of each of the
- * batch·heads sequences; untimed, the map runs over all of them as above and the prefill kernel
- * of the same input fills each sequence's state (a KV cache: capacity T) with tokens 0..T−2;
+ * batch·heads sequences; untimed, the map runs over all of them as above and each sequence's
+ * state gets tokens 0..T−2: a linear state from the prefill kernel of the same input and rule,
+ * a KV cache (capacity T) by storing the tokens (attn_kv_store: all a step reads of it);
  * timed, one step of token T−1 for the B = batch sequences of each head (attn_run_heads over
  * the heads), the map over the B new query and key rows included (its share alone is
  * fm_time_median_s).  The errors are those of row T−1 of each sequence (err_rows 1): the step's
@@ -367,8 +368,9 @@ static size_t decode_head(const struct cellrun *cr, int s)
     return (size_t)(s % B) * H + (size_t)(s / B);
 }
 
-/* Untimed: every sequence's state emptied, then tokens 0..T−2 appended by the prefill kernel
- * (their outputs go to rows 0..T−2 of y); the last token of each sequence gathered for the
+/* Untimed: every sequence's state emptied, then tokens 0..T−2 appended: by the prefill kernel
+ * for a linear state (its outputs go to rows 0..T−2 of y, not measured), by attn_kv_store for
+ * a KV cache; the last token of each sequence gathered for the
  * step: raw q and k (for the timed map), the kernel's inputs (features for a linear kernel,
  * computed with the whole sequence's stabiliser shifts, so they agree with the state), v and
  * the row's eps. */
@@ -382,6 +384,14 @@ static void decode_prepare(const struct cellrun *cr, size_t pf_wsf)
     memset(state, 0, (size_t)nh * cr->sf * sizeof *state);
     for (int s = 0; s < nh && T > 1; s++) {
         const size_t h = decode_head(cr, s);
+        if (!cr->linear) {
+            /* A key-value cache is its tokens: storing them is all the prefill leaves behind
+             * that a step reads (the prefill's outputs are not measured), and costs O(t·d)
+             * where attending would cost O(t²·d) — what makes contexts of 64K affordable. */
+            attn_kv_store(state + (size_t)s * cr->sf, dk, dv, 0, T - 1, k + h * T * dk,
+                          v + h * T * dv);
+            continue;
+        }
         struct attn_args a;
         memset(&a, 0, sizeof a);
         a.q = q + h * T * dk;

@@ -1608,8 +1608,11 @@ double la_cell_flops(const struct la_cell *c)
         /* A decode cell: the prefill of T − 1 tokens of every sequence, then one step of the B
          * sequences of each head. */
         const struct attn_kernel *pf = attn_kernel_find_update(ATTN_OP_PREFILL, kn->input, 1, kn->update);
-        const double pre = pf && c->T > 1 ? attn_nominal_flops(pf, c->T - 1, (int)m, c->dv, 1)
-                                          : 0.0;
+        /* A key-value cache is filled by storing its tokens (no flops counted); a linear
+         * state by the prefill. */
+        const double pre = pf && c->T > 1 && kn->input != ATTN_IN_QK
+                               ? attn_nominal_flops(pf, c->T - 1, (int)m, c->dv, 1)
+                               : 0.0;
         return bh * (pre + fm) +
                c->heads * attn_nominal_flops_at(kn, c->batch, c->T - 1, (int)m, c->dv, 1);
     }
