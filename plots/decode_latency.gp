@@ -6,7 +6,7 @@
 # Run: linattn plot results/decode.h5
 load plotdir."/style.gp"
 fig_title = "Decode: time of one step vs context t (softmax KV cache vs linear state)"
-x_axis = T_axis
+x_axis = T_axis_sparse
 y_axis = log10_y
 key_pos = "top left"
 load plotdir."/panels.gp"

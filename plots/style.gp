@@ -77,6 +77,10 @@ tlabel(x) = x >= 1048576 ? sprintf("%gM", x / 1048576.) : \
 T_axis = "set logscale x 2; set xtics (); " . \
          "do for [e=0:24] { set xtics add (tlabel(2**e) 2**e) }; set mxtics 1"
 # Bytes axis: 4 KiB, 16 MiB.
+# The same with a label on every other power of 2 (64, 256, 1K, ...): for sweeps of a dozen or
+# more powers, whose every-power labels would run together.
+T_axis_sparse = "set logscale x 2; set xtics (); " . \
+                "do for [e=0:24] { set xtics add ((e % 2 ? '' : tlabel(2**e)) 2**e) }; set mxtics 1"
 bytes_axis = "set logscale y 2; set format y '%.0b %BB'"
 # Powers-of-ten axis for errors and times.
 log10_y = "set logscale y 10; set format y '10^{%L}'; set mytics 10"
