@@ -280,8 +280,8 @@ static void test_table(void **state)
     char joined[512];
     la_param_names(LA_PF_AXIS, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
-    assert_string_equal(joined, "kernel, map, m, draw, A, causal, chunk, eps, T, d, dv, batch, "
-                                "heads, threads, sigma, norm, layer, head");
+    assert_string_equal(joined, "kernel, map, m, draw, A, causal, chunk, eps, pass, T, d, dv, "
+                                "batch, heads, threads, sigma, norm, layer, head");
     la_param_names(LA_PF_DATA, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "source, path");
@@ -300,8 +300,8 @@ static void test_table(void **state)
         if (la_params[i].flag)
             at += snprintf(at, sizeof joined - (size_t)(at - joined), "%s%s",
                            at == joined ? "" : " ", la_params[i].flag);
-    assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps causal chunk eps T d dv "
-                                "batch heads threads data sigma norm weights");
+    assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps causal chunk eps pass T d "
+                                "dv batch heads threads data sigma norm weights");
     assert_ptr_equal(la_param_find("source", LA_PF_DATA), &la_params[LA_PARAM_DATA]);
     assert_null(la_param_find("source", LA_PF_AXIS));
     assert_null(la_param_find("nope", 0));

@@ -61,6 +61,7 @@
 #include "../experiment/params.h"
 #include "data.h"
 #include "metrics.h"
+#include "train.h"
 
 /* Rows the feature-map fit sees at most (head-major from the first head). */
 #define FIT_MAX_ROWS 65536
@@ -263,6 +264,20 @@ static void kernel_timed(void *ctx)
 {
     struct kctx *x = ctx;
     x->small = attn_run_heads(x->kn, &x->proto, x->H, x->nth, x->work, x->wsf);
+}
+
+/* The forward pass of a training step: the map on Q and K, then the kernel. */
+struct fwdctx {
+    struct cellrun *cr;
+    struct kctx *kc;
+};
+
+static void forward_timed(void *ctx)
+{
+    struct fwdctx *f = ctx;
+    if (f->cr->linear)
+        fm_timed(f->cr);
+    kernel_timed(f->kc);
 }
 
 static size_t count_nonfinite(const float *x, size_t n)
@@ -481,10 +496,10 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     row->time_p20_s = row->time_p80_s = NAN;
     row->repeats = 0;
     row->flops = row->gflops = row->fm_time_median_s = NAN;
-    row->workspace_bytes = NAN;
+    row->workspace_bytes = row->step_bytes = NAN;
     row->peak_rss_bytes = NAN;
     row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = NAN;
-    row->kernel_mse = row->err_impl = row->entropy_mean = NAN;
+    row->kernel_mse = row->err_impl = row->entropy_mean = row->err_grad = NAN;
 }
 
 static void add_note(char *buf, size_t cap, const char *fmt, ...)
@@ -726,6 +741,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->flops = attn_nominal_flops(cr.kn, T, cr.dk, dv, c->causal) * nh;
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
+    row->step_bytes = (double)(need[B_Q] + need[B_K] + need[B_V] + need[B_Y]) + row->workspace_bytes;
 
     long clamped = 0;
     if (c->measure_error) {
@@ -740,7 +756,25 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
             add_note(note, sizeof note, "KL: %ld linear weights <= 0 clamped", clamped);
     }
 
-    if (c->measure_time) {
+    if (c->pass != LA_PASS_FORWARD) {
+        /* A training pass: the backward (and the forward) timed in train.c. */
+        struct fwdctx fc = {&cr, &kc};
+        const struct la_train_in tin = {
+            .c = c, .fwd = cr.kn, .fm = cr.fm, .nh = nh, .T = T, .d = d, .dv = dv, .m = cr.m,
+            .dk = cr.dk, .nth = cr.nth, .q = q, .k = k, .v = v,
+            .pq = cr.linear ? BUF(&cr, B_PQ, float) : NULL,
+            .pk = cr.linear ? BUF(&cr, B_PK, float) : NULL, .eps_row = cr.eps_row,
+            .forward = forward_timed, .forward_ctx = &fc,
+            .forward_flops = row->flops + (cr.linear ? 2.0 * nh * featuremap_nominal_flops(
+                                                                      cr.fm->type, (size_t)T, d, cr.m)
+                                                     : 0.0),
+            .features_bytes = cr.linear ? (double)(need[B_PQ] + need[B_PK]) : 0.0,
+            .forward_work_bytes = (double)(need[B_KWORK] + (cr.linear ? need[B_FMWORK] : 0)),
+            .err_heads = cr.ne, .err_rows = cr.nr};
+        st = la_train_cell(&tin, row, note, sizeof note, err);
+        if (st != LA_OK)
+            goto fail;
+    } else if (c->measure_time) {
         struct la_timing t;
         la_time(kernel_timed, &kc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
         if ((st = cancel_point(err)) != LA_OK)

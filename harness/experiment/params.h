@@ -37,6 +37,7 @@ enum la_param_id {
     LA_PARAM_CAUSAL,
     LA_PARAM_CHUNK,
     LA_PARAM_EPS,
+    LA_PARAM_PASS,
     LA_PARAM_T,
     LA_PARAM_D,
     LA_PARAM_DV,
