@@ -520,6 +520,9 @@ static void test_training_cells(void **state)
         set_kernel(&c, cases[i].kernel, cases[i].map, cases[i].causal);
         c.T = 150; /* not a multiple of any block; rows sampled (max_ref_rows 64) */
         c.threads = 2;
+        c.dv = 12;                          /* dv != d */
+        if (!strcmp(cases[i].map, "prf"))
+            c.m = 40;                       /* m != d, m > dv */
         run_ok(ws, &c, &fwd);
         assert_string_equal(fwd.pass, "forward");
         assert_true(isnan(fwd.err_grad));

@@ -220,7 +220,7 @@ static int grad_error(struct train *t, double *out, struct la_error *err)
     const int T = in->T, dk = in->dk, dv = in->dv, n = in->err_rows < T ? in->err_rows : T;
     const size_t qs = (size_t)T * dk, vs = (size_t)T * dv;
     const int linear = in->fm != NULL;
-    double *dd = malloc((3 * qs + 3 * vs + (size_t)n * dv + (size_t)T) * sizeof *dd);
+    double *dd = malloc((4 * qs + 2 * vs + (size_t)n * dv + (size_t)T) * sizeof *dd);
     float *gyh = calloc(vs ? vs : 1, sizeof *gyh);
     int *rows = malloc((size_t)(n > 0 ? n : 1) * sizeof *rows);
     if (!dd || !gyh || !rows) {
