@@ -1593,19 +1593,35 @@ static double est_m(const struct la_cell *c, const struct featuremap_type *t)
     return t ? featuremap_nominal_dim(t, c->d, c->m) : (c->m > 0 ? c->m : c->d);
 }
 
+/* The backward kernel a training pass runs for forward kernel kn (engine/train.h), or NULL. */
+static const struct attn_kernel *backward_of(const struct attn_kernel *kn, const struct la_cell *c)
+{
+    return c->pass == LA_PASS_FORWARD ? NULL
+                                      : attn_kernel_find(ATTN_OP_BACKWARD, kn->input, c->causal);
+}
+
 double la_cell_flops(const struct la_cell *c)
 {
     const struct attn_kernel *kn = attn_kernel_lookup(c->kernel);
     if (!kn)
         return 0;
     const double bh = (double)c->batch * c->heads;
+    const struct attn_kernel *bk = backward_of(kn, c);
+    /* A training pass adds the backward (pass backward also runs the forward once, untimed). */
     if (kn->input != ATTN_IN_FEATURES)
-        return bh * attn_nominal_flops(kn, c->T, c->d, c->dv, c->causal);
+        return bh * (attn_nominal_flops(kn, c->T, c->d, c->dv, c->causal) +
+                     (bk ? attn_nominal_flops(bk, c->T, c->d, c->dv, c->causal) : 0.0));
     /* The kernel on the features, and the map over the T queries and the T keys of a head. */
     const struct featuremap_type *t = find_map(c->map, NULL);
     const double m = est_m(c, t);
     const double fm = t ? 2.0 * featuremap_nominal_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
-    return bh * (attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm);
+    double f = attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm;
+    if (bk) {
+        const double fb = t ? 2.0 * featuremap_nominal_backward_flops(t, (size_t)c->T, c->d, (int)m)
+                            : 0.0;
+        f += attn_nominal_flops(bk, c->T, (int)m, c->dv, c->causal) + (isfinite(fb) ? fb : 0.0);
+    }
+    return bh * f;
 }
 
 double la_cell_bytes(const struct la_cell *c)
@@ -1635,6 +1651,18 @@ double la_cell_bytes(const struct la_cell *c)
         bytes += par * sizeof(float) *
                  (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
                                                c->threads);
+    }
+    if (kn && backward_of(kn, c)) {
+        /* A training pass: dY, the gradients (of the features and of the raw Q, K for linear
+         * kernels), the backward's workspace slices; its errors' double head (4·T·m + 2·T·dv). */
+        const struct attn_kernel *bk = backward_of(kn, c);
+        const int feat = kn->input == ATTN_IN_FEATURES;
+        double par = bh < c->threads ? bh : c->threads;
+        bytes += bh * sizeof(float) * (2 * T * dv + 2 * T * m + (feat ? 2 * T * d : 0.0));
+        bytes += par * sizeof(float) *
+                 (double)attn_workspace_floats(bk, c->T, (int)m, c->dv, c->causal, 0, c->threads);
+        if (c->measure_error)
+            bytes += sizeof(double) * (4 * T * m + 2 * T * dv);
     }
     if (c->measure_error) {
         /* One head in double at a time: Q, K, V, the reference and the fast output rows on
