@@ -741,7 +741,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->flops = attn_nominal_flops(cr.kn, T, cr.dk, dv, c->causal) * nh;
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
-    row->step_bytes = (double)(need[B_Q] + need[B_K] + need[B_V] + need[B_Y]) + row->workspace_bytes;
+    row->step_bytes =
+        (double)(need[B_Q] + need[B_K] + need[B_V] + need[B_Y]) + row->workspace_bytes;
 
     long clamped = 0;
     if (c->measure_error) {
@@ -760,17 +761,32 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         /* A training pass: the backward (and the forward) timed in train.c. */
         struct fwdctx fc = {&cr, &kc};
         const struct la_train_in tin = {
-            .c = c, .fwd = cr.kn, .fm = cr.fm, .nh = nh, .T = T, .d = d, .dv = dv, .m = cr.m,
-            .dk = cr.dk, .nth = cr.nth, .q = q, .k = k, .v = v,
+            .c = c,
+            .fwd = cr.kn,
+            .fm = cr.fm,
+            .nh = nh,
+            .T = T,
+            .d = d,
+            .dv = dv,
+            .m = cr.m,
+            .dk = cr.dk,
+            .nth = cr.nth,
+            .q = q,
+            .k = k,
+            .v = v,
             .pq = cr.linear ? BUF(&cr, B_PQ, float) : NULL,
-            .pk = cr.linear ? BUF(&cr, B_PK, float) : NULL, .eps_row = cr.eps_row,
-            .forward = forward_timed, .forward_ctx = &fc,
-            .forward_flops = row->flops + (cr.linear ? 2.0 * nh * featuremap_nominal_flops(
-                                                                      cr.fm->type, (size_t)T, d, cr.m)
-                                                     : 0.0),
+            .pk = cr.linear ? BUF(&cr, B_PK, float) : NULL,
+            .eps_row = cr.eps_row,
+            .forward = forward_timed,
+            .forward_ctx = &fc,
+            .forward_flops =
+                row->flops +
+                (cr.linear ? 2.0 * nh * featuremap_nominal_flops(cr.fm->type, (size_t)T, d, cr.m)
+                           : 0.0),
             .features_bytes = cr.linear ? (double)(need[B_PQ] + need[B_PK]) : 0.0,
             .forward_work_bytes = (double)(need[B_KWORK] + (cr.linear ? need[B_FMWORK] : 0)),
-            .err_heads = cr.ne, .err_rows = cr.nr};
+            .err_heads = cr.ne,
+            .err_rows = cr.nr};
         st = la_train_cell(&tin, row, note, sizeof note, err);
         if (st != LA_OK)
             goto fail;

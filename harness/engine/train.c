@@ -41,8 +41,8 @@
 /* ---- double references on listed rows --------------------------------------------------- */
 
 void la_grad_ref_rows_softmax(const double *Q, const double *K, const double *V, const double *dY,
-                              const int *rows, int n, int T, int dk, int dv, int causal,
-                              double *dQ, double *dK, double *dV, double *scratch)
+                              const int *rows, int n, int T, int dk, int dv, int causal, double *dQ,
+                              double *dK, double *dV, double *scratch)
 {
     const double scale = 1.0 / sqrt((double)dk);
     memset(dQ, 0, (size_t)T * dk * sizeof *dQ);
@@ -95,10 +95,10 @@ void la_grad_ref_rows_softmax(const double *Q, const double *K, const double *V,
     }
 }
 
-void la_grad_ref_rows_linear(const double *PQ, const double *PK, const double *V,
-                             const double *dY, const int *rows, int n, int T, int m, int dv,
-                             int causal, double eps, const float *eps_row, double *dQ,
-                             double *dK, double *dV, double *scratch)
+void la_grad_ref_rows_linear(const double *PQ, const double *PK, const double *V, const double *dY,
+                             const int *rows, int n, int T, int m, int dv, int causal, double eps,
+                             const float *eps_row, double *dQ, double *dK, double *dV,
+                             double *scratch)
 {
     memset(dQ, 0, (size_t)T * m * sizeof *dQ);
     memset(dK, 0, (size_t)T * m * sizeof *dK);
@@ -150,13 +150,13 @@ void la_grad_ref_rows_linear(const double *PQ, const double *PK, const double *V
 struct train {
     const struct la_train_in *in;
     const struct attn_kernel *bk;
-    struct attn_args proto; /* the backward call over all heads */
+    struct attn_args proto;   /* the backward call over all heads */
     float *gy, *gq, *gk, *gv; /* dY; dQ, dK (features' for linear kernels), dV */
-    float *gxq, *gxk;       /* linear: dQ, dK w.r.t. the raw inputs */
-    float *bwork, *fwork;   /* backward kernel slices; map backward slices */
-    size_t bwf, fwf;        /* floats per slice */
+    float *gxq, *gxk;         /* linear: dQ, dK w.r.t. the raw inputs */
+    float *bwork, *fwork;     /* backward kernel slices; map backward slices */
+    size_t bwf, fwf;          /* floats per slice */
     int fthreads;
-    int fm_bad;             /* a map backward call refused its arguments */
+    int fm_bad; /* a map backward call refused its arguments */
 };
 
 static void backward_all(void *ctx)
@@ -173,10 +173,9 @@ static void backward_all(void *ctx)
         const int h = j >> 1, key = j & 1;
         float *w = t->fwf ? t->fwork + (size_t)omp_get_thread_num() * t->fwf : NULL;
         struct la_error e;
-        const int st = featuremap_backward(in->fm, (key ? in->k : in->q) + h * xs, (size_t)in->T,
-                                           (key ? in->pk : in->pq) + h * ps,
-                                           (key ? t->gk : t->gq) + h * ps,
-                                           (key ? t->gxk : t->gxq) + h * xs, NULL, w, &e);
+        const int st = featuremap_backward(
+            in->fm, (key ? in->k : in->q) + h * xs, (size_t)in->T, (key ? in->pk : in->pq) + h * ps,
+            (key ? t->gk : t->gq) + h * ps, (key ? t->gxk : t->gxq) + h * xs, NULL, w, &e);
         bad |= st != LA_OK;
     }
     t->fm_bad |= bad;
@@ -262,11 +261,11 @@ static int grad_error(struct train *t, double *out, struct la_error *err)
         to_double(a.k, kd, qs);
         to_double(a.v, vd, vs);
         if (linear)
-            la_grad_ref_rows_linear(qd, kd, vd, dyd, rows, n, T, dk, dv, in->c->causal,
-                                    in->c->eps, a.eps_row, rq, rk, rv, scr);
+            la_grad_ref_rows_linear(qd, kd, vd, dyd, rows, n, T, dk, dv, in->c->causal, in->c->eps,
+                                    a.eps_row, rq, rk, rv, scr);
         else
-            la_grad_ref_rows_softmax(qd, kd, vd, dyd, rows, n, T, dk, dv, in->c->causal, rq, rk,
-                                     rv, scr);
+            la_grad_ref_rows_softmax(qd, kd, vd, dyd, rows, n, T, dk, dv, in->c->causal, rq, rk, rv,
+                                     scr);
         const float *g[3] = {a.grad_q, a.grad_k, a.grad_v};
         const double *gr[3] = {rq, rk, rv};
         const size_t len[3] = {qs, qs, vs};

@@ -34,11 +34,11 @@ struct la_train_in {
     /* The forward pass as the runner times it (the map on Q and K, then the kernel). */
     void (*forward)(void *ctx);
     void *forward_ctx;
-    double forward_flops;     /* its nominal flops: the kernel's and the map's, all heads */
+    double forward_flops;      /* its nominal flops: the kernel's and the map's, all heads */
     double features_bytes;     /* φ(Q), φ(K) of all heads (0 for softmax) */
     double forward_work_bytes; /* the forward kernel's workspace and the map's */
-    int err_heads, err_rows;  /* errors: heads (spread as the forward errors) and rows per head;
-                                 0 rows: no gradient error */
+    int err_heads, err_rows;   /* errors: heads (spread as the forward errors) and rows per head;
+                                  0 rows: no gradient error */
 };
 
 /* Runs, checks and (when c->measure_time) times the cell's pass, and fills row: time_*,
@@ -56,11 +56,11 @@ int la_train_cell(const struct la_train_in *in, struct la_row *row, char *note, 
  * Softmax (scale 1/√dk) as attn_softmax_backward_ref; linear on features as
  * attn_linear_backward_ref with row i's eps eps_row[i] (eps_row NULL: eps for every row). */
 void la_grad_ref_rows_softmax(const double *Q, const double *K, const double *V, const double *dY,
-                              const int *rows, int n, int T, int dk, int dv, int causal,
-                              double *dQ, double *dK, double *dV, double *scratch);
-void la_grad_ref_rows_linear(const double *PQ, const double *PK, const double *V,
-                             const double *dY, const int *rows, int n, int T, int m, int dv,
-                             int causal, double eps, const float *eps_row, double *dQ,
-                             double *dK, double *dV, double *scratch);
+                              const int *rows, int n, int T, int dk, int dv, int causal, double *dQ,
+                              double *dK, double *dV, double *scratch);
+void la_grad_ref_rows_linear(const double *PQ, const double *PK, const double *V, const double *dY,
+                             const int *rows, int n, int T, int m, int dv, int causal, double eps,
+                             const float *eps_row, double *dQ, double *dK, double *dV,
+                             double *scratch);
 
 #endif

@@ -1617,8 +1617,8 @@ double la_cell_flops(const struct la_cell *c)
     const double fm = t ? 2.0 * featuremap_nominal_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
     double f = attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm;
     if (bk) {
-        const double fb = t ? 2.0 * featuremap_nominal_backward_flops(t, (size_t)c->T, c->d, (int)m)
-                            : 0.0;
+        const double fb =
+            t ? 2.0 * featuremap_nominal_backward_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
         f += attn_nominal_flops(bk, c->T, (int)m, c->dv, c->causal) + (isfinite(fb) ? fb : 0.0);
     }
     return bh * f;

@@ -103,12 +103,12 @@ static double train_flop_T(const struct la_crossover *x)
                  2.0 * featuremap_nominal_backward_flops(t, 1, x->d, x->m);
     double soft = attn_nominal_flops(sk, 1, x->d, x->dv, x->causal);
     if (fb) {
-        const double f = la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv,
-                                             x->causal);
+        const double f =
+            la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
         const struct attn_kernel *ss = attn_kernel_lookup(x->softmax);
-        const double sf = attn_nominal_flops(ss ? ss : attn_kernel_find(ATTN_OP_FORWARD,
-                                                                        ATTN_IN_QK, x->causal),
-                                             1, x->d, x->dv, x->causal);
+        const double sf =
+            attn_nominal_flops(ss ? ss : attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, x->causal),
+                               1, x->d, x->dv, x->causal);
         lin += f * sf; /* the forward's linear flops per token */
         soft += sf;
     }
@@ -166,10 +166,10 @@ static void finish(struct la_crossover *x)
     const struct la_xo_point *last = &x->pts[x->npoints - 1];
     x->ratio_max = last->t_linear / last->t_softmax;
     x->T_model = last->T * x->ratio_max;
-    x->T_flops = x->pass[0] && strcmp(x->pass, "forward")
-                     ? train_flop_T(x)
-                     : la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv,
-                                           x->causal);
+    x->T_flops =
+        x->pass[0] && strcmp(x->pass, "forward")
+            ? train_flop_T(x)
+            : la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
 }
 
 static int cmp_xo(const void *pa, const void *pb)
