@@ -395,7 +395,7 @@ int la_train_cell(const struct la_train_in *in, struct la_row *row, char *note, 
             snprintf(note + used, cap - used, "%snoisy timing: p80/p20 = %.2g", used ? "; " : "",
                      tm.p80_s / tm.p20_s);
         }
-        bad = count_nonfinite(t.gq, nq) + count_nonfinite(t.gv, nv);
+        bad = count_nonfinite(t.gq, nq) + count_nonfinite(t.gk, nq) + count_nonfinite(t.gv, nv);
         if (bad || t.fm_bad) {
             st = LA_FAIL(err, LA_ENUMERIC, "%s gradients have NaN/Inf values after timing",
                          t.bk->name);
