@@ -6,7 +6,7 @@
 # (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
 #
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
-#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode}.yaml,
+#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode,training}.yaml,
 #               a few minutes on two cores; results in results/NAME.h5; then the real-model
 #               experiments (experiments/real-*.yaml) when their data can be had (hook below)
 #   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
@@ -33,7 +33,7 @@ for a in "$@"; do
 done
 all=0
 if [ ${#names[@]} -eq 0 ]; then
-    names=(crossover features approximation memory decode)
+    names=(crossover features approximation memory decode training)
     all=1
 fi
 

@@ -2,8 +2,8 @@
  * Times follow exact power laws (softmax a·T², linear b·T), which are straight lines on a
  * log-log plot, so the log-log interpolation must recover their crossing T* = b/a exactly, even
  * between grid points.  Also: no crossing (beyond range), linear faster everywhere (below
- * range), medians over trials, failed and untimed rows ignored, contexts kept apart, the flop
- * model's numbers, and the printed table.
+ * range), medians over trials, failed and untimed rows ignored, contexts kept apart (training
+ * passes among them), the flop model's numbers, and the printed table.
  * Run: make build/tests/test_crossover && build/tests/test_crossover
  */
 #include "testutil.h"
@@ -321,13 +321,55 @@ static void test_flop_T(void **state)
                 la_crossover_flop_T("linear_causal", "softmax_flash", "elu1", 64, 32, 48, 1));
 }
 
+/* Training passes (pass column) are series of their own, compared with softmax's rows of the same
+ * pass; their flop T* counts the backward kernels and the map's backward; the table gets a pass
+ * column only when some row is a training pass. */
+static void test_passes_apart(void **state)
+{
+    (void)state;
+    struct la_row rows[8 * NT];
+    size_t n = add_series(rows, 0, "linear_causal", "prf", 64, 64, 1, 1e-9, 4e-7, 1e-7);
+    const size_t nf = n;
+    n = add_series(rows, n, "linear_causal", "prf", 64, 64, 1, 3e-9, 8e-7, 2e-7);
+    for (size_t i = 0; i < n; i++)
+        snprintf(rows[i].pass, sizeof rows[i].pass, "%s", i < nf ? "forward" : "forward+backward");
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 2);
+    /* Sorted with the training step next to the forward pass. */
+    assert_string_equal(xo[0].pass, "forward");
+    assert_string_equal(xo[1].pass, "forward+backward");
+    /* soft = a·T², lin = (b + c)·T cross at (b + c)/a: 500 and 1000/3. */
+    assert_true(fabs(xo[0].T_star - 500.0) < 1e-6 * 500.0);
+    assert_true(fabs(xo[1].T_star - 1000.0 / 3.0) < 1e-6 * 1000.0);
+    /* The forward flop T* is the forward models'; the training one differs (backward models
+     * and the map's backward). */
+    assert_true(fabs(xo[0].T_flops - la_crossover_flop_T("linear_causal", "softmax_flash", "prf",
+                                                         64, 64, 64, 1)) < 1e-9);
+    assert_true(isfinite(xo[1].T_flops) && xo[1].T_flops > 0 && xo[1].T_flops != xo[0].T_flops);
+    la_crossover_free(xo);
+
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(la_crossover_print(rows, n, f), 2);
+    fclose(f);
+    assert_non_null(strstr(buf, "lin/soft@max  pass "));
+    assert_non_null(strstr(buf, "  forward+backward"));
+    f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(la_crossover_print(rows, nf, f), 1);
+    fclose(f);
+    assert_null(strstr(buf, "pass")); /* forward rows only: the table as before */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interp_exact),        cmocka_unit_test(test_found_below_above),
         cmocka_unit_test(test_medians_and_filters), cmocka_unit_test(test_crosses_back),
         cmocka_unit_test(test_no_pairs_and_print),  cmocka_unit_test(test_fm_flops),
-        cmocka_unit_test(test_flop_T),
+        cmocka_unit_test(test_flop_T),              cmocka_unit_test(test_passes_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

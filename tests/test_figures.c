@@ -145,7 +145,7 @@ static void test_fields_from_schema(void **state)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? " " : "",
                  la_field_name(f));
     assert_string_equal(names, "causal d map draw m A kernel dv sigma T data chunk eps batch "
-                               "heads threads layer head");
+                               "heads threads layer head pass");
     struct la_row r = mkrow("linear_causal_chunked", "gerf", 64, 1, 2048, 32, 0.5);
     r.threads = 2;
     r.layer = 3;

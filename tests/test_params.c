@@ -281,7 +281,7 @@ static void test_table(void **state)
     la_param_names(LA_PF_AXIS, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "kernel, map, m, draw, A, nu, causal, chunk, eps, beta, gamma, "
-                                "alpha, recur_norm, T, d, dv, batch, heads, threads, sigma, "
+                                "alpha, recur_norm, pass, T, d, dv, batch, heads, threads, sigma, "
                                 "norm, layer, head");
     la_param_names(LA_PF_DATA, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
@@ -302,7 +302,7 @@ static void test_table(void **state)
             at += snprintf(at, sizeof joined - (size_t)(at - joined), "%s%s",
                            at == joined ? "" : " ", la_params[i].flag);
     assert_string_equal(joined, "kernel map m draw norm-fixed A relu-eps nu causal chunk eps beta "
-                                "gamma alpha recur-norm T d dv batch heads threads data sigma "
+                                "gamma alpha recur-norm pass T d dv batch heads threads data sigma "
                                 "norm weights");
     assert_ptr_equal(la_param_find("source", LA_PF_DATA), &la_params[LA_PARAM_DATA]);
     assert_null(la_param_find("source", LA_PF_AXIS));

@@ -1,6 +1,7 @@
 /* test_runner.c — the runner and its helpers: error metrics on known inputs, data sources
  * (determinism, HDF5 selection and errors), one cell of every kernel through la_run_cell,
- * determinism of whole rows, failed rows for bad inputs, and the progress ETA.
+ * determinism of whole rows, training passes (train.c: backward and forward+backward cells, the
+ * row-sampled gradient references), failed rows for bad inputs, and the progress ETA.
  * Run: make build/tests/test_runner && build/tests/test_runner  (a few seconds).
  */
 #include "testutil.h"
@@ -12,10 +13,12 @@
 #include "../featuremaps/featuremap.h"
 #include "../harness/core/sysinfo.h"
 #include "../harness/core/timing.h"
+#include "../harness/core/util.h"
 #include "../harness/engine/data.h"
 #include "../harness/engine/metrics.h"
 #include "../harness/engine/progress.h"
 #include "../harness/engine/runner.h"
+#include "../harness/engine/train.h"
 #include "../harness/experiment/cell.h"
 #include "../kernels/attention.h"
 
@@ -819,6 +822,129 @@ static void test_fit_per_head(void **state)
     la_runner_ws_free(ws);
 }
 
+/* Training passes: the matching backward kernel (with the map's backward for linear kernels)
+ * runs, its gradients agree with the double reference, and the row has a time, the nominal
+ * flops of the timed region and the bytes the step holds. */
+static void test_training_cells(void **state)
+{
+    (void)state;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    static const struct {
+        const char *kernel, *map;
+        int causal;
+    } cases[] = {
+        {"softmax_flash", "none", 1},          {"softmax_flash", "none", 0},
+        {"linear_causal", "elu1", 1},          {"linear_noncausal", "prf", 0},
+        {"linear_causal_chunked", "prf", 1},   {"linear_causal_recurrent", "relu", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct la_cell c;
+        struct la_row fwd, bwd, both;
+        base_cell(&c);
+        set_kernel(&c, cases[i].kernel, cases[i].map, cases[i].causal);
+        c.T = 150; /* not a multiple of any block; rows sampled (max_ref_rows 64) */
+        c.threads = 2;
+        c.dv = 12;                          /* dv != d */
+        if (!strcmp(cases[i].map, "prf"))
+            c.m = 40;                       /* m != d, m > dv */
+        run_ok(ws, &c, &fwd);
+        assert_string_equal(fwd.pass, "forward");
+        assert_true(isnan(fwd.err_grad));
+        assert_true(fwd.step_bytes > fwd.workspace_bytes);
+        c.pass = LA_PASS_BACKWARD;
+        run_ok(ws, &c, &bwd);
+        c.pass = LA_PASS_FORWARD_BACKWARD;
+        run_ok(ws, &c, &both);
+        assert_string_equal(bwd.pass, "backward");
+        assert_string_equal(both.pass, "forward+backward");
+        const int linear = strcmp(cases[i].map, "none") != 0;
+        for (int p = 0; p < 2; p++) {
+            const struct la_row *r = p ? &both : &bwd;
+            assert_true(r->err_grad < ATTN_TOL_BACKWARD);
+            assert_true(r->err_grad > 0.0); /* fp32 against double: never exactly 0 */
+            assert_true(r->time_median_s > 0.0);
+            assert_true(r->repeats >= 2);
+            assert_true(r->step_bytes > fwd.step_bytes);
+            assert_true(r->flops > fwd.flops);
+            assert_true(linear ? isnan(r->fm_time_median_s) : r->fm_time_median_s == 0.0 ||
+                                                                  isnan(r->fm_time_median_s));
+            /* The forward's errors are measured as in a forward cell. */
+            assert_memory_equal(&r->err_impl, &fwd.err_impl, sizeof(double));
+        }
+        /* forward+backward holds Y and the forward's workspaces too, and does its flops. */
+        assert_true(both.step_bytes > bwd.step_bytes);
+        assert_true(both.flops > bwd.flops);
+        /* The same cell gives the same gradient error (fixed draws, fixed summation order). */
+        struct la_row again;
+        c.pass = LA_PASS_BACKWARD;
+        run_ok(ws, &c, &again);
+        assert_memory_equal(&again.err_grad, &bwd.err_grad, sizeof(double));
+    }
+    la_runner_ws_free(ws);
+}
+
+/* The row-sampled gradient references against the full references (kernels/backward_ref.c):
+ * every row listed gives the full gradients; a subset gives those of dY zero elsewhere. */
+static void test_grad_ref_rows(void **state)
+{
+    (void)state;
+    enum { T = 9, D = 3, M = 4, DV = 2 };
+    double Q[T * M], K[T * M], V[T * DV], dY[T * DV], dYs[T * DV], dYm[T * DV];
+    double rq[T * M], rk[T * M], rv[T * DV], fq[T * M], fk[T * M], fv[T * DV], y[T * DV];
+    double scr[2 * T];
+    uint64_t s = 77;
+    for (int i = 0; i < T * M; i++) {
+        Q[i] = 2.0 * la_splitmix64_unit(&s) - 1.0;
+        K[i] = 2.0 * la_splitmix64_unit(&s) - 1.0;
+    }
+    for (int i = 0; i < T * DV; i++) {
+        V[i] = 2.0 * la_splitmix64_unit(&s) - 1.0;
+        dY[i] = 2.0 * la_splitmix64_unit(&s) - 1.0;
+    }
+    const int all[T] = {0, 1, 2, 3, 4, 5, 6, 7, 8}, some[3] = {0, 4, 8};
+    for (int sub = 0; sub < 2; sub++) {
+        const int *rows = sub ? some : all, n = sub ? 3 : T;
+        memset(dYm, 0, sizeof dYm);
+        for (int r = 0; r < n; r++)
+            for (int c = 0; c < DV; c++) {
+                dYs[r * DV + c] = dY[rows[r] * DV + c];
+                dYm[rows[r] * DV + c] = dY[rows[r] * DV + c];
+            }
+        for (int causal = 0; causal < 2; causal++) {
+            /* softmax on raw rows of D */
+            la_grad_ref_rows_softmax(Q, K, V, dYs, rows, n, T, D, DV, causal, rq, rk, rv, scr);
+            attn_softmax_backward_ref(Q, K, V, dYm, y, fq, fk, fv, T, D, DV, causal, scr);
+            for (int i = 0; i < T * D; i++) {
+                assert_true(fabs(rq[i] - fq[i]) <= 1e-12);
+                assert_true(fabs(rk[i] - fk[i]) <= 1e-12);
+            }
+            for (int i = 0; i < T * DV; i++)
+                assert_true(fabs(rv[i] - fv[i]) <= 1e-12);
+            /* linear on positive features (exp of the rows), eps and a per-row eps equal to it */
+            double PQ[T * M], PK[T * M];
+            float er[T];
+            for (int i = 0; i < T * M; i++) {
+                PQ[i] = exp(Q[i]);
+                PK[i] = exp(K[i]);
+            }
+            for (int i = 0; i < T; i++)
+                er[i] = 0.25f;
+            for (int per_row = 0; per_row < 2; per_row++) {
+                la_grad_ref_rows_linear(PQ, PK, V, dYs, rows, n, T, M, DV, causal, 0.25,
+                                        per_row ? er : NULL, rq, rk, rv, scr);
+                attn_linear_backward_ref(PQ, PK, V, dYm, y, fq, fk, fv, T, M, DV, causal, 0.25,
+                                         scr);
+                for (int i = 0; i < T * M; i++) {
+                    assert_true(fabs(rq[i] - fq[i]) <= 1e-12);
+                    assert_true(fabs(rk[i] - fk[i]) <= 1e-12);
+                }
+                for (int i = 0; i < T * DV; i++)
+                    assert_true(fabs(rv[i] - fv[i]) <= 1e-12);
+            }
+        }
+    }
+}
+
 static void test_failed_rows(void **state)
 {
     (void)state;
@@ -1018,6 +1144,8 @@ int main(void)
         cmocka_unit_test(test_decode_generation_direct),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_kernel_mse_decreases_with_m),
+        cmocka_unit_test(test_training_cells),
+        cmocka_unit_test(test_grad_ref_rows),
         cmocka_unit_test(test_failed_rows),
         cmocka_unit_test(test_many_heads_note),
         cmocka_unit_test(test_progress),

@@ -331,8 +331,16 @@ int cmd_bench(int argc, char **argv)
         printf("simd path         %s (vmath %s)\n", la_simd_name(isa), la_vmath_isa());
         printf("time (median)     %.6f s   (p20 %.6f, p80 %.6f, %d repeats)\n", row.time_median_s,
                row.time_p20_s, row.time_p80_s, row.repeats);
-        if (kn->input == ATTN_IN_FEATURES)
+        if (c.pass != LA_PASS_FORWARD) {
+            const int lin = kn->input == ATTN_IN_FEATURES, fb = c.pass != LA_PASS_BACKWARD;
+            printf(
+                "pass              %s (%s%s; one timed region, harness/engine/train.h)\n", row.pass,
+                fb ? (lin ? "the map and the forward kernel, then " : "the forward kernel, then ")
+                   : "",
+                lin ? "the backward kernel and the map's backward" : "the backward kernel");
+        } else if (kn->input == ATTN_IN_FEATURES) {
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
+        }
         printf("rate              %.2f GFLOP/s = %.1f%% of the fp32 peak (%.2f GFLOP/s, %s), "
                "%.1f%% of SGEMM (%.2f GFLOP/s); both same run and threads\n",
                row.gflops, 100.0 * peff, peak, la_fma_loop_desc(isa), 100.0 * eff, sgemm);
@@ -345,6 +353,10 @@ int cmd_bench(int argc, char **argv)
             printf("attention KL      %.4g (mean over %d rows); implementation error %.3g; "
                    "rows with |den| <= eps: %lld\n",
                    row.kl_mean, row.kl_rows, row.err_impl, (long long)row.n_small_den);
+        if (c.pass != LA_PASS_FORWARD)
+            printf("gradient error    rel. Frobenius %.3g of (dQ, dK, dV) against the double "
+                   "reference; holds %.1f MiB\n",
+                   row.err_grad, row.step_bytes / 1048576.0);
         printf("seed              %llu\n", (unsigned long long)row.seed);
     }
 done:

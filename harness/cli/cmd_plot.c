@@ -25,6 +25,8 @@
  *   error_sigma  the same vs σ (error rows, >= 2 σ; at one T when T varies)
  *   memory     kernel workspace and process peak RSS vs T (>= 2 T); every row has a workspace,
  *              so by default only for files no other figure fits (a memory experiment)
+ *   train_memory  bytes a pass holds (step_bytes) vs T, forward solid, training dashed; by default
+ *              only for files with training rows (pass: backward or forward+backward)
  *   real_heads error and KL per head of a real model, heads sorted by entropy (realheads.h)
  *   decode_latency  step time vs context t, every step series (decode.h): step rows, a series
  *              with >= 2 contexts; decode_memory: their state or KV cache bytes vs t
@@ -346,6 +348,15 @@ static int draw_decode(struct plot *P, const struct figure *f, FILE *meta, FILE 
     return st;
 }
 
+/* Whether some row of the file is a training pass (pass other than forward). */
+static int has_training_rows(const struct plot *P)
+{
+    for (size_t i = 0; i < P->n; i++)
+        if (P->rows[i].pass[0] && strcmp(P->rows[i].pass, "forward"))
+            return 1;
+    return 0;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -359,6 +370,8 @@ static const struct figure figures[] = {
      &la_curves_error_sigma},
     {"memory", "kernel workspace and process peak RSS vs T (when nothing else fits)", draw_curves,
      &la_curves_memory},
+    {"train_memory", "bytes a forward pass and a training step hold vs T (files with pass rows)",
+     draw_curves, &la_curves_train_memory},
     {"real_heads", "output error and attention KL per real head, heads sorted by softmax entropy",
      draw_real_heads, NULL},
     {"decode_latency", "decode step time vs context t, softmax vs linear (step cells)", draw_decode,
@@ -499,7 +512,7 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
         return LA_FAIL(err, LA_EIO, "cannot write %s: %s", path, strerror(errno));
     fprintf(f, "softmax\tkernel\tmap\tm\tA\tdraw\td\tdv\tcausal\tthreads\tstatus\tT_star\t"
                "T_lo\tT_hi\tT_min\tT_max\tT_model\tT_flops\tratio_at_T_max\tn_cross\t"
-               "crossings\n");
+               "crossings\tpass\n");
     static const char *const stname[] = {"found", "below_range", "beyond_range"};
     for (size_t i = 0; i < P->nxo; i++) {
         const struct la_crossover *x = &P->xo[i];
@@ -513,7 +526,8 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
             put_num(f, v[k]);
             fputc('\t', f);
         }
-        fprintf(f, "%d\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross));
+        fprintf(f, "%d\t%s\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross),
+                x->pass[0] ? x->pass : "forward");
     }
     return close_checked(f, path, err);
 }
@@ -767,6 +781,10 @@ int cmd_plot(int argc, char **argv)
         /* Every row has a workspace size, so memory fits everything: by default it is drawn
          * only for files no other figure fits (a memory experiment), or when asked for. */
         if (!strcmp(fig->name, "memory") && !only && drawn)
+            continue;
+        /* Every row has step_bytes too: train_memory is drawn for files that hold training
+         * passes (pass: backward or forward+backward), or when asked for. */
+        if (!strcmp(fig->name, "train_memory") && !only && !has_training_rows(&P))
             continue;
         char metapath[LA_PATH_LEN + 64], datapath[LA_PATH_LEN + 64], fname[96];
         char base[LA_PATH_LEN + 256];

@@ -44,6 +44,7 @@ unsigned long la_stream_seed(uint64_t seed, uint64_t stream);
 
 #define LA_STREAM_FEATUREMAP (1ull << 32)   /* feature-map draws */
 #define LA_STREAM_SAMPLE ((1ull << 32) + 1) /* sampled rows and pairs for the errors */
+#define LA_STREAM_GRAD ((1ull << 32) + 2)   /* training passes: dY and the gradient rows */
 
 /* Name of a source ("gaussian", "sphere", "h5"; "?" if out of range). */
 const char *la_data_source_name(int source);

@@ -81,6 +81,7 @@
 #include "../experiment/params.h"
 #include "data.h"
 #include "metrics.h"
+#include "train.h"
 
 /* Rows of one head the feature-map fit sees at most (its first ones). */
 #define FIT_MAX_ROWS 65536
@@ -463,6 +464,12 @@ struct dctx {
     struct kctx *kc;
 };
 
+/* The forward pass of a training step: the map on Q and K, then the kernel. */
+struct fwdctx {
+    struct cellrun *cr;
+    struct kctx *kc;
+};
+
 /* One decode step as a decoder runs it: the map over the new tokens (linear kernels), then the
  * step kernel over the H heads, B sequences each, appending at position T−1. */
 static void decode_timed(void *ctx)
@@ -482,6 +489,14 @@ static const char *nonfinite_hint(const struct cellrun *cr)
         return " (the delta rule diverges when beta·|φ(k)|² > 2; recur_norm: sum keeps it "
                "stable)";
     return "";
+}
+
+static void forward_timed(void *ctx)
+{
+    struct fwdctx *f = ctx;
+    if (f->cr->linear)
+        fm_timed(f->cr);
+    kernel_timed(f->kc);
 }
 
 static size_t count_nonfinite(const float *x, size_t n)
@@ -726,10 +741,10 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row)
     row->repeats = 0;
     row->flops = row->gflops = row->fm_time_median_s = NAN;
     row->bytes = row->state_bytes = NAN;
-    row->workspace_bytes = NAN;
+    row->workspace_bytes = row->step_bytes = NAN;
     row->peak_rss_bytes = NAN;
     row->err_rel_fro = row->err_max_abs = row->cos_mean = row->kl_mean = row->kl_nonpos_frac = NAN;
-    row->kernel_mse = row->err_impl = row->entropy_mean = NAN;
+    row->kernel_mse = row->err_impl = row->entropy_mean = row->err_grad = NAN;
 }
 
 static void add_note(char *buf, size_t cap, const char *fmt, ...)
@@ -904,6 +919,15 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                      "kernel %s is a %s kernel; cells run forward and step kernels (a step "
                      "cell fills its states with the prefill kernel itself)",
                      cr.kn->name, attn_op_name(cr.kn->op));
+        goto fail;
+    }
+    if (c->pass != LA_PASS_FORWARD &&
+        (cr.kn->op != ATTN_OP_FORWARD || cr.kn->update != ATTN_UPD_SUM ||
+         !attn_kernel_find(ATTN_OP_BACKWARD, cr.kn->input, c->causal))) {
+        st = LA_FAIL(err, LA_EINVAL,
+                     "kernel %s has no backward kernel: pass must be forward (training passes "
+                     "run softmax_flash, linear_noncausal and the causal linear kernels)",
+                     cr.kn->name);
         goto fail;
     }
     if (cr.kn->op == ATTN_OP_STEP) {
@@ -1139,6 +1163,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     row->state_bytes = 0.0;
     row->workspace_bytes = (double)need[B_KWORK] +
                            (cr.linear ? (double)(need[B_PQ] + need[B_PK] + need[B_FMWORK]) : 0.0);
+    row->step_bytes =
+        (double)(need[B_Q] + need[B_K] + need[B_V] + need[B_Y]) + row->workspace_bytes;
 
     long nonpos = 0;
     if (c->measure_error) {
@@ -1155,7 +1181,40 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                      (long)cr.ne * cr.nk - nonpos, (long)cr.ne * cr.nk);
     }
 
-    if (c->measure_time) {
+    if (c->pass != LA_PASS_FORWARD) {
+        /* A training pass: the backward (and the forward) timed in train.c. */
+        struct fwdctx fc = {&cr, &kc};
+        const struct la_train_in tin = {
+            .c = c,
+            .fwd = cr.kn,
+            .fm = cr.fm,
+            .nh = nh,
+            .T = T,
+            .d = d,
+            .dv = dv,
+            .m = cr.m,
+            .dk = cr.dk,
+            .nth = cr.nth,
+            .q = q,
+            .k = k,
+            .v = v,
+            .pq = cr.linear ? BUF(&cr, B_PQ, float) : NULL,
+            .pk = cr.linear ? BUF(&cr, B_PK, float) : NULL,
+            .eps_row = cr.eps_row,
+            .forward = forward_timed,
+            .forward_ctx = &fc,
+            .forward_flops =
+                row->flops +
+                (cr.linear ? 2.0 * nh * featuremap_nominal_flops(cr.fm->type, (size_t)T, d, cr.m)
+                           : 0.0),
+            .features_bytes = cr.linear ? (double)(need[B_PQ] + need[B_PK]) : 0.0,
+            .forward_work_bytes = (double)(need[B_KWORK] + (cr.linear ? need[B_FMWORK] : 0)),
+            .err_heads = cr.ne,
+            .err_rows = cr.nr};
+        st = la_train_cell(&tin, row, note, sizeof note, err);
+        if (st != LA_OK)
+            goto fail;
+    } else if (c->measure_time) {
         struct la_timing t;
         la_time(kernel_timed, &kc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
         if ((st = cancel_point(err)) != LA_OK)

@@ -24,6 +24,15 @@ enum la_data_source {
     LA_DATA_H5 = 2        /* Q, K, V datasets from an HDF5 file (layer/head selection) */
 };
 
+/* What a cell times (experiments/README.md, `pass:`): the forward kernel, the matching backward
+ * kernel (for linear kernels with the feature map's backward of Q and K), or both in one timed
+ * region, as one training step does (harness/engine/train.c). */
+enum la_pass {
+    LA_PASS_FORWARD = 0,
+    LA_PASS_BACKWARD = 1,
+    LA_PASS_FORWARD_BACKWARD = 2
+};
+
 /* One grid point.  Every field has a default (see experiments/README.md and params.c). */
 struct la_cell {
     int index;              /* position in the expanded grid, 0-based */
@@ -47,6 +56,7 @@ struct la_cell {
     double beta, gamma, alpha; /* the recurrences' gates (constants): delta β, decay γ, gated
                                   α (attention.h "Recurrences") */
     int recur_norm;           /* the recurrences' normaliser: enum attn_recur_norm */
+    int pass;                 /* enum la_pass */
 
     /* shape */
     int T, d, dv;             /* dv = d unless set */
@@ -102,6 +112,7 @@ struct la_row {
     int32_t causal;
     int32_t chunk;           /* actual chunk size used (0 for other kernels) */
     double eps;
+    char pass[LA_NAME_LEN];  /* "forward" | "backward" | "forward+backward" */
     int32_t T, d, dv, batch, heads, threads;
     char data[LA_NAME_LEN];  /* "gaussian" | "sphere" | "h5" */
     double sigma;
@@ -123,6 +134,8 @@ struct la_row {
     double fm_time_median_s; /* feature map φ(Q) and φ(K), all heads (step cells: of the new
                                 rows, a share of time_median_s); 0 for softmax */
     double workspace_bytes;  /* kernel workspace + feature buffers */
+    double step_bytes;       /* bytes one call of the pass holds: Q, K, V, Y, the workspaces and
+                                feature buffers; backward adds dY, dQ, dK, dV (and dφ(Q), dφ(K)) */
     double peak_rss_bytes;   /* process peak resident set after the cell */
     double bytes;            /* nominal bytes of one call (all heads), see attention.h */
     double state_bytes;      /* step cells: the carried state or KV cache of every sequence
@@ -142,6 +155,9 @@ struct la_row {
     int64_t n_small_den;     /* rows with |normaliser| <= eps */
     double err_impl;         /* fp32 kernel vs double linear reference, relative Frobenius */
     double entropy_mean;     /* mean entropy (nats) of the softmax attention rows sampled */
+    double err_grad;         /* pass backward or forward+backward: the backward kernel's
+                                (dQ, dK, dV) against the double reference, relative Frobenius of
+                                the three together (features' gradients for linear kernels) */
 };
 
 #endif

@@ -974,6 +974,14 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         la_param_set(p, c, &val);
     }
 
+    /* A training pass needs a backward kernel for this forward kernel: the sum rule's forward
+     * kernels have one; a recurrence or a decode cell does not (dropped, as a causality the
+     * kernel cannot run is). */
+    if (*kn && c->pass != LA_PASS_FORWARD &&
+        ((*kn)->op != ATTN_OP_FORWARD || (*kn)->update != ATTN_UPD_SUM ||
+         !attn_kernel_find(ATTN_OP_BACKWARD, (*kn)->input, c->causal)))
+        *kn = NULL;
+
     /* Defaults that depend on the data file or on other parameters. */
     const int h5 = L->source == LA_DATA_H5;
     if (h5 && !v[LA_PARAM_T])
@@ -1593,12 +1601,20 @@ static double est_m(const struct la_cell *c, const struct featuremap_type *t)
     return t ? featuremap_nominal_dim(t, c->d, c->m) : (c->m > 0 ? c->m : c->d);
 }
 
+/* The backward kernel a training pass runs for forward kernel kn (engine/train.h), or NULL. */
+static const struct attn_kernel *backward_of(const struct attn_kernel *kn, const struct la_cell *c)
+{
+    return c->pass == LA_PASS_FORWARD ? NULL
+                                      : attn_kernel_find(ATTN_OP_BACKWARD, kn->input, c->causal);
+}
+
 double la_cell_flops(const struct la_cell *c)
 {
     const struct attn_kernel *kn = attn_kernel_lookup(c->kernel);
     if (!kn)
         return 0;
     const double bh = (double)c->batch * c->heads;
+    const struct attn_kernel *bk = backward_of(kn, c);
     const int feat = kn->input == ATTN_IN_FEATURES;
     const struct featuremap_type *t = feat ? find_map(c->map, NULL) : NULL;
     const double m = feat ? est_m(c, t) : c->d;
@@ -1606,18 +1622,25 @@ double la_cell_flops(const struct la_cell *c)
     const double fm = t ? 2.0 * featuremap_nominal_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
     if (kn->op == ATTN_OP_STEP) {
         /* A decode cell: the prefill of T − 1 tokens of every sequence, then one step of the B
-         * sequences of each head. */
-        const struct attn_kernel *pf = attn_kernel_find_update(ATTN_OP_PREFILL, kn->input, 1, kn->update);
-        /* A key-value cache is filled by storing its tokens (no flops counted); a linear
-         * state by the prefill. */
+         * sequences of each head.  A key-value cache is filled by storing its tokens (no flops
+         * counted); a linear state by the prefill of its rule. */
+        const struct attn_kernel *pf =
+            attn_kernel_find_update(ATTN_OP_PREFILL, kn->input, 1, kn->update);
         const double pre = pf && c->T > 1 && kn->input != ATTN_IN_QK
                                ? attn_nominal_flops(pf, c->T - 1, (int)m, c->dv, 1)
                                : 0.0;
         return bh * (pre + fm) +
                c->heads * attn_nominal_flops_at(kn, c->batch, c->T - 1, (int)m, c->dv, 1);
     }
-    /* The kernel on the features, and the map. */
-    return bh * (attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm);
+    /* The kernel on the features, and the map; a training pass adds the backward (pass
+     * backward also runs the forward once, untimed) and the map's backward. */
+    double f = attn_nominal_flops(kn, c->T, (int)m, c->dv, c->causal) + fm;
+    if (bk) {
+        const double fb =
+            t ? 2.0 * featuremap_nominal_backward_flops(t, (size_t)c->T, c->d, (int)m) : 0.0;
+        f += attn_nominal_flops(bk, c->T, (int)m, c->dv, c->causal) + (isfinite(fb) ? fb : 0.0);
+    }
+    return bh * f;
 }
 
 double la_cell_bytes(const struct la_cell *c)
@@ -1652,6 +1675,18 @@ double la_cell_bytes(const struct la_cell *c)
             bytes += par * sizeof(float) *
                      (double)attn_workspace_floats(kn, c->T, (int)m, c->dv, c->causal, c->chunk,
                                                    c->threads);
+    }
+    if (kn && backward_of(kn, c)) {
+        /* A training pass: dY, the gradients (of the features and of the raw Q, K for linear
+         * kernels), the backward's workspace slices; its errors' double head (4·T·m + 2·T·dv). */
+        const struct attn_kernel *bk = backward_of(kn, c);
+        const int feat = kn->input == ATTN_IN_FEATURES;
+        double par = bh < c->threads ? bh : c->threads;
+        bytes += bh * sizeof(float) * (2 * T * dv + 2 * T * m + (feat ? 2 * T * d : 0.0));
+        bytes += par * sizeof(float) *
+                 (double)attn_workspace_floats(bk, c->T, (int)m, c->dv, c->causal, 0, c->threads);
+        if (c->measure_error)
+            bytes += sizeof(double) * (4 * T * m + 2 * T * dv);
     }
     if (c->measure_error) {
         /* One head in double at a time: Q, K, V, the reference and the fast output rows on

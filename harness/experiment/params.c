@@ -44,6 +44,8 @@ _Static_assert(offsetof(struct fm_params, d) == 0, "fm_params.d must be the firs
 _Static_assert(FM_DRAW_IID == 0 && FM_DRAW_ORTHOGONAL == 1, "draw names follow enum fm_draw");
 _Static_assert(LA_DATA_GAUSSIAN == 0 && LA_DATA_SPHERE == 1 && LA_DATA_H5 == 2,
                "source names follow enum la_data_source");
+_Static_assert(LA_PASS_FORWARD == 0 && LA_PASS_BACKWARD == 1 && LA_PASS_FORWARD_BACKWARD == 2,
+               "pass names follow enum la_pass");
 
 static const char *const draw_names[] = {"iid", "orthogonal", NULL};
 static const char *const source_names[] = {"gaussian", "sphere", "h5", NULL};
@@ -61,6 +63,7 @@ static int reads_beta(const struct la_cell *c) { return kernel_update_is(c, ATTN
 static int reads_gamma(const struct la_cell *c) { return kernel_update_is(c, ATTN_UPD_DECAY); }
 static int reads_alpha(const struct la_cell *c) { return kernel_update_is(c, ATTN_UPD_GATED); }
 static int is_recurrence(const struct la_cell *c) { return !kernel_update_is(c, ATTN_UPD_SUM); }
+static const char *const pass_names[] = {"forward", "backward", "forward+backward", NULL};
 
 /* norm_fixed: the row norms of orthogonal draws; iid draws have no such choice. */
 static int orthogonal_draws(const struct la_cell *c)
@@ -220,6 +223,19 @@ const struct la_param la_params[LA_NPARAMS] = {
                       .def = "1e-6",
                       CELL(eps),
                       ROW(eps)},
+    [LA_PARAM_PASS] = {.name = "pass",
+                       .flag = "pass",
+                       .legend = "",
+                       .help = "what is timed: forward, backward (gradients), or forward+backward",
+                       .type = LA_PT_CHOICE,
+                       .flags = LA_PF_AXIS | LA_PF_KEY_IF_SET,
+                       .scope = LA_SCOPE_CELL,
+                       .choices = pass_names,
+                       .noun = "pass",
+                       .nouns = "valid passes",
+                       .def = "forward",
+                       CELL(pass),
+                       ROW(pass)},
     /* ---- shape ---- */
     [LA_PARAM_BETA] = {.name = "beta",
                        .flag = "beta",

@@ -42,6 +42,7 @@ enum la_param_id {
     LA_PARAM_GAMMA,
     LA_PARAM_ALPHA,
     LA_PARAM_RECUR_NORM,
+    LA_PARAM_PASS,
     LA_PARAM_T,
     LA_PARAM_D,
     LA_PARAM_DV,

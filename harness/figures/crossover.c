@@ -47,7 +47,7 @@ static double pct(double v, const struct la_row *r)
 static int same_context(const struct la_row *a, const struct la_row *b)
 {
     return a->d == b->d && a->dv == b->dv && a->causal == b->causal && a->batch == b->batch &&
-           a->heads == b->heads && a->threads == b->threads;
+           a->heads == b->heads && a->threads == b->threads && !strcmp(a->pass, b->pass);
 }
 
 /* gerf's A: two rows with `A: auto` are one setting, whatever value each cell fitted. */
@@ -98,6 +98,33 @@ double la_crossover_flop_T(const char *linear_kernel, const char *softmax_kernel
     double lin = lk ? attn_nominal_flops(lk, 1, m, dv, causal) : NAN;
     double soft = sk ? attn_nominal_flops(sk, 1, d, dv, causal) : NAN;
     lin += la_crossover_fm_flops_per_token(map, m, d);
+    return soft > 0 ? lin / soft : NAN;
+}
+
+/* The flop T* of a training pass (crossover.h): the backward kernels' models and the map's
+ * backward per token, plus the forward's for forward+backward. */
+static double train_flop_T(const struct la_crossover *x)
+{
+    const int fb = !strcmp(x->pass, "forward+backward");
+    const struct attn_kernel *lk = attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_FEATURES, x->causal);
+    const struct attn_kernel *sk = attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_QK, x->causal);
+    struct la_error err;
+    const struct featuremap_type *t = featuremap_lookup(x->map, &err);
+    if (!lk || !sk)
+        return NAN;
+    double lin = attn_nominal_flops(lk, 1, x->m, x->dv, x->causal) +
+                 2.0 * featuremap_nominal_backward_flops(t, 1, x->d, x->m);
+    double soft = attn_nominal_flops(sk, 1, x->d, x->dv, x->causal);
+    if (fb) {
+        const double f =
+            la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
+        const struct attn_kernel *ss = attn_kernel_lookup(x->softmax);
+        const double sf =
+            attn_nominal_flops(ss ? ss : attn_kernel_find(ATTN_OP_FORWARD, ATTN_IN_QK, x->causal),
+                               1, x->d, x->dv, x->causal);
+        lin += f * sf; /* the forward's linear flops per token */
+        soft += sf;
+    }
     return soft > 0 ? lin / soft : NAN;
 }
 
@@ -163,7 +190,10 @@ static void finish(struct la_crossover *x)
     }
     x->ratio_max = end->t_linear / end->t_softmax;
     x->T_model = end->T * x->ratio_max;
-    x->T_flops = la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
+    x->T_flops =
+        x->pass[0] && strcmp(x->pass, "forward")
+            ? train_flop_T(x)
+            : la_crossover_flop_T(x->kernel, x->softmax, x->map, x->m, x->d, x->dv, x->causal);
 }
 
 static int cmp_xo(const void *pa, const void *pb)
@@ -194,7 +224,9 @@ static int cmp_xo(const void *pa, const void *pb)
         return a->batch - b->batch;
     if (a->heads != b->heads)
         return a->heads - b->heads;
-    return a->threads - b->threads;
+    if (a->threads != b->threads)
+        return a->threads - b->threads;
+    return strcmp(a->pass, b->pass); /* a training step next to the forward pass */
 }
 
 /* ---- the computation -------------------------------------------------------------------- */
@@ -269,6 +301,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
             x->batch = L->batch;
             x->heads = L->heads;
             x->threads = L->threads;
+            snprintf(x->pass, sizeof x->pass, "%s", L->pass);
             x->pts = pool + k * nT;
             for (size_t t = 0; t < nT; t++) {
                 size_t na = 0, nb = 0, nc = 0, ns = 0, nl = 0, nh = 0;
@@ -408,9 +441,13 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
             xo[0].softmax);
     fprintf(out, "  model: T_max * t_linear/t_softmax at T_max (rates at the largest T); "
                  "flops: nominal flop counts (crossover.h)\n");
-    fprintf(out, "  %4s %-10s %-8s %5s %-6s %-10s %-24s %3s %9s %9s %9s %12s  %s\n", "d", "causal",
-            "map", "m", "A", "draw", "kernel", "thr", "T*", "model", "flops", "lin/soft@max",
-            "crossings");
+    /* A pass column when the rows hold training steps (T* of training next to inference). */
+    int passes = 0;
+    for (size_t i = 0; i < nx; i++)
+        passes |= xo[i].pass[0] && strcmp(xo[i].pass, "forward");
+    fprintf(out, "  %4s %-10s %-8s %5s %-6s %-10s %-24s %3s %9s %9s %9s %12s%s  %s\n", "d",
+            "causal", "map", "m", "A", "draw", "kernel", "thr", "T*", "model", "flops",
+            "lin/soft@max", passes ? "  pass            " : "", "crossings");
     for (size_t i = 0; i < nx; i++) {
         const struct la_crossover *x = &xo[i];
         char star[32], kern[2 * LA_NAME_LEN + 8];
@@ -418,13 +455,15 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
             snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
         else
             snprintf(kern, sizeof kern, "%s", x->kernel);
-        char A[24], cross[160];
+        char A[24], cross[160], pcol[24] = "";
         la_crossover_A_text(x, A, sizeof A);
         la_crossover_cross_text(x, cross, sizeof cross);
-        fprintf(out, "  %4d %-10s %-8s %5d %-6s %-10s %-24s %3d %9s %9.0f %9.0f %12.3g  %s\n",
+        if (passes)
+            snprintf(pcol, sizeof pcol, "  %-16s", x->pass[0] ? x->pass : "forward");
+        fprintf(out, "  %4d %-10s %-8s %5d %-6s %-10s %-24s %3d %9s %9.0f %9.0f %12.3g%s  %s\n",
                 x->d, x->causal ? "causal" : "non-causal", x->map, x->m, A, x->draw, kern,
                 x->threads, la_crossover_star_text(x, star, sizeof star), x->T_model, x->T_flops,
-                x->ratio_max, cross);
+                x->ratio_max, pcol, cross);
     }
     la_crossover_free(xo);
     return nx;
@@ -521,7 +560,7 @@ static int ctx_eq(const struct la_crossover *a, const struct la_crossover *b)
 {
     return !strcmp(a->softmax, b->softmax) && a->causal == b->causal && a->d == b->d &&
            a->dv == b->dv && a->batch == b->batch && a->heads == b->heads &&
-           a->threads == b->threads;
+           a->threads == b->threads && !strcmp(a->pass, b->pass);
 }
 
 /* A timed softmax row of the context of c0. */
@@ -650,6 +689,10 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
             size_t len = strlen(m->title);
             snprintf(m->title + len, sizeof m->title - len, ", %d thread%s", c0->threads,
                      la_fig_plural(c0->threads));
+        }
+        if (c0->pass[0] && strcmp(c0->pass, "forward")) {
+            size_t len = strlen(m->title);
+            snprintf(m->title + len, sizeof m->title - len, ", %s", c0->pass);
         }
         snprintf(m->xlabel, sizeof m->xlabel, "sequence length T (tokens)");
         snprintf(m->ylabel, sizeof m->ylabel, "time per call, all heads (s)");

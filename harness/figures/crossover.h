@@ -6,8 +6,9 @@
  * tests/test_figures.c (the figure).
  *
  * What is compared.  A *series* is one linear configuration (kernel, map, m, draw, A) in one
- * *context* (d, dv, causal, batch, heads, threads); it is compared with every softmax kernel
- * timed in the same context.  Only timed rows with status OK count.  The time of a linear row is
+ * *context* (d, dv, causal, batch, heads, threads, pass); it is compared with every softmax
+ * kernel timed in the same context, so a training step (pass forward+backward: both kernels'
+ * backward, the map's inside the linear time) is compared with softmax's training step.  Only timed rows with status OK count.  The time of a linear row is
  * its total cost, kernel plus feature map (time_median_s + fm_time_median_s), because a
  * practitioner pays both; softmax has no feature map.  Several rows at one T (trials, sigmas,
  * data sources) are reduced to their median.  Only the T values where both sides were timed form
@@ -46,7 +47,10 @@
  * NaN.  The T² exponentials of softmax are not counted in attention.h while the map's are, which
  * leans this prediction slightly towards softmax.  With dv = d this is
  * m + m/d + fm/(4d) non-causal, twice that causal: about 2·m for prf (132.5 at m = d = 64), about
- * m for elu1 (67 at m = d = 64): the crossover pure arithmetic promises.
+ * m for elu1 (67 at m = d = 64): the crossover pure arithmetic promises.  Training passes
+ * count the backward kernels' models (softmax 2.5×, linear 2× the forward's) and the map's
+ * backward (featuremap_nominal_backward_flops) per token, plus the forward's for
+ * forward+backward.
  */
 #ifndef LA_CROSSOVER_H
 #define LA_CROSSOVER_H
@@ -97,6 +101,7 @@ struct la_crossover {
     /* the softmax kernel and the context */
     char softmax[LA_NAME_LEN];
     int d, dv, causal, batch, heads, threads;
+    char pass[LA_NAME_LEN]; /* the rows' pass: forward, or a training step (train.h) */
 
     size_t npoints;          /* common T grid, ascending */
     struct la_xo_point *pts; /* npoints entries (owned by the array la_crossover_compute made) */

@@ -84,6 +84,18 @@ const struct la_curve_spec la_curves_memory = {
     .dash_field = "causal",
 };
 
+/* The paper's Figure 1, memory side: the bytes one pass holds (step_bytes: inputs, outputs,
+ * gradients, workspaces) against T, a forward pass solid and a training step dashed. */
+const struct la_curve_spec la_curves_train_memory = {
+    .xfield = "T",
+    .metrics = {"step_bytes"},
+    .ylabels = {"bytes held by the pass  (step_bytes)"},
+    .nmetrics = 1,
+    .xlabel = "sequence length T (tokens)",
+    .panel_fields = "causal d data",
+    .dash_field = "pass",
+};
+
 /* ---- a spec resolved to field numbers and columns ------------------------------------------ */
 
 struct spec {

@@ -1,6 +1,6 @@
 /* curves.h — the curve figures: one metric (or two) against one field of the rows, a curve per
  * distinct setting, a panel per value of the panel fields that vary.  The specifications of
- * the shipped ones (features, error_T, error_sigma, memory) are here; `linattn plot` draws them
+ * the shipped ones (features, error_T, error_sigma, memory, train_memory) are here; `linattn plot` draws them
  * (harness/cli/cmd_plot.c).
  *
  * How rows become curves.  Rows with status OK that the spec accepts (row_ok) and that have a
@@ -64,6 +64,7 @@ extern const struct la_curve_spec la_curves_features;    /* kernel MSE, error vs
 extern const struct la_curve_spec la_curves_error_T;     /* error and KL vs T, at one σ */
 extern const struct la_curve_spec la_curves_error_sigma; /* error and KL vs σ, at one T */
 extern const struct la_curve_spec la_curves_memory;      /* workspace and peak RSS vs T */
+extern const struct la_curve_spec la_curves_train_memory; /* bytes a pass holds vs T, by pass */
 
 /* Prepares the curve figure s over rows into *fig (initialised here; free it with
  * la_figure_free).  fig->fits = 0 when no row is selected, or no curve has two x values and

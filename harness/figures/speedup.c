@@ -17,7 +17,7 @@ static int same_cfg(const struct la_crossover *a, const struct la_crossover *b)
     if (strcmp(a->softmax, b->softmax) || a->causal != b->causal || strcmp(a->kernel, b->kernel) ||
         strcmp(a->map, b->map) || strcmp(a->draw, b->draw) || !la_fig_same_real(a->A, b->A) ||
         a->dv - a->d != b->dv - b->d || a->batch != b->batch || a->heads != b->heads ||
-        a->threads != b->threads)
+        a->threads != b->threads || strcmp(a->pass, b->pass))
         return 0;
     if (!la_fig_map_reads(a->map, "m"))
         return 1;
@@ -73,7 +73,9 @@ int la_speedup_prepare(const struct la_row *rows, size_t n, const struct la_cros
         struct la_fig_panel *m = &sp->fig.panels[slot];
         char name[96];
         la_crossover_name(c, kernels, draws, 1, name, sizeof name);
-        snprintf(m->title, sizeof m->title, "%s, %s", name, c->causal ? "causal" : "non-causal");
+        snprintf(m->title, sizeof m->title, "%s, %s%s%s", name, c->causal ? "causal" : "non-causal",
+                 c->pass[0] && strcmp(c->pass, "forward") ? ", " : "",
+                 c->pass[0] && strcmp(c->pass, "forward") ? c->pass : "");
         snprintf(m->xlabel, sizeof m->xlabel, "sequence length T (tokens)");
         snprintf(m->ylabel, sizeof m->ylabel, "head dimension d");
         struct la_fig_curve cv = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = 0};

@@ -31,14 +31,15 @@
 
 static const struct la_column columns[] = {
     COL(index), COL(key), COL(kernel), COL(map), COL(m), COL(draw), COL(A), COL(causal),
-    COL(chunk), COL(eps), COL(T), COL(d), COL(dv), COL(batch), COL(heads), COL(threads),
+    COL(chunk), COL(eps), COL(pass), COL(T), COL(d), COL(dv), COL(batch), COL(heads), COL(threads),
     COL(data), COL(sigma), COL(layer), COL(head), COL(trial), COL(seed),
     COL(status), COL(message), COL(host),
     COL(time_median_s), COL(time_min_s), COL(time_max_s), COL(time_p20_s), COL(time_p80_s),
     COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
-    COL(peak_rss_bytes), COL(bytes), COL(state_bytes),
+    COL(step_bytes), COL(peak_rss_bytes), COL(bytes), COL(state_bytes),
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
-    COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
+    COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl),
+    COL(entropy_mean), COL(err_grad),
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
@@ -118,6 +119,8 @@ void row_defaults(struct la_row *row)
     for (size_t i = 0; i < N_COLUMNS; i++)
         if (columns[i].kind == LA_COL_DOUBLE)
             *(double *)(void *)((char *)row + columns[i].offset) = NAN;
+    /* Files without a pass column timed forward passes only. */
+    la_copy_text(row->pass, sizeof row->pass, "forward");
 }
 
 /* ---- what a row measured ---------------------------------------------------------------- */
