@@ -76,7 +76,7 @@ FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c 
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \
                   featuremaps/grad.c
-MODEL_SRC      := harness/model/llama.c harness/model/generate.c
+MODEL_SRC      := harness/model/llama.c harness/model/generate.c harness/model/fit.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
 STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
