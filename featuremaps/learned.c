@@ -386,14 +386,14 @@ static int load_per_head(struct learned_state *s, hid_t f, const char *file,
     ref[0] = g[0];
     ref[1] = g[1];
     int layer = p->layer, head = p->head;
-    if (layer < 0 || head < 0) {
-        if (g[0] != 1 || g[1] != 1)
-            return LA_FAIL(err, LA_EINVAL,
-                           "learned: weights file '%s' holds weights per layer and head "
-                           "(%llu x %llu); they apply to one captured head at a time (data "
-                           "source h5 with one layer and one head per cell)",
-                           file, (unsigned long long)g[0], (unsigned long long)g[1]);
+    if (g[0] == 1 && g[1] == 1) {
         layer = head = 0;
+    } else if (layer < 0 || head < 0) {
+        return LA_FAIL(err, LA_EINVAL,
+                       "learned: weights file '%s' holds weights per layer and head "
+                       "(%llu x %llu); they apply to one captured head at a time (data "
+                       "source h5 with one layer and one head per cell)",
+                       file, (unsigned long long)g[0], (unsigned long long)g[1]);
     }
     if (H5Lexists(f, "fitted", H5P_DEFAULT) > 0) {
         hsize_t fref[4] = {ref[0], ref[1], 1, (hsize_t)p->d};
