@@ -277,7 +277,8 @@ static int read_head(hid_t f, const char *file, const char *name, int rank, int 
     *out = NULL;
     ds = H5Dopen2(f, name, H5P_DEFAULT);
     if (ds < 0) {
-        st = LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s': %s is not a dataset", file, name);
+        st =
+            LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s': %s is not a dataset", file, name);
         goto done;
     }
     type = H5Dget_type(ds);
@@ -309,8 +310,8 @@ static int read_head(hid_t f, const char *file, const char *name, int rank, int 
                      "(L, H, m%s) = (%llu, %llu, %llu%s) with d = %llu the head dimension "
                      "(rank %d found)",
                      file, name, rank == 4 ? ", d" : "", (unsigned long long)ref[0],
-                     (unsigned long long)ref[1], (unsigned long long)ref[2],
-                     rank == 4 ? ", d" : "", (unsigned long long)ref[3], got);
+                     (unsigned long long)ref[1], (unsigned long long)ref[2], rank == 4 ? ", d" : "",
+                     (unsigned long long)ref[3], got);
         goto done;
     }
     if ((hsize_t)layer >= g[0] || (hsize_t)head >= g[1]) {
