@@ -77,7 +77,7 @@ FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c 
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \
                   featuremaps/dpfp.c featuremaps/grad.c
-MODEL_SRC      := harness/model/llama.c harness/model/generate.c
+MODEL_SRC      := harness/model/llama.c harness/model/generate.c harness/model/fit.c
 EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_yaml.c \
                   harness/experiment/params.c
 STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
@@ -93,7 +93,7 @@ CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_ba
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
-                  harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
+                  harness/cli/cmd_fit.c harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
                   harness/cli/cmd_plot.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \

@@ -51,8 +51,11 @@
 enum fm_role {
     FM_QUERY = 0, /* rows are queries */
     FM_KEY = 1,   /* rows are keys (one sequence of one head) */
-    FM_RAW = 2    /* the defining formula with no stabiliser (kernel-MSE metrics, unbiasedness
+    FM_RAW = 2,   /* the defining formula with no stabiliser (kernel-MSE metrics, unbiasedness
                    * tests); may overflow.  Maps without a stabiliser treat it as FM_QUERY. */
+    FM_RAW_KEY = 3 /* FM_RAW for rows that are keys: a map with separate query and key maps
+                    * (featuremap_type.two_sided) applies its key map; for every other map the
+                    * generic layer passes FM_RAW instead */
 };
 
 enum fm_draw {
@@ -72,6 +75,9 @@ struct fm_params {
     double eps;          /* relu: the small constant added to max(x, 0) */
     const char *weights; /* learned: path of the HDF5 weights file */
     int nu;              /* dpfp: ν, the number of shifted products (1..3; m = 2dν) */
+    int layer, head;     /* learned: the captured layer and head the map runs on, which selects a
+                          * per-head weights file's entry; -1 = not one captured head (synthetic
+                          * data, or all heads of a layer at once) */
     unsigned long seed;  /* recorded; the rng handed to init is seeded from it by the caller */
 };
 
@@ -82,6 +88,8 @@ struct featuremap_type {
     const char *params;  /* the fm_params fields it reads, e.g. "m, draw, seed" */
     size_t state_size;   /* bytes of state the generic layer allocates (zeroed) for init */
     int random;          /* 1 if it draws from the rng (estimates the softmax kernel) */
+    int two_sided;       /* 1 if queries and keys may have different maps: apply then gets
+                          * FM_RAW_KEY for raw keys, and kernel(q, k) is not symmetric */
 
     /* The nominal cost of one apply of n rows of d into m features (the convention at the top
      * of this file): flops, and compulsory bytes (n = 0: the parameters alone). */

@@ -8,10 +8,17 @@
  * the call's max for keys, nothing for FM_RAW; softmax_pair is shift-invariant by definition.
  * relu can give an all-zero row, and then a zero normaliser (counted by the kernels).
  *
- * File layout (featuremaps/README.md; `linattn featuremap init-learned` writes one):
+ * File layouts (docs/data-layout.md, "Learned feature-map weights"):
+ *   single map (`linattn featuremap init-learned` writes one), for queries, keys and every head:
  *     /W                    dataset, float32 (float64 accepted), shape (m, d)
  *     /b                    optional dataset, float32 (float64 accepted), shape (m); 0 if absent
- *     / attribute activation  string: exp_pair | softmax_pair | relu
+ *   per layer and head (`linattn fit` writes one), separate query and key maps:
+ *     /W_q, /W_k            datasets, float32, shape (L, H, m, d)
+ *     /b_q, /b_k            datasets, float32, shape (L, H, m)
+ *     /fitted               optional, shape (L, H): 0 marks an entry that holds no weights
+ *     the entry is fm_params.layer, .head; a file of one layer and one head serves any cell
+ *   both:  / attribute activation  string: exp_pair | softmax_pair | relu
+ * Queries (FM_QUERY, FM_RAW) use the query map, keys (FM_KEY, FM_RAW_KEY) the key map.
  * Every error names the file and the dataset or attribute: a missing or unreadable file (LA_EIO),
  * not HDF5, /W missing, not a dataset, wrong dtype (integer, string, ...), wrong rank or column
  * count (≠ d), more rows than supported (m·d < 2^30), /b of the wrong length, NaN/Inf or a value
@@ -43,10 +50,12 @@ static const char *const act_names[] = {"exp_pair", "softmax_pair", "relu", NULL
 #define N_ACT 3
 
 struct learned_state {
-    int d, m; /* W is (m, d) */
-    int act;  /* enum learned_act */
-    float *W; /* (m, d) */
-    float *b; /* (m) zeros when the file has none */
+    int d, m;  /* W and Wk are (m, d) */
+    int act;   /* enum learned_act */
+    float *W;  /* the query map's (m, d) */
+    float *b;  /* (m) zeros when the file has none */
+    float *Wk; /* the key map's (m, d): W itself for a single-map file */
+    float *bk; /* (m): b itself for a single-map file */
 };
 
 /* Reads a float dataset of the expected rank into a fresh double array, checking class, size,
@@ -207,7 +216,8 @@ static int read_activation(hid_t f, const char *file, int *act, struct la_error 
  *   relu or exp_pair whose own kernel overflows fp32 at a unit input: φ(x)ᵀφ(x) > FLT_MAX for
  *   some x = ±e_j (evaluated in double from the fp32 weights, unstabilised).
  * softmax_pair's features lie in [0, 1] and sum to 1 for every input, so nothing is refused. */
-static int check_features(const struct learned_state *s, const char *file, struct la_error *err)
+static int check_side(const struct learned_state *s, const float *W, const float *b,
+                      const char *file, const char *wname, struct la_error *err)
 {
     const char *act = act_names[s->act];
     if (s->act == ACT_SOFTMAX_PAIR)
@@ -215,21 +225,21 @@ static int check_features(const struct learned_state *s, const char *file, struc
     if (s->act == ACT_RELU) {
         int live = 0;
         for (int i = 0; i < s->m && !live; i++) {
-            live = s->b[i] > 0.0f;
+            live = b[i] > 0.0f;
             for (int j = 0; j < s->d && !live; j++)
-                live = s->W[(size_t)i * (size_t)s->d + (size_t)j] != 0.0f;
+                live = W[(size_t)i * (size_t)s->d + (size_t)j] != 0.0f;
         }
         if (!live)
             return LA_FAIL(err, LA_EFORMAT,
                            "learned: weights file '%s': the relu features are zero for every "
-                           "input (every row of /W is zero and every /b <= 0)",
-                           file);
+                           "input (every row of %s is zero and every bias <= 0)",
+                           file, wname);
     }
     for (int j = 0; j < s->d; j++)
         for (int sign = 1; sign >= -1; sign -= 2) {
             double self = 0.0;
             for (int i = 0; i < s->m; i++) {
-                double u = sign * (double)s->W[(size_t)i * (size_t)s->d + (size_t)j] + s->b[i];
+                double u = sign * (double)W[(size_t)i * (size_t)s->d + (size_t)j] + b[i];
                 if (s->act == ACT_RELU)
                     self += u > 0.0 ? u * u : 0.0;
                 else
@@ -239,30 +249,196 @@ static int check_features(const struct learned_state *s, const char *file, struc
                 return LA_FAIL(err, LA_EFORMAT,
                                "learned: weights file '%s': the %s features overflow fp32 at the "
                                "unit input x = %se_%d (phi(x).phi(x) = %.3g > %.3g); the weights "
-                               "are too large",
-                               file, act, sign > 0 ? "+" : "-", j, self, (double)FLT_MAX);
+                               "(%s) are too large",
+                               file, act, sign > 0 ? "+" : "-", j, self, (double)FLT_MAX, wname);
         }
     return LA_OK;
 }
 
-static int learned_load(struct learned_state *s, const struct fm_params *p, struct la_error *err)
+static int check_features(const struct learned_state *s, const char *file, const char *wq,
+                          const char *wk, struct la_error *err)
 {
-    const char *file = p->weights;
-    if (access(file, R_OK) != 0)
-        return LA_FAIL(err, LA_EIO, "learned: cannot read weights file '%s': %s", file,
-                       strerror(errno));
-    if (H5Fis_hdf5(file) <= 0)
-        return LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s' is not an HDF5 file", file);
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        return LA_FAIL(err, LA_EIO, "learned: cannot open weights file '%s' with HDF5", file);
+    int st = check_side(s, s->W, s->b, file, wq, err);
+    if (st == LA_OK && s->Wk != s->W)
+        st = check_side(s, s->Wk, s->bk, file, wk, err);
+    return st;
+}
+
+/* Reads one (layer, head) entry of a per-head dataset into fresh floats: rank 4 (L, H, m, d) for
+ * a weight, rank 3 (L, H, m) for a bias, rank 2 (L, H) for /fitted.  Checks the class, the shape
+ * against ref (L, H, m, d: the first dataset read fixes it; ref[2] = 0 takes m from this one)
+ * and finiteness. */
+static int read_head(hid_t f, const char *file, const char *name, int rank, int layer, int head,
+                     hsize_t ref[4], float **out, struct la_error *err)
+{
+    int st = LA_OK;
+    hid_t ds = -1, type = -1, space = -1, mem = -1;
+    double *buf = NULL;
+    *out = NULL;
+    ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0) {
+        st =
+            LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s': %s is not a dataset", file, name);
+        goto done;
+    }
+    type = H5Dget_type(ds);
+    const H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+    const size_t size = type >= 0 ? H5Tget_size(type) : 0;
+    space = H5Dget_space(ds);
+    hsize_t g[4] = {0, 0, 0, 0};
+    const int got = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (got == rank)
+        H5Sget_simple_extent_dims(space, g, NULL);
+    if (ref[2] == 0 && got == rank && rank >= 3)
+        ref[2] = g[2];
+    const hsize_t mmax = (hsize_t)(INT_MAX / 2) / ref[3];
+    const int shape_ok = got == rank && g[0] == ref[0] && g[1] == ref[1] &&
+                         (rank == 2 || (g[2] == ref[2] && g[2] >= 1 && g[2] <= mmax)) &&
+                         (rank != 4 || g[3] == ref[3]);
+    if (rank == 2 && (cls == H5T_INTEGER || cls == H5T_FLOAT) && shape_ok) {
+        /* /fitted: any numeric type */
+    } else if (cls != H5T_FLOAT || (size != 4 && size != 8) || !shape_ok) {
+        if (rank == 2) {
+            st = LA_FAIL(err, LA_EFORMAT,
+                         "learned: weights file '%s': dataset %s must be numeric of shape "
+                         "(L, H) = (%llu, %llu)",
+                         file, name, (unsigned long long)ref[0], (unsigned long long)ref[1]);
+            goto done;
+        }
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "learned: weights file '%s': dataset %s must be float32 of shape "
+                     "(L, H, m%s) = (%llu, %llu, %llu%s) with d = %llu the head dimension "
+                     "(rank %d found)",
+                     file, name, rank == 4 ? ", d" : "", (unsigned long long)ref[0],
+                     (unsigned long long)ref[1], (unsigned long long)ref[2], rank == 4 ? ", d" : "",
+                     (unsigned long long)ref[3], got);
+        goto done;
+    }
+    if ((hsize_t)layer >= g[0] || (hsize_t)head >= g[1]) {
+        st = LA_FAIL(err, LA_EINVAL,
+                     "learned: weights file '%s' has no entry for layer %d, head %d (%s holds "
+                     "%llu layers x %llu heads)",
+                     file, layer, head, name, (unsigned long long)g[0], (unsigned long long)g[1]);
+        goto done;
+    }
+    const size_t n = rank == 2 ? 1 : (size_t)g[2] * (rank == 4 ? (size_t)g[3] : 1);
+    hsize_t start[4] = {(hsize_t)layer, (hsize_t)head, 0, 0};
+    hsize_t count[4] = {1, 1, g[2], rank == 4 ? g[3] : 1};
+    hsize_t mdim[1] = {(hsize_t)n};
+    buf = malloc(n * sizeof *buf);
+    *out = malloc(n * sizeof **out);
+    if (!buf || !*out) {
+        st = LA_FAIL(err, LA_ENOMEM, "learned: out of memory reading %s from '%s'", name, file);
+        goto done;
+    }
+    mem = H5Screate_simple(1, mdim, NULL);
+    if (mem < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dread(ds, H5T_NATIVE_DOUBLE, mem, space, H5P_DEFAULT, buf) < 0) {
+        st = LA_FAIL(err, LA_EIO, "learned: weights file '%s': cannot read dataset %s", file, name);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(buf[i]) || fabs(buf[i]) > FLT_MAX) {
+            st = LA_FAIL(err, LA_EFORMAT,
+                         "learned: weights file '%s': dataset %s has a non-finite or "
+                         "out-of-fp32-range value (%g) for layer %d, head %d",
+                         file, name, buf[i], layer, head);
+            goto done;
+        }
+        (*out)[i] = (float)buf[i];
+    }
+done:
+    if (st != LA_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    free(buf);
+    if (mem >= 0)
+        H5Sclose(mem);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return st;
+}
+
+/* The per-head layout (/W_q present): picks the entry of p->layer, p->head; a file of one layer
+ * and one head serves any cell, including one not on a captured head (layer, head = -1). */
+static int load_per_head(struct learned_state *s, hid_t f, const char *file,
+                         const struct fm_params *p, struct la_error *err)
+{
+    hid_t ds = H5Dopen2(f, "W_q", H5P_DEFAULT);
+    hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
+    hsize_t ref[4] = {0, 0, 0, (hsize_t)p->d}, g[4] = {0, 0, 0, 0};
+    const int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    if (rank == 4)
+        H5Sget_simple_extent_dims(space, g, NULL);
+    if (space >= 0)
+        H5Sclose(space);
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (rank != 4 || g[0] < 1 || g[1] < 1 || g[3] != (hsize_t)p->d)
+        return LA_FAIL(err, LA_EFORMAT,
+                       "learned: weights file '%s': dataset /W_q must have shape (L, H, m, d) "
+                       "with d = %d the head dimension",
+                       file, p->d);
+    ref[0] = g[0];
+    ref[1] = g[1];
+    int layer = p->layer, head = p->head;
+    if (g[0] == 1 && g[1] == 1) {
+        layer = head = 0;
+    } else if (layer < 0 || head < 0) {
+        return LA_FAIL(err, LA_EINVAL,
+                       "learned: weights file '%s' holds weights per layer and head "
+                       "(%llu x %llu); they apply to one captured head at a time (data "
+                       "source h5 with one layer and one head per cell)",
+                       file, (unsigned long long)g[0], (unsigned long long)g[1]);
+    }
+    if (H5Lexists(f, "fitted", H5P_DEFAULT) > 0) {
+        hsize_t fref[4] = {ref[0], ref[1], 1, (hsize_t)p->d};
+        float *fit = NULL;
+        int st = read_head(f, file, "/fitted", 2, layer, head, fref, &fit, err);
+        const int ok = st == LA_OK && fit[0] != 0.0f;
+        free(fit);
+        if (st != LA_OK)
+            return st;
+        if (!ok)
+            return LA_FAIL(err, LA_EINVAL,
+                           "learned: weights file '%s' has no fitted weights for layer %d, "
+                           "head %d (/fitted is 0 there)",
+                           file, layer, head);
+    }
+    int st = read_head(f, file, "/W_q", 4, layer, head, ref, &s->W, err);
+    if (st == LA_OK)
+        st = read_head(f, file, "/W_k", 4, layer, head, ref, &s->Wk, err);
+    if (st == LA_OK)
+        st = read_head(f, file, "/b_q", 3, layer, head, ref, &s->b, err);
+    if (st == LA_OK)
+        st = read_head(f, file, "/b_k", 3, layer, head, ref, &s->bk, err);
+    if (st != LA_OK)
+        return st;
+    s->m = (int)ref[2];
+    if (p->m != 0 && p->m != s->m)
+        return LA_FAIL(err, LA_EINVAL,
+                       "learned: m = %d was given but dataset /W_q in '%s' has %d rows per "
+                       "head (leave m at 0 to take it from the file)",
+                       p->m, file, s->m);
+    return LA_OK;
+}
+
+/* The single-map layout (/W, optional /b): one map for queries and keys and every head. */
+static int load_single(struct learned_state *s, hid_t f, const char *file,
+                       const struct fm_params *p, struct la_error *err)
+{
     int st = LA_OK;
     double *W = NULL, *b = NULL;
     hsize_t dims[2], bdims[2];
     if (H5Lexists(f, "W", H5P_DEFAULT) <= 0) {
         st = LA_FAIL(err, LA_EFORMAT,
                      "learned: weights file '%s' has no dataset /W (float32, "
-                     "shape (m, d) with d = %d)",
+                     "shape (m, d) with d = %d) nor the per-head /W_q (L, H, m, d)",
                      file, p->d);
         goto done;
     }
@@ -282,10 +458,6 @@ static int learned_load(struct learned_state *s, const struct fm_params *p, stru
         if (st != LA_OK)
             goto done;
     }
-    st = read_activation(f, file, &s->act, err);
-    if (st != LA_OK)
-        goto done;
-    s->d = p->d;
     s->m = m;
     s->W = malloc((size_t)m * (size_t)p->d * sizeof *s->W);
     s->b = calloc((size_t)m, sizeof *s->b);
@@ -298,10 +470,33 @@ static int learned_load(struct learned_state *s, const struct fm_params *p, stru
     if (b)
         for (int i = 0; i < m; i++)
             s->b[i] = (float)b[i];
-    st = check_features(s, file, err);
+    s->Wk = s->W;
+    s->bk = s->b;
 done:
     free(W);
     free(b);
+    return st;
+}
+
+static int learned_load(struct learned_state *s, const struct fm_params *p, struct la_error *err)
+{
+    const char *file = p->weights;
+    if (access(file, R_OK) != 0)
+        return LA_FAIL(err, LA_EIO, "learned: cannot read weights file '%s': %s", file,
+                       strerror(errno));
+    if (H5Fis_hdf5(file) <= 0)
+        return LA_FAIL(err, LA_EFORMAT, "learned: weights file '%s' is not an HDF5 file", file);
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        return LA_FAIL(err, LA_EIO, "learned: cannot open weights file '%s' with HDF5", file);
+    s->d = p->d;
+    const int per_head = H5Lexists(f, "W_q", H5P_DEFAULT) > 0;
+    int st = per_head ? load_per_head(s, f, file, p, err) : load_single(s, f, file, p, err);
+    if (st == LA_OK)
+        st = read_activation(f, file, &s->act, err);
+    if (st == LA_OK)
+        st = per_head ? check_features(s, file, "/W_q", "/W_k", err)
+                      : check_features(s, file, "/W", "/W", err);
     H5Fclose(f);
     return st;
 }
@@ -309,10 +504,13 @@ done:
 static void learned_release(void *state)
 {
     struct learned_state *s = state;
+    if (s->Wk != s->W)
+        free(s->Wk);
+    if (s->bk != s->b)
+        free(s->bk);
     free(s->W);
     free(s->b);
-    s->W = NULL;
-    s->b = NULL;
+    s->W = s->b = s->Wk = s->bk = NULL;
 }
 
 static int learned_init(void *state, const struct fm_params *p, gsl_rng *rng, struct la_error *err)
@@ -347,8 +545,12 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
     (void)work;
     const struct learned_state *s = state;
     int m = s->m, d = s->d;
+    const int key = role == FM_KEY || role == FM_RAW_KEY;
+    const float *W = key ? s->Wk : s->W, *b = key ? s->bk : s->b;
+    if (role == FM_RAW_KEY)
+        role = FM_RAW;
     if (s->act == ACT_RELU) {
-        fm_gemm_rows(x, n, d, s->W, m, s->b, phi, m);
+        fm_gemm_rows(x, n, d, W, m, b, phi, m);
         size_t total = n * (size_t)m;
         for (size_t i = 0; i < total; i++)
             phi[i] = phi[i] < 0.0f ? 0.0f : phi[i];
@@ -356,7 +558,7 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
         return;
     }
     size_t ld = (size_t)(2 * m);
-    fm_gemm_rows(x, n, d, s->W, m, s->b, phi, 2 * m);
+    fm_gemm_rows(x, n, d, W, m, b, phi, 2 * m);
     for (size_t r = 0; r < n; r++) {
         float *row = phi + r * ld;
         for (int i = 0; i < m; i++)
@@ -382,7 +584,9 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
     }
 }
 
-/* Backward (featuremap.h).  With u = W x + b, ∂L/∂u (G, one row of m units per input row):
+/* Backward (featuremap.h) of the query map (the backward is not told the role; for a single-map
+ * file the key map is the same; `linattn fit` differentiates both maps itself, harness/model/
+ * fit.c).  With u = W x + b, ∂L/∂u (G, one row of m units per input row):
  *   relu:          G_i = g_i where φ_i > 0 (u_i > 0), else 0 (the subgradient 0 at u_i = 0);
  *   exp_pair:      G_i = g_i·φ_i − g_{m+i}·φ_{m+i}   (the stabiliser's c held constant);
  *   softmax_pair:  with p = φ the softmax of v = [u, −u], ∂L/∂v_c = p_c·(g_c − Σ_l p_l·g_l),
@@ -438,25 +642,25 @@ static size_t learned_param_count(const void *state)
     return (size_t)s->m * (size_t)s->d + (size_t)s->m;
 }
 
-/* u_i = W_i·x + b_i in double from the fp32 weights. */
-static double unit(const struct learned_state *s, const double *x, int i)
+/* u_i = W_i·x + b_i in double from the fp32 weights of the query map (key = 0) or the key map. */
+static double unit(const struct learned_state *s, int key, const double *x, int i)
 {
-    double acc = s->b[i];
-    const float *w = s->W + (size_t)i * (size_t)s->d;
+    double acc = (key ? s->bk : s->b)[i];
+    const float *w = (key ? s->Wk : s->W) + (size_t)i * (size_t)s->d;
     for (int j = 0; j < s->d; j++)
         acc += (double)w[j] * x[j];
     return acc;
 }
 
 /* The softmax_pair normaliser Σ_i (e^{u_i} + e^{−u_i}) after shifting by max|u_i|. */
-static double pair_sum(const struct learned_state *s, const double *x, double *shift)
+static double pair_sum(const struct learned_state *s, int key, const double *x, double *shift)
 {
     double mx = 0.0;
     for (int i = 0; i < s->m; i++)
-        mx = fmax(mx, fabs(unit(s, x, i)));
+        mx = fmax(mx, fabs(unit(s, key, x, i)));
     double sum = 0.0;
     for (int i = 0; i < s->m; i++) {
-        double u = unit(s, x, i);
+        double u = unit(s, key, x, i);
         sum += exp(u - mx) + exp(-u - mx);
     }
     *shift = mx;
@@ -470,20 +674,20 @@ static double learned_kernel(const void *state, const double *q, const double *k
     double acc = 0.0;
     if (s->act == ACT_RELU) {
         for (int i = 0; i < s->m; i++)
-            acc += fmax(unit(s, q, i), 0.0) * fmax(unit(s, k, i), 0.0);
+            acc += fmax(unit(s, 0, q, i), 0.0) * fmax(unit(s, 1, k, i), 0.0);
         return acc;
     }
     if (s->act == ACT_EXP_PAIR) {
         for (int i = 0; i < s->m; i++) {
-            double a = unit(s, q, i), c = unit(s, k, i);
+            double a = unit(s, 0, q, i), c = unit(s, 1, k, i);
             acc += exp(a + c) + exp(-a - c);
         }
         return acc;
     }
     double sq, sk;
-    double zq = pair_sum(s, q, &sq), zk = pair_sum(s, k, &sk);
+    double zq = pair_sum(s, 0, q, &sq), zk = pair_sum(s, 1, k, &sk);
     for (int i = 0; i < s->m; i++) {
-        double a = unit(s, q, i), c = unit(s, k, i);
+        double a = unit(s, 0, q, i), c = unit(s, 1, k, i);
         acc += exp(a - sq + c - sk) + exp(-a - sq - c - sk);
     }
     return acc / (zq * zk);
@@ -526,6 +730,7 @@ const struct featuremap_type fm_learned = {
     .params = "weights",
     .state_size = sizeof(struct learned_state),
     .random = 0,
+    .two_sided = 1,
     .flops = learned_flops,
     .bytes = learned_bytes,
     .nominal_dim = learned_nominal_dim,

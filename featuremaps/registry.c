@@ -92,6 +92,8 @@ void featuremap_params_default(struct fm_params *p, int d)
     p->eps = 1e-3;
     p->weights = NULL;
     p->nu = 1;
+    p->layer = -1;
+    p->head = -1;
     p->seed = 1;
 }
 
@@ -163,8 +165,11 @@ size_t featuremap_work_floats(const struct featuremap *fm, size_t n)
 int featuremap_apply_shift(const struct featuremap *fm, enum fm_role role, const float *x,
                            size_t n, float *phi, float *work, float *shift)
 {
-    if (!fm || !x || !phi || n == 0 || (role != FM_QUERY && role != FM_KEY && role != FM_RAW))
+    if (!fm || !x || !phi || n == 0 ||
+        (role != FM_QUERY && role != FM_KEY && role != FM_RAW && role != FM_RAW_KEY))
         return LA_EINVAL;
+    if (role == FM_RAW_KEY && !fm->type->two_sided)
+        role = FM_RAW;
     if (!work && featuremap_work_floats(fm, n) > 0)
         return LA_EINVAL;
     fm->type->apply(fm->state, role, x, n, phi, work, shift);

@@ -184,7 +184,7 @@ static int kernel_check(struct featuremap *fm, gsl_rng *rng, double *rel_rms, do
     if (st != LA_OK)
         goto done;
     if (featuremap_apply(fm, FM_RAW, q, NPAIR, phi, work) != LA_OK ||
-        featuremap_apply(fm, FM_RAW, k, NPAIR, phi + NPAIR * (size_t)m, work) != LA_OK) {
+        featuremap_apply(fm, FM_RAW_KEY, k, NPAIR, phi + NPAIR * (size_t)m, work) != LA_OK) {
         st = LA_FAIL(err, LA_EINTERNAL, "featuremap info: apply refused its arguments");
         goto done;
     }

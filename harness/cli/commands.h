@@ -11,6 +11,7 @@ int cmd_list(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_capture(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_featuremap(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct subcommand subcommands[] = {
     {"check", cmd_check, "test every fast kernel against its reference on this machine"},
     {"bench", cmd_bench, "time one kernel (or --suite: the benchmark table) against peak, SGEMM"},
     {"capture", cmd_capture, "run a small Llama-2 and save its real Q, K, V to HDF5"},
+    {"fit", cmd_fit, "train learned feature maps per layer and head on captured attention"},
     {"generate", cmd_generate, "run a small Llama-2 with softmax or linear attention; --fidelity"},
     {"featuremap", cmd_featuremap, "write learned-map weights; print one map's diagnostics"},
     {"run", cmd_run, "run an experiment file: every cell, one results row each (resumable)"},

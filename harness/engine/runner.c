@@ -692,7 +692,7 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
             }
             st = featuremap_apply(cr->fm, FM_RAW, qi, 1, phq, pw);
             if (st == LA_OK)
-                st = featuremap_apply(cr->fm, FM_RAW, kj, 1, phk, pw);
+                st = featuremap_apply(cr->fm, FM_RAW_KEY, kj, 1, phk, pw);
             double est = 0.0, dot = 0.0;
             for (int f = 0; f < m; f++)
                 est += (double)phq[f] * phk[f];
@@ -979,6 +979,10 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         featuremap_params_default(&p, d);
         la_params_to_fm(c, &p);
         p.seed = (unsigned long)c->seed;
+        if (c->source == LA_DATA_H5 && c->head >= 0) { /* per-head weights pick this head's */
+            p.layer = c->layer;
+            p.head = c->head;
+        }
         if (p.weights)
             la_io_lock(); /* the weights file is HDF5 */
         cr.fm = featuremap_alloc(c->map, &p, rng, err);
