@@ -82,7 +82,8 @@ EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_
                   harness/experiment/params.c
 STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
                   harness/store/journal.c harness/store/resume.c harness/store/results.c
-ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
+ENGINE_SRC     := harness/engine/data.c harness/engine/fidelity_cell.c harness/engine/metrics.c \
+                  harness/engine/runner.c \
                   harness/engine/progress.c harness/engine/mpi_run.c
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \

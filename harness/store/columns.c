@@ -39,6 +39,8 @@ static const struct la_column columns[] = {
     COL(peak_rss_bytes), COL(bytes), COL(state_bytes),
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
     COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl), COL(entropy_mean),
+    COL(model_positions), COL(model_kl), COL(model_kl_max), COL(model_top1), COL(model_ppl),
+    COL(model_ppl_softmax),
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
