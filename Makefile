@@ -88,7 +88,8 @@ ENGINE_SRC     := harness/engine/data.c harness/engine/fidelity_cell.c harness/e
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \
                   harness/figures/realheads.c harness/figures/theory.c \
-                  harness/figures/summary.c harness/figures/decode.c
+                  harness/figures/summary.c harness/figures/decode.c \
+                  harness/figures/fidelity.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \

@@ -3,7 +3,8 @@
 # tiny fidelity experiment written here (softmax_step, linear_step with elu1), its rows (the
 # softmax row KL 0 and top-1 1, the linear row KL > 0), a rerun that resumes every cell, a
 # sweep grown by a map that runs only the new cells and keeps the stored rows, and the loader's
-# refusals (no path, heads, T beyond seq_len, sequences on other data).  Skips with a message
+# refusals (no path, heads, T beyond seq_len, sequences on other data), and the fidelity figure
+# (PNG magic; no decode figure from model rows).  Skips with a message
 # when the checkpoint is absent ($LINATTN_DATA, else ../shared/data).
 # Not the cell's arithmetic (tests/test_fidelity_cell.c).  Run: bash tests/fidelity_e2e.sh
 set -u
@@ -64,6 +65,18 @@ check "grown sweep: the stored rows are unchanged" test "$(grep -v prf "$tmp/b.t
     "$(cat "$tmp/a.tsv")"
 check "prf row: m 16 recorded" test "$("$BIN" export "$tmp/fid.h5" --columns map,m |
     awk -F'\t' '$1 == "prf" { print $2 }')" = 16
+
+if command -v gnuplot > /dev/null 2>&1; then
+    "$BIN" plot "$tmp/fid.h5" -o "$tmp/out" --format png > "$tmp/plot.log" 2>&1
+    check "plot: exit 0" test $? -eq 0
+    check "plot: fid_fidelity.png" test "$(head -c 4 "$tmp/out/fid_fidelity.png" 2>/dev/null |
+        od -An -tx1 | tr -d ' \n')" = "89504e47"
+    check "plot: no decode figure from model rows" test ! -e "$tmp/out/fid_decode_latency.png"
+    "$BIN" plot "$tmp/fid.h5" -o "$tmp/out" --heads "$tmp/none.h5" > "$tmp/plot2.log" 2>&1
+    check "plot: a missing --heads file is exit 2" test $? -eq 2
+else
+    echo "skip plot checks: gnuplot is not installed"
+fi
 
 # The loader's refusals: exit 2 with the reason.
 refuse() { # refuse "description" pattern yaml-text

@@ -134,6 +134,8 @@ int la_row_is_softmax(const struct la_row *r)
 
 int la_row_is_step(const struct la_row *r)
 {
+    if (!strcmp(r->data, "model"))
+        return 0; /* a model cell names the step kernel its decoder runs; it is no decode cell */
     const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
     if (kn)
         return kn->op == ATTN_OP_STEP;
