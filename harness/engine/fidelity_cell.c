@@ -2,7 +2,6 @@
  * fidelity_cell.h). */
 #include "fidelity_cell.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
