@@ -2,6 +2,7 @@
  * fidelity_cell.h). */
 #include "fidelity_cell.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,17 @@ void la_fidelity_cache_free(struct la_fidelity_cache *fc)
     free(fc);
 }
 
+/* LA_EINTR once a signal has asked the run to stop (timing.h la_cancelled), as the runner's
+ * cells say it. */
+static int cancel_point(struct la_error *err)
+{
+    const int sig = la_cancelled();
+    if (!sig)
+        return LA_OK;
+    return LA_FAIL(err, LA_EINTR, "interrupted by %s before the cell finished",
+                   sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal");
+}
+
 /* The sequences of fidelity_cell.h and their reference, for checkpoint path. */
 static int cache_build(const char *path, int T, int nseq, struct la_fidelity_cache **out,
                        struct la_error *err)
@@ -74,7 +86,7 @@ static int cache_build(const char *path, int T, int nseq, struct la_fidelity_cac
         double secs;
         st = la_decoder_generate(d, &bos, 1, T, &smp, fc->seqs[s], &fc->lens[s], &secs, err);
         if (st == LA_OK)
-            st = la_cancelled() ? LA_FAIL(err, LA_EINTR, "interrupted") : LA_OK;
+            st = cancel_point(err);
     }
     la_decoder_free(d);
     if (st == LA_OK)
@@ -157,8 +169,8 @@ static int run(struct la_fidelity_cache **cache, const struct la_cell *c, struct
                          fc->logp, &f, err);
     if (st != LA_OK)
         return st;
-    if (la_cancelled())
-        return LA_FAIL(err, LA_EINTR, "interrupted");
+    if ((st = cancel_point(err)) != LA_OK)
+        return st;
     row->model_positions = (int32_t)f.positions;
     row->model_kl = f.kl_mean;
     row->model_kl_max = f.kl_max;
