@@ -82,13 +82,14 @@ EXPERIMENT_SRC := harness/experiment/experiment.c harness/experiment/experiment_
                   harness/experiment/params.c
 STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5io.c \
                   harness/store/journal.c harness/store/resume.c harness/store/results.c
-ENGINE_SRC     := harness/engine/data.c harness/engine/metrics.c harness/engine/runner.c \
-                  harness/engine/progress.c harness/engine/mpi_run.c \
+ENGINE_SRC     := harness/engine/data.c harness/engine/fidelity_cell.c harness/engine/metrics.c \
+                  harness/engine/runner.c harness/engine/progress.c harness/engine/mpi_run.c \
                   harness/engine/train.c
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \
                   harness/figures/realheads.c harness/figures/theory.c \
-                  harness/figures/summary.c harness/figures/decode.c
+                  harness/figures/summary.c harness/figures/decode.c \
+                  harness/figures/fidelity.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \

@@ -8,12 +8,14 @@
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
 #   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode,training}.yaml,
 #               a few minutes on two cores; results in results/NAME.h5; then the real-model
-#               experiments (experiments/real-*.yaml) when their data can be had (hook below)
+#               experiments (experiments/real-*.yaml) when their data can be had, and
+#               experiments/fidelity.yaml when the checkpoint is there (hooks below)
 #   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
 #   --docs      also refresh docs/figures/ (small PNGs of the quick run, committed)
 #   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/)
 # Environment: LINATTN_BIN (default ./linattn), FIGURES_OUT (default plots/out),
-#   FRESH=1 (start results files over instead of resuming).
+#   FRESH=1 (start results files over instead of resuming), FIGURES_HEADS (set by the fidelity
+#   hook: the results file plot --heads reads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +28,7 @@ for a in "$@"; do
     case "$a" in
         --paper) dir=experiments/paper ;;
         --docs) docs=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "figures.sh: unknown option $a (see --help)" >&2; exit 2 ;;
         *) names+=("$a") ;;
     esac
@@ -70,7 +72,9 @@ run_one() {
     "$bin" export "$h5" > "$out/data/$name.tsv"
     # plot exits 1 when it drew nothing (its stderr line says why): reported at the end, not fatal.
     local prc=0
-    "$bin" plot "$h5" -o "$out" || prc=$?
+    local heads=()
+    [ -n "${FIGURES_HEADS:-}" ] && [ -f "$FIGURES_HEADS" ] && heads=(--heads "$FIGURES_HEADS")
+    "$bin" plot "$h5" -o "$out" "${heads[@]}" || prc=$?
     [ $prc -le 1 ] || exit $prc
     [ $prc -eq 0 ] || nofig+=("$name")
     # docs/figures holds the shipped quick experiments only (the real-model ones have their own).
@@ -117,7 +121,21 @@ real_model() {
         fi
     done
 }
+# ---- hook: model-level fidelity --------------------------------------------------------------
+# experiments/fidelity.yaml runs the stories260K checkpoint itself (data source model) with every
+# map in place of softmax attention; its figure puts each map's attention-level KL from
+# results/real-stories260k.h5 beside the model-level KL when that file exists.
+fidelity() {
+    local ckpt=../shared/data/stories260K/stories260K.bin y=$dir/fidelity.yaml
+    [ -f "$y" ] || return 0
+    if [ ! -f "$ckpt" ]; then
+        echo "== skipped the fidelity figure ($y): no checkpoint at $ckpt (see README)"
+        return 0
+    fi
+    FIGURES_HEADS=results/real-stories260k.h5 run_one "$y" nodocs
+}
 [ $all -eq 1 ] && real_model
+[ $all -eq 1 ] && fidelity
 
 echo
 echo "figures ($(( $(date +%s) - start )) s) in $out/:"

@@ -35,6 +35,7 @@ expect 2 "unknown kernel 'softmax'.*valid kernels: .*softmax_flash" -- bench --k
 expect 2 "kernel 'linear_prefill' is a prefill kernel; runs and bench time forward and step kernels only" -- bench --kernel linear_prefill
 expect 2 "unknown data source 'sphre'.*valid sources: gaussian, sphere, h5" -- bench --data sphre
 expect 2 "--data h5 needs an HDF5 file"   -- bench --data h5
+expect 2 "--data model needs a checkpoint" -- bench --data model
 expect 2 "^linattn bench: --weights: cannot read '/nonexistent/w.h5': No such file" -- bench --weights /nonexistent/w.h5
 expect 2 "--causal takes no value"     -- bench --causal=1
 expect 2 "needs about .* GB"           -- bench --T 16000000 --d 4096

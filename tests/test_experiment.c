@@ -503,9 +503,9 @@ static void test_wrong_types(void **state)
     expect_error("measure: {time: false, error: false}\n", LA_EINVAL, 1, 11, "nothing would be");
     expect_error("data: {source: gausian}\n", LA_ENAME, 1, 16,
                  "unknown data source 'gausian' (did you mean 'gaussian'?); valid sources: "
-                 "gaussian, sphere, h5");
+                 "gaussian, sphere, h5, model");
     expect_error("data: gaussian\n", LA_EINVAL, 1, 7, "'data' must be a mapping");
-    expect_error("data: {path: x.h5}\n", LA_EINVAL, 1, 8, "'path' applies to data source h5 only");
+    expect_error("data: {path: x.h5}\n", LA_EINVAL, 1, 8, "'path' applies to data sources h5 and model only");
     expect_error("data: {source: h5}\n", LA_EINVAL, 1, 16, "data source h5 needs 'path'");
     expect_error("maps: [prf]\n", LA_EINVAL, 1, 8, "'maps' must be a mapping");
     expect_error("maps: {prf: 3}\n", LA_EINVAL, 1, 13, "maps: 'prf' must be a mapping");

@@ -2,7 +2,7 @@
  * (fields.c: the schema's rows with a column and a label, column agreement, equality rules,
  * text, order, which fields vary, the key reader), curve grouping and legends (curves.c), the
  * crossover figure with its T* ring (crossover.c), the speedup grid (speedup.c), the real-heads
- * order (realheads.c) and the theory lines (theory.c).  Values are exact: times follow power laws
+ * order (realheads.c), the fidelity figure (fidelity.c) and the theory lines (theory.c).  Values are exact: times follow power laws
  * whose crossing and ratios are known, errors are chosen per trial so means, minima and maxima are
  * known.
  * Not here: T* arithmetic (tests/test_crossover.c), the Lemma 2 formulas (tests/test_theory.c),
@@ -17,6 +17,7 @@
 #include "../harness/figures/curves.h"
 #include "../harness/figures/fields.h"
 #include "../harness/figures/figure.h"
+#include "../harness/figures/fidelity.h"
 #include "../harness/figures/realheads.h"
 #include "../harness/figures/speedup.h"
 #include "../harness/figures/summary.h"
@@ -1027,6 +1028,99 @@ static void test_real_heads(void **state)
     la_realheads_free(&rh);
 }
 
+static void test_fidelity_figure(void **state)
+{
+    (void)state;
+    /* Model rows: prf at m = 16 and 64 over three trials, elu1 at its m = 8, a softmax check
+     * row, a failed row and an h5 row (both left out).  Heads rows: prf at m = 64 on two heads
+     * over two trials, and at m = 32 (no model row there: not drawn). */
+    struct la_row rows[16], heads[8];
+    size_t n = 0, nh = 0;
+    for (int trial = 0; trial < 3; trial++)
+        for (int k = 0; k < 2; k++) {
+            struct la_row r = mkrow("linear_step", "prf", k ? 64 : 16, 1, 128, 8, 1.0);
+            snprintf(r.data, sizeof r.data, "model");
+            r.trial = trial;
+            r.model_kl = (k ? 2.0 : 3.0) + 0.1 * trial;
+            r.model_top1 = (k ? 0.3 : 0.2) + 0.01 * trial;
+            rows[n++] = r;
+        }
+    struct la_row e = mkrow("linear_step", "elu1", 8, 1, 128, 8, 1.0);
+    snprintf(e.data, sizeof e.data, "model");
+    e.model_kl = 1.5;
+    e.model_top1 = 0.5;
+    rows[n++] = e;
+    struct la_row s = mkrow("softmax_step", "none", 0, 1, 128, 8, 1.0);
+    snprintf(s.data, sizeof s.data, "model");
+    s.model_kl = 0.0;
+    s.model_top1 = 1.0;
+    rows[n++] = s;
+    struct la_row bad = e;
+    bad.status = LA_ROW_FAILED;
+    bad.model_kl = 100.0;
+    rows[n++] = bad;
+    struct la_row h5 = e;
+    snprintf(h5.data, sizeof h5.data, "h5");
+    h5.model_kl = NAN;
+    rows[n++] = h5;
+    for (int h = 0; h < 2; h++)
+        for (int trial = 0; trial < 2; trial++) {
+            struct la_row r = mkrow("linear_causal", "prf", 64, 1, 256, 8, 1.0);
+            snprintf(r.data, sizeof r.data, "h5");
+            r.head = h;
+            r.trial = trial;
+            r.kl_mean = 10.0 + h + 0.5 * trial;
+            heads[nh++] = r;
+        }
+    struct la_row h32 = heads[0];
+    h32.m = 32;
+    heads[nh++] = h32;
+
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_fidelity_figure(rows, n, heads, nh, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    /* Left: prf, prf's heads, elu1 (no heads rows); right: prf, elu1. */
+    assert_int_equal(fig.panels[0].count, 3);
+    assert_int_equal(fig.panels[1].count, 2);
+    assert_string_equal(fig.curves[0].title, "prf");
+    assert_string_equal(fig.curves[1].title, "prf: attention KL on its heads");
+    assert_int_equal(fig.curves[1].dash, 2);
+    assert_string_equal(fig.curves[1].map, "prf");
+    assert_string_equal(fig.curves[2].title, "elu1");
+    assert_non_null(strstr(fig.panels[0].note, "softmax check (1 row): KL 0, top-1 1"));
+    /* prf's model KL: medians over the trials at m = 16 and 64. */
+    assert_int_equal(fig.curves[0].npoints, 2);
+    assert_near(fig.curves[0].pts[0].x, 16, 0);
+    assert_near(fig.curves[0].pts[0].y, 3.1, 1e-12);
+    assert_near(fig.curves[0].pts[1].x, 64, 0);
+    assert_near(fig.curves[0].pts[1].y, 2.1, 1e-12);
+    assert_int_equal(fig.curves[0].pts[1].n, 3);
+    /* Heads: the mean over both heads and trials at m = 64 only. */
+    assert_int_equal(fig.curves[1].npoints, 1);
+    assert_near(fig.curves[1].pts[0].x, 64, 0);
+    assert_near(fig.curves[1].pts[0].y, 10.75, 1e-12);
+    assert_int_equal(fig.curves[1].pts[0].n, 4);
+    /* elu1: the one row, not the failed one. */
+    assert_int_equal(fig.curves[2].npoints, 1);
+    assert_near(fig.curves[2].pts[0].y, 1.5, 0);
+    /* Top-1 of prf at m = 64. */
+    assert_near(fig.curves[3].pts[1].y, 0.31, 1e-12);
+    la_figure_free(&fig);
+
+    /* Without heads: no dashed series, the stats say how to add them. */
+    assert_int_equal(la_fidelity_figure(rows, n, NULL, 0, &fig, &err), LA_OK);
+    assert_int_equal(fig.panels[0].count, 2);
+    assert_non_null(strstr(fig.stats, "--heads"));
+    la_figure_free(&fig);
+
+    /* Only the softmax row: no figure. */
+    assert_int_equal(la_fidelity_figure(&s, 1, heads, nh, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+}
+
 /* ---- entry -------------------------------------------------------------------------------- */
 
 int main(void)
@@ -1041,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_crossover_marks_and_auto),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
+        cmocka_unit_test(test_fidelity_figure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,7 +282,7 @@ static void test_table(void **state)
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "kernel, map, m, draw, A, nu, causal, chunk, eps, beta, gamma, "
                                 "alpha, recur_norm, pass, T, d, dv, batch, heads, threads, sigma, "
-                                "norm, layer, head");
+                                "norm, layer, head, sequences");
     la_param_names(LA_PF_DATA, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "source, path");
@@ -444,7 +444,7 @@ static void test_errors(void **state)
                    "orthogonal");
     expect_refused(LA_PARAM_DATA, "gausian", 0, LA_ENAME,
                    "unknown data source 'gausian' (did you mean 'gaussian'?); valid sources: "
-                   "gaussian, sphere, h5");
+                   "gaussian, sphere, h5, model");
     expect_refused(LA_PARAM_MAP, "none", 0, LA_ENAME,
                    "unknown feature map 'none'; valid maps: elu1, relu, taylor2, rff, prf, hyp, "
                    "gerf, learned, dpfp");

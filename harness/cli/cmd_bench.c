@@ -247,6 +247,11 @@ int cmd_bench(int argc, char **argv)
                         "run an experiment file (linattn run) for h5 data\n");
         return 2;
     }
+    if (c.source == LA_DATA_MODEL) {
+        fprintf(stderr, "linattn bench: --data model needs a checkpoint, which bench does not "
+                        "read: run an experiment file (linattn run; experiments/fidelity.yaml)\n");
+        return 2;
+    }
     if (!c.dv)
         c.dv = c.d;
     if (c.norm == 0.0)

@@ -28,6 +28,9 @@
  *   train_memory  bytes a pass holds (step_bytes) vs T, forward solid, training dashed; by default
  *              only for files with training rows (pass: backward or forward+backward)
  *   real_heads error and KL per head of a real model, heads sorted by entropy (realheads.h)
+ *   fidelity   model-level KL and top-1 agreement of a linearised model vs m, per map, with the
+ *              map's attention-level KL on the model's heads from --heads FILE (fidelity.h):
+ *              rows of data source model with a map
  *   decode_latency  step time vs context t, every step series (decode.h): step rows, a series
  *              with >= 2 contexts; decode_memory: their state or KV cache bytes vs t
  *   decode_speedup  softmax / linear time to generate N tokens after a prompt vs N, with the
@@ -57,6 +60,7 @@
 #include "../figures/crossover.h"
 #include "../figures/curves.h"
 #include "../figures/decode.h"
+#include "../figures/fidelity.h"
 #include "../figures/fields.h"
 #include "../figures/figure.h"
 #include "../figures/realheads.h"
@@ -94,6 +98,8 @@ struct plot {
     size_t nds;
     struct la_decode_pair *dp;
     size_t ndp;
+    struct la_row *heads; /* --heads: the same maps on the model's heads (NULL: not given) */
+    size_t nheads;
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -357,6 +363,18 @@ static int has_training_rows(const struct plot *P)
     return 0;
 }
 
+static int draw_fidelity(struct plot *P, const struct figure *f, FILE *meta, FILE *data,
+                         int *fits, struct la_error *err)
+{
+    struct la_figure fig;
+    int st = la_fidelity_figure(P->rows, P->n, P->heads, P->nheads, &fig, err);
+    if (st == LA_OK)
+        write_figure(meta, data, &fig);
+    *fits = st == LA_OK && fig.fits;
+    la_figure_free(&fig);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -374,6 +392,8 @@ static const struct figure figures[] = {
      draw_curves, &la_curves_train_memory},
     {"real_heads", "output error and attention KL per real head, heads sorted by softmax entropy",
      draw_real_heads, NULL},
+    {"fidelity", "model-level KL and top-1 of a linearised model vs m (model cells; --heads)",
+     draw_fidelity, NULL},
     {"decode_latency", "decode step time vs context t, softmax vs linear (step cells)", draw_decode,
      NULL},
     {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
@@ -675,7 +695,8 @@ static int check_only(const char *only, struct la_error *err)
 
 int cmd_plot(int argc, char **argv)
 {
-    const char *outdir = "plots/out", *only = NULL, *keep = NULL, *scripts = NULL;
+    const char *outdir = "plots/out", *only = NULL, *keep = NULL, *scripts = NULL,
+               *heads = NULL;
     enum { FORMAT_PNG, FORMAT_PDF, FORMAT_BOTH };
     static const char *const formats[] = {"png", "pdf", "both", NULL}; /* in that order */
     int format = FORMAT_BOTH;
@@ -694,6 +715,9 @@ int cmd_plot(int argc, char **argv)
         LA_OPT_STRING("scripts", 0, &scripts, "DIR",
                       "the gnuplot scripts (default: $LINATTN_PLOTS, ./plots, or next to the "
                       "linattn binary)"),
+        LA_OPT_STRING("heads", 0, &heads, "FILE.h5",
+                      "fidelity: results of the same maps on the model's own heads (h5 rows, "
+                      "e.g. results/real-stories260k.h5), drawn beside the model-level KL"),
         LA_OPT_FLAG("quiet", 'q', &quiet, "print only the files written"),
         LA_OPT_END,
     };
@@ -736,6 +760,8 @@ int cmd_plot(int argc, char **argv)
     if ((st = find_scripts(P.scripts, sizeof P.scripts, scripts, &err)) != LA_OK)
         goto fail;
     if ((st = la_results_read(h5, &P.rows, &P.n, &err)) != LA_OK)
+        goto fail;
+    if (heads && (st = la_results_read(heads, &P.heads, &P.nheads, &err)) != LA_OK)
         goto fail;
     char name[LA_PATH_LEN] = "";
     if (la_results_attr(h5, "experiment_name", name, sizeof name, &err) != LA_OK || !name[0]) {
@@ -884,6 +910,7 @@ int cmd_plot(int argc, char **argv)
     free(P.ds);
     free(P.dp);
     free(P.rows);
+    free(P.heads);
     return drawn ? 0 : 1;
 fail:
     fprintf(stderr, "linattn plot: %s\n", err.msg);
@@ -892,5 +919,6 @@ fail:
     free(P.ds);
     free(P.dp);
     free(P.rows);
+    free(P.heads);
     return la_exit_code(st);
 }

@@ -38,6 +38,8 @@ const char *la_data_source_name(int source)
         return "sphere";
     case LA_DATA_H5:
         return "h5";
+    case LA_DATA_MODEL:
+        return "model";
     default:
         return "?";
     }

@@ -80,6 +80,7 @@
 #include "../core/timing.h"
 #include "../experiment/params.h"
 #include "data.h"
+#include "fidelity_cell.h"
 #include "metrics.h"
 #include "train.h"
 
@@ -138,6 +139,7 @@ enum {
 
 struct la_runner_ws {
     struct la_buf b[B_COUNT];
+    struct la_fidelity_cache *fid; /* model cells: the checkpoint and its softmax reference */
 };
 
 struct la_runner_ws *la_runner_ws_alloc(void)
@@ -151,6 +153,7 @@ void la_runner_ws_free(struct la_runner_ws *ws)
         return;
     for (int i = 0; i < B_COUNT; i++)
         free(ws->b[i].p);
+    la_fidelity_cache_free(ws->fid);
     free(ws);
 }
 
@@ -899,6 +902,8 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         err = &local;
     la_error_clear(err);
     la_row_from_cell(c, row);
+    if (c->source == LA_DATA_MODEL) /* a model-level fidelity cell: fidelity_cell.h */
+        return la_fidelity_cell(&ws->fid, c, row, err);
     char note[LA_MSG_LEN] = "";
     gsl_rng *rng = NULL;
     struct cellrun cr;

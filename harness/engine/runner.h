@@ -39,7 +39,8 @@ void la_row_from_cell(const struct la_cell *c, struct la_row *row);
 /* Runs one cell and fills row (host is left empty: the caller knows it).  Returns LA_OK when
  * the row's status is LA_ROW_OK, else the LA_E* code of the failure (the row then has status
  * LA_ROW_FAILED and the message; LA_EINTR and status LA_ROW_INTERRUPTED when la_cancelled()
- * turned true during the cell).  err may be NULL. */
+ * turned true during the cell).  err may be NULL.  A cell of data source model is a whole
+ * model's fidelity (fidelity_cell.h); ws keeps its checkpoint and reference between cells. */
 int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row *row,
                 struct la_error *err);
 

@@ -21,7 +21,9 @@
 enum la_data_source {
     LA_DATA_GAUSSIAN = 0, /* q, k, v ~ N(0, sigma²) iid */
     LA_DATA_SPHERE = 1,   /* rows uniform on the sphere of radius `norm`; v ~ N(0, 1) */
-    LA_DATA_H5 = 2        /* Q, K, V datasets from an HDF5 file (layer/head selection) */
+    LA_DATA_H5 = 2,       /* Q, K, V datasets from an HDF5 file (layer/head selection) */
+    LA_DATA_MODEL = 3     /* a Llama-2 checkpoint run with the cell's attention: model-level
+                             fidelity (harness/engine/fidelity_cell.h) */
 };
 
 /* What a cell times (experiments/README.md, `pass:`): the forward kernel, the matching backward
@@ -69,6 +71,7 @@ struct la_cell {
     double norm;              /* sphere: row norm */
     char data_path[LA_PATH_LEN]; /* h5: file */
     int layer, head;          /* h5: selection (head = -1: all heads of the layer) */
+    int sequences;            /* model: sequences the softmax model samples (seeds 1..) */
 
     /* randomness */
     int trial;                /* 0..trials-1 */
@@ -158,6 +161,16 @@ struct la_row {
     double err_grad;         /* pass backward or forward+backward: the backward kernel's
                                 (dQ, dK, dV) against the double reference, relative Frobenius of
                                 the three together (features' gradients for linear kernels) */
+
+    /* model-level fidelity (data source model; NaN, and 0 positions, otherwise): the model
+     * with the cell's attention against the softmax model, teacher-forced on the sequences the
+     * softmax model sampled (harness/model/generate.h, struct la_fidelity) */
+    int32_t model_positions;  /* positions compared, over all sequences */
+    double model_kl;          /* mean KL(softmax model ‖ this model) of the next token, nats */
+    double model_kl_max;
+    double model_top1;        /* fraction of positions whose most likely next token agrees */
+    double model_ppl;         /* perplexity of this model on the sequences */
+    double model_ppl_softmax; /* perplexity of the softmax model on them */
 };
 
 #endif

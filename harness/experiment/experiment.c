@@ -42,6 +42,7 @@
 #include "../../kernels/attention.h"
 #include "../core/h5util.h"
 #include "../core/util.h"
+#include "../model/llama.h"
 #include "experiment_yaml.h"
 #include "params.h"
 
@@ -103,7 +104,9 @@ struct loader {
     int source;
     char data_path[LA_PATH_LEN];
     struct fy_node *data_key, *source_node, *path_node;
-    long long h5_L, h5_H, h5_T, h5_hs, h5_hsv; /* shape of an h5 data file */
+    long long h5_L, h5_H, h5_T, h5_hs, h5_hsv; /* shape of an h5 data file, or of a model
+                                                  checkpoint (layers, query heads, seq_len,
+                                                  head size twice) */
     struct la_cell proto;                      /* measure settings, copied into every cell */
     struct fy_node *measure_key, *sweep_key, *output_node, *name_node;
     struct rule *excl, *only;
@@ -538,9 +541,9 @@ static int parse_data(struct loader *L, struct fy_node *key, struct fy_node *n)
         L->source_node = ns;
     }
     if (kp) {
-        if (L->source != LA_DATA_H5)
+        if (L->source != LA_DATA_H5 && L->source != LA_DATA_MODEL)
             return LY_FAIL(y, kp, NULL, LA_EINVAL,
-                           "'path' applies to data source h5 only (source is %s)",
+                           "'path' applies to data sources h5 and model only (source is %s)",
                            la_params[LA_PARAM_DATA].choices[L->source]);
         if ((st = ly_str(y, np, kp, "'path'", L->data_path, sizeof L->data_path)) != LA_OK)
             return st;
@@ -551,6 +554,10 @@ static int parse_data(struct loader *L, struct fy_node *key, struct fy_node *n)
         }
     } else if (L->source == LA_DATA_H5) {
         return LY_FAIL(y, ns, ks, LA_EINVAL, "data source h5 needs 'path' (an HDF5 file)");
+    } else if (L->source == LA_DATA_MODEL) {
+        return LY_FAIL(y, ns, ks, LA_EINVAL,
+                       "data source model needs 'path' (a Llama-2 checkpoint, e.g. "
+                       "stories260K.bin)");
     }
     return LA_OK;
 }
@@ -756,6 +763,23 @@ static int read_h5_dims(struct loader *L)
     return st;
 }
 
+/* Reads the shape of a model checkpoint: layers, query heads, seq_len and head size. */
+static int read_model_dims(struct loader *L)
+{
+    struct la_llama *m = NULL;
+    struct la_error err;
+    la_error_clear(&err);
+    if (la_llama_load(L->data_path, &m, NULL, &err) != LA_OK)
+        return LY_FAIL(&L->y, L->path_node, NULL, err.status, "%s", err.msg);
+    const struct la_llama_config *cfg = la_llama_config(m);
+    L->h5_L = cfg->n_layers;
+    L->h5_H = cfg->n_heads;
+    L->h5_T = cfg->seq_len;
+    L->h5_hs = L->h5_hsv = cfg->head_size;
+    la_llama_free(m);
+    return LA_OK;
+}
+
 /* Each value of axis id must satisfy value <= hi (or == eq when eq >= 0). */
 static int check_axis_bound(struct loader *L, int id, long long hi, long long eq, const char *why)
 {
@@ -821,11 +845,29 @@ static int cross_checks(struct loader *L)
         const int owner = sc == LA_SCOPE_GAUSSIAN ? LA_DATA_GAUSSIAN
                           : sc == LA_SCOPE_SPHERE ? LA_DATA_SPHERE
                           : sc == LA_SCOPE_H5     ? LA_DATA_H5
+                          : sc == LA_SCOPE_MODEL  ? LA_DATA_MODEL
                                                   : -1;
         if (owner >= 0 && L->ax[j].key && L->source != owner)
             return LY_FAIL(y, L->ax[j].key, NULL, LA_EINVAL,
                            "'%s' applies to data source %s only (source is %s)",
                            la_params[j].name, sources[owner], sources[L->source]);
+    }
+    if (L->source == LA_DATA_MODEL) {
+        if ((st = check_input_file(L, L->path_node, NULL, "checkpoint", L->data_path)) !=
+                LA_OK ||
+            (st = read_model_dims(L)) != LA_OK)
+            return st;
+        if (L->ax[LA_PARAM_HEADS].key)
+            return LY_FAIL(y, L->ax[LA_PARAM_HEADS].key, NULL, LA_EINVAL,
+                           "'heads' comes from the checkpoint with source model");
+        char why[LA_PATH_LEN + 128];
+        snprintf(why, sizeof why, "%s has seq_len %lld, head size %lld", L->data_path, L->h5_T,
+                 L->h5_hs);
+        if ((st = check_axis_bound(L, LA_PARAM_T, L->h5_T, -1, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_D, 0, L->h5_hs, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_DV, 0, L->h5_hsv, why)) != LA_OK ||
+            (st = check_axis_bound(L, LA_PARAM_BATCH, 0, 1, why)) != LA_OK)
+            return st;
     }
     if (L->source == LA_DATA_H5) {
         if ((st = check_input_file(L, L->path_node, NULL, la_params[LA_PARAM_PATH].noun,
@@ -983,7 +1025,8 @@ static void build_cell(const struct loader *L, const struct axval *const *v, int
         *kn = NULL;
 
     /* Defaults that depend on the data file or on other parameters. */
-    const int h5 = L->source == LA_DATA_H5;
+    /* A model checkpoint gives T (seq_len), d, dv and heads as an h5 file does. */
+    const int h5 = L->source == LA_DATA_H5 || L->source == LA_DATA_MODEL;
     if (h5 && !v[LA_PARAM_T])
         c->T = (int)L->h5_T;
     if (h5 && !v[LA_PARAM_D])

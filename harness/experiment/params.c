@@ -31,6 +31,7 @@
 #define MAX_BATCH_HEADS (1 << 16) /* batch, heads */
 #define MAX_THREADS 1024          /* as --threads: more only ends in libgomp aborting */
 #define MAX_LAYER_HEAD 65535      /* layer, head of an h5 data file (checked against it too) */
+#define MAX_SEQUENCES 1000        /* model: as generate --sequences */
 #define MAX_TRIAL 99999           /* trials is at most 100 000 */
 #define MAX_REPEATS 1000          /* the timer keeps at most 1000 samples (timing.c) */
 #define MAX_WARMUP 1000
@@ -42,13 +43,14 @@ _Static_assert(offsetof(struct la_cell, index) == 0, "la_cell.index must be the 
 _Static_assert(offsetof(struct fm_params, d) == 0, "fm_params.d must be the first field");
 /* A choice's value is its index in choices[]: the C enums must agree. */
 _Static_assert(FM_DRAW_IID == 0 && FM_DRAW_ORTHOGONAL == 1, "draw names follow enum fm_draw");
-_Static_assert(LA_DATA_GAUSSIAN == 0 && LA_DATA_SPHERE == 1 && LA_DATA_H5 == 2,
+_Static_assert(LA_DATA_GAUSSIAN == 0 && LA_DATA_SPHERE == 1 && LA_DATA_H5 == 2 &&
+                   LA_DATA_MODEL == 3,
                "source names follow enum la_data_source");
 _Static_assert(LA_PASS_FORWARD == 0 && LA_PASS_BACKWARD == 1 && LA_PASS_FORWARD_BACKWARD == 2,
                "pass names follow enum la_pass");
 
 static const char *const draw_names[] = {"iid", "orthogonal", NULL};
-static const char *const source_names[] = {"gaussian", "sphere", "h5", NULL};
+static const char *const source_names[] = {"gaussian", "sphere", "h5", "model", NULL};
 _Static_assert(ATTN_RN_RULE == 0 && ATTN_RN_NONE == 1 && ATTN_RN_SUM == 2,
                "recur_norm names follow enum attn_recur_norm");
 static const char *const recur_norm_names[] = {"rule", "none", "sum", NULL};
@@ -434,13 +436,21 @@ const struct la_param la_params[LA_NPARAMS] = {
                           FM(weights)},
     [LA_PARAM_PATH] = {.name = "path",
                        .legend = "path",
-                       .help = "h5 data: the HDF5 file",
+                       .help = "h5 data: the HDF5 file; model data: the Llama-2 checkpoint",
                        .type = LA_PT_PATH,
                        .flags = LA_PF_DATA | LA_PF_KEY,
-                       .scope = LA_SCOPE_H5,
+                       .scope = LA_SCOPE_FILE,
                        .noun = "data file",
                        .def = "",
                        CELL(data_path)},
+    [LA_PARAM_SEQUENCES] = {.name = "sequences",
+                            .legend = "sequences",
+                            .help = "model data: sequences the softmax model samples",
+                            INTS(1, MAX_SEQUENCES),
+                            .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
+                            .scope = LA_SCOPE_MODEL,
+                            .def = "4",
+                            CELL(sequences)},
     /* ---- what to measure (not part of the key) ---- */
     [LA_PARAM_TIME] = {.name = "time",
                        .help = "time the kernel",
@@ -564,6 +574,10 @@ int la_param_applies(const struct la_param *p, const struct la_cell *c, const st
         return c->source == LA_DATA_SPHERE;
     case LA_SCOPE_H5:
         return c->source == LA_DATA_H5;
+    case LA_SCOPE_MODEL:
+        return c->source == LA_DATA_MODEL;
+    case LA_SCOPE_FILE:
+        return c->source == LA_DATA_H5 || c->source == LA_DATA_MODEL;
     case LA_SCOPE_KERNEL:
         return a->linear && p->applies && p->applies(c);
     default:

@@ -57,6 +57,7 @@ enum la_param_id {
     LA_PARAM_TRIAL,
     LA_PARAM_WEIGHTS,
     LA_PARAM_PATH,
+    LA_PARAM_SEQUENCES,
     LA_PARAM_TIME,
     LA_PARAM_ERROR,
     LA_PARAM_TIME_BUDGET_S,
@@ -114,6 +115,8 @@ enum la_scope {
     LA_SCOPE_GAUSSIAN, /* cells of data source gaussian */
     LA_SCOPE_SPHERE,   /* ... sphere */
     LA_SCOPE_H5,       /* ... h5 */
+    LA_SCOPE_MODEL,    /* ... model */
+    LA_SCOPE_FILE,     /* ... h5 or model (a file names the data) */
     LA_SCOPE_MEASURE,  /* a measurement setting of every cell */
     LA_SCOPE_KERNEL    /* cells of linear kernels for which `applies` holds (the recurrences'
                           gates: the kernel's update rule reads it) */

@@ -40,6 +40,8 @@ static const struct la_column columns[] = {
     COL(err_rows), COL(err_rel_fro), COL(err_max_abs), COL(cos_mean), COL(kl_mean), COL(kl_rows),
     COL(kl_nonpos_frac), COL(kernel_mse), COL(kernel_pairs), COL(n_small_den), COL(err_impl),
     COL(entropy_mean), COL(err_grad),
+    COL(model_positions), COL(model_kl), COL(model_kl_max), COL(model_top1), COL(model_ppl),
+    COL(model_ppl_softmax),
 };
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
@@ -135,6 +137,8 @@ int la_row_is_softmax(const struct la_row *r)
 
 int la_row_is_step(const struct la_row *r)
 {
+    if (!strcmp(r->data, "model"))
+        return 0; /* a model cell names the step kernel its decoder runs; it is no decode cell */
     const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
     if (kn)
         return kn->op == ATTN_OP_STEP;

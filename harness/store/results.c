@@ -15,7 +15,9 @@
  * first written as one checksummed record to PATH.journal (append-only, one write()), then to
  * the HDF5 file.  The journal is the truth; the .h5 is its readable copy.  la_results_open
  * compares the two and, when the .h5 is damaged, behind, or disagrees, rebuilds it from the
- * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.
+ * journal (as PATH.tmp-PID, renamed over PATH); a torn record at the journal's end is cut.  An
+ * .h5 whose row layout reads as another build's, beside a journal of this layout and of the
+ * same file, counts as damaged.
  * A file without a journal (deleted, or copied alone) is adopted: the journal is regenerated
  * from it.  Creation is atomic too (tmp file + rename).  Whether an existing file may be
  * resumed is decided in one place (resume_verdict in resume.c: its experiment texts and
@@ -256,6 +258,11 @@ static int recover_and_open(struct la_results *r, const struct la_provenance *pr
         }
         h5_ok = h5_exists && h5_load(r->path, 1, 1, &h, NULL, &h5err) == LA_OK;
     }
+    /* A .h5 whose row layout differs from this build's while beside it lies a journal of this
+     * layout and of the same file (its id) was written by this layout and damaged since: it is
+     * rebuilt from the journal below, not refused as another version's. */
+    if (h5_ok && !h.same_layout && j.valid && !j.foreign && same_id(&j.attrs, &h.attrs))
+        h5_ok = 0;
     if (j.foreign || (h5_ok && !h.same_layout)) {
         rc = LA_FAIL(err, LA_EFORMAT,
                      "%s was written by a linattn with another row layout; use --fresh to "

@@ -129,7 +129,8 @@ int la_row_is_softmax(const struct la_row *r);
 /* 1 if row r is a decode cell's: its kernel is a step kernel (ATTN_OP_STEP in the kernel
  * table).  A kernel name this build does not know is decided by its state_bytes (NaN in rows
  * written before the column, 0 in forward cells): > 0 for a step.  The figures of decode.h take
- * these rows, every other figure the others. */
+ * these rows, every other figure the others.  A model cell's row (data model) names the step
+ * kernel its decoder runs and is not one. */
 int la_row_is_step(const struct la_row *r);
 
 /* Names of every root attribute of path: the documented ones (order above) first, then any
