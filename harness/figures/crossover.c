@@ -455,7 +455,7 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
             snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
         else
             snprintf(kern, sizeof kern, "%s", x->kernel);
-        char A[24], cross[160], pcol[24] = "";
+        char A[24], cross[160], pcol[48] = "";
         la_crossover_A_text(x, A, sizeof A);
         la_crossover_cross_text(x, cross, sizeof cross);
         if (passes)
