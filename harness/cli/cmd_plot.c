@@ -31,6 +31,9 @@
  *   decode_speedup  softmax / linear time to generate N tokens after a prompt vs N, with the
  *              100x and 1000x lines: a linear and a softmax step series of one shape; the decode
  *              t* table DIR/STEM_decode_tstar.tsv is written with it
+ *   capacity   retrieval error vs stored keys S per (map, rule), dim φ marked, unique and
+ *              overwrite panels (harness/figures/capacity.h): the rows of a capacity file
+ *              (`linattn capacity`, harness/engine/capacity.h), read instead of results rows
  * Step rows (decode cells, la_row_is_step) go to the decode figures only, every other row to the
  * others.
  *
@@ -52,6 +55,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../figures/capacity.h"
 #include "../figures/crossover.h"
 #include "../figures/curves.h"
 #include "../figures/decode.h"
@@ -92,6 +96,8 @@ struct plot {
     size_t nds;
     struct la_decode_pair *dp;
     size_t ndp;
+    struct la_cap_row *cap; /* a capacity file's rows (then rows is empty) */
+    size_t ncap;
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -346,6 +352,19 @@ static int draw_decode(struct plot *P, const struct figure *f, FILE *meta, FILE 
     return st;
 }
 
+static int draw_capacity(struct plot *P, const struct figure *f, FILE *meta, FILE *data,
+                         int *fits, struct la_error *err)
+{
+    (void)f;
+    struct la_figure fig;
+    int st = la_capacity_figure(P->cap, P->ncap, &fig, err);
+    if (st == LA_OK)
+        write_figure(meta, data, &fig);
+    *fits = st == LA_OK && fig.fits;
+    la_figure_free(&fig);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -366,6 +385,8 @@ static const struct figure figures[] = {
     {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
      draw_decode, NULL},
     {"decode_memory", "state or KV cache bytes vs context t (step cells)", draw_decode, NULL},
+    {"capacity", "retrieval error vs stored keys S per map and rule, dim φ marked (capacity "
+     "files of `linattn capacity`)", draw_capacity, NULL},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -721,8 +742,12 @@ int cmd_plot(int argc, char **argv)
         goto fail;
     if ((st = find_scripts(P.scripts, sizeof P.scripts, scripts, &err)) != LA_OK)
         goto fail;
-    if ((st = la_results_read(h5, &P.rows, &P.n, &err)) != LA_OK)
+    if (la_capacity_is_file(h5)) {
+        if ((st = la_capacity_read(h5, &P.cap, &P.ncap, &err)) != LA_OK)
+            goto fail;
+    } else if ((st = la_results_read(h5, &P.rows, &P.n, &err)) != LA_OK) {
         goto fail;
+    }
     char name[LA_PATH_LEN] = "";
     if (la_results_attr(h5, "experiment_name", name, sizeof name, &err) != LA_OK || !name[0]) {
         const char *base = strrchr(h5, '/');
@@ -866,6 +891,7 @@ int cmd_plot(int argc, char **argv)
     free(P.ds);
     free(P.dp);
     free(P.rows);
+    free(P.cap);
     return drawn ? 0 : 1;
 fail:
     fprintf(stderr, "linattn plot: %s\n", err.msg);
@@ -874,5 +900,6 @@ fail:
     free(P.ds);
     free(P.dp);
     free(P.rows);
+    free(P.cap);
     return la_exit_code(st);
 }
