@@ -191,7 +191,7 @@ static void test_command(void **st)
     close(fd);
     assert_int_equal(tu_run(out, sizeof out,
                             "capacity --maps elu1,dpfp2,prf32 --S 8,16 --trials 1 "
-                            "--settings unique,overwrite -q -o %s",
+                            "--settings unique,overwrite --norm sum -q -o %s",
                             path),
                      0);
     struct la_cap_row *rows;

@@ -27,7 +27,7 @@ static const struct {
     int trials;
 } presets[] = {
     {"elu1,dpfp1,dpfp2,dpfp3,prf64,prf256,taylor2", "20,40,64,96,128,192,256,384,512,640",
-     "gauss", "onehot", "unique,overwrite", "sum", 2},
+     "gauss", "onehot", "unique,overwrite", "sum,l2", 2},
     {"elu1,dpfp1,dpfp2,dpfp3,prf64,prf256,prf1024,taylor2",
      "20,32,48,64,96,128,160,192,256,320,384,448,512,640,768,1024", "gauss,sphere",
      "onehot,gauss", "unique,overwrite", "sum,l2", 5},
@@ -112,7 +112,7 @@ int cmd_capacity(int argc, char **argv)
         LA_OPT_STRING("output", 'o', &out, "FILE.h5", "the capacity file written (required)"),
         LA_OPT_CHOICE("size", 0, &size, sizes,
                       "the defaults of the lists below (default quick: minutes on 2 cores; "
-                      "paper: more maps, keys, values, norms, S up to 1024 and 5 trials)"),
+                      "paper: prf1024, sphere keys, gauss values, S up to 1024 and 5 trials)"),
         LA_OPT_STRING("maps", 0, &maps, "LIST",
                       "feature maps: dpfpN (ν = N), prfM (m = M), or any map name with its "
                       "defaults (elu1, taylor2, ...)"),

@@ -486,11 +486,14 @@ static void make_caption(struct plot *P, const char *name)
 {
     char commit[128] = "?", ver[64] = "", cpu[160] = "", thr[32] = "", utc[64] = "";
     struct la_error e;
-    la_results_attr(P->h5, "git_commit", commit, sizeof commit, &e);
-    la_results_attr(P->h5, "tool_version", ver, sizeof ver, &e);
-    la_results_attr(P->h5, "cpu_model", cpu, sizeof cpu, &e);
-    la_results_attr(P->h5, "threads", thr, sizeof thr, &e);
-    la_results_attr(P->h5, "created_utc", utc, sizeof utc, &e);
+    /* A capacity file has the same provenance attributes but is not a results file. */
+    int (*attr)(const char *, const char *, char *, size_t, struct la_error *) =
+        P->cap ? la_capacity_attr : la_results_attr;
+    attr(P->h5, "git_commit", commit, sizeof commit, &e);
+    attr(P->h5, "tool_version", ver, sizeof ver, &e);
+    attr(P->h5, "cpu_model", cpu, sizeof cpu, &e);
+    attr(P->h5, "threads", thr, sizeof thr, &e);
+    attr(P->h5, "created_utc", utc, sizeof utc, &e);
     const char *base = strrchr(P->h5, '/');
     base = base ? base + 1 : P->h5;
     const char *thr_word = !thr[0] ? "" : strcmp(thr, "1") ? " threads" : " thread";

@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../featuremaps/featuremap.h"
 #include "../../kernels/attention.h"
 #include "../core/h5util.h"
+#include "../core/sysinfo.h"
 #include "../core/util.h"
 
 #define CAP_EPS 1e-6f /* linear_prefill's output normaliser eps (its outputs are not read) */
@@ -355,10 +357,26 @@ static hid_t row_type(void)
     return t;
 }
 
+/* A fixed-length string attribute of loc; negative on failure. */
+static int put_str_attr(hid_t loc, const char *name, const char *value)
+{
+    hid_t sp = H5Screate(H5S_SCALAR), t = str_type(strlen(value) + 1), a = -1;
+    int rc = -1;
+    if (sp >= 0 && t >= 0 && (a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0)
+        rc = H5Awrite(a, t, value) < 0 ? -1 : 0;
+    if (a >= 0)
+        H5Aclose(a);
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc;
+}
+
 int la_capacity_write(const char *path, const struct la_cap_row *rows, size_t n,
                       struct la_error *err)
 {
-    hid_t f = -1, sp = -1, t = -1, ds = -1, asp = -1, at = -1, ast = -1;
+    hid_t f = -1, sp = -1, t = -1, ds = -1;
     int st = LA_OK;
     H5E_BEGIN_TRY
     {
@@ -374,20 +392,21 @@ int la_capacity_write(const char *path, const struct la_cap_row *rows, size_t n,
                            : -1;
     if (ds < 0 || (n && H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0))
         st = LA_FAIL(err, LA_EIO, "capacity: cannot write the rows of %s", path);
-    const char *kind = "capacity";
-    asp = H5Screate(H5S_SCALAR);
-    ast = str_type(strlen(kind) + 1);
-    at = st == LA_OK && asp >= 0 && ast >= 0
-             ? H5Acreate2(f, "kind", ast, asp, H5P_DEFAULT, H5P_DEFAULT)
-             : -1;
-    if (st == LA_OK && (at < 0 || H5Awrite(at, ast, kind) < 0))
-        st = LA_FAIL(err, LA_EIO, "capacity: cannot write the attribute of %s", path);
-    if (at >= 0)
-        H5Aclose(at);
-    if (ast >= 0)
-        H5Tclose(ast);
-    if (asp >= 0)
-        H5Sclose(asp);
+    /* Provenance, read by `linattn plot` for the caption. */
+    char cpu[160], utc[32];
+    la_cpu_model(cpu, sizeof cpu);
+    const time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(utc, sizeof utc, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(utc, sizeof utc, "?");
+    const char *const attrs[][2] = {
+        {"kind", "capacity"},        {"tool_version", la_version()}, {"git_commit", la_git_commit()},
+        {"created_utc", utc},        {"cpu_model", cpu},             {"threads", "1"},
+    };
+    for (size_t i = 0; st == LA_OK && i < sizeof attrs / sizeof attrs[0]; i++)
+        if (put_str_attr(f, attrs[i][0], attrs[i][1]) < 0)
+            st = LA_FAIL(err, LA_EIO, "capacity: cannot write the attribute %s of %s", attrs[i][0],
+                         path);
     if (ds >= 0)
         H5Dclose(ds);
     if (t >= 0)
@@ -412,6 +431,32 @@ int la_capacity_is_file(const char *path)
     }
     H5E_END_TRY;
     return yes;
+}
+
+int la_capacity_attr(const char *path, const char *name, char *buf, size_t cap,
+                     struct la_error *err)
+{
+    if (cap)
+        buf[0] = '\0';
+    char *v = NULL;
+    int rc = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t f = la_h5_open_readonly(path);
+        if (f >= 0) {
+            rc = la_h5_read_str_attr(f, name, &v);
+            H5Fclose(f);
+        }
+    }
+    H5E_END_TRY;
+    if (rc != 0 || !v) {
+        free(v);
+        return LA_FAIL(err, LA_EFORMAT, "%s: no attribute '%s'", path, name);
+    }
+    if (cap)
+        snprintf(buf, cap, "%s", v);
+    free(v);
+    return LA_OK;
 }
 
 int la_capacity_read(const char *path, struct la_cap_row **rows_out, size_t *n_out,

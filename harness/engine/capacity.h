@@ -81,12 +81,17 @@ int la_capacity_run(const struct la_cap_cell *c, struct la_cap_row *row, struct 
 int la_capacity_trial_state(const struct la_cap_cell *c, int trial, float **phi, float **vals,
                             float **state, int *writes, int *dim, struct la_error *err);
 
-/* The capacity file: writes n rows (dataset "capacity", attribute "kind" = "capacity"), and
+/* The capacity file: writes n rows (dataset "capacity"; root attributes kind = "capacity", tool_version, git_commit,
+ * created_utc, cpu_model, threads), and
  * reads them back (*rows allocated; free it).  la_capacity_is_file: 1 when path is an HDF5
  * file with that dataset, 0 otherwise (no error). */
 int la_capacity_write(const char *path, const struct la_cap_row *rows, size_t n,
                       struct la_error *err);
 int la_capacity_read(const char *path, struct la_cap_row **rows, size_t *n, struct la_error *err);
 int la_capacity_is_file(const char *path);
+/* The root string attribute `name` of a capacity file into buf (cap bytes); LA_EFORMAT with buf
+ * "" when it is missing, as la_results_attr does for results files. */
+int la_capacity_attr(const char *path, const char *name, char *buf, size_t cap,
+                     struct la_error *err);
 
 #endif
