@@ -6,12 +6,14 @@
 # (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
 #
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
-#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode}.yaml,
-#               a few minutes on two cores; results in results/NAME.h5; then the real-model
-#               experiments (experiments/real-*.yaml) when their data can be had (hook below)
-#   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
+#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode}.yaml
+#               and the capacity experiment (`linattn capacity`), a few minutes on two cores;
+#               results in results/NAME.h5; then the real-model experiments
+#               (experiments/real-*.yaml) when their data can be had (hook below)
+#   --paper     paper sizes: experiments/paper/*.yaml and `linattn capacity --size paper` (an
+#               hour or more; see docs/FIGURES.md)
 #   --docs      also refresh docs/figures/ (small PNGs of the quick run, committed)
-#   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/)
+#   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/, or capacity)
 # Environment: LINATTN_BIN (default ./linattn), FIGURES_OUT (default plots/out),
 #   FRESH=1 (start results files over instead of resuming).
 set -euo pipefail
@@ -26,14 +28,14 @@ for a in "$@"; do
     case "$a" in
         --paper) dir=experiments/paper ;;
         --docs) docs=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "figures.sh: unknown option $a (see --help)" >&2; exit 2 ;;
         *) names+=("$a") ;;
     esac
 done
 all=0
 if [ ${#names[@]} -eq 0 ]; then
-    names=(crossover features approximation memory decode)
+    names=(crossover features approximation memory decode capacity)
     all=1
 fi
 
@@ -81,7 +83,32 @@ run_one() {
     echo "   $name done in $(( $(date +%s) - t0 )) s"
 }
 
+# capacity: the capacity experiment is a command (`linattn capacity`, no experiment file): the
+# quick size into results/capacity.h5, --paper its paper size into results/paper-capacity.h5.
+capacity() {
+    local h5=results/capacity.h5 size=quick t0 prc=0
+    if [ "$dir" = experiments/paper ]; then
+        h5=results/paper-capacity.h5
+        size=paper
+    fi
+    t0=$(date +%s)
+    echo "== capacity: linattn capacity --size $size -> $h5"
+    "$bin" capacity --size "$size" -q -o "$h5" || { failed+=(capacity); return 0; }
+    "$bin" plot "$h5" -o "$out" || prc=$?
+    [ $prc -le 1 ] || exit $prc
+    [ $prc -eq 0 ] || nofig+=(capacity)
+    if [ $docs -eq 1 ] && [ $prc -eq 0 ]; then
+        mkdir -p docs/figures
+        "$bin" plot "$h5" -o docs/figures --format png --png-dpi 80 -q > /dev/null
+    fi
+    echo "   capacity done in $(( $(date +%s) - t0 )) s"
+}
+
 for n in "${names[@]}"; do
+    if [ "$n" = capacity ]; then
+        capacity
+        continue
+    fi
     yaml=$dir/$n.yaml
     [ -f "$yaml" ] || yaml=$n
     [ -f "$yaml" ] || { echo "figures.sh: no experiment $dir/$n.yaml" >&2; exit 2; }
