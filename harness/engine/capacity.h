@@ -84,7 +84,8 @@ int la_capacity_trial_state(const struct la_cap_cell *c, int trial, float **phi,
 /* The capacity file: writes n rows (dataset "capacity"; root attributes kind = "capacity", tool_version, git_commit,
  * created_utc, cpu_model, threads), and
  * reads them back (*rows allocated; free it).  la_capacity_is_file: 1 when path is an HDF5
- * file with that dataset, 0 otherwise (no error). */
+ * file with that dataset whose rows read, 0 otherwise (no error); it reads the file in a forked
+ * child first, so a damaged file cannot crash the caller. */
 int la_capacity_write(const char *path, const struct la_cap_row *rows, size_t n,
                       struct la_error *err);
 int la_capacity_read(const char *path, struct la_cap_row **rows, size_t *n, struct la_error *err);
