@@ -4,10 +4,9 @@
  * `linattn plot` draws (the capacity figure).  The experiment itself is
  * harness/engine/capacity.h; this file parses the lists, runs the grid and prints the table.
  * Not here: the figure (harness/figures/capacity.c).  Tests: tests/test_capacity.c (the
- * experiment and the command through the binary), tests/test_figures.c (the figure).
+ * experiment, the command through the binary, the figure), tests/figures_e2e.sh (its plot).
  */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -585,7 +585,8 @@ static int split_step_rows(struct plot *P, struct la_error *err)
     size_t nstep = 0;
     for (size_t i = 0; i < P->n; i++)
         nstep += la_row_is_step(&P->rows[i]) != 0;
-    memcpy(P->rows, tmp, P->n * sizeof *tmp);
+    if (P->n) /* a capacity file has no results rows (P->rows NULL) */
+        memcpy(P->rows, tmp, P->n * sizeof *tmp);
     free(tmp);
     P->n -= nstep;
     P->nstep = nstep;

@@ -66,10 +66,7 @@ static int add_panel(const struct la_cap_row *rows, size_t n, int ow, const char
             continue;
         struct la_fig_curve c;
         memset(&c, 0, sizeof c);
-        size_t np = 0;
-        for (size_t j = i; j < n; j++)
-            np++;
-        if (la_fig_curve_alloc(&c, np) != LA_OK)
+        if (la_fig_curve_alloc(&c, n - i) != LA_OK) /* at most the rows from here on */
             return LA_ENOMEM;
         for (size_t j = i; j < n; j++) {
             const struct la_cap_row *s = &rows[j];
