@@ -84,19 +84,19 @@ STORE_SRC      := harness/store/columns.c harness/store/attrs.c harness/store/h5
                   harness/store/journal.c harness/store/resume.c harness/store/results.c
 ENGINE_SRC     := harness/engine/data.c harness/engine/fidelity_cell.c harness/engine/metrics.c \
                   harness/engine/runner.c harness/engine/progress.c harness/engine/mpi_run.c \
-                  harness/engine/train.c
+                  harness/engine/train.c harness/engine/capacity.c
 FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figures/curves.c \
                   harness/figures/crossover.c harness/figures/speedup.c \
                   harness/figures/realheads.c harness/figures/theory.c \
                   harness/figures/summary.c harness/figures/decode.c \
-                  harness/figures/fidelity.c
+                  harness/figures/fidelity.c harness/figures/capacity.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
                   harness/cli/cmd_fit.c harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
-                  harness/cli/cmd_plot.c
+                  harness/cli/cmd_plot.c harness/cli/cmd_capacity.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \
                   $(FIGURES_SRC) $(CLI_SRC)
 LIB_SRC  := $(HARNESS_SRC) $(KERNEL_SRC) $(FEATUREMAP_SRC)

@@ -6,13 +6,15 @@
 # (experiments/*.yaml).  Tested by tests/figures_e2e.sh (a tiny experiment, same commands).
 #
 # Usage: scripts/figures.sh [--paper] [--docs] [EXPERIMENT...]
-#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode,training}.yaml,
-#               a few minutes on two cores; results in results/NAME.h5; then the real-model
-#               experiments (experiments/real-*.yaml) when their data can be had, and
+#   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode,training}.yaml
+#               and the capacity experiment (`linattn capacity`), a few minutes on two cores;
+#               results in results/NAME.h5; then the real-model experiments
+#               (experiments/real-*.yaml) when their data can be had, and
 #               experiments/fidelity.yaml when the checkpoint is there (hooks below)
-#   --paper     paper sizes: experiments/paper/*.yaml (an hour or more; see docs/FIGURES.md)
+#   --paper     paper sizes: experiments/paper/*.yaml and `linattn capacity --size paper` (an
+#               hour or more; see docs/FIGURES.md)
 #   --docs      also refresh docs/figures/ (small PNGs of the quick run, committed)
-#   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/)
+#   EXPERIMENT  only these (names of files in experiments/ or experiments/paper/, or capacity)
 # Environment: LINATTN_BIN (default ./linattn), FIGURES_OUT (default plots/out),
 #   FRESH=1 (start results files over instead of resuming), FIGURES_HEADS (set by the fidelity
 #   hook: the results file plot --heads reads).
@@ -35,7 +37,7 @@ for a in "$@"; do
 done
 all=0
 if [ ${#names[@]} -eq 0 ]; then
-    names=(crossover features approximation memory decode training)
+    names=(crossover features approximation memory decode training capacity)
     all=1
 fi
 
@@ -85,7 +87,32 @@ run_one() {
     echo "   $name done in $(( $(date +%s) - t0 )) s"
 }
 
+# capacity: the capacity experiment is a command (`linattn capacity`, no experiment file): the
+# quick size into results/capacity.h5, --paper its paper size into results/paper-capacity.h5.
+capacity() {
+    local h5=results/capacity.h5 size=quick t0 prc=0
+    if [ "$dir" = experiments/paper ]; then
+        h5=results/paper-capacity.h5
+        size=paper
+    fi
+    t0=$(date +%s)
+    echo "== capacity: linattn capacity --size $size -> $h5"
+    "$bin" capacity --size "$size" -q -o "$h5" || { failed+=(capacity); return 0; }
+    "$bin" plot "$h5" -o "$out" || prc=$?
+    [ $prc -le 1 ] || exit $prc
+    [ $prc -eq 0 ] || nofig+=(capacity)
+    if [ $docs -eq 1 ] && [ $prc -eq 0 ]; then
+        mkdir -p docs/figures
+        "$bin" plot "$h5" -o docs/figures --format png --png-dpi 80 -q > /dev/null
+    fi
+    echo "   capacity done in $(( $(date +%s) - t0 )) s"
+}
+
 for n in "${names[@]}"; do
+    if [ "$n" = capacity ]; then
+        capacity
+        continue
+    fi
     yaml=$dir/$n.yaml
     [ -f "$yaml" ] || yaml=$n
     [ -f "$yaml" ] || { echo "figures.sh: no experiment $dir/$n.yaml" >&2; exit 2; }

@@ -2,7 +2,8 @@
 # figures_e2e.sh — the figure pipeline end to end on a tiny experiment written here: linattn run
 # → export (TSV) → plot; every figure that should fit is drawn as PNG and PDF with valid magic
 # bytes (\x89PNG, %PDF) and a non-trivial size; the T* table is printed and written; and the
-# error paths: an unknown figure, a missing file, gnuplot missing from PATH.
+# error paths: an unknown figure, a missing file, gnuplot missing from PATH; and a capacity file
+# (`linattn capacity`) drawn as the capacity figure alone.
 # Not a test of how the figures look (view plots/out/*.png) nor of the crossover arithmetic
 # (tests/test_crossover.c).  Run: bash tests/figures_e2e.sh  (scripts/run-tests.sh runs it.)
 set -u
@@ -82,6 +83,16 @@ grep -q 'commit' "$tmp/keep/crossover.meta.gp" || bad "caption has no commit"
     > "$tmp/plot2.log" 2>&1 || { bad "plot --only memory failed"; cat "$tmp/plot2.log"; }
 [ -f "$tmp/out2/e2e_memory.png" ] || bad "--only memory did not draw it"
 [ -e "$tmp/out2/e2e_memory.pdf" ] && bad "--format png wrote a PDF"
+
+# A capacity file (`linattn capacity`): only the capacity figure fits it, with its caption.
+"$bin" capacity --maps dpfp1,prf32 --S 16,64,256 --trials 1 --settings unique,overwrite \
+    -q -o "$tmp/cap.h5" > "$tmp/cap.log" 2>&1 || { bad "linattn capacity failed"; cat "$tmp/cap.log"; }
+"$bin" plot "$tmp/cap.h5" -o "$tmp/out5" --keep "$tmp/keep5" > "$tmp/plot5.log" 2>&1 ||
+    { bad "plot of a capacity file failed"; cat "$tmp/plot5.log"; }
+check_fig "$tmp/out5/cap_capacity"
+[ "$(ls "$tmp/out5" | wc -l)" -eq 2 ] || bad "plot of a capacity file drew other figures"
+grep -q 'commit' "$tmp/keep5/capacity.meta.gp" || bad "capacity caption has no commit"
+[ -e "$tmp/out/e2e_capacity.png" ] && bad "capacity drawn from a results file"
 
 # Error paths.
 "$bin" plot "$tmp/e2e.h5" --only crossovr -o "$tmp/out3" > "$tmp/e1.log" 2>&1

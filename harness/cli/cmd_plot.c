@@ -36,6 +36,9 @@
  *   decode_speedup  softmax / linear time to generate N tokens after a prompt vs N, with the
  *              100x and 1000x lines: a linear and a softmax step series of one shape; the decode
  *              t* table DIR/STEM_decode_tstar.tsv is written with it
+ *   capacity   retrieval error vs stored keys S per (map, rule), dim φ marked, unique and
+ *              overwrite panels (harness/figures/capacity.h): the rows of a capacity file
+ *              (`linattn capacity`, harness/engine/capacity.h), read instead of results rows
  * Step rows (decode cells, la_row_is_step) go to the decode figures only, every other row to the
  * others.
  *
@@ -57,6 +60,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../figures/capacity.h"
 #include "../figures/crossover.h"
 #include "../figures/curves.h"
 #include "../figures/decode.h"
@@ -100,6 +104,8 @@ struct plot {
     size_t ndp;
     struct la_row *heads; /* --heads: the same maps on the model's heads (NULL: not given) */
     size_t nheads;
+    struct la_cap_row *cap; /* a capacity file's rows (then rows is empty) */
+    size_t ncap;
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -375,6 +381,19 @@ static int draw_fidelity(struct plot *P, const struct figure *f, FILE *meta, FIL
     return st;
 }
 
+static int draw_capacity(struct plot *P, const struct figure *f, FILE *meta, FILE *data,
+                         int *fits, struct la_error *err)
+{
+    (void)f;
+    struct la_figure fig;
+    int st = la_capacity_figure(P->cap, P->ncap, &fig, err);
+    if (st == LA_OK)
+        write_figure(meta, data, &fig);
+    *fits = st == LA_OK && fig.fits;
+    la_figure_free(&fig);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -399,6 +418,8 @@ static const struct figure figures[] = {
     {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
      draw_decode, NULL},
     {"decode_memory", "state or KV cache bytes vs context t (step cells)", draw_decode, NULL},
+    {"capacity", "retrieval error vs stored keys S per map and rule, dim φ marked (capacity "
+     "files of `linattn capacity`)", draw_capacity, NULL},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -498,11 +519,14 @@ static void make_caption(struct plot *P, const char *name)
 {
     char commit[128] = "?", ver[64] = "", cpu[160] = "", thr[32] = "", utc[64] = "";
     struct la_error e;
-    la_results_attr(P->h5, "git_commit", commit, sizeof commit, &e);
-    la_results_attr(P->h5, "tool_version", ver, sizeof ver, &e);
-    la_results_attr(P->h5, "cpu_model", cpu, sizeof cpu, &e);
-    la_results_attr(P->h5, "threads", thr, sizeof thr, &e);
-    la_results_attr(P->h5, "created_utc", utc, sizeof utc, &e);
+    /* A capacity file has the same provenance attributes but is not a results file. */
+    int (*attr)(const char *, const char *, char *, size_t, struct la_error *) =
+        P->cap ? la_capacity_attr : la_results_attr;
+    attr(P->h5, "git_commit", commit, sizeof commit, &e);
+    attr(P->h5, "tool_version", ver, sizeof ver, &e);
+    attr(P->h5, "cpu_model", cpu, sizeof cpu, &e);
+    attr(P->h5, "threads", thr, sizeof thr, &e);
+    attr(P->h5, "created_utc", utc, sizeof utc, &e);
     const char *base = strrchr(P->h5, '/');
     base = base ? base + 1 : P->h5;
     const char *thr_word = !thr[0] ? "" : strcmp(thr, "1") ? " threads" : " thread";
@@ -595,7 +619,8 @@ static int split_step_rows(struct plot *P, struct la_error *err)
     size_t nstep = 0;
     for (size_t i = 0; i < P->n; i++)
         nstep += la_row_is_step(&P->rows[i]) != 0;
-    memcpy(P->rows, tmp, P->n * sizeof *tmp);
+    if (P->n) /* a capacity file has no results rows (P->rows NULL) */
+        memcpy(P->rows, tmp, P->n * sizeof *tmp);
     free(tmp);
     P->n -= nstep;
     P->nstep = nstep;
@@ -759,8 +784,12 @@ int cmd_plot(int argc, char **argv)
         goto fail;
     if ((st = find_scripts(P.scripts, sizeof P.scripts, scripts, &err)) != LA_OK)
         goto fail;
-    if ((st = la_results_read(h5, &P.rows, &P.n, &err)) != LA_OK)
+    if (la_capacity_is_file(h5)) {
+        if ((st = la_capacity_read(h5, &P.cap, &P.ncap, &err)) != LA_OK)
+            goto fail;
+    } else if ((st = la_results_read(h5, &P.rows, &P.n, &err)) != LA_OK) {
         goto fail;
+    }
     if (heads && (st = la_results_read(heads, &P.heads, &P.nheads, &err)) != LA_OK)
         goto fail;
     char name[LA_PATH_LEN] = "";
@@ -911,6 +940,7 @@ int cmd_plot(int argc, char **argv)
     free(P.dp);
     free(P.rows);
     free(P.heads);
+    free(P.cap);
     return drawn ? 0 : 1;
 fail:
     fprintf(stderr, "linattn plot: %s\n", err.msg);
@@ -920,5 +950,6 @@ fail:
     free(P.dp);
     free(P.rows);
     free(P.heads);
+    free(P.cap);
     return la_exit_code(st);
 }

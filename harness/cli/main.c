@@ -27,6 +27,7 @@ static const struct subcommand subcommands[] = {
     {"export", cmd_export, "print a results file's rows as TSV (--where, --columns)"},
     {"info", cmd_info, "describe a results file: provenance, experiment, failures"},
     {"plot", cmd_plot, "draw the figures of a results file with gnuplot (PNG and PDF)"},
+    {"capacity", cmd_capacity, "how many associations a state holds, per map and rule (-o FILE)"},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 
