@@ -96,7 +96,7 @@ CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_ba
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
                   harness/cli/cmd_fit.c harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \
-                  harness/cli/cmd_plot.c harness/cli/cmd_capacity.c
+                  harness/cli/cmd_plot.c harness/cli/cmd_capacity.c harness/cli/param_options.c
 HARNESS_SRC    := $(CORE_SRC) $(MODEL_SRC) $(EXPERIMENT_SRC) $(STORE_SRC) $(ENGINE_SRC) \
                   $(FIGURES_SRC) $(CLI_SRC)
 LIB_SRC  := $(HARNESS_SRC) $(KERNEL_SRC) $(FEATUREMAP_SRC)

@@ -3,7 +3,7 @@
  * for people (aligned) or scripts (--tsv), with its efficiency against the fp32 peak of the
  * cores and against SGEMM, both measured in the same run at the same thread count; `--suite`
  * runs the benchmark table of bench_suite.c instead.
- * The cell's options are built from the parameter schema (harness/experiment/params.c): one per
+ * The cell's options are built from the parameter schema (param_options.c): one per
  * row with a `flag`, read by the schema's parser, defaults and help from the row; a new
  * parameter with a flag needs no edit here.  bench's own options (--seed, --budget, --ref-rows,
  * --tsv, the --suite form) are written below.
@@ -11,12 +11,10 @@
  * reach the cell), tests/cli_env.sh (the SIMD path and thread count printed),
  * tests/test_runner.c (the runner itself).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../../kernels/attention.h"
 #include "../../kernels/simd.h"
@@ -29,6 +27,7 @@
 #include "bench.h"
 #include "commands.h"
 #include "options.h"
+#include "param_options.h"
 
 /* bench's defaults: the schema's (params.c), with a longer sequence than an experiment's, where
  * the kernels run at speed; the kernel `linear` is resolved once --causal is known. */
@@ -38,90 +37,6 @@ static void cell_defaults(struct la_cell *c)
     la_cell_defaults(c);
     c->T = BENCH_T;
     c->seed = 1;
-}
-
-/* The option of one schema row: its parameter, the cell it sets. */
-struct param_opt {
-    const struct la_param *p;
-    struct la_cell *c;
-};
-
-/* --FLAG VALUE of a schema row: read by the schema's parser (its range or choices, and the
- * experiment loader's messages, naming the option), stored into the cell; a path must be
- * readable. */
-static int set_param(const struct la_option *opt, const char *value, char *msg, size_t cap)
-{
-    const struct param_opt *po = opt->target;
-    char what[64];
-    struct la_value v;
-    snprintf(what, sizeof what, "--%s", po->p->flag);
-    if (la_param_parse_as(po->p, what, value, 0, &v, msg, cap) != LA_OK)
-        return 1;
-    if (po->p->type == LA_PT_PATH && access(value, R_OK) != 0) {
-        snprintf(msg, cap, "%s: cannot read '%s': %s", what, value, strerror(errno));
-        return 1;
-    }
-    la_param_set(po->p, po->c, &v);
-    return 0;
-}
-
-/* Room for the rows built from the schema. */
-struct param_rows {
-    struct param_opt po[LA_NPARAMS];
-    char argname[LA_NPARAMS][96]; /* "N", "X|auto", "iid|orthogonal" */
-    char help[LA_NPARAMS][256];   /* the row's help and its default */
-};
-
-/* One option row per schema row with a bench flag, in table order, into opts (room for
- * LA_NPARAMS rows); returns how many.  A boolean whose default is false is a flag that sets it;
- * every other row takes a value (set_param).  The help is the row's, with the default the cell
- * holds, unless the row leaves it to be derived (dv = d), it is empty (weights) or it is a
- * value the option cannot take (m's 0: the map's own, which the help says). */
-static size_t schema_options(struct la_cell *c, struct param_rows *pr, struct la_option *opts)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < LA_NPARAMS; i++) {
-        const struct la_param *p = &la_params[i];
-        if (!p->flag)
-            continue;
-        struct la_value v;
-        char text[64], def[80] = "", msg[256];
-        la_param_get(p, c, &v);
-        la_param_format(p, &v, text, sizeof text);
-        if (p->def && text[0] && la_param_check(p, &v, "", NULL, msg, sizeof msg) == LA_OK)
-            snprintf(def, sizeof def, " (default %s)", text);
-        if (p->type == LA_PT_BOOL && !v.i) {
-            opts[n++] = (struct la_option){.name = p->flag,
-                                           .kind = LA_OPTK_FLAG,
-                                           .target = (char *)c + p->cell_off,
-                                           .help = p->help};
-            continue;
-        }
-        /* The value's name: its choices, else what kind of value it is. */
-        char *arg = pr->argname[n];
-        const size_t acap = sizeof pr->argname[n];
-        snprintf(arg, acap, "%s",
-                 p->type == LA_PT_INT    ? "N"
-                 : p->type == LA_PT_REAL ? "X"
-                 : p->type == LA_PT_BOOL ? "true|false"
-                 : p->type == LA_PT_PATH ? "FILE"
-                                         : "NAME");
-        for (size_t k = 0; p->type == LA_PT_CHOICE && p->choices[k]; k++)
-            snprintf(arg + (k ? strlen(arg) : 0), acap - (k ? strlen(arg) : 0), "%s%s",
-                     k ? "|" : "", p->choices[k]);
-        if (p->word)
-            snprintf(arg + strlen(arg), acap - strlen(arg), "|%s", p->word);
-        snprintf(pr->help[n], sizeof pr->help[n], "%s%s", p->help, def);
-        pr->po[n] = (struct param_opt){p, c};
-        opts[n] = (struct la_option){.name = p->flag,
-                                     .kind = LA_OPTK_CALLBACK,
-                                     .target = &pr->po[n],
-                                     .argname = arg,
-                                     .help = pr->help[n],
-                                     .fn = set_param};
-        n++;
-    }
-    return n;
 }
 
 /* The --suite options. */
@@ -164,14 +79,14 @@ int cmd_bench(int argc, char **argv)
     long long seed = (long long)c.seed;
     /* The cell's parameters from the schema, then bench's own options (its measurement
      * settings take wider ranges than an experiment's: a budget of 0 is the minimum repeats). */
-    struct param_rows pr;
+    struct la_param_rows pr;
     struct la_option one_opts[LA_NPARAMS + 5];
     char budget_help[96], ref_help[96];
     snprintf(budget_help, sizeof budget_help, "time budget of the repeats (default %g s)",
              c.time_budget_s);
     snprintf(ref_help, sizeof ref_help,
              "query rows of the exact reference for the errors (default %d)", c.max_ref_rows);
-    size_t n = schema_options(&c, &pr, one_opts);
+    size_t n = la_param_options(&c, NULL, 1, &pr, one_opts);
     one_opts[n++] =
         (struct la_option)LA_OPT_INT64("seed", 0, &seed, "S", 0, 0x7fffffffffffffffLL,
                                        "seed of the data and of the map's draws (default 1)");

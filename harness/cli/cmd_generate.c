@@ -30,6 +30,7 @@
 #include "../store/results.h"
 #include "commands.h"
 #include "options.h"
+#include "param_options.h"
 
 #define DEFAULT_STEPS 256
 #define MAX_MAPS 32
@@ -41,77 +42,6 @@
 static int is_attn_param(const struct la_param *p)
 {
     return p->flag && (p->scope == LA_SCOPE_MAP || p == &la_params[LA_PARAM_EPS]);
-}
-
-struct param_opt {
-    const struct la_param *p;
-    struct la_cell *c;
-    int given;
-};
-
-struct param_rows {
-    struct param_opt po[LA_NPARAMS];
-    char argname[LA_NPARAMS][96];
-    char help[LA_NPARAMS][256];
-};
-
-/* --FLAG VALUE of a schema row: the schema's parser (range, choices, messages naming the
- * option); a path must be readable. */
-static int set_param(const struct la_option *opt, const char *value, char *msg, size_t cap)
-{
-    struct param_opt *po = opt->target;
-    char what[64];
-    struct la_value v;
-    snprintf(what, sizeof what, "--%s", po->p->flag);
-    if (la_param_parse_as(po->p, what, value, 0, &v, msg, cap) != LA_OK)
-        return 1;
-    if (po->p->type == LA_PT_PATH && access(value, R_OK) != 0) {
-        snprintf(msg, cap, "%s: cannot read '%s': %s", what, value, strerror(errno));
-        return 1;
-    }
-    la_param_set(po->p, po->c, &v);
-    po->given = 1;
-    return 0;
-}
-
-/* The option rows of the attention parameters into opts; returns how many. */
-static size_t param_options(struct la_cell *c, struct param_rows *pr, struct la_option *opts)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < LA_NPARAMS; i++) {
-        const struct la_param *p = &la_params[i];
-        if (!is_attn_param(p))
-            continue;
-        struct la_value v;
-        char text[64], def[80] = "", msg[256];
-        la_param_get(p, c, &v);
-        la_param_format(p, &v, text, sizeof text);
-        if (p->def && text[0] && la_param_check(p, &v, "", NULL, msg, sizeof msg) == LA_OK)
-            snprintf(def, sizeof def, " (default %s)", text);
-        char *arg = pr->argname[n];
-        const size_t acap = sizeof pr->argname[n];
-        snprintf(arg, acap, "%s",
-                 p->type == LA_PT_INT    ? "N"
-                 : p->type == LA_PT_REAL ? "X"
-                 : p->type == LA_PT_BOOL ? "true|false"
-                 : p->type == LA_PT_PATH ? "FILE"
-                                         : "NAME");
-        for (size_t k = 0; p->type == LA_PT_CHOICE && p->choices[k]; k++)
-            snprintf(arg + (k ? strlen(arg) : 0), acap - (k ? strlen(arg) : 0), "%s%s",
-                     k ? "|" : "", p->choices[k]);
-        if (p->word)
-            snprintf(arg + strlen(arg), acap - strlen(arg), "|%s", p->word);
-        snprintf(pr->help[n], sizeof pr->help[n], "%s%s", p->help, def);
-        pr->po[n] = (struct param_opt){p, c, 0};
-        opts[n] = (struct la_option){.name = p->flag,
-                                     .kind = LA_OPTK_CALLBACK,
-                                     .target = &pr->po[n],
-                                     .argname = arg,
-                                     .help = pr->help[n],
-                                     .fn = set_param};
-        n++;
-    }
-    return n;
 }
 
 /* ---- the attention choices -------------------------------------------------------------- */
@@ -167,7 +97,7 @@ static int parse_attention(const char *text, const char **out, int *n_out)
 
 /* Refuses a given parameter that no listed attention reads: 0, or 2 after the error naming
  * what the map reads. */
-static int check_params(const struct param_rows *pr, size_t np, const char *const *att, int na,
+static int check_params(const struct la_param_rows *pr, size_t np, const char *const *att, int na,
                         int seed_map_given)
 {
     for (size_t i = 0; i < np + 1; i++) {
@@ -410,7 +340,7 @@ int cmd_generate(int argc, char **argv)
     double temperature = NAN; /* NaN: not given, 1.0 */
     struct la_cell cell;
     la_cell_defaults(&cell);
-    static struct param_rows pr;
+    static struct la_param_rows pr;
     struct la_option opts[LA_NPARAMS + 16];
     size_t n = 0;
     opts[n++] = (struct la_option)LA_OPT_STRING(
@@ -421,7 +351,7 @@ int cmd_generate(int argc, char **argv)
         "feature map (`linattn list`); default softmax.  With --fidelity a comma list, default "
         "softmax and every map that needs no file");
     const size_t first_param = n;
-    n += param_options(&cell, &pr, opts + n);
+    n += la_param_options(&cell, is_attn_param, 0, &pr, opts + n);
     const size_t n_params = n - first_param;
     opts[n++] = (struct la_option)LA_OPT_INT64(
         "seed-map", 0, &seed_map, "S", 0, 4294967295LL,
