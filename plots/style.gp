@@ -34,16 +34,26 @@ term_for(fmt) = fmt eq "png" ? \
             "set output out.'.pdf'", fig_w, fig_h, font_name, font_size)
 
 # ---- colours: one per map, the same in every figure (Okabe–Ito, colour-blind safe) ----------
-mapcolor(name) = \
-    name eq "softmax" ? "#000000" : \
-    name eq "elu1"    ? "#E69F00" : \
-    name eq "relu"    ? "#56B4E9" : \
-    name eq "rff"     ? "#009E73" : \
-    name eq "prf"     ? "#0072B2" : \
-    name eq "hyp"     ? "#D55E00" : \
-    name eq "gerf"    ? "#CC79A7" : \
-    name eq "taylor2" ? "#8C6D31" : \
-    name eq "learned" ? "#7F7F7F" : "#999933"
+maprgb(name) = \
+    name eq "softmax" ? 0x000000 : \
+    name eq "elu1"    ? 0xE69F00 : \
+    name eq "relu"    ? 0x56B4E9 : \
+    name eq "rff"     ? 0x009E73 : \
+    name eq "prf"     ? 0x0072B2 : \
+    name eq "hyp"     ? 0xD55E00 : \
+    name eq "gerf"    ? 0xCC79A7 : \
+    name eq "taylor2" ? 0x8C6D31 : \
+    name eq "learned" ? 0x7F7F7F : \
+    name eq "dpfp"    ? 0x999933 : 0x999933
+mapcolor(name) = sprintf("#%06X", maprgb(name))
+# Variants of one map (point types 2, 3, ...: the second m, the second ν) keep the map's hue in
+# another shade, so that they stay apart where their point marks are too small to tell: a
+# positive t darkens each channel to (1 − t) of itself, a negative one mixes |t| of white in.
+array SHADE[4] = [0.42, -0.5, 0.65, -0.75]
+mix1(v, t) = t >= 0 ? int(v * (1 - t)) : int(v + (255 - v) * (-t))
+mixrgb(c, t) = mix1((c >> 16) & 255, t) * 65536 + mix1((c >> 8) & 255, t) * 256 + mix1(c & 255, t)
+variantcolor(name, i) = sprintf("#%06X", i <= 1 ? maprgb(name) : \
+                                mixrgb(maprgb(name), SHADE[(i - 2) % 4 + 1]))
 
 # ---- dashes and points: variants of one map (m, draw, causality) -----------------------------
 # 1 solid (the first variant, IID, non-causal), 2 dashed (orthogonal, causal, the second m),
@@ -98,7 +108,7 @@ caption_off = "unset label 99"
 set style textbox opaque noborder
 panel_note = sprintf("set label 98 pnote[p] at graph 0.98, 0.95 right font ',%g' " . \
                      "tc rgb '#aa3333' front boxed noenhanced", font_size * 0.8)
-curve_style = "lc rgb mapcolor(bmap[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
+curve_style = "lc rgb variantcolor(bmap[b], bpt[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
               "pt pt_of(bpt[b]) ps ps_of(bpt[b])"
 plot_curves = "plot for [b=pfirst[p]:plast[p]] data index (b-1) using 1:2:3:4 " . \
               "with yerrorlines " . curve_style . \
