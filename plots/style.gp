@@ -44,7 +44,7 @@ maprgb(name) = \
     name eq "gerf"    ? 0xCC79A7 : \
     name eq "taylor2" ? 0x8C6D31 : \
     name eq "learned" ? 0x7F7F7F : \
-    name eq "dpfp"    ? 0x999933 : 0x999933
+    name eq "dpfp"    ? 0x999933 : 0x44AA99
 mapcolor(name) = sprintf("#%06X", maprgb(name))
 # Variants of one map (point types 2, 3, ...: the second m, the second ν) keep the map's hue in
 # another shade, so that they stay apart where their point marks are too small to tell: a
