@@ -592,7 +592,8 @@ static void test_names(void **state)
                  "linear_step, softmax_step, linear_delta_step, linear_decay_step, "
                  "linear_gated_step): linear, softmax_flash, linear_noncausal, linear_causal, "
                  "linear_causal_recurrent, linear_causal_chunked, linear_step, softmax_step, "
-                 "linear_delta_recurrent, linear_delta_step, linear_decay_recurrent, "
+                 "linear_delta_recurrent, linear_delta_chunked, linear_delta_step, "
+                 "linear_decay_recurrent, "
                  "linear_decay_chunked, linear_decay_step, linear_gated_recurrent, "
                  "linear_gated_chunked, linear_gated_step");
     /* A step kernel is a sweep kernel: a decode cell, causal, with its map. */
