@@ -57,6 +57,8 @@ struct la_cell {
     double eps;               /* linear normaliser eps */
     double beta, gamma, alpha; /* the recurrences' gates (constants): delta β, decay γ, gated
                                   α (attention.h "Recurrences") */
+    int beta_data, alpha_data; /* 1: β_t (α_t) per token from the h5 data file's /beta (/alpha)
+                                  instead of the constant (`beta: data`; docs/data-layout.md) */
     int recur_norm;           /* the recurrences' normaliser: enum attn_recur_norm */
     int pass;                 /* enum la_pass */
 
