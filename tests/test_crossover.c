@@ -363,6 +363,40 @@ static void test_passes_apart(void **state)
     assert_null(strstr(buf, "pass")); /* forward rows only: the table as before */
 }
 
+/* The recurrences in the crossover (experiments/crossover.yaml): one series per kernel with the
+ * same map, each against softmax, with its T* from its own times and its flop T* from its
+ * rule's model (delta 6·m·dv + 2·dv per token, decay and gated 5·m·dv + 4·m). */
+static void test_recurrences_apart(void **state)
+{
+    (void)state;
+    static const char *const kernels[] = {"linear_causal", "linear_delta_recurrent",
+                                          "linear_decay_recurrent", "linear_gated_recurrent"};
+    struct la_row rows[8 * NT];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        n = add_series(rows, n, kernels[i], "elu1", 32, 32, 1, 1e-9, (2 + i) * 1e-7, 1e-7);
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 4);
+    const double m = 32, dv = 32, fm = 2.0 * 4.0 * m, soft = 2.0 * (32 + dv) / 2.0;
+    for (int i = 0; i < 4; i++) {
+        const struct la_crossover *x = NULL;
+        for (size_t j = 0; j < nx; j++)
+            if (!strcmp(xo[j].kernel, kernels[i]))
+                x = &xo[j];
+        assert_non_null(x);
+        /* soft = a·T², lin = (b + c)·T cross at (b + c)/a = (3 + i)·100. */
+        assert_true(fabs(x->T_star - (3 + i) * 100.0) < 1e-6 * 100.0);
+        const double lin = i == 0   ? 4.0 * m * dv + 4.0 * m
+                           : i == 1 ? 6.0 * m * dv + 2.0 * dv
+                                    : 5.0 * m * dv + 4.0 * m;
+        assert_true(fabs(x->T_flops - (lin + fm) / soft) < 1e-9 * x->T_flops);
+    }
+    la_crossover_free(xo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_medians_and_filters), cmocka_unit_test(test_crosses_back),
         cmocka_unit_test(test_no_pairs_and_print),  cmocka_unit_test(test_fm_flops),
         cmocka_unit_test(test_flop_T),              cmocka_unit_test(test_passes_apart),
+        cmocka_unit_test(test_recurrences_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
