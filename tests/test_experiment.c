@@ -14,6 +14,7 @@
 
 #include <hdf5.h>
 
+#include "../featuremaps/featuremap.h"
 #include "../harness/core/sysinfo.h"
 #include "../harness/experiment/experiment.h"
 #include "../harness/store/results.h"
@@ -1145,6 +1146,21 @@ static void test_run_order_and_estimates(void **state)
     assert_non_null(strstr(buf, "6 cells (0 dropped, 0 merged)"));
     assert_non_null(strstr(buf, e->cells[5].key));
     free(buf);
+    la_experiment_free(e);
+
+    /* dpfp's features are 2·d·ν: the estimate follows ν (featuremap_params_dim), not d alone. */
+    e = load_ok("sweep: {kernel: linear, map: dpfp, nu: [1, 3], T: 512, d: 16}\n");
+    assert_int_equal(e->ncells, 2);
+    assert_int_equal(e->cells[0].nu + e->cells[1].nu, 4);
+    kn = attn_kernel_lookup("linear_noncausal");
+    struct la_error ferr;
+    const struct featuremap_type *dp = featuremap_lookup("dpfp", &ferr);
+    for (size_t i = 0; i < e->ncells; i++) {
+        c = &e->cells[i];
+        const int m = 2 * 16 * c->nu;
+        assert_true(la_cell_flops(c) == attn_nominal_flops(kn, 512, m, 16, 0) +
+                                            2.0 * featuremap_nominal_flops(dp, 512, 16, m));
+    }
     la_experiment_free(e);
 
     /* The kernel runs on the features the map will give (its nominal_dim): rff's m = d = 8

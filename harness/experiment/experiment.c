@@ -1694,12 +1694,18 @@ done:
 
 /* ---- estimates and the plan ------------------------------------------------------------- */
 
-/* The output dimension the cell's map will have, from its type's nominal_dim (no map is built
- * here; for learned maps it is an estimate), or m (d when 0) for a map this build does not
- * know.  An estimate for ordering, ETAs and memory, not a promise. */
+/* The output dimension the cell's map will have, from its type's dimension for the cell's map
+ * parameters (featuremap_params_dim: dpfp's 2·d·ν; no map is built here; for learned maps it is
+ * an estimate), or m (d when 0) for a map this build does not know.  An estimate for ordering,
+ * ETAs and memory, not a promise. */
 static double est_m(const struct la_cell *c, const struct featuremap_type *t)
 {
-    return t ? featuremap_nominal_dim(t, c->d, c->m) : (c->m > 0 ? c->m : c->d);
+    if (!t)
+        return c->m > 0 ? c->m : c->d;
+    struct fm_params p;
+    featuremap_params_default(&p, c->d);
+    la_params_to_fm(c, &p);
+    return featuremap_params_dim(t, &p);
 }
 
 /* The backward kernel a training pass runs for forward kernel kn (engine/train.h), or NULL. */

@@ -192,6 +192,7 @@ const struct la_param la_params[LA_NPARAMS] = {
                      .scope = LA_SCOPE_MAP,
                      .def = "1",
                      CELL(nu),
+                     ROW(nu),
                      FM(nu)},
     [LA_PARAM_CAUSAL] = {.name = "causal",
                          .flag = "causal",
@@ -254,6 +255,7 @@ const struct la_param la_params[LA_NPARAMS] = {
                        .applies = reads_beta,
                        .def = "1",
                        CELL(beta),
+                       ROW(beta),
                        .word_off = offsetof(struct la_cell, beta_data)},
     [LA_PARAM_GAMMA] = {.name = "gamma",
                         .flag = "gamma",
@@ -267,7 +269,8 @@ const struct la_param la_params[LA_NPARAMS] = {
                         .scope = LA_SCOPE_KERNEL,
                         .applies = reads_gamma,
                         .def = "0.96875",
-                        CELL(gamma)},
+                        CELL(gamma),
+                        ROW(gamma)},
     [LA_PARAM_ALPHA] = {.name = "alpha",
                         .flag = "alpha",
                         .legend = "α",
@@ -284,10 +287,11 @@ const struct la_param la_params[LA_NPARAMS] = {
                         .applies = reads_alpha,
                         .def = "0.96875",
                         CELL(alpha),
+                        ROW(alpha),
                         .word_off = offsetof(struct la_cell, alpha_data)},
     [LA_PARAM_RECUR_NORM] = {.name = "recur_norm",
                              .flag = "recur-norm",
-                             .legend = "",
+                             .legend = "recur_norm",
                              .help = "the recurrences' normaliser: rule (decay, gated: 1/(qᵀz + "
                                      "eps); delta: none), none, or sum (q, k divided by their "
                                      "sums)",
@@ -299,7 +303,8 @@ const struct la_param la_params[LA_NPARAMS] = {
                              .noun = "normaliser",
                              .nouns = "valid normalisers",
                              .def = "rule",
-                             CELL(recur_norm)},
+                             CELL(recur_norm),
+                             ROW(recur_norm)},
     [LA_PARAM_T] = {.name = "T",
                     .flag = "T",
                     .legend = "T",
@@ -1009,7 +1014,10 @@ void la_params_fill_row(const struct la_cell *c, struct la_row *r)
             break;
         default: {
             char text[LA_PATH_LEN + 8];
-            if ((p->flags & LA_PF_KEY_DASH) && !la_param_reads(p, t))
+            /* "-" where the parameter means nothing: a map's it does not read (draw), a
+             * kernel's whose rule does not read it (recur_norm). */
+            if (((p->flags & LA_PF_KEY_DASH) && !la_param_reads(p, t)) ||
+                (p->scope == LA_SCOPE_KERNEL && p->applies && !p->applies(c)))
                 snprintf(text, sizeof text, "-");
             else
                 la_param_format(p, &v, text, sizeof text);
