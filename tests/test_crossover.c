@@ -365,7 +365,8 @@ static void test_passes_apart(void **state)
 
 /* The recurrences in the crossover (experiments/crossover.yaml): one series per kernel with the
  * same map, each against softmax, with its T* from its own times and its flop T* from its
- * rule's model (delta 6·m·dv + 2·dv per token, decay and gated 5·m·dv + 4·m). */
+ * rule's model (delta 6·m·dv + 2·dv per token, decay and gated 5·m·dv + 4·m); and one series
+ * per value of a swept gate. */
 static void test_recurrences_apart(void **state)
 {
     (void)state;
@@ -393,8 +394,31 @@ static void test_recurrences_apart(void **state)
                            : i == 1 ? 6.0 * m * dv + 2.0 * dv
                                     : 5.0 * m * dv + 4.0 * m;
         assert_true(fabs(x->T_flops - (lin + fm) / soft) < 1e-9 * x->T_flops);
+        assert_string_equal(x->rule, ""); /* one series per kernel: nothing to tell apart */
     }
     la_crossover_free(xo);
+
+    /* A sweep over γ: one series per value, told apart by "γ=…" in the legend and table. */
+    n = add_series(rows, 0, "linear_decay_recurrent", "elu1", 32, 32, 1, 1e-9, 2e-7, 1e-7);
+    const size_t n1 = n;
+    n = add_series(rows, n, "linear_decay_recurrent", "elu1", 32, 32, 1, 1e-9, 4e-7, 1e-7);
+    for (size_t i = 0; i < n; i++)
+        rows[i].gamma = i < n1 ? 0.9 : 0.99;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 2);
+    assert_string_equal(xo[0].rule, "γ=0.9");
+    assert_string_equal(xo[1].rule, "γ=0.99");
+    assert_true(fabs(xo[0].T_star - 300.0) < 1e-6 * 300.0);
+    assert_true(fabs(xo[1].T_star - 500.0) < 1e-6 * 500.0);
+    char name[96];
+    la_crossover_name(&xo[1], 0, 0, 0, name, sizeof name);
+    assert_string_equal(name, "elu1 γ=0.99");
+    la_crossover_free(xo);
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(la_crossover_print(rows, n, f), 2);
+    fclose(f);
+    assert_non_null(strstr(buf, "linear_decay_recurrent γ=0.99   1 "));
 }
 
 int main(void)

@@ -92,9 +92,10 @@ int la_bench_recur(double peak, double budget, int tsv)
         v[i] = (float)(2.0 * la_splitmix64_unit(&s) - 1.0);
     memset(y, 0, nv * sizeof *y);
     memset(work, 0, wsmax * sizeof *work);
-    printf("# recurrences (causal, recurrent form, delta chunked, then decay and gated chunked, 1 thread, m = dv = %d, T = %d): nominal "
-           "flops per token 4·m·dv + 4·m (sum), 5·m·dv + 4·m (decay, gated), 6·m·dv + 2·dv "
-           "(delta); peak = that rate over the fp32 peak above\n",
+    printf("# recurrences (causal, recurrent form, delta chunked, then decay and gated "
+           "chunked, 1 thread, m = dv = %d, T = %d): nominal flops per token 4·m·dv + 4·m "
+           "(sum), 5·m·dv + 4·m (decay, gated), 6·m·dv + 2·dv (delta); peak = that rate over "
+           "the fp32 peak above\n",
            M, T);
     if (tsv)
         printf("rule\tkernel\tT\tm\tdv\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
