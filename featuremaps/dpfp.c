@@ -156,11 +156,18 @@ static double dpfp_bytes(size_t n, int d, int m)
     return fm_rows_bytes(n, d, m);
 }
 
-/* m when given (it must be 2dν), else ν = 1's 2d: the models' arguments do not carry ν, so the
- * harness's estimates (run order, ETA, memory) take ν = 1; a run's rows use the built map's m. */
+/* m when given (it must be 2dν), else ν = 1's 2d: (d, m) does not carry ν, so this is the
+ * dimension at the default ν; dpfp_params_dim, which has ν, is the one the harness's estimates
+ * (run order, ETA, memory: featuremap_params_dim) use.  A run's rows record the built map's m,
+ * 2dν, which the flops and bytes models above take as their m. */
 static double dpfp_nominal_dim(int d, int m)
 {
     return m > 0 ? m : 2.0 * d;
+}
+
+static double dpfp_params_dim(const struct fm_params *p)
+{
+    return p->m > 0 ? p->m : 2.0 * p->d * (p->nu >= 1 ? p->nu : 1);
 }
 
 const struct featuremap_type fm_dpfp = {
@@ -173,6 +180,7 @@ const struct featuremap_type fm_dpfp = {
     .flops = dpfp_flops,
     .bytes = dpfp_bytes,
     .nominal_dim = dpfp_nominal_dim,
+    .params_dim = dpfp_params_dim,
     .init = dpfp_init,
     .out_dim = dpfp_out_dim,
     .work_floats = dpfp_work_floats,

@@ -36,7 +36,9 @@
  *    once, and the map's parameters (W, offsets, biases; not scalars) read once: the model at
  *    n = 0 is the parameters alone.  Workspace traffic is not counted.
  *  - The output dimension a type gives for parameters (d, fm_params.m) is nominal_dim, also
- *    without building: for learned it is an estimate (the weights file decides).
+ *    without building: for learned it is an estimate (the weights file decides).  Where it
+ *    depends on another parameter (dpfp's ν), featuremap_params_dim gives it from the whole
+ *    fm_params (the flops and bytes models then take that m).
  * Each map's file derives its counts; featuremaps/README.md lists them.
  */
 #ifndef LA_FEATUREMAP_H
@@ -98,6 +100,9 @@ struct featuremap_type {
     /* The output dimension init gives for input dimension d and fm_params.m = m (0 = the
      * map's default), without building the map. */
     double (*nominal_dim)(int d, int m);
+    /* The output dimension init gives for all of p, for a map whose dimension depends on a
+     * parameter besides d and m (dpfp: 2·d·ν); NULL: nominal_dim(p->d, p->m). */
+    double (*params_dim)(const struct fm_params *p);
 
     /* Reads params, draws its randomness from rng (may be NULL for deterministic maps), and
      * fills state.  Returns LA_OK or an LA_E* code with err filled (e.g. m = 0, missing file). */
@@ -249,5 +254,8 @@ double featuremap_nominal_backward_flops(const struct featuremap_type *t, size_t
 double featuremap_nominal_flops(const struct featuremap_type *t, size_t n, int d, int m);
 double featuremap_nominal_bytes(const struct featuremap_type *t, size_t n, int d, int m);
 double featuremap_nominal_dim(const struct featuremap_type *t, int d, int m);
+/* The output dimension for parameters p (p->d, p->m and what else the type reads: dpfp's ν),
+ * without building the map; NaN for a NULL t, p->d < 1 or p->m < 0. */
+double featuremap_params_dim(const struct featuremap_type *t, const struct fm_params *p);
 
 #endif

@@ -221,3 +221,10 @@ double featuremap_nominal_dim(const struct featuremap_type *t, int d, int m)
 {
     return t && d >= 1 && m >= 0 ? t->nominal_dim(d, m) : NAN;
 }
+
+double featuremap_params_dim(const struct featuremap_type *t, const struct fm_params *p)
+{
+    if (!t || !p || p->d < 1 || p->m < 0)
+        return NAN;
+    return t->params_dim ? t->params_dim(p) : t->nominal_dim(p->d, p->m);
+}

@@ -431,6 +431,11 @@ const char *la_simd_path(void);
  * Rows whose normaliser (q_tᵀz_t, or the sum of q_t) is <= eps in absolute value are counted
  * in n_small_den.  The delta rule is only stable while β_t‖k_t‖² <= 2: with raw features, give
  * it unit keys or use ATTN_RN_SUM (‖k̂‖₂ <= ‖k̂‖₁ = 1).
+ * Forms: recurrent (token by token over the state), chunked (chunks of attn_args.chunk tokens
+ * through GEMMs: decay and gated through the products of the gates, default chunk 64; delta
+ * through the WY/UT representation, U = (I + strictly-lower(diag(β) K Kᵀ))⁻¹ diag(β) (V − K S0)
+ * per chunk, default chunk 16, 6·m·dv + 4·C·(m + dv) + C²/3 flops per token against the model's
+ * 6·m·dv), prefill and step (below).
  * State of one sequence (prefill, step): S (dk × dv) then z (dk), as linear attention's (delta
  * and the normalisers other than RULE leave z as it is).
  * Flops per token (the models of the table's rows): delta 6·m·dv + 2·dv (Sᵀk, the rank-one
@@ -481,6 +486,7 @@ extern const struct attn_ref attn_ref_gated, attn_ref_gated_prefill, attn_ref_ga
 void attn_delta_recurrent(struct attn_args *a);
 void attn_decay_recurrent(struct attn_args *a);
 void attn_gated_recurrent(struct attn_args *a);
+void attn_delta_chunked(struct attn_args *a);
 void attn_decay_chunked(struct attn_args *a);
 void attn_gated_chunked(struct attn_args *a);
 void attn_delta_prefill(struct attn_args *a);

@@ -24,6 +24,7 @@ size_t attn_linear_causal_backward_ws(int T, int dk, int dv, int causal, int chu
 size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_recur_step_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 size_t attn_recur_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_delta_chunked_ws(int T, int dk, int dv, int causal, int chunk, int threads);
 
 /* Floats of one sequence's linear state: S (dk × dv) and z (dk), whatever T (linear_decode.c). */
 size_t attn_linear_state_floats(int T, int dk, int dv);

@@ -554,6 +554,21 @@ const struct attn_kernel attn_kernels[] = {
         .update = ATTN_UPD_DELTA,
     },
     {
+        .name = "linear_delta_chunked",
+        .summary = "causal linear attention, fp32, delta rule, chunks: the WY/UT representation "
+                   "(forward substitution per chunk, then seven GEMMs) (SIMD)",
+        .op = ATTN_OP_FORWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_delta,
+        .flops = delta_flops,
+        .bytes = delta_bytes,
+        .workspace = attn_delta_chunked_ws,
+        .run = attn_delta_chunked,
+        .update = ATTN_UPD_DELTA,
+    },
+    {
         .name = "linear_delta_prefill",
         .summary = "causal linear attention, fp32, delta rule, prefill: T tokens of one sequence "
                    "appended to its state (S, z), y for each",

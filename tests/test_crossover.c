@@ -363,6 +363,64 @@ static void test_passes_apart(void **state)
     assert_null(strstr(buf, "pass")); /* forward rows only: the table as before */
 }
 
+/* The recurrences in the crossover (experiments/crossover.yaml): one series per kernel with the
+ * same map, each against softmax, with its T* from its own times and its flop T* from its
+ * rule's model (delta 6·m·dv + 2·dv per token, decay and gated 5·m·dv + 4·m); and one series
+ * per value of a swept gate. */
+static void test_recurrences_apart(void **state)
+{
+    (void)state;
+    static const char *const kernels[] = {"linear_causal", "linear_delta_recurrent",
+                                          "linear_decay_recurrent", "linear_gated_recurrent"};
+    struct la_row rows[8 * NT];
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        n = add_series(rows, n, kernels[i], "elu1", 32, 32, 1, 1e-9, (2 + i) * 1e-7, 1e-7);
+    struct la_crossover *xo = NULL;
+    size_t nx = 0;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 4);
+    const double m = 32, dv = 32, fm = 2.0 * 4.0 * m, soft = 2.0 * (32 + dv) / 2.0;
+    for (int i = 0; i < 4; i++) {
+        const struct la_crossover *x = NULL;
+        for (size_t j = 0; j < nx; j++)
+            if (!strcmp(xo[j].kernel, kernels[i]))
+                x = &xo[j];
+        assert_non_null(x);
+        /* soft = a·T², lin = (b + c)·T cross at (b + c)/a = (3 + i)·100. */
+        assert_true(fabs(x->T_star - (3 + i) * 100.0) < 1e-6 * 100.0);
+        const double lin = i == 0   ? 4.0 * m * dv + 4.0 * m
+                           : i == 1 ? 6.0 * m * dv + 2.0 * dv
+                                    : 5.0 * m * dv + 4.0 * m;
+        assert_true(fabs(x->T_flops - (lin + fm) / soft) < 1e-9 * x->T_flops);
+        assert_string_equal(x->rule, ""); /* one series per kernel: nothing to tell apart */
+    }
+    la_crossover_free(xo);
+
+    /* A sweep over γ: one series per value, told apart by "γ=…" in the legend and table. */
+    n = add_series(rows, 0, "linear_decay_recurrent", "elu1", 32, 32, 1, 1e-9, 2e-7, 1e-7);
+    const size_t n1 = n;
+    n = add_series(rows, n, "linear_decay_recurrent", "elu1", 32, 32, 1, 1e-9, 4e-7, 1e-7);
+    for (size_t i = 0; i < n; i++)
+        rows[i].gamma = i < n1 ? 0.9 : 0.99;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    assert_int_equal(nx, 2);
+    assert_string_equal(xo[0].rule, "γ=0.9");
+    assert_string_equal(xo[1].rule, "γ=0.99");
+    assert_true(fabs(xo[0].T_star - 300.0) < 1e-6 * 300.0);
+    assert_true(fabs(xo[1].T_star - 500.0) < 1e-6 * 500.0);
+    char name[96];
+    la_crossover_name(&xo[1], 0, 0, 0, name, sizeof name);
+    assert_string_equal(name, "elu1 γ=0.99");
+    la_crossover_free(xo);
+    char buf[4096];
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    assert_int_equal(la_crossover_print(rows, n, f), 2);
+    fclose(f);
+    assert_non_null(strstr(buf, "linear_decay_recurrent γ=0.99   1 "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_medians_and_filters), cmocka_unit_test(test_crosses_back),
         cmocka_unit_test(test_no_pairs_and_print),  cmocka_unit_test(test_fm_flops),
         cmocka_unit_test(test_flop_T),              cmocka_unit_test(test_passes_apart),
+        cmocka_unit_test(test_recurrences_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

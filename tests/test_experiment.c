@@ -14,6 +14,7 @@
 
 #include <hdf5.h>
 
+#include "../featuremaps/featuremap.h"
 #include "../harness/core/sysinfo.h"
 #include "../harness/experiment/experiment.h"
 #include "../harness/store/results.h"
@@ -592,7 +593,8 @@ static void test_names(void **state)
                  "linear_step, softmax_step, linear_delta_step, linear_decay_step, "
                  "linear_gated_step): linear, softmax_flash, linear_noncausal, linear_causal, "
                  "linear_causal_recurrent, linear_causal_chunked, linear_step, softmax_step, "
-                 "linear_delta_recurrent, linear_delta_step, linear_decay_recurrent, "
+                 "linear_delta_recurrent, linear_delta_chunked, linear_delta_step, "
+                 "linear_decay_recurrent, "
                  "linear_decay_chunked, linear_decay_step, linear_gated_recurrent, "
                  "linear_gated_chunked, linear_gated_step");
     /* A step kernel is a sweep kernel: a decode cell, causal, with its map. */
@@ -701,6 +703,51 @@ static void test_h5_data(void **state)
     expect_error(text, LA_EINVAL, 2, 9, "'heads' comes from the data file");
     snprintf(text, sizeof text, "data: {source: h5, path: %s}\nsweep: {sigma: 2}\n", path);
     expect_error(text, LA_EINVAL, 2, 9, "'sigma' applies to data source gaussian only");
+    /* Gates from the data: `beta: data` needs /beta (L, H, T) in the file; `alpha: data`
+     * needs /alpha; neither is there yet.  The other values of the axis stay constants. */
+    snprintf(text, sizeof text,
+             "data: {source: h5, path: %s}\nsweep: {kernel: linear_delta_recurrent, causal: "
+             "true, beta: [0.5, data]}\n",
+             path);
+    expect_error(text, LA_EFORMAT, 2, 67, "'beta: data': data file '");
+    snprintf(text, sizeof text,
+             "data: {source: h5, path: %s}\nsweep: {kernel: linear_gated_recurrent, causal: "
+             "true, alpha: data}\n",
+             path);
+    expect_error(text, LA_EFORMAT, 2, 62, "lacks dataset /alpha");
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    const hsize_t bd[3] = {2, 3, 16}, bad[2] = {3, 16};
+    float beta[2 * 3 * 16];
+    for (size_t i = 0; i < sizeof beta / sizeof beta[0]; i++)
+        beta[i] = 0.5f;
+    hid_t sp = H5Screate_simple(3, bd, NULL);
+    hid_t d = H5Dcreate2(f, "/beta", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, beta) >= 0);
+    H5Dclose(d), H5Sclose(sp);
+    sp = H5Screate_simple(2, bad, NULL);
+    d = H5Dcreate2(f, "/alpha", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, beta) >= 0);
+    H5Dclose(d), H5Sclose(sp);
+    H5Fclose(f);
+    snprintf(text, sizeof text,
+             "data: {source: h5, path: %s}\nsweep: {kernel: linear_delta_recurrent, causal: "
+             "true, beta: [0.5, data]}\n",
+             path);
+    e = load_ok(text);
+    assert_int_equal(count_cells(e, "beta=data "), 2); /* one per layer */
+    assert_int_equal(count_cells(e, "beta=0.5 "), 2);
+    for (size_t i = 0; i < e->ncells; i++)
+        assert_int_equal(e->cells[i].beta_data, strstr(e->cells[i].key, "beta=data ") != NULL);
+    la_experiment_free(e);
+    snprintf(text, sizeof text,
+             "data: {source: h5, path: %s}\nsweep: {kernel: linear_gated_recurrent, causal: "
+             "true, alpha: data}\n",
+             path);
+    expect_error(text, LA_EFORMAT, 2, 62, "/alpha of '");
+    /* Not an h5 source. */
+    expect_error("sweep: {kernel: linear_delta_chunked, causal: true, beta: data}\n", LA_EINVAL, 1,
+                 59, "'beta: data' reads /beta from an h5 data file; the data source is gaussian");
     /* Axes of other sources. */
     expect_error("sweep: {layer: 0}\n", LA_EINVAL, 1, 9, "'layer' applies to data source h5");
     expect_error("sweep: {norm: 2}\n", LA_EINVAL, 1, 9, "'norm' applies to data source sphere");
@@ -1099,6 +1146,21 @@ static void test_run_order_and_estimates(void **state)
     assert_non_null(strstr(buf, "6 cells (0 dropped, 0 merged)"));
     assert_non_null(strstr(buf, e->cells[5].key));
     free(buf);
+    la_experiment_free(e);
+
+    /* dpfp's features are 2·d·ν: the estimate follows ν (featuremap_params_dim), not d alone. */
+    e = load_ok("sweep: {kernel: linear, map: dpfp, nu: [1, 3], T: 512, d: 16}\n");
+    assert_int_equal(e->ncells, 2);
+    assert_int_equal(e->cells[0].nu + e->cells[1].nu, 4);
+    kn = attn_kernel_lookup("linear_noncausal");
+    struct la_error ferr;
+    const struct featuremap_type *dp = featuremap_lookup("dpfp", &ferr);
+    for (size_t i = 0; i < e->ncells; i++) {
+        c = &e->cells[i];
+        const int m = 2 * 16 * c->nu;
+        assert_true(la_cell_flops(c) == attn_nominal_flops(kn, 512, m, 16, 0) +
+                                            2.0 * featuremap_nominal_flops(dp, 512, 16, m));
+    }
     la_experiment_free(e);
 
     /* The kernel runs on the features the map will give (its nominal_dim): rff's m = d = 8

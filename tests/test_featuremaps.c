@@ -1462,6 +1462,18 @@ static void test_nominal_cost(void **state)
         p.m = dims[i].m;
         struct featuremap *fm = make_map(t->name, &p, MASTER_SEED);
         assert_int_equal(fm->m, dims[i].dim);
+        assert_true(featuremap_params_dim(t, &p) == dims[i].dim);
+        featuremap_free(fm);
+    }
+    /* dpfp's dimension depends on ν, which only the whole parameters carry: 2·d·ν. */
+    const struct featuremap_type *dpfp = featuremap_lookup("dpfp", &err);
+    for (int nu = 1; nu <= 3; nu++) {
+        struct fm_params p;
+        featuremap_params_default(&p, d);
+        p.nu = nu;
+        struct featuremap *fm = make_map("dpfp", &p, MASTER_SEED);
+        assert_int_equal(fm->m, 2 * d * nu);
+        assert_true(featuremap_params_dim(dpfp, &p) == fm->m);
         featuremap_free(fm);
     }
     const char *path = tmp_path("cost.h5");
@@ -1482,6 +1494,10 @@ static void test_nominal_cost(void **state)
     assert_true(isnan(featuremap_nominal_bytes(prf, n, d, 0)));
     assert_true(isnan(featuremap_nominal_dim(prf, d, -1)));
     assert_true(isnan(featuremap_nominal_dim(NULL, d, 0)));
+    struct fm_params bad;
+    featuremap_params_default(&bad, 0);
+    assert_true(isnan(featuremap_params_dim(prf, &bad)));
+    assert_true(isnan(featuremap_params_dim(NULL, &bad)));
 }
 
 int main(void)

@@ -89,7 +89,10 @@ static void test_fields_are_columns(void **state)
     for (int f = 0; f < la_field_count(); f++) {
         const struct la_column *c = la_row_column(la_field_name(f));
         assert_non_null(c);
-        struct la_row r = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
+        /* recur_norm applies to the recurrences' rows only. */
+        struct la_row r = mkrow(strcmp(c->name, "recur_norm") ? "linear_noncausal"
+                                                              : "linear_delta_recurrent",
+                                "prf", 64, 0, 256, 16, 1.0);
         char *p = (char *)&r + c->offset;
         if (c->kind == LA_COL_STRING) {
             snprintf(p, c->size, "zq%d", f);
@@ -145,8 +148,8 @@ static void test_fields_from_schema(void **state)
     for (int f = 0; f < n; f++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? " " : "",
                  la_field_name(f));
-    assert_string_equal(names, "causal d map draw m A kernel dv sigma T data chunk eps batch "
-                               "heads threads layer head pass");
+    assert_string_equal(names, "causal d map draw m A nu kernel beta gamma alpha recur_norm dv "
+                               "sigma T data chunk eps batch heads threads layer head pass");
     struct la_row r = mkrow("linear_causal_chunked", "gerf", 64, 1, 2048, 32, 0.5);
     r.threads = 2;
     r.layer = 3;
@@ -161,6 +164,51 @@ static void test_fields_from_schema(void **state)
         if (p->legend[0] && !strstr(t, p->legend))
             fail_msg("field %s: text '%s' without its label '%s'", p->col, t, p->legend);
     }
+}
+
+/* The recurrences' parameters and dpfp's ν are fields: each applies to the rows whose rule (or
+ * map) reads it, a gate from the data reads "β=data", and a sweep over γ or ν varies a series
+ * within one panel (what runs), as m does. */
+static void test_fields_recurrences(void **state)
+{
+    (void)state;
+    struct la_row rows[4];
+    rows[0] = mkrow("linear_decay_recurrent", "elu1", 64, 1, 2048, 64, 1.0);
+    rows[0].gamma = 0.9;
+    snprintf(rows[0].recur_norm, sizeof rows[0].recur_norm, "rule");
+    rows[1] = rows[0];
+    rows[1].gamma = 0.99;
+    rows[2] = mkrow("linear_delta_recurrent", "dpfp", 128, 1, 2048, 64, 1.0);
+    rows[2].nu = 1;
+    rows[2].beta = NAN;
+    snprintf(rows[2].recur_norm, sizeof rows[2].recur_norm, "sum");
+    rows[3] = rows[2];
+    rows[3].nu = 2;
+    rows[3].m = 256;
+    rows[3].beta = 0.5;
+    const int g = field("gamma"), b = field("beta"), a = field("alpha"), nu = field("nu");
+    const int rn = field("recur_norm");
+    assert_true(la_field_applies(&rows[0], g) && !la_field_applies(&rows[0], b));
+    assert_true(!la_field_applies(&rows[0], a) && la_field_applies(&rows[0], rn));
+    assert_true(la_field_applies(&rows[2], b) && !la_field_applies(&rows[2], g));
+    assert_true(!la_field_applies(&rows[0], nu) && la_field_applies(&rows[2], nu));
+    struct la_row s = mkrow("linear_causal", "elu1", 64, 1, 2048, 64, 1.0);
+    assert_true(!la_field_applies(&s, rn) && !la_field_applies(&s, g));
+    text_is(&rows[0], "gamma", "γ=0.9");
+    text_is(&rows[0], "recur_norm", "recur_norm=rule");
+    text_is(&rows[2], "beta", "β=data");
+    text_is(&rows[3], "beta", "β=0.5");
+    text_is(&rows[3], "nu", "nu=2");
+    const size_t sel01[] = {0, 1}, sel23[] = {2, 3};
+    assert_true(la_fields_varying(rows, sel01, 2, la_fields_all()) == LA_FIELD_BIT(g));
+    /* dpfp does not read m (it follows from ν): ν and β vary. */
+    assert_true(la_fields_varying(rows, sel23, 2, la_fields_all()) ==
+                (LA_FIELD_BIT(nu) | LA_FIELD_BIT(b)));
+    /* One panel, two series. */
+    assert_int_equal(la_fields_cmp_panel(&rows[0], &rows[1]), 0);
+    assert_true(la_fields_cmp_curve(&rows[0], &rows[1]) < 0);
+    assert_int_equal(la_fields_cmp_panel(&rows[2], &rows[3]), 0);
+    assert_true(la_fields_cmp_curve(&rows[2], &rows[3]) < 0);
 }
 
 static void test_fields_text(void **state)
@@ -1127,6 +1175,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_are_columns), cmocka_unit_test(test_fields_from_schema),
+        cmocka_unit_test(test_fields_recurrences),
         cmocka_unit_test(test_fields_text),
         cmocka_unit_test(test_fields_settings),    cmocka_unit_test(test_fields_varying_and_order),
         cmocka_unit_test(test_curves_error_T),     cmocka_unit_test(test_curves_average_heads),

@@ -1234,6 +1234,73 @@ static void test_recur_chunked_gates(void **state)
     free(q), free(k), free(v), free(y), free(g), free(qd), free(kd), free(vd), free(yd), free(gd);
 }
 
+/* The chunked delta rule (the WY/UT representation) at chunk sizes 1, 5, 64 and T on every
+ * vector path, against the reference: β per token in (0.2, 1] with unit-norm keys and no
+ * normaliser, and one constant β under sum normalisation. */
+static void test_delta_chunked_chunks(void **state)
+{
+    (void)state;
+    const int T = 300, m = 20, dv = 24;
+    const size_t nq = (size_t)T * m, ny = (size_t)T * dv;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
+    float *v = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+    float *g = malloc(sizeof(float) * T);
+    double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nq);
+    double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
+    double *gd = malloc(sizeof(double) * T);
+    features(q, k, v, T, m, dv, 5050);
+    for (int t = 0; t < T; t++) {
+        double n2 = 0.0;
+        for (int f = 0; f < m; f++)
+            n2 += (double)k[(size_t)t * m + f] * k[(size_t)t * m + f];
+        for (int f = 0; f < m; f++)
+            k[(size_t)t * m + f] = (float)(k[(size_t)t * m + f] / sqrt(n2));
+    }
+    tu_fill(g, (size_t)T, 0.39f, 5051);
+    for (int t = 0; t < T; t++)
+        g[t] = 0.605f + g[t];
+    tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
+    tu_to_double(g, gd, (size_t)T);
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_delta_chunked");
+    assert_non_null(kn);
+    assert_int_equal(kn->uses_chunk, 1);
+    assert_int_equal(kn->update, ATTN_UPD_DELTA);
+    double *scr = malloc(sizeof(double) * kn->ref->scratch(T, m, dv));
+    static const int chunks[] = {1, 5, 64, 300};
+    for (int mode = 0; mode < 2; mode++) {
+        const int norm = mode ? ATTN_RN_SUM : ATTN_RN_NONE, per_token = !mode;
+        struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yd, .T = T, .dk = m,
+                                   .dv = dv, .causal = 1, .eps = 1e-6, .scratch = scr,
+                                   .gate = per_token ? gd : NULL, .gate_const = 0.7,
+                                   .recur_norm = norm};
+        kn->ref->run(&ra);
+        for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+            if (la_simd_force(isa) != 0)
+                continue;
+            for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                float *w = malloc(sizeof(float) *
+                                  attn_workspace_floats(kn, T, m, dv, 1, chunks[c], 1));
+                struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = m, .dv = dv,
+                                      .causal = 1, .eps = 1e-6f, .chunk = chunks[c],
+                                      .threads = 1, .work = w, .gate = per_token ? g : NULL,
+                                      .gate_const = 0.7f, .recur_norm = norm};
+                kn->run(&a);
+                const double e = tu_rel_err(y, yd, ny);
+                if (!(e <= ATTN_TOL_RECUR))
+                    print_error("%s [%s] chunk=%d norm=%d: %.3g\n", kn->name, la_simd_name(isa),
+                                chunks[c], norm, e);
+                assert_true(tu_all_finite(y, ny));
+                assert_true(e <= ATTN_TOL_RECUR);
+                assert_int_equal(a.n_small_den, ra.n_small_den);
+                free(w);
+            }
+        }
+        la_simd_force(-1);
+    }
+    free(scr);
+    free(q), free(k), free(v), free(y), free(g), free(qd), free(kd), free(vd), free(yd), free(gd);
+}
+
 /* Mutations the recurrence checks must fail: a delta rule that forgets the −Sᵀk correction
  * (the sum rule scaled by β), a decay kernel that ignores γ, a gated step that ignores α, and a
  * delta prefill that leaves the state as it was. */
@@ -1348,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_recur_ref_by_hand),
         cmocka_unit_test(test_recur_modes),
         cmocka_unit_test(test_recur_chunked_gates),
+        cmocka_unit_test(test_delta_chunked_chunks),
         cmocka_unit_test(test_recur_mutations),
         cmocka_unit_test(test_recur_find),
     };

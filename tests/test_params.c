@@ -455,7 +455,8 @@ static void test_errors(void **state)
                    "unknown kernel 'softmax_flsh' (did you mean 'softmax_flash'?); valid "
                    "kernels: linear, softmax_flash, linear_noncausal, linear_causal, "
                    "linear_causal_recurrent, linear_causal_chunked, linear_step, softmax_step, "
-                   "linear_delta_recurrent, linear_delta_step, linear_decay_recurrent, "
+                   "linear_delta_recurrent, linear_delta_chunked, linear_delta_step, "
+                   "linear_decay_recurrent, "
                    "linear_decay_chunked, linear_decay_step, linear_gated_recurrent, "
                    "linear_gated_chunked, linear_gated_step");
     expect_refused(LA_PARAM_WEIGHTS, "", 0, LA_EINVAL,

@@ -327,6 +327,150 @@ static void run_ok(struct la_runner_ws *ws, const struct la_cell *c, struct la_r
     assert_int_equal(row->status, LA_ROW_OK);
 }
 
+/* Adds dataset `name` of the given shape to an existing file, every value from fill(i). */
+static void add_gate_ds(const char *path, const char *name, int rank, const hsize_t *dims,
+                        float (*fill)(size_t i))
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    size_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= dims[i];
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = fill(i);
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    free(x);
+    H5Fclose(f);
+}
+
+static float gate_quarter(size_t i)
+{
+    (void)i;
+    return 0.25f;
+}
+
+/* A spread of gates in [0.55, 0.95]; varies along every axis. */
+static float gate_spread(size_t i)
+{
+    return 0.55f + 0.4f * (float)((i * 2654435761u) % 1000u) / 1000.0f;
+}
+
+static float gate_bad(size_t i)
+{
+    return i == 7 ? 1.5f : 0.5f;
+}
+
+/* `beta: data` and `alpha: data`: per-token gates from the h5 file's /beta (L, H, T) and
+ * /alpha (L, H, T, m), for forward and decode cells; a file whose β are all 0.25 gives the same
+ * rows as the constant 0.25, varying gates run against the reference with the same gates
+ * (err_impl), and a missing dataset, a wrong shape or a gate out of range fail the row. */
+static void test_data_gates(void **state)
+{
+    (void)state;
+    struct la_runner_ws *ws = la_runner_ws_alloc();
+    assert_non_null(ws);
+    char path[512];
+    tmp_path(path, sizeof path, "gates.h5");
+    const hsize_t dims[4] = {2, 3, 40, 8}, bd[3] = {2, 3, 40}, ad[4] = {2, 3, 40, 8};
+    write_h5(path, 4, dims, 31, 0);
+    add_gate_ds(path, "beta", 3, bd, gate_quarter);
+    add_gate_ds(path, "alpha", 4, ad, gate_spread);
+    struct la_cell c;
+    struct la_row a, b;
+    struct la_error err;
+    static const char *const delta[] = {"linear_delta_recurrent", "linear_delta_chunked",
+                                        "linear_delta_step"};
+    for (size_t i = 0; i < 3; i++) {
+        base_cell(&c);
+        set_kernel(&c, delta[i], "elu1", 1);
+        c.source = LA_DATA_H5;
+        snprintf(c.data_path, sizeof c.data_path, "%s", path);
+        c.layer = 1;
+        c.T = 33;
+        c.d = c.dv = 8;
+        c.heads = 1;
+        c.measure_time = 0;
+        c.recur_norm = ATTN_RN_SUM;
+        c.beta = 0.25;
+        run_ok(ws, &c, &a);
+        c.beta = 0.0;
+        c.beta_data = 1;
+        run_ok(ws, &c, &b);
+        assert_same_errors(&a, &b);
+        assert_true(b.err_impl < 1e-5);
+    }
+    static const char *const gated[] = {"linear_gated_recurrent", "linear_gated_chunked",
+                                        "linear_gated_step"};
+    for (size_t i = 0; i < 3; i++) {
+        base_cell(&c);
+        set_kernel(&c, gated[i], "elu1", 1);
+        c.source = LA_DATA_H5;
+        snprintf(c.data_path, sizeof c.data_path, "%s", path);
+        c.layer = 0;
+        c.head = i == 2 ? 1 : -1;
+        c.T = 40;
+        c.d = c.dv = 8;
+        c.heads = 1;
+        c.measure_time = 0;
+        c.alpha = 0.75;
+        run_ok(ws, &c, &a);
+        c.alpha_data = 1;
+        run_ok(ws, &c, &b);
+        assert_true(b.err_impl < 1e-5);
+        assert_true(a.err_rel_fro != b.err_rel_fro); /* the gates differ from 0.75 */
+    }
+    /* A map whose m is not /alpha's last dimension (dpfp: m = 2d). */
+    set_kernel(&c, "linear_gated_recurrent", "dpfp", 1);
+    c.head = -1;
+    c.nu = 1;
+    assert_int_equal(la_run_cell(ws, &c, &b, &err), LA_EFORMAT);
+    assert_int_equal(b.status, LA_ROW_FAILED);
+    assert_non_null(strstr(b.message, "/alpha"));
+    assert_non_null(strstr(b.message, "m = 16"));
+    /* A gate out of (0, 1]. */
+    tmp_path(path, sizeof path, "gates_bad.h5");
+    write_h5(path, 4, dims, 31, 0);
+    add_gate_ds(path, "beta", 3, bd, gate_bad);
+    base_cell(&c);
+    set_kernel(&c, "linear_delta_recurrent", "elu1", 1);
+    c.source = LA_DATA_H5;
+    snprintf(c.data_path, sizeof c.data_path, "%s", path);
+    c.T = 40;
+    c.d = c.dv = 8;
+    c.heads = 1;
+    c.beta_data = 1;
+    assert_int_equal(la_run_cell(ws, &c, &b, &err), LA_EFORMAT);
+    assert_non_null(strstr(b.message, "1.5"));
+    /* A missing dataset, and a /beta of the wrong shape. */
+    c.alpha_data = 1;
+    set_kernel(&c, "linear_gated_recurrent", "elu1", 1);
+    assert_int_equal(la_run_cell(ws, &c, &b, &err), LA_EFORMAT);
+    assert_non_null(strstr(b.message, "no dataset /alpha"));
+    unlink(path);
+    write_h5(path, 4, dims, 31, 0);
+    add_gate_ds(path, "beta", 4, ad, gate_quarter);
+    set_kernel(&c, "linear_delta_recurrent", "elu1", 1);
+    assert_int_equal(la_run_cell(ws, &c, &b, &err), LA_EFORMAT);
+    assert_non_null(strstr(b.message, "one gate per token"));
+    unlink(path);
+    /* Not an h5 source. */
+    base_cell(&c);
+    set_kernel(&c, "linear_delta_recurrent", "elu1", 1);
+    c.beta_data = 1;
+    assert_int_equal(la_run_cell(ws, &c, &b, &err), LA_EINVAL);
+    assert_non_null(strstr(b.message, "need data source h5"));
+    tmp_path(path, sizeof path, "gates.h5");
+    unlink(path);
+    la_runner_ws_free(ws);
+}
+
 static void test_every_kernel(void **state)
 {
     (void)state;
@@ -1147,6 +1291,7 @@ int main(void)
         cmocka_unit_test(test_training_cells),
         cmocka_unit_test(test_grad_ref_rows),
         cmocka_unit_test(test_failed_rows),
+        cmocka_unit_test(test_data_gates),
         cmocka_unit_test(test_many_heads_note),
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_time_rotate),

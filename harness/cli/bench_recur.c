@@ -1,8 +1,9 @@
 /* bench_recur.c — the recurrences' rows of `linattn bench --suite` (`make bench`): the causal
  * recurrent forms of the sum, decay, gated and delta update rules (kernels/recurrence.c,
  * attention.h "Recurrences") at d = m = dv = 64, T = 16384, one thread, each against the fp32
- * peak of the cores measured in the same run (bench_suite.c passes it in); then the chunked
- * forms of decay and gated (default chunk) for comparison.
+ * peak of the cores measured in the same run (bench_suite.c passes it in), the chunked delta
+ * rule (WY/UT representation, default chunk) next to its recurrent row; then the chunked forms
+ * of decay and gated (default chunk) for comparison.
  * Inputs: positive elu1-like features; the delta rule's keys scaled to unit norm (its update is
  * stable for β‖k‖² <= 2), β_t = 0.5, γ = 0.95, α_t[i] in [0.9, 1).  Timing does not depend on
  * these values (no data-dependent branches), only on the shapes.
@@ -12,7 +13,10 @@
  * tokens).  The kernel hides the dependence in the one pass each token makes anyway: while it
  * writes row i of S_t it also adds k_{t+1}[i]·S_t[i] into u_{t+1}, so the state is loaded and
  * stored once per token for three FMAs per element (update, output, next u), and the next token
- * waits only for the last rows of that pass.
+ * waits only for the last rows of that pass.  The chunked delta rule trades that serial pass
+ * for GEMMs: it does 6·m·dv + 4·C·(m + dv) + C²/3 flops per token (about 1.3 times the nominal
+ * 6·m·dv at m = dv = 64 and its default C = 16, see recurrence.c attn_delta_chunked), so its
+ * efficiency against the nominal model is the small GEMMs' over that factor.
  * A benchmark, not a test: it prints numbers and checks nothing.
  */
 #include <math.h>
@@ -47,7 +51,8 @@ int la_bench_recur(double peak, double budget, int tsv)
     enum { T = 16384, M = 64, DV = 64 };
     static const char *const names[] = {"linear_causal_recurrent", "linear_decay_recurrent",
                                         "linear_gated_recurrent",  "linear_delta_recurrent",
-                                        "linear_decay_chunked",    "linear_gated_chunked"};
+                                        "linear_delta_chunked",    "linear_decay_chunked",
+                                        "linear_gated_chunked"};
     const size_t nq = (size_t)T * M, nv = (size_t)T * DV;
     size_t wsmax = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -87,9 +92,10 @@ int la_bench_recur(double peak, double budget, int tsv)
         v[i] = (float)(2.0 * la_splitmix64_unit(&s) - 1.0);
     memset(y, 0, nv * sizeof *y);
     memset(work, 0, wsmax * sizeof *work);
-    printf("# recurrences (causal, recurrent form, then decay and gated chunked, 1 thread, m = dv = %d, T = %d): nominal "
-           "flops per token 4·m·dv + 4·m (sum), 5·m·dv + 4·m (decay, gated), 6·m·dv + 2·dv "
-           "(delta); peak = that rate over the fp32 peak above\n",
+    printf("# recurrences (causal, recurrent form, delta chunked, then decay and gated "
+           "chunked, 1 thread, m = dv = %d, T = %d): nominal flops per token 4·m·dv + 4·m "
+           "(sum), 5·m·dv + 4·m (decay, gated), 6·m·dv + 2·dv (delta); peak = that rate over "
+           "the fp32 peak above\n",
            M, T);
     if (tsv)
         printf("rule\tkernel\tT\tm\tdv\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
@@ -124,7 +130,9 @@ int la_bench_recur(double peak, double budget, int tsv)
            "cannot share a pass over the state (sum, decay, gated: one pass per 3 tokens); its "
            "pass computes the next token's u as it writes each row, so the state is loaded and "
            "stored once per token for 3 FMAs per element (6 nominal flops), and the next token "
-           "waits for the end of the pass\n");
+           "waits for the end of the pass; delta chunked (WY/UT, chunk C = 16): GEMMs instead of "
+           "the serial pass, at 6·m·dv + 4·C·(m + dv) + C²/3 flops per token (about 1.3x the "
+           "nominal 6·m·dv here), so its efficiency is the small GEMMs' over that factor\n");
 done:
     free(q), free(k), free(ku), free(v), free(y), free(beta), free(alpha), free(work);
     return rc;

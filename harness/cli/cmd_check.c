@@ -23,13 +23,13 @@ int cmd_check(int argc, char **argv)
     const struct la_command cmd = {
         .prog = "linattn check",
         .intro = "Runs every fast kernel against its double reference on odd shapes (T = 1, "
-                 "chunk-1, chunk, chunk+1, T not a multiple of the chunk, d = 1, m != d, dv != d, "
-                 "several heads, causal and not; prefill and step kernels as a prefill of P "
-                 "tokens then N steps, against the causal forward reference and kernel, with P = "
-                 "0, P = 1, N = 1, m = 1, m != dv, a batch B > 1, threads > 1 on one "
-                 "sequence; backward kernels: the three gradients against the reference's on the "
-                 "forward shapes) and prints a PASS/FAIL table (column N: the steps; H: the batch "
-                 "B of a chain).  Exit code 1 when any case fails.",
+                 "chunk-1, chunk, chunk+1, T not a multiple of the chunk, chunk = 1, d = 1, m != "
+                 "d, dv != d, several heads, causal and not; prefill and step kernels as a "
+                 "prefill of P tokens then N steps, against the causal forward reference and "
+                 "kernel, with P = 0, P = 1, N = 1, m = 1, m != dv, a batch B > 1, threads > 1 on "
+                 "one sequence; backward kernels: the three gradients against the reference's on "
+                 "the forward shapes) and prints a PASS/FAIL table (column N: the steps; H: the "
+                 "batch B of a chain).  Exit code 1 when any case fails.",
         .opts = opts,
     };
     int nargs;
@@ -49,6 +49,7 @@ int cmd_check(int argc, char **argv)
         {3, 7, 5, 1, 1, 2, 2, 1.0, 0},      {301, 40, 17, 1, 1, 0, 2, 1.0, 0},
         {513, 33, 65, 1, 1, 50, 2, 1.0, 0}, {97, 96, 130, 1, 1, 0, 3, 1.0, 0},
         {600, 1, 1, 1, 1, 0, 1, 2.0, 0},    {600, 64, 64, 1, 0, 0, 2, 1.0, 0},
+        {41, 9, 6, 2, 1, 1, 1, 1.0, 0},
     };
     static const struct la_check_case chains[] = {
         /* T, dk, dv, heads (B), causal, chunk, threads, scale, steps (N; P = T − N) */

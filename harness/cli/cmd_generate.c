@@ -287,8 +287,7 @@ static int run_fidelity(const struct la_llama *model, const char *const *att, in
                                       logp, &rows[a], &e);
         const int sm = !strcmp(att[a], "softmax");
         dims[a] = sm ? cfg->head_size
-                     : (int)featuremap_nominal_dim(la_cell_map(att[a]), cfg->head_size,
-                                                   specs[a].fm.m);
+                     : (int)featuremap_params_dim(la_cell_map(att[a]), &specs[a].fm);
         int nk = 0;
         hkl[a] = sm ? 0.0 : heads ? heads_kl(hrows, nh, &specs[a], dims[a], &nk) : NAN;
         char hk[48] = "";

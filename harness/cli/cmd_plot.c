@@ -556,7 +556,7 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
         return LA_FAIL(err, LA_EIO, "cannot write %s: %s", path, strerror(errno));
     fprintf(f, "softmax\tkernel\tmap\tm\tA\tdraw\td\tdv\tcausal\tthreads\tstatus\tT_star\t"
                "T_lo\tT_hi\tT_min\tT_max\tT_model\tT_flops\tratio_at_T_max\tn_cross\t"
-               "crossings\tpass\n");
+               "crossings\tpass\trule\n");
     static const char *const stname[] = {"found", "below_range", "beyond_range"};
     for (size_t i = 0; i < P->nxo; i++) {
         const struct la_crossover *x = &P->xo[i];
@@ -570,8 +570,8 @@ static int write_tstar(const struct plot *P, const char *path, struct la_error *
             put_num(f, v[k]);
             fputc('\t', f);
         }
-        fprintf(f, "%d\t%s\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross),
-                x->pass[0] ? x->pass : "forward");
+        fprintf(f, "%d\t%s\t%s\t%s\n", x->n_cross, la_crossover_cross_text(x, cross, sizeof cross),
+                x->pass[0] ? x->pass : "forward", x->rule[0] ? x->rule : "-");
     }
     return close_checked(f, path, err);
 }

@@ -4,7 +4,8 @@
  * sphere of radius `norm` (normalised Gaussian vectors), v ~ N(0, 1).  h5: root datasets /Q, /K,
  * /V of shape (L, H, T, hs) as written by `linattn capture` (docs/data-layout.md), also (H, T, d)
  * or (T, d); the cell selects the layer and one head or all heads (head = -1), and the first T
- * positions.  Any floating-point dataset type is read and converted to fp32 by HDF5.
+ * positions.  Any floating-point dataset type is read and converted to fp32 by HDF5.  The
+ * recurrences' per-token gates /beta and /alpha come from the same file (la_data_gate).
  *
  * Synthetic head h uses its own mt19937 seeded with la_stream_seed(cell.seed, h) and draws q,
  * then k, then v of that head, row by row.  Changing this order changes every synthetic result
@@ -301,6 +302,89 @@ int la_data_fill(const struct la_cell *c, const struct la_data_shape *s, float *
         st = h5_read(c, s, &ds[1], "/K", k, err);
     if (st == LA_OK)
         st = h5_read(c, s, &ds[2], "/V", v, err);
+    h5_close_all(f, ds);
+    return st;
+}
+
+int la_data_gate(const struct la_cell *c, const struct la_data_shape *s, const char *name, int n,
+                 float *g, struct la_error *err)
+{
+    if (c->source != LA_DATA_H5)
+        return LA_FAIL(err, LA_EINVAL, "gates from the data (%s) need data source h5, not %s",
+                       name, la_data_source_name(c->source));
+    hid_t f;
+    struct h5ds ds[3];
+    int st = h5_open_all(c, &f, ds, err);
+    hid_t d = H5I_INVALID_HID, fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
+    if (st != LA_OK)
+        goto done;
+    const int qrank = ds[0].rank, rank = n > 0 ? qrank : qrank - 1;
+    const hsize_t w = n > 0 ? (hsize_t)n : 1;
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0 || (d = H5Dopen2(f, name, H5P_DEFAULT)) < 0) {
+        st = LA_FAIL(err, LA_EFORMAT, "%s: no dataset %s (docs/data-layout.md, \"Gates\")",
+                     c->data_path, name);
+        goto done;
+    }
+    /* /Q's dimensions normalised to (L, H, T), then n: the dataset's are the last `rank` of
+     * (L, H, T, n) with n, of (L, H, T) without. */
+    const hsize_t qd[4] = {ds[0].L, ds[0].H, ds[0].T, w};
+    const int off = (n > 0 ? 4 : 3) - rank;
+    hsize_t dims[8] = {0};
+    fsp = H5Dget_space(d);
+    const int r = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
+    if (r == rank && r >= 1 && r <= 4)
+        H5Sget_simple_extent_dims(fsp, dims, NULL);
+    int same = r == rank && r >= 1;
+    for (int j = 0; same && j < rank; j++)
+        same = dims[j] == qd[off + j];
+    if (!same && n > 0) {
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "%s: dataset %s must have /Q's dimensions up to T, then m = %d (one gate "
+                     "per token and state row)",
+                     c->data_path, name, n);
+        goto done;
+    }
+    if (!same) {
+        st = LA_FAIL(err, LA_EFORMAT,
+                     "%s: dataset %s must have /Q's dimensions up to T (one gate per token)",
+                     c->data_path, name);
+        goto done;
+    }
+    hsize_t start[4] = {0, 0, 0, 0}, count[4] = {1, 1, 1, 1};
+    /* Axes of the dataset: [layer,] [head,] T [, n]; the head axis is rank − 2 (with n) or
+     * rank − 1 (without) counting from the T axis. */
+    const int tax = n > 0 ? rank - 2 : rank - 1;
+    if (qrank == 4)
+        start[0] = (hsize_t)c->layer;
+    if (qrank >= 3) {
+        start[tax - 1] = c->head < 0 ? 0 : (hsize_t)c->head;
+        count[tax - 1] = (hsize_t)s->nheads;
+    }
+    count[tax] = (hsize_t)s->T;
+    if (n > 0)
+        count[tax + 1] = w;
+    const hsize_t total = (hsize_t)s->nheads * (hsize_t)s->T * w;
+    msp = H5Screate_simple(1, &total, NULL);
+    if (msp < 0 || H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        H5Dread(d, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, g) < 0) {
+        st = LA_FAIL(err, LA_EIO, "%s: cannot read dataset %s", c->data_path, name);
+        goto done;
+    }
+    for (hsize_t i = 0; i < total; i++)
+        if (!(g[i] > 0.0f && g[i] <= 1.0f)) {
+            st = LA_FAIL(err, LA_EFORMAT,
+                         "%s: dataset %s holds %g at element %llu of the selection; gates lie "
+                         "in (0, 1]",
+                         c->data_path, name, (double)g[i], (unsigned long long)i);
+            goto done;
+        }
+done:
+    if (msp >= 0)
+        H5Sclose(msp);
+    if (fsp >= 0)
+        H5Sclose(fsp);
+    if (d >= 0)
+        H5Dclose(d);
     h5_close_all(f, ds);
     return st;
 }

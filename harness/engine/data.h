@@ -36,6 +36,16 @@ int la_data_shape(const struct la_cell *c, struct la_data_shape *s, struct la_er
 int la_data_fill(const struct la_cell *c, const struct la_data_shape *s, float *q, float *k,
                  float *v, struct la_error *err);
 
+/* Per-token gates of the recurrences from an h5 data file (docs/data-layout.md, "Gates"):
+ * dataset `name` ("/beta" or "/alpha") for the heads and first T positions la_data_shape
+ * selected, into g as (nheads, T, n) floats, head after head.  n = 0: one gate per token, the
+ * dataset has /Q's shape less its last dimension (/beta); n > 0: n gates per token, /Q's
+ * leading dimensions then n (/alpha, n = the cell's feature dimension m).  Every gate must lie
+ * in (0, 1].  Errors: LA_EINVAL (not an h5 source), LA_EIO, LA_EFORMAT (missing dataset, wrong
+ * shape, a gate out of range or not finite); the message names the file and the dataset. */
+int la_data_gate(const struct la_cell *c, const struct la_data_shape *s, const char *name, int n,
+                 float *g, struct la_error *err);
+
 /* The seed of one random stream of a cell: a 64-bit mix of (seed, stream) folded to the 32 bits
  * gsl_rng_set uses (mt19937 ignores the upper half of an unsigned long, so cell seeds that
  * differ only there would otherwise collide).  Streams used: 0..: data heads (runner uses

@@ -28,7 +28,9 @@
  *    entropy is measured.
  *    Recurrences (a kernel whose update rule is not the sum, attention.h): err_impl is against
  *    the rule's double reference (attn_recur_ref over all T rows of the head, with the cell's
- *    constant gate and normaliser (recur_norm), eps without the stabilised rows' eps_row), and
+ *    constant gate or the head's gates from the data file (`beta: data`, `alpha: data`: read
+ *    by la_data_gate, the kernel gets the same), its normaliser (recur_norm), eps without the
+ *    stabilised rows' eps_row), and
  *    kl_mean and kl_nonpos_frac are NaN (their weights over the keys are not φ(q)ᵀφ(k)
  *    normalised).
  *  - kernel_mse: kernel_pairs (head, i, j) triples drawn uniformly over every head and position;
@@ -124,6 +126,9 @@ enum {
     B_ENTV,
     B_CLAMP,
     B_YREC, /* recurrences: one head's whole reference output (T, dv), its state and work */
+    B_GATE,  /* recurrences with gates from the data: every head's (nheads × gh floats) */
+    B_GATED, /* the same, one head in double, for the reference */
+    B_DGATE, /* decode cells: the step's gates, the last token's of every sequence */
     B_STATE, /* decode cells: the state or cache of every sequence */
     B_DQ,    /* decode cells: the last token of every sequence, raw q and k (nheads × d) */
     B_DK,
@@ -218,6 +223,7 @@ struct cellrun {
     const float *eps_row;    /* per-row eps for stabilised features, NULL: c->eps */
     float gate;              /* recurrences: the constant gate of the kernel's rule (β, γ or α
                                 from the cell), 0 for the sum rule */
+    size_t gh;               /* gates per head read from the data (T or T·m), 0: the constant */
     int ne, nr, nk, np;      /* error heads, rows per head, KL rows per head, kernel pairs */
     int fit;                 /* the map has parameters chosen from the data (A: auto) */
     int fit_head;            /* the head the map is fitted to now; -1 none */
@@ -272,7 +278,11 @@ static void plan_buffers(const struct cellrun *cr, size_t need[B_COUNT])
         need[B_CLAMP] = (size_t)cr->ne * cr->nk * sizeof(long);
         if (cr->linear && cr->kn->update != ATTN_UPD_SUM)
             need[B_YREC] = (T * dv + m * dv + 2 * m + dv) * sizeof(double);
+        need[B_GATED] = cr->gh * sizeof(double);
     }
+    need[B_GATE] = nh * cr->gh * sizeof(float);
+    if (cr->decode)
+        need[B_DGATE] = nh * (cr->gh / T) * sizeof(float);
 }
 
 /* ---- feature maps over all heads -------------------------------------------------------- */
@@ -412,6 +422,7 @@ static void decode_prepare(const struct cellrun *cr, size_t pf_wsf)
         a.state = state + (size_t)s * cr->sf;
         a.pos = 0;
         a.cap = T;
+        a.gate = cr->gh ? BUF(cr, B_GATE, float) + h * cr->gh : NULL;
         a.gate_const = cr->gate;
         a.recur_norm = cr->c->recur_norm;
         attn_run_heads(cr->pf, &a, 1, cr->nth, BUF(cr, B_KWORK, float), pf_wsf);
@@ -430,6 +441,11 @@ static void decode_prepare(const struct cellrun *cr, size_t pf_wsf)
         memcpy(BUF(cr, B_DV, float) + (size_t)s * dv, v + (h * T + last) * dv,
                (size_t)dv * sizeof(float));
         BUF(cr, B_DEPS, float)[s] = cr->eps_row ? cr->eps_row[h * T + last] : (float)cr->c->eps;
+        if (cr->gh) { /* the step reads sequence s's gate at row s of its call */
+            const size_t w = cr->gh / (size_t)T;
+            memcpy(BUF(cr, B_DGATE, float) + (size_t)s * w,
+                   BUF(cr, B_GATE, float) + h * cr->gh + last * w, w * sizeof(float));
+        }
     }
 }
 
@@ -623,8 +639,11 @@ static int measure_errors(struct cellrun *cr, struct la_row *row, long *nonpos_o
             /* The recurrence's reference runs every row in order; the sampled ones are kept. */
             double *yall = BUF(cr, B_YREC, double), *st = yall + vs;
             memset(st, 0, ((size_t)m * dv + m) * sizeof *st);
-            attn_recur_ref(cr->kn->update, pqd, pkd, vd, yall, T, m, dv, c->eps, NULL,
-                           cr->gate, c->recur_norm, st, st + (size_t)m * dv + m);
+            double *gd = cr->gh ? BUF(cr, B_GATED, double) : NULL;
+            if (gd)
+                to_double(BUF(cr, B_GATE, float) + (size_t)h * cr->gh, gd, cr->gh);
+            attn_recur_ref(cr->kn->update, pqd, pkd, vd, yall, T, m, dv, c->eps, gd, cr->gate,
+                           c->recur_norm, st, st + (size_t)m * dv + m);
             for (int i = 0; i < nr; i++)
                 memcpy(ylin + (size_t)i * dv, yall + (size_t)hr[i] * dv,
                        (size_t)dv * sizeof *ylin);
@@ -821,6 +840,7 @@ static int run_decode(struct cellrun *cr, struct la_row *row, const size_t need[
     kc.proto.state = BUF(cr, B_STATE, float);
     kc.proto.pos = T - 1;
     kc.proto.cap = T;
+    kc.proto.gate = cr->gh ? BUF(cr, B_DGATE, float) : NULL;
     kc.proto.gate_const = cr->gate;
     kc.proto.recur_norm = c->recur_norm;
     kc.H = H;
@@ -1001,6 +1021,10 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         row->m = cr.m;
     }
     cr.dk = cr.linear ? cr.m : d;
+    /* β_t or α_t from the data file (`beta: data`, `alpha: data`): T or T·m per head. */
+    if ((cr.kn->update == ATTN_UPD_DELTA && c->beta_data) ||
+        (cr.kn->update == ATTN_UPD_GATED && c->alpha_data))
+        cr.gh = attn_gate_floats(cr.kn, T, cr.dk);
     if (cr.kn->uses_chunk)
         cr.chunk = c->chunk > 0 ? c->chunk : attn_default_chunk(cr.m, dv);
     row->chunk = cr.chunk;
@@ -1051,6 +1075,15 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         st = cancel_point(err);
     if (st != LA_OK)
         goto fail;
+    if (cr.gh) {
+        const int gated = cr.kn->update == ATTN_UPD_GATED;
+        la_io_lock();
+        st = la_data_gate(c, &cr.s, gated ? "/alpha" : "/beta", gated ? cr.dk : 0,
+                          BUF(&cr, B_GATE, float), err);
+        la_io_unlock();
+        if (st != LA_OK)
+            goto fail;
+    }
     if (c->source == LA_DATA_H5) {
         const size_t n = (size_t)nh * T * d;
         row->sigma = sqrt(0.5 * (rms(q, n) * rms(q, n) + rms(k, n) * rms(k, n)));
@@ -1147,7 +1180,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     kc.proto.eps_row = cr.eps_row;
     kc.proto.chunk = cr.chunk;
     kc.proto.threads = 1;
-    kc.proto.gate = NULL;
+    kc.proto.gate = cr.gh ? BUF(&cr, B_GATE, float) : NULL;
     kc.proto.gate_const = cr.gate;
     kc.proto.recur_norm = c->recur_norm;
     kc.H = nh;

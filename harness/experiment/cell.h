@@ -57,6 +57,8 @@ struct la_cell {
     double eps;               /* linear normaliser eps */
     double beta, gamma, alpha; /* the recurrences' gates (constants): delta β, decay γ, gated
                                   α (attention.h "Recurrences") */
+    int beta_data, alpha_data; /* 1: β_t (α_t) per token from the h5 data file's /beta (/alpha)
+                                  instead of the constant (`beta: data`; docs/data-layout.md) */
     int recur_norm;           /* the recurrences' normaliser: enum attn_recur_norm */
     int pass;                 /* enum la_pass */
 
@@ -116,6 +118,11 @@ struct la_row {
     int32_t chunk;           /* actual chunk size used (0 for other kernels) */
     double eps;
     char pass[LA_NAME_LEN];  /* "forward" | "backward" | "forward+backward" */
+    int32_t nu;              /* dpfp's ν (maps that do not read it: the cell's neutral value) */
+    double beta, gamma, alpha; /* the recurrences' gates: the constant of the kernel's rule,
+                                  NaN when read from the data file (`beta: data`); kernels
+                                  whose rule does not read one: the cell's neutral value */
+    char recur_norm[LA_NAME_LEN]; /* "rule" | "none" | "sum"; "-" for the sum-rule kernels */
     int32_t T, d, dv, batch, heads, threads;
     char data[LA_NAME_LEN];  /* "gaussian" | "sphere" | "h5" */
     double sigma;

@@ -794,6 +794,64 @@ static int check_axis_bound(struct loader *L, int id, long long hi, long long eq
     return LA_OK;
 }
 
+/* `beta: data` and `alpha: data` (docs/data-layout.md, "Gates"): the data source must be an h5
+ * file holding /beta with /Q's shape less its last dimension (one β per token of each head) or
+ * /alpha with /Q's leading dimensions (α per token and state row; its last dimension, the
+ * feature dimension m, is checked against the built map when a cell runs).  Errors point at the
+ * value's line in the experiment file. */
+static int check_data_gates(struct loader *L)
+{
+    static const struct {
+        int id;
+        const char *ds;
+        int less; /* dimensions /Q has that the gate dataset has not */
+    } gates[] = {{LA_PARAM_BETA, "/beta", 1}, {LA_PARAM_ALPHA, "/alpha", 0}};
+    const char *const *sources = la_params[LA_PARAM_DATA].choices;
+    for (size_t g = 0; g < sizeof gates / sizeof gates[0]; g++) {
+        const struct axis *a = &L->ax[gates[g].id];
+        const char *name = la_params[gates[g].id].name;
+        for (size_t i = 0; i < a->n; i++) {
+            if (!a->v[i].val.word)
+                continue;
+            if (L->source != LA_DATA_H5)
+                return LY_FAIL(&L->y, a->v[i].node, a->key, LA_EINVAL,
+                               "'%s: data' reads %s from an h5 data file; the data source is %s",
+                               name, gates[g].ds, sources[L->source]);
+            hsize_t q[8] = {0}, dims[8] = {0};
+            int qrank = -1, rank = -1;
+            H5E_auto2_t efn = NULL;
+            void *edata = NULL;
+            H5Eget_auto2(H5E_DEFAULT, &efn, &edata);
+            H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+            hid_t f = la_h5_open_readonly(L->data_path);
+            if (f >= 0) {
+                qrank = h5_dataset_dims(f, "/Q", q);
+                rank = h5_dataset_dims(f, gates[g].ds, dims);
+                H5Fclose(f);
+            }
+            H5Eset_auto2(H5E_DEFAULT, efn, edata);
+            if (rank < 0)
+                return LY_FAIL(&L->y, a->v[i].node, a->key, LA_EFORMAT,
+                               "'%s: data': data file '%s' lacks dataset %s (see "
+                               "docs/data-layout.md, \"Gates\")",
+                               name, L->data_path, gates[g].ds);
+            int same = qrank >= 2 && rank == qrank - gates[g].less;
+            for (int j = 0; same && j < qrank - 1; j++)
+                same = dims[j] == q[j];
+            if (!same)
+                return LY_FAIL(&L->y, a->v[i].node, a->key, LA_EFORMAT,
+                               "'%s: data': dataset %s of '%s' must have /Q's dimensions up to "
+                               "T (%s), got rank %d",
+                               name, gates[g].ds, L->data_path,
+                               gates[g].less ? "one β per token of each head"
+                                             : "then m, one α per token and state row",
+                               rank);
+            break; /* one check per parameter */
+        }
+    }
+    return LA_OK;
+}
+
 static int cross_checks(struct loader *L)
 {
     const struct ly *y = &L->y;
@@ -898,7 +956,7 @@ static int cross_checks(struct loader *L)
             }
         }
     }
-    return LA_OK;
+    return check_data_gates(L);
 }
 
 /* The output file must be creatable: its directory exists and is writable, or can be made
@@ -1636,12 +1694,18 @@ done:
 
 /* ---- estimates and the plan ------------------------------------------------------------- */
 
-/* The output dimension the cell's map will have, from its type's nominal_dim (no map is built
- * here; for learned maps it is an estimate), or m (d when 0) for a map this build does not
- * know.  An estimate for ordering, ETAs and memory, not a promise. */
+/* The output dimension the cell's map will have, from its type's dimension for the cell's map
+ * parameters (featuremap_params_dim: dpfp's 2·d·ν; no map is built here; for learned maps it is
+ * an estimate), or m (d when 0) for a map this build does not know.  An estimate for ordering,
+ * ETAs and memory, not a promise. */
 static double est_m(const struct la_cell *c, const struct featuremap_type *t)
 {
-    return t ? featuremap_nominal_dim(t, c->d, c->m) : (c->m > 0 ? c->m : c->d);
+    if (!t)
+        return c->m > 0 ? c->m : c->d;
+    struct fm_params p;
+    featuremap_params_default(&p, c->d);
+    la_params_to_fm(c, &p);
+    return featuremap_params_dim(t, &p);
 }
 
 /* The backward kernel a training pass runs for forward kernel kn (engine/train.h), or NULL. */

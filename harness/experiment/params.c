@@ -192,6 +192,7 @@ const struct la_param la_params[LA_NPARAMS] = {
                      .scope = LA_SCOPE_MAP,
                      .def = "1",
                      CELL(nu),
+                     ROW(nu),
                      FM(nu)},
     [LA_PARAM_CAUSAL] = {.name = "causal",
                          .flag = "causal",
@@ -243,16 +244,19 @@ const struct la_param la_params[LA_NPARAMS] = {
                        .flag = "beta",
                        .legend = "β",
                        .help = "the delta rule's β (every token's): the share of the retrieved "
-                               "value replaced",
+                               "value replaced, or data: β_t per token from the h5 file's /beta",
                        .type = LA_PT_REAL,
                        .lo = 0,
                        .lo_open = 1,
                        .hi = 1,
+                       .word = "data",
                        .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
                        .scope = LA_SCOPE_KERNEL,
                        .applies = reads_beta,
                        .def = "1",
-                       CELL(beta)},
+                       CELL(beta),
+                       ROW(beta),
+                       .word_off = offsetof(struct la_cell, beta_data)},
     [LA_PARAM_GAMMA] = {.name = "gamma",
                         .flag = "gamma",
                         .legend = "γ",
@@ -265,24 +269,29 @@ const struct la_param la_params[LA_NPARAMS] = {
                         .scope = LA_SCOPE_KERNEL,
                         .applies = reads_gamma,
                         .def = "0.96875",
-                        CELL(gamma)},
+                        CELL(gamma),
+                        ROW(gamma)},
     [LA_PARAM_ALPHA] = {.name = "alpha",
                         .flag = "alpha",
                         .legend = "α",
                         .help = "the gated rule's α (every token's and state row's): S = "
-                                "diag(α)S + kvᵀ",
+                                "diag(α)S + kvᵀ, or data: α_t per token and state row from the h5 "
+                                "file's /alpha",
                         .type = LA_PT_REAL,
                         .lo = 0,
                         .lo_open = 1,
                         .hi = 1,
+                        .word = "data",
                         .flags = LA_PF_AXIS | LA_PF_RANGE | LA_PF_KEY_IF_SET,
                         .scope = LA_SCOPE_KERNEL,
                         .applies = reads_alpha,
                         .def = "0.96875",
-                        CELL(alpha)},
+                        CELL(alpha),
+                        ROW(alpha),
+                        .word_off = offsetof(struct la_cell, alpha_data)},
     [LA_PARAM_RECUR_NORM] = {.name = "recur_norm",
                              .flag = "recur-norm",
-                             .legend = "",
+                             .legend = "recur_norm",
                              .help = "the recurrences' normaliser: rule (decay, gated: 1/(qᵀz + "
                                      "eps); delta: none), none, or sum (q, k divided by their "
                                      "sums)",
@@ -294,7 +303,8 @@ const struct la_param la_params[LA_NPARAMS] = {
                              .noun = "normaliser",
                              .nouns = "valid normalisers",
                              .def = "rule",
-                             CELL(recur_norm)},
+                             CELL(recur_norm),
+                             ROW(recur_norm)},
     [LA_PARAM_T] = {.name = "T",
                     .flag = "T",
                     .legend = "T",
@@ -1004,7 +1014,10 @@ void la_params_fill_row(const struct la_cell *c, struct la_row *r)
             break;
         default: {
             char text[LA_PATH_LEN + 8];
-            if ((p->flags & LA_PF_KEY_DASH) && !la_param_reads(p, t))
+            /* "-" where the parameter means nothing: a map's it does not read (draw), a
+             * kernel's whose rule does not read it (recur_norm). */
+            if (((p->flags & LA_PF_KEY_DASH) && !la_param_reads(p, t)) ||
+                (p->scope == LA_SCOPE_KERNEL && p->applies && !p->applies(c)))
                 snprintf(text, sizeof text, "-");
             else
                 la_param_format(p, &v, text, sizeof text);

@@ -62,10 +62,43 @@ static int A_is_auto(const struct la_row *r)
     return la_key_get(r->key, "A", v, sizeof v) == LA_OK && !strcmp(v, "auto");
 }
 
+/* The recurrences' own parameters (fields β, γ, α, recur_norm): a sweep over one of them is
+ * one series per value. */
+static const char *const rule_fields[] = {"beta", "gamma", "alpha", "recur_norm"};
+#define NRULE (sizeof rule_fields / sizeof rule_fields[0])
+
+static int same_rule(const struct la_row *a, const struct la_row *b)
+{
+    for (size_t i = 0; i < NRULE; i++)
+        if (!la_field_eq(a, b, la_field_find(rule_fields[i])))
+            return 0;
+    return 1;
+}
+
 static int same_linear_series(const struct la_row *a, const struct la_row *b)
 {
     return same_context(a, b) && !strcmp(a->kernel, b->kernel) && !strcmp(a->map, b->map) &&
-           a->m == b->m && !strcmp(a->draw, b->draw) && same_A(a, b);
+           a->m == b->m && !strcmp(a->draw, b->draw) && same_A(a, b) && same_rule(a, b);
+}
+
+/* x[i].rule: the rule fields whose values differ between series of one kernel, from each
+ * series' representative row rows[rep[i]]. */
+static void rule_texts(struct la_crossover *x, size_t nx, const struct la_row *rows,
+                       const size_t *rep)
+{
+    unsigned vary = 0;
+    for (size_t i = 0; i < nx; i++)
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(x[i].kernel, x[j].kernel))
+                for (size_t f = 0; f < NRULE; f++) {
+                    const int id = la_field_find(rule_fields[f]);
+                    if (!la_field_eq(&rows[rep[i]], &rows[rep[j]], id))
+                        vary |= LA_FIELD_BIT(id);
+                }
+    for (size_t i = 0; i < nx; i++) {
+        x[i].rule[0] = '\0';
+        la_fields_append(&rows[rep[i]], vary, " ", x[i].rule, sizeof x[i].rule);
+    }
 }
 
 static int same_softmax_series(const struct la_row *a, const struct la_row *b)
@@ -220,6 +253,8 @@ static int cmp_xo(const void *pa, const void *pb)
         return isnan(a->A) ? 1 : isnan(b->A) ? -1 : (a->A > b->A) - (a->A < b->A);
     if ((c = strcmp(a->kernel, b->kernel)))
         return c;
+    if ((c = strcmp(a->rule, b->rule)))
+        return c;
     if (a->batch != b->batch)
         return a->batch - b->batch;
     if (a->heads != b->heads)
@@ -239,6 +274,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
     /* Representatives: the first row of each distinct linear and softmax series, and the
      * distinct T values (an upper bound on any series' grid). */
     size_t *lin = malloc((n ? n : 1) * sizeof *lin), *soft = malloc((n ? n : 1) * sizeof *soft);
+    size_t *rep = NULL; /* each series' representative row */
     double *Ts = malloc((n ? n : 1) * sizeof *Ts), *a = malloc((n ? n : 1) * sizeof *a),
            *b = malloc((n ? n : 1) * sizeof *b), *c = malloc((n ? n : 1) * sizeof *c);
     struct la_crossover *xo = NULL;
@@ -275,7 +311,8 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         goto done;
     /* One block: the crossovers, then each one's points (at most nT). */
     xo = calloc(1, npairs * sizeof *xo + npairs * nT * sizeof(struct la_xo_point));
-    if (!xo) {
+    rep = malloc(npairs * sizeof *rep);
+    if (!xo || !rep) {
         rc = LA_FAIL(err, LA_ENOMEM, "crossover: out of memory for %zu series", npairs);
         goto done;
     }
@@ -353,7 +390,7 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
             }
             if (x->npoints) {
                 finish(x);
-                k++;
+                rep[k++] = lin[i];
             }
         }
     }
@@ -362,12 +399,14 @@ int la_crossover_compute(const struct la_row *rows, size_t n, struct la_crossove
         xo = NULL;
         goto done;
     }
+    rule_texts(xo, k, rows, rep);
     qsort(xo, k, sizeof *xo, cmp_xo);
     *out = xo;
     *nout = k;
     xo = NULL;
 done:
     free(xo);
+    free(rep);
     free(lin);
     free(soft);
     free(Ts);
@@ -423,6 +462,28 @@ const char *la_crossover_cross_text(const struct la_crossover *x, char *buf, siz
     return buf;
 }
 
+/* Characters of UTF-8 text s (its bytes less the continuation bytes): its width in the
+ * table, whose labels hold γ, β, α. */
+static int utf8_width(const char *s)
+{
+    int w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+/* The table's kernel column of series x (first: the table's first series). */
+static const char *kernel_text(const struct la_crossover *x, const struct la_crossover *first,
+                               char *buf, size_t cap)
+{
+    if (strcmp(x->softmax, first->softmax))
+        snprintf(buf, cap, "%s vs %s%s%s", x->kernel, x->softmax, x->rule[0] ? " " : "",
+                 x->rule);
+    else
+        snprintf(buf, cap, "%s%s%s", x->kernel, x->rule[0] ? " " : "", x->rule);
+    return buf;
+}
+
 size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
 {
     struct la_crossover *xo = NULL;
@@ -445,25 +506,30 @@ size_t la_crossover_print(const struct la_row *rows, size_t n, FILE *out)
     int passes = 0;
     for (size_t i = 0; i < nx; i++)
         passes |= xo[i].pass[0] && strcmp(xo[i].pass, "forward");
-    fprintf(out, "  %4s %-10s %-8s %5s %-6s %-10s %-24s %3s %9s %9s %9s %12s%s  %s\n", "d",
-            "causal", "map", "m", "A", "draw", "kernel", "thr", "T*", "model", "flops",
+    /* The kernel column: the kernel, the softmax kernel when the table has several, and the
+     * rule's parameters that tell its series apart; as wide as the widest (in characters). */
+    int kw = 24;
+    for (size_t i = 0; i < nx; i++) {
+        char kern[2 * LA_NAME_LEN + 80];
+        const int w = utf8_width(kernel_text(&xo[i], &xo[0], kern, sizeof kern));
+        kw = w > kw ? w : kw;
+    }
+    fprintf(out, "  %4s %-10s %-8s %5s %-6s %-10s %-*s %3s %9s %9s %9s %12s%s  %s\n", "d",
+            "causal", "map", "m", "A", "draw", kw, "kernel", "thr", "T*", "model", "flops",
             "lin/soft@max", passes ? "  pass            " : "", "crossings");
     for (size_t i = 0; i < nx; i++) {
         const struct la_crossover *x = &xo[i];
-        char star[32], kern[2 * LA_NAME_LEN + 8];
-        if (strcmp(x->softmax, xo[0].softmax))
-            snprintf(kern, sizeof kern, "%s vs %s", x->kernel, x->softmax);
-        else
-            snprintf(kern, sizeof kern, "%s", x->kernel);
+        char star[32], kern[2 * LA_NAME_LEN + 80];
+        kernel_text(x, &xo[0], kern, sizeof kern);
         char A[24], cross[160], pcol[48] = "";
         la_crossover_A_text(x, A, sizeof A);
         la_crossover_cross_text(x, cross, sizeof cross);
         if (passes)
             snprintf(pcol, sizeof pcol, "  %-16s", x->pass[0] ? x->pass : "forward");
-        fprintf(out, "  %4d %-10s %-8s %5d %-6s %-10s %-24s %3d %9s %9.0f %9.0f %12.3g%s  %s\n",
+        fprintf(out, "  %4d %-10s %-8s %5d %-6s %-10s %s%*s %3d %9s %9.0f %9.0f %12.3g%s  %s\n",
                 x->d, x->causal ? "causal" : "non-causal", x->map, x->m, A, x->draw, kern,
-                x->threads, la_crossover_star_text(x, star, sizeof star), x->T_model, x->T_flops,
-                x->ratio_max, pcol, cross);
+                kw - utf8_width(kern), "", x->threads, la_crossover_star_text(x, star, sizeof star),
+                x->T_model, x->T_flops, x->ratio_max, pcol, cross);
     }
     la_crossover_free(xo);
     return nx;
@@ -525,6 +591,9 @@ void la_crossover_name(const struct la_crossover *x, int with_kernel, int with_d
     len = strlen(buf);
     if (with_kernel && len + 1 < cap)
         snprintf(buf + len, cap - len, " (%s)", x->kernel);
+    len = strlen(buf);
+    if (x->rule[0] && len + 1 < cap)
+        snprintf(buf + len, cap - len, " %s", x->rule);
 }
 
 void la_crossover_variety(const struct la_crossover *xo, size_t nxo, int *kernels, int *draws)

@@ -102,6 +102,8 @@ struct la_crossover {
     char softmax[LA_NAME_LEN];
     int d, dv, causal, batch, heads, threads;
     char pass[LA_NAME_LEN]; /* the rows' pass: forward, or a training step (train.h) */
+    char rule[64]; /* a recurrence's parameters that differ between the series of its kernel
+                      (β, γ, α, recur_norm) as legend text, "γ=0.9"; empty when none do */
 
     size_t npoints;          /* common T grid, ascending */
     struct la_xo_point *pts; /* npoints entries (owned by the array la_crossover_compute made) */

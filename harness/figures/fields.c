@@ -67,6 +67,13 @@ static int sigma_measured(const struct la_row *r)
     return !strcmp(r->data, "h5");
 }
 
+/* The update rule of the row's kernel (attention.h), -1 for a kernel this build lacks. */
+static int row_update(const struct la_row *r)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(r->kernel);
+    return kn ? kn->update : -1;
+}
+
 /* ---- the fields' own rules -------------------------------------------------------------- */
 
 static int same_A(const struct la_row *a, const struct la_row *b)
@@ -110,6 +117,46 @@ static int same_sigma(const struct la_row *a, const struct la_row *b)
 static int applies_sigma(const struct la_row *r)
 {
     return !sigma_measured(r);
+}
+
+/* The recurrences' parameters apply to the rows whose rule reads them. */
+static int applies_beta(const struct la_row *r)
+{
+    return row_update(r) == ATTN_UPD_DELTA;
+}
+
+static int applies_gamma(const struct la_row *r)
+{
+    return row_update(r) == ATTN_UPD_DECAY;
+}
+
+static int applies_alpha(const struct la_row *r)
+{
+    return row_update(r) == ATTN_UPD_GATED;
+}
+
+static int applies_recur(const struct la_row *r)
+{
+    return row_update(r) > ATTN_UPD_SUM;
+}
+
+/* A gate read from the data file (`beta: data`) is NaN in the row: "β=data". */
+static void text_gate(const char *label, double x, char *buf, size_t cap)
+{
+    if (isnan(x))
+        snprintf(buf, cap, "%s=data", label);
+    else
+        snprintf(buf, cap, "%s=%g", label, x);
+}
+
+static void text_beta(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    text_gate(label, r->beta, buf, cap);
+}
+
+static void text_alpha(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    text_gate(label, r->alpha, buf, cap);
 }
 
 /* Text with the schema's legend label. */
@@ -158,7 +205,8 @@ static void text_head(const struct la_row *r, const char *label, char *buf, size
  * column and a legend label: their name is the column's, their value the row's, their text the
  * label and the value ("m=64"; a label "" is the value alone: "prf", "iid").  Which rows they
  * apply to follows the parameter's scope: the map's and the kernel's parameters (scope linear,
- * chunk or map) only to linear rows, and a map's own parameter only to rows whose map reads it.
+ * chunk, map or kernel) only to linear rows, a map's own parameter only to rows whose map reads
+ * it, and a recurrence's gate (β, γ, α) or normaliser only to rows whose rule reads it.
  * What runs (the kernel and those parameters) tells the series of a panel apart.
  *
  * A parameter gets a field with no edit here; this file only places it in the two orders and
@@ -167,17 +215,19 @@ static void text_head(const struct la_row *r, const char *label, char *buf, size
 /* The order curves and panels sort by, which is also the fields' numbering.  Fields not listed
  * (a parameter added to the schema) follow, in table order. */
 static const int sort_order[] = {
-    LA_PARAM_CAUSAL,  LA_PARAM_D,      LA_PARAM_MAP,  LA_PARAM_DRAW,  LA_PARAM_M,
-    LA_PARAM_A,       LA_PARAM_KERNEL, LA_PARAM_DV,   LA_PARAM_SIGMA, LA_PARAM_T,
-    LA_PARAM_DATA,    LA_PARAM_CHUNK,  LA_PARAM_EPS,  LA_PARAM_BATCH, LA_PARAM_HEADS,
-    LA_PARAM_THREADS, LA_PARAM_LAYER,  LA_PARAM_HEAD,
+    LA_PARAM_CAUSAL, LA_PARAM_D,          LA_PARAM_MAP,    LA_PARAM_DRAW,  LA_PARAM_M,
+    LA_PARAM_A,      LA_PARAM_NU,         LA_PARAM_KERNEL, LA_PARAM_BETA,  LA_PARAM_GAMMA,
+    LA_PARAM_ALPHA,  LA_PARAM_RECUR_NORM, LA_PARAM_DV,     LA_PARAM_SIGMA, LA_PARAM_T,
+    LA_PARAM_DATA,   LA_PARAM_CHUNK,      LA_PARAM_EPS,    LA_PARAM_BATCH, LA_PARAM_HEADS,
+    LA_PARAM_THREADS, LA_PARAM_LAYER,     LA_PARAM_HEAD,
 };
 #define NSORT ((int)(sizeof sort_order / sizeof sort_order[0]))
 
 /* The order of legend and title text: the map's parameters first, then the shape.  Fields not
  * listed follow, in field order. */
 static const int legend_order[] = {
-    LA_PARAM_M,     LA_PARAM_DRAW,    LA_PARAM_A,     LA_PARAM_KERNEL, LA_PARAM_CHUNK,
+    LA_PARAM_M,     LA_PARAM_DRAW,    LA_PARAM_A,     LA_PARAM_NU,     LA_PARAM_KERNEL,
+    LA_PARAM_BETA,  LA_PARAM_GAMMA,   LA_PARAM_ALPHA, LA_PARAM_RECUR_NORM, LA_PARAM_CHUNK,
     LA_PARAM_EPS,   LA_PARAM_CAUSAL,  LA_PARAM_D,     LA_PARAM_DV,     LA_PARAM_T,
     LA_PARAM_SIGMA, LA_PARAM_DATA,    LA_PARAM_LAYER, LA_PARAM_HEAD,   LA_PARAM_BATCH,
     LA_PARAM_HEADS, LA_PARAM_THREADS,
@@ -204,6 +254,10 @@ static const struct rule rules[LA_NPARAMS] = {
     [LA_PARAM_THREADS] = {.text = text_threads},
     [LA_PARAM_LAYER] = {.text = text_layer},
     [LA_PARAM_HEAD] = {.text = text_head},
+    [LA_PARAM_BETA] = {.text = text_beta, .applies = applies_beta},
+    [LA_PARAM_GAMMA] = {.applies = applies_gamma},
+    [LA_PARAM_ALPHA] = {.text = text_alpha, .applies = applies_alpha},
+    [LA_PARAM_RECUR_NORM] = {.applies = applies_recur},
 };
 
 /* One field, as the schema's row describes it. */
@@ -214,7 +268,7 @@ struct field {
     size_t offset;    /* in struct la_row */
     int kind;         /* enum la_col_kind, as la_params_fill_row stores the type */
     int linear;       /* applies to linear rows only */
-    int series;       /* what runs: the kernel and the map's parameters */
+    int series;       /* what runs: the kernel, its parameters and the map's */
 };
 
 static int is_field(const struct la_param *p)
@@ -268,7 +322,8 @@ static struct field get(int f)
         .kind = p->type == LA_PT_REAL                           ? LA_COL_DOUBLE
                 : p->type == LA_PT_INT || p->type == LA_PT_BOOL ? LA_COL_INT32
                                                                 : LA_COL_STRING,
-        .linear = scope == LA_SCOPE_LINEAR || scope == LA_SCOPE_CHUNK || scope == LA_SCOPE_MAP,
+        .linear = scope == LA_SCOPE_LINEAR || scope == LA_SCOPE_CHUNK || scope == LA_SCOPE_MAP ||
+                  scope == LA_SCOPE_KERNEL,
     };
     F.series = F.linear || id == LA_PARAM_KERNEL;
     return F;
