@@ -167,17 +167,27 @@ void fm_proj_gemm(const struct fm_proj *P, const float *x, size_t n, float *u, i
     fm_gemm_rows(x, n, P->d, P->Ws, P->m, NULL, u, ldu);
 }
 
-/* Largest entry of a row.  Sixteen independent lanes let the compiler vectorise the max
- * without reassociating anything (a plain reduction would need -ffast-math). */
+/* Largest entry of a row.  Independent lanes let the compiler vectorise the max without
+ * reassociating anything (a plain reduction would need -ffast-math): 64 of them (four 512-bit
+ * vectors, so four maxima run in parallel) over whole groups of 64, then 16.  NaN entries are
+ * never selected (a comparison with NaN is false). */
 static float row_max(const float *v, int cols)
 {
-    float lane[16];
+    float lane[64];
     int i = 0;
-    for (int j = 0; j < 16; j++)
+    for (int j = 0; j < 64; j++)
         lane[j] = -INFINITY;
+    for (; i + 64 <= cols; i += 64)
+        for (int j = 0; j < 64; j++)
+            lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
     for (; i + 16 <= cols; i += 16)
         for (int j = 0; j < 16; j++)
             lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+    for (int j = 0; j < 16; j++) {
+        const float a = lane[j] > lane[16 + j] ? lane[j] : lane[16 + j];
+        const float b = lane[32 + j] > lane[48 + j] ? lane[32 + j] : lane[48 + j];
+        lane[j] = a > b ? a : b;
+    }
     float mx = -INFINITY;
     for (int j = 0; j < 16; j++)
         mx = lane[j] > mx ? lane[j] : mx;
