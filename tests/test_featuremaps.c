@@ -280,7 +280,8 @@ static void test_bit_identical(void **state)
 
 /* prf, hyp and gerf against their definition evaluated in double from the same draws, every
  * role, on shapes that cut the projection's row blocks and register tiles unevenly (n = 1, 7
- * and past several blocks; d = 11 and 64; m = 5, 37 and 256).  Each feature must match
+ * and past several blocks; d = 11, 64 and 150, past the GEMM's K block of 128; m = 5, 20, 37
+ * and 256).  Each feature must match
  * scale·exp(e − c) (e its exponent, c the role's stabiliser, both in double) to fp32 rounding
  * of the exponent: |φ − ref| <= ref·(tol·(1 + Σ_j |ω_ij·x̃_j| + h)) + 1e-37, where the sum
  * bounds the projection's rounding.  The reported shift must match c the same way. */
@@ -290,7 +291,7 @@ static void test_exp_maps_exact(void **state)
     static const struct {
         int n, d, m;
     } shapes[] = {{1, 11, 5}, {7, 11, 37}, {301, 11, 37}, {1, 64, 256}, {517, 64, 256},
-                  {130, 64, 37}};
+                  {130, 64, 37}, {9, 150, 20}};
     const char *names[] = {"prf", "hyp", "gerf"};
     const double tol = 1e-6;
     double worst = 0.0;
