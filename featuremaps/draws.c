@@ -298,8 +298,10 @@ void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const floa
             }
         }
     }
+    /* Keys' second pass from the last row back: it starts on the rows the first pass wrote
+     * last, which are still in cache. */
     if (role == FM_KEY)
-        for (size_t r = 0; r < n; r++)
+        for (size_t r = n; r-- > 0;)
             exp_row(phi + r * (size_t)cols, cols, row_h(x + r * (size_t)d, d, hcoef), role, c,
                     scale, shift ? shift + r : NULL);
 }

@@ -89,8 +89,8 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
  * path of la_simd_isa()), and each block's offsets, negation, max, exp and scale follow while
  * the block is still in L2 (a row in L1).  FM_KEY needs the call's largest exponent before any
  * exp: its first pass projects every block and keeps the running maximum, the second applies
- * the exp to the rows as written (re-read from cache or memory; projecting twice would cost
- * more than reading T·cols floats back).  Every element depends only on its own row (and, for
+ * the exp to the rows as written, last row first (re-read from cache or memory; projecting
+ * twice would cost more than reading T·cols floats back).  Every element depends only on its own row (and, for
  * keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
 void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
                  double hcoef, enum fm_role role, float scale, float *phi, float *shift);
