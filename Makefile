@@ -93,6 +93,7 @@ FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figu
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \
+                  harness/cli/bench_maps.c \
                   harness/cli/cmd_check.c harness/cli/cmd_bench.c harness/cli/cmd_capture.c \
                   harness/cli/cmd_fit.c harness/cli/cmd_generate.c harness/cli/cmd_featuremap.c \
                   harness/cli/cmd_run.c harness/cli/cmd_export.c harness/cli/cmd_info.c \

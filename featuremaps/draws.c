@@ -1,5 +1,6 @@
 /* draws.c — drawing W for the random feature maps (IID or orthogonal blocks through GSL's QR),
- * the SGEMM projection, and the max-shift stabiliser for exponential features (see draws.h).
+ * the SGEMM projection, the blocked projection + exp of the exponential maps (fm_proj_exp), and
+ * the max-shift stabiliser for exponential features (see draws.h).
  * Not a feature map; rff.c, prf.c, hyp.c, gerf.c and learned.c call it.
  * Tests: tests/test_featuremaps.c.
  */
@@ -21,6 +22,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_vector.h>
 
+#include "../kernels/simd.h"
 #include "../kernels/vmath.h"
 
 /* One orthogonal block: Q of a d×d Gaussian, sign-corrected to be Haar, its first `rows` rows
@@ -107,7 +109,8 @@ int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, con
     size_t total = (size_t)m * (size_t)d;
     P->W = malloc(total * sizeof *P->W);
     P->Ws = malloc(total * sizeof *P->Ws);
-    if (!P->W || !P->Ws) {
+    P->WsT = malloc(total * sizeof *P->WsT);
+    if (!P->W || !P->Ws || !P->WsT) {
         fm_proj_release(P);
         return LA_FAIL(err, LA_ENOMEM, "%s: out of memory for W (%d x %d)", who, m, d);
     }
@@ -126,14 +129,19 @@ void fm_proj_scale(struct fm_proj *P, double factor)
     size_t total = (size_t)P->m * (size_t)P->d;
     for (size_t i = 0; i < total; i++)
         P->Ws[i] = (float)(P->W[i] * f);
+    for (int i = 0; i < P->m; i++)
+        for (int j = 0; j < P->d; j++)
+            P->WsT[(size_t)j * (size_t)P->m + (size_t)i] = P->Ws[(size_t)i * (size_t)P->d + (size_t)j];
 }
 
 void fm_proj_release(struct fm_proj *P)
 {
     free(P->W);
     free(P->Ws);
+    free(P->WsT);
     P->W = NULL;
     P->Ws = NULL;
+    P->WsT = NULL;
 }
 
 void fm_gemm_rows(const float *x, size_t n, int d, const float *Wt, int m, const float *b, float *u,
@@ -159,17 +167,27 @@ void fm_proj_gemm(const struct fm_proj *P, const float *x, size_t n, float *u, i
     fm_gemm_rows(x, n, P->d, P->Ws, P->m, NULL, u, ldu);
 }
 
-/* Largest entry of a row.  Sixteen independent lanes let the compiler vectorise the max
- * without reassociating anything (a plain reduction would need -ffast-math). */
+/* Largest entry of a row.  Independent lanes let the compiler vectorise the max without
+ * reassociating anything (a plain reduction would need -ffast-math): 64 of them (four 512-bit
+ * vectors, so four maxima run in parallel) over whole groups of 64, then 16.  NaN entries are
+ * never selected (a comparison with NaN is false). */
 static float row_max(const float *v, int cols)
 {
-    float lane[16];
+    float lane[64];
     int i = 0;
-    for (int j = 0; j < 16; j++)
+    for (int j = 0; j < 64; j++)
         lane[j] = -INFINITY;
+    for (; i + 64 <= cols; i += 64)
+        for (int j = 0; j < 64; j++)
+            lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
     for (; i + 16 <= cols; i += 16)
         for (int j = 0; j < 16; j++)
             lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+    for (int j = 0; j < 16; j++) {
+        const float a = lane[j] > lane[16 + j] ? lane[j] : lane[16 + j];
+        const float b = lane[32 + j] > lane[48 + j] ? lane[32 + j] : lane[48 + j];
+        lane[j] = a > b ? a : b;
+    }
     float mx = -INFINITY;
     for (int j = 0; j < 16; j++)
         mx = lane[j] > mx ? lane[j] : mx;
@@ -200,6 +218,32 @@ double fm_sqnorm_tilde(const float *x, int d)
     return row_h(x, d, 1.0 / sqrt((double)d));
 }
 
+/* One row of fm_exp_stabilised: v (cols floats, exponents without the norm term) becomes
+ * scale·exp(v − h − c_r); c is the key constant (FM_KEY only); *shift (when not NULL) gets c_r. */
+static void exp_row(float *v, int cols, double h, enum fm_role role, double c, float scale,
+                    float *shift)
+{
+    if (role == FM_RAW) {
+        if (shift)
+            *shift = 0.0f;
+        la_vexpf_affine(v, v, (size_t)cols, (float)h, 0.0f, scale);
+        return;
+    }
+    /* Subtract the row's own max first (exact-ish, small numbers), then the key row's offset
+     * from the sequence max, which is <= 0 and small when norms are alike. */
+    float mx = row_max(v, cols);
+    float off = 0.0f;
+    if (role == FM_KEY)
+        off = (float)((double)mx - h - c);
+    if (!isfinite(mx))
+        mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
+    /* Relative to exp(v − h): queries were shifted by mx − h, keys by c. */
+    if (shift)
+        *shift = role == FM_KEY ? (float)c : (float)((double)mx - h);
+    /* Shifts, exp and scale in one pass over the row (vmath.h). */
+    la_vexpf_affine(v, v, (size_t)cols, mx, off, scale);
+}
+
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
                        enum fm_role role, float scale, float *shift)
 {
@@ -211,43 +255,55 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
                        row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
             c = t > c ? t : c;
         }
-    for (size_t r = 0; r < n; r++) {
-        float *v = phi + r * (size_t)cols;
-        if (role == FM_RAW) {
-            float h = (float)row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
-            for (int i = 0; i < cols; i++)
-                v[i] -= h;
-            if (shift)
-                shift[r] = 0.0f;
-            continue;
+    for (size_t r = 0; r < n; r++)
+        exp_row(phi + r * (size_t)cols, cols, row_h(x ? x + r * (size_t)d : NULL, d, hcoef), role,
+                c, scale, shift ? shift + r : NULL);
+}
+
+/* Rows per block of fm_proj_exp: about 128 KiB of features, which stays in a 1 MiB L2 beside
+ * WsT (64 KiB at d = 64, m = 256) and the block's rows of x; a multiple of 6 (the rows of the
+ * AVX-512 and AVX2 GEMM tiles); at least one tile. */
+static size_t proj_block_rows(int cols)
+{
+    size_t rows = ((size_t)32768 / (size_t)cols) / 6 * 6;
+    return rows < 6 ? 6 : rows;
+}
+
+void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
+                 double hcoef, enum fm_role role, float scale, float *phi, float *shift)
+{
+    const int m = P->m, d = P->d, cols = pair ? 2 * m : m;
+    const int isa = la_simd_isa();
+    const size_t R = proj_block_rows(cols);
+    double c = -INFINITY;
+    for (size_t r0 = 0; r0 < n; r0 += R) {
+        const size_t nr = n - r0 < R ? n - r0 : R;
+        float *blk = phi + r0 * (size_t)cols;
+        la_gemm(isa, (int)nr, m, d, x + r0 * (size_t)d, d, 1, P->WsT, m, blk, cols, 1.0f, NULL,
+                0);
+        for (size_t r = 0; r < nr; r++) {
+            float *v = blk + r * (size_t)cols;
+            if (off)
+                for (int i = 0; i < m; i++)
+                    v[i] += off[i];
+            if (pair)
+                for (int i = 0; i < m; i++)
+                    v[m + i] = -v[i];
+            const double h = row_h(x + (r0 + r) * (size_t)d, d, hcoef);
+            if (role == FM_KEY) {
+                const double t = (double)row_max(v, cols) - h;
+                c = t > c ? t : c;
+            } else {
+                exp_row(v, cols, h, role, 0.0, scale, shift ? shift + r0 + r : NULL);
+            }
         }
-        /* Subtract the row's own max first (exact-ish, small numbers), then the key row's
-         * offset from the sequence max, which is <= 0 and small when norms are alike. */
-        float mx = row_max(v, cols);
-        float off = 0.0f;
-        const double h = row_h(x ? x + r * (size_t)d : NULL, d, hcoef);
-        if (role == FM_KEY)
-            off = (float)((double)mx - h - c);
-        if (!isfinite(mx))
-            mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
-        /* Relative to exp(v − h): queries were shifted by mx − h, keys by c. */
-        if (shift)
-            shift[r] = role == FM_KEY ? (float)c : (float)((double)mx - h);
-        for (int i = 0; i < cols; i++)
-            v[i] = (v[i] - mx) + off;
-        /* exp and scale while the row is in L1: one pass over memory instead of three. */
-        la_vexpf(v, v, (size_t)cols);
-        if (scale != 1.0f)
-            for (int i = 0; i < cols; i++)
-                v[i] *= scale;
     }
-    if (role == FM_RAW) {
-        size_t total = n * (size_t)cols;
-        la_vexpf(phi, phi, total);
-        if (scale != 1.0f)
-            for (size_t i = 0; i < total; i++)
-                phi[i] *= scale;
-    }
+    /* Keys' second pass from the last row back: it starts on the rows the first pass wrote
+     * last, which are still in cache. */
+    if (role == FM_KEY)
+        for (size_t r = n; r-- > 0;)
+            exp_row(phi + r * (size_t)cols, cols, row_h(x + r * (size_t)d, d, hcoef), role, c,
+                    scale, shift ? shift + r : NULL);
 }
 
 size_t fm_grad_work_floats(int p, size_t n)

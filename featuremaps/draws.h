@@ -1,6 +1,8 @@
 /* draws.h — what the random feature maps (rff, prf, hyp, gerf) share: drawing the projection W
- * (IID Gaussian or orthogonal blocks), the projection u = W·x̃ as one SGEMM, and the max-shift
- * stabiliser that keeps exponential features finite.  learned.c uses the stabiliser too.
+ * (IID Gaussian or orthogonal blocks), the projection u = W·x̃ (one SGEMM, or, for the
+ * exponential maps, fm_proj_exp: row blocks of the kernels' GEMM tiles with the exp applied to
+ * each block while it is in cache), and the max-shift stabiliser that keeps exponential
+ * features finite.  learned.c uses the SGEMM and the stabiliser too.
  *
  * Not a feature map and not in the registry: internal to featuremaps/.  Everything random is
  * drawn in fm_draw_w from the caller's gsl_rng in a fixed order, so the same seed gives the same
@@ -35,14 +37,15 @@ int fm_draw_w(double *W, int m, int d, int draw, int norm_fixed, gsl_rng *rng, c
 struct fm_proj {
     int d, m;
     double *W; /* (m, d) the draws ω_i, unscaled */
-    float *Ws; /* (m, d) fp32 of W·d^{-1/4}·factor (factor = 1 except gerf's B) */
+    float *Ws;  /* (m, d) fp32 of W·d^{-1/4}·factor (factor = 1 except gerf's B) */
+    float *WsT; /* (d, m) the same values transposed: the B operand of fm_proj_exp's GEMM */
 };
 
 /* Validates p->m (0 means d) and p->draw, allocates and draws.  On failure everything is
  * released.  who names the map in messages. */
 int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, const char *who,
                  struct la_error *err);
-/* Recomputes Ws = fp32(W·d^{-1/4}·factor), rounding once from double. */
+/* Recomputes Ws = fp32(W·d^{-1/4}·factor), rounding once from double, and WsT from it. */
 void fm_proj_scale(struct fm_proj *P, double factor);
 void fm_proj_release(struct fm_proj *P);
 
@@ -75,6 +78,22 @@ double fm_sqnorm_tilde(const float *x, int d);
  * divided by exp(c_r) relative to the defining formula. */
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
                        enum fm_role role, float scale, float *shift);
+
+/* Exponential random features of n rows x (n, d), written to phi (n rows of `cols` floats,
+ * cols = m, or 2m when pair):
+ *     u_ri = Ws_i·x_r (+ off[i] when off is not NULL);   v_r = u_r, or [u_r, −u_r] when pair;
+ *     phi_ri = scale · exp(v_ri − h_r − c_r),   h_r = hcoef·‖x_r‖²,
+ * with c_r the stabiliser of `role`, exactly as fm_exp_stabilised forms it (same arithmetic per
+ * row, so the same phi and shift from the same u).  Speed: the product runs in row blocks of
+ * about 128 KiB of features through the kernels' register-tiled GEMM (la_gemm, on the SIMD
+ * path of la_simd_isa()), and each block's offsets, negation, max, exp and scale follow while
+ * the block is still in L2 (a row in L1).  FM_KEY needs the call's largest exponent before any
+ * exp: its first pass projects every block and keeps the running maximum, the second applies
+ * the exp to the rows as written, last row first (re-read from cache or memory; projecting
+ * twice would cost more than reading T·cols floats back).  Every element depends only on its own row (and, for
+ * keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
+void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
+                 double hcoef, enum fm_role role, float scale, float *phi, float *shift);
 
 /* ---- Backward (the VJP of the maps above; featuremap.h documents the method) ----
  * Rows per block of a backward pass: its workspace holds one block's G and t, whatever n. */

@@ -23,9 +23,10 @@
  * Likhosherstov et al.'s closed form.  Before fit (or without A_auto) A is fm_params.A.
  * The fitted A is kept in the state; fit needs nq, nk >= 1.
  *
- * Implementation: Ws = W·d^{-1/4}·B for one SGEMM; the per-feature offsets A‖ω_i‖² + log D are
- * added to the exponents (log D is folded in so D cannot overflow fp32 at large d); then the prf
- * stabiliser (draws.h): row max for queries, one constant per call for keys, none for FM_RAW.
+ * Implementation: Ws = W·d^{-1/4}·B for the projection; the per-feature offsets A‖ω_i‖² + log D
+ * are added to the exponents (log D is folded in so D cannot overflow fp32 at large d); then the
+ * prf stabiliser: row max for queries, one constant per call for keys, none for FM_RAW.  All of
+ * it is draws.h's fm_proj_exp (row blocks, each exponentiated while in cache), as for prf.
  * Tests: tests/test_featuremaps.c (A = 0 equals prf, unbiasedness, A_auto no worse than A = 0).
  */
 #include "featuremap.h"
@@ -144,13 +145,8 @@ static void gerf_apply(const void *state, enum fm_role role, const float *x, siz
     (void)work;
     const struct gerf_state *s = state;
     int m = s->P.m, d = s->P.d;
-    fm_proj_gemm(&s->P, x, n, phi, m);
-    for (size_t r = 0; r < n; r++) {
-        float *row = phi + r * (size_t)m;
-        for (int i = 0; i < m; i++)
-            row[i] += s->off[i];
-    }
-    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
+    fm_proj_exp(&s->P, s->off, 0, x, n, 0.5 / sqrt((double)d), role,
+                (float)(1.0 / sqrt((double)m)), phi, shift);
 }
 
 /* Backward (featuremap.h): the offsets A‖ω_i‖² + log D are constants (with A: auto, the fitted

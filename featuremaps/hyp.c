@@ -5,8 +5,9 @@
  * always below prf's at equal draws.  Layout of a row: the m "+" features, then the m "−".
  *
  * Stabilised like prf (draws.h, fm_exp_stabilised): the max runs over both halves, per row for
- * queries and over the whole call for keys; FM_RAW gives the unshifted formula.  The projection
- * is one SGEMM written straight into the "+" half; no workspace.
+ * queries and over the whole call for keys; FM_RAW gives the unshifted formula.  apply is
+ * draws.h's fm_proj_exp with pair set: each row block's projection is written straight into the
+ * "+" half, negated into the "−" half and exponentiated while in cache; no workspace.
  * Tests: tests/test_featuremaps.c.
  */
 #include "featuremap.h"
@@ -36,14 +37,8 @@ static void hyp_apply(const void *state, enum fm_role role, const float *x, size
     (void)work;
     const struct hyp_state *s = state;
     int m = s->P.m, d = s->P.d;
-    fm_proj_gemm(&s->P, x, n, phi, 2 * m);
-    for (size_t r = 0; r < n; r++) {
-        float *row = phi + r * (size_t)(2 * m);
-        for (int i = 0; i < m; i++)
-            row[m + i] = -row[i];
-    }
-    fm_exp_stabilised(phi, n, 2 * m, x, d, 0.5 / sqrt((double)d), role,
-                      (float)(1.0 / sqrt(2.0 * m)), shift);
+    fm_proj_exp(&s->P, NULL, 1, x, n, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt(2.0 * m)),
+                phi, shift);
 }
 
 /* Backward (featuremap.h): the "+" half is exp(u_i − h − c), the "−" half exp(−u_i − h − c),

@@ -8,7 +8,8 @@
  * keys one constant for the whole call (the largest exponent of all rows), so the largest
  * feature is exactly m^{-1/2} and nothing overflows; the factors cancel in the attention ratio.
  * With role FM_RAW apply evaluates the formula above unchanged (kernel-MSE metrics, tests).
- * The projection is one SGEMM; exp goes through la_vexpf.  No workspace.
+ * apply is draws.h's fm_proj_exp: the projection in row blocks through the kernels' GEMM tiles,
+ * each block's max, exp (la_vexpf) and scale while it is in cache.  No workspace.
  * Not here: the generalised A ≠ 0 family (gerf.c, which reproduces this map at A = 0).
  * Tests: tests/test_featuremaps.c (unbiasedness, Lemma 2 variance, overflow, kernels).
  */
@@ -39,9 +40,9 @@ static void prf_apply(const void *state, enum fm_role role, const float *x, size
     (void)work;
     const struct prf_state *s = state;
     int m = s->P.m, d = s->P.d;
-    fm_proj_gemm(&s->P, x, n, phi, m);
     /* h_r = ‖x̃‖²/2 = ‖x‖²/(2√d). */
-    fm_exp_stabilised(phi, n, m, x, d, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)), shift);
+    fm_proj_exp(&s->P, NULL, 0, x, n, 0.5 / sqrt((double)d), role, (float)(1.0 / sqrt((double)m)),
+                phi, shift);
 }
 
 /* Backward (featuremap.h): with the shift held constant ∂φ_i/∂x = φ_i·(∇u_i − x/√d), so
@@ -66,7 +67,7 @@ static void prf_release(void *state)
 }
 
 /* Cost (featuremap.h), per row of m features from m draws: the projection 2·d·m, the norm term
- * ‖x̃‖²/2 (2·d; fm_exp_stabilised forms it for every role), and per feature the row max, the
+ * ‖x̃‖²/2 (2·d; fm_proj_exp forms it for every role), and per feature the row max, the
  * two shifts (row max, key offset), the exp and the scale m^{-1/2}: 2·d·m + 2·d + 5·m.
  * Parameters: W, m·d floats. */
 static double prf_flops(size_t n, int d, int m)

@@ -38,6 +38,11 @@ static int taylor2_out_dim(const void *state)
     return ((const struct taylor2_state *)state)->m;
 }
 
+/* Products written in whole groups of TAYLOR2_VEC (a 512-bit vector of floats): a fixed-length
+ * inner loop that the compiler turns into one vector multiply and store, with no scalar
+ * remainder. */
+#define TAYLOR2_VEC 16
+
 static void taylor2_apply(const void *state, enum fm_role role, const float *x, size_t n,
                           float *phi, float *work, float *shift)
 {
@@ -45,22 +50,37 @@ static void taylor2_apply(const void *state, enum fm_role role, const float *x, 
     (void)role;
     (void)work;
     const struct taylor2_state *s = state;
-    int d = s->d;
+    const int d = s->d, m = s->m;
     float f = (float)pow((double)d, -0.25);
     float rs2 = (float)(1.0 / sqrt(2.0));
     for (size_t r = 0; r < n; r++) {
         const float *xr = x + r * (size_t)d;
-        float *o = phi + r * (size_t)s->m;
+        float *o = phi + r * (size_t)m;
+        const float *end = o + m;
         float *lin = o + 1, *diag = o + 1 + d, *off = o + 1 + 2 * d;
         o[0] = 1.0f;
         for (int i = 0; i < d; i++)
             lin[i] = xr[i] * f;
         for (int i = 0; i < d; i++)
             diag[i] = lin[i] * lin[i] * rs2;
+        /* Pair block i is x̃_i·x̃_j for j = i+1 .. d−1.  Whole groups run up to TAYLOR2_VEC − 1
+         * entries past the block: those spill into the next blocks' places, which are written
+         * after (with their own values), and read x̃'s row up to 15 places past x̃_{d−1}, which
+         * is still inside φ's row (the diagonal block, then pairs) for d >= 5.  A block whose
+         * groups would pass the end of the row is written exactly. */
         for (int i = 0; i < d; i++) {
-            float a = lin[i];
-            for (int j = i + 1; j < d; j++)
-                *off++ = a * lin[j];
+            const int len = d - 1 - i;
+            const float a = lin[i], *xj = lin + i + 1;
+            const int whole = (len + TAYLOR2_VEC - 1) / TAYLOR2_VEC * TAYLOR2_VEC;
+            if (d >= 5 && off + whole <= end && xj + whole <= end) {
+                for (int t0 = 0; t0 < len; t0 += TAYLOR2_VEC)
+                    for (int l = 0; l < TAYLOR2_VEC; l++)
+                        off[t0 + l] = a * xj[t0 + l];
+            } else {
+                for (int t = 0; t < len; t++)
+                    off[t] = a * xj[t];
+            }
+            off += len;
         }
     }
 }

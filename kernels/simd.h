@@ -1,6 +1,7 @@
-/* simd.h — internal to kernels/: run-time choice of the vector instruction set, and the small
- * vectorised building blocks the fast kernels are made of (register-blocked GEMM tiles, the
- * fused per-token recurrent update, the fused online-softmax block, the causal normaliser).
+/* simd.h — internal to kernels/ (and to featuremaps/draws.c, whose random-feature projection
+ * runs on la_gemm): run-time choice of the vector instruction set, and the small vectorised
+ * building blocks the fast kernels are made of (register-blocked GEMM tiles, the fused
+ * per-token recurrent update, the fused online-softmax block, the causal normaliser).
  *
  * What it is: three implementations of each block — AVX-512F (16 lanes), AVX2+FMA (8 lanes)
  * and portable C (one lane) — compiled from one template (simd_tmpl.h) and chosen per call by

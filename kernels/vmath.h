@@ -36,6 +36,12 @@
 #define LA_VSINCOS_ABS 9.0e-8
 
 void la_vexpf(const float *x, float *y, size_t n);
+/* y[i] = exp((x[i] − sub) + add) · scale for i < n, with the subtraction, the addition and the
+ * product each rounded in fp32 in that order: bit for bit what a loop forming (x[i] − sub) +
+ * add, then la_vexpf, then a loop multiplying by scale gives, in one pass over the data (the
+ * random feature maps' stabilised exp: sub a row's max, add a key row's offset, scale
+ * m^{-1/2}).  In place is allowed. */
+void la_vexpf_affine(const float *x, float *y, size_t n, float sub, float add, float scale);
 void la_vsincosf(const float *x, float *s, float *c, size_t n);
 /* Name of the implementation selected on this CPU: "avx512", "avx2" or "scalar". */
 const char *la_vmath_isa(void);
@@ -46,6 +52,7 @@ struct la_vmath_impl {
     const char *name; /* "avx512", "avx2" or "scalar" */
     void (*vexpf)(const float *x, float *y, size_t n);
     void (*vsincosf)(const float *x, float *s, float *c, size_t n);
+    void (*vexpf_affine)(const float *x, float *y, size_t n, float sub, float add, float scale);
 };
 
 /* The implementation called isa (any case), or NULL when the name is unknown or this CPU

@@ -278,6 +278,113 @@ static void test_bit_identical(void **state)
     free(x);
 }
 
+/* prf, hyp and gerf against their definition evaluated in double from the same draws, every
+ * role, on shapes that cut the projection's row blocks and register tiles unevenly (n = 1, 7
+ * and past several blocks; d = 11, 64 and 150, past the GEMM's K block of 128; m = 5, 20, 37
+ * and 256).  Each feature must match
+ * scale·exp(e − c) (e its exponent, c the role's stabiliser, both in double) to fp32 rounding
+ * of the exponent: |φ − ref| <= ref·(tol·(1 + Σ_j |ω_ij·x̃_j| + h)) + 1e-37, where the sum
+ * bounds the projection's rounding.  The reported shift must match c the same way. */
+static void test_exp_maps_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        int n, d, m;
+    } shapes[] = {{1, 11, 5}, {7, 11, 37}, {301, 11, 37}, {1, 64, 256}, {517, 64, 256},
+                  {130, 64, 37}, {9, 150, 20}};
+    const char *names[] = {"prf", "hyp", "gerf"};
+    const double tol = 1e-6;
+    double worst = 0.0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int mi = 0; mi < 3; mi++)
+            for (int draw = 0; draw <= 1; draw++) {
+                const int n = shapes[si].n, d = shapes[si].d, mm = shapes[si].m;
+                const int pair = mi == 1;
+                const double A = mi == 2 ? -0.07 : 0.0;
+                struct fm_params p;
+                featuremap_params_default(&p, d);
+                p.m = mm;
+                p.draw = draw;
+                p.A = A;
+                const unsigned long seed = 500 + si * 10 + (unsigned long)mi * 2 + (unsigned long)draw;
+                struct featuremap *fm = make_map(names[mi], &p, seed);
+                const int cols = fm->m;
+                assert_int_equal(cols, pair ? 2 * mm : mm);
+                /* The same draws: init takes W first from a freshly seeded generator. */
+                double *W = malloc((size_t)mm * d * sizeof *W);
+                gsl_rng *r = rng_seeded(seed);
+                struct la_error err;
+                assert_int_equal(fm_draw_w(W, mm, d, draw, 0, r, "test", &err), LA_OK);
+                gsl_rng_free(r);
+                float *x = malloc((size_t)n * d * sizeof *x);
+                tu_fill(x, (size_t)n * d, 1.3f, MASTER_SEED + 900 + si);
+                double *e = malloc((size_t)n * cols * sizeof *e);
+                double *bound = malloc((size_t)n * cols * sizeof *bound);
+                double *h = malloc((size_t)n * sizeof *h);
+                const double f = pow((double)d, -0.25), B = sqrt(1.0 - 4.0 * A);
+                const double logD = 0.25 * d * log1p(-4.0 * A);
+                for (int row = 0; row < n; row++) {
+                    double sq = 0.0;
+                    for (int j = 0; j < d; j++)
+                        sq += (double)x[row * d + j] * x[row * d + j] * f * f;
+                    h[row] = 0.5 * sq;
+                    for (int i = 0; i < mm; i++) {
+                        double u = 0.0, b = 0.0, sw = 0.0;
+                        for (int j = 0; j < d; j++) {
+                            const double t = W[(size_t)i * d + j] * B * f * x[row * d + j];
+                            u += t;
+                            b += fabs(t);
+                            sw += W[(size_t)i * d + j] * W[(size_t)i * d + j];
+                        }
+                        const double o = A * sw + (A != 0.0 ? logD : 0.0);
+                        e[(size_t)row * cols + i] = u + o - h[row];
+                        bound[(size_t)row * cols + i] = 1.0 + b + fabs(o) + h[row];
+                        if (pair) {
+                            e[(size_t)row * cols + mm + i] = -u - h[row];
+                            bound[(size_t)row * cols + mm + i] = 1.0 + b + h[row];
+                        }
+                    }
+                }
+                const double scale = 1.0 / sqrt((double)cols);
+                float *phi = malloc((size_t)n * cols * sizeof *phi);
+                float *shift = malloc((size_t)n * sizeof *shift);
+                for (int role = FM_QUERY; role <= FM_RAW; role++) {
+                    assert_int_equal(featuremap_apply_shift(fm, role, x, n, phi, NULL, shift),
+                                     LA_OK);
+                    double ckey = -INFINITY;
+                    for (size_t i = 0; i < (size_t)n * cols; i++)
+                        ckey = e[i] > ckey ? e[i] : ckey;
+                    for (int row = 0; row < n; row++) {
+                        double c = 0.0, cb = 0.0;
+                        if (role == FM_QUERY)
+                            for (int i = 0; i < cols; i++)
+                                if (i == 0 || e[(size_t)row * cols + i] > c)
+                                    c = e[(size_t)row * cols + i], cb = bound[(size_t)row * cols + i];
+                        if (role == FM_KEY)
+                            c = ckey, cb = 1.0 + fabs(ckey);
+                        assert_true(fabs((double)shift[row] - c) <= tol * (cb + fabs(c)) + 1e-30);
+                        for (int i = 0; i < cols; i++) {
+                            const size_t k = (size_t)row * cols + i;
+                            const double ref = scale * exp(e[k] - c);
+                            const double dev = fabs((double)phi[k] - ref);
+                            const double lim = ref * tol * (bound[k] + cb) + 1e-37;
+                            if (dev / lim > worst)
+                                worst = dev / lim;
+                            if (!(dev <= lim))
+                                print_error("%s d=%d m=%d n=%d draw=%d role=%d row %d feature %d: "
+                                            "%.9g vs %.9g\n",
+                                            names[mi], d, mm, n, draw, role, row, i, phi[k], ref);
+                            assert_true(dev <= lim);
+                        }
+                    }
+                }
+                free(W), free(x), free(e), free(bound), free(h), free(phi), free(shift);
+                featuremap_free(fm);
+            }
+    print_message("  prf, hyp, gerf vs the double definition: worst error %.3f of the tolerance\n",
+                  worst);
+}
+
 /* ---------------------------------------------------------------- statistics */
 
 struct pair {
@@ -1508,6 +1615,7 @@ int main(void)
         cmocka_unit_test(test_parameter_errors),
         cmocka_unit_test(test_orthogonal_blocks),
         cmocka_unit_test(test_bit_identical),
+        cmocka_unit_test(test_exp_maps_exact),
         cmocka_unit_test(test_unbiased_and_variance),
         cmocka_unit_test(test_taylor2_exact),
         cmocka_unit_test(test_nonnegative),

@@ -321,6 +321,46 @@ static void test_in_place(void **state)
     }
 }
 
+/* vexpf_affine equals its definition — (x − sub) + add in fp32, vexpf, times scale — bit for
+ * bit on every path, for every length up to three vectors (tails) and a long array, with
+ * special values among the inputs and in place. */
+static void test_exp_affine(void **state)
+{
+    (void)state;
+    enum { N = 1003 };
+    const struct la_vmath_impl *im[N_ISA];
+    size_t nim = available(im);
+    static float x[N], y[N], t[N], a[N];
+    tu_fill(x, N, 40.0f, 0xaff1u);
+    x[3] = NAN, x[17] = INFINITY, x[18] = -INFINITY, x[40] = 0.0f, x[41] = -0.0f, x[77] = 1e30f;
+    static const float par[][3] = {{0.0f, 0.0f, 1.0f},   {3.25f, -0.5f, 0.0625f},
+                                   {-7.0f, 0.0f, 0.125f}, {1e-3f, -1e-3f, 0.7071068f},
+                                   {30.0f, -2.0f, 1.0f}};
+    for (size_t k = 0; k < nim; k++)
+        for (size_t p = 0; p < sizeof par / sizeof par[0]; p++)
+            for (size_t n = 0; n <= N; n = n < 48 ? n + 1 : N) {
+                const float sub = par[p][0], add = par[p][1], sc = par[p][2];
+                for (size_t i = 0; i < n; i++)
+                    t[i] = (x[i] - sub) + add;
+                im[k]->vexpf(t, t, n);
+                for (size_t i = 0; i < n; i++)
+                    t[i] *= sc;
+                im[k]->vexpf_affine(x, y, n, sub, add, sc);
+                memcpy(a, x, sizeof a);
+                im[k]->vexpf_affine(a, a, n, sub, add, sc);
+                for (size_t i = 0; i < n; i++) {
+                    if (!same_bits(y[i], t[i]) && !(isnan(y[i]) && isnan(t[i])))
+                        print_error("%s: affine(%g, %g, %g) at x = %g: %a vs %a\n", im[k]->name,
+                                    sub, add, sc, x[i], y[i], t[i]);
+                    assert_true(same_bits(y[i], t[i]) || (isnan(y[i]) && isnan(t[i])));
+                    assert_true(same_bits(a[i], y[i]) || (isnan(a[i]) && isnan(y[i])));
+                }
+                if (n == N)
+                    break;
+            }
+    la_vexpf_affine(NULL, NULL, 0, 1.0f, 2.0f, 3.0f); /* n = 0 touches nothing */
+}
+
 /* ---- agreement between paths and the dispatcher ------------------------------------------- */
 
 static void test_paths_agree(void **state)
@@ -450,7 +490,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_exp_special),  cmocka_unit_test(test_sincos_special),
         cmocka_unit_test(test_tails),        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_exp_accuracy), cmocka_unit_test(test_sincos_accuracy),
-        cmocka_unit_test(test_paths_agree),
+        cmocka_unit_test(test_paths_agree),  cmocka_unit_test(test_exp_affine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

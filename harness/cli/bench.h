@@ -47,6 +47,11 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
  * suite's peak and SGEMM rates (GFLOP/s).  Returns an exit code. */
 int la_bench_backward(int d, int Tmax, int threads, double budget, int tsv, double peak,
                       double sgemm);
+/* The "kernel + feature map" rows (bench_maps.c): prf, gerf and hyp at m = 256 features and
+ * taylor2, at d and T = Tmax, one head: the map alone, the kernel alone and the two together,
+ * with the map's share of the time, against `peak` and `sgemm` (GFLOP/s, measured by the caller
+ * in the same run).  Returns an exit code. */
+int la_bench_maps(int d, int Tmax, int threads, double budget, int tsv, double peak, double sgemm);
 /* The recurrences' rows (bench_recur.c): sum, decay, gated and delta in recurrent form at
  * m = dv = 64, T = 16384, one thread, against `peak` (GFLOP/s, measured by the caller in the same
  * run).  Returns an exit code. */

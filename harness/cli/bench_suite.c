@@ -9,8 +9,9 @@
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
- * the backward kernels' rows (bench_backward.c), the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
- * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
+ * the backward kernels' rows (bench_backward.c), the "kernel + feature map" rows of prf, gerf,
+ * hyp (m = 256) and taylor2 at T = Tmax (bench_maps.c: the map alone, the kernel alone, the
+ * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
@@ -114,21 +115,6 @@ static void fm_call(void *p)
     featuremap_apply(c->fm, FM_KEY, c->x, c->n, c->phi, c->work);
 }
 
-/* The map of the queries and of the keys (both roles; prf's stabilisers differ). */
-struct fm_qk_ctx {
-    const struct featuremap *fm;
-    const float *q, *k;
-    float *pq, *pk, *work;
-    size_t n;
-};
-
-static void fm_qk_call(void *p)
-{
-    struct fm_qk_ctx *c = p;
-    featuremap_apply(c->fm, FM_QUERY, c->q, c->n, c->pq, c->work);
-    featuremap_apply(c->fm, FM_KEY, c->k, c->n, c->pk, c->work);
-}
-
 /* Feature map of Q and K, then the kernel: what a user of the default causal kernel pays. */
 struct e2e_ctx {
     const struct featuremap *fm;
@@ -179,80 +165,6 @@ static int section_d(const int *ds, int nd)
         if (ds[i] == 64)
             return 64;
     return ds[0];
-}
-
-/* Non-causal linear attention with the prf map, m = 256, at T = Tmax: the map's time (queries
- * and keys) on its own line, then the kernel on the features.  Skipped (with a note) when no
- * map called "prf" is registered. */
-static int bench_prf(const int *ds, int nd, int Tmax, int threads, double budget, int tsv,
-                     const struct refs *r)
-{
-    struct la_error err;
-    if (!featuremap_lookup("prf", &err)) {
-        printf("# prf: not registered in this build; no m = 256 line\n");
-        return 0;
-    }
-    const int d = section_d(ds, nd), m = 256, T = Tmax;
-    struct fm_params fp;
-    featuremap_params_default(&fp, d);
-    fp.m = m;
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    if (!rng) {
-        fprintf(stderr, "linattn bench: out of memory for the rng\n");
-        return 1;
-    }
-    gsl_rng_set(rng, 12345);
-    struct featuremap *fm = featuremap_alloc("prf", &fp, rng, &err);
-    gsl_rng_free(rng);
-    if (!fm) {
-        fprintf(stderr, "linattn bench: prf: %s\n", err.msg);
-        return 1;
-    }
-    const struct attn_kernel *kn = attn_kernel_lookup("linear_noncausal");
-    const size_t nx = (size_t)T * d, nf = (size_t)T * fm->m;
-    const size_t fw = featuremap_work_floats(fm, (size_t)T);
-    const size_t ws = attn_workspace_floats(kn, T, fm->m, d, 0, 0, threads);
-    float *q = bench_alloc(nx), *k = bench_alloc(nx), *v = bench_alloc(nx);
-    float *y = bench_alloc(nx), *pq = bench_alloc(nf);
-    float *pk = bench_alloc(nf), *fwk = bench_alloc(fw);
-    float *work = bench_alloc(ws);
-    int rc = 0;
-    if (!q || !k || !v || !y || !pq || !pk || !fwk || !work) {
-        fprintf(stderr, "linattn bench: out of memory for the prf line\n");
-        rc = 1;
-        goto done;
-    }
-    /* Touch everything once before timing (first touch is very slow on these machines). */
-    fill(q, nx, 11), fill(k, nx, 12), fill(v, nx, 13);
-    memset(y, 0, nx * sizeof *y);
-    memset(pq, 0, nf * sizeof *pq);
-    memset(pk, 0, nf * sizeof *pk);
-    memset(fwk, 0, (fw ? fw : 1) * sizeof *fwk);
-    memset(work, 0, (ws ? ws : 1) * sizeof *work);
-    if (featuremap_apply(fm, FM_QUERY, q, (size_t)T, pq, fwk) != LA_OK ||
-        featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, fwk) != LA_OK) {
-        fprintf(stderr, "linattn bench: prf apply failed\n");
-        rc = 1;
-        goto done;
-    }
-    struct la_timing t;
-    struct fm_qk_ctx fc = {fm, q, k, pq, pk, fwk, (size_t)T};
-    la_time(fm_qk_call, &fc, 1, 3, 1000, budget, &t);
-    char name[64];
-    snprintf(name, sizeof name, "featuremap_prf_m%d", fm->m);
-    /* Queries and keys: two applies of T rows, at the map's nominal flops (featuremap.h). */
-    print_row(tsv, d, T, name, 0, &t,
-              2.0 * featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), r);
-    struct kern_ctx kc = {kn, {.q = pq, .k = pk, .v = v, .y = y, .T = T, .dk = fm->m, .dv = d,
-                               .causal = 0, .eps = 1e-6f, .work = work},
-                          1, threads, ws};
-    la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
-    snprintf(name, sizeof name, "linear_noncausal_m%d", fm->m);
-    print_row(tsv, d, T, name, 0, &t, attn_nominal_flops(kn, T, fm->m, d, 0), r);
-done:
-    featuremap_free(fm);
-    free(q), free(k), free(v), free(y), free(pq), free(pk), free(fwk), free(work);
-    return rc;
 }
 
 /* The control column of the threads section: the peak's FMA loop (peak.c, on the kernels'
@@ -552,7 +464,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
     if (rc == 0)
         rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
     if (rc == 0)
-        rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
+        rc = la_bench_maps(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
     if (rc == 0)
         rc = la_bench_recur(r.peak, budget, tsv);
     if (rc == 0)
