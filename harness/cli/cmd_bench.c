@@ -343,6 +343,8 @@ int cmd_bench(int argc, char **argv)
                 fb ? (lin ? "the map and the forward kernel, then " : "the forward kernel, then ")
                    : "",
                 lin ? "the backward kernel and the map's backward" : "the backward kernel");
+        } else if (kn->input == ATTN_IN_FEATURES && !isfinite(row.fm_time_median_s)) {
+            printf("feature map time  inside the time above (the kernel applies the map itself)\n");
         } else if (kn->input == ATTN_IN_FEATURES) {
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
         }
