@@ -8,7 +8,12 @@
  * SGEMM).
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
- * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
+ * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup; then elu1 and
+ * relu with linear_causal and linear_noncausal, the map applied apart ("relu+linear_causal")
+ * and fused into the kernel ("relu+linear_causal_fused": the kernel maps raw rows block by
+ * block, attn_args.fused_map), all rated on the kernel's nominal flops (the map's are not
+ * counted), each pair followed by the map's share of the two totals against the kernel alone
+ * on features (its row in the table).  After the table:
  * the backward kernels' rows (bench_backward.c), the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
@@ -166,10 +171,63 @@ static void print_row(int tsv, int d, int T, const char *name, int causal,
                causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, gf / r->sgemm,
                gf / r->peak);
     else
-        printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
+        printf("%4d %6d  %-28s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
                causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / r->peak,
                100.0 * gf / r->sgemm);
     fflush(stdout);
+}
+
+/* A deterministic map with a linear kernel, as a user pays for it: φ(Q), φ(K) applied apart
+ * (featuremap_apply) then the kernel on the features, and the same map fused into the kernel
+ * (attn_args.fused_map: the kernel maps each block of raw rows as it reads it).  Both rows are
+ * rated on the kernel's nominal flops only (the map's are not counted); then a line with the
+ * map's share of each total, against the kernel alone on features (t_kernel, timed in the
+ * table above in the same run): (total − t_kernel) / total. */
+struct map_run {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk;
+    struct kern_ctx kc;
+};
+
+static void map_run_call(void *p)
+{
+    struct map_run *c = p;
+    if (c->kc.args.fused_map == ATTN_MAP_NONE) {
+        featuremap_apply(c->fm, FM_QUERY, c->q, (size_t)c->kc.args.T, c->pq, NULL);
+        featuremap_apply(c->fm, FM_KEY, c->k, (size_t)c->kc.args.T, c->pk, NULL);
+    }
+    kern_call(&c->kc);
+}
+
+static void bench_fused_pair(int tsv, int d, int T, const struct featuremap *fm,
+                             const struct attn_kernel *kn, int causal, const float *q,
+                             const float *k, float *pq, float *pk, const float *v, float *y,
+                             float *work, int threads, double budget, double t_kernel,
+                             const struct refs *r)
+{
+    float map_eps = 0.0f;
+    const int fmap = featuremap_fused(fm, &map_eps);
+    const double flops = attn_nominal_flops(kn, T, d, d, causal);
+    struct la_timing t[2];
+    for (int fused = 0; fused <= 1; fused++) {
+        struct map_run mr = {fm, q, k, pq, pk,
+                             {kn, {.q = fused ? q : pq, .k = fused ? k : pk, .v = v, .y = y,
+                                   .T = T, .dk = d, .dv = d, .causal = causal, .eps = 1e-6f,
+                                   .work = work, .fused_map = fused ? fmap : ATTN_MAP_NONE,
+                                   .map_eps = map_eps},
+                              1, threads, attn_workspace_floats(kn, T, d, d, causal, 0, threads)}};
+        la_time(map_run_call, &mr, 1, 3, 1000, budget, &t[fused]);
+        char name[64];
+        snprintf(name, sizeof name, "%s+%s%s", fm->type->name, kn->name,
+                 fused ? "_fused" : "");
+        print_row(tsv, d, T, name, causal, &t[fused], flops, r);
+    }
+    printf("# d=%d T=%d %s+%s: the map's share of the total, (total - kernel) / total, with the "
+           "kernel alone %.6f s: apart %.1f%%, fused %.1f%%; fused/apart time %.3f\n",
+           d, T, fm->type->name, kn->name, t_kernel,
+           100.0 * (t[0].median_s - t_kernel) / t[0].median_s,
+           100.0 * (t[1].median_s - t_kernel) / t[1].median_s, t[1].median_s / t[0].median_s);
 }
 
 /* The d (64 if asked for, else the first) that the extra sections use. */
@@ -455,7 +513,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         printf("d\tT\tkernel\tcausal\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
                "efficiency\tpeak_efficiency\n");
     else
-        printf("%4s %6s  %-24s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
+        printf("%4s %6s  %-28s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
                "causal", "median_s", "p20_s", "p80_s", "reps", "GFLOP/s", "peak", "eff");
     size_t Tcap = (size_t)Tmax;
     int dmax = 0;
@@ -490,8 +548,10 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         featuremap_params_default(&fp, d);
         struct la_error err;
         struct featuremap *fm = featuremap_alloc("elu1", &fp, NULL, &err);
-        if (!fm) {
+        struct featuremap *fr = fm ? featuremap_alloc("relu", &fp, NULL, &err) : NULL;
+        if (!fm || !fr) {
             fprintf(stderr, "linattn bench: %s\n", err.msg);
+            featuremap_free(fm);
             rc = 1;
             goto done;
         }
@@ -500,6 +560,11 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, NULL);
             struct fm_ctx fc = {fm, k, pk, NULL, (size_t)T};
             struct la_timing t;
+            /* The kernels on features that the fused rows below compare with. */
+            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
+            const struct attn_kernel *nck = attn_kernel_lookup("linear_noncausal");
+            const char *def_algo = def->alias_of ? def->alias_of : def->name;
+            double t_def = NAN, t_nc = NAN;
             la_time(fm_call, &fc, 1, 3, 1000, budget, &t);
             print_row(tsv, d, T, "featuremap_elu1", 0, &t,
                       featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), &r);
@@ -523,10 +588,13 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                     la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
                     print_row(tsv, d, T, kn->name, causal, &t,
                               attn_nominal_flops(kn, T, d, d, causal), &r);
+                    if (causal && !strcmp(kn->name, def_algo))
+                        t_def = t.median_s;
+                    if (kn == nck)
+                        t_nc = t.median_s;
                 }
             }
             /* The default causal kernel with its feature map, against the seed's loop. */
-            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
             const double lflops = attn_nominal_flops(def, T, d, d, 1);
             struct e2e_ctx ec = {fm, q, k, pq, pk,
                                  {def, {.v = v, .y = y, .T = T, .dk = d, .dv = d, .causal = 1,
@@ -546,8 +614,18 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
                    "(medians; both include elu+1)\n",
                    d, T, ts.median_s / te.median_s);
+            /* elu1 and relu, applied apart and fused, with the default causal kernel and the
+             * non-causal one (the rows apart apply the map in every call). */
+            for (int mi = 0; mi < 2; mi++) {
+                const struct featuremap *map = mi ? fr : fm;
+                bench_fused_pair(tsv, d, T, map, def, 1, q, k, pq, pk, v, y, work, threads,
+                                 budget, t_def, &r);
+                bench_fused_pair(tsv, d, T, map, nck, 0, q, k, pq, pk, v, y, work, threads,
+                                 budget, t_nc, &r);
+            }
         }
         featuremap_free(fm);
+        featuremap_free(fr);
     }
     if (rc == 0)
         rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
