@@ -20,7 +20,10 @@
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
- * measured again (up to 3 tries, the best control kept, the number of tries printed).  Then
+ * measured again (up to 3 tries, the best control kept, the number of tries printed); with
+ * --threads-runs N the section runs N times and ends with each row's speedups over the runs
+ * and the runs that met the issue's goal among those whose control showed the cores free
+ * (--threads-only: that section alone).  Then
  * the backward rows (bench_backward.c), the recurrences' rows (bench_recur.c: sum, decay, gated,
  * delta at d = 64, T = 16384) and, last, the decode rows (bench_decode.c: softmax and linear
  * steps against a read bandwidth measured in the same run).
@@ -364,19 +367,37 @@ static void pingpong_call(void *p)
     }
 }
 
+/* Compares doubles, for qsort. */
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
  * over heads), on the same inputs, timed in rotation with the two controls (fma_call at 1 and
  * nt threads, pingpong_call); prints both medians, the speedup (the ratio of the medians), the
- * FMA control's speedup, the round trip and the number of tries. */
-static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
+ * FMA control's speedup, the round trip and the number of tries.  With runs > 1 the whole
+ * section runs `runs` times (each run's rows printed as they come), then one summary line per
+ * row: its speedups over the runs (min, median, max), the runs whose control showed the cores
+ * free (>= CONTROL_OK of the thread count), and of those the runs at >= SPEEDUP_GOAL_1 times the
+ * thread count over 2 on one head (>= SPEEDUP_GOAL_2 on two heads): "8 of 10" is then read off,
+ * no run dropped. */
+#define SPEEDUP_GOAL_1 1.8
+#define SPEEDUP_GOAL_2 1.9
+#define THREAD_ROWS 5
+#define THREAD_RUNS_MAX 100
+static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv, int runs)
 {
     const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;
     static const struct {
         const char *name;
         int causal;
-    } rows[] = {{"softmax_flash", 0},           {"softmax_flash", 1},
-                {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
-                {"linear_causal_chunked", 1}};
+    } rows[THREAD_ROWS] = {{"softmax_flash", 0},           {"softmax_flash", 1},
+                           {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
+                           {"linear_causal_chunked", 1}};
+    runs = runs < 1 ? 1 : runs > THREAD_RUNS_MAX ? THREAD_RUNS_MAX : runs;
+    static double sp[THREAD_ROWS][2][THREAD_RUNS_MAX], ctl[THREAD_ROWS][2][THREAD_RUNS_MAX];
     const size_t nx = 2 * (size_t)Tmax * d;
     size_t wsmax = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -424,68 +445,112 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     else
         printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
                "T", "threads", "median_1_s", "median_n_s", "speedup", "control", "rt_ns", "tries");
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
-        if (!kn)
-            continue;
-        const int lin = kn->input == ATTN_IN_FEATURES, T = lin ? Tmax : Tsm;
-        for (int h = 1; h <= 2; h++) {
-            struct la_timing t1 = {0}, tn = {0};
-            struct kern_ctx kc[2];
-            for (int pass = 0; pass < 2; pass++) {
-                const int th = pass ? nt : 1;
-                kc[pass] = (struct kern_ctx){
-                    kn,
-                    {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y, .T = T, .dk = d,
-                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work},
-                    h,
-                    th,
-                    attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
+    for (int run = 0; run < runs; run++) {
+        if (runs > 1)
+            printf("# threads run %d of %d\n", run + 1, runs);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+            const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+            if (!kn)
+                continue;
+            const int lin = kn->input == ATTN_IN_FEATURES, T = lin ? Tmax : Tsm;
+            for (int h = 1; h <= 2; h++) {
+                struct la_timing t1 = {0}, tn = {0};
+                struct kern_ctx kc[2];
+                for (int pass = 0; pass < 2; pass++) {
+                    const int th = pass ? nt : 1;
+                    kc[pass] = (struct kern_ctx){
+                        kn,
+                        {.q = lin ? q : qs,
+                         .k = lin ? k : ks,
+                         .v = v,
+                         .y = y,
+                         .T = T,
+                         .dk = d,
+                         .dv = d,
+                         .causal = rows[i].causal,
+                         .eps = 1e-6f,
+                         .work = work},
+                        h,
+                        th,
+                        attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
+                }
+                /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
+                 * the same machine.  When the control says the machine did not give nt cores
+                 * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
+                 * again, up to THREAD_TRIES times, and the try with the best control is kept;
+                 * `tries` says how many it took. */
+                struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
+                struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
+                _Alignas(64) atomic_int line;
+                const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call,
+                                            pingpong_call};
+                void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
+                double rt_ns = 0.0;
+                double control = -1.0;
+                int tries = 0;
+                /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
+                 * then finds its own data in its caches, as in a run of many calls, instead of
+                 * where the other thread count left it (on a VM whose two vCPUs sit on different
+                 * dies, that move alone took 10-20% off the single-head speedups). */
+                const double t_probe = la_now();
+                kern_call(&kc[0]);
+                const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
+                while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
+                    struct la_timing tm[5];
+                    la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
+                    tries++;
+                    const double c = tm[2].median_s / tm[3].median_s;
+                    if (c > control)
+                        control = c, t1 = tm[0], tn = tm[1],
+                        rt_ns = tm[4].median_s / PINGPONG_TRIPS * 1e9;
+                }
+                if (tsv)
+                    printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%.0f\t%d\n", kn->name,
+                           rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                           t1.median_s / tn.median_s, control, rt_ns, tries);
+                else
+                    printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n",
+                           kn->name, rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                           t1.median_s / tn.median_s, control, rt_ns, tries);
+                fflush(stdout);
+                sp[i][h - 1][run] = t1.median_s / tn.median_s;
+                ctl[i][h - 1][run] = control;
             }
-            /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
-             * the same machine.  When the control says the machine did not give nt cores
-             * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
-             * again, up to THREAD_TRIES times, and the try with the best control is kept;
-             * `tries` says how many it took. */
-            struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
-            struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
-            _Alignas(64) atomic_int line;
-            const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call, pingpong_call};
-            void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
-            double rt_ns = 0.0;
-            double control = -1.0;
-            int tries = 0;
-            /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
-             * then finds its own data in its caches, as in a run of many calls, instead of
-             * where the other thread count left it (on a VM whose two vCPUs sit on different
-             * dies, that move alone took 10-20% off the single-head speedups). */
-            const double t_probe = la_now();
-            kern_call(&kc[0]);
-            const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
-            while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
-                struct la_timing tm[5];
-                la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
-                tries++;
-                const double c = tm[2].median_s / tm[3].median_s;
-                if (c > control)
-                    control = c, t1 = tm[0], tn = tm[1], rt_ns = tm[4].median_s / PINGPONG_TRIPS * 1e9;
+        }
+    }
+    if (runs > 1) {
+        printf("# threads over %d runs: speedup min / median / max; runs whose control showed the "
+               "cores free (>= %.2f x %d); of those, runs at >= %.2f x %d/2 (one head) or "
+               ">= %.2f x %d/2 (two heads)\n",
+               runs, CONTROL_OK, ncores, SPEEDUP_GOAL_1, nt, SPEEDUP_GOAL_2, nt);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+            if (!attn_kernel_lookup(rows[i].name))
+                continue;
+            for (int h = 1; h <= 2; h++) {
+                double s[THREAD_RUNS_MAX];
+                int free_runs = 0, met = 0;
+                const double goal = (h == 1 ? SPEEDUP_GOAL_1 : SPEEDUP_GOAL_2) * nt / 2.0;
+                for (int r = 0; r < runs; r++) {
+                    s[r] = sp[i][h - 1][r];
+                    if (ctl[i][h - 1][r] >= CONTROL_OK * ncores) {
+                        free_runs++;
+                        met += s[r] >= goal;
+                    }
+                }
+                qsort(s, (size_t)runs, sizeof s[0], cmp_double);
+                printf("# %-24s causal %d heads %d: %.2fx / %.2fx / %.2fx; cores free in %d of "
+                       "%d runs; >= %.2fx in %d of those %d\n",
+                       rows[i].name, rows[i].causal, h, s[0], s[runs / 2], s[runs - 1],
+                       free_runs, runs, goal, met, free_runs);
             }
-            if (tsv)
-                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%.0f\t%d\n", kn->name,
-                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control, rt_ns, tries);
-            else
-                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n", kn->name,
-                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control, rt_ns, tries);
-            fflush(stdout);
         }
     }
     free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
     return 0;
 }
 
-int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv)
+int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv,
+                   int threads_runs, int threads_only)
 {
     char cpu[256];
     la_cpu_model(cpu, sizeof cpu);
@@ -542,7 +607,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
     memset(work, 0, wsmax * sizeof *work);
     memset(y, 0, nx * sizeof *y);
     fill(q, nx, 1), fill(k, nx, 2), fill(v, nx, 3);
-    for (int di = 0; di < nd; di++) {
+    for (int di = 0; di < nd && !threads_only; di++) {
         const int d = ds[di];
         struct fm_params fp;
         featuremap_params_default(&fp, d);
@@ -627,15 +692,15 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         featuremap_free(fm);
         featuremap_free(fr);
     }
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = bench_prf(ds, nd, Tmax, threads, budget, tsv, &r);
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = la_bench_recur(r.peak, budget, tsv);
     if (rc == 0)
-        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
-    if (rc == 0)
+        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv, threads_runs);
+    if (rc == 0 && !threads_only)
         rc = la_bench_decode(threads == 1 ? r.peak : NAN, budget, tsv);
 done:
     free(q), free(k), free(v), free(pq), free(pk), free(y), free(work);
