@@ -306,7 +306,7 @@ LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, c
                                  epsr ? epsr + t0 : NULL, z, inv + t0);
         int t = t0;
         for (; t + tb <= t0 + nb; t += tb) {
-            if (pfq) /* rows t .. t + tb − 1 of pfq and pfk, one line at a time */
+            if (pfq && pfk) /* rows t .. t + tb − 1 of both, one line at a time */
                 for (ptrdiff_t o = (ptrdiff_t)t * m; o < (ptrdiff_t)(t + tb) * m; o += 16) {
                     __builtin_prefetch(pfq + o, 0, 2);
                     __builtin_prefetch(pfk + o, 0, 2);
@@ -337,7 +337,7 @@ static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K
 #define LA_REC_CASE(n)                                                                         \
     case n:                                                                                    \
         return FN(rec_run)(n, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,     \
-                           have_inv, S, mk, pfk ? pfq : NULL, pfk);
+                           have_inv, S, mk, pfq, pfk);
     switch (nv) {
         LA_REC_CASE(1)
 #if REC_NV >= 2
