@@ -69,7 +69,7 @@ static double elu1_kernel(const void *state, const double *q, const double *k, i
     return acc;
 }
 
-/* Cost (featuremap.h): per feature a min, an exp, a max and an add (apply's two passes); no
+/* Cost (featuremap.h): per feature a max, a min (x − max(x, 0)), an exp and an add; no
  * parameters.  m = d. */
 static double elu1_flops(size_t n, int d, int m)
 {

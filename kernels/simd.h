@@ -57,9 +57,9 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
 void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P);
 
 /* y[i] = elu(x[i]) + 1 = max(x, 0) + e^{min(x, 0)} for i < n, in one vector pass with this
- * path's exp (relative error about 1e-7, so within a few ulp of attn_map_rows's la_vexpf form;
- * below x = -87 it gives about 1e-38 instead of less).  The fused map's elu1 (kernels/
- * linear.c).  x and y may be the same array. */
+ * path's exp (within about 1.2 ulp of the exact value; below x = -87 about 1e-38 instead of
+ * less).  attn_map_rows's elu1 (kernels/fused_map.c), which the fused kernels and the elu1
+ * feature map both run.  x and y may be the same array. */
 void la_elu1_rows(int isa, const float *x, float *y, ptrdiff_t n);
 
 /* Causal normaliser: inv[t] = 1 / (q_t·z_t + eps) with z_t = z0 + Σ_{j<=t} k_j over rows
