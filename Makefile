@@ -72,7 +72,7 @@ KERNEL_SRC     := kernels/softmax_ref.c kernels/softmax_flash.c kernels/linear_r
                   kernels/seed_baseline.c kernels/linear_decode.c \
                   kernels/softmax_decode.c kernels/kv_cache.c kernels/backward_ref.c \
                   kernels/softmax_backward.c kernels/linear_backward.c kernels/recurrence.c \
-                  kernels/recurrence_ref.c
+                  kernels/recurrence_ref.c kernels/fused_map.c
 FEATUREMAP_SRC := featuremaps/registry.c featuremaps/elu1.c featuremaps/draws.c \
                   featuremaps/rff.c featuremaps/prf.c featuremaps/hyp.c featuremaps/gerf.c \
                   featuremaps/taylor2.c featuremaps/relu.c featuremaps/learned.c \

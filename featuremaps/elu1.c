@@ -1,13 +1,15 @@
 /* elu1.c — the elu+1 feature map of Katharopoulos et al. (2020): φ(x) = elu(x) + 1, m = d.
  * Evaluated as x >= 0 ? x + 1 : exp(x), which is exact and positive (computing elu(x) then
- * adding 1 loses everything below -17 in fp32).  Deterministic; defines its own kernel
+ * adding 1 loses everything below -17 in fp32).  Its fp32 form is attn_map_rows's
+ * (kernels/fused_map.c, the SIMD path's exp), which the linear kernels can also apply
+ * themselves (fused_map), with the same floats.  Deterministic; defines its own kernel
  * k(q, k) = φ(q)ᵀφ(k).  Tests: tests/test_featuremaps.c.
  */
 #include "featuremap.h"
 
 #include <math.h>
 
-#include "../kernels/vmath.h"
+#include "../kernels/attention.h"
 
 struct elu1_state {
     int d;
@@ -35,14 +37,9 @@ static void elu1_apply(const void *state, enum fm_role role, const float *x, siz
     (void)role;
     (void)work;
     const struct elu1_state *s = state;
-    size_t total = n * (size_t)s->d;
-    /* max(x,0) + exp(min(x,0)) equals the definition for both signs (x >= 0: x + exp(0) =
-     * x + 1; x < 0: 0 + exp(x)); the exp runs vectorised over the whole block. */
-    for (size_t i = 0; i < total; i++)
-        phi[i] = x[i] >= 0.0f ? 0.0f : x[i]; /* NaN goes to exp (and stays NaN) */
-    la_vexpf(phi, phi, total);
-    for (size_t i = 0; i < total; i++)
-        phi[i] += x[i] > 0.0f ? x[i] : 0.0f;
+    /* The one definition the fused kernels use too (kernels/fused_map.c): max(x, 0) +
+     * exp(min(x, 0)) in one vector pass. */
+    attn_map_rows(ATTN_MAP_ELU1, 0.0f, x, phi, n * (size_t)s->d);
 }
 
 /* Backward (featuremap.h): φ'(x) = 1 for x >= 0 and exp(x) = φ(x) for x < 0 (continuous at 0,
@@ -72,7 +69,7 @@ static double elu1_kernel(const void *state, const double *q, const double *k, i
     return acc;
 }
 
-/* Cost (featuremap.h): per feature a min, an exp, a max and an add (apply's two passes); no
+/* Cost (featuremap.h): per feature a max, a min (x − max(x, 0)), an exp and an add; no
  * parameters.  m = d. */
 static double elu1_flops(size_t n, int d, int m)
 {
@@ -104,6 +101,7 @@ const struct featuremap_type fm_elu1 = {
     .params = "(none)",
     .state_size = sizeof(struct elu1_state),
     .random = 0,
+    .fused_map = ATTN_MAP_ELU1,
     .flops = elu1_flops,
     .bytes = elu1_bytes,
     .nominal_dim = elu1_nominal_dim,

@@ -49,6 +49,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "../harness/core/status.h"
+#include "../kernels/attention.h"
 
 enum fm_role {
     FM_QUERY = 0, /* rows are queries */
@@ -92,6 +93,10 @@ struct featuremap_type {
     int random;          /* 1 if it draws from the rng (estimates the softmax kernel) */
     int two_sided;       /* 1 if queries and keys may have different maps: apply then gets
                           * FM_RAW_KEY for raw keys, and kernel(q, k) is not symmetric */
+    int fused_map;       /* enum attn_fused_map (kernels/attention.h): the elementwise form of this
+                          * map that a linear kernel with fuses_map applies itself, giving the
+                          * same features bit for bit (apply calls attn_map_rows); 0
+                          * (ATTN_MAP_NONE): none.  featuremap_fused gives it with its constant */
 
     /* The nominal cost of one apply of n rows of d into m features (the convention at the top
      * of this file): flops, and compulsory bytes (n = 0: the parameters alone). */
@@ -180,6 +185,14 @@ struct featuremap {
     int m; /* output dimension */
     struct fm_params params;
 };
+
+/* The fused form of fm (featuremap_type.fused_map, ATTN_MAP_NONE when it has none) and in
+ * *map_eps its constant: relu's eps as the float its apply adds, 0 for the others. */
+static inline int featuremap_fused(const struct featuremap *fm, float *map_eps)
+{
+    *map_eps = fm->type->fused_map == ATTN_MAP_RELU ? (float)fm->params.eps : 0.0f;
+    return fm->type->fused_map;
+}
 
 /* Bytes of n rows of d read and n rows of m features written, in fp32: the part of every
  * map's byte model that is not its parameters. */

@@ -3,12 +3,16 @@
  * deterministic version (T2R-style learned ReLU maps are learned.c).  eps = fm_params.eps
  * (default 1e-3, must be >= 0) keeps every feature positive, so the normaliser φ(q)ᵀz cannot
  * vanish for eps > 0 (at eps = 0 a query with no positive entry gets a zero normaliser).
+ * Its fp32 form is attn_map_rows's (kernels/fused_map.c), which the linear kernels can also
+ * apply themselves (fused_map, with eps as that float).
  * Deterministic; defines its own kernel k(q, k) = φ(q)ᵀφ(k), evaluated in double.
  * Tests: tests/test_featuremaps.c.
  */
 #include "featuremap.h"
 
 #include <math.h>
+
+#include "../kernels/attention.h"
 
 struct relu_state {
     int d;
@@ -42,12 +46,8 @@ static void relu_apply(const void *state, enum fm_role role, const float *x, siz
     (void)role;
     (void)work;
     const struct relu_state *s = state;
-    size_t total = n * (size_t)s->d;
-    float eps = s->eps;
-    for (size_t i = 0; i < total; i++) {
-        float v = x[i];
-        phi[i] = (v < 0.0f ? 0.0f : v) + eps; /* NaN propagates */
-    }
+    /* The one definition the fused kernels use too (kernels/fused_map.c); NaN propagates. */
+    attn_map_rows(ATTN_MAP_RELU, s->eps, x, phi, n * (size_t)s->d);
 }
 
 /* Backward (featuremap.h): φ'(x) = 1 for x > 0, 0 for x < 0; at x = 0 the subgradient 0 is
@@ -105,6 +105,7 @@ const struct featuremap_type fm_relu = {
     .params = "eps",
     .state_size = sizeof(struct relu_state),
     .random = 0,
+    .fused_map = ATTN_MAP_RELU,
     .flops = relu_flops,
     .bytes = relu_bytes,
     .nominal_dim = relu_nominal_dim,

@@ -128,6 +128,28 @@ enum attn_input {
                          attention with a built-in map (the seed baseline) */
 };
 
+/* Elementwise feature maps a linear kernel can apply itself (attn_args.fused_map, on kernels
+ * whose table entry has fuses_map): q and k then hold raw rows (dk = d = m) and the kernel maps
+ * each block of rows into its workspace just before the block's products read it, so φ(Q) and
+ * φ(K) never go to memory as a separate pass.  attn_map_rows is the one definition of these
+ * maps, used by the fused kernels and by the feature maps (featuremaps/elu1.c, relu.c), so a
+ * fused kernel sees exactly the features the map writes and its output is the same, bit for
+ * bit, as that of the kernel on the map's features.  The nominal flops of a fused call are the
+ * kernel's alone (the map's are not counted). */
+enum attn_fused_map {
+    ATTN_MAP_NONE = 0, /* q, k hold features (or softmax's raw rows): nothing applied */
+    ATTN_MAP_ELU1,     /* φ(x) = x >= 0 ? x + 1 : exp(x) (featuremaps/elu1.c) */
+    ATTN_MAP_RELU,     /* φ(x) = max(x, 0) + map_eps (featuremaps/relu.c) */
+};
+
+/* phi[i] = φ(x[i]) for i < n with the map `map` (enum attn_fused_map; ATTN_MAP_NONE copies);
+ * map_eps is relu's constant.  x and phi may be the same array.  NaN stays NaN.  Each
+ * element's result depends only on its input (la_vexpf's contract), never on n or position. */
+void attn_map_rows(int map, float map_eps, const float *x, float *phi, size_t n);
+
+/* "none", "elu1", "relu". */
+const char *attn_fused_map_name(int map);
+
 struct attn_args {
     const float *q, *k, *v; /* q, k: (T, dk); v: (T, dv) */
     float *y;               /* (T, dv) */
@@ -141,6 +163,9 @@ struct attn_args {
     int threads; /* threads inside one head (1 = none); kernels may ignore it */
     float *work; /* workspace of attn_workspace_floats() floats */
     long n_small_den; /* out (linear): rows whose |normaliser| <= eps */
+    int fused_map;    /* enum attn_fused_map: the map the kernel applies to q and k itself
+                         (kernels with fuses_map; the others need ATTN_MAP_NONE) */
+    float map_eps;    /* ATTN_MAP_RELU: its constant */
 
     /* Prefill and step only (forward kernels neither read nor write these).  Step: T is the
      * number of sequences B; row b of q, k, v and y is sequence b's token, and state holds the
@@ -292,6 +317,10 @@ struct attn_kernel {
     /* 1: reads args.chunk, so the chunk size is a real parameter of its measurements; 0: ignores
      * it */
     int uses_chunk;
+    /* 1: a forward kernel of features that applies attn_args.fused_map itself (linear
+     * attention on raw q, k with an elementwise map, attention.h's enum attn_fused_map); 0:
+     * reads features only, fused_map must be ATTN_MAP_NONE */
+    int fuses_map;
     /* the name of the entry whose algorithm this one runs under another name (linear_causal:
      * the default causal algorithm, linear_causal_recurrent), or NULL.  Its measurements repeat
      * that entry's: a table that lists each algorithm once (`bench --suite`) skips it */

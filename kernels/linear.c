@@ -20,8 +20,17 @@
  *               its segment's U_c = K_cᵀV_c and their sum, takes the previous segment's end
  *               state as soon as it is published, publishes its own, then runs the segment's
  *               outputs advancing by the stored U_c (see chunked_threads).
+ * Fused maps (attention.h, attn_args.fused_map: elu1, relu): q and k hold raw rows, and each
+ * kernel maps the rows a block is about to read into its workspace (attn_map_rows, the feature
+ * maps' own code, so the output is bit for bit that of the kernel on the map's features): the
+ * non-causal kernel a block of NONCAUSAL_BLOCK keys, then of queries; the recurrent one a batch
+ * of REC_BATCH queries and keys, once for all its column blocks (with threads, each thread
+ * maps every batch itself: threads split columns, not tokens), its first block fetching the
+ * next batch's raw rows as it goes; the chunked one each chunk's rows, or with threads a
+ * segment's rows once for its two passes.  Efficiency stays counted on the kernel's nominal
+ * flops: the map's are not counted.
  * Nothing here allocates: workspaces come from the caller (sized by the _ws functions, which
- * account for threads).
+ * account for threads and include the mapped rows whether or not a map is fused).
  * Tests: tests/test_kernels.c against linear_ref.c on every vector path and thread count.
  */
 #include "attention.h"
@@ -44,13 +53,26 @@ static inline void la_spin_pause(void)
 #endif
 }
 
+/* Rows [t0, t0 + n) of x (a->q or a->k, m = dk columns) as the products read them: the
+ * caller's features, or, with a fused map (attn_args.fused_map), their φ written into buf
+ * (n·m floats), where the block's products find them in cache. */
+static const float *lin_rows(const struct attn_args *a, const float *x, int t0, int n, float *buf)
+{
+    const float *r = x + (size_t)t0 * a->dk;
+    if (a->fused_map == ATTN_MAP_NONE)
+        return r;
+    attn_map_rows(a->fused_map, a->map_eps, r, buf, (size_t)n * a->dk);
+    return buf;
+}
+
 /* ---- non-causal: S = φ(K)ᵀV and z = Σ φ(k) first, then Y = φ(Q)·S / (φ(Q)z + eps) ---------- */
 
-/* Per thread: S (m, lds), z (m), inv (one block).  Thread 0's S and z end up the totals. */
+/* Per thread: S (m, lds), z (m), inv (one block), a block of mapped rows (fused map).  Thread
+ * 0's S and z end up the totals. */
 static size_t noncausal_thread_floats(int m, int dv)
 {
     return la_pad16((size_t)m * la_pad16((size_t)dv)) + la_pad16((size_t)m) +
-           la_pad16(NONCAUSAL_BLOCK);
+           la_pad16(NONCAUSAL_BLOCK) + la_pad16((size_t)NONCAUSAL_BLOCK * m);
 }
 
 size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, int threads)
@@ -58,9 +80,10 @@ size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, in
     return noncausal_thread_floats(dk, dv) * (size_t)(threads > 1 ? threads : 1);
 }
 
-/* S = K_rᵀV_r and z = Σ k over rows [t0, t1), by blocks that stay in cache. */
+/* S = K_rᵀV_r and z = Σ k over rows [t0, t1), by blocks that stay in cache (mapped into mb
+ * with a fused map). */
 static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, float *S, int lds,
-                            float *z)
+                            float *z, float *mb)
 {
     const int m = a->dk, dv = a->dv;
     memset(z, 0, (size_t)m * sizeof *z);
@@ -68,7 +91,7 @@ static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, 
         memset(S, 0, (size_t)m * lds * sizeof *S);
     for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
         const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
-        const float *Kb = a->k + (size_t)b * m;
+        const float *Kb = lin_rows(a, a->k, b, n, mb);
         la_gemm(isa, m, dv, n, Kb, 1, m, a->v + (size_t)b * dv, dv, S, lds, 1.0f, NULL, b > t0);
         for (int t = 0; t < n; t++)
             for (int i = 0; i < m; i++)
@@ -76,15 +99,15 @@ static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, 
     }
 }
 
-/* Y rows [t0, t1) = φ(Q)·S / (φ(Q)z + eps), by blocks. */
+/* Y rows [t0, t1) = φ(Q)·S / (φ(Q)z + eps), by blocks (mapped into mb with a fused map). */
 static long noncausal_out(int isa, const struct attn_args *a, int t0, int t1, const float *S,
-                          int lds, const float *z, float *inv)
+                          int lds, const float *z, float *inv, float *mb)
 {
     const int m = a->dk, dv = a->dv;
     long small = 0;
     for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
         const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
-        const float *Qb = a->q + (size_t)b * m;
+        const float *Qb = lin_rows(a, a->q, b, n, mb);
         small += la_lin_den(isa, n, m, Qb, NULL, m, a->eps, a->eps_row ? a->eps_row + b : NULL,
                             (float *)z, inv);
         la_gemm(isa, n, dv, m, Qb, m, 1, S, lds, a->y + (size_t)b * dv, dv, 1.0f, inv, 0);
@@ -98,19 +121,20 @@ void attn_linear_noncausal(struct attn_args *a)
     const int lds = (int)la_pad16((size_t)dv), nth = a->threads > 1 ? a->threads : 1;
     const size_t per = noncausal_thread_floats(m, dv), sz = (size_t)m * lds;
     float *S = la_align_work(a->work), *z = S + la_pad16(sz), *inv = z + la_pad16((size_t)m);
+    float *mb = inv + la_pad16(NONCAUSAL_BLOCK);
     if (nth == 1) {
-        noncausal_state(isa, a, 0, T, S, lds, z);
-        a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv);
+        noncausal_state(isa, a, 0, T, S, lds, z, mb);
+        a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv, mb);
         return;
     }
     long small = 0;
 #pragma omp parallel num_threads(nth) reduction(+ : small)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        float *Sp = S + per * (size_t)th, *zp = z + per * (size_t)th;
+        float *Sp = S + per * (size_t)th, *zp = z + per * (size_t)th, *mbp = mb + per * (size_t)th;
         /* Phase 1: partial states over contiguous token ranges. */
         noncausal_state(isa, a, (int)((long)T * th / n), (int)((long)T * (th + 1) / n), Sp, lds,
-                        zp);
+                        zp, mbp);
 #pragma omp barrier
         /* Phase 2: sum the partials into thread 0's, split by elements. */
         const size_t e0 = sz * th / n, e1 = sz * (th + 1) / n;
@@ -128,7 +152,7 @@ void attn_linear_noncausal(struct attn_args *a)
         const int r0 = b0 * NONCAUSAL_BLOCK,
                   r1 = b1 * NONCAUSAL_BLOCK < T ? b1 * NONCAUSAL_BLOCK : T;
         if (r0 < r1)
-            small += noncausal_out(isa, a, r0, r1, S, lds, z, inv + per * (size_t)th);
+            small += noncausal_out(isa, a, r0, r1, S, lds, z, inv + per * (size_t)th, mbp);
     }
     a->n_small_den = small;
 }
@@ -145,12 +169,31 @@ void attn_linear_noncausal(struct attn_args *a)
  * private side buffer, copied into Y after one barrier. */
 #define REC_SIDE 16
 
-/* Per thread: z (m), the normalisers' inverses (T), and with threads a side buffer
- * (T, REC_SIDE). */
+#define REC_BATCH 192
+
+/* Per thread: z (m), the normalisers' inverses (T), with threads a side buffer (T, REC_SIDE),
+ * and a batch of mapped query and key rows (fused map; each thread maps its own). */
 static size_t rec_thread_floats(int T, int dk, int nth)
 {
     return la_pad16((size_t)dk) + la_pad16((size_t)T) +
-           (nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
+           la_pad16(nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0) +
+           2 * la_pad16((size_t)REC_BATCH * dk);
+}
+
+/* A thread's buffers in its rec_thread_floats at p. */
+struct rec_bufs {
+    float *z, *inv, *ys, *mq, *mk;
+};
+
+static struct rec_bufs rec_bufs_at(float *p, int T, int m, int nth)
+{
+    struct rec_bufs b;
+    b.z = p;
+    b.inv = b.z + la_pad16((size_t)m);
+    b.ys = b.inv + la_pad16((size_t)T);
+    b.mq = b.ys + la_pad16(nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
+    b.mk = b.mq + la_pad16((size_t)REC_BATCH * m);
+    return b;
 }
 
 /* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*). */
@@ -162,26 +205,35 @@ size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int ch
 
 /* State columns [c0, c1) over all tokens, in column blocks of la_linrec_block and token
  * batches of REC_BATCH: every block of a column range runs over one batch before the next
- * batch, so the batch's rows of Q and K come from L2 for all but the first block.  The first
- * block computes the normalisers (z, inv: this thread's), the others reuse them.  The first
- * `side` columns go to ys (stride REC_SIDE).  Returns the small-normaliser count. */
-#define REC_BATCH 192
-static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1, float *z,
-                        float *inv, float *ys, int side)
+ * batch, so the batch's rows of Q and K come from L2 for all but the first block (with a
+ * fused map, the batch's rows are mapped into b->mq, b->mk first, once for all blocks).  The
+ * first block computes the normalisers (b->z, b->inv: this thread's), the others reuse them.
+ * The first `side` columns go to b->ys (stride REC_SIDE).  Returns the small-normaliser
+ * count. */
+static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1,
+                        const struct rec_bufs *b, int side)
 {
     const int T = a->T, m = a->dk, dv = a->dv, blk = la_linrec_block(isa);
+    float *z = b->z, *inv = b->inv, *ys = b->ys;
     long small = 0;
     memset(z, 0, (size_t)m * sizeof *z);
     for (int t0 = 0; t0 < T; t0 += REC_BATCH) {
         const int nt = T - t0 < REC_BATCH ? T - t0 : REC_BATCH;
+        const float *Qb = lin_rows(a, a->q, t0, nt, b->mq), *Kb = lin_rows(a, a->k, t0, nt, b->mk);
+        /* With a fused map, the first block fetches the next batch's raw rows as it goes (the
+         * next map reads them in one burst); the rows past T are not touched. */
+        const int pf = a->fused_map != ATTN_MAP_NONE && t0 + 2 * REC_BATCH <= T;
         for (int c = c0; c < c1; c += blk) {
             const int nc = c1 - c < blk ? c1 - c : blk;
             const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
-            small += la_linrec_cols(isa, nt, m, dv, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m,
-                                    a->v + (size_t)t0 * dv, a->y + (size_t)t0 * dv, dv,
+            const size_t next = (size_t)(t0 + REC_BATCH) * m;
+            small += la_linrec_cols(isa, nt, m, dv, Qb, Kb, a->v + (size_t)t0 * dv,
+                                    a->y + (size_t)t0 * dv, dv,
                                     sb ? ys + (size_t)t0 * REC_SIDE + (c - c0) : NULL, REC_SIDE,
                                     sb, a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0,
-                                    c > c0, S + (size_t)m * c, c, nc);
+                                    c > c0, S + (size_t)m * c, c, nc,
+                                    pf && c == c0 ? a->q + next : NULL,
+                                    pf && c == c0 ? a->k + next : NULL);
         }
     }
     return small;
@@ -197,8 +249,9 @@ void attn_linear_causal_recurrent(struct attn_args *a)
     const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nreq);
     float *S = la_align_work(a->work), *priv = S + (size_t)m * lds;
     if (nth == 1) {
+        const struct rec_bufs b = rec_bufs_at(priv, T, m, nreq);
         memset(S, 0, (size_t)m * lds * sizeof *S);
-        a->n_small_den = rec_columns(isa, a, S, 0, dv, priv, priv + la_pad16((size_t)m), NULL, 0);
+        a->n_small_den = rec_columns(isa, a, S, 0, dv, &b, 0);
         return;
     }
     const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
@@ -206,8 +259,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
 #pragma omp parallel num_threads(nth)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        float *z = priv + per * (size_t)th, *inv = z + la_pad16((size_t)m);
-        float *ys = inv + la_pad16((size_t)T);
+        const struct rec_bufs b = rec_bufs_at(priv + per * (size_t)th, T, m, nreq);
         /* Columns of the state: each thread owns whole lines of them. */
         const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
         const int c1 = c1e < dv ? c1e : dv;
@@ -215,7 +267,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
         if (c0 < c1) {
             /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
             memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
-            const long s = rec_columns(isa, a, S, c0, c1, z, inv, ys, side);
+            const long s = rec_columns(isa, a, S, c0, c1, &b, side);
             if (c0 == 0)
                 small = s; /* every column block counts the same rows: take the first's */
         }
@@ -223,8 +275,8 @@ void attn_linear_causal_recurrent(struct attn_args *a)
 #pragma omp barrier
         }
         for (int t = 0; t < T && side > 0; t++)
-            memcpy(a->y + (size_t)t * dv + c0, ys + (size_t)t * REC_SIDE,
-                   (size_t)side * sizeof *ys);
+            memcpy(a->y + (size_t)t * dv + c0, b.ys + (size_t)t * REC_SIDE,
+                   (size_t)side * sizeof *b.ys);
     }
     a->n_small_den = small;
 }
@@ -259,15 +311,24 @@ static int seg_chunks(int C, int m, int dv)
     return L < 1.0 ? 1 : L > 1024.0 ? 1024 : (int)L;
 }
 
+/* Rows of mapped queries and of mapped keys a thread holds (fused map): one chunk's, or with
+ * threads a whole segment's (mapped in step (1) of chunked_threads, read again in step (3)). */
+static size_t chunk_map_rows(int C, int m, int dv, int threaded)
+{
+    return (size_t)C * (size_t)(threaded ? seg_chunks(C, m, dv) : 1);
+}
+
 /* Per thread: running state (m, lds), z (m), inv (C), packed Kᵀ (m, C up to the widest panel),
- * the score block (mr_max, same width), and with threads the segment's sums R (m, lds) and
- * zr (m) and a ring of U_c (seg_chunks of (m, lds)). */
+ * the score block (mr_max, same width), with threads the segment's sums R (m, lds) and zr (m)
+ * and a ring of U_c (seg_chunks of (m, lds)), and the mapped rows Mq, Mk (chunk_map_rows of m
+ * each). */
 static size_t chunk_thread_floats(int C, int m, int dv, int threaded)
 {
     const size_t lds = la_pad16((size_t)dv),
                  cp = ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
     size_t f = 2 * (size_t)m * lds + 2 * la_pad16((size_t)m) + la_pad16((size_t)C) +
-               (size_t)m * cp + LA_SIMD_MR_MAX * cp;
+               (size_t)m * cp + LA_SIMD_MR_MAX * cp +
+               2 * la_pad16(chunk_map_rows(C, m, dv, threaded) * (size_t)m);
     if (threaded)
         f += (size_t)seg_chunks(C, m, dv) * (size_t)m * lds;
     return f;
@@ -287,10 +348,10 @@ size_t attn_linear_causal_chunked_ws(int T, int dk, int dv, int causal, int chun
 }
 
 struct chunk_bufs {
-    float *S, *z, *inv, *Kt, *A, *R, *zr, *U;
+    float *S, *z, *inv, *Kt, *A, *R, *zr, *Mq, *Mk, *U;
 };
 
-static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv)
+static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv, int threaded)
 {
     const size_t lds = la_pad16((size_t)dv),
                  cp = ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
@@ -302,21 +363,42 @@ static struct chunk_bufs chunk_bufs_at(float *w, int C, int m, int dv)
     b.inv = b.zr + la_pad16((size_t)m);
     b.Kt = b.inv + la_pad16((size_t)C);
     b.A = b.Kt + (size_t)m * cp;
-    b.U = b.A + LA_SIMD_MR_MAX * cp;
+    b.Mq = b.A + LA_SIMD_MR_MAX * cp;
+    b.Mk = b.Mq + la_pad16(chunk_map_rows(C, m, dv, threaded) * (size_t)m);
+    b.U = b.Mk + la_pad16(chunk_map_rows(C, m, dv, threaded) * (size_t)m);
     return b;
 }
 
+/* The rows of q and k of chunk c (n rows from c·C) as the products read them: the caller's
+ * features; with a fused map their φ, mapped here into b->Mq, b->Mk, or (seg_mapped) mapped
+ * already for the chunks from c0 on, chunk c at (c − c0)·C rows in. */
+static void chunk_qk(const struct attn_args *a, int C, int c0, int c, int n,
+                     const struct chunk_bufs *b, int seg_mapped, const float **Qc,
+                     const float **Kc)
+{
+    const size_t m = (size_t)a->dk, t0 = (size_t)c * C;
+    if (a->fused_map != ATTN_MAP_NONE && seg_mapped) {
+        const size_t off = (size_t)(c - c0) * C * m;
+        *Qc = b->Mq + off;
+        *Kc = b->Mk + off;
+        return;
+    }
+    *Qc = lin_rows(a, a->q, (int)t0, n, b->Mq);
+    *Kc = lin_rows(a, a->k, (int)t0, n, b->Mk);
+}
+
 /* Outputs of chunks [c0, c1), starting from the state and z in b; with U (not NULL: U_c at
- * U + (c − c0)·m·lds) the state advances by the stored U_c, otherwise by S += K_cᵀV_c. */
+ * U + (c − c0)·m·lds) the state advances by the stored U_c, otherwise by S += K_cᵀV_c.
+ * seg_mapped: as chunk_qk's. */
 static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c1,
-                        struct chunk_bufs *b, const float *U)
+                        struct chunk_bufs *b, const float *U, int seg_mapped)
 {
     const int T = a->T, m = a->dk, dv = a->dv, lds = (int)la_pad16((size_t)dv);
     long small = 0;
     for (int c = c0; c < c1; c++) {
         const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
-        const float *Qc = a->q + (size_t)t0 * m, *Kc = a->k + (size_t)t0 * m;
-        const float *Vc = a->v + (size_t)t0 * dv;
+        const float *Qc, *Kc, *Vc = a->v + (size_t)t0 * dv;
+        chunk_qk(a, C, c0, c, n, b, seg_mapped, &Qc, &Kc);
         small += la_lin_den(isa, n, m, Qc, Kc, m, a->eps, a->eps_row ? a->eps_row + t0 : NULL,
                             b->z, b->inv);
         la_linchunk_out(isa, n, m, dv, Qc, Kc, Vc, a->y + (size_t)t0 * dv, b->S, lds, b->inv, b->Kt,
@@ -359,18 +441,26 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
 #pragma omp parallel num_threads(nth) reduction(+ : small)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv);
+        struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv, 1);
         for (int sg = th; sg < nseg; sg += n) {
             const int c0 = sg * L, c1 = c0 + L < nch ? c0 + L : nch;
             const int last = sg + 1 == nseg; /* nobody needs its end state */
+            /* With a fused map, the segment's rows of q and k, mapped once for (1) and (3). */
+            if (a->fused_map != ATTN_MAP_NONE) {
+                const int r0 = c0 * C, nr = (c1 * C < T ? c1 * C : T) - r0;
+                (void)lin_rows(a, a->q, r0, nr, b.Mq);
+                (void)lin_rows(a, a->k, r0, nr, b.Mk);
+            }
             /* (1) U_c of my chunks and their sums (the last chunk's U is never used). */
             memset(b.R, 0, sz * sizeof *b.R);
             memset(b.zr, 0, (size_t)m * sizeof *b.zr);
             for (int c = c0; c < c1 && !(last && c + 1 == c1); c++) {
                 const int t0 = c * C, nr = T - t0 < C ? T - t0 : C;
                 float *Uc = b.U + (size_t)(c - c0) * sz;
-                la_gemm(isa, m, dv, nr, a->k + (size_t)t0 * m, 1, m, a->v + (size_t)t0 * dv, dv,
-                        Uc, lds, 1.0f, NULL, 0);
+                const float *Qc, *Kc;
+                chunk_qk(a, C, c0, c, nr, &b, 1, &Qc, &Kc);
+                la_gemm(isa, m, dv, nr, Kc, 1, m, a->v + (size_t)t0 * dv, dv, Uc, lds, 1.0f, NULL,
+                        0);
                 if (last)
                     continue;
                 for (int i = 0; i < m; i++)
@@ -378,7 +468,7 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
                         b.R[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
                 for (int t = 0; t < nr; t++)
                     for (int i = 0; i < m; i++)
-                        b.zr[i] += a->k[(size_t)(t0 + t) * m + i];
+                        b.zr[i] += Kc[(size_t)t * m + i];
             }
             /* (2) start = the previous segment's end; publish mine. */
             if (sg == 0) {
@@ -401,7 +491,7 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
                 atomic_store_explicit(&published, sg + 1, memory_order_release);
             }
             /* (3) my outputs. */
-            small += chunk_range(isa, a, C, c0, c1, &b, b.U);
+            small += chunk_range(isa, a, C, c0, c1, &b, b.U, 1);
         }
     }
     return small;
@@ -413,10 +503,10 @@ void attn_linear_causal_chunked(struct attn_args *a)
     const int nth = a->threads > 1 ? a->threads : 1, nch = (T + C - 1) / C;
     float *const work = la_align_work(a->work);
     if (nth == 1 || nch < 2) {
-        struct chunk_bufs b = chunk_bufs_at(work, C, m, dv);
+        struct chunk_bufs b = chunk_bufs_at(work, C, m, dv, 0);
         memset(b.S, 0, (size_t)m * la_pad16((size_t)dv) * sizeof *b.S);
         memset(b.z, 0, (size_t)m * sizeof *b.z);
-        a->n_small_den = chunk_range(isa, a, C, 0, nch, &b, NULL);
+        a->n_small_den = chunk_range(isa, a, C, 0, nch, &b, NULL, 0);
         return;
     }
     a->n_small_den =

@@ -380,6 +380,17 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
     gemm_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta);
 }
 
+typedef void (*elu1_fn)(const float *, float *, ptrdiff_t);
+static elu1_fn elu1_for(int isa)
+{
+    LA_DISPATCH(elu1_rows)
+}
+
+void la_elu1_rows(int isa, const float *x, float *y, ptrdiff_t n)
+{
+    elu1_for(isa)(x, y, n);
+}
+
 typedef long (*den_fn)(int, int, const float *, const float *, ptrdiff_t, float, const float *,
                        float *, float *);
 static den_fn den_for(int isa)
@@ -395,7 +406,7 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
 
 typedef long (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
                        ptrdiff_t, float *, ptrdiff_t, int, float, const float *, float *, float *,
-                       int, float *, int, int);
+                       int, float *, int, int, const float *, const float *);
 static rec_fn rec_for(int isa)
 {
     LA_DISPATCH(linrec_cols)
@@ -404,10 +415,10 @@ static rec_fn rec_for(int isa)
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc)
+                    int nc, const float *pfq, const float *pfk)
 {
     return rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, eps, epsr, z, inv, have_inv, S,
-                        c0, nc);
+                        c0, nc, pfq, pfk);
 }
 
 typedef void (*chunk_fn)(int, int, int, const float *, const float *, const float *, float *,

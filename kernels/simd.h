@@ -57,6 +57,12 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
  * p·nr + jj >= n.  Makes Xᵀ a B operand with contiguous rows. */
 void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P);
 
+/* y[i] = elu(x[i]) + 1 = max(x, 0) + e^{min(x, 0)} for i < n, in one vector pass with this
+ * path's exp (within about 1.2 ulp of the exact value; below x = -87 about 1e-38 instead of
+ * less).  attn_map_rows's elu1 (kernels/fused_map.c), which the fused kernels and the elu1
+ * feature map both run.  x and y may be the same array. */
+void la_elu1_rows(int isa, const float *x, float *y, ptrdiff_t n);
+
 /* Causal normaliser: inv[t] = 1 / (q_t·z_t + eps) with z_t = z0 + Σ_{j<=t} k_j over rows
  * t < T of Q, K (row stride ld, m columns); z (m floats) holds z0 on entry and z_T on exit.
  * K = NULL: z stays z0 for every t (the non-causal normaliser).
@@ -74,11 +80,14 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
  * first token; S and z carry over between calls on consecutive token ranges.  V: (T, dv)
  * row-major; Y: rows of stride ldy, columns c0 .. c0+nc-1 written, except that the first
  * `side` of them (0 for none; rounded up to whole vectors) go to Ys (rows of stride ldys,
- * starting at its column 0) instead. */
+ * starting at its column 0) instead.  pfq, pfk (or NULL): rows of m floats to bring into the
+ * caches as the tokens go, row t of each while token t runs (the next rows a caller will read
+ * in a burst, e.g. the raw rows a fused map reads next: spread over the pass, the loads
+ * overlap the arithmetic instead of stalling it). */
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc);
+                    int nc, const float *pfq, const float *pfk);
 /* The width of the state slice la_linrec_cols needs for nc columns, and the widest block it
  * runs at once (callers split wider column ranges into blocks of at most this). */
 int la_linrec_width(int isa, int nc);

@@ -210,6 +210,25 @@ static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t 
     }
 }
 
+/* ---- elu+1 of a block of rows (the fused map) ---------------------------------------------- */
+
+/* y = max(x, 0) + e^{x − max(x, 0)} in one pass: x − max(x, 0) is min(x, 0) exactly, and the
+ * exp of 0 is exactly 1, so x >= 0 gives x + 1.  max(0, x) passes a NaN x through (vmax
+ * returns its second operand then), so a NaN stays NaN. */
+static void FN(elu1_rows)(const float *x, float *y, ptrdiff_t n)
+{
+    ptrdiff_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        const VEC v = vld(x + i), p = vmax(vzero(), v);
+        vst(y + i, vadd(p, vexp(vsub(v, p))));
+    }
+    if (i < n) {
+        const MASK mt = vmask((int)(n - i));
+        const VEC v = vldm(x + i, mt), p = vmax(vzero(), v);
+        vstm(y + i, vadd(p, vexp(vsub(v, p))), mt);
+    }
+}
+
 /* ---- causal recurrent form: one fused pass over the state per tb tokens --------------------- */
 
 /* For tb tokens and one column block of nv vectors: per state row i, load S_i once, then for
@@ -276,7 +295,7 @@ LA_INLINE void FN(rec_tile)(const int nv, const int tb, int m, const float *rest
 LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
                            int nvs, float eps, const float *epsr, float *z, float *inv,
-                           int have_inv, float *S, MASK mk)
+                           int have_inv, float *S, MASK mk, const float *pfq, const float *pfk)
 {
     const int tb = REC_TB(nv), db = 16 * REC_TB(nv);
     long small = 0;
@@ -286,10 +305,16 @@ LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, c
             small += FN(lin_den)(nb, m, Q + (ptrdiff_t)t0 * m, K + (ptrdiff_t)t0 * m, m, eps,
                                  epsr ? epsr + t0 : NULL, z, inv + t0);
         int t = t0;
-        for (; t + tb <= t0 + nb; t += tb)
+        for (; t + tb <= t0 + nb; t += tb) {
+            if (pfq && pfk) /* rows t .. t + tb − 1 of both, one line at a time */
+                for (ptrdiff_t o = (ptrdiff_t)t * m; o < (ptrdiff_t)(t + tb) * m; o += 16) {
+                    __builtin_prefetch(pfq + o, 0, 2);
+                    __builtin_prefetch(pfk + o, 0, 2);
+                }
             FN(rec_tile)(nv, tb, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                          V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
                          inv + t, S, mk);
+        }
         for (; t < t0 + nb; t++)
             FN(rec_tile)(nv, 1, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                          V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
@@ -301,7 +326,7 @@ LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, c
 static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
                             float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
                             float eps, const float *epsr, float *z, float *inv, int have_inv,
-                            float *S, int c0, int nc)
+                            float *S, int c0, int nc, const float *pfq, const float *pfk)
 {
     const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
     const MASK mk = vmask(nc - (nv - 1) * VW);
@@ -312,7 +337,7 @@ static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K
 #define LA_REC_CASE(n)                                                                         \
     case n:                                                                                    \
         return FN(rec_run)(n, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,     \
-                           have_inv, S, mk);
+                           have_inv, S, mk, pfq, pfk);
     switch (nv) {
         LA_REC_CASE(1)
 #if REC_NV >= 2

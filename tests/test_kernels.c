@@ -104,6 +104,105 @@ static void test_every_kernel_odd_shapes(void **state)
     assert_true(ran >= 1);
 }
 
+/* The kernels with fuses_map applying elu1, relu and relu with eps = 0 to raw rows, on every
+ * path and at 1 to 3 threads: against the reference on the map evaluated in double, the small
+ * normalisers counted as the reference counts them, and the output equal bit for bit to the
+ * same kernel's on the features attn_map_rows writes.  At dk = 1 and 3 relu with eps = 0 gives
+ * rows with all features 0 (normaliser 0): some must be counted. */
+static void test_fused_maps(void **state)
+{
+    (void)state;
+    static const struct la_check_case shapes[] = {
+        /* T, dk, dv, heads, causal (both run), chunk, threads (1 to 3 run), scale, steps */
+        {1, 16, 16, 1, 0, 0, 1, 2.0, 0},  {65, 16, 16, 1, 0, 0, 1, 2.0, 0},
+        {300, 1, 1, 1, 0, 0, 1, 2.0, 0},  {257, 24, 40, 1, 0, 0, 1, 2.0, 0},
+        {200, 3, 17, 3, 0, 0, 1, 2.0, 0}, {3, 7, 5, 1, 0, 2, 1, 2.0, 0},
+        {513, 33, 65, 2, 0, 50, 1, 2.0, 0}, {600, 128, 128, 1, 0, 0, 1, 2.0, 0},
+    };
+    static const struct {
+        int map;
+        double eps;
+    } maps[] = {{ATTN_MAP_ELU1, 0.0}, {ATTN_MAP_RELU, 1e-3}, {ATTN_MAP_RELU, 0.0}};
+    int fusing = 0;
+    long zero_rows = 0;
+    for (size_t k = 0; attn_kernels[k].name; k++) {
+        const struct attn_kernel *kn = &attn_kernels[k];
+        if (!kn->fuses_map) {
+            struct la_check_result r;
+            struct la_error err;
+            assert_int_equal(la_check_fused(kn, &shapes[0], ATTN_MAP_ELU1, 0.0, 1, &r, &err),
+                             LA_EINVAL);
+            continue;
+        }
+        assert_true(kn->op == ATTN_OP_FORWARD && kn->input == ATTN_IN_FEATURES);
+        fusing++;
+        for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+            if (la_simd_force(isa) != 0)
+                continue;
+            for (size_t mi = 0; mi < sizeof maps / sizeof maps[0]; mi++)
+                for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+                    for (int causal = 0; causal <= 1; causal++)
+                        for (int th = 1; th <= 3; th++) {
+                            struct la_check_case c = shapes[i];
+                            c.causal = causal;
+                            c.threads = th;
+                            if (!(kn->causal_support &
+                                  (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                                continue;
+                            struct la_check_result r;
+                            struct la_error err;
+                            assert_int_equal(la_check_fused(kn, &c, maps[mi].map, maps[mi].eps,
+                                                            2000 + i, &r, &err),
+                                             LA_OK);
+                            if (!(r.finite && r.rel_err <= r.tol && r.fused_exact == 1 &&
+                                  r.small_fast == r.small_ref))
+                                print_error("%s+%s eps=%g [%s] T=%d dk=%d dv=%d H=%d causal=%d "
+                                            "thr=%d: rel_err %.3g, exact %d, small %ld/%ld\n",
+                                            kn->name, attn_fused_map_name(maps[mi].map),
+                                            maps[mi].eps, la_simd_name(isa), c.T, c.dk, c.dv,
+                                            c.heads, causal, th, r.rel_err, r.fused_exact,
+                                            r.small_fast, r.small_ref);
+                            assert_true(r.finite);
+                            assert_true(r.rel_err <= r.tol);
+                            assert_int_equal(r.fused_exact, 1);
+                            assert_int_equal(r.small_fast, r.small_ref);
+                            if (maps[mi].map == ATTN_MAP_RELU && maps[mi].eps == 0.0)
+                                zero_rows += r.small_ref;
+                        }
+        }
+        la_simd_force(-1);
+    }
+    assert_true(fusing >= 3); /* non-causal, and both causal algorithms (and the alias) */
+    assert_true(zero_rows > 0);
+}
+
+/* The featuremaps' elu1 and relu are attn_map_rows (what the fused kernels apply), and it maps
+ * in place as it maps into another array. */
+static void test_map_rows(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    float x[N], a[N], b[N];
+    tu_fill(x, N, 30.0f, 4242);
+    x[0] = 0.0f, x[1] = -0.0f, x[2] = NAN, x[3] = -200.0f, x[4] = 1e-30f;
+    for (int map = ATTN_MAP_NONE; map <= ATTN_MAP_RELU; map++) {
+        attn_map_rows(map, 0.25f, x, a, N);
+        memcpy(b, x, sizeof b);
+        attn_map_rows(map, 0.25f, b, b, N);
+        assert_memory_equal(a, b, sizeof a);
+        assert_true(isnan(a[2]));
+        for (int i = 3; i < N; i++) {
+            const double want = map == ATTN_MAP_ELU1   ? (x[i] >= 0 ? x[i] + 1.0 : exp(x[i]))
+                                : map == ATTN_MAP_RELU ? fmax(x[i], 0.0) + 0.25
+                                                       : x[i];
+            assert_true(fabs(a[i] - want) <= 4e-7 * fabs(want) + 1e-37);
+        }
+        assert_true(a[0] == (map == ATTN_MAP_ELU1 ? 1.0f : map == ATTN_MAP_RELU ? 0.25f : 0.0f));
+    }
+    assert_string_equal(attn_fused_map_name(ATTN_MAP_ELU1), "elu1");
+    assert_string_equal(attn_fused_map_name(ATTN_MAP_RELU), "relu");
+}
+
 /* The path names round-trip, the portable path always exists, a bad name is refused. */
 static void test_simd_choice(void **state)
 {
@@ -1399,6 +1498,8 @@ int main(void)
         cmocka_unit_test(test_simd_gemm),
         cmocka_unit_test(test_every_kernel_odd_shapes),
         cmocka_unit_test(test_seed_baseline),
+        cmocka_unit_test(test_fused_maps),
+        cmocka_unit_test(test_map_rows),
         cmocka_unit_test(test_small_normalisers_counted),
         cmocka_unit_test(test_den_without_keys_reads_z_only),
         cmocka_unit_test(test_threads_output_layout),

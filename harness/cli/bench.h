@@ -39,8 +39,11 @@ size_t la_llc_bytes(void);
  * thread; NAN: measured here).  Returns an exit code. */
 int la_bench_decode(double peak_gflops, double budget, int tsv);
 
-/* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax.  Returns an exit code. */
-int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv);
+/* The benchmark table for d in ds and T = Tmin, 2·Tmin, … Tmax, then the other sections; the
+ * threads section runs threads_runs times, with a summary of each row over the runs
+ * (threads_only: that section alone).  Returns an exit code. */
+int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv,
+                   int threads_runs, int threads_only);
 
 /* The suite's backward rows (bench_backward.c): every backward kernel at d = m = dv = d, one
  * head, softmax at T = min(Tmax, 8192), linear at T = min(Tmax, 16384), rated against the

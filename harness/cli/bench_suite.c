@@ -8,7 +8,12 @@
  * SGEMM).
  * Per T it also times the default causal kernel with its elu1 feature map included
  * ("elu1+linear_causal": φ(Q), φ(K), then linear_causal) against the seed's literal loop
- * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
+ * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup; then elu1 and
+ * relu with linear_causal and linear_noncausal, the map applied apart ("relu+linear_causal")
+ * and fused into the kernel ("relu+linear_causal_fused": the kernel maps raw rows block by
+ * block, attn_args.fused_map), all rated on the kernel's nominal flops (the map's are not
+ * counted), each pair followed by the map's share of the two totals against the kernel alone
+ * on features (its row in the table).  After the table:
  * the backward kernels' rows (bench_backward.c), the "kernel + feature map" rows of prf, gerf,
  * hyp (m = 256) and taylor2 at T = Tmax (bench_maps.c: the map alone, the kernel alone, the
  * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
@@ -16,7 +21,10 @@
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
- * measured again (up to 3 tries, the best control kept, the number of tries printed).  Then
+ * measured again (up to 3 tries, the best control kept, the number of tries printed); with
+ * --threads-runs N the section runs N times and ends with each row's speedups over the runs
+ * and the runs that met the issue's goal among those whose control showed the cores free
+ * (--threads-only: that section alone).  Then
  * the backward rows (bench_backward.c), the recurrences' rows (bench_recur.c: sum, decay, gated,
  * delta at d = 64, T = 16384) and, last, the decode rows (bench_decode.c: softmax and linear
  * steps against a read bandwidth measured in the same run).
@@ -152,10 +160,63 @@ static void print_row(int tsv, int d, int T, const char *name, int causal,
                causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, gf / r->sgemm,
                gf / r->peak);
     else
-        printf("%4d %6d  %-24s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
+        printf("%4d %6d  %-28s %6d %12.6f %12.6f %12.6f %5d %9.2f %7.1f%% %7.1f%%\n", d, T, name,
                causal, t->median_s, t->p20_s, t->p80_s, t->repeats, gf, 100.0 * gf / r->peak,
                100.0 * gf / r->sgemm);
     fflush(stdout);
+}
+
+/* A deterministic map with a linear kernel, as a user pays for it: φ(Q), φ(K) applied apart
+ * (featuremap_apply) then the kernel on the features, and the same map fused into the kernel
+ * (attn_args.fused_map: the kernel maps each block of raw rows as it reads it).  Both rows are
+ * rated on the kernel's nominal flops only (the map's are not counted); then a line with the
+ * map's share of each total, against the kernel alone on features (t_kernel, timed in the
+ * table above in the same run): (total − t_kernel) / total. */
+struct map_run {
+    const struct featuremap *fm;
+    const float *q, *k;
+    float *pq, *pk;
+    struct kern_ctx kc;
+};
+
+static void map_run_call(void *p)
+{
+    struct map_run *c = p;
+    if (c->kc.args.fused_map == ATTN_MAP_NONE) {
+        featuremap_apply(c->fm, FM_QUERY, c->q, (size_t)c->kc.args.T, c->pq, NULL);
+        featuremap_apply(c->fm, FM_KEY, c->k, (size_t)c->kc.args.T, c->pk, NULL);
+    }
+    kern_call(&c->kc);
+}
+
+static void bench_fused_pair(int tsv, int d, int T, const struct featuremap *fm,
+                             const struct attn_kernel *kn, int causal, const float *q,
+                             const float *k, float *pq, float *pk, const float *v, float *y,
+                             float *work, int threads, double budget, double t_kernel,
+                             const struct refs *r)
+{
+    float map_eps = 0.0f;
+    const int fmap = featuremap_fused(fm, &map_eps);
+    const double flops = attn_nominal_flops(kn, T, d, d, causal);
+    struct la_timing t[2];
+    for (int fused = 0; fused <= 1; fused++) {
+        struct map_run mr = {fm, q, k, pq, pk,
+                             {kn, {.q = fused ? q : pq, .k = fused ? k : pk, .v = v, .y = y,
+                                   .T = T, .dk = d, .dv = d, .causal = causal, .eps = 1e-6f,
+                                   .work = work, .fused_map = fused ? fmap : ATTN_MAP_NONE,
+                                   .map_eps = map_eps},
+                              1, threads, attn_workspace_floats(kn, T, d, d, causal, 0, threads)}};
+        la_time(map_run_call, &mr, 1, 3, 1000, budget, &t[fused]);
+        char name[64];
+        snprintf(name, sizeof name, "%s+%s%s", fm->type->name, kn->name,
+                 fused ? "_fused" : "");
+        print_row(tsv, d, T, name, causal, &t[fused], flops, r);
+    }
+    printf("# d=%d T=%d %s+%s: the map's share of the total, (total - kernel) / total, with the "
+           "kernel alone %.6f s: apart %.1f%%, fused %.1f%%; fused/apart time %.3f\n",
+           d, T, fm->type->name, kn->name, t_kernel,
+           100.0 * (t[0].median_s - t_kernel) / t[0].median_s,
+           100.0 * (t[1].median_s - t_kernel) / t[1].median_s, t[1].median_s / t[0].median_s);
 }
 
 /* The d (64 if asked for, else the first) that the extra sections use. */
@@ -218,19 +279,37 @@ static void pingpong_call(void *p)
     }
 }
 
+/* Compares doubles, for qsort. */
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* 1 thread against nt threads, for one head (threads inside the head) and two heads (OpenMP
  * over heads), on the same inputs, timed in rotation with the two controls (fma_call at 1 and
  * nt threads, pingpong_call); prints both medians, the speedup (the ratio of the medians), the
- * FMA control's speedup, the round trip and the number of tries. */
-static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv)
+ * FMA control's speedup, the round trip and the number of tries.  With runs > 1 the whole
+ * section runs `runs` times (each run's rows printed as they come), then one summary line per
+ * row: its speedups over the runs (min, median, max), the runs whose control showed the cores
+ * free (>= CONTROL_OK of the thread count), and of those the runs at >= SPEEDUP_GOAL_1 times the
+ * thread count over 2 on one head (>= SPEEDUP_GOAL_2 on two heads): "8 of 10" is then read off,
+ * no run dropped. */
+#define SPEEDUP_GOAL_1 1.8
+#define SPEEDUP_GOAL_2 1.9
+#define THREAD_ROWS 5
+#define THREAD_RUNS_MAX 100
+static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv, int runs)
 {
     const int d = section_d(ds, nd), Tsm = Tmax < 8192 ? Tmax : 8192;
     static const struct {
         const char *name;
         int causal;
-    } rows[] = {{"softmax_flash", 0},           {"softmax_flash", 1},
-                {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
-                {"linear_causal_chunked", 1}};
+    } rows[THREAD_ROWS] = {{"softmax_flash", 0},           {"softmax_flash", 1},
+                           {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
+                           {"linear_causal_chunked", 1}};
+    runs = runs < 1 ? 1 : runs > THREAD_RUNS_MAX ? THREAD_RUNS_MAX : runs;
+    static double sp[THREAD_ROWS][2][THREAD_RUNS_MAX], ctl[THREAD_ROWS][2][THREAD_RUNS_MAX];
     const size_t nx = 2 * (size_t)Tmax * d;
     size_t wsmax = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -278,68 +357,112 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     else
         printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
                "T", "threads", "median_1_s", "median_n_s", "speedup", "control", "rt_ns", "tries");
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
-        if (!kn)
-            continue;
-        const int lin = kn->input == ATTN_IN_FEATURES, T = lin ? Tmax : Tsm;
-        for (int h = 1; h <= 2; h++) {
-            struct la_timing t1 = {0}, tn = {0};
-            struct kern_ctx kc[2];
-            for (int pass = 0; pass < 2; pass++) {
-                const int th = pass ? nt : 1;
-                kc[pass] = (struct kern_ctx){
-                    kn,
-                    {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y, .T = T, .dk = d,
-                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work},
-                    h,
-                    th,
-                    attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
+    for (int run = 0; run < runs; run++) {
+        if (runs > 1)
+            printf("# threads run %d of %d\n", run + 1, runs);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+            const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
+            if (!kn)
+                continue;
+            const int lin = kn->input == ATTN_IN_FEATURES, T = lin ? Tmax : Tsm;
+            for (int h = 1; h <= 2; h++) {
+                struct la_timing t1 = {0}, tn = {0};
+                struct kern_ctx kc[2];
+                for (int pass = 0; pass < 2; pass++) {
+                    const int th = pass ? nt : 1;
+                    kc[pass] = (struct kern_ctx){
+                        kn,
+                        {.q = lin ? q : qs,
+                         .k = lin ? k : ks,
+                         .v = v,
+                         .y = y,
+                         .T = T,
+                         .dk = d,
+                         .dv = d,
+                         .causal = rows[i].causal,
+                         .eps = 1e-6f,
+                         .work = work},
+                        h,
+                        th,
+                        attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
+                }
+                /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
+                 * the same machine.  When the control says the machine did not give nt cores
+                 * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
+                 * again, up to THREAD_TRIES times, and the try with the best control is kept;
+                 * `tries` says how many it took. */
+                struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
+                struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
+                _Alignas(64) atomic_int line;
+                const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call,
+                                            pingpong_call};
+                void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
+                double rt_ns = 0.0;
+                double control = -1.0;
+                int tries = 0;
+                /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
+                 * then finds its own data in its caches, as in a run of many calls, instead of
+                 * where the other thread count left it (on a VM whose two vCPUs sit on different
+                 * dies, that move alone took 10-20% off the single-head speedups). */
+                const double t_probe = la_now();
+                kern_call(&kc[0]);
+                const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
+                while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
+                    struct la_timing tm[5];
+                    la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
+                    tries++;
+                    const double c = tm[2].median_s / tm[3].median_s;
+                    if (c > control)
+                        control = c, t1 = tm[0], tn = tm[1],
+                        rt_ns = tm[4].median_s / PINGPONG_TRIPS * 1e9;
+                }
+                if (tsv)
+                    printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%.0f\t%d\n", kn->name,
+                           rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                           t1.median_s / tn.median_s, control, rt_ns, tries);
+                else
+                    printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n",
+                           kn->name, rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
+                           t1.median_s / tn.median_s, control, rt_ns, tries);
+                fflush(stdout);
+                sp[i][h - 1][run] = t1.median_s / tn.median_s;
+                ctl[i][h - 1][run] = control;
             }
-            /* 1 and nt threads, and the control at 1 and nt, in rotation, so the ratios see
-             * the same machine.  When the control says the machine did not give nt cores
-             * (below CONTROL_OK of nt, or of the cores online if fewer), the row is measured
-             * again, up to THREAD_TRIES times, and the try with the best control is kept;
-             * `tries` says how many it took. */
-            struct fma_ctx f1 = {FMA_ITERS, 1, la_simd_isa(), 0.0f};
-            struct fma_ctx fn = {FMA_ITERS, nt, la_simd_isa(), 0.0f};
-            _Alignas(64) atomic_int line;
-            const la_timed_fn fns[5] = {kern_call, kern_call, fma_call, fma_call, pingpong_call};
-            void *const ctxs[5] = {&kc[0], &kc[1], &f1, &fn, &line};
-            double rt_ns = 0.0;
-            double control = -1.0;
-            int tries = 0;
-            /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
-             * then finds its own data in its caches, as in a run of many calls, instead of
-             * where the other thread count left it (on a VM whose two vCPUs sit on different
-             * dies, that move alone took 10-20% off the single-head speedups). */
-            const double t_probe = la_now();
-            kern_call(&kc[0]);
-            const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
-            while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
-                struct la_timing tm[5];
-                la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
-                tries++;
-                const double c = tm[2].median_s / tm[3].median_s;
-                if (c > control)
-                    control = c, t1 = tm[0], tn = tm[1], rt_ns = tm[4].median_s / PINGPONG_TRIPS * 1e9;
+        }
+    }
+    if (runs > 1) {
+        printf("# threads over %d runs: speedup min / median / max; runs whose control showed the "
+               "cores free (>= %.2f x %d); of those, runs at >= %.2f x %d/2 (one head) or "
+               ">= %.2f x %d/2 (two heads)\n",
+               runs, CONTROL_OK, ncores, SPEEDUP_GOAL_1, nt, SPEEDUP_GOAL_2, nt);
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+            if (!attn_kernel_lookup(rows[i].name))
+                continue;
+            for (int h = 1; h <= 2; h++) {
+                double s[THREAD_RUNS_MAX];
+                int free_runs = 0, met = 0;
+                const double goal = (h == 1 ? SPEEDUP_GOAL_1 : SPEEDUP_GOAL_2) * nt / 2.0;
+                for (int r = 0; r < runs; r++) {
+                    s[r] = sp[i][h - 1][r];
+                    if (ctl[i][h - 1][r] >= CONTROL_OK * ncores) {
+                        free_runs++;
+                        met += s[r] >= goal;
+                    }
+                }
+                qsort(s, (size_t)runs, sizeof s[0], cmp_double);
+                printf("# %-24s causal %d heads %d: %.2fx / %.2fx / %.2fx; cores free in %d of "
+                       "%d runs; >= %.2fx in %d of those %d\n",
+                       rows[i].name, rows[i].causal, h, s[0], s[runs / 2], s[runs - 1],
+                       free_runs, runs, goal, met, free_runs);
             }
-            if (tsv)
-                printf("%s\t%d\t%d\t%d\t%d\t%.6g\t%.6g\t%.3f\t%.3f\t%.0f\t%d\n", kn->name,
-                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control, rt_ns, tries);
-            else
-                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n", kn->name,
-                       rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
-                       t1.median_s / tn.median_s, control, rt_ns, tries);
-            fflush(stdout);
         }
     }
     free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
     return 0;
 }
 
-int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv)
+int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, double budget, int tsv,
+                   int threads_runs, int threads_only)
 {
     char cpu[256];
     la_cpu_model(cpu, sizeof cpu);
@@ -367,7 +490,7 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
         printf("d\tT\tkernel\tcausal\ttime_median_s\ttime_p20_s\ttime_p80_s\trepeats\tgflops\t"
                "efficiency\tpeak_efficiency\n");
     else
-        printf("%4s %6s  %-24s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
+        printf("%4s %6s  %-28s %6s %12s %12s %12s %5s %9s %8s %8s\n", "d", "T", "kernel",
                "causal", "median_s", "p20_s", "p80_s", "reps", "GFLOP/s", "peak", "eff");
     size_t Tcap = (size_t)Tmax;
     int dmax = 0;
@@ -396,14 +519,16 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
     memset(work, 0, wsmax * sizeof *work);
     memset(y, 0, nx * sizeof *y);
     fill(q, nx, 1), fill(k, nx, 2), fill(v, nx, 3);
-    for (int di = 0; di < nd; di++) {
+    for (int di = 0; di < nd && !threads_only; di++) {
         const int d = ds[di];
         struct fm_params fp;
         featuremap_params_default(&fp, d);
         struct la_error err;
         struct featuremap *fm = featuremap_alloc("elu1", &fp, NULL, &err);
-        if (!fm) {
+        struct featuremap *fr = fm ? featuremap_alloc("relu", &fp, NULL, &err) : NULL;
+        if (!fm || !fr) {
             fprintf(stderr, "linattn bench: %s\n", err.msg);
+            featuremap_free(fm);
             rc = 1;
             goto done;
         }
@@ -412,6 +537,11 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             featuremap_apply(fm, FM_KEY, k, (size_t)T, pk, NULL);
             struct fm_ctx fc = {fm, k, pk, NULL, (size_t)T};
             struct la_timing t;
+            /* The kernels on features that the fused rows below compare with. */
+            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
+            const struct attn_kernel *nck = attn_kernel_lookup("linear_noncausal");
+            const char *def_algo = def->alias_of ? def->alias_of : def->name;
+            double t_def = NAN, t_nc = NAN;
             la_time(fm_call, &fc, 1, 3, 1000, budget, &t);
             print_row(tsv, d, T, "featuremap_elu1", 0, &t,
                       featuremap_nominal_flops(fm->type, (size_t)T, d, fm->m), &r);
@@ -435,10 +565,13 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
                     la_time(kern_call, &kc, 1, 3, 1000, budget, &t);
                     print_row(tsv, d, T, kn->name, causal, &t,
                               attn_nominal_flops(kn, T, d, d, causal), &r);
+                    if (causal && !strcmp(kn->name, def_algo))
+                        t_def = t.median_s;
+                    if (kn == nck)
+                        t_nc = t.median_s;
                 }
             }
             /* The default causal kernel with its feature map, against the seed's loop. */
-            const struct attn_kernel *def = attn_kernel_lookup("linear_causal");
             const double lflops = attn_nominal_flops(def, T, d, d, 1);
             struct e2e_ctx ec = {fm, q, k, pq, pk,
                                  {def, {.v = v, .y = y, .T = T, .dk = d, .dv = d, .causal = 1,
@@ -458,18 +591,28 @@ int la_bench_suite(const int *ds, int nd, int Tmin, int Tmax, int threads, doubl
             printf("# d=%d T=%d: elu1+linear_causal is %.1fx faster than linear_causal_seed "
                    "(medians; both include elu+1)\n",
                    d, T, ts.median_s / te.median_s);
+            /* elu1 and relu, applied apart and fused, with the default causal kernel and the
+             * non-causal one (the rows apart apply the map in every call). */
+            for (int mi = 0; mi < 2; mi++) {
+                const struct featuremap *map = mi ? fr : fm;
+                bench_fused_pair(tsv, d, T, map, def, 1, q, k, pq, pk, v, y, work, threads,
+                                 budget, t_def, &r);
+                bench_fused_pair(tsv, d, T, map, nck, 0, q, k, pq, pk, v, y, work, threads,
+                                 budget, t_nc, &r);
+            }
         }
         featuremap_free(fm);
+        featuremap_free(fr);
     }
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = la_bench_backward(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = la_bench_maps(section_d(ds, nd), Tmax, threads, budget, tsv, r.peak, r.sgemm);
-    if (rc == 0)
+    if (rc == 0 && !threads_only)
         rc = la_bench_recur(r.peak, budget, tsv);
     if (rc == 0)
-        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv);
-    if (rc == 0)
+        rc = bench_threads(ds, nd, Tmax, threads > 1 ? threads : 2, budget, tsv, threads_runs);
+    if (rc == 0 && !threads_only)
         rc = la_bench_decode(threads == 1 ? r.peak : NAN, budget, tsv);
 done:
     free(q), free(k), free(v), free(pq), free(pk), free(y), free(work);

@@ -1,8 +1,10 @@
 /* check.c — one fast kernel against its double reference (the table's ref) at one shape (see
- * check.h): a forward kernel alone, a prefill or step kernel in the chain prefill then steps,
- * against the chained references and the causal forward reference and kernel; a backward
- * kernel through la_check_backward (check_backward.c).  The `linattn
- * check` command that runs it over odd shapes is cmd_check.c.
+ * check.h): a forward kernel alone (or applying a fused map to raw rows: la_check_fused,
+ * against the reference on the map evaluated in double and against its own unfused output), a
+ * prefill or step kernel in the chain prefill then steps, against the chained references and
+ * the causal forward reference and kernel; a backward kernel through la_check_backward
+ * (check_backward.c).  The `linattn check` command that runs it over odd shapes is
+ * cmd_check.c.
  */
 #include "check.h"
 
@@ -385,19 +387,49 @@ static int check_recur(const struct attn_kernel *kn, const struct la_check_case 
     return LA_OK;
 }
 
-int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
-                    struct la_check_result *res, struct la_error *err)
+/* φ of the fused map in double, applied to the reference's copies of the raw rows: elu+1 as
+ * x >= 0 ? x + 1 : exp(x), relu as max(x, 0) plus the fp32 constant the kernel adds. */
+static void map_double(int map, double map_eps, double *x, size_t n)
 {
-    if (kn->update != ATTN_UPD_SUM)
-        return check_recur(kn, c, seed, res, err);
-    if (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)
-        return check_chain(kn, c, seed, res, err);
-    if (kn->op == ATTN_OP_BACKWARD)
-        return la_check_backward(kn, c, seed, res, err);
+    const double e = (double)(float)map_eps;
+    for (size_t i = 0; i < n; i++)
+        x[i] = map == ATTN_MAP_ELU1 ? (x[i] >= 0.0 ? x[i] + 1.0 : exp(x[i]))
+                                    : (x[i] > 0.0 ? x[i] : 0.0) + e;
+}
+
+/* A fused case's second run: the same kernel, unfused, on the features attn_map_rows writes
+ * from q and k; 1 when its output equals y bit for bit.  -1 when out of memory. */
+static int fused_exact(const struct attn_kernel *kn, const struct attn_args *proto, int H,
+                       int nth, float *work, size_t ws, const float *y, size_t nq, size_t nv)
+{
+    float *pq = malloc(nq * sizeof *pq), *pk = malloc(nq * sizeof *pk);
+    float *y2 = malloc(nv * sizeof *y2);
+    int same = -1;
+    if (pq && pk && y2) {
+        attn_map_rows(proto->fused_map, proto->map_eps, proto->q, pq, nq);
+        attn_map_rows(proto->fused_map, proto->map_eps, proto->k, pk, nq);
+        struct attn_args a = *proto;
+        a.q = pq;
+        a.k = pk;
+        a.y = y2;
+        a.fused_map = ATTN_MAP_NONE;
+        attn_run_heads(kn, &a, H, nth, work, ws);
+        same = memcmp(y, y2, nv * sizeof *y) == 0;
+    }
+    free(pq), free(pk), free(y2);
+    return same;
+}
+
+/* A forward kernel of the sum rule against its reference; map: the fused map (or none). */
+static int check_forward(const struct attn_kernel *kn, const struct la_check_case *c, int map,
+                         double map_eps, uint64_t seed, struct la_check_result *res,
+                         struct la_error *err)
+{
     const int H = c->heads > 0 ? c->heads : 1, T = c->T, dk = c->dk, dv = c->dv;
     const int nth = c->threads > 0 ? c->threads : 1;
     const size_t nq = (size_t)H * T * dk, nv = (size_t)H * T * dv;
-    const int features = kn->input == ATTN_IN_FEATURES;
+    const int fused = map != ATTN_MAP_NONE;
+    const int features = kn->input == ATTN_IN_FEATURES && !fused;
     const struct attn_ref *ref = kn->ref;
     const size_t ws = attn_workspace_floats(kn, T, dk, dv, c->causal, c->chunk, H < nth ? nth : 1);
     const size_t nws = ws * (size_t)(H < nth ? 1 : nth); /* attn_run_heads' slices */
@@ -414,9 +446,21 @@ int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c,
         goto fail;
     }
     fill_inputs(seed, features, c->scale, q, k, qd, kd, nq, v, vd, nv);
+    if (fused) {
+        map_double(map, map_eps, qd, nq);
+        map_double(map, map_eps, kd, nq);
+    }
     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = dk, .dv = dv,
-                          .causal = c->causal, .eps = 1e-6f, .chunk = c->chunk};
+                          .causal = c->causal, .eps = 1e-6f, .chunk = c->chunk,
+                          .fused_map = map, .map_eps = (float)map_eps};
     res->small_fast = attn_run_heads(kn, &a, H, nth, work, ws);
+    if (fused) {
+        res->fused_exact = fused_exact(kn, &a, H, nth, work, ws, y, nq, nv);
+        if (res->fused_exact < 0) {
+            status = LA_FAIL(err, LA_ENOMEM, "check: out of memory for the unfused run");
+            goto fail;
+        }
+    }
     res->small_ref = 0;
     for (int h = 0; h < H; h++) {
         const size_t oq = (size_t)h * T * dk, ov = (size_t)h * T * dv;
@@ -436,4 +480,29 @@ fail:
     free(q), free(k), free(v), free(y), free(work);
     free(qd), free(kd), free(vd), free(yd), free(scratch);
     return status;
+}
+
+int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
+                    struct la_check_result *res, struct la_error *err)
+{
+    res->fused_exact = -1;
+    if (kn->update != ATTN_UPD_SUM)
+        return check_recur(kn, c, seed, res, err);
+    if (kn->op == ATTN_OP_PREFILL || kn->op == ATTN_OP_STEP)
+        return check_chain(kn, c, seed, res, err);
+    if (kn->op == ATTN_OP_BACKWARD)
+        return la_check_backward(kn, c, seed, res, err);
+    return check_forward(kn, c, ATTN_MAP_NONE, 0.0, seed, res, err);
+}
+
+int la_check_fused(const struct attn_kernel *kn, const struct la_check_case *c, int map,
+                   double map_eps, uint64_t seed, struct la_check_result *res,
+                   struct la_error *err)
+{
+    res->fused_exact = -1;
+    if (!kn->fuses_map || kn->op != ATTN_OP_FORWARD || kn->update != ATTN_UPD_SUM ||
+        (map != ATTN_MAP_ELU1 && map != ATTN_MAP_RELU))
+        return LA_FAIL(err, LA_EINVAL, "check: %s does not apply the fused map %s", kn->name,
+                       attn_fused_map_name(map));
+    return check_forward(kn, c, map, map_eps, seed, res, err);
 }

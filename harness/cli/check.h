@@ -23,6 +23,9 @@ struct la_check_result {
     double tol;       /* the stated fp32 tolerance against the kernel's reference */
     int finite;       /* 1 if every output is finite */
     long small_fast, small_ref; /* linear: rows with |normaliser| <= eps */
+    int fused_exact;  /* a fused-map case: 1 when y equals, bit for bit, the same kernel's
+                         output on the features attn_map_rows writes (the unfused path), else 0;
+                         -1 for any other case */
 };
 
 /* Runs kernel kn on seeded inputs of the case's shape (kernels that take features get positive
@@ -42,6 +45,15 @@ int la_check_kernel(const struct attn_kernel *kn, const struct la_check_case *c,
  * kernel over the case's heads and threads, its double reference per head; rel_err is the
  * relative Frobenius error of grad_q, grad_k and grad_v taken together (check_backward.c says
  * why), finite says all three are finite. */
+/* A forward kernel with fuses_map applying the elementwise map `map` (enum attn_fused_map;
+ * map_eps: relu's constant) itself to raw q, k in [-scale, scale) (dk = d), against its
+ * reference on φ(q), φ(k) evaluated in double (the map applied first), and against itself
+ * unfused on the features attn_map_rows writes (fused_exact).  LA_EINVAL for a kernel that
+ * cannot fuse. */
+int la_check_fused(const struct attn_kernel *kn, const struct la_check_case *c, int map,
+                   double map_eps, uint64_t seed, struct la_check_result *res,
+                   struct la_error *err);
+
 int la_check_backward(const struct attn_kernel *kn, const struct la_check_case *c, uint64_t seed,
                       struct la_check_result *res, struct la_error *err);
 

@@ -42,7 +42,7 @@ static void cell_defaults(struct la_cell *c)
 /* The --suite options. */
 #define SUITE_MAX_D 8
 struct suite_args {
-    int tsv, threads, Tmin, Tmax, ds[SUITE_MAX_D], nd, suite;
+    int tsv, threads, Tmin, Tmax, ds[SUITE_MAX_D], nd, suite, threads_runs, threads_only;
     double budget;
 };
 
@@ -98,7 +98,8 @@ int cmd_bench(int argc, char **argv)
         "tsv", 0, &tsv, "one header line and one row of TSV, for scripts");
     one_opts[n] = (struct la_option)LA_OPT_END;
     struct suite_args sa = {
-        .threads = 1, .Tmin = 256, .Tmax = 16384, .ds = {32, 64, 128}, .nd = 3, .budget = 0.3};
+        .threads = 1, .Tmin = 256, .Tmax = 16384, .ds = {32, 64, 128}, .nd = 3, .budget = 0.3,
+        .threads_runs = 1};
     const struct la_option suite_opts[] = {
         {.name = "suite", .kind = LA_OPTK_FLAG, .flags = LA_OPT_HIDDEN, .target = &sa.suite},
         LA_OPT_CALLBACK("d", 0, set_ds, &sa, "LIST",
@@ -111,6 +112,11 @@ int cmd_bench(int argc, char **argv)
                    "there: 2)"),
         LA_OPT_REAL("budget", 0, &sa.budget, "SECONDS", 0.0, 3600.0,
                     "time budget of each row's repeats (default 0.3 s)"),
+        LA_OPT_INT("threads-runs", 0, &sa.threads_runs, "N", 1, 100,
+                   "run the threads section N times and summarise each row's speedups over "
+                   "the runs (default 1)"),
+        LA_OPT_FLAG("threads-only", 0, &sa.threads_only,
+                    "the threads section alone (no table, backward, recurrence or decode rows)"),
         LA_OPT_FLAG("tsv", 0, &sa.tsv, "TSV, for scripts"),
         LA_OPT_END,
     };
@@ -139,7 +145,9 @@ int cmd_bench(int argc, char **argv)
                  "against the fp32 peak and against SGEMM), then 1 against 2 (or --threads) "
                  "threads for one and two heads, each row timed in rotation with a register-only "
                  "FMA loop whose speedup is printed beside it (`control`) and with the round trip "
-                 "of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3); last, "
+                 "of a cache line between two threads (`rt_ns`: ~80 ns on a shared L3; "
+                 "--threads-runs N repeats that section and summarises each row over the runs); "
+                 "last, "
                  "the decode rows (softmax and linear steps, bytes/s against a read bandwidth of "
                  "memory and of L2 measured in the same run).",
         .opts = suite_opts,
@@ -155,7 +163,8 @@ int cmd_bench(int argc, char **argv)
     if (prc != LA_OPT_GO)
         return prc;
     if (want_suite)
-        return la_bench_suite(sa.ds, sa.nd, sa.Tmin, sa.Tmax, sa.threads, sa.budget, sa.tsv);
+        return la_bench_suite(sa.ds, sa.nd, sa.Tmin, sa.Tmax, sa.threads, sa.budget, sa.tsv,
+                              sa.threads_runs, sa.threads_only);
     c.seed = (uint64_t)seed;
     if (c.source == LA_DATA_H5) {
         fprintf(stderr, "linattn bench: --data h5 needs an HDF5 file, which bench does not read: "
@@ -258,6 +267,8 @@ int cmd_bench(int argc, char **argv)
                 fb ? (lin ? "the map and the forward kernel, then " : "the forward kernel, then ")
                    : "",
                 lin ? "the backward kernel and the map's backward" : "the backward kernel");
+        } else if (kn->input == ATTN_IN_FEATURES && !isfinite(row.fm_time_median_s)) {
+            printf("feature map time  inside the time above (the kernel applies the map itself)\n");
         } else if (kn->input == ATTN_IN_FEATURES) {
             printf("feature map time  %.6f s\n", row.fm_time_median_s);
         }

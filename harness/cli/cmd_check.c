@@ -1,6 +1,7 @@
 /* cmd_check.c — `linattn check`: every fast kernel against its double reference (check.c) on odd
  * shapes (prefill and step kernels in their chain, prefill then steps, on shapes of their own;
- * backward kernels on the forward shapes, check_backward.c),
+ * backward kernels on the forward shapes, check_backward.c; the kernels with fuses_map again
+ * applying elu1 and relu themselves, la_check_fused),
  * printed as a PASS/FAIL table; exit 1 on any FAIL.  Tests: tests/cli_errors.sh runs it,
  * tests/test_kernels.c checks the same comparisons case by case.
  */
@@ -28,8 +29,11 @@ int cmd_check(int argc, char **argv)
                  "prefill of P tokens then N steps, against the causal forward reference and "
                  "kernel, with P = 0, P = 1, N = 1, m = 1, m != dv, a batch B > 1, threads > 1 on "
                  "one sequence; backward kernels: the three gradients against the reference's on "
-                 "the forward shapes) and prints a PASS/FAIL table (column N: the steps; H: the "
-                 "batch B of a chain).  Exit code 1 when any case fails.",
+                 "the forward shapes; the kernels that can apply an elementwise map themselves, "
+                 "with elu1, relu and relu with eps = 0, on raw rows against the reference on the "
+                 "map in double and bit for bit against their unfused output) and prints a "
+                 "PASS/FAIL table (column N: the steps; H: the batch B of a chain).  Exit code 1 "
+                 "when any case fails.",
         .opts = opts,
     };
     int nargs;
@@ -92,6 +96,63 @@ int cmd_check(int argc, char **argv)
                        nsteps, c.dk, c.dv, c.heads, c.causal, c.chunk, c.threads, r.rel_err,
                        r.tol, ok ? "PASS" : "FAIL");
         }
+    }
+    /* The kernels that apply a fused map themselves, on raw rows (T = 1, T past no block
+     * boundary, d = 1, dv != d, several heads, threads, several segments of the threaded chunked
+     * form), with elu1, relu and relu with eps = 0: at dk = 1 and 3 that gives rows whose
+     * features are all zero, so normalisers of 0 (counted, and the row 0). */
+    static const struct la_check_case fused[] = {
+        /* T, dk, dv, heads, causal (both run), chunk, threads, scale, steps (unused) */
+        {1, 16, 16, 1, 0, 0, 1, 2.0, 0},    {65, 16, 16, 1, 0, 0, 1, 2.0, 0},
+        {300, 1, 1, 1, 0, 0, 1, 2.0, 0},    {257, 24, 40, 1, 0, 0, 1, 2.0, 0},
+        {200, 3, 17, 3, 0, 0, 1, 2.0, 0},   {3, 7, 5, 1, 0, 2, 2, 2.0, 0},
+        {301, 40, 17, 1, 0, 0, 2, 2.0, 0},  {513, 33, 65, 2, 0, 50, 2, 2.0, 0},
+        {700, 64, 64, 1, 0, 0, 2, 2.0, 0},  {97, 96, 130, 1, 0, 0, 3, 2.0, 0},
+        {1000, 128, 128, 1, 0, 0, 3, 2.0, 0},
+    };
+    static const struct {
+        int map;
+        double eps;
+        const char *label;
+    } maps[] = {{ATTN_MAP_ELU1, 0.0, "+elu1"},
+                {ATTN_MAP_RELU, 1e-3, "+relu"},
+                {ATTN_MAP_RELU, 0.0, "+relu(eps=0)"}};
+    for (size_t k = 0; attn_kernels[k].name; k++) {
+        const struct attn_kernel *kn = &attn_kernels[k];
+        if (!kn->fuses_map)
+            continue;
+        for (size_t mi = 0; mi < sizeof maps / sizeof maps[0]; mi++)
+            for (size_t i = 0; i < sizeof fused / sizeof fused[0]; i++)
+                for (int causal = 0; causal <= 1; causal++) {
+                    struct la_check_case c = fused[i];
+                    c.causal = causal;
+                    if (!(kn->causal_support & (causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK)))
+                        continue;
+                    if (c.threads < threads)
+                        c.threads = threads;
+                    struct la_check_result r;
+                    struct la_error err;
+                    la_error_clear(&err);
+                    char label[64];
+                    snprintf(label, sizeof label, "%s%s", kn->name, maps[mi].label);
+                    const int st = la_check_fused(kn, &c, maps[mi].map, maps[mi].eps,
+                                                  0x5eed1000ull + i, &r, &err);
+                    const int ok = st == LA_OK && r.finite && r.rel_err <= r.tol &&
+                                   r.small_fast == r.small_ref && r.fused_exact == 1;
+                    cases++;
+                    fails += !ok;
+                    if (st != LA_OK)
+                        printf("%-24s %6d %5s %4d %4d %3d %6d %5d %4d %10s %9.1e  FAIL (%s)\n",
+                               label, c.T, "-", c.dk, c.dv, c.heads, c.causal, c.chunk,
+                               c.threads, "-", 0.0, err.msg);
+                    else
+                        printf("%-24s %6d %5s %4d %4d %3d %6d %5d %4d %10.2e %9.1e  %s%s\n",
+                               label, c.T, "-", c.dk, c.dv, c.heads, c.causal, c.chunk,
+                               c.threads, r.rel_err, r.tol, ok ? "PASS" : "FAIL",
+                               !ok && r.small_fast != r.small_ref ? " (small normalisers)"
+                               : !ok && r.fused_exact != 1       ? " (differs from unfused)"
+                                                                 : "");
+                }
     }
     printf("\n%d cases, %d passed, %d failed (kernel SIMD: %s, vmath: %s)\n", cases, cases - fails,
            fails, la_simd_name(la_simd_isa()), la_vmath_isa());

@@ -1,6 +1,7 @@
 /* cmd_list.c — `linattn list`: the attention kernels and the feature maps, one line each with a
- * summary (kernels say whether they are causal, non-causal or both; maps list the parameters
- * they read).  Reads the two registries only.  Tests: tests/cli_errors.sh.
+ * summary (kernels say whether they are causal, non-causal or both, and whether they apply an
+ * elementwise map themselves; maps list the parameters they read, and whether those kernels can
+ * apply them).  Reads the two registries only.  Tests: tests/cli_errors.sh.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,14 +32,16 @@ int cmd_list(int argc, char **argv)
         w = (int)strlen(featuremap_types[i]->name) > w ? (int)strlen(featuremap_types[i]->name) : w;
     printf("kernels:\n");
     for (size_t i = 0; attn_kernels[i].name; i++)
-        printf("  %-*s %-8s %s%s\n", w, attn_kernels[i].name, attn_op_name(attn_kernels[i].op),
+        printf("  %-*s %-8s %s%s%s\n", w, attn_kernels[i].name, attn_op_name(attn_kernels[i].op),
                attn_kernels[i].summary,
                attn_kernels[i].causal_support == ATTN_CAUSAL_OK      ? " [causal]"
                : attn_kernels[i].causal_support == ATTN_NONCAUSAL_OK ? " [non-causal]"
-                                                                      : " [causal, non-causal]");
+                                                                      : " [causal, non-causal]",
+               attn_kernels[i].fuses_map ? " [fuses elu1, relu]" : "");
     printf("feature maps:\n");
     for (size_t i = 0; featuremap_types[i]; i++)
-        printf("  %-*s %s; params: %s\n", w, featuremap_types[i]->name, featuremap_types[i]->summary,
-               featuremap_types[i]->params);
+        printf("  %-*s %s; params: %s%s\n", w, featuremap_types[i]->name,
+               featuremap_types[i]->summary, featuremap_types[i]->params,
+               featuremap_types[i]->fused_map ? "; fused into the linear forward kernels" : "");
     return 0;
 }

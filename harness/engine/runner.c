@@ -7,7 +7,12 @@
  * different layers, never mix; the row records the mean over heads, the message the range); one untimed run of
  * the kernel over all heads whose output is checked for NaN/Inf and measured against the
  * references; then, if asked, the timed runs (la_time: warm-ups, at least min_repeats, up to the
- * budget) of the kernel, and of the feature map with a quarter of the budget.
+ * budget) of the kernel, and of the feature map with a quarter of the budget.  A map the kernel
+ * applies itself (elu1, relu: featuremap_type.fused_map, a kernel with fuses_map, forward
+ * cells) is not applied apart: the kernel gets the raw Q, K, its timed calls are map and kernel
+ * together, fm_time_median_s is NaN and the message says "map fused into the kernel"; the
+ * features are still computed (untimed) for the errors, and the output is the same bit for
+ * bit.
  *
  * Errors (all in double, against attn_softmax_ref_rows):
  *  - heads: all B·H heads up to LA_ERR_MAX_HEADS, else that many spread evenly (message says).
@@ -1187,6 +1192,25 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
     kc.nth = cr.nth;
     kc.work = BUF(&cr, B_KWORK, float);
     kc.wsf = cr.wsf;
+    /* A map the kernel can apply itself (featuremap_type.fused_map, a kernel with fuses_map;
+     * forward cells whose features need no per-row eps): the kernel takes the raw rows and maps
+     * each block as it reads it, so the timed call is map and kernel together and the map has
+     * no time of its own (fm_time_median_s NaN).  Its output equals, bit for bit, the kernel's
+     * on the features above (attn_map_rows makes both), which the errors are measured on. */
+    float map_eps = 0.0f;
+    const int fmap = cr.linear ? featuremap_fused(cr.fm, &map_eps) : ATTN_MAP_NONE;
+    const int fused = fmap != ATTN_MAP_NONE && cr.kn->fuses_map && c->pass == LA_PASS_FORWARD &&
+                      !cr.eps_row && cr.dk == d;
+    if (fused) {
+        kc.proto.q = q;
+        kc.proto.k = k;
+        kc.proto.fused_map = fmap;
+        kc.proto.map_eps = map_eps;
+    }
+    if (fused && c->measure_time)
+        add_note(note, sizeof note,
+                 "map fused into the kernel: time_median_s includes φ(Q), φ(K) (gflops on the "
+                 "kernel's flops)");
 
     /* The untimed run whose output is checked and measured. */
     kernel_timed(&kc);
@@ -1279,7 +1303,9 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
                          cr.kn->name, bad);
             goto fail;
         }
-        if (cr.linear) {
+        if (fused) {
+            row->fm_time_median_s = NAN; /* inside time_median_s */
+        } else if (cr.linear) {
             la_time(fm_timed, &cr, c->warmup, c->min_repeats, 0, 0.25 * c->time_budget_s, &t);
             if ((st = cancel_point(err)) != LA_OK)
                 goto fail;

@@ -136,13 +136,17 @@ struct la_row {
     char host[LA_HOST_LEN];
 
     /* timing of the attention kernel (seconds, all heads); NaN when not timed.  Step cells:
-     * one decode step of every sequence, the map over the new q and k rows included */
+     * one decode step of every sequence, the map over the new q and k rows included.  A map
+     * fused into the kernel (elu1, relu with a kernel that has fuses_map, forward pass; the
+     * message says so): the map and the kernel in one call, so this is their total */
     double time_median_s, time_min_s, time_max_s, time_p20_s, time_p80_s;
     int32_t repeats;
     double flops;            /* nominal flops of one call (all heads), see attention.h */
-    double gflops;           /* flops / time_median_s / 1e9 */
+    double gflops;           /* flops / time_median_s / 1e9 (the kernel's nominal flops, also
+                                when the time includes a fused map's) */
     double fm_time_median_s; /* feature map φ(Q) and φ(K), all heads (step cells: of the new
-                                rows, a share of time_median_s); 0 for softmax */
+                                rows, a share of time_median_s); 0 for softmax; NaN when the
+                                map is inside time_median_s (fused, or a training pass) */
     double workspace_bytes;  /* kernel workspace + feature buffers */
     double step_bytes;       /* bytes one call of the pass holds: Q, K, V, Y, the workspaces and
                                 feature buffers; backward adds dY, dQ, dK, dV (and dφ(Q), dφ(K)) */
