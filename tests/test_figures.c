@@ -82,14 +82,18 @@ static void text_is(const struct la_row *r, const char *name, const char *want)
 /* ---- fields ------------------------------------------------------------------------------- */
 
 /* Every field is the results column of its name: writing the column through la_row_column
- * changes the field's value (offset and type agree with the store's table). */
+ * changes the field's value (offset and type agree with the store's table).  A map parameter
+ * prf does not read (weights) is shown on a row of the map that reads it. */
 static void test_fields_are_columns(void **state)
 {
     (void)state;
     for (int f = 0; f < la_field_count(); f++) {
         const struct la_column *c = la_row_column(la_field_name(f));
         assert_non_null(c);
-        struct la_row r = mkrow("linear_noncausal", "prf", 64, 0, 256, 16, 1.0);
+        const struct la_param *pm = la_param_find(la_field_name(f), 0);
+        const char *map =
+            pm && pm->entry && !la_fig_map_reads("prf", pm->entry) ? "learned" : "prf";
+        struct la_row r = mkrow("linear_noncausal", map, 64, 0, 256, 16, 1.0);
         char *p = (char *)&r + c->offset;
         if (c->kind == LA_COL_STRING) {
             snprintf(p, c->size, "zq%d", f);
@@ -146,7 +150,7 @@ static void test_fields_from_schema(void **state)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? " " : "",
                  la_field_name(f));
     assert_string_equal(names, "causal d map draw m A kernel dv sigma T data chunk eps batch "
-                               "heads threads layer head pass");
+                               "heads threads layer head pass weights");
     struct la_row r = mkrow("linear_causal_chunked", "gerf", 64, 1, 2048, 32, 0.5);
     r.threads = 2;
     r.layer = 3;

@@ -152,6 +152,13 @@ static void text_head(const struct la_row *r, const char *label, char *buf, size
         snprintf(buf, cap, "%s %d", label, (int)r->head);
 }
 
+/* A weights file by its base name: the directory tells no curve apart. */
+static void text_weights(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    const char *slash = strrchr(r->weights, '/');
+    snprintf(buf, cap, "%s=%s", label, slash ? slash + 1 : r->weights);
+}
+
 /* ---- the fields ------------------------------------------------------------------------- */
 
 /* The fields are the parameters of the schema (harness/experiment/params.c) that have a results
@@ -204,6 +211,7 @@ static const struct rule rules[LA_NPARAMS] = {
     [LA_PARAM_THREADS] = {.text = text_threads},
     [LA_PARAM_LAYER] = {.text = text_layer},
     [LA_PARAM_HEAD] = {.text = text_head},
+    [LA_PARAM_WEIGHTS] = {.text = text_weights},
 };
 
 /* One field, as the schema's row describes it. */
