@@ -1030,6 +1030,33 @@ static void test_real_heads(void **state)
     assert_int_equal(la_realheads_prepare(rows, k, &rh, &err), LA_OK);
     assert_false(rh.fig.fits);
     la_realheads_free(&rh);
+
+    /* The learned map with two weights files: one series per file, told apart in the legend
+     * by the file's name, each drawn from its own rows only. */
+    n = 0;
+    for (int h = 0; h < 3; h++)
+        for (int w = 0; w < 2; w++) {
+            struct la_row r = mkrow("linear_causal", "learned", 32, 0, 256, 8, 1.0);
+            snprintf(r.data, sizeof r.data, "h5");
+            snprintf(r.weights, sizeof r.weights, "%s", w ? "data/fit_m16.h5" : "fit_m8.h5");
+            r.layer = heads[h].layer;
+            r.head = heads[h].head;
+            r.entropy_mean = heads[h].ent[0];
+            r.err_rel_fro = 0.1 * (h + 1) + 0.5 * w;
+            r.kl_mean = 2 * r.err_rel_fro;
+            rows[n++] = r;
+        }
+    assert_int_equal(la_realheads_prepare(rows, n, &rh, &err), LA_OK);
+    assert_true(rh.fig.fits);
+    assert_int_equal(rh.nmaps, 2);
+    assert_string_equal(rh.weights[0], "fit_m8.h5");
+    assert_string_equal(rh.weights[1], "data/fit_m16.h5");
+    assert_string_equal(rh.fig.curves[0].title, "learned fit_m8 (m = 32)");
+    assert_string_equal(rh.fig.curves[1].title, "learned fit_m16 (m = 32)");
+    assert_int_equal(rh.fig.curves[1].npoints, 3);
+    assert_near(rh.fig.curves[0].pts[0].y, 0.2, 1e-12); /* head (0, 1): h = 1, w = 0 */
+    assert_near(rh.fig.curves[1].pts[0].y, 0.7, 1e-12);
+    la_realheads_free(&rh);
 }
 
 static void test_fidelity_figure(void **state)
