@@ -18,6 +18,7 @@
 #include "../harness/figures/fields.h"
 #include "../harness/figures/figure.h"
 #include "../harness/figures/fidelity.h"
+#include "../harness/figures/fitsweep.h"
 #include "../harness/figures/realheads.h"
 #include "../harness/figures/speedup.h"
 #include "../harness/figures/summary.h"
@@ -1059,6 +1060,110 @@ static void test_real_heads(void **state)
     la_realheads_free(&rh);
 }
 
+/* A real-heads row of one head for the fit figures. */
+static struct la_row head_row(const char *map, int m, const char *weights, int head, double kl,
+                              double er)
+{
+    struct la_row r = mkrow("linear_causal", map, m, 1, 256, 8, 1.0);
+    snprintf(r.data, sizeof r.data, "h5");
+    snprintf(r.weights, sizeof r.weights, "%s", weights);
+    r.layer = 0;
+    r.head = head;
+    r.kl_mean = kl;
+    r.err_rel_fro = er;
+    return r;
+}
+
+/* fit_m and fit_tokens (fitsweep.h): the learned map's weights files placed by their training
+ * tokens, the fitted curve from the files of the most tokens, maps of one m as one point, the
+ * other maps as levels against the tokens. */
+static void test_fit_figures(void **state)
+{
+    (void)state;
+    /* Learned: m = 8, 16, 32 trained on 768 tokens, and m = 32 on 256; prf at 8, 16, 32;
+     * taylor2 at its 45; two heads each (head 1's values twice head 0's). */
+    static const struct {
+        const char *map, *w;
+        int m;
+        double kl;
+    } spec[] = {{"learned", "d/w4.h5", 8, 0.8},
+                {"learned", "d/w8.h5", 16, 0.6},
+                {"learned", "d/w16.h5", 32, 0.4},
+                {"learned", "d/w16_n1.h5", 32, 0.9},
+                {"prf", "", 8, 30},
+                {"prf", "", 16, 20},
+                {"prf", "", 32, 10},
+                {"taylor2", "", 45, 4}};
+    struct la_row rows[32];
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++)
+        for (int h = 0; h < 2; h++)
+            rows[n++] = head_row(spec[k].map, spec[k].m, spec[k].w, h, spec[k].kl * (h + 1),
+                                 0.1 * spec[k].kl * (h + 1));
+    struct la_row bad = head_row("learned", 64, "d/w32.h5", 0, 0.1, NAN); /* no error: left out */
+    rows[n++] = bad;
+    struct la_fit_weights w[] = {{"d/w4.h5", 768},
+                                 {"d/w8.h5", 768},
+                                 {"d/w16.h5", 768},
+                                 {"d/w16_n1.h5", 256},
+                                 {"d/w32.h5", 768}};
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_fit_m_figure(rows, n, w, 5, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    assert_int_equal(fig.panels[0].count, 3);
+    const struct la_fig_curve *c = &fig.curves[0];
+    assert_string_equal(c->map, "learned");
+    assert_non_null(strstr(c->title, "fitted on 768 tokens"));
+    assert_int_equal(c->npoints, 3);
+    assert_near(c->pts[2].x, 32, 0);
+    assert_near(c->pts[2].y, 0.4 * 1.5, 1e-12); /* the 768-token file only */
+    assert_int_equal(c->pts[2].n, 2);
+    assert_int_equal(fig.curves[1].npoints, 3); /* prf */
+    assert_near(fig.curves[1].pts[0].y, 45, 1e-12);
+    assert_string_equal(fig.curves[2].title, "taylor2 (its one m: a point)");
+    assert_int_equal(fig.curves[2].npoints, 1);
+    assert_near(fig.curves[2].pts[0].x, 45, 0);
+    assert_near(fig.curves[3].pts[2].y, 0.1 * 0.4 * 1.5, 1e-12); /* error panel */
+    la_figure_free(&fig);
+
+    /* Tokens: m = 32 has 256 and 768; prf at 32 is a dashed level over that range. */
+    assert_int_equal(la_fit_tokens_figure(rows, n, w, 5, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.panels[0].count, 2);
+    c = &fig.curves[0];
+    assert_string_equal(c->title, "learned (fitted), m = 32");
+    assert_int_equal(c->npoints, 2);
+    assert_near(c->pts[0].x, 256, 0);
+    assert_near(c->pts[0].y, 0.9 * 1.5, 1e-12);
+    assert_near(c->pts[1].x, 768, 0);
+    assert_near(c->pts[1].y, 0.4 * 1.5, 1e-12);
+    const struct la_fig_curve *lv = &fig.curves[1];
+    assert_string_equal(lv->map, "prf");
+    assert_int_equal(lv->dash, 2);
+    assert_int_equal(lv->npoints, 2);
+    assert_near(lv->pts[0].x, 256, 0);
+    assert_near(lv->pts[1].x, 768, 0);
+    assert_near(lv->pts[0].y, 15, 1e-12);
+    assert_near(lv->pts[1].y, 15, 1e-12);
+    la_figure_free(&fig);
+
+    /* Tokens unknown (files not read): fit_m pools every learned row, fit_tokens does not fit. */
+    assert_int_equal(la_fit_m_figure(rows, n, NULL, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_near(fig.curves[0].pts[2].y, (0.4 + 0.9) * 1.5 / 2, 1e-12);
+    assert_int_equal(fig.curves[0].pts[2].n, 4);
+    la_figure_free(&fig);
+    assert_int_equal(la_fit_tokens_figure(rows, n, NULL, 0, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+    /* One m of the learned map: no fit_m. */
+    assert_int_equal(la_fit_m_figure(rows + 4, n - 5, w, 5, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+}
+
 static void test_fidelity_figure(void **state)
 {
     (void)state;
@@ -1166,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_crossover_marks_and_auto),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
+        cmocka_unit_test(test_fit_figures),
         cmocka_unit_test(test_fidelity_figure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,12 +2,13 @@
  * every map in featuremaps/): each map's ∂L/∂x, and the learned map's ∂L/∂W and ∂L/∂b, against
  * central finite differences of its own apply, for every role and on odd shapes (n = 1, d = 1,
  * m ≠ d, n past one block of FM_GRAD_ROWS rows), and of a per-head file's separate query and
- * key maps (each role through its own map, dparams in the two-block layout); mutated gradients that
- * the check must reject; the generic layer's errors; and the composed check training will rely on:
- * ∂L/∂Q and ∂L/∂K of linear attention (attn_linear_ref_rows, with the harness's per-row eps)
- * through a map, by the chain rule with the map's backward, against finite differences of the whole
- * computation; finite gradients at inputs where the unstabilised formulas overflow fp32. Run: make
- * check, or build/tests/test_fmgrad (under a second).
+ * key maps (each role through its own map, dparams in the two-block layout); mutated gradients
+ * that the check must reject; the generic layer's errors; and the composed check training will
+ * rely on: ∂L/∂Q and ∂L/∂K of linear attention (attn_linear_ref_rows, with the harness's per-row
+ * eps) through a map, by the chain rule with the map's backward, against finite differences of
+ * the whole computation; finite gradients at inputs where the unstabilised formulas overflow
+ * fp32.
+ * Run: make check, or build/tests/test_fmgrad (under a second).
  *
  * The finite differences.  L(x) = Σ g·φ(x) for a fixed random g = ∂L/∂φ, so ∂L/∂x is what the
  * backward computes from g.  The stabiliser's shift is held constant as the backward defines
@@ -353,7 +354,7 @@ static const struct spec specs[] = {
     {"gerf", 6, 0.1, 0, NULL, 0},        {"gerf", 4, 0, 1, NULL, 0},
     {"learned", 3, 0, 0, "exp_pair", 0}, {"learned", 2, 0, 0, "softmax_pair", 0},
     {"learned", 5, 0, 0, "relu", 0},     {"dpfp", 0, 0, 0, NULL, 1},
-    {"dpfp", 0, 0, 0, NULL, 2},          {"dpfp", 0, 0, 0, NULL, 3},
+    {"dpfp", 0, 0, 0, NULL, 2},       {"dpfp", 0, 0, 0, NULL, 3},
 };
 #define N_SPECS (sizeof specs / sizeof specs[0])
 
@@ -1104,10 +1105,14 @@ int main(void)
 {
     la_startup();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vjp_every_map),       cmocka_unit_test(test_learned_params),
-        cmocka_unit_test(test_learned_accumulates), cmocka_unit_test(test_learned_key_map),
-        cmocka_unit_test(test_mutations_fail),      cmocka_unit_test(test_backward_errors),
-        cmocka_unit_test(test_composed_attention),  cmocka_unit_test(test_large_inputs_finite),
+        cmocka_unit_test(test_vjp_every_map),
+        cmocka_unit_test(test_learned_params),
+        cmocka_unit_test(test_learned_accumulates),
+        cmocka_unit_test(test_learned_key_map),
+        cmocka_unit_test(test_mutations_fail),
+        cmocka_unit_test(test_backward_errors),
+        cmocka_unit_test(test_composed_attention),
+        cmocka_unit_test(test_large_inputs_finite),
         cmocka_unit_test(test_backward_cost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
