@@ -1115,7 +1115,9 @@ static void test_fit_figures(void **state)
     assert_int_equal(fig.panels[0].count, 3);
     const struct la_fig_curve *c = &fig.curves[0];
     assert_string_equal(c->map, "learned");
-    assert_non_null(strstr(c->title, "fitted on 768 tokens"));
+    assert_string_equal(c->title, "learned, fitted on 768 tokens");
+    assert_string_equal(fig.panels[0].title, "attention KL against m, on the test heads");
+    assert_string_equal(fig.panels[1].title, "output error against m, on the test heads");
     assert_int_equal(c->npoints, 3);
     assert_near(c->pts[2].x, 32, 0);
     assert_near(c->pts[2].y, 0.4 * 1.5, 1e-12); /* the 768-token file only */

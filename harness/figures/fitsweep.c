@@ -88,8 +88,8 @@ static int point(const struct la_row *rows, size_t n, const struct la_fit_weight
     return 1;
 }
 
-/* Two panels (KL, error) over xlabel; the caller adds the curves. */
-static int two_panels(struct la_figure *fig, const char *title, const char *xlabel)
+/* Two panels (KL, error) against what (their titles) over xlabel; the caller adds the curves. */
+static int two_panels(struct la_figure *fig, const char *what, const char *xlabel)
 {
     if (la_figure_panels(fig, 2) != LA_OK)
         return LA_ENOMEM;
@@ -98,7 +98,8 @@ static int two_panels(struct la_figure *fig, const char *title, const char *xlab
     fig->ncols = 2;
     for (int p = 0; p < 2; p++) {
         struct la_fig_panel *pm = &fig->panels[p];
-        snprintf(pm->title, sizeof pm->title, "%s", title);
+        snprintf(pm->title, sizeof pm->title, "%s against %s", p ? "output error" : "attention KL",
+                 what);
         snprintf(pm->xlabel, sizeof pm->xlabel, "%s", xlabel);
         snprintf(pm->ylabel, sizeof pm->ylabel, "%s", p ? LA_FIG_ERR_LABEL : LA_FIG_KL_LABEL);
     }
@@ -192,16 +193,14 @@ int la_fit_m_figure(const struct la_row *rows, size_t n, const struct la_fit_wei
         free(v), free(ms), free(maps);
         return LA_OK;
     }
-    if (two_panels(fig, "test attention KL and output error against m",
-                   "feature dimension m (map output)") != LA_OK)
+    if (two_panels(fig, "m, on the test heads", "feature dimension m (map output)") != LA_OK)
         goto nomem;
     const size_t nmaps = other_maps(rows, n, maps);
     char title[LA_FIG_TEXT_LEN];
     if (lp.any_tokens)
-        snprintf(title, sizeof title, "learned (fitted), one weights file per m");
+        snprintf(title, sizeof title, "learned, fitted");
     else
-        snprintf(title, sizeof title, "learned (fitted on %.0f tokens), one weights file per m",
-                 lp.tokens);
+        snprintf(title, sizeof title, "learned, fitted on %.0f tokens", lp.tokens);
     for (int p = 0; p < 2; p++) {
         struct la_fig_panel *pm = &fig->panels[p];
         pm->first = fig->ncurves;
@@ -313,7 +312,7 @@ int la_fit_tokens_figure(const struct la_row *rows, size_t n, const struct la_fi
         free(v), free(ms), free(ts), free(maps);
         return LA_OK;
     }
-    if (two_panels(fig, "test attention KL and output error against training tokens",
+    if (two_panels(fig, "training tokens, on the test heads",
                    "tokens the learned map was trained on (positions of its captures)") != LA_OK)
         goto nomem;
     const size_t nmaps = other_maps(rows, n, maps);
