@@ -313,7 +313,7 @@ int la_fit_tokens_figure(const struct la_row *rows, size_t n, const struct la_fi
         return LA_OK;
     }
     if (two_panels(fig, "training tokens, on the test heads",
-                   "tokens the learned map was trained on (positions of its captures)") != LA_OK)
+                   "training tokens (positions of the captures fit saw)") != LA_OK)
         goto nomem;
     const size_t nmaps = other_maps(rows, n, maps);
     for (int p = 0; p < 2; p++) {
