@@ -89,7 +89,7 @@ FIGURES_SRC    := harness/figures/figure.c harness/figures/fields.c harness/figu
                   harness/figures/crossover.c harness/figures/speedup.c \
                   harness/figures/realheads.c harness/figures/theory.c \
                   harness/figures/summary.c harness/figures/decode.c \
-                  harness/figures/fidelity.c harness/figures/capacity.c
+                  harness/figures/fidelity.c harness/figures/capacity.c harness/figures/fitsweep.c
 CLI_SRC        := harness/cli/options.c harness/cli/check.c harness/cli/check_backward.c \
                   harness/cli/peak.c harness/cli/bench_suite.c harness/cli/bench_decode.c \
                   harness/cli/bench_backward.c harness/cli/bench_recur.c harness/cli/cmd_list.c \

@@ -166,9 +166,15 @@ struct featuremap_type {
     size_t (*backward_work_floats)(const void *state, size_t n);
     /* x (n, d), phi (n, m) as apply wrote it (any role), dphi (n, m) → dx (n, d), overwritten.
      * dparams: NULL = not wanted; otherwise param_count floats to which ∂L/∂θ is added (the
-     * caller zeroes it; calls over several blocks of rows accumulate).  Never allocates. */
+     * caller zeroes it; calls over several blocks of rows accumulate).  Never allocates.
+     * A two-sided map differentiates its query map here (FM_QUERY and FM_RAW rows). */
     void (*backward)(const void *state, const float *x, size_t n, const float *phi,
                      const float *dphi, float *dx, float *dparams, float *work);
+    /* Two-sided maps: the same for its key map (FM_KEY and FM_RAW_KEY rows), adding the key
+     * map's ∂L/∂θ at their place in the parameter layout.  NULL for one-sided maps, whose
+     * backward serves every role. */
+    void (*backward_key)(const void *state, const float *x, size_t n, const float *phi,
+                         const float *dphi, float *dx, float *dparams, float *work);
     /* Trainable parameters (floats of dparams, in the map's documented layout; NULL or 0:
      * none: random maps' W are fixed draws, gerf's fitted A is a constant). */
     size_t (*param_count)(const void *state);
@@ -250,12 +256,14 @@ size_t featuremap_backward_work_floats(const struct featuremap *fm, size_t n);
 /* Trainable parameters of fm, the length of dparams (0: none). */
 size_t featuremap_param_count(const struct featuremap *fm);
 /* Checks the arguments and dispatches to the type's backward: x (n, d), phi (n, m) from apply
- * on these rows (any role), dphi = ∂L/∂φ (n, m) → dx = ∂L/∂x (n, d); dparams (NULL or
+ * on these rows in this role, dphi = ∂L/∂φ (n, m) → dx = ∂L/∂x (n, d); dparams (NULL or
  * featuremap_param_count floats) gets ∂L/∂θ added; work has featuremap_backward_work_floats(n)
- * floats.  Returns LA_OK, or LA_EINVAL with err naming the map (no backward, a NULL pointer,
- * n = 0, dparams for a map without parameters). */
-int featuremap_backward(const struct featuremap *fm, const float *x, size_t n, const float *phi,
-                        const float *dphi, float *dx, float *dparams, float *work,
+ * floats.  The role picks a two-sided map's query or key map (FM_KEY, FM_RAW_KEY: the key
+ * map); the other maps read the same code for every role.  Returns LA_OK, or LA_EINVAL with
+ * err naming the map (no backward, a NULL pointer, n = 0, dparams for a map without
+ * parameters). */
+int featuremap_backward(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                        const float *phi, const float *dphi, float *dx, float *dparams, float *work,
                         struct la_error *err);
 /* Nominal flops of one backward (NaN for a NULL t, a type without backward, d < 1 or m < 1). */
 double featuremap_nominal_backward_flops(const struct featuremap_type *t, size_t n, int d, int m);

@@ -20,8 +20,8 @@ size_t featuremap_param_count(const struct featuremap *fm)
     return fm->type->param_count ? fm->type->param_count(fm->state) : 0;
 }
 
-int featuremap_backward(const struct featuremap *fm, const float *x, size_t n, const float *phi,
-                        const float *dphi, float *dx, float *dparams, float *work,
+int featuremap_backward(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                        const float *phi, const float *dphi, float *dx, float *dparams, float *work,
                         struct la_error *err)
 {
     if (!fm)
@@ -44,7 +44,14 @@ int featuremap_backward(const struct featuremap *fm, const float *x, size_t n, c
         return LA_FAIL(err, LA_EINVAL,
                        "feature map '%s': backward of %zu rows needs %zu floats of workspace", name,
                        n, featuremap_backward_work_floats(fm, n));
-    fm->type->backward(fm->state, x, n, phi, dphi, dx, dparams, work);
+    const int key = (role == FM_KEY || role == FM_RAW_KEY) && fm->type->two_sided;
+    if (key && !fm->type->backward_key)
+        return LA_FAIL(err, LA_EINVAL,
+                       "feature map '%s' has no backward of its key map: it cannot pass the keys' "
+                       "gradients",
+                       name);
+    (key ? fm->type->backward_key : fm->type->backward)(fm->state, x, n, phi, dphi, dx, dparams,
+                                                        work);
     return LA_OK;
 }
 

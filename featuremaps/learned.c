@@ -25,8 +25,11 @@
  * beyond fp32 range, a missing or unknown activation (the message lists the valid ones), relu
  * features that are zero for every input, relu or exp_pair features that overflow fp32 at a
  * unit input (check_features) (LA_EFORMAT).  fm_params.m, when not 0,
- * must equal W's row count (LA_EINVAL).  Training the weights is not done here.
+ * must equal W's row count (LA_EINVAL).  The backward differentiates the query map for query
+ * rows and the key map for key rows and adds dW, db in the file's layout (learned_param_count).
+ * Training the weights is not done here.
  * Tests: tests/test_featuremaps.c (round trip, every error case, CLI exit codes);
+ * tests/test_fmgrad.c (the backward against finite differences, both maps of a per-head file);
  * tests/h5strings.sh (the activation in every string form h5py writes).
  */
 #include "featuremap.h"
@@ -584,22 +587,27 @@ static void learned_apply(const void *state, enum fm_role role, const float *x, 
     }
 }
 
-/* Backward (featuremap.h) of the query map (the backward is not told the role; for a single-map
- * file the key map is the same; `linattn fit` differentiates both maps itself, harness/model/
- * fit.c).  With u = W x + b, ∂L/∂u (G, one row of m units per input row):
+/* Backward (featuremap.h) of the query map (learned_backward: FM_QUERY, FM_RAW rows) or the key
+ * map (learned_backward_key: FM_KEY, FM_RAW_KEY rows), W and b below being that map's.  With
+ * u = W x + b, ∂L/∂u (G, one row of m units per input row):
  *   relu:          G_i = g_i where φ_i > 0 (u_i > 0), else 0 (the subgradient 0 at u_i = 0);
  *   exp_pair:      G_i = g_i·φ_i − g_{m+i}·φ_{m+i}   (the stabiliser's c held constant);
  *   softmax_pair:  with p = φ the softmax of v = [u, −u], ∂L/∂v_c = p_c·(g_c − Σ_l p_l·g_l),
  *                  G_i = ∂L/∂v_i − ∂L/∂v_{m+i}  (exact: the row max it subtracts is the
  *                  definition's own invariance).
  * Then dx = G·W, and into dparams (when not NULL) the parameters' gradients are added in the
- * weights file's order: dW (m, d) row-major as /W (dparams[i·d + j] = ∂L/∂W_ij), then db (m)
- * as /b: dW += Gᵀ·x, db += Σ_rows G.  Blocks of FM_GRAD_ROWS rows; workspace: one block's G. */
-static void learned_backward(const void *state, const float *x, size_t n, const float *phi,
-                             const float *dphi, float *dx, float *dparams, float *work)
+ * weights file's order (learned_param_count): dW += Gᵀ·x (m, d) row-major (dparams[i·d + j] =
+ * ∂L/∂W_ij), then db += Σ_rows G (m).  A single-map file has one such block, which queries and
+ * keys share; a per-head file has the query map's block then the key map's, as its /W_q, /b_q,
+ * /W_k, /b_k.  Blocks of FM_GRAD_ROWS rows; workspace: one block's G. */
+static void backward_side(const struct learned_state *s, int key, const float *x, size_t n,
+                          const float *phi, const float *dphi, float *dx, float *dparams,
+                          float *work)
 {
-    const struct learned_state *s = state;
     const int m = s->m, d = s->d;
+    const float *W = key ? s->Wk : s->W;
+    if (dparams && key && s->Wk != s->W)
+        dparams += (size_t)m * (size_t)d + (size_t)m;
     const size_t cols = s->act == ACT_RELU ? (size_t)m : 2 * (size_t)m;
     float *G = work;
     for (size_t r0 = 0; r0 < n; r0 += FM_GRAD_ROWS) {
@@ -623,10 +631,22 @@ static void learned_backward(const void *state, const float *x, size_t n, const 
             }
         }
         const float *xr = x + r0 * (size_t)d;
-        fm_grad_rows(G, nr, m, s->W, d, NULL, 0.0f, NULL, dx + r0 * (size_t)d);
+        fm_grad_rows(G, nr, m, W, d, NULL, 0.0f, NULL, dx + r0 * (size_t)d);
         if (dparams)
             fm_grad_params(G, nr, m, xr, d, dparams, dparams + (size_t)m * (size_t)d);
     }
+}
+
+static void learned_backward(const void *state, const float *x, size_t n, const float *phi,
+                             const float *dphi, float *dx, float *dparams, float *work)
+{
+    backward_side(state, 0, x, n, phi, dphi, dx, dparams, work);
+}
+
+static void learned_backward_key(const void *state, const float *x, size_t n, const float *phi,
+                                 const float *dphi, float *dx, float *dparams, float *work)
+{
+    backward_side(state, 1, x, n, phi, dphi, dx, dparams, work);
 }
 
 static size_t learned_backward_work_floats(const void *state, size_t n)
@@ -635,11 +655,13 @@ static size_t learned_backward_work_floats(const void *state, size_t n)
     return rows * (size_t)((const struct learned_state *)state)->m;
 }
 
-/* dW (m, d) then db (m): the layout of the weights file's /W and /b. */
+/* dW (m, d) then db (m), the layout of the weights file's /W and /b; a per-head file's entry
+ * (separate key map) has two such blocks, query map then key map (/W_q, /b_q, /W_k, /b_k). */
 static size_t learned_param_count(const void *state)
 {
     const struct learned_state *s = state;
-    return (size_t)s->m * (size_t)s->d + (size_t)s->m;
+    const size_t one = (size_t)s->m * (size_t)s->d + (size_t)s->m;
+    return s->Wk != s->W ? 2 * one : one;
 }
 
 /* u_i = W_i·x + b_i in double from the fp32 weights of the query map (key = 0) or the key map. */
@@ -743,6 +765,7 @@ const struct featuremap_type fm_learned = {
     .kernel = learned_kernel,
     .backward_work_floats = learned_backward_work_floats,
     .backward = learned_backward,
+    .backward_key = learned_backward_key,
     .param_count = learned_param_count,
     .backward_flops = learned_backward_flops,
 };

@@ -9,7 +9,8 @@
 #   (none)      quick sizes: experiments/{crossover,features,approximation,memory,decode,training}.yaml
 #               and the capacity experiment (`linattn capacity`), a few minutes on two cores;
 #               results in results/NAME.h5; then the real-model experiments
-#               (experiments/real-*.yaml) when their data can be had, and
+#               (experiments/real-*.yaml) when their data can be had (the fitted learned
+#               map's weights made by `linattn fit`, about 1.5 min), and
 #               experiments/fidelity.yaml when the checkpoint is there (hooks below)
 #   --paper     paper sizes: experiments/paper/*.yaml and `linattn capacity --size paper` (an
 #               hour or more; see docs/FIGURES.md)
@@ -30,7 +31,7 @@ for a in "$@"; do
     case "$a" in
         --paper) dir=experiments/paper ;;
         --docs) docs=1 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "figures.sh: unknown option $a (see --help)" >&2; exit 2 ;;
         *) names+=("$a") ;;
     esac
@@ -124,20 +125,31 @@ done
 # capture` from the stories260K checkpoint in $LINATTN_DATA (../shared/data by default), and
 # the experiments on it, experiments/real-*.yaml (another issue owns them and their figure).
 # With the quick set (no names given) this captures the data once when the checkpoint is there,
-# then runs every real-*.yaml whose data file exists; nothing happens without them.
+# fits the learned map of experiments/real-stories260k-fitted.yaml (fit_weights), then runs
+# every real-*.yaml whose data and weights files exist; nothing happens without them.
 real_model() {
-    local ckpt=${LINATTN_DATA:-../shared/data}/stories260K/stories260K.bin y
+    local ckpt=${LINATTN_DATA:-../shared/data}/stories260K/stories260K.bin y f missing
     if [ ! -f data/stories260k.h5 ] && [ -f "$ckpt" ]; then
         echo "== capturing data/stories260k.h5 from $ckpt"
         "$bin" capture "$ckpt" --steps 256 --greedy -o data/stories260k.h5 ||
             { echo "figures.sh: capture failed; skipping the real-model figures" >&2; return 0; }
     fi
+    [ -f "$ckpt" ] && fit_weights "$ckpt"
     for y in "$dir"/real-*.yaml; do
         [ -f "$y" ] || continue
         if grep -q 'data/stories260k.h5' "$y" && [ ! -f data/stories260k.h5 ]; then
             echo "== skipped the real-model figure ($y): no checkpoint at $ckpt; get stories260K.bin" \
                  "and tok512.bin from Andrej Karpathy's Hugging Face repository karpathy/tinyllamas," \
                  "folder stories260K (MIT), into \$LINATTN_DATA/stories260K/ (see README)"
+            continue
+        fi
+        # Other files it reads (weights of the learned map), outside comments: all must exist.
+        missing=
+        for f in $(sed 's/#.*//' "$y" | grep -o 'data/[A-Za-z0-9_.+-]*\.h5' | sort -u); do
+            [ -f "$f" ] || missing="$missing $f"
+        done
+        if [ -n "$missing" ]; then
+            echo "== skipped $y: missing$missing (its header says how to make them)"
             continue
         fi
         run_one "$y" nodocs
@@ -148,6 +160,27 @@ real_model() {
         fi
     done
 }
+# fit_weights CHECKPOINT: the weights of experiments/real-stories260k-fitted.yaml, made once:
+# three captures sampled with seeds 1-3 (other sequences than the greedy one it is evaluated on)
+# and `linattn fit` on them, Hedgehog's exp_pair at m = 16 (about 1.5 min on one core).
+fit_weights() {
+    local ckpt=$1 s t0 train=()
+    [ -f data/fit_exp_pair_m16.h5 ] && return 0
+    t0=$(date +%s)
+    for s in 1 2 3; do
+        train+=("data/stories260k_s$s.h5")
+        [ -f "data/stories260k_s$s.h5" ] && continue
+        "$bin" capture "$ckpt" --steps 256 --seed "$s" --through-bos \
+            -o "data/stories260k_s$s.h5" > /dev/null ||
+            { echo "figures.sh: capture --seed $s failed; no fitted map" >&2; return 0; }
+    done
+    echo "== fitting data/fit_exp_pair_m16.h5 (linattn fit, 40 heads)"
+    "$bin" fit "${train[@]}" --activation exp_pair --m 16 --loss xent --steps 1000 \
+        -o data/fit_exp_pair_m16.h5 > /dev/null ||
+        { echo "figures.sh: fit failed; no fitted map" >&2; return 0; }
+    echo "   fitted in $(( $(date +%s) - t0 )) s"
+}
+
 # ---- hook: model-level fidelity --------------------------------------------------------------
 # experiments/fidelity.yaml runs the stories260K checkpoint itself (data source model) with every
 # map in place of softmax attention; its figure puts each map's attention-level KL from

@@ -56,6 +56,7 @@ assert f["b_q"].shape == (2, 3, 4) and f["b_k"].shape == (2, 3, 4)
 assert f["W_q"].dtype == np.float32
 assert (f["fitted"][...] == 1).all()
 assert f.attrs["activation"] == "exp_pair" and f.attrs["loss"] == "both"
+assert f.attrs["train_tokens"] == 2 * 48, f.attrs["train_tokens"]
 kl = f["test_kl"][...]
 assert np.isfinite(kl).all() and (kl >= 0).all(), kl
 assert not np.array_equal(f["W_q"][0, 1], f["W_q"][0, 2])

@@ -17,6 +17,7 @@
 #include "../featuremaps/featuremap.h"
 #include "../harness/core/sysinfo.h"
 #include "../harness/experiment/experiment.h"
+#include "../harness/experiment/params.h"
 #include "../harness/store/results.h"
 #include "../kernels/attention.h"
 
@@ -654,6 +655,79 @@ static void test_files(void **state)
     expect_error(text, LA_EFORMAT, 1, 26, "is not an HDF5 file");
 }
 
+/* Several weights files in one experiment: `weights` is a sweep axis of the learned map
+ * (beside maps: learned: {weights: ...}, never both); every file is checked before anything
+ * runs, and the key and the results column hold its path. */
+static void test_weights_axis(void **state)
+{
+    (void)state;
+    char text[2048], a[512], b[512];
+    snprintf(a, sizeof a, "%s/wa.h5", g_dir);
+    snprintf(b, sizeof b, "%s/sub/wb.h5", g_dir);
+    snprintf(text, sizeof text, "%s/sub", g_dir);
+    assert_true(mkdir(text, 0700) == 0 || errno == EEXIST);
+    write_file(a, "weights a\n");
+    write_file(b, "weights b\n");
+    /* Two files and two maps: elu1 reads no weights, so it runs once. */
+    snprintf(text, sizeof text, "sweep:\n  map: [learned, elu1]\n  weights: [%s, %s]\n", a, b);
+    struct la_experiment *e = load_ok(text);
+    assert_int_equal((int)e->ncells, 3);
+    size_t na = 0, nb = 0, nelu = 0;
+    for (size_t i = 0; i < e->ncells; i++) {
+        const struct la_cell *c = &e->cells[i];
+        struct la_row r;
+        memset(&r, 0, sizeof r);
+        la_params_fill_row(c, &r);
+        if (!strcmp(c->map, "elu1")) {
+            nelu++;
+            assert_string_equal(c->weights, "");
+            assert_string_equal(r.weights, "");
+            continue;
+        }
+        assert_non_null(strstr(c->key, c->weights));
+        if (!strcmp(c->weights, a)) {
+            na++;
+            assert_string_equal(r.weights, a);
+        } else {
+            assert_string_equal(c->weights, b);
+            nb++;
+            assert_string_equal(r.weights, b);
+        }
+    }
+    assert_true(na == 1 && nb == 1 && nelu == 1);
+    /* Both files are input files of the results' context. */
+    char *ctx = NULL;
+    struct la_error err;
+    la_error_clear(&err);
+    assert_int_equal(la_experiment_context(e, &ctx, &err), LA_OK);
+    assert_non_null(strstr(ctx, "weights_file:"));
+    assert_non_null(strstr(ctx, "wa.h5=sha256:"));
+    assert_non_null(strstr(ctx, "wb.h5=sha256:"));
+    free(ctx);
+    la_experiment_free(e);
+    /* A rule names a file by its path. */
+    snprintf(text, sizeof text,
+             "sweep: {map: learned, weights: [%s, %s]}\nexclude: [{weights: %s}]\n", a, b, a);
+    e = load_ok(text);
+    assert_int_equal((int)e->ncells, 1);
+    assert_string_equal(e->cells[0].weights, b);
+    la_experiment_free(e);
+    /* A missing file in the list: named at its line and column before anything runs. */
+    snprintf(text, sizeof text, "sweep:\n  map: learned\n  weights: [%s, /nonexistent/w.h5]\n",
+             a);
+    expect_error(text, LA_EIO, 3, (int)strlen(a) + 15,
+                 "weights file '/nonexistent/w.h5': No such file or directory");
+    expect_error("sweep:\n  map: learned\n  weights: /nonexistent/w.h5\n", LA_EIO, 3, 12,
+                 "weights file '/nonexistent/w.h5'");
+    /* Swept and fixed in maps: at once. */
+    snprintf(text, sizeof text,
+             "sweep: {map: learned, weights: [%s]}\nmaps:\n  learned: {weights: %s}\n", a, b);
+    expect_error(text, LA_EINVAL, 3, 13, "'weights' of map 'learned' is also a sweep axis");
+    /* Files are not numbers. */
+    snprintf(text, sizeof text, "sweep: {map: learned, weights: {from: 1, to: 2, step: 1}}\n");
+    expect_error(text, LA_EINVAL, 1, 33, "'weights' takes a value or a list of values");
+}
+
 static void test_h5_data(void **state)
 {
     (void)state;
@@ -1242,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_weights_axis),
         cmocka_unit_test(test_h5_data),
         cmocka_unit_test(test_output),
         cmocka_unit_test(test_grid_ranges),

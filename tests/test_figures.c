@@ -18,6 +18,7 @@
 #include "../harness/figures/fields.h"
 #include "../harness/figures/figure.h"
 #include "../harness/figures/fidelity.h"
+#include "../harness/figures/fitsweep.h"
 #include "../harness/figures/realheads.h"
 #include "../harness/figures/speedup.h"
 #include "../harness/figures/summary.h"
@@ -82,17 +83,22 @@ static void text_is(const struct la_row *r, const char *name, const char *want)
 /* ---- fields ------------------------------------------------------------------------------- */
 
 /* Every field is the results column of its name: writing the column through la_row_column
- * changes the field's value (offset and type agree with the store's table). */
+ * changes the field's value (offset and type agree with the store's table).  A map parameter
+ * prf does not read (weights) is shown on a row of the map that reads it. */
 static void test_fields_are_columns(void **state)
 {
     (void)state;
     for (int f = 0; f < la_field_count(); f++) {
         const struct la_column *c = la_row_column(la_field_name(f));
         assert_non_null(c);
-        /* recur_norm applies to the recurrences' rows only. */
+        /* recur_norm applies to the recurrences' rows only; a field the prf map does not
+         * read is tried on the learned map's rows. */
+        const struct la_param *pm = la_param_find(la_field_name(f), 0);
+        const char *map =
+            pm && pm->entry && !la_fig_map_reads("prf", pm->entry) ? "learned" : "prf";
         struct la_row r = mkrow(strcmp(c->name, "recur_norm") ? "linear_noncausal"
                                                               : "linear_delta_recurrent",
-                                "prf", 64, 0, 256, 16, 1.0);
+                                map, 64, 0, 256, 16, 1.0);
         char *p = (char *)&r + c->offset;
         if (c->kind == LA_COL_STRING) {
             snprintf(p, c->size, "zq%d", f);
@@ -149,7 +155,7 @@ static void test_fields_from_schema(void **state)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", f ? " " : "",
                  la_field_name(f));
     assert_string_equal(names, "causal d map draw m A nu kernel beta gamma alpha recur_norm dv "
-                               "sigma T data chunk eps batch heads threads layer head pass");
+                               "sigma T data chunk eps batch heads threads layer head pass weights");
     struct la_row r = mkrow("linear_causal_chunked", "gerf", 64, 1, 2048, 32, 0.5);
     r.threads = 2;
     r.layer = 3;
@@ -1074,6 +1080,139 @@ static void test_real_heads(void **state)
     assert_int_equal(la_realheads_prepare(rows, k, &rh, &err), LA_OK);
     assert_false(rh.fig.fits);
     la_realheads_free(&rh);
+
+    /* The learned map with two weights files: one series per file, told apart in the legend
+     * by the file's name, each drawn from its own rows only. */
+    n = 0;
+    for (int h = 0; h < 3; h++)
+        for (int w = 0; w < 2; w++) {
+            struct la_row r = mkrow("linear_causal", "learned", 32, 0, 256, 8, 1.0);
+            snprintf(r.data, sizeof r.data, "h5");
+            snprintf(r.weights, sizeof r.weights, "%s", w ? "data/fit_m16.h5" : "fit_m8.h5");
+            r.layer = heads[h].layer;
+            r.head = heads[h].head;
+            r.entropy_mean = heads[h].ent[0];
+            r.err_rel_fro = 0.1 * (h + 1) + 0.5 * w;
+            r.kl_mean = 2 * r.err_rel_fro;
+            rows[n++] = r;
+        }
+    assert_int_equal(la_realheads_prepare(rows, n, &rh, &err), LA_OK);
+    assert_true(rh.fig.fits);
+    assert_int_equal(rh.nmaps, 2);
+    assert_string_equal(rh.weights[0], "fit_m8.h5");
+    assert_string_equal(rh.weights[1], "data/fit_m16.h5");
+    assert_string_equal(rh.fig.curves[0].title, "learned fit_m8 (m = 32)");
+    assert_string_equal(rh.fig.curves[1].title, "learned fit_m16 (m = 32)");
+    assert_int_equal(rh.fig.curves[1].npoints, 3);
+    assert_near(rh.fig.curves[0].pts[0].y, 0.2, 1e-12); /* head (0, 1): h = 1, w = 0 */
+    assert_near(rh.fig.curves[1].pts[0].y, 0.7, 1e-12);
+    la_realheads_free(&rh);
+}
+
+/* A real-heads row of one head for the fit figures. */
+static struct la_row head_row(const char *map, int m, const char *weights, int head, double kl,
+                              double er)
+{
+    struct la_row r = mkrow("linear_causal", map, m, 1, 256, 8, 1.0);
+    snprintf(r.data, sizeof r.data, "h5");
+    snprintf(r.weights, sizeof r.weights, "%s", weights);
+    r.layer = 0;
+    r.head = head;
+    r.kl_mean = kl;
+    r.err_rel_fro = er;
+    return r;
+}
+
+/* fit_m and fit_tokens (fitsweep.h): the learned map's weights files placed by their training
+ * tokens, the fitted curve from the files of the most tokens, maps of one m as one point, the
+ * other maps as levels against the tokens. */
+static void test_fit_figures(void **state)
+{
+    (void)state;
+    /* Learned: m = 8, 16, 32 trained on 768 tokens, and m = 32 on 256; prf at 8, 16, 32;
+     * taylor2 at its 45; two heads each (head 1's values twice head 0's). */
+    static const struct {
+        const char *map, *w;
+        int m;
+        double kl;
+    } spec[] = {{"learned", "d/w4.h5", 8, 0.8},
+                {"learned", "d/w8.h5", 16, 0.6},
+                {"learned", "d/w16.h5", 32, 0.4},
+                {"learned", "d/w16_n1.h5", 32, 0.9},
+                {"prf", "", 8, 30},
+                {"prf", "", 16, 20},
+                {"prf", "", 32, 10},
+                {"taylor2", "", 45, 4}};
+    struct la_row rows[32];
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof spec / sizeof spec[0]; k++)
+        for (int h = 0; h < 2; h++)
+            rows[n++] = head_row(spec[k].map, spec[k].m, spec[k].w, h, spec[k].kl * (h + 1),
+                                 0.1 * spec[k].kl * (h + 1));
+    struct la_row bad = head_row("learned", 64, "d/w32.h5", 0, 0.1, NAN); /* no error: left out */
+    rows[n++] = bad;
+    struct la_fit_weights w[] = {{"d/w4.h5", 768},
+                                 {"d/w8.h5", 768},
+                                 {"d/w16.h5", 768},
+                                 {"d/w16_n1.h5", 256},
+                                 {"d/w32.h5", 768}};
+    struct la_figure fig;
+    struct la_error err;
+    assert_int_equal(la_fit_m_figure(rows, n, w, 5, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    assert_int_equal(fig.panels[0].count, 3);
+    const struct la_fig_curve *c = &fig.curves[0];
+    assert_string_equal(c->map, "learned");
+    assert_string_equal(c->title, "learned, fitted on 768 tokens");
+    assert_string_equal(fig.panels[0].title, "attention KL against m, on the test heads");
+    assert_string_equal(fig.panels[1].title, "output error against m, on the test heads");
+    assert_int_equal(c->npoints, 3);
+    assert_near(c->pts[2].x, 32, 0);
+    assert_near(c->pts[2].y, 0.4 * 1.5, 1e-12); /* the 768-token file only */
+    assert_int_equal(c->pts[2].n, 2);
+    assert_int_equal(fig.curves[1].npoints, 3); /* prf */
+    assert_near(fig.curves[1].pts[0].y, 45, 1e-12);
+    assert_string_equal(fig.curves[2].title, "taylor2 (its one m: a point)");
+    assert_int_equal(fig.curves[2].npoints, 1);
+    assert_near(fig.curves[2].pts[0].x, 45, 0);
+    assert_near(fig.curves[3].pts[2].y, 0.1 * 0.4 * 1.5, 1e-12); /* error panel */
+    la_figure_free(&fig);
+
+    /* Tokens: m = 32 has 256 and 768; prf at 32 is a dashed level over that range. */
+    assert_int_equal(la_fit_tokens_figure(rows, n, w, 5, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.panels[0].count, 2);
+    c = &fig.curves[0];
+    assert_string_equal(c->title, "learned (fitted), m = 32");
+    assert_int_equal(c->npoints, 2);
+    assert_near(c->pts[0].x, 256, 0);
+    assert_near(c->pts[0].y, 0.9 * 1.5, 1e-12);
+    assert_near(c->pts[1].x, 768, 0);
+    assert_near(c->pts[1].y, 0.4 * 1.5, 1e-12);
+    const struct la_fig_curve *lv = &fig.curves[1];
+    assert_string_equal(lv->map, "prf");
+    assert_int_equal(lv->dash, 2);
+    assert_int_equal(lv->npoints, 2);
+    assert_near(lv->pts[0].x, 256, 0);
+    assert_near(lv->pts[1].x, 768, 0);
+    assert_near(lv->pts[0].y, 15, 1e-12);
+    assert_near(lv->pts[1].y, 15, 1e-12);
+    la_figure_free(&fig);
+
+    /* Tokens unknown (files not read): fit_m pools every learned row, fit_tokens does not fit. */
+    assert_int_equal(la_fit_m_figure(rows, n, NULL, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_near(fig.curves[0].pts[2].y, (0.4 + 0.9) * 1.5 / 2, 1e-12);
+    assert_int_equal(fig.curves[0].pts[2].n, 4);
+    la_figure_free(&fig);
+    assert_int_equal(la_fit_tokens_figure(rows, n, NULL, 0, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+    /* One m of the learned map: no fit_m. */
+    assert_int_equal(la_fit_m_figure(rows + 4, n - 5, w, 5, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
 }
 
 static void test_fidelity_figure(void **state)
@@ -1184,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_crossover_marks_and_auto),
         cmocka_unit_test(test_summary),
         cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
+        cmocka_unit_test(test_fit_figures),
         cmocka_unit_test(test_fidelity_figure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

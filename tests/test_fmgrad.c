@@ -1,11 +1,13 @@
 /* test_fmgrad.c — the feature maps' backward (featuremap_backward, the vector–Jacobian product of
  * every map in featuremaps/): each map's ∂L/∂x, and the learned map's ∂L/∂W and ∂L/∂b, against
  * central finite differences of its own apply, for every role and on odd shapes (n = 1, d = 1,
- * m ≠ d, n past one block of FM_GRAD_ROWS rows); mutated gradients that the check must reject;
- * the generic layer's errors; and the composed check training will rely on: ∂L/∂Q and ∂L/∂K of
- * linear attention (attn_linear_ref_rows, with the harness's per-row eps) through a map, by the
- * chain rule with the map's backward, against finite differences of the whole computation;
- * finite gradients at inputs where the unstabilised formulas overflow fp32.
+ * m ≠ d, n past one block of FM_GRAD_ROWS rows), and of a per-head file's separate query and
+ * key maps (each role through its own map, dparams in the two-block layout); mutated gradients
+ * that the check must reject; the generic layer's errors; and the composed check training will
+ * rely on: ∂L/∂Q and ∂L/∂K of linear attention (attn_linear_ref_rows, with the harness's per-row
+ * eps) through a map, by the chain rule with the map's backward, against finite differences of
+ * the whole computation; finite gradients at inputs where the unstabilised formulas overflow
+ * fp32.
  * Run: make check, or build/tests/test_fmgrad (under a second).
  *
  * The finite differences.  L(x) = Σ g·φ(x) for a fixed random g = ∂L/∂φ, so ∂L/∂x is what the
@@ -199,14 +201,14 @@ static void apply_shift(const struct featuremap *fm, enum fm_role role, const fl
 }
 
 /* featuremap_backward with a fresh workspace. */
-static void backward(const struct featuremap *fm, const float *x, size_t n, const float *phi,
-                     const float *dphi, float *dx, float *dparams)
+static void backward(const struct featuremap *fm, enum fm_role role, const float *x, size_t n,
+                     const float *phi, const float *dphi, float *dx, float *dparams)
 {
     size_t wf = featuremap_backward_work_floats(fm, n);
     float *w = wf ? malloc(wf * sizeof *w) : NULL;
     struct la_error err;
     la_error_clear(&err);
-    int st = featuremap_backward(fm, x, n, phi, dphi, dx, dparams, w, &err);
+    int st = featuremap_backward(fm, role, x, n, phi, dphi, dx, dparams, w, &err);
     if (st != LA_OK)
         print_error("backward: %s\n", err.msg);
     assert_int_equal(st, LA_OK);
@@ -301,7 +303,7 @@ static double worst_x(const struct featuremap *fm, enum fm_role role, float *x, 
 
 static const char *role_name(enum fm_role r)
 {
-    return r == FM_QUERY ? "query" : r == FM_KEY ? "key" : "raw";
+    return r == FM_QUERY ? "query" : r == FM_KEY ? "key" : r == FM_RAW_KEY ? "raw key" : "raw";
 }
 
 /* Checks one map at one shape and role: the backward's dx against finite differences. */
@@ -323,7 +325,7 @@ static void check_x(const struct spec *s, size_t n, int d, enum fm_role role, ui
     float *g = malloc(n * (size_t)m * sizeof *g), *dx = malloc(n * (size_t)d * sizeof *dx);
     apply_shift(fm, role, x, n, phi, sh);
     tu_fill(g, n * (size_t)m, 1.0f, seed + 2);
-    backward(fm, x, n, phi, g, dx, NULL);
+    backward(fm, role, x, n, phi, g, dx, NULL);
     assert_true(tu_all_finite(dx, n * (size_t)d));
     /* Past one block: the rows at both ends of the first block boundary and the last. */
     size_t rows[] = {0, 255, 256, n - 1};
@@ -416,7 +418,7 @@ static void check_params(const char *act, int m, int d, size_t n, enum fm_role r
     float *dp = calloc(np, sizeof *dp);
     apply_shift(fm, role, x, n, phi, sh);
     tu_fill(g, n * (size_t)mo, 1.0f, seed + 2);
-    backward(fm, x, n, phi, g, dx, dp);
+    backward(fm, role, x, n, phi, g, dx, dp);
     double S, mx = 0.0;
     loss_fixed(fm, role, x, n, g, sh, &S);
     featuremap_free(fm);
@@ -459,6 +461,162 @@ static void test_learned_params(void **state)
         }
 }
 
+/* ---------------------------------------------------------------- learned: the key map */
+
+/* Writes one dataset of float32 from doubles. */
+static void write_f32(hid_t f, const char *name, int rank, const hsize_t *dims, const double *v)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Dclose(ds);
+    H5Sclose(sp);
+}
+
+/* A learned map from a per-head file of one layer and one head: query map Wq, bq and key map
+ * Wk, bk, each (m, d) and (m) (docs/data-layout.md). */
+static struct featuremap *learned_qk_from(const double *Wq, const double *bq, const double *Wk,
+                                          const double *bk, int m, int d, const char *act)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/wqk.h5", tmpdir);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    const hsize_t wd[4] = {1, 1, (hsize_t)m, (hsize_t)d}, bd[3] = {1, 1, (hsize_t)m};
+    write_f32(f, "W_q", 4, wd, Wq);
+    write_f32(f, "b_q", 3, bd, bq);
+    write_f32(f, "W_k", 4, wd, Wk);
+    write_f32(f, "b_k", 3, bd, bk);
+    hid_t sp = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(act) + 1);
+    hid_t a = H5Acreate2(f, "activation", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Awrite(a, t, act) >= 0);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Fclose(f);
+    struct fm_params p;
+    featuremap_params_default(&p, d);
+    p.weights = path;
+    p.layer = p.head = 0;
+    struct la_error err;
+    la_error_clear(&err);
+    struct featuremap *fm = featuremap_alloc("learned", &p, NULL, &err);
+    if (!fm)
+        print_error("learned per head (%s): %s\n", act, err.msg);
+    assert_non_null(fm);
+    return fm;
+}
+
+/* The four blocks of a per-head map's parameters, in the layout of featuremap_param_count:
+ * W_q (m·d), b_q (m), W_k (m·d), b_k (m), one array. */
+struct qkctx {
+    double *P; /* the 2(m·d + m) parameters */
+    int m, d;
+    const char *act;
+    enum fm_role role;
+    const float *x;
+    size_t n;
+    const float *g, *shift0;
+    float v; /* the parameter being varied, copied into P[at] before each evaluation */
+    size_t at;
+};
+
+static struct featuremap *qk_map(const struct qkctx *a)
+{
+    const size_t md = (size_t)a->m * (size_t)a->d, one = md + (size_t)a->m;
+    return learned_qk_from(a->P, a->P + md, a->P + one, a->P + one + md, a->m, a->d, a->act);
+}
+
+static double qk_loss(void *c)
+{
+    struct qkctx *a = c;
+    a->P[a->at] = a->v;
+    struct featuremap *fm = qk_map(a);
+    double L = loss_fixed(fm, a->role, a->x, a->n, a->g, a->shift0, NULL);
+    featuremap_free(fm);
+    return L;
+}
+
+/* A per-head file's separate maps: query rows (FM_QUERY, FM_RAW) go through W_q, b_q and key
+ * rows (FM_KEY, FM_RAW_KEY) through W_k, b_k, in dx and in dparams, whose layout is the query
+ * block then the key block (each dW (m, d) then db (m)); the other map's block stays 0.  Every
+ * dx coordinate and every parameter against finite differences. */
+static void check_qk(const char *act, int m, int d, size_t n, enum fm_role role, uint64_t seed)
+{
+    const size_t md = (size_t)m * (size_t)d, one = md + (size_t)m;
+    const int key = role == FM_KEY || role == FM_RAW_KEY;
+    float *x = malloc(n * (size_t)d * sizeof *x);
+    fill_grid(x, n * (size_t)d, 1.2f, seed);
+    double *P = malloc(2 * one * sizeof *P);
+    learned_weights(P, P + md, m, d, seed + 1);
+    learned_weights(P + one, P + one + md, m, d, seed + 7);
+    if (!strcmp(act, "relu")) {
+        relu_clear_kinks(P, P + md, m, d, x, n);
+        relu_clear_kinks(P + one, P + one + md, m, d, x, n);
+    }
+    struct qkctx c = {P, m, d, act, role, x, n, NULL, NULL, 0.0f, 0};
+    struct featuremap *fm = qk_map(&c);
+    const int mo = fm->m;
+    const size_t np = featuremap_param_count(fm);
+    assert_int_equal(np, 2 * one);
+    float *phi = malloc(n * (size_t)mo * sizeof *phi), *sh = malloc(n * sizeof *sh);
+    float *g = malloc(n * (size_t)mo * sizeof *g), *dx = malloc(n * (size_t)d * sizeof *dx);
+    float *dp = calloc(np, sizeof *dp);
+    apply_shift(fm, role, x, n, phi, sh);
+    tu_fill(g, n * (size_t)mo, 1.0f, seed + 2);
+    backward(fm, role, x, n, phi, g, dx, dp);
+    /* dx: the map of this role. */
+    double wx = worst_x(fm, role, x, n, g, sh, dx, NULL, 0);
+    double S, mx = 0.0;
+    loss_fixed(fm, role, x, n, g, sh, &S);
+    featuremap_free(fm);
+    /* The other map's block is untouched. */
+    for (size_t i = 0; i < one; i++)
+        assert_true(dp[(key ? 0 : one) + i] == 0.0f);
+    for (size_t i = 0; i < np; i++)
+        mx = fmax(mx, fabs(dp[i]));
+    const double tol = RTOL * mx + NTOL * S;
+    double worst = 0.0;
+    c.g = g;
+    c.shift0 = sh;
+    for (size_t i = 0; i < np; i++) {
+        c.at = i;
+        c.v = (float)P[i];
+        double fd = richardson(&c.v, STEP, qk_loss, &c);
+        P[i] = c.v;
+        worst = fmax(worst, fabs(fd - dp[i]) / tol);
+    }
+    if (!(wx <= 1.0 && worst <= 1.0))
+        print_error("learned per head %s m = %d d = %d n = %zu role %s: dx worst %.3g, "
+                    "dW/db worst %.3g of the tolerance\n",
+                    act, m, d, n, role_name(role), wx, worst);
+    assert_true(wx <= 1.0);
+    assert_true(worst <= 1.0);
+    free(x);
+    free(P);
+    free(phi);
+    free(sh);
+    free(g);
+    free(dx);
+    free(dp);
+}
+
+static void test_learned_key_map(void **state)
+{
+    (void)state;
+    const char *acts[] = {"exp_pair", "softmax_pair", "relu"};
+    const enum fm_role roles[] = {FM_QUERY, FM_RAW, FM_KEY, FM_RAW_KEY};
+    uint64_t seed = 8501;
+    for (int a = 0; a < 3; a++)
+        for (int r = 0; r < 4; r++) {
+            check_qk(acts[a], 3, 4, 3, roles[r], seed++);
+            check_qk(acts[a], 2, 1, 1, roles[r], seed++);
+        }
+    /* Past one block of rows, the key map. */
+    check_qk("exp_pair", 2, 3, 300, FM_KEY, seed++);
+}
+
 /* dparams accumulates: two calls over the halves of the rows add up to one call over all of
  * them (and dx matches row for row), past one block of rows. */
 static void test_learned_accumulates(void **state)
@@ -477,9 +635,9 @@ static void test_learned_accumulates(void **state)
     float *dp1 = calloc(np, sizeof *dp1), *dp2 = calloc(np, sizeof *dp2);
     apply_shift(fm, FM_QUERY, x, n, phi, NULL);
     tu_fill(g, n * mo, 1.0f, 9003);
-    backward(fm, x, n, phi, g, dx1, dp1);
-    backward(fm, x, h, phi, g, dx2, dp2);
-    backward(fm, x + h * d, n - h, phi + h * mo, g + h * mo, dx2 + h * d, dp2);
+    backward(fm, FM_QUERY, x, n, phi, g, dx1, dp1);
+    backward(fm, FM_QUERY, x, h, phi, g, dx2, dp2);
+    backward(fm, FM_QUERY, x + h * d, n - h, phi + h * mo, g + h * mo, dx2 + h * d, dp2);
     double *ref = malloc(np * sizeof *ref);
     tu_to_double(dp1, ref, np);
     assert_true(tu_rel_err(dp2, ref, np) < 1e-5);
@@ -538,7 +696,7 @@ static void test_mutations_fail(void **state)
     float *phi = malloc(n * m * sizeof *phi), *g = malloc(n * m * sizeof *g);
     apply_shift(fm, FM_QUERY, x, n, phi, sh);
     tu_fill(g, n * m, 1.0f, 9102);
-    backward(fm, x, n, phi, g, dx, NULL);
+    backward(fm, FM_QUERY, x, n, phi, g, dx, NULL);
     assert_true(worst_x(fm, FM_QUERY, x, n, g, sh, dx, NULL, 0) <= 1.0);
 
     /* One coordinate 5% off (the largest, so the relative tolerance is at its loosest). */
@@ -585,7 +743,7 @@ static void test_backward_errors(void **state)
     struct featuremap *fm = build(&se, d, NULL, NULL, x, 1);
     apply_shift(fm, FM_QUERY, x, 1, phi, NULL);
     assert_int_equal(featuremap_param_count(fm), 0);
-    assert_int_equal(featuremap_backward(fm, x, 1, phi, g, dx, NULL, NULL, &err), LA_OK);
+    assert_int_equal(featuremap_backward(fm, FM_QUERY, x, 1, phi, g, dx, NULL, NULL, &err), LA_OK);
 
     /* A map without backward: a copy of elu1's type with the method removed. */
     struct featuremap_type t = *fm->type;
@@ -593,21 +751,37 @@ static void test_backward_errors(void **state)
     struct featuremap fake = *fm;
     fake.type = &t;
     la_error_clear(&err);
-    assert_int_equal(featuremap_backward(&fake, x, 1, phi, g, dx, NULL, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(&fake, FM_QUERY, x, 1, phi, g, dx, NULL, NULL, &err),
+                     LA_EINVAL);
     assert_non_null(strstr(err.msg, "'elu1' has no backward"));
+    /* A two-sided map without its key map's backward refuses key rows, not query rows. */
+    t = *fm->type;
+    t.two_sided = 1;
+    t.backward_key = NULL;
+    la_error_clear(&err);
+    assert_int_equal(featuremap_backward(&fake, FM_KEY, x, 1, phi, g, dx, NULL, NULL, &err),
+                     LA_EINVAL);
+    assert_non_null(strstr(err.msg, "no backward of its key map"));
+    assert_int_equal(featuremap_backward(&fake, FM_QUERY, x, 1, phi, g, dx, NULL, NULL, &err),
+                     LA_OK);
+    t.backward = NULL;
     assert_int_equal(featuremap_backward_work_floats(&fake, 10), 0);
     assert_true(isnan(featuremap_nominal_backward_flops(&t, 10, d, d)));
 
     la_error_clear(&err);
-    assert_int_equal(featuremap_backward(fm, x, 0, phi, g, dx, NULL, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(fm, FM_QUERY, x, 0, phi, g, dx, NULL, NULL, &err),
+                     LA_EINVAL);
     assert_non_null(strstr(err.msg, "0 rows"));
     la_error_clear(&err);
-    assert_int_equal(featuremap_backward(fm, x, 1, phi, NULL, dx, NULL, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(fm, FM_QUERY, x, 1, phi, NULL, dx, NULL, NULL, &err),
+                     LA_EINVAL);
     assert_non_null(strstr(err.msg, "NULL"));
     la_error_clear(&err);
-    assert_int_equal(featuremap_backward(fm, x, 1, phi, g, dx, dp, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(fm, FM_QUERY, x, 1, phi, g, dx, dp, NULL, &err),
+                     LA_EINVAL);
     assert_non_null(strstr(err.msg, "no trainable parameters"));
-    assert_int_equal(featuremap_backward(NULL, x, 1, phi, g, dx, NULL, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(NULL, FM_QUERY, x, 1, phi, g, dx, NULL, NULL, &err),
+                     LA_EINVAL);
     featuremap_free(fm);
 
     /* A map that needs workspace refuses a NULL one. */
@@ -617,7 +791,8 @@ static void test_backward_errors(void **state)
     apply_shift(fm, FM_QUERY, x, 1, pphi, NULL);
     assert_true(featuremap_backward_work_floats(fm, 1) > 0);
     la_error_clear(&err);
-    assert_int_equal(featuremap_backward(fm, x, 1, pphi, pg, dx, NULL, NULL, &err), LA_EINVAL);
+    assert_int_equal(featuremap_backward(fm, FM_QUERY, x, 1, pphi, pg, dx, NULL, NULL, &err),
+                     LA_EINVAL);
     assert_non_null(strstr(err.msg, "workspace"));
     featuremap_free(fm);
 }
@@ -768,8 +943,8 @@ static double composed_worst(const struct spec *s, int T, int d, int dv, int cau
         gk[i] = (float)dPK[i];
     }
     float *dQ = malloc((size_t)T * d * sizeof *dQ), *dK = malloc((size_t)T * d * sizeof *dK);
-    backward(fm, Q, (size_t)T, pq, gq, dQ, NULL);
-    backward(fm, K, (size_t)T, pk, gk, dK, NULL);
+    backward(fm, FM_QUERY, Q, (size_t)T, pq, gq, dQ, NULL);
+    backward(fm, FM_KEY, K, (size_t)T, pk, gk, dK, NULL);
 
     struct actx c = {fm, Q, K, V, dY, T, dv, causal, eps, per_row};
     double mx = 0.0, worst = 0.0;
@@ -858,7 +1033,7 @@ static void test_large_inputs_finite(void **state)
             apply_shift(fm, roles[r], x, n, phi, NULL);
             assert_true(tu_all_finite(phi, n * m));
             tu_fill(g, n * m, 1.0f, 9303 + k);
-            backward(fm, x, n, phi, g, dx, dp);
+            backward(fm, roles[r], x, n, phi, g, dx, dp);
             if (!tu_all_finite(dx, n * d) || (dp && !tu_all_finite(dp, np)))
                 print_error("%s%s%s role %s: non-finite gradient at |x| = 30\n", s->name,
                             s->act ? " " : "", s->act ? s->act : "", role_name(roles[r]));
@@ -933,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_vjp_every_map),
         cmocka_unit_test(test_learned_params),
         cmocka_unit_test(test_learned_accumulates),
+        cmocka_unit_test(test_learned_key_map),
         cmocka_unit_test(test_mutations_fail),
         cmocka_unit_test(test_backward_errors),
         cmocka_unit_test(test_composed_attention),

@@ -282,7 +282,7 @@ static void test_table(void **state)
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "kernel, map, m, draw, A, nu, causal, chunk, eps, beta, gamma, "
                                 "alpha, recur_norm, pass, T, d, dv, batch, heads, threads, sigma, "
-                                "norm, layer, head, sequences");
+                                "norm, layer, head, weights, sequences");
     la_param_names(LA_PF_DATA, names);
     la_join_names(joined, sizeof joined, names, SIZE_MAX);
     assert_string_equal(joined, "source, path");

@@ -239,6 +239,7 @@ static const char *const meas_names[6] = {"train_loss", "train_kl", "train_err",
 struct fit_meta {
     const char *activation, *loss, *init, *train, *test;
     int steps;
+    int64_t train_tokens; /* positions of every training capture together */
     double lr, mse_weight, seconds;
     uint64_t seed;
 };
@@ -264,6 +265,7 @@ static int write_contents(hid_t f, const struct fit_out *o, const struct fit_met
         attr_str(f, "init", mt->init) || attr_str(f, "train", mt->train) ||
         attr_str(f, "test", mt->test) || attr_write(f, "m", H5T_STD_I32LE, H5T_NATIVE_INT32, &m) ||
         attr_write(f, "steps", H5T_STD_I32LE, H5T_NATIVE_INT32, &steps) ||
+        attr_write(f, "train_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &mt->train_tokens) ||
         attr_write(f, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &mt->lr) ||
         attr_write(f, "mse_weight", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &mt->mse_weight) ||
         attr_write(f, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &mt->seed) ||
@@ -598,6 +600,7 @@ int cmd_fit(int argc, char **argv)
                                   .train = trainlist,
                                   .test = test_path ? test_path : "",
                                   .steps = steps,
+                                  .train_tokens = (int64_t)ntrain * train[0].T,
                                   .lr = lr,
                                   .mse_weight = mse_weight,
                                   .seconds = seconds,

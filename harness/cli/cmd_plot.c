@@ -31,6 +31,12 @@
  *   fidelity   model-level KL and top-1 agreement of a linearised model vs m, per map, with the
  *              map's attention-level KL on the model's heads from --heads FILE (fidelity.h):
  *              rows of data source model with a map
+ *   fit_m      test attention KL and output error vs m: fitted learned maps (one weights file
+ *              per m) against the other maps of the file (fitsweep.h): h5 rows of single heads
+ *              whose learned map has two values of m; the weights files' train_tokens
+ *              attributes are read (paths as the rows name them) to pick the fitted set
+ *   fit_tokens the same vs the tokens each weights file was trained on (fitsweep.h): some m of
+ *              the learned map with two token counts
  *   decode_latency  step time vs context t, every step series (decode.h): step rows, a series
  *              with >= 2 contexts; decode_memory: their state or KV cache bytes vs t
  *   decode_speedup  softmax / linear time to generate N tokens after a prompt vs N, with the
@@ -67,8 +73,10 @@
 #include "../figures/fidelity.h"
 #include "../figures/fields.h"
 #include "../figures/figure.h"
+#include "../figures/fitsweep.h"
 #include "../figures/realheads.h"
 #include "../figures/speedup.h"
+#include "../core/h5util.h"
 #include "../store/results.h"
 #include "commands.h"
 #include "options.h"
@@ -106,6 +114,9 @@ struct plot {
     size_t nheads;
     struct la_cap_row *cap; /* a capacity file's rows (then rows is empty) */
     size_t ncap;
+    struct la_fit_weights *fw; /* the learned rows' weights files and their training tokens */
+    size_t nfw;
+    int fw_read; /* fw has been read */
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -394,6 +405,71 @@ static int draw_capacity(struct plot *P, const struct figure *f, FILE *meta, FIL
     return st;
 }
 
+/* The training tokens a weights file records (its train_tokens attribute, `linattn fit`); NaN
+ * when the file cannot be read or has none (a file from init-learned, or fit before it wrote
+ * the attribute).  Paths are the rows' own, relative to the directory plot runs in. */
+static double weights_tokens(const char *path)
+{
+    double t = NAN;
+    H5E_BEGIN_TRY
+    {
+        hid_t f = la_h5_open_readonly(path);
+        if (f >= 0) {
+            hid_t a = H5Aexists(f, "train_tokens") > 0 ? H5Aopen(f, "train_tokens", H5P_DEFAULT)
+                                                       : H5I_INVALID_HID;
+            double x;
+            if (a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0 && isfinite(x) && x > 0)
+                t = x;
+            if (a >= 0)
+                H5Aclose(a);
+            H5Fclose(f);
+        }
+    }
+    H5E_END_TRY;
+    return t;
+}
+
+/* P->fw: each weights file the learned rows name, once, with its training tokens. */
+static int read_fit_weights(struct plot *P, struct la_error *err)
+{
+    if (P->fw_read)
+        return LA_OK;
+    P->fw_read = 1;
+    P->fw = calloc(P->n ? P->n : 1, sizeof *P->fw);
+    if (!P->fw)
+        return LA_FAIL(err, LA_ENOMEM, "plot: out of memory");
+    for (size_t i = 0; i < P->n; i++) {
+        const char *w = P->rows[i].weights;
+        size_t k = 0;
+        while (k < P->nfw && strcmp(P->fw[k].path, w))
+            k++;
+        if (!w[0] || k < P->nfw)
+            continue;
+        snprintf(P->fw[k].path, sizeof P->fw[k].path, "%s", w);
+        P->fw[k].tokens = weights_tokens(w);
+        P->nfw++;
+    }
+    return LA_OK;
+}
+
+static int draw_fit(struct plot *P, const struct figure *f, FILE *meta, FILE *data, int *fits,
+                    struct la_error *err)
+{
+    struct la_figure fig;
+    int st = read_fit_weights(P, err);
+    if (st != LA_OK)
+        return st;
+    if (!strcmp(f->name, "fit_m"))
+        st = la_fit_m_figure(P->rows, P->n, P->fw, P->nfw, &fig, err);
+    else
+        st = la_fit_tokens_figure(P->rows, P->n, P->fw, P->nfw, &fig, err);
+    if (st == LA_OK)
+        write_figure(meta, data, &fig);
+    *fits = st == LA_OK && fig.fits;
+    la_figure_free(&fig);
+    return st;
+}
+
 /* ---- the figure table ----------------------------------------------------------------------- */
 
 static const struct figure figures[] = {
@@ -413,6 +489,10 @@ static const struct figure figures[] = {
      draw_real_heads, NULL},
     {"fidelity", "model-level KL and top-1 of a linearised model vs m (model cells; --heads)",
      draw_fidelity, NULL},
+    {"fit_m", "test attention KL and output error vs m, fitted learned maps (one weights file per "
+     "m) against the other maps", draw_fit, NULL},
+    {"fit_tokens", "test attention KL and output error vs the learned map's training tokens",
+     draw_fit, NULL},
     {"decode_latency", "decode step time vs context t, softmax vs linear (step cells)", draw_decode,
      NULL},
     {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
@@ -940,6 +1020,7 @@ int cmd_plot(int argc, char **argv)
     free(P.dp);
     free(P.rows);
     free(P.heads);
+    free(P.fw);
     free(P.cap);
     return drawn ? 0 : 1;
 fail:
@@ -950,6 +1031,7 @@ fail:
     free(P.dp);
     free(P.rows);
     free(P.heads);
+    free(P.fw);
     free(P.cap);
     return la_exit_code(st);
 }

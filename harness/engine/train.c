@@ -174,8 +174,9 @@ static void backward_all(void *ctx)
         float *w = t->fwf ? t->fwork + (size_t)omp_get_thread_num() * t->fwf : NULL;
         struct la_error e;
         const int st = featuremap_backward(
-            in->fm, (key ? in->k : in->q) + h * xs, (size_t)in->T, (key ? in->pk : in->pq) + h * ps,
-            (key ? t->gk : t->gq) + h * ps, (key ? t->gxk : t->gxq) + h * xs, NULL, w, &e);
+            in->fm, key ? FM_KEY : FM_QUERY, (key ? in->k : in->q) + h * xs, (size_t)in->T,
+            (key ? in->pk : in->pq) + h * ps, (key ? t->gk : t->gq) + h * ps,
+            (key ? t->gxk : t->gxq) + h * xs, NULL, w, &e);
         bad |= st != LA_OK;
     }
     t->fm_bad |= bad;

@@ -129,6 +129,8 @@ struct la_row {
     int32_t layer, head;
     int32_t trial;
     uint64_t seed;
+    char weights[LA_PATH_LEN]; /* the learned map's weights file as the experiment names it
+                                  ("" for other maps) */
 
     /* outcome */
     int32_t status;          /* enum la_row_status */

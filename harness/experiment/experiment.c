@@ -354,12 +354,47 @@ static int parse_range(struct loader *L, int id, struct fy_node *m, struct fy_no
     return LA_OK;
 }
 
+static int check_input_file(struct loader *L, struct fy_node *n, struct fy_node *fb,
+                            const char *what, const char *path);
+
+/* A PATH value of parameter id read at node n (a swept weights file, a maps: entry): the file
+ * is checked now, and the longest path is kept for the key-length error. */
+static int input_path(struct loader *L, int id, struct fy_node *n, struct fy_node *fb,
+                      const char *path)
+{
+    int st = check_input_file(L, n, fb, la_params[id].noun, path);
+    if (st == LA_OK && strlen(path) > L->long_path_len) {
+        L->long_path_len = strlen(path);
+        L->long_path_node = n;
+    }
+    return st;
+}
+
+/* One value of an axis, parsed (a path checked) and appended. */
+static int axis_value(struct loader *L, int id, struct fy_node *key, struct fy_node *n,
+                      struct axis *a)
+{
+    struct axval v;
+    int st;
+    if ((st = parse_value(L, id, n, key, NULL, 0, &v)) != LA_OK)
+        return st;
+    if (a->n >= MAX_CELLS) {
+        axval_free(id, &v);
+        return LY_FAIL(&L->y, n, key, LA_EINVAL, "'%s' has more than %d values",
+                       la_params[id].name, MAX_CELLS);
+    }
+    if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK) {
+        axval_free(id, &v);
+        return LY_FAIL(&L->y, n, key, LA_ENOMEM, "out of memory");
+    }
+    return la_params[id].type == LA_PT_PATH ? input_path(L, id, n, key, v.val.s) : LA_OK;
+}
+
 /* An axis: a scalar, a list of scalars, or a range. */
 static int parse_axis(struct loader *L, int id, struct fy_node *key, struct fy_node *n)
 {
     const struct ly *y = &L->y;
     struct axis *a = &L->ax[id];
-    struct axval v;
     int st;
     a->key = key;
     if (ly_is_map(n))
@@ -372,23 +407,14 @@ static int parse_axis(struct loader *L, int id, struct fy_node *key, struct fy_n
                 return LY_FAIL(y, item, key, LA_EINVAL,
                                "each value of '%s' must be a scalar, got %s", la_params[id].name,
                                ly_kind(item));
-            if ((st = parse_value(L, id, item, key, NULL, 0, &v)) != LA_OK)
+            if ((st = axis_value(L, id, key, item, a)) != LA_OK)
                 return st;
-            if (a->n >= MAX_CELLS)
-                return LY_FAIL(y, item, key, LA_EINVAL, "'%s' has more than %d values",
-                               la_params[id].name, MAX_CELLS);
-            if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK)
-                return LY_FAIL(y, item, key, LA_ENOMEM, "out of memory");
         }
         if (a->n == 0)
             return LY_FAIL(y, n, key, LA_EINVAL, "'%s' is an empty list", la_params[id].name);
         return LA_OK;
     }
-    if ((st = parse_value(L, id, n, key, NULL, 0, &v)) != LA_OK)
-        return st;
-    if (push_val(&a->v, &a->n, &a->cap, &v) != LA_OK)
-        return LY_FAIL(y, n, key, LA_ENOMEM, "out of memory");
-    return LA_OK;
+    return axis_value(L, id, key, n, a);
 }
 
 /* ---- sections --------------------------------------------------------------------------- */
@@ -504,14 +530,9 @@ static int parse_maps(struct loader *L, struct fy_node *key, struct fy_node *n)
                 axval_free(id, &mc->v[id]);
             mc->v[id] = v;
             mc->has[id] = 1;
-            if (pp->type == LA_PT_PATH) {
-                if ((st = check_input_file(L, q.vnode, q.knode, pp->noun, v.val.s)) != LA_OK)
-                    return st;
-                if (strlen(v.val.s) > L->long_path_len) {
-                    L->long_path_len = strlen(v.val.s);
-                    L->long_path_node = q.vnode;
-                }
-            }
+            if (pp->type == LA_PT_PATH &&
+                (st = input_path(L, id, q.vnode, q.knode, v.val.s)) != LA_OK)
+                return st;
         }
         if (r < 0)
             return LA_EINVAL;
@@ -695,8 +716,11 @@ static int parse_rules(struct loader *L, const char *section, struct fy_node *ke
 static void free_rules(struct rule *r, size_t n)
 {
     for (size_t i = 0; r && i < n; i++)
-        for (int j = 0; j < r[i].n; j++)
+        for (int j = 0; j < r[i].n; j++) {
+            for (size_t k = 0; r[i].c[j].v && k < r[i].c[j].n; k++)
+                axval_free(r[i].c[j].ax, &r[i].c[j].v[k]);
             free(r[i].c[j].v);
+        }
     free(r);
 }
 
@@ -869,8 +893,8 @@ static int cross_checks(struct loader *L)
                                la_params[j].name, featuremap_types[i]->name, line);
             }
     }
-    /* A map parameter without a default (a weights file) must be set in maps: for every map
-     * that reads it, if any linear kernel will use the map. */
+    /* A map parameter without a default (a weights file) must be set in maps: or swept for
+     * every map that reads it, if any linear kernel will use the map. */
     int any_linear = !L->ax[LA_PARAM_KERNEL].key;
     for (size_t i = 0; i < L->ax[LA_PARAM_KERNEL].n; i++) {
         const struct attn_kernel *k = resolve_kernel(L->ax[LA_PARAM_KERNEL].v[i].val.s, 0);
@@ -888,11 +912,14 @@ static int cross_checks(struct loader *L)
             for (int j = 0; j < LA_NPARAMS; j++) {
                 const struct la_param *p = &la_params[j];
                 if ((p->flags & LA_PF_REQUIRED) && featuremap_type_reads(t, p->entry) &&
-                    !L->maps[idx].has[j])
+                    !L->maps[idx].has[j] && !L->ax[j].key)
                     return LY_FAIL(y, a->key ? a->v[i].node : NULL, a->key, LA_EINVAL,
-                                   "map '%s' needs a %s: add maps: {%s: {%s: %s}}", t->name,
-                                   p->noun ? p->noun : p->name, t->name, p->entry,
-                                   p->type == LA_PT_PATH ? "FILE" : "VALUE");
+                                   "map '%s' needs a %s: add maps: {%s: {%s: %s}}%s%s%s",
+                                   t->name, p->noun ? p->noun : p->name, t->name, p->entry,
+                                   p->type == LA_PT_PATH ? "FILE" : "VALUE",
+                                   p->flags & LA_PF_AXIS ? " or sweep: {" : "",
+                                   p->flags & LA_PF_AXIS ? p->name : "",
+                                   p->flags & LA_PF_AXIS ? ": [...]}" : "");
             }
         }
     }
@@ -1449,8 +1476,11 @@ static int load_string(const char *origin, const char *text, size_t len, const c
 /* Everything the loader allocated (not the experiment). */
 static void loader_free(struct loader *L)
 {
-    for (int i = 0; i < LA_NPARAMS; i++)
+    for (int i = 0; i < LA_NPARAMS; i++) {
+        for (size_t k = 0; k < L->ax[i].n; k++)
+            axval_free(i, &L->ax[i].v[k]);
         free(L->ax[i].v);
+    }
     for (size_t m = 0; L->maps && m < L->nmaps; m++)
         for (int i = 0; i < LA_NPARAMS; i++)
             if (L->maps[m].has[i])

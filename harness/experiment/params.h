@@ -95,7 +95,7 @@ enum la_ptype {
  * KEY_DASH:     prints "-" (key and results column) when the cell's map does not read it.
  * KEY_NUMBER:   its word prints in keys as the number it stores (head=-1).
  * RULE_IF_READ: rules match it only on cells whose map reads it.
- * REQUIRED:     a map that reads it needs it set in maps: (it has no default). */
+ * REQUIRED:     a map that reads it needs it set in maps: or swept (it has no default). */
 #define LA_PF_RANGE 0x010u
 #define LA_PF_KEY 0x020u
 #define LA_PF_KEY_IF_SET 0x040u

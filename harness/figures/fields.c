@@ -199,6 +199,13 @@ static void text_head(const struct la_row *r, const char *label, char *buf, size
         snprintf(buf, cap, "%s %d", label, (int)r->head);
 }
 
+/* A weights file by its base name: the directory tells no curve apart. */
+static void text_weights(const struct la_row *r, const char *label, char *buf, size_t cap)
+{
+    const char *slash = strrchr(r->weights, '/');
+    snprintf(buf, cap, "%s=%s", label, slash ? slash + 1 : r->weights);
+}
+
 /* ---- the fields ------------------------------------------------------------------------- */
 
 /* The fields are the parameters of the schema (harness/experiment/params.c) that have a results
@@ -258,6 +265,7 @@ static const struct rule rules[LA_NPARAMS] = {
     [LA_PARAM_GAMMA] = {.applies = applies_gamma},
     [LA_PARAM_ALPHA] = {.text = text_alpha, .applies = applies_alpha},
     [LA_PARAM_RECUR_NORM] = {.applies = applies_recur},
+    [LA_PARAM_WEIGHTS] = {.text = text_weights},
 };
 
 /* One field, as the schema's row describes it. */

@@ -27,6 +27,29 @@ static int real_row(const struct la_row *r)
            strcmp(r->map, "none") != 0 && isfinite(r->err_rel_fro);
 }
 
+/* Row r belongs to series k: the same map and weights file. */
+static int same_series(const struct la_realheads *rh, size_t k, const struct la_row *r)
+{
+    return !strcmp(rh->maps[k], r->map) && !strcmp(rh->weights[k], r->weights);
+}
+
+/* The legend of series k: the map and its m; a learned map also names its weights file (base
+ * name without .h5). */
+static void series_title(const struct la_realheads *rh, size_t k, char *buf, size_t cap)
+{
+    const char *w = rh->weights[k], *slash = strrchr(w, '/');
+    if (slash)
+        w = slash + 1;
+    if (!w[0]) {
+        snprintf(buf, cap, "%s (m = %d)", rh->maps[k], rh->m[k]);
+        return;
+    }
+    size_t len = strlen(w);
+    if (len > 3 && !strcmp(w + len - 3, ".h5"))
+        len -= 3;
+    snprintf(buf, cap, "%s %.*s (m = %d)", rh->maps[k], (int)len, w, rh->m[k]);
+}
+
 /* The heads and maps of the rows, each map's m, the heads' mean entropies. */
 static void collect(const struct la_row *rows, size_t n, struct la_realheads *rh)
 {
@@ -46,10 +69,11 @@ static void collect(const struct la_row *rows, size_t n, struct la_realheads *rh
             rh->heads[h].n++;
         }
         size_t k = 0;
-        while (k < rh->nmaps && strcmp(rh->maps[k], r->map) != 0)
+        while (k < rh->nmaps && !same_series(rh, k, r))
             k++;
         if (k == rh->nmaps) {
             snprintf(rh->maps[k], LA_NAME_LEN, "%s", r->map);
+            snprintf(rh->weights[k], LA_PATH_LEN, "%s", r->weights);
             rh->m[rh->nmaps++] = r->m;
         } else if (rh->m[k] != PREFERRED_M && (r->m == PREFERRED_M || r->m > rh->m[k])) {
             rh->m[k] = r->m;
@@ -71,7 +95,7 @@ static int head_curve(const struct la_row *rows, size_t n, const struct la_realh
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++) {
             const struct la_row *r = &rows[i];
-            if (!real_row(r) || strcmp(r->map, rh->maps[k]) || r->m != rh->m[k] ||
+            if (!real_row(r) || !same_series(rh, k, r) || r->m != rh->m[k] ||
                 r->layer != rh->heads[h].layer || r->head != rh->heads[h].head)
                 continue;
             const double y = p ? r->kl_mean : r->err_rel_fro;
@@ -95,9 +119,10 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
     la_figure_init(&rh->fig);
     rh->heads = calloc(n ? n : 1, sizeof *rh->heads);
     rh->maps = calloc(n ? n : 1, sizeof *rh->maps);
+    rh->weights = calloc(n ? n : 1, sizeof *rh->weights);
     rh->m = calloc(n ? n : 1, sizeof *rh->m);
     double *v = malloc((n ? n : 1) * sizeof *v);
-    if (!rh->heads || !rh->maps || !rh->m || !v)
+    if (!rh->heads || !rh->maps || !rh->weights || !rh->m || !v)
         goto nomem;
     collect(rows, n, rh);
     if (rh->nheads < 2 || rh->nmaps == 0) {
@@ -124,7 +149,7 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
                 goto nomem;
             }
             snprintf(cv.map, sizeof cv.map, "%s", rh->maps[k]);
-            snprintf(cv.title, sizeof cv.title, "%s (m = %d)", rh->maps[k], rh->m[k]);
+            series_title(rh, k, cv.title, sizeof cv.title);
             if (la_figure_add_curve(&rh->fig, &cv) != LA_OK)
                 goto nomem;
         }
@@ -148,9 +173,11 @@ void la_realheads_free(struct la_realheads *rh)
     la_figure_free(&rh->fig);
     free(rh->heads);
     free(rh->maps);
+    free(rh->weights);
     free(rh->m);
     rh->heads = NULL;
     rh->maps = NULL;
+    rh->weights = NULL;
     rh->m = NULL;
     rh->nheads = rh->nmaps = 0;
 }

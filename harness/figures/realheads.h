@@ -5,8 +5,9 @@
  *
  * Rows used: status OK, data h5, one head (head >= 0), a feature map (not "none"), a finite
  * output error.  A head's entropy is the mean of entropy_mean over its rows (NaN when none has
- * one); heads are sorted by it, ascending (peaky heads first).  One curve per map, at one m:
- * m = 64 outputs when measured, else the largest.  Two panels: output error (left) and
+ * one); heads are sorted by it, ascending (peaky heads first).  One curve per map (a learned map:
+ * per weights file, its legend names the file), at one m: m = 64 outputs when measured, else
+ * the largest.  Two panels: output error (left) and
  * attention KL (right) against the head's entropy; a point is the median over the rows of that
  * head (trials), with its 95% bootstrap interval (summary.h).  Needs two heads and one map.
  * Not here: files, gnuplot.  Tests: tests/test_figures.c.
@@ -30,9 +31,10 @@ struct la_realheads {
     struct la_figure fig; /* 2 panels; per panel one curve per map, in maps order */
     size_t nheads;
     struct la_head_stat *heads; /* sorted by entropy, ascending */
-    size_t nmaps;
-    char (*maps)[LA_NAME_LEN]; /* in order of first appearance */
-    int *m;                    /* the m drawn for each map */
+    size_t nmaps;                  /* series: one per map and weights file */
+    char (*maps)[LA_NAME_LEN];     /* each series' map, in order of first appearance */
+    char (*weights)[LA_PATH_LEN];  /* its weights file (learned), "" for the other maps */
+    int *m;                        /* the m drawn for each series */
 };
 
 /* Prepares the figure into *rh (initialised here; free it with la_realheads_free).

@@ -33,7 +33,7 @@ static const struct la_column columns[] = {
     COL(index), COL(key), COL(kernel), COL(map), COL(m), COL(draw), COL(A), COL(causal),
     COL(chunk), COL(eps), COL(pass), COL(nu), COL(beta), COL(gamma), COL(alpha), COL(recur_norm),
     COL(T), COL(d), COL(dv), COL(batch), COL(heads), COL(threads),
-    COL(data), COL(sigma), COL(layer), COL(head), COL(trial), COL(seed),
+    COL(data), COL(sigma), COL(layer), COL(head), COL(trial), COL(seed), COL(weights),
     COL(status), COL(message), COL(host),
     COL(time_median_s), COL(time_min_s), COL(time_max_s), COL(time_p20_s), COL(time_p80_s),
     COL(repeats), COL(flops), COL(gflops), COL(fm_time_median_s), COL(workspace_bytes),
