@@ -478,6 +478,35 @@ static void test_curves_error_T(void **state)
     }
     la_figure_free(&fig);
 
+    /* KL with weights <= 0: a row whose sampled rows mostly had one (kl_nonpos_frac > 1/2) has
+     * no KL point, its output error stays; at most half is drawn from the finite rows. */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].map, "prf") && rows[i].m == 32 && rows[i].causal &&
+            rows[i].sigma == 1.0 && (rows[i].T == 64 || (rows[i].T == 128 && !rows[i].trial)))
+            rows[i].kl_nonpos_frac = 0.9;
+        else
+            rows[i].kl_nonpos_frac = 0.5;
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_T, 0, &fig, &err), LA_OK);
+    assert_int_equal(fig.curves[11].npoints, 3); /* its output error */
+    cv = &fig.curves[15];
+    assert_int_equal(cv->npoints, 2);
+    assert_true(cv->pts[0].x == 128 && cv->pts[0].n == 1);
+    assert_true(cv->pts[1].x == 256 && cv->pts[1].n == 2);
+    assert_int_equal(fig.curves[14].npoints, 3); /* prf m=16: half its rows finite */
+    la_figure_free(&fig);
+    for (size_t i = 0; i < n; i++)
+        rows[i].kl_nonpos_frac = NAN;
+
+    /* The features figure of these rows (x = m: prf 16 and 32) has a panel column for each
+     * (causal, σ, T): ten, more than a page holds, so it is drawn only when forced. */
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 1, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.ncols, 10);
+    la_figure_free(&fig);
+
     /* One T only: no curve has two x values, so the figure does not fit unless forced. */
     size_t k = 0;
     for (size_t i = 0; i < n; i++)

@@ -201,6 +201,18 @@ static size_t curve_nx(const struct la_row *rows, const size_t *sel, size_t ns,
     return count_distinct(xs, nx);
 }
 
+/* Row r's value of metric col as the curve figures draw it.  kl_mean is the mean over the
+ * sampled rows whose linear weights are all positive; where more than half of them had a weight
+ * <= 0 (kl_nonpos_frac > 1/2: rff, relu with eps = 0) the true mean KL is +inf and the finite
+ * mean describes a biased few (a causal run's first rows), so the figures leave that row's KL
+ * out (NaN).  Every other value is the column's. */
+static double metric_value(const struct la_row *r, const struct la_column *col)
+{
+    if (!strcmp(col->name, "kl_mean") && r->kl_nonpos_frac > 0.5)
+        return NAN;
+    return la_row_value(r, col);
+}
+
 /* The points of rep's curve for metric col: at each x, the statistic stat of the rows there with
  * a finite value (trials, and the fields averaged over), its interval, and the count (summary.h).
  * ys: scratch of ns doubles.  c->npoints may be 0. */
@@ -212,7 +224,7 @@ static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
     size_t nx = 0;
     for (size_t i = 0; i < ns; i++) {
         const struct la_row *r = &rows[sel[i]];
-        if (la_fields_same_except(r, rep, skip) && isfinite(la_row_value(r, col)))
+        if (la_fields_same_except(r, rep, skip) && isfinite(metric_value(r, col)))
             xs[nx++] = la_field_num(r, xfield);
     }
     if (la_fig_curve_alloc(c, count_distinct(xs, nx)) != LA_OK)
@@ -223,7 +235,7 @@ static int curve_points(const struct la_row *rows, const size_t *sel, size_t ns,
         size_t ny = 0;
         for (size_t j = 0; j < ns; j++) {
             const struct la_row *r = &rows[sel[j]];
-            double y = la_row_value(r, col);
+            double y = metric_value(r, col);
             if (la_fields_same_except(r, rep, skip) && isfinite(y) &&
                 la_field_num(r, xfield) == xs[i])
                 ys[ny++] = y;
@@ -340,7 +352,7 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
             continue;
         int any = 0;
         for (int k = 0; k < s->nmetrics; k++)
-            any |= isfinite(la_row_value(r, R.metric[k]));
+            any |= isfinite(metric_value(r, R.metric[k]));
         if (any)
             sel[ns++] = i;
     }
@@ -374,6 +386,12 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
     const unsigned other = la_fields_all() & ~pf;
     if (distinct(rows, sel, ns, other, &cols, &ncols) != LA_OK)
         goto nomem;
+    /* A figure of more panel columns than fit a page (the features figure of a file that sweeps
+     * T and σ, not m) is not drawn unless forced: the figure made for those rows is another. */
+    if (ncols > LA_CURVES_MAX_COLS && !forced) {
+        fig->fits = 0;
+        goto done;
+    }
     qsort_r(cols, ncols, sizeof *cols, cmp_panel, (void *)rows);
     const size_t np = ncols * (size_t)s->nmetrics;
     if (la_figure_panels(fig, np) != LA_OK)

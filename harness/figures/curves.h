@@ -66,9 +66,13 @@ extern const struct la_curve_spec la_curves_error_sigma; /* error and KL vs σ, 
 extern const struct la_curve_spec la_curves_memory;      /* workspace and peak RSS vs T */
 extern const struct la_curve_spec la_curves_train_memory; /* bytes a pass holds vs T, by pass */
 
+/* The most panel columns a curve figure is drawn with when not forced (--only). */
+#define LA_CURVES_MAX_COLS 8
+
 /* Prepares the curve figure s over rows into *fig (initialised here; free it with
- * la_figure_free).  fig->fits = 0 when no row is selected, or no curve has two x values and
- * forced is 0 (forced: draw it anyway).  LA_EINVAL for a spec naming an unknown field or
+ * la_figure_free).  fig->fits = 0 when no row is selected, or (unless forced) no curve has two
+ * x values or the panels need more than LA_CURVES_MAX_COLS columns
+ * (forced: draw it anyway).  LA_EINVAL for a spec naming an unknown field or
  * column, LA_ENOMEM. */
 int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve_spec *s,
                       int forced, struct la_figure *fig, struct la_error *err);
