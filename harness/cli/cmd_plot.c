@@ -489,8 +489,8 @@ static const struct figure figures[] = {
      draw_real_heads, NULL},
     {"fidelity", "model-level KL and top-1 of a linearised model vs m (model cells; --heads)",
      draw_fidelity, NULL},
-    {"fit_m", "test attention KL and output error vs m, fitted learned maps (one weights file per "
-     "m) against the other maps", draw_fit, NULL},
+    {"fit_m", "test attention KL and output error vs m, fitted learned maps beside the others",
+     draw_fit, NULL},
     {"fit_tokens", "test attention KL and output error vs the learned map's training tokens",
      draw_fit, NULL},
     {"decode_latency", "decode step time vs context t, softmax vs linear (step cells)", draw_decode,
@@ -498,8 +498,8 @@ static const struct figure figures[] = {
     {"decode_speedup", "softmax / linear time to generate N tokens after a prompt, vs N",
      draw_decode, NULL},
     {"decode_memory", "state or KV cache bytes vs context t (step cells)", draw_decode, NULL},
-    {"capacity", "retrieval error vs stored keys S per map and rule, dim φ marked (capacity "
-     "files of `linattn capacity`)", draw_capacity, NULL},
+    {"capacity", "retrieval error vs stored keys S per map and rule (`linattn capacity` files)",
+     draw_capacity, NULL},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -736,7 +736,7 @@ static void help_intro(char *buf, size_t cap)
            "and prints the path of every file written.\n\n"
            "figures (drawn when the data fits; --only forces the named ones):");
     for (size_t i = 0; i < N_FIGURES; i++)
-        append(buf, cap, "\n  %-12s %s", figures[i].name, figures[i].what);
+        append(buf, cap, "\n  %-14s %s", figures[i].name, figures[i].what);
 }
 
 /* The text of --help after the options: what plot needs, and its exit status. */
