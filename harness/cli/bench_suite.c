@@ -11,7 +11,9 @@
  * ("linear_causal_seed", which applies elu+1 inside) and prints the speedup.  After the table:
  * the backward kernels' rows (bench_backward.c), the prf map with m = 256 at T = Tmax (non-causal; the map's own time on its own line) when
  * that map is registered, and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
- * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
+ * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax; forward kernels,
+ * and the backward kernels that split a head: softmax_flash_backward causal,
+ * linear_noncausal_backward, linear_causal_chunked_backward) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
@@ -318,7 +320,8 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         int causal;
     } rows[] = {{"softmax_flash", 0},           {"softmax_flash", 1},
                 {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
-                {"linear_causal_chunked", 1}};
+                {"linear_causal_chunked", 1},   {"softmax_flash_backward", 1},
+                {"linear_noncausal_backward", 0}, {"linear_causal_chunked_backward", 1}};
     const size_t nx = 2 * (size_t)Tmax * d;
     size_t wsmax = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -356,6 +359,17 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         return 1;
     }
     fill(qs, nx, 24), fill(ks, nx, 25);
+    /* The backward rows' upstream gradient and their three gradients. */
+    float *gy = bench_alloc(nx), *gq = bench_alloc(nx), *gk = bench_alloc(nx);
+    float *gv = bench_alloc(nx);
+    if (!gy || !gq || !gk || !gv) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+        free(gy), free(gq), free(gk), free(gv);
+        return 1;
+    }
+    fill(gy, nx, 26);
+    memset(gq, 0, nx * sizeof *gq), memset(gk, 0, nx * sizeof *gk), memset(gv, 0, nx * sizeof *gv);
     printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
     /* What the control can reach: nt, or the cores there are when nt is more. */
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -364,7 +378,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\t"
                "rt_ns\ttries\n");
     else
-        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
+        printf("%-30s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
                "T", "threads", "median_1_s", "median_n_s", "speedup", "control", "rt_ns", "tries");
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const struct attn_kernel *kn = attn_kernel_lookup(rows[i].name);
@@ -379,7 +393,8 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                 kc[pass] = (struct kern_ctx){
                     kn,
                     {.q = lin ? q : qs, .k = lin ? k : ks, .v = v, .y = y, .T = T, .dk = d,
-                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work},
+                     .dv = d, .causal = rows[i].causal, .eps = 1e-6f, .work = work,
+                     .grad_y = gy, .grad_q = gq, .grad_k = gk, .grad_v = gv},
                     h,
                     th,
                     attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
@@ -417,13 +432,14 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                        rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
                        t1.median_s / tn.median_s, control, rt_ns, tries);
             else
-                printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n", kn->name,
+                printf("%-30s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n", kn->name,
                        rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
                        t1.median_s / tn.median_s, control, rt_ns, tries);
             fflush(stdout);
         }
     }
     free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+    free(gy), free(gq), free(gk), free(gv);
     return 0;
 }
 
