@@ -12,11 +12,12 @@
  *               of rows (φ(Q) scaled by inv in a block buffer), dV = ΦK R, dK = V Rᵀ + 1 uᵀ:
  *               five GEMMs of 2·T·m·dv (simd.h's la_gemm).
  *   causal:     the paper's algorithm, as two sweeps over the tokens with O(m·dv) state:
- *               forward, the normalisers (la_lin_den), then Sᵀ_i += v_i φ(k_i)ᵀ and
- *               W_i = a_iᵀ Sᵀ_i, fused per token by la_linrec_cols (the forward kernel's
- *               recurrent block with dY as queries, V as keys and φ(K) as values), then a short
- *               pass for b_i and the z_i term; reverse, blocks of RB tokens copied in reverse
- *               order (so the same forward-running block applies): R += φ(q_j)·inv_j dy_jᵀ,
+ *               forward, by batches of FB tokens that stay in L2, the normalisers
+ *               (la_lin_den), then Sᵀ_i += v_i φ(k_i)ᵀ and W_i = a_iᵀ Sᵀ_i, fused per token by
+ *               la_linrec_cols (the forward kernel's recurrent block with dY as queries, V as
+ *               keys and φ(K) as values), then a short pass for b_i and the z_i term; reverse,
+ *               blocks of RB tokens copied in reverse order (rev_copy; so the same
+ *               forward-running block applies): R += φ(q_j)·inv_j dy_jᵀ,
  *               dv_j = φ(k_j)ᵀR; and Rᵀ augmented with the row u, [Rᵀ; uᵀ] += [a_j; b_j] φ(q_j)ᵀ,
  *               dφ(k_j) = [v_j, 1]ᵀ[Rᵀ; uᵀ].  Outputs are written in place through a negative
  *               row stride.  Per-token storage is inv and b (T floats each); no per-token
@@ -53,7 +54,10 @@
 #include <string.h>
 
 #define NB 256 /* rows per block of the non-causal kernel */
-#define RB 64  /* tokens per reversed block of the causal kernel */
+#define RB 48  /* tokens per reversed block of the causal kernel (a multiple of every path's
+                  tokens per recurrent pass: 3 on the vector paths, 2 scalar) */
+#define FB 192 /* tokens per batch of the causal kernel's forward sweep: the batch's rows of dY,
+                  V, φ(K), φ(Q) stay in L2 while every column block of the state runs over them */
 
 /* x·y over n floats, in eight partial sums (vectorised by the compiler). */
 static float dot(const float *x, const float *y, int n)
@@ -246,16 +250,57 @@ void attn_linear_noncausal_backward(struct attn_args *a)
     a->n_small_den = small;
 }
 
+/* The reverse sweeps' copy of one block: rows j = t0 .. t0 + n − 1 go to row t0 + n − 1 − j of
+ * Kr (φ(k)), Qr (φ(q)), QSr (φ(q)·inv), Gr (dY), VAr ([v, 1]) and ABr ([dy·inv, b]), so that the
+ * rows i >= j a row j sees come first.  The rows are read in ascending order (forward streams
+ * for the hardware prefetchers), and the next block's rows (the n before t0) are prefetched. */
+static void rev_copy(const struct attn_args *a, int t0, int n, const float *inv, const float *bt,
+                     float *Kr, float *Qr, float *QSr, float *Gr, float *VAr, float *ABr)
+{
+    const int m = a->dk, dv = a->dv, dva = dv + 1;
+    for (int j = t0; j < t0 + n; j++) {
+        const int r = t0 + n - 1 - j;
+        const float *restrict q = a->q + (size_t)j * m, *restrict k = a->k + (size_t)j * m;
+        const float *restrict g = a->grad_y + (size_t)j * dv, *restrict v = a->v + (size_t)j * dv;
+        if (j >= n) {
+            for (int c = 0; c < m; c += 16) {
+                __builtin_prefetch(q - (size_t)n * m + c);
+                __builtin_prefetch(k - (size_t)n * m + c);
+            }
+            for (int e = 0; e < dv; e += 16) {
+                __builtin_prefetch(g - (size_t)n * dv + e);
+                __builtin_prefetch(v - (size_t)n * dv + e);
+            }
+        }
+        const float ij = inv[j];
+        float *restrict kr = Kr + (size_t)r * m, *restrict qr = Qr + (size_t)r * m;
+        float *restrict qs = QSr + (size_t)r * m, *restrict gr = Gr + (size_t)r * dv;
+        float *restrict va = VAr + (size_t)r * dva, *restrict ab = ABr + (size_t)r * dva;
+        for (int c = 0; c < m; c++) {
+            kr[c] = k[c];
+            qr[c] = q[c];
+            qs[c] = q[c] * ij;
+        }
+        for (int e = 0; e < dv; e++) {
+            gr[e] = g[e];
+            va[e] = v[e];
+            ab[e] = g[e] * ij;
+        }
+        va[dv] = 1.0f;
+        ab[dv] = bt[j];
+    }
+}
+
 /* ---- causal: forward sweep for dQ, reverse sweep for dK and dV ---------------------------- */
 
 /* The states Sᵀ (dv × m), R (m × dv), [Rᵀ; uᵀ] ((dv + 1) × m), each with rows padded to 16;
- * z (m); inv, b (T); ones (RB); the reversed block: φ(k), φ(q)·inv, φ(q) (RB × m), dY (RB × dv),
- * [v, 1] and [a, b] (RB × (dv + 1)). */
+ * z for the normalisers and z for the b z term (m each); inv, b (T); ones (RB); the reversed
+ * block: φ(k), φ(q)·inv, φ(q) (RB × m), dY (RB × dv), [v, 1] and [a, b] (RB × (dv + 1)). */
 size_t attn_linear_causal_backward_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     const size_t m = (size_t)dk, v = (size_t)dv;
     return la_pad16(v * la_pad16(m)) + la_pad16(m * la_pad16(v)) +
-           la_pad16((v + 1) * la_pad16(m)) + la_pad16(m) + 2 * la_pad16((size_t)T) + RB +
+           la_pad16((v + 1) * la_pad16(m)) + 2 * la_pad16(m) + 2 * la_pad16((size_t)T) + RB +
            3 * la_pad16(RB * m) + la_pad16(RB * v) + 2 * la_pad16(RB * (v + 1));
 }
 
@@ -279,17 +324,26 @@ void attn_linear_causal_backward(struct attn_args *a)
     const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
     float *ST = la_align_work(a->work), *R = ST + la_pad16((size_t)dv * pm);
     float *RU = R + la_pad16((size_t)m * pv), *z = RU + la_pad16((size_t)(dv + 1) * pm);
-    float *inv = z + pm, *b = inv + la_pad16((size_t)T), *ones = b + la_pad16((size_t)T);
+    float *zd = z + pm, *inv = zd + pm, *b = inv + la_pad16((size_t)T);
+    float *ones = b + la_pad16((size_t)T);
     float *Kr = ones + RB, *QSr = Kr + la_pad16((size_t)RB * m), *Qr = QSr + la_pad16(RB * m);
     float *Gr = Qr + la_pad16((size_t)RB * m), *VAr = Gr + la_pad16((size_t)RB * dv);
     float *ABr = VAr + la_pad16((size_t)RB * (dv + 1));
-    /* Forward sweep: the causal normalisers, then W_t = Sᵀ_tᵀ dy_t inv_t into dQ. */
+    /* Forward sweep by batches of FB tokens: the causal normalisers, W_t = Sᵀ_tᵀ dy_t inv_t
+     * into dQ, then b_t and the b_t z_t term. */
     memset(z, 0, (size_t)m * sizeof *z);
-    a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, a->eps_row, z, inv);
+    memset(zd, 0, (size_t)m * sizeof *zd);
     memset(ST, 0, (size_t)dv * pm * sizeof *ST);
-    rec_state(isa, T, dv, m, a->grad_y, a->v, a->k, a->grad_q, m, inv, ST);
-    memset(z, 0, (size_t)m * sizeof *z);
-    add_den_term(a->q, a->k, a->grad_q, inv, b, z, 0, T, m);
+    long small = 0;
+    for (int t0 = 0; t0 < T; t0 += FB) {
+        const int n = T - t0 < FB ? T - t0 : FB;
+        small += la_lin_den(isa, n, m, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m, m, a->eps,
+                            a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0);
+        rec_state(isa, n, dv, m, a->grad_y + (size_t)t0 * dv, a->v + (size_t)t0 * dv,
+                  a->k + (size_t)t0 * m, a->grad_q + (size_t)t0 * m, m, inv + t0, ST);
+        add_den_term(a->q, a->k, a->grad_q, inv, b, zd, t0, t0 + n, m);
+    }
+    a->n_small_den = small;
     /* Reverse sweep, blocks from the end, each copied in reverse token order. */
     for (int i = 0; i < RB; i++)
         ones[i] = 1.0f;
@@ -297,22 +351,7 @@ void attn_linear_causal_backward(struct attn_args *a)
     memset(RU, 0, (size_t)(dv + 1) * pm * sizeof *RU);
     for (int t1 = T; t1 > 0; t1 -= RB) {
         const int n = t1 < RB ? t1 : RB;
-        for (int r = 0; r < n; r++) {
-            const int j = t1 - 1 - r;
-            const float *restrict q = a->q + (size_t)j * m, *restrict g = a->grad_y + (size_t)j * dv;
-            const float ij = inv[j];
-            float *restrict qs = QSr + (size_t)r * m, *restrict ab = ABr + (size_t)r * (dv + 1);
-            memcpy(Kr + (size_t)r * m, a->k + (size_t)j * m, (size_t)m * sizeof *Kr);
-            memcpy(Qr + (size_t)r * m, q, (size_t)m * sizeof *Qr);
-            memcpy(Gr + (size_t)r * dv, g, (size_t)dv * sizeof *Gr);
-            memcpy(VAr + (size_t)r * (dv + 1), a->v + (size_t)j * dv, (size_t)dv * sizeof *VAr);
-            for (int c = 0; c < m; c++)
-                qs[c] = q[c] * ij;
-            for (int e = 0; e < dv; e++)
-                ab[e] = g[e] * ij;
-            VAr[(size_t)r * (dv + 1) + dv] = 1.0f;
-            ab[dv] = b[j];
-        }
+        rev_copy(a, t1 - n, n, inv, b, Kr, Qr, QSr, Gr, VAr, ABr);
         /* dv_j = φ(k_j)ᵀ R_j,  R += φ(q_j) inv_j dy_jᵀ. */
         rec_state(isa, n, m, dv, Kr, QSr, Gr, a->grad_v + (size_t)(t1 - 1) * dv, -(ptrdiff_t)dv,
                   ones, R);
@@ -326,9 +365,10 @@ void attn_linear_causal_backward(struct attn_args *a)
 
 /* Per thread (rows of every matrix padded to 16 floats): the forward state Sᵀ (dv × m), the
  * reverse states R (m × dv) and [Rᵀ; uᵀ] ((dv + 1) × m), z for the normalisers and z for the
- * b_t z_t term (m each), ones (C); a chunk copied in reverse order: φ(k), φ(q), φ(q)·inv (C × m),
- * dY (C × dv), [v, 1] and [a, b] (C × (dv + 1)), its output rows (C × max(m, dv)); la_linchunk_out's
- * packed panel (max(m, dv + 1) × C rounded up to LA_SIMD_NR_MAX) and score block; and with
+ * b_t z_t term (m each), ones (C); a chunk copied in reverse order: φ(k), φ(q), φ(q)·inv
+ * (C × m), dY (C × dv), [v, 1] and [a, b] (C × (dv + 1)), its output rows (C × max(m, dv));
+ * la_linchunk_out's packed panel (max(m, dv + 1) × C rounded up to LA_SIMD_NR_MAX) and score
+ * block; and with
  * threads the range's partial sums: Σ V_cᵀK_c and Σ φ(k) (forward), Σ φ(q)·inv dyᵀ and
  * Σ b φ(q) (reverse). */
 struct cb_bufs {
@@ -434,23 +474,7 @@ static void cb_reverse(int isa, const struct attn_args *a, int C, int c0, int c1
     const ptrdiff_t pm = (ptrdiff_t)la_pad16((size_t)m), pv = (ptrdiff_t)la_pad16((size_t)dv);
     for (int c = c1 - 1; c >= c0; c--) {
         const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
-        for (int r = 0; r < n; r++) {
-            const int j = t0 + n - 1 - r;
-            const float *restrict q = a->q + (size_t)j * m, *restrict g = a->grad_y + (size_t)j * dv;
-            const float ij = inv[j];
-            float *restrict qs = b->QSr + (size_t)r * m, *restrict ab = b->ABr + (size_t)r * dva;
-            float *restrict va = b->VAr + (size_t)r * dva;
-            memcpy(b->Kr + (size_t)r * m, a->k + (size_t)j * m, (size_t)m * sizeof(float));
-            memcpy(b->Qr + (size_t)r * m, q, (size_t)m * sizeof(float));
-            memcpy(b->Gr + (size_t)r * dv, g, (size_t)dv * sizeof(float));
-            memcpy(va, a->v + (size_t)j * dv, (size_t)dv * sizeof(float));
-            va[dv] = 1.0f;
-            for (int e = 0; e < m; e++)
-                qs[e] = q[e] * ij;
-            for (int e = 0; e < dv; e++)
-                ab[e] = g[e] * ij;
-            ab[dv] = bt[j];
-        }
+        rev_copy(a, t0, n, inv, bt, b->Kr, b->Qr, b->QSr, b->Gr, b->VAr, b->ABr);
         la_linchunk_out(isa, n, m, dv, b->Kr, b->QSr, b->Gr, b->Yr, b->R, pv, b->ones, b->Kt,
                         b->A);
         for (int r = 0; r < n; r++)
