@@ -66,7 +66,14 @@
  *   softmax_flash_backward recomputes the forward pass itself (output rows and each row's
  *   log-sum-exp, tile by tile, never the T×T matrix) before the backward tiles: it needs no
  *   saved forward state, and it does 2·T²·(d + dv) more than its model (see
- *   kernels/softmax_backward.c).  The linear backward kernels recompute the normalisers.
+ *   kernels/softmax_backward.c).  The linear backward kernels recompute the normalisers:
+ *   linear_noncausal_backward (GEMMs), linear_causal_backward (the paper's forward and reverse
+ *   sweeps, token by token) and linear_causal_chunked_backward (the same sweeps a chunk of C
+ *   rows at a time, masked tiles inside a chunk; it reads chunk as linear_causal_chunked does
+ *   and runs more than the model, the triangles: kernels/linear_backward.c).  Threads inside
+ *   one head (attn_args.threads): the non-causal and chunked backward kernels split the rows
+ *   (the chunked one by ranges of chunks, with a first pass for the states entering each);
+ *   linear_causal_backward runs on one.
  */
 #ifndef LA_ATTENTION_H
 #define LA_ATTENTION_H
@@ -416,6 +423,12 @@ void attn_kv_store(float *cache, int d, int dv, int pos, int T, const float *k, 
  * NULL: what a name that stands for a kind of kernel ("linear" in experiment files) means. */
 const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input input, int causal);
 
+/* The backward row that trains a forward kernel's cells at this causality: the first entry with
+ * ATTN_OP_BACKWARD, fwd's input and this causality whose uses_chunk is fwd's (a chunked forward
+ * gets the chunked backward, with the same chunk size), else attn_kernel_find's; NULL when there
+ * is none. */
+const struct attn_kernel *attn_kernel_backward_of(const struct attn_kernel *fwd, int causal);
+
 /* The default chunk size of linear_causal_chunked for (m, dv). */
 int attn_default_chunk(int m, int dv);
 
@@ -436,6 +449,7 @@ void attn_softmax_step(struct attn_args *a);
 void attn_softmax_flash_backward(struct attn_args *a);
 void attn_linear_noncausal_backward(struct attn_args *a);
 void attn_linear_causal_backward(struct attn_args *a);
+void attn_linear_causal_chunked_backward(struct attn_args *a);
 
 /* The environment that picks kernel code paths (LINATTN_SIMD, LINATTN_VMATH): 0 when unset or
  * valid on this CPU, else -1 with a one-line reason naming the valid values in msg.  The CLI's

@@ -19,6 +19,8 @@ size_t attn_softmax_flash_backward_ws(int T, int dk, int dv, int causal, int chu
 size_t attn_linear_noncausal_backward_ws(int T, int dk, int dv, int causal, int chunk,
                                          int threads);
 size_t attn_linear_causal_backward_ws(int T, int dk, int dv, int causal, int chunk, int threads);
+size_t attn_linear_causal_chunked_backward_ws(int T, int dk, int dv, int causal, int chunk,
+                                              int threads);
 
 /* The recurrences' forward and prefill workspace, and their step's (recurrence.c). */
 size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads);

@@ -12,28 +12,52 @@
  *               of rows (φ(Q) scaled by inv in a block buffer), dV = ΦK R, dK = V Rᵀ + 1 uᵀ:
  *               five GEMMs of 2·T·m·dv (simd.h's la_gemm).
  *   causal:     the paper's algorithm, as two sweeps over the tokens with O(m·dv) state:
- *               forward, the normalisers (la_lin_den), then Sᵀ_i += v_i φ(k_i)ᵀ and
- *               W_i = a_iᵀ Sᵀ_i, fused per token by la_linrec_cols (the forward kernel's
- *               recurrent block with dY as queries, V as keys and φ(K) as values), then a short
- *               pass for b_i and the z_i term; reverse, blocks of RB tokens copied in reverse
- *               order (so the same forward-running block applies): R += φ(q_j)·inv_j dy_jᵀ,
+ *               forward, by batches of FB tokens that stay in L2, the normalisers
+ *               (la_lin_den), then Sᵀ_i += v_i φ(k_i)ᵀ and W_i = a_iᵀ Sᵀ_i, fused per token by
+ *               la_linrec_cols (the forward kernel's recurrent block with dY as queries, V as
+ *               keys and φ(K) as values), then a short pass for b_i and the z_i term; reverse,
+ *               blocks of RB tokens copied in reverse order (rev_copy; so the same
+ *               forward-running block applies): R += φ(q_j)·inv_j dy_jᵀ,
  *               dv_j = φ(k_j)ᵀR; and Rᵀ augmented with the row u, [Rᵀ; uᵀ] += [a_j; b_j] φ(q_j)ᵀ,
  *               dφ(k_j) = [v_j, 1]ᵀ[Rᵀ; uᵀ].  Outputs are written in place through a negative
  *               row stride.  Per-token storage is inv and b (T floats each); no per-token
  *               state.
- * Work: 10·T·m·dv flops in both (nominal model: 8·T·m·dv + 8·T·m, twice the forward's).
- * Threads: a->threads is ignored (one thread per head; attn_run_heads runs heads in parallel).
- * Nothing here allocates.  Tests: tests/test_kernels.c and `linattn check` against
- * backward_ref.c (harness/cli/check_backward.c).
+ *   chunked:    the same two sweeps a chunk of C rows at a time (C as the forward chunked
+ *               kernel's, attn_default_chunk), with la_linchunk_out's masked tiles inside a
+ *               chunk and GEMM state updates between chunks: forward, dQ_c = (dY_c Sᵀ +
+ *               tril(dY_c V_cᵀ) φ(K_c)) scaled by inv, then Sᵀ += V_cᵀφ(K_c) and the b z term;
+ *               reverse, the chunk copied in reverse row order (its upper triangle becomes a
+ *               lower one), dV_c = φ(K_c) R + triu(φ(K_c) (φ(Q_c)·inv)ᵀ) dY_c and dφ(K_c) =
+ *               [V_c, 1][Rᵀ; uᵀ] + triu([V_c, 1][A_c, b_c]ᵀ) φ(Q_c), then R and [Rᵀ; uᵀ] advance
+ *               by the chunk's sums.  Per-token storage: inv and b.
+ * Work: non-causal 10·T·m·dv flops (five GEMMs); causal 12·T·m·dv (six state products of
+ * 2·m·dv a row: two in the forward sweep, four in the reverse), and the chunked kernel adds the
+ * triangles, about 3·C·(m + dv) a row (nominal model for all: 8·T·m·dv + 8·T·m, twice the
+ * forward's).
+ * Threads (a->threads, OpenMP): non-causal, contiguous ranges of NB-row blocks: partial Sᵀ, z,
+ * then R, u per thread, each summed across threads between barriers (no extra flops); chunked,
+ * contiguous ranges of chunks: the forward states entering each range are the sums of the
+ * earlier ranges' Σ V_cᵀφ(K_c) (and Σ φ(k)), the reverse states the sums of the later ranges'
+ * Σ φ(q)·inv dyᵀ (and Σ b φ(q)), each computed by a first pass over its range (2·m·dv flops a
+ * row, where a later or earlier range needs it), then the sweeps run on every range at once
+ * (see cb_threads).  The recurrent kernel ignores a->threads (one thread per head;
+ * attn_run_heads runs heads in parallel).
+ * Nothing here allocates.  Tests: tests/test_kernels.c (every vector path, odd shapes, threads),
+ * tests/test_backward.c (extremes, mutations) and `linattn check` against backward_ref.c
+ * (harness/cli/check_backward.c).
  */
 #include "attention.h"
 #include "kernel_impl.h"
 #include "simd.h"
 
+#include <omp.h>
 #include <string.h>
 
 #define NB 256 /* rows per block of the non-causal kernel */
-#define RB 64  /* tokens per reversed block of the causal kernel */
+#define RB 48  /* tokens per reversed block of the causal kernel (a multiple of every path's
+                  tokens per recurrent pass: 3 on the vector paths, 2 scalar) */
+#define FB 192 /* tokens per batch of the causal kernel's forward sweep: the batch's rows of dY,
+                  V, φ(K), φ(Q) stay in L2 while every column block of the state runs over them */
 
 /* x·y over n floats, in eight partial sums (vectorised by the compiler). */
 static float dot(const float *x, const float *y, int n)
@@ -73,70 +97,210 @@ static void add_den_term(const float *Q, const float *K, float *dQ, const float 
 
 /* ---- non-causal ---------------------------------------------------------------------------- */
 
-/* Sᵀ (dv × m), R (m × dv), Rᵀ (dv × m), z, u (m), inv, b (T), and a block of scaled φ(Q). */
+/* Per thread: Sᵀ (dv × m), R (m × dv), z, u (m) (thread 0's end up the totals), and a block of
+ * scaled φ(Q) rows. */
+static size_t nc_thread_floats(int m, int dv)
+{
+    const size_t mv = la_pad16((size_t)m * dv);
+    return 2 * mv + 2 * la_pad16((size_t)m) + la_pad16((size_t)NB * m);
+}
+
+/* Shared: Rᵀ (dv × m), inv and b (T), then the threads' buffers. */
 size_t attn_linear_noncausal_backward_ws(int T, int dk, int dv, int causal, int chunk,
                                          int threads)
 {
-    const size_t m = (size_t)dk, v = (size_t)dv;
-    return 3 * la_pad16(m * v) + 2 * la_pad16(m) + 2 * la_pad16((size_t)T) + la_pad16(NB * m);
+    const size_t nth = (size_t)(threads > 1 ? threads : 1);
+    return la_pad16((size_t)dk * dv) + 2 * la_pad16((size_t)T) + nth * nc_thread_floats(dk, dv);
+}
+
+struct nc_bufs {
+    float *ST, *R, *z, *u, *Qs;
+};
+
+static struct nc_bufs nc_bufs_at(float *w, int m, int dv)
+{
+    const size_t mv = la_pad16((size_t)m * dv);
+    struct nc_bufs b = {w, w + mv, w + 2 * mv, w + 2 * mv + la_pad16((size_t)m), NULL};
+    b.Qs = b.u + la_pad16((size_t)m);
+    return b;
+}
+
+/* Sᵀ = V_rᵀ φ(K_r) and z = Σ φ(k) over rows [r0, r1) (zero for an empty range). */
+static void nc_state(int isa, const struct attn_args *a, int r0, int r1, struct nc_bufs *b)
+{
+    const int m = a->dk, dv = a->dv;
+    memset(b->z, 0, (size_t)m * sizeof *b->z);
+    if (r0 >= r1)
+        memset(b->ST, 0, (size_t)m * dv * sizeof(float));
+    for (int t0 = r0; t0 < r1; t0 += NB) {
+        const int n = r1 - t0 < NB ? r1 - t0 : NB;
+        la_gemm(isa, dv, m, n, a->v + (size_t)t0 * dv, 1, dv, a->k + (size_t)t0 * m, m, b->ST, m,
+                1.0f, NULL, t0 > r0);
+        for (int t = t0; t < t0 + n; t++)
+            for (int c = 0; c < m; c++)
+                b->z[c] += a->k[(size_t)t * m + c];
+    }
+}
+
+/* Rows [r0, r1): the normalisers, dQ = (inv ∘ dY) Sᵀ + b zᵀ with the totals Sᵀ, z; then this
+ * range's R = Σ φ(q_t) inv_t dy_tᵀ and u = Σ b_t φ(q_t) into b (zero for an empty range).
+ * Returns the small normalisers. */
+static long nc_query(int isa, const struct attn_args *a, int r0, int r1, const float *ST,
+                     float *z, float *inv, float *bt, struct nc_bufs *b)
+{
+    const int m = a->dk, dv = a->dv;
+    long small = 0;
+    memset(b->u, 0, (size_t)m * sizeof *b->u);
+    if (r0 >= r1)
+        memset(b->R, 0, (size_t)m * dv * sizeof *b->R);
+    for (int t0 = r0; t0 < r1; t0 += NB) {
+        const int n = r1 - t0 < NB ? r1 - t0 : NB;
+        const float *Q = a->q + (size_t)t0 * m;
+        small += la_lin_den(isa, n, m, Q, NULL, m, a->eps, a->eps_row ? a->eps_row + t0 : NULL, z,
+                            inv + t0);
+        la_gemm(isa, n, m, dv, a->grad_y + (size_t)t0 * dv, dv, 1, ST, m,
+                a->grad_q + (size_t)t0 * m, m, 1.0f, inv + t0, 0);
+        add_den_term(a->q, NULL, a->grad_q, inv, bt, z, t0, t0 + n, m);
+        for (int t = 0; t < n; t++) {
+            const float *q = Q + (size_t)t * m;
+            for (int c = 0; c < m; c++) {
+                b->Qs[(size_t)t * m + c] = q[c] * inv[t0 + t];
+                b->u[c] += bt[t0 + t] * q[c];
+            }
+        }
+        la_gemm(isa, m, dv, n, b->Qs, 1, m, a->grad_y + (size_t)t0 * dv, dv, b->R, dv, 1.0f,
+                NULL, t0 > r0);
+    }
+    return small;
+}
+
+/* Rows [r0, r1): dV = φ(K) R;  dK = V Rᵀ + 1 uᵀ, with the totals. */
+static void nc_keys(int isa, const struct attn_args *a, int r0, int r1, const float *R,
+                    const float *RT, const float *u)
+{
+    const int m = a->dk, dv = a->dv, n = r1 - r0;
+    if (n <= 0)
+        return;
+    la_gemm(isa, n, dv, m, a->k + (size_t)r0 * m, m, 1, R, dv, a->grad_v + (size_t)r0 * dv, dv,
+            1.0f, NULL, 0);
+    la_gemm(isa, n, m, dv, a->v + (size_t)r0 * dv, dv, 1, RT, m, a->grad_k + (size_t)r0 * m, m,
+            1.0f, NULL, 0);
+    for (int t = r0; t < r1; t++)
+        for (int c = 0; c < m; c++)
+            a->grad_k[(size_t)t * m + c] += u[c];
+}
+
+/* Elements [e0, e1) of dst += the other threads' copies (at dst + s·per, s = 1 .. n−1). */
+static void nc_reduce(float *dst, size_t per, int n, size_t e0, size_t e1)
+{
+    for (int s = 1; s < n; s++)
+        for (size_t e = e0; e < e1; e++)
+            dst[e] += dst[per * s + e];
 }
 
 void attn_linear_noncausal_backward(struct attn_args *a)
 {
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
-    const size_t mv = la_pad16((size_t)m * dv);
-    float *ST = la_align_work(a->work), *R = ST + mv, *RT = R + mv, *z = RT + mv;
-    float *u = z + la_pad16((size_t)m), *inv = u + la_pad16((size_t)m);
-    float *b = inv + la_pad16((size_t)T), *Qs = b + la_pad16((size_t)T);
-    /* Sᵀ = Vᵀ φ(K), z = Σ φ(k), the normalisers. */
-    memset(z, 0, (size_t)m * sizeof *z);
-    for (int t0 = 0; t0 < T; t0 += NB) {
-        const int n = T - t0 < NB ? T - t0 : NB;
-        la_gemm(isa, dv, m, n, a->v + (size_t)t0 * dv, 1, dv, a->k + (size_t)t0 * m, m, ST, m,
-                1.0f, NULL, t0 > 0);
-        for (int t = t0; t < t0 + n; t++)
-            for (int c = 0; c < m; c++)
-                z[c] += a->k[(size_t)t * m + c];
+    const size_t mv = (size_t)m * dv, per = nc_thread_floats(m, dv);
+    float *RT = la_align_work(a->work), *inv = RT + la_pad16(mv);
+    float *bt = inv + la_pad16((size_t)T), *w0 = bt + la_pad16((size_t)T);
+    /* Threads: whole blocks of NB rows each, at most one thread per block. */
+    const int nblk = (T + NB - 1) / NB, nreq = a->threads > 1 ? a->threads : 1;
+    const int nth = nreq < nblk ? nreq : nblk;
+    struct nc_bufs b0 = nc_bufs_at(w0, m, dv);
+    if (nth <= 1) {
+        nc_state(isa, a, 0, T, &b0);
+        a->n_small_den = nc_query(isa, a, 0, T, b0.ST, b0.z, inv, bt, &b0);
+        for (int c = 0; c < m; c++)
+            for (int e = 0; e < dv; e++)
+                RT[(size_t)e * m + c] = b0.R[(size_t)c * dv + e];
+        nc_keys(isa, a, 0, T, b0.R, RT, b0.u);
+        return;
     }
-    a->n_small_den = la_lin_den(isa, T, m, a->q, NULL, m, a->eps, a->eps_row, z, inv);
-    /* dQ = (inv ∘ dY) Sᵀ, then its normaliser term. */
-    la_gemm(isa, T, m, dv, a->grad_y, dv, 1, ST, m, a->grad_q, m, 1.0f, inv, 0);
-    add_den_term(a->q, NULL, a->grad_q, inv, b, z, 0, T, m);
-    /* R = Σ φ(q_t) inv_t dy_tᵀ and u = Σ b_t φ(q_t), by blocks of scaled rows. */
-    memset(u, 0, (size_t)m * sizeof *u);
-    for (int t0 = 0; t0 < T; t0 += NB) {
-        const int n = T - t0 < NB ? T - t0 : NB;
-        for (int t = 0; t < n; t++) {
-            const float *q = a->q + (size_t)(t0 + t) * m;
-            for (int c = 0; c < m; c++) {
-                Qs[(size_t)t * m + c] = q[c] * inv[t0 + t];
-                u[c] += b[t0 + t] * q[c];
+    long small = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        struct nc_bufs b = nc_bufs_at(w0 + per * (size_t)th, m, dv);
+        const int r0 = (int)((long)nblk * th / n) * NB, r1e = (int)((long)nblk * (th + 1) / n) * NB;
+        const int r1 = r1e < T ? r1e : T;
+        const size_t e0 = mv * th / n, e1 = mv * (th + 1) / n;
+        /* Partial Sᵀ and z over my rows, summed into thread 0's. */
+        nc_state(isa, a, r0, r1, &b);
+#pragma omp barrier
+        nc_reduce(b0.ST, per, n, e0, e1);
+        if (th == 0)
+            nc_reduce(b0.z, per, n, 0, (size_t)m);
+#pragma omp barrier
+        /* My rows of dQ and my partial R and u, from the totals (read only: the non-causal
+         * normaliser leaves z as it is). */
+        small += nc_query(isa, a, r0, r1, b0.ST, b0.z, inv, bt, &b);
+#pragma omp barrier
+        nc_reduce(b0.R, per, n, e0, e1);
+        if (th == 0)
+            nc_reduce(b0.u, per, n, 0, (size_t)m);
+#pragma omp barrier
+        /* Rᵀ, split by its rows, then my rows of dV and dK. */
+        for (int e = dv * th / n; e < dv * (th + 1) / n; e++)
+            for (int c = 0; c < m; c++)
+                RT[(size_t)e * m + c] = b0.R[(size_t)c * dv + e];
+#pragma omp barrier
+        nc_keys(isa, a, r0, r1, b0.R, RT, b0.u);
+    }
+    a->n_small_den = small;
+}
+
+/* The reverse sweeps' copy of one block: rows j = t0 .. t0 + n − 1 go to row t0 + n − 1 − j of
+ * Kr (φ(k)), Qr (φ(q)), QSr (φ(q)·inv), Gr (dY), VAr ([v, 1]) and ABr ([dy·inv, b]), so that the
+ * rows i >= j a row j sees come first.  The rows are read in ascending order (forward streams
+ * for the hardware prefetchers), and the next block's rows (the n before t0) are prefetched. */
+static void rev_copy(const struct attn_args *a, int t0, int n, const float *inv, const float *bt,
+                     float *Kr, float *Qr, float *QSr, float *Gr, float *VAr, float *ABr)
+{
+    const int m = a->dk, dv = a->dv, dva = dv + 1;
+    for (int j = t0; j < t0 + n; j++) {
+        const int r = t0 + n - 1 - j;
+        const float *restrict q = a->q + (size_t)j * m, *restrict k = a->k + (size_t)j * m;
+        const float *restrict g = a->grad_y + (size_t)j * dv, *restrict v = a->v + (size_t)j * dv;
+        if (j >= n) {
+            for (int c = 0; c < m; c += 16) {
+                __builtin_prefetch(q - (size_t)n * m + c);
+                __builtin_prefetch(k - (size_t)n * m + c);
+            }
+            for (int e = 0; e < dv; e += 16) {
+                __builtin_prefetch(g - (size_t)n * dv + e);
+                __builtin_prefetch(v - (size_t)n * dv + e);
             }
         }
-        la_gemm(isa, m, dv, n, Qs, 1, m, a->grad_y + (size_t)t0 * dv, dv, R, dv, 1.0f, NULL,
-                t0 > 0);
+        const float ij = inv[j];
+        float *restrict kr = Kr + (size_t)r * m, *restrict qr = Qr + (size_t)r * m;
+        float *restrict qs = QSr + (size_t)r * m, *restrict gr = Gr + (size_t)r * dv;
+        float *restrict va = VAr + (size_t)r * dva, *restrict ab = ABr + (size_t)r * dva;
+        for (int c = 0; c < m; c++) {
+            kr[c] = k[c];
+            qr[c] = q[c];
+            qs[c] = q[c] * ij;
+        }
+        for (int e = 0; e < dv; e++) {
+            gr[e] = g[e];
+            va[e] = v[e];
+            ab[e] = g[e] * ij;
+        }
+        va[dv] = 1.0f;
+        ab[dv] = bt[j];
     }
-    for (int c = 0; c < m; c++)
-        for (int e = 0; e < dv; e++)
-            RT[(size_t)e * m + c] = R[(size_t)c * dv + e];
-    /* dV = φ(K) R;  dK = V Rᵀ + 1 uᵀ. */
-    la_gemm(isa, T, dv, m, a->k, m, 1, R, dv, a->grad_v, dv, 1.0f, NULL, 0);
-    la_gemm(isa, T, m, dv, a->v, dv, 1, RT, m, a->grad_k, m, 1.0f, NULL, 0);
-    for (int t = 0; t < T; t++)
-        for (int c = 0; c < m; c++)
-            a->grad_k[(size_t)t * m + c] += u[c];
 }
 
 /* ---- causal: forward sweep for dQ, reverse sweep for dK and dV ---------------------------- */
 
 /* The states Sᵀ (dv × m), R (m × dv), [Rᵀ; uᵀ] ((dv + 1) × m), each with rows padded to 16;
- * z (m); inv, b (T); ones (RB); the reversed block: φ(k), φ(q)·inv, φ(q) (RB × m), dY (RB × dv),
- * [v, 1] and [a, b] (RB × (dv + 1)). */
+ * z for the normalisers and z for the b z term (m each); inv, b (T); ones (RB); the reversed
+ * block: φ(k), φ(q)·inv, φ(q) (RB × m), dY (RB × dv), [v, 1] and [a, b] (RB × (dv + 1)). */
 size_t attn_linear_causal_backward_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     const size_t m = (size_t)dk, v = (size_t)dv;
     return la_pad16(v * la_pad16(m)) + la_pad16(m * la_pad16(v)) +
-           la_pad16((v + 1) * la_pad16(m)) + la_pad16(m) + 2 * la_pad16((size_t)T) + RB +
+           la_pad16((v + 1) * la_pad16(m)) + 2 * la_pad16(m) + 2 * la_pad16((size_t)T) + RB +
            3 * la_pad16(RB * m) + la_pad16(RB * v) + 2 * la_pad16(RB * (v + 1));
 }
 
@@ -160,17 +324,26 @@ void attn_linear_causal_backward(struct attn_args *a)
     const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
     float *ST = la_align_work(a->work), *R = ST + la_pad16((size_t)dv * pm);
     float *RU = R + la_pad16((size_t)m * pv), *z = RU + la_pad16((size_t)(dv + 1) * pm);
-    float *inv = z + pm, *b = inv + la_pad16((size_t)T), *ones = b + la_pad16((size_t)T);
+    float *zd = z + pm, *inv = zd + pm, *b = inv + la_pad16((size_t)T);
+    float *ones = b + la_pad16((size_t)T);
     float *Kr = ones + RB, *QSr = Kr + la_pad16((size_t)RB * m), *Qr = QSr + la_pad16(RB * m);
     float *Gr = Qr + la_pad16((size_t)RB * m), *VAr = Gr + la_pad16((size_t)RB * dv);
     float *ABr = VAr + la_pad16((size_t)RB * (dv + 1));
-    /* Forward sweep: the causal normalisers, then W_t = Sᵀ_tᵀ dy_t inv_t into dQ. */
+    /* Forward sweep by batches of FB tokens: the causal normalisers, W_t = Sᵀ_tᵀ dy_t inv_t
+     * into dQ, then b_t and the b_t z_t term. */
     memset(z, 0, (size_t)m * sizeof *z);
-    a->n_small_den = la_lin_den(isa, T, m, a->q, a->k, m, a->eps, a->eps_row, z, inv);
+    memset(zd, 0, (size_t)m * sizeof *zd);
     memset(ST, 0, (size_t)dv * pm * sizeof *ST);
-    rec_state(isa, T, dv, m, a->grad_y, a->v, a->k, a->grad_q, m, inv, ST);
-    memset(z, 0, (size_t)m * sizeof *z);
-    add_den_term(a->q, a->k, a->grad_q, inv, b, z, 0, T, m);
+    long small = 0;
+    for (int t0 = 0; t0 < T; t0 += FB) {
+        const int n = T - t0 < FB ? T - t0 : FB;
+        small += la_lin_den(isa, n, m, a->q + (size_t)t0 * m, a->k + (size_t)t0 * m, m, a->eps,
+                            a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0);
+        rec_state(isa, n, dv, m, a->grad_y + (size_t)t0 * dv, a->v + (size_t)t0 * dv,
+                  a->k + (size_t)t0 * m, a->grad_q + (size_t)t0 * m, m, inv + t0, ST);
+        add_den_term(a->q, a->k, a->grad_q, inv, b, zd, t0, t0 + n, m);
+    }
+    a->n_small_den = small;
     /* Reverse sweep, blocks from the end, each copied in reverse token order. */
     for (int i = 0; i < RB; i++)
         ones[i] = 1.0f;
@@ -178,22 +351,7 @@ void attn_linear_causal_backward(struct attn_args *a)
     memset(RU, 0, (size_t)(dv + 1) * pm * sizeof *RU);
     for (int t1 = T; t1 > 0; t1 -= RB) {
         const int n = t1 < RB ? t1 : RB;
-        for (int r = 0; r < n; r++) {
-            const int j = t1 - 1 - r;
-            const float *restrict q = a->q + (size_t)j * m, *restrict g = a->grad_y + (size_t)j * dv;
-            const float ij = inv[j];
-            float *restrict qs = QSr + (size_t)r * m, *restrict ab = ABr + (size_t)r * (dv + 1);
-            memcpy(Kr + (size_t)r * m, a->k + (size_t)j * m, (size_t)m * sizeof *Kr);
-            memcpy(Qr + (size_t)r * m, q, (size_t)m * sizeof *Qr);
-            memcpy(Gr + (size_t)r * dv, g, (size_t)dv * sizeof *Gr);
-            memcpy(VAr + (size_t)r * (dv + 1), a->v + (size_t)j * dv, (size_t)dv * sizeof *VAr);
-            for (int c = 0; c < m; c++)
-                qs[c] = q[c] * ij;
-            for (int e = 0; e < dv; e++)
-                ab[e] = g[e] * ij;
-            VAr[(size_t)r * (dv + 1) + dv] = 1.0f;
-            ab[dv] = b[j];
-        }
+        rev_copy(a, t1 - n, n, inv, b, Kr, Qr, QSr, Gr, VAr, ABr);
         /* dv_j = φ(k_j)ᵀ R_j,  R += φ(q_j) inv_j dy_jᵀ. */
         rec_state(isa, n, m, dv, Kr, QSr, Gr, a->grad_v + (size_t)(t1 - 1) * dv, -(ptrdiff_t)dv,
                   ones, R);
@@ -201,4 +359,253 @@ void attn_linear_causal_backward(struct attn_args *a)
         rec_state(isa, n, dv + 1, m, VAr, ABr, Qr, a->grad_k + (size_t)(t1 - 1) * m,
                   -(ptrdiff_t)m, ones, RU);
     }
+}
+
+/* ---- causal chunked: the two sweeps a chunk at a time -------------------------------------- */
+
+/* Per thread (rows of every matrix padded to 16 floats): the forward state Sᵀ (dv × m), the
+ * reverse states R (m × dv) and [Rᵀ; uᵀ] ((dv + 1) × m), z for the normalisers and z for the
+ * b_t z_t term (m each), ones (C); a chunk copied in reverse order: φ(k), φ(q), φ(q)·inv
+ * (C × m), dY (C × dv), [v, 1] and [a, b] (C × (dv + 1)), its output rows (C × max(m, dv));
+ * la_linchunk_out's packed panel (max(m, dv + 1) × C rounded up to LA_SIMD_NR_MAX) and score
+ * block; and with
+ * threads the range's partial sums: Σ V_cᵀK_c and Σ φ(k) (forward), Σ φ(q)·inv dyᵀ and
+ * Σ b φ(q) (reverse). */
+struct cb_bufs {
+    float *ST, *R, *RU, *z, *zd, *ones, *Kr, *Qr, *QSr, *Gr, *VAr, *ABr, *Yr, *Kt, *A;
+    float *PST, *pz, *PR, *pu;
+};
+
+static size_t cb_panel(int C)
+{
+    return ((size_t)C + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX * LA_SIMD_NR_MAX;
+}
+
+static size_t cb_thread_floats(int C, int m, int dv, int threaded)
+{
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv), c = (size_t)C;
+    const size_t w = (size_t)(m > dv + 1 ? m : dv + 1), cp = cb_panel(C);
+    size_t f = (size_t)dv * pm + (size_t)m * pv + (size_t)(dv + 1) * pm + 2 * pm + la_pad16(c) +
+               3 * la_pad16(c * m) + la_pad16(c * dv) + 2 * la_pad16(c * (dv + 1)) +
+               la_pad16(c * (m > dv ? m : dv)) + w * cp + LA_SIMD_MR_MAX * cp;
+    if (threaded)
+        f += (size_t)dv * pm + (size_t)m * pv + 2 * pm;
+    return f;
+}
+
+static struct cb_bufs cb_bufs_at(float *w, int C, int m, int dv, int threaded)
+{
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv), c = (size_t)C;
+    const size_t wd = (size_t)(m > dv + 1 ? m : dv + 1), cp = cb_panel(C);
+    struct cb_bufs b;
+    b.ST = w;
+    b.R = b.ST + (size_t)dv * pm;
+    b.RU = b.R + (size_t)m * pv;
+    b.z = b.RU + (size_t)(dv + 1) * pm;
+    b.zd = b.z + pm;
+    b.ones = b.zd + pm;
+    b.Kr = b.ones + la_pad16(c);
+    b.Qr = b.Kr + la_pad16(c * m);
+    b.QSr = b.Qr + la_pad16(c * m);
+    b.Gr = b.QSr + la_pad16(c * m);
+    b.VAr = b.Gr + la_pad16(c * dv);
+    b.ABr = b.VAr + la_pad16(c * (dv + 1));
+    b.Yr = b.ABr + la_pad16(c * (dv + 1));
+    b.Kt = b.Yr + la_pad16(c * (m > dv ? m : dv));
+    b.A = b.Kt + wd * cp;
+    b.PST = b.PR = b.pz = b.pu = NULL;
+    if (threaded) {
+        b.PST = b.A + LA_SIMD_MR_MAX * cp;
+        b.PR = b.PST + (size_t)dv * pm;
+        b.pz = b.PR + (size_t)m * pv;
+        b.pu = b.pz + pm;
+    }
+    return b;
+}
+
+static int cb_chunk(const struct attn_args *a)
+{
+    return a->chunk > 0 ? a->chunk : attn_default_chunk(a->dk, a->dv);
+}
+
+/* Shared: inv and b (T each), then the threads' buffers. */
+size_t attn_linear_causal_chunked_backward_ws(int T, int dk, int dv, int causal, int chunk,
+                                              int threads)
+{
+    const int C = chunk > 0 ? chunk : attn_default_chunk(dk, dv);
+    const size_t nth = (size_t)(threads > 1 ? threads : 1);
+    return 2 * la_pad16((size_t)T) + nth * cb_thread_floats(C, dk, dv, nth > 1);
+}
+
+/* Forward sweep over chunks [c0, c1) from the state in b (Sᵀ, z, zd: the sums over the earlier
+ * chunks): per chunk its normalisers, W_c = (tril(dY_c V_cᵀ) φ(K_c) + dY_c Sᵀ) scaled by inv
+ * (la_linchunk_out with dY as queries, V as keys, φ(K) as values) into dQ, Sᵀ += V_cᵀφ(K_c),
+ * then b_t and the b_t z_t term.  Returns the small normalisers. */
+static long cb_forward(int isa, const struct attn_args *a, int C, int c0, int c1,
+                       struct cb_bufs *b, float *inv, float *bt)
+{
+    const int T = a->T, m = a->dk, dv = a->dv;
+    const ptrdiff_t pm = (ptrdiff_t)la_pad16((size_t)m);
+    long small = 0;
+    for (int c = c0; c < c1; c++) {
+        const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
+        const float *Kc = a->k + (size_t)t0 * m, *Vc = a->v + (size_t)t0 * dv;
+        small += la_lin_den(isa, n, m, a->q + (size_t)t0 * m, Kc, m, a->eps,
+                            a->eps_row ? a->eps_row + t0 : NULL, b->z, inv + t0);
+        la_linchunk_out(isa, n, dv, m, a->grad_y + (size_t)t0 * dv, Vc, Kc,
+                        a->grad_q + (size_t)t0 * m, b->ST, pm, inv + t0, b->Kt, b->A);
+        if (c + 1 < c1)
+            la_gemm(isa, dv, m, n, Vc, 1, dv, Kc, m, b->ST, pm, 1.0f, NULL, 1);
+        add_den_term(a->q, a->k, a->grad_q, inv, bt, b->zd, t0, t0 + n, m);
+    }
+    return small;
+}
+
+/* Reverse sweep over chunks c1 − 1 down to c0 from the state in b (R, [Rᵀ; uᵀ]: the sums over
+ * the later rows).  Each chunk is copied in reverse row order, so that the rows i >= j a key
+ * row j sees are a lower triangle and la_linchunk_out applies:
+ *   dv_j = φ(k_j)ᵀR + Σ_{i>=j in c} (φ(k_j)·φ(q_i) inv_i) dy_i,
+ *   dφ(k_j) = [v_j, 1]ᵀ[Rᵀ; uᵀ] + Σ_{i>=j in c} ([v_j, 1]·[a_i, b_i]) φ(q_i),
+ * then R += Σ φ(q_i) inv_i dy_iᵀ, [Rᵀ; uᵀ] += Σ [a_i; b_i] φ(q_i)ᵀ. */
+static void cb_reverse(int isa, const struct attn_args *a, int C, int c0, int c1,
+                       struct cb_bufs *b, const float *inv, const float *bt)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, dva = dv + 1;
+    const ptrdiff_t pm = (ptrdiff_t)la_pad16((size_t)m), pv = (ptrdiff_t)la_pad16((size_t)dv);
+    for (int c = c1 - 1; c >= c0; c--) {
+        const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
+        rev_copy(a, t0, n, inv, bt, b->Kr, b->Qr, b->QSr, b->Gr, b->VAr, b->ABr);
+        la_linchunk_out(isa, n, m, dv, b->Kr, b->QSr, b->Gr, b->Yr, b->R, pv, b->ones, b->Kt,
+                        b->A);
+        for (int r = 0; r < n; r++)
+            memcpy(a->grad_v + (size_t)(t0 + n - 1 - r) * dv, b->Yr + (size_t)r * dv,
+                   (size_t)dv * sizeof(float));
+        la_linchunk_out(isa, n, dva, m, b->VAr, b->ABr, b->Qr, b->Yr, b->RU, pm, b->ones, b->Kt,
+                        b->A);
+        for (int r = 0; r < n; r++)
+            memcpy(a->grad_k + (size_t)(t0 + n - 1 - r) * m, b->Yr + (size_t)r * m,
+                   (size_t)m * sizeof(float));
+        if (c == c0)
+            break; /* the state before the first chunk is not needed */
+        la_gemm(isa, m, dv, n, b->QSr, 1, m, b->Gr, dv, b->R, pv, 1.0f, NULL, 1);
+        la_gemm(isa, dva, m, n, b->ABr, 1, dva, b->Qr, m, b->RU, pm, 1.0f, NULL, 1);
+    }
+}
+
+/* Sums over chunks [c0, c1) for the threads' prefixes: forward Σ V_cᵀφ(K_c) into PST and
+ * Σ φ(k) into pz; reverse (after the forward sweep has written inv and b for these rows)
+ * Σ φ(q_t) inv_t dy_tᵀ into PR and Σ b_t φ(q_t) into pu. */
+static void cb_sums_forward(int isa, const struct attn_args *a, int C, int c0, int c1,
+                            struct cb_bufs *b)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, t0 = c0 * C, t1 = c1 * C < T ? c1 * C : T;
+    const ptrdiff_t pm = (ptrdiff_t)la_pad16((size_t)m);
+    memset(b->pz, 0, (size_t)m * sizeof(float));
+    for (int s = t0; s < t1; s += NB) {
+        const int n = t1 - s < NB ? t1 - s : NB;
+        la_gemm(isa, dv, m, n, a->v + (size_t)s * dv, 1, dv, a->k + (size_t)s * m, m, b->PST, pm,
+                1.0f, NULL, s > t0);
+    }
+    for (int t = t0; t < t1; t++)
+        for (int e = 0; e < m; e++)
+            b->pz[e] += a->k[(size_t)t * m + e];
+}
+
+static void cb_sums_reverse(int isa, const struct attn_args *a, int C, int c0, int c1,
+                            struct cb_bufs *b, const float *inv, const float *bt)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, t0 = c0 * C, t1 = c1 * C < T ? c1 * C : T;
+    const ptrdiff_t pv = (ptrdiff_t)la_pad16((size_t)dv);
+    memset(b->pu, 0, (size_t)m * sizeof(float));
+    for (int s = t0; s < t1; s += C) {
+        const int n = t1 - s < C ? t1 - s : C;
+        for (int r = 0; r < n; r++) {
+            const float *q = a->q + (size_t)(s + r) * m;
+            const float ij = inv[s + r], bj = bt[s + r];
+            for (int e = 0; e < m; e++) {
+                b->QSr[(size_t)r * m + e] = q[e] * ij;
+                b->pu[e] += bj * q[e];
+            }
+        }
+        la_gemm(isa, m, dv, n, b->QSr, 1, m, a->grad_y + (size_t)s * dv, dv, b->PR, pv, 1.0f,
+                NULL, s > t0);
+    }
+}
+
+/* Threads: each a contiguous range of chunks.  (1) every range but the last sums its forward
+ * state; (2) each thread's entering state is the sum of the earlier ranges' (Sᵀ, z), and its
+ * forward sweep writes dQ, inv and b of its rows; (3) every range but the first sums its reverse
+ * state from them; (4) each thread's entering reverse state is the sum of the later ranges'
+ * (R, u), and its reverse sweep writes dK and dV.  The sums cost 2·m·dv flops per row of the
+ * ranges that need them (at most both for a middle range), on top of the sweeps' 8·m·dv. */
+static long cb_threads(int isa, const struct attn_args *a, int C, int nch, int nth, float *w0,
+                       size_t per, float *inv, float *bt)
+{
+    const int m = a->dk, dv = a->dv;
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
+    long small = 0;
+#pragma omp parallel num_threads(nth) reduction(+ : small)
+    {
+        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        struct cb_bufs b = cb_bufs_at(w0 + per * (size_t)th, C, m, dv, 1);
+        const int c0 = (int)((long)nch * th / n), c1 = (int)((long)nch * (th + 1) / n);
+        for (int i = 0; i < C; i++)
+            b.ones[i] = 1.0f;
+        if (th + 1 < n)
+            cb_sums_forward(isa, a, C, c0, c1, &b);
+#pragma omp barrier
+        memset(b.ST, 0, (size_t)dv * pm * sizeof(float));
+        memset(b.z, 0, (size_t)m * sizeof(float));
+        for (int s = 0; s < th; s++) {
+            const struct cb_bufs o = cb_bufs_at(w0 + per * (size_t)s, C, m, dv, 1);
+            for (size_t e = 0; e < (size_t)dv * pm; e++)
+                b.ST[e] += o.PST[e];
+            for (int e = 0; e < m; e++)
+                b.z[e] += o.pz[e];
+        }
+        memcpy(b.zd, b.z, (size_t)m * sizeof(float));
+        small += cb_forward(isa, a, C, c0, c1, &b, inv, bt);
+        if (th > 0)
+            cb_sums_reverse(isa, a, C, c0, c1, &b, inv, bt);
+#pragma omp barrier
+        memset(b.R, 0, (size_t)m * pv * sizeof(float));
+        memset(b.RU + (size_t)dv * pm, 0, (size_t)m * sizeof(float));
+        for (int s = th + 1; s < n; s++) {
+            const struct cb_bufs o = cb_bufs_at(w0 + per * (size_t)s, C, m, dv, 1);
+            for (size_t e = 0; e < (size_t)m * pv; e++)
+                b.R[e] += o.PR[e];
+            for (int e = 0; e < m; e++)
+                b.RU[(size_t)dv * pm + e] += o.pu[e];
+        }
+        for (int e = 0; e < dv; e++)
+            for (int i = 0; i < m; i++)
+                b.RU[(size_t)e * pm + i] = b.R[(size_t)i * pv + e];
+        cb_reverse(isa, a, C, c0, c1, &b, inv, bt);
+    }
+    return small;
+}
+
+void attn_linear_causal_chunked_backward(struct attn_args *a)
+{
+    const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa(), C = cb_chunk(a);
+    const int nch = (T + C - 1) / C, nreq = a->threads > 1 ? a->threads : 1;
+    const int nth = nreq < nch ? nreq : nch;
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
+    float *inv = la_align_work(a->work), *bt = inv + la_pad16((size_t)T);
+    float *w0 = bt + la_pad16((size_t)T);
+    if (nth > 1) {
+        a->n_small_den = cb_threads(isa, a, C, nch, nth, w0,
+                                    cb_thread_floats(C, m, dv, 1), inv, bt);
+        return;
+    }
+    struct cb_bufs b = cb_bufs_at(w0, C, m, dv, 0);
+    for (int i = 0; i < C; i++)
+        b.ones[i] = 1.0f;
+    memset(b.ST, 0, (size_t)dv * pm * sizeof(float));
+    memset(b.z, 0, (size_t)m * sizeof(float));
+    memset(b.zd, 0, (size_t)m * sizeof(float));
+    a->n_small_den = cb_forward(isa, a, C, 0, nch, &b, inv, bt);
+    memset(b.R, 0, (size_t)m * pv * sizeof(float));
+    memset(b.RU, 0, (size_t)(dv + 1) * pm * sizeof(float));
+    cb_reverse(isa, a, C, 0, nch, &b, inv, bt);
 }

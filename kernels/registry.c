@@ -543,6 +543,21 @@ const struct attn_kernel attn_kernels[] = {
         .run = attn_linear_causal_backward,
     },
     {
+        .name = "linear_causal_chunked_backward",
+        .summary = "causal linear attention gradients w.r.t. φ(Q), φ(K), V, fp32, chunked: "
+                   "masked tiles inside a chunk, running states between chunks (forward for dQ, "
+                   "reverse for dK, dV)",
+        .op = ATTN_OP_BACKWARD,
+        .input = ATTN_IN_FEATURES,
+        .causal_support = ATTN_CAUSAL_OK,
+        .uses_chunk = 1,
+        .ref = &attn_ref_linear_backward,
+        .flops = linear_backward_flops,
+        .bytes = backward_bytes,
+        .workspace = attn_linear_causal_chunked_backward_ws,
+        .run = attn_linear_causal_chunked_backward,
+    },
+    {
         .name = "linear_delta_recurrent",
         .summary = "causal linear attention, fp32, delta rule S += βk(v − Sᵀk)ᵀ, no normaliser: one pass over the state per "
                    "token (SIMD)",
@@ -826,6 +841,16 @@ const struct attn_kernel *attn_kernel_find(enum attn_op op, enum attn_input inpu
             (attn_kernels[i].causal_support & bit))
             return &attn_kernels[i];
     return NULL;
+}
+
+const struct attn_kernel *attn_kernel_backward_of(const struct attn_kernel *fwd, int causal)
+{
+    const int bit = causal ? ATTN_CAUSAL_OK : ATTN_NONCAUSAL_OK;
+    for (size_t i = 0; attn_kernels[i].name; i++)
+        if (attn_kernels[i].op == ATTN_OP_BACKWARD && attn_kernels[i].input == fwd->input &&
+            (attn_kernels[i].causal_support & bit) && attn_kernels[i].uses_chunk == fwd->uses_chunk)
+            return &attn_kernels[i];
+    return attn_kernel_find(ATTN_OP_BACKWARD, fwd->input, causal);
 }
 
 /* Runs head h of proto's batch on `threads` threads with workspace work; its n_small_den. */

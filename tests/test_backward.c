@@ -111,7 +111,7 @@ static void test_linear_ref_fd(void **state)
 
 /* Mutated backward kernels, each a bug la_check_kernel (what `linattn check` runs) must catch:
  * causal softmax run without its mask, an upstream gradient off by 1e-3 (ten times the
- * tolerance), and a missed last row of dK. */
+ * tolerance), a missed last row of dK, and chunks that do not pass their states on. */
 static void softmax_unmasked(struct attn_args *a)
 {
     a->causal = 0;
@@ -137,6 +137,22 @@ static void linear_last_dk_row(struct attn_args *a)
     memset(a->grad_k + (size_t)(a->T - 1) * a->dk, 0, (size_t)a->dk * sizeof(float));
 }
 
+/* The chunked backward with its states between chunks dropped: each chunk of 8 rows run alone. */
+static void linear_chunks_alone(struct attn_args *a)
+{
+    const int C = 8, T = a->T, m = a->dk, dv = a->dv;
+    struct attn_args c = *a;
+    c.chunk = C;
+    for (int t0 = 0; t0 < T; t0 += C) {
+        c.T = T - t0 < C ? T - t0 : C;
+        c.q = a->q + (size_t)t0 * m, c.k = a->k + (size_t)t0 * m, c.v = a->v + (size_t)t0 * dv;
+        c.grad_y = a->grad_y + (size_t)t0 * dv;
+        c.grad_q = a->grad_q + (size_t)t0 * m, c.grad_k = a->grad_k + (size_t)t0 * m;
+        c.grad_v = a->grad_v + (size_t)t0 * dv;
+        attn_linear_causal_chunked_backward(&c);
+    }
+}
+
 static void test_mutations_fail(void **state)
 {
     (void)state;
@@ -148,6 +164,7 @@ static void test_mutations_fail(void **state)
         {"softmax_flash_backward", softmax_unmasked, 1},
         {"linear_causal_backward", linear_scaled_dy, 1},
         {"linear_noncausal_backward", linear_last_dk_row, 0},
+        {"linear_causal_chunked_backward", linear_chunks_alone, 1},
     };
     for (size_t i = 0; i < sizeof mut / sizeof mut[0]; i++) {
         const struct attn_kernel *kn = attn_kernel_lookup(mut[i].base);

@@ -48,6 +48,10 @@ static const struct la_check_case odd_shapes[] = {
     {1000, 128, 128, 1, 1, 0, 2, 1.0, 0}, {1000, 128, 128, 1, 1, 0, 3, 1.0, 0},
     {721, 128, 128, 1, 1, 0, 2, 1.0, 0},  {721, 128, 128, 1, 1, 0, 3, 1.0, 0},
     {1000, 100, 60, 1, 1, 20, 3, 1.0, 0},
+    /* C = 1; several heads with threads inside each; three threads over uneven ranges (the
+     * backward kernels' row blocks and chunk ranges). */
+    {65, 6, 5, 1, 1, 1, 2, 1.0, 0},    {40, 6, 5, 2, 1, 1, 1, 1.0, 0},    {130, 9, 11, 2, 1, 7, 3, 1.0, 0},
+    {800, 13, 9, 1, 0, 0, 3, 1.0, 0},  {800, 13, 9, 1, 1, 0, 3, 1.0, 0},
     /* Several key tiles and query blocks of softmax; long rows; m != dv widths past 64. */
     {600, 1, 1, 1, 0, 0, 1, 2.0, 0},   {600, 1, 1, 1, 1, 0, 1, 2.0, 0},   {531, 72, 80, 1, 1, 0, 1, 1.0, 0},
     {531, 72, 80, 1, 0, 0, 1, 1.0, 0}, {290, 130, 3, 2, 1, 0, 2, 1.0, 0}, {290, 3, 130, 2, 0, 0, 2, 1.0, 0},
@@ -822,6 +826,21 @@ static void test_find_by_kind(void **state)
     assert_string_equal(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_QK, 1)->name,
                         "softmax_flash_backward");
     assert_null(attn_kernel_find(ATTN_OP_BACKWARD, ATTN_IN_QK_ELU1, 1));
+    /* The backward that trains a forward kernel's cells: a chunked forward gets the chunked
+     * backward, the others the first of their kind. */
+    static const char *const pairs[][3] = {
+        {"linear_causal_chunked", "1", "linear_causal_chunked_backward"},
+        {"linear_causal_recurrent", "1", "linear_causal_backward"},
+        {"linear_causal", "1", "linear_causal_backward"},
+        {"linear_noncausal", "0", "linear_noncausal_backward"},
+        {"softmax_flash", "0", "softmax_flash_backward"},
+        {"softmax_flash", "1", "softmax_flash_backward"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        assert_string_equal(
+            attn_kernel_backward_of(attn_kernel_lookup(pairs[i][0]), pairs[i][1][0] == '1')->name,
+            pairs[i][2]);
+    assert_null(attn_kernel_backward_of(&attn_linear_causal_seed, 1)); /* no elu1-inside backward */
 }
 
 /* The flop and byte models of every entry on small shapes, against the formulas attention.h

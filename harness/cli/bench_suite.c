@@ -17,7 +17,9 @@
  * the backward kernels' rows (bench_backward.c), the "kernel + feature map" rows of prf, gerf,
  * hyp (m = 256) and taylor2 at T = Tmax (bench_maps.c: the map alone, the kernel alone, the
  * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
- * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax) with speedups and,
+ * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax; forward kernels,
+ * and the backward kernels that split a head: softmax_flash_backward causal,
+ * linear_noncausal_backward, linear_causal_chunked_backward) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
@@ -297,7 +299,7 @@ static int cmp_double(const void *a, const void *b)
  * no run dropped. */
 #define SPEEDUP_GOAL_1 1.8
 #define SPEEDUP_GOAL_2 1.9
-#define THREAD_ROWS 5
+#define THREAD_ROWS 8
 #define THREAD_RUNS_MAX 100
 static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv, int runs)
 {
@@ -307,7 +309,8 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         int causal;
     } rows[THREAD_ROWS] = {{"softmax_flash", 0},           {"softmax_flash", 1},
                            {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
-                           {"linear_causal_chunked", 1}};
+                           {"linear_causal_chunked", 1},   {"softmax_flash_backward", 1},
+                           {"linear_noncausal_backward", 0}, {"linear_causal_chunked_backward", 1}};
     runs = runs < 1 ? 1 : runs > THREAD_RUNS_MAX ? THREAD_RUNS_MAX : runs;
     static double sp[THREAD_ROWS][2][THREAD_RUNS_MAX], ctl[THREAD_ROWS][2][THREAD_RUNS_MAX];
     const size_t nx = 2 * (size_t)Tmax * d;
@@ -347,6 +350,17 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         return 1;
     }
     fill(qs, nx, 24), fill(ks, nx, 25);
+    /* The backward rows' upstream gradient and their three gradients. */
+    float *gy = bench_alloc(nx), *gq = bench_alloc(nx), *gk = bench_alloc(nx);
+    float *gv = bench_alloc(nx);
+    if (!gy || !gq || !gk || !gv) {
+        fprintf(stderr, "linattn bench: out of memory for the threads section\n");
+        free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+        free(gy), free(gq), free(gk), free(gv);
+        return 1;
+    }
+    fill(gy, nx, 26);
+    memset(gq, 0, nx * sizeof *gq), memset(gk, 0, nx * sizeof *gk), memset(gv, 0, nx * sizeof *gv);
     printf("# threads: 1 vs %d; softmax at T=%d, linear at T=%d, d=m=dv=%d\n", nt, Tsm, Tmax, d);
     /* What the control can reach: nt, or the cores there are when nt is more. */
     const long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -355,7 +369,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         printf("kernel\tcausal\theads\tT\tthreads\ttime_1_s\ttime_n_s\tspeedup\tcontrol\t"
                "rt_ns\ttries\n");
     else
-        printf("%-24s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
+        printf("%-30s %6s %5s %6s %7s %12s %12s %8s %8s %6s %5s\n", "kernel", "causal", "heads",
                "T", "threads", "median_1_s", "median_n_s", "speedup", "control", "rt_ns", "tries");
     for (int run = 0; run < runs; run++) {
         if (runs > 1)
@@ -381,7 +395,11 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                          .dv = d,
                          .causal = rows[i].causal,
                          .eps = 1e-6f,
-                         .work = work},
+                         .work = work,
+                         .grad_y = gy,
+                         .grad_q = gq,
+                         .grad_k = gk,
+                         .grad_v = gv},
                         h,
                         th,
                         attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
@@ -421,7 +439,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                            rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
                            t1.median_s / tn.median_s, control, rt_ns, tries);
                 else
-                    printf("%-24s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n",
+                    printf("%-30s %6d %5d %6d %7d %12.6f %12.6f %7.2fx %7.2fx %6.0f %5d\n",
                            kn->name, rows[i].causal, h, T, nt, t1.median_s, tn.median_s,
                            t1.median_s / tn.median_s, control, rt_ns, tries);
                 fflush(stdout);
@@ -450,7 +468,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                     }
                 }
                 qsort(s, (size_t)runs, sizeof s[0], cmp_double);
-                printf("# %-24s causal %d heads %d: %.2fx / %.2fx / %.2fx; cores free in %d of "
+                printf("# %-30s causal %d heads %d: %.2fx / %.2fx / %.2fx; cores free in %d of "
                        "%d runs; >= %.2fx in %d of those %d\n",
                        rows[i].name, rows[i].causal, h, s[0], s[runs / 2], s[runs - 1],
                        free_runs, runs, goal, met, free_runs);
@@ -458,6 +476,7 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
         }
     }
     free(q), free(k), free(v), free(y), free(work), free(qs), free(ks);
+    free(gy), free(gq), free(gk), free(gv);
     return 0;
 }
 

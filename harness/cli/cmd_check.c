@@ -53,7 +53,11 @@ int cmd_check(int argc, char **argv)
         {3, 7, 5, 1, 1, 2, 2, 1.0, 0},      {301, 40, 17, 1, 1, 0, 2, 1.0, 0},
         {513, 33, 65, 1, 1, 50, 2, 1.0, 0}, {97, 96, 130, 1, 1, 0, 3, 1.0, 0},
         {600, 1, 1, 1, 1, 0, 1, 2.0, 0},    {600, 64, 64, 1, 0, 0, 2, 1.0, 0},
+        /* C = 1 with two heads; several heads with threads inside each; three threads over
+         * uneven ranges. */
         {41, 9, 6, 2, 1, 1, 1, 1.0, 0},
+        {65, 6, 5, 1, 1, 1, 2, 1.0, 0},     {130, 9, 11, 2, 1, 7, 3, 1.0, 0},
+        {800, 13, 9, 1, 0, 0, 3, 1.0, 0},   {800, 13, 9, 1, 1, 0, 3, 1.0, 0},
     };
     static const struct la_check_case chains[] = {
         /* T, dk, dv, heads (B), causal, chunk, threads, scale, steps (N; P = T − N) */

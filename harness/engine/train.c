@@ -292,13 +292,14 @@ int la_train_cell(const struct la_train_in *in, struct la_row *row, char *note, 
     struct train t;
     memset(&t, 0, sizeof t);
     t.in = in;
-    t.bk = attn_kernel_find(ATTN_OP_BACKWARD, in->fwd->input, c->causal);
+    t.bk = attn_kernel_backward_of(in->fwd, c->causal);
     if (!t.bk)
         return LA_FAIL(err, LA_EINVAL,
                        "kernel %s has no backward kernel (causal = %d); pass must be forward",
                        in->fwd->name, c->causal);
     const size_t nq = (size_t)nh * T * dk, nv = (size_t)nh * T * dv, nx = (size_t)nh * T * d;
-    t.bwf = attn_workspace_floats(t.bk, T, dk, dv, c->causal, 0, nh < in->nth ? in->nth : 1);
+    t.bwf = attn_workspace_floats(t.bk, T, dk, dv, c->causal, c->chunk,
+                                  nh < in->nth ? in->nth : 1);
     const int bslices = nh < in->nth ? 1 : in->nth;
     size_t held = 0; /* bytes of the buffers allocated here */
     t.gy = alloc_touched(nv, &held);
@@ -335,6 +336,7 @@ int la_train_cell(const struct la_train_in *in, struct la_row *row, char *note, 
     t.proto.causal = c->causal;
     t.proto.eps = (float)c->eps;
     t.proto.eps_row = in->eps_row;
+    t.proto.chunk = c->chunk; /* the forward's C when both read it (0: the same default) */
     t.proto.threads = 1;
     t.proto.grad_y = t.gy;
     t.proto.grad_q = t.gq;

@@ -4,11 +4,12 @@
  * against the double reference on sampled rows.
  *
  * The runner (runner.c) prepares the cell as for a forward pass (data, features, the checked
- * forward run and its errors) and hands the rest to la_train_cell.  Which backward row: the
- * first of the kernel table with ATTN_OP_BACKWARD, the forward kernel's input and the cell's
- * causality (attn_kernel_find): softmax_flash → softmax_flash_backward; linear_noncausal →
- * linear_noncausal_backward; linear_causal, linear_causal_recurrent and linear_causal_chunked
- * → linear_causal_backward (the gradients do not depend on the forward's algorithm).
+ * forward run and its errors) and hands the rest to la_train_cell.  Which backward row:
+ * attn_kernel_backward_of, the first of the kernel table with ATTN_OP_BACKWARD, the forward
+ * kernel's input, the cell's causality and the forward's uses_chunk: softmax_flash →
+ * softmax_flash_backward; linear_noncausal → linear_noncausal_backward; linear_causal and
+ * linear_causal_recurrent → linear_causal_backward; linear_causal_chunked →
+ * linear_causal_chunked_backward, with the cell's chunk size.
  *
  * Not here: the forward pass, its errors, the results file.  Tests: tests/test_runner.c.
  */

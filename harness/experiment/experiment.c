@@ -1741,8 +1741,7 @@ static double est_m(const struct la_cell *c, const struct featuremap_type *t)
 /* The backward kernel a training pass runs for forward kernel kn (engine/train.h), or NULL. */
 static const struct attn_kernel *backward_of(const struct attn_kernel *kn, const struct la_cell *c)
 {
-    return c->pass == LA_PASS_FORWARD ? NULL
-                                      : attn_kernel_find(ATTN_OP_BACKWARD, kn->input, c->causal);
+    return c->pass == LA_PASS_FORWARD ? NULL : attn_kernel_backward_of(kn, c->causal);
 }
 
 double la_cell_flops(const struct la_cell *c)
