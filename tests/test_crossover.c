@@ -361,6 +361,30 @@ static void test_passes_apart(void **state)
     assert_int_equal(la_crossover_print(rows, nf, f), 1);
     fclose(f);
     assert_null(strstr(buf, "pass")); /* forward rows only: the table as before */
+
+    /* The figure: a panel per pass, each with softmax's rows of its own pass (a·T², with a =
+     * 1e-9 forward and 3e-9 for the training step). */
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nx, &err), LA_OK);
+    struct la_figure fig;
+    assert_int_equal(la_crossover_figure(rows, n, xo, nx, 1, &fig, &err), LA_OK);
+    assert_int_equal(fig.npanels, 2);
+    for (size_t p = 0; p < 2; p++) {
+        const double a = p ? 3e-9 : 1e-9;
+        int seen = 0;
+        for (size_t c = fig.panels[p].first; c < fig.panels[p].first + fig.panels[p].count; c++) {
+            const struct la_fig_curve *cv = &fig.curves[c];
+            if (strcmp(cv->map, "softmax"))
+                continue;
+            seen = 1;
+            assert_int_equal(cv->npoints, NT);
+            for (size_t j = 0; j < cv->npoints; j++)
+                assert_true(fabs(cv->pts[j].y - a * cv->pts[j].x * cv->pts[j].x) <=
+                            1e-9 * cv->pts[j].y);
+        }
+        assert_true(seen);
+    }
+    la_figure_free(&fig);
+    la_crossover_free(xo);
 }
 
 /* The recurrences in the crossover (experiments/crossover.yaml): one series per kernel with the

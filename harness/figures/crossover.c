@@ -632,13 +632,14 @@ static int ctx_eq(const struct la_crossover *a, const struct la_crossover *b)
            a->threads == b->threads && !strcmp(a->pass, b->pass);
 }
 
-/* A timed softmax row of the context of c0. */
+/* A timed softmax row of the context of c0 (its pass too: a training step's panel draws
+ * softmax's training step). */
 static int softmax_of(const struct la_row *r, const struct la_crossover *c0)
 {
     return r->status == LA_ROW_OK && isfinite(r->time_median_s) && la_row_is_softmax(r) &&
            !strcmp(r->kernel, c0->softmax) && r->causal == c0->causal && r->d == c0->d &&
            r->dv == c0->dv && r->batch == c0->batch && r->heads == c0->heads &&
-           r->threads == c0->threads;
+           r->threads == c0->threads && !strcmp(r->pass, c0->pass);
 }
 
 #define SOFTMAX_MAX_T 128   /* distinct T of one softmax curve */
@@ -745,7 +746,7 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
     fig->fits = 1;
     snprintf(fig->stats, sizeof fig->stats,
              "points: median time over the timed repeats (median over cells at one T); bars: "
-             "20th–80th percentiles of the repeats; ring: T* (linear faster from there on); "
+             "20th–80th percentiles of the repeats\nring: T* (linear faster from there on); "
              "cross: any other crossing");
     int kernels, draws;
     la_crossover_variety(xo, nxo, &kernels, &draws);
