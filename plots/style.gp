@@ -47,9 +47,10 @@ maprgb(name) = \
     name eq "dpfp"    ? 0x999933 : 0x44AA99
 mapcolor(name) = sprintf("#%06X", maprgb(name))
 # Variants of one map (point types 2, 3, ...: the second m, the second ν) keep the map's hue in
-# another shade, so that they stay apart where their point marks are too small to tell: a
-# positive t darkens each channel to (1 − t) of itself, a negative one mixes |t| of white in.
-array SHADE[4] = [0.42, -0.5, 0.65, -0.75]
+# other shades, lighter ones first (a darker orange would read as taylor2's brown), so that they
+# stay apart where their point marks are too small to tell: a positive t darkens each channel to
+# (1 − t) of itself, a negative one mixes |t| of white in.
+array SHADE[4] = [-0.45, -0.7, 0.3, 0.5]
 mix1(v, t) = t >= 0 ? int(v * (1 - t)) : int(v + (255 - v) * (-t))
 mixrgb(c, t) = mix1((c >> 16) & 255, t) * 65536 + mix1((c >> 8) & 255, t) * 256 + mix1(c & 255, t)
 variantcolor(name, i) = sprintf("#%06X", i <= 1 ? maprgb(name) : \
