@@ -15,9 +15,10 @@ font_size = 10          # points, in the PDF; the PNG is rendered at png_dpi
 if (!exists("png_dpi")) png_dpi = 110   # `linattn plot --png-dpi N` sets it
 if (!exists("legend_right")) legend_right = 0     # 1: one legend for the figure, right strip
 legend_w = legend_right ? 2.9 : 0                 # inches of that strip
-# Inches; a panel is ~4.2 wide, and a page at least 7.2 so that one panel's title and caption fit.
+# Inches; a panel is ~4.2 wide, and a page at least 8.4 so that one panel's title and the caption
+# (experiment, file, commit, CPU, threads, date) fit.
 if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w
-if (fig_w < 7.2) fig_w = 7.2
+if (fig_w < 8.4) fig_w = 8.4
 # The statistics line under the title (fig_stats, from the meta file; up to two lines) takes
 # top_in inches above the panels together with the title.
 if (!exists("fig_stats")) fig_stats = ""

@@ -497,6 +497,20 @@ static void test_curves_error_T(void **state)
     for (size_t i = 0; i < n; i++)
         rows[i].kl_nonpos_frac = NAN;
 
+    /* No row with a KL (a file that measured none): one row of panels, the output error's. */
+    double kl[128];
+    for (size_t i = 0; i < n; i++)
+        kl[i] = rows[i].kl_mean, rows[i].kl_mean = NAN;
+    assert_int_equal(la_curves_prepare(rows, n, &la_curves_error_T, 0, &fig, &err), LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 2);
+    assert_int_equal(fig.nrows, 1);
+    assert_string_equal(fig.panels[1].ylabel, LA_FIG_ERR_LABEL);
+    assert_int_equal(fig.curves[fig.panels[1].first + 3].npoints, 3);
+    la_figure_free(&fig);
+    for (size_t i = 0; i < n; i++)
+        rows[i].kl_mean = kl[i];
+
     /* The features figure of these rows (x = m: prf 16 and 32) has a panel column for each
      * (causal, σ, T): ten, more than a page holds, so it is drawn only when forced. */
     assert_int_equal(la_curves_prepare(rows, n, &la_curves_features, 0, &fig, &err), LA_OK);

@@ -356,6 +356,31 @@ int la_curves_prepare(const struct la_row *rows, size_t n, const struct la_curve
         if (any)
             sel[ns++] = i;
     }
+    /* A metric no selected row has (KL of a file that measured none) gets no row of "no data"
+     * panels: the figure is the other metric's alone.  Not for specs with extra lines, which
+     * are drawn by metric index. */
+    int only = -1;
+    if (s->nmetrics == 2 && !s->extra && ns) {
+        int has[2] = {0, 0};
+        for (size_t i = 0; i < ns; i++)
+            for (int k = 0; k < 2; k++)
+                has[k] |= isfinite(metric_value(&rows[sel[i]], R.metric[k]));
+        if (has[0] != has[1])
+            only = has[0] ? 0 : 1;
+    }
+    if (only >= 0) {
+        free(sel);
+        free(scratch);
+        free(xs);
+        free(ys);
+        struct la_curve_spec one = *s;
+        one.metrics[0] = s->metrics[only];
+        one.ylabels[0] = s->ylabels[only];
+        one.summary[0] = s->summary[only];
+        one.metrics[1] = one.ylabels[1] = NULL;
+        one.nmetrics = 1;
+        return la_curves_prepare(rows, n, &one, forced, fig, err);
+    }
     char pinned[96] = "";
     if (R.fixed >= 0 && la_fields_varying(rows, sel, ns, LA_FIELD_BIT(R.fixed))) {
         const struct la_row *pin = pick_fixed(rows, sel, ns, &R, xs);
