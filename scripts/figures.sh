@@ -67,6 +67,10 @@ run_one() {
     if [ $rc -eq 1 ]; then
         echo "   some cells of $name failed (see: $bin export $h5 --status failed)" >&2
         failed+=("$name")
+    elif [ $rc -eq 130 ] || [ $rc -eq 143 ]; then
+        echo "figures.sh: $name was interrupted (exit $rc); its rows so far are in $h5: rerun" \
+             "the same command to resume." >&2
+        exit $rc
     elif [ $rc -ne 0 ]; then
         echo "figures.sh: $name could not run (exit $rc).  If the experiment file changed since" \
              "$h5 was written, rerun with FRESH=1 or delete $h5." >&2
