@@ -8,6 +8,15 @@ if (!exists("key_pos")) key_pos = "top left"
 # The last panel with curves carries the figure legend.
 lastp = 0
 do for [q=1:npanels] { if (pfirst[q] <= plast[q]) { lastp = q } }
+# A T axis labelled at every power of two whose labels would not fit side by side in a panel
+# (about 0.36 in each at the figure's font) is labelled at every other power instead.
+if (x_axis eq T_axis && lastp > 0) {
+    stats data using 1 nooutput
+    panel_in = (fig_w - legend_w - 0.9) / ncols - 0.9
+    if (STATS_min > 0 && log(STATS_max / STATS_min) / log(2) + 1 > panel_in / 0.36) {
+        x_axis = T_axis_sparse
+    }
+}
 do for [fmt in formats] {
     eval term_for(fmt)
     # Margins and spacing in inches, turned into screen fractions.
@@ -26,6 +35,12 @@ do for [fmt in formats] {
             set key at screen 1 - (legend_w - 0.05) / fig_w, 1 - top_in / fig_h top left
         } else {
             eval "set key ".key_pos
+            # gnuplot sizes the key's (opaque) box for its titles at the full font's character
+            # width; in the smaller key font the box would reach far past the text and hide the
+            # curves there, so it is narrowed in proportion to the longest title.
+            maxlen = 0
+            do for [b=pfirst[p]:plast[p]] { if (strlen(btitle[b]) > maxlen) { maxlen = strlen(btitle[b]) } }
+            eval sprintf("set key width %d", -int(maxlen * key_trim))
         }
         set title ptitle[p] noenhanced offset 0, -0.4
         set xlabel pxlabel[p] noenhanced offset 0, 0.5

@@ -1,18 +1,19 @@
 # speedup.gp — heatmap of t_softmax / t_linear (linear = kernel + feature map) over sequence
-# length T (x) and head dimension d (y), one panel per linear series (top row non-causal,
-# bottom row causal).  Blue: linear is faster; red: softmax is faster; white: equal; the number
+# length T (x) and head dimension d (y), one panel per linear series (top rows non-causal,
+# the rows below causal).  Blue: linear is faster; red: softmax is faster; white: equal; the number
 # in each cell is the ratio.  Grey cells were not measured (e.g. taylor2 beyond d = 32).
 # Not the computation: the ratios come from harness/figures/speedup.c through `linattn plot`,
 # whose meta file adds nd, dvals[], log2Tmin, log2Tmax and cbmax to the usual inputs (style.gp).
 # Run: linattn plot results/crossover.h5
 load plotdir."/style.gp"
-# A panel is wide enough for its T columns: 0.42 inch per cell, so that the tick labels (128,
-# 256, 512) and the ratios in the cells stay apart; the ratio's font shrinks if cells are narrower.
+# A panel is wide enough for its T columns (panel_w from the meta file: speedup.c gives each
+# cell 0.5 inch, so that the tick labels 128, 256, 512 and the ratios in the cells stay apart,
+# and wraps the panels into rows of at most 24 inches); the ratio's font shrinks if cells are
+# narrower.
 nT = int(log2Tmax - log2Tmin + 1.5)
-panel_w = 0.42 * nT + 0.6 > 3.4 ? 0.42 * nT + 0.6 : 3.4
 fig_w = panel_w * ncols + 1.2
-fig_h = 2.4 * nrows + 0.65 + top_in
-cell_w = (panel_w - 0.6) / nT
+fig_h = 2.6 * nrows + 0.65 + top_in
+cell_w = (panel_w - 1.0) / nT
 label_font = sprintf(",%g", font_size * 0.8 < 20 * cell_w ? font_size * 0.8 : 20 * cell_w)
 set palette defined (0 "#c0392b", 0.35 "#f4a582", 0.5 "#f7f7f7", 0.65 "#92c5de", 1 "#2166ac")
 set logscale cb 2
@@ -45,7 +46,7 @@ do for [fmt in formats] {
     eval term_for(fmt)
     set multiplot layout nrows, ncols \
         margins 0.55 / fig_w + 0.02, 1 - 0.9 / fig_w, 0.55 / fig_h + 0.05, 1 - top_in / fig_h \
-        spacing 0.5 / fig_w + 0.02, 0.75 / fig_h
+        spacing 0.5 / fig_w + 0.02, 0.95 / fig_h
     eval title_on(fig_title)
     eval caption_on
     do for [p=1:npanels] {

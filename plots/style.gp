@@ -35,6 +35,7 @@ term_for(fmt) = fmt eq "png" ? \
             "set output out.'.pdf'", fig_w, fig_h, font_name, font_size)
 
 # ---- colours: one per map, the same in every figure (Okabe–Ito, colour-blind safe) ----------
+# The recurrences' figure colours by update rule instead ("rec:delta", ...: crossover.c).
 maprgb(name) = \
     name eq "softmax" ? 0x000000 : \
     name eq "elu1"    ? 0xE69F00 : \
@@ -45,7 +46,10 @@ maprgb(name) = \
     name eq "gerf"    ? 0xCC79A7 : \
     name eq "taylor2" ? 0x8C6D31 : \
     name eq "learned" ? 0x7F7F7F : \
-    name eq "dpfp"    ? 0x999933 : 0x44AA99
+    name eq "dpfp"    ? 0x999933 : \
+    name eq "rec:delta" ? 0x0072B2 : \
+    name eq "rec:decay" ? 0xD55E00 : \
+    name eq "rec:gated" ? 0x009E73 : 0x44AA99
 mapcolor(name) = sprintf("#%06X", maprgb(name))
 # Variants of one map (point types 2, 3, ...: the second m, the second ν) keep the map's hue in
 # other shades, lighter ones first (a darker orange would read as taylor2's brown), so that they
@@ -77,6 +81,9 @@ set border 3 lc rgb "#444444"
 set tics nomirror out scale 0.6
 eval sprintf("set key top left reverse Left noautotitle samplen 2.2 spacing 1.0 " . \
              "font ',%g' nobox opaque", font_size * 0.78)
+# Characters of key width given back per character of the longest title (panels.gp): the box
+# gnuplot estimates is that much wider than the text in the key's font.
+key_trim = 0.6
 set errorbars small
 # A little air left and right, so the first and last points (and their tics) are not on the
 # border: gnuplot drops a tic that rounding puts a hair outside an autoscaled log axis.
@@ -105,7 +112,6 @@ caption_off = "unset label 99"
 # ---- one panel of curves: blocks pfirst[p]..plast[p] of `data` -----------------------------
 # Columns: 1 x, 2 y (mean or median), 3 lo, 4 hi (spread over trials or repeats).
 # The note sits in the top right corner, where falling error curves leave room, clear of the
-# axis labels.
 # axis labels; on a white box, so that it stays legible where curves do pass.
 set style textbox opaque noborder
 panel_note = sprintf("set label 98 pnote[p] at graph 0.98, 0.95 right font ',%g' " . \

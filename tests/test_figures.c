@@ -955,6 +955,83 @@ static void test_crossover_marks_and_auto(void **state)
     la_crossover_free(xo);
 }
 
+/* A file with plain linear attention and recurrences draws them as two figures: `crossover`
+ * gets softmax and the plain series, `crossover_recurrences` softmax and the recurrences, each
+ * coloured by its update rule; a file with one kind draws it all in `crossover` alone. */
+static void test_crossover_recurrences_apart(void **state)
+{
+    (void)state;
+    struct la_row rows[64];
+    size_t n = 0;
+    static const char *const kn[] = {"linear_causal", "linear_delta_recurrent",
+                                     "linear_decay_chunked"};
+    for (int T = 128; T <= 4096; T *= 2) {
+        struct la_row s = mkrow("softmax_flash", "none", 0, 1, T, 16, 1.0);
+        s.time_median_s = 1e-9 * T * (double)T;
+        s.fm_time_median_s = 0;
+        rows[n++] = s;
+        for (int k = 0; k < 3; k++) {
+            struct la_row r = mkrow(kn[k], "elu1", 16, 1, T, 16, 1.0);
+            r.time_median_s = (1 + k) * 1e-6 * T;
+            r.fm_time_median_s = 0;
+            rows[n++] = r;
+        }
+    }
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 3);
+    int nrec = 0;
+    for (size_t i = 0; i < nxo; i++)
+        nrec += la_crossover_is_recurrence(&xo[i]);
+    assert_int_equal(nrec, 2);
+    assert_int_equal(la_crossover_selection(xo, nxo, 0), LA_XO_SELECT_PLAIN);
+    assert_int_equal(la_crossover_selection(xo, nxo, 1), LA_XO_SELECT_RECUR);
+    struct la_figure fig;
+    assert_int_equal(la_crossover_figure_of(rows, n, xo, nxo, 0, LA_XO_SELECT_PLAIN, &fig, &err),
+                     LA_OK);
+    assert_true(fig.fits);
+    assert_int_equal(fig.npanels, 1);
+    /* softmax, linear_causal, its ring (T* = 1000) */
+    assert_int_equal(fig.ncurves, 3);
+    assert_string_equal(fig.curves[0].map, "softmax");
+    assert_string_equal(fig.curves[1].map, "elu1");
+    assert_non_null(strstr(fig.curves[1].title, "linear_causal"));
+    la_figure_free(&fig);
+    assert_int_equal(la_crossover_figure_of(rows, n, xo, nxo, 0, LA_XO_SELECT_RECUR, &fig, &err),
+                     LA_OK);
+    assert_true(fig.fits);
+    /* softmax, the two recurrences and their rings (T* = 2000, 3000) */
+    assert_int_equal(fig.ncurves, 5);
+    int delta = 0, decay = 0;
+    for (size_t i = 1; i < 3; i++) {
+        assert_null(strstr(fig.curves[i].title, "linear_causal"));
+        delta += !strcmp(fig.curves[i].map, "rec:delta");
+        decay += !strcmp(fig.curves[i].map, "rec:decay");
+    }
+    assert_int_equal(delta, 1);
+    assert_int_equal(decay, 1);
+    assert_int_equal(fig.curves[3].pt, -1);
+    assert_string_equal(fig.curves[3].map, fig.curves[1].map);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+
+    /* Recurrences alone: all in `crossover`, no second figure. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rows[i].kernel, "linear_causal"))
+            rows[k++] = rows[i];
+    assert_int_equal(la_crossover_compute(rows, k, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 2);
+    assert_int_equal(la_crossover_selection(xo, nxo, 0), LA_XO_SELECT_ALL);
+    assert_int_equal(la_crossover_selection(xo, nxo, 1), -1);
+    assert_int_equal(la_crossover_figure_of(rows, k, xo, nxo, 0, -1, &fig, &err), LA_OK);
+    assert_false(fig.fits);
+    la_figure_free(&fig);
+    la_crossover_free(xo);
+}
+
 /* Softmax a_d·T² (a_d = 1e-9·d/16; causal half) over T = 128 … 1024 at d = 16, 32; elu1 at
  * 5e-7·T; prf with m = d at 1e-6·T·d/16; prf m = 16 at d = 32 at 1e-6·T; causal elu1 at d = 16. */
 static size_t speedup_rows(struct la_row *rows)
@@ -984,6 +1061,55 @@ static size_t speedup_rows(struct la_row *rows)
             }
         }
     return n;
+}
+
+/* Many configurations at many T wrap into rows of panels no wider than LA_SPEEDUP_ROW_IN inches
+ * (12 T values: 7-inch panels, three a row); the causal ones start a row of their own. */
+static void test_speedup_wraps(void **state)
+{
+    (void)state;
+    static struct la_row rows[12 * 11];
+    size_t n = 0;
+    for (int e = 0; e < 12; e++) {
+        const int T = 32 << e;
+        for (int causal = 0; causal <= 1; causal++) {
+            struct la_row s = mkrow("softmax_flash", "none", 0, causal, T, 16, 1.0);
+            s.time_median_s = 1e-9 * T * (double)T;
+            s.fm_time_median_s = 0;
+            rows[n++] = s;
+        }
+        struct la_row r = mkrow("linear_noncausal", "elu1", 16, 0, T, 16, 1.0);
+        r.time_median_s = 1e-6 * T;
+        r.fm_time_median_s = 0;
+        rows[n++] = r;
+        for (int k = 0; k < 8; k++) {
+            struct la_row c = mkrow("linear_causal", "prf", 8 << k, 1, T, 16, 1.0);
+            c.time_median_s = 1e-6 * (k + 1) * T;
+            c.fm_time_median_s = 0;
+            rows[n++] = c;
+        }
+    }
+    struct la_crossover *xo;
+    size_t nxo;
+    struct la_error err;
+    assert_int_equal(la_crossover_compute(rows, n, &xo, &nxo, &err), LA_OK);
+    assert_int_equal(nxo, 9);
+    struct la_speedup sp;
+    assert_int_equal(la_speedup_prepare(rows, n, xo, nxo, 0, &sp, &err), LA_OK);
+    assert_true(sp.fig.fits);
+    assert_int_equal(sp.nT, 12);
+    assert_near(sp.panel_w, 7.0, 1e-12);
+    assert_int_equal(sp.fig.ncols, 3);
+    assert_int_equal(sp.fig.nrows, 4); /* one non-causal row, three causal */
+    assert_true(sp.fig.ncols * sp.panel_w <= LA_SPEEDUP_ROW_IN);
+    assert_string_equal(sp.fig.panels[0].title, "elu1, non-causal");
+    assert_int_equal(sp.fig.panels[1].count, 0);
+    assert_int_equal(sp.fig.panels[2].count, 0);
+    assert_string_equal(sp.fig.panels[3].title, "prf m=8, causal");
+    assert_string_equal(sp.fig.panels[10].title, "prf m=1024, causal");
+    assert_int_equal(sp.fig.panels[11].count, 0);
+    la_speedup_free(&sp);
+    la_crossover_free(xo);
 }
 
 static void test_speedup_grid(void **state)
@@ -1364,8 +1490,9 @@ int main(void)
         cmocka_unit_test(test_curves_memory),      cmocka_unit_test(test_curves_bad_spec),
         cmocka_unit_test(test_theory_lines),       cmocka_unit_test(test_crossover_figure),
         cmocka_unit_test(test_crossover_marks_and_auto),
+        cmocka_unit_test(test_crossover_recurrences_apart),
         cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_speedup_grid),       cmocka_unit_test(test_real_heads),
+        cmocka_unit_test(test_speedup_grid), cmocka_unit_test(test_speedup_wraps),       cmocka_unit_test(test_real_heads),
         cmocka_unit_test(test_fit_figures),
         cmocka_unit_test(test_fidelity_figure),
     };

@@ -313,7 +313,8 @@ static int draw_crossover(struct plot *P, const struct figure *f, FILE *meta, FI
                           struct la_error *err)
 {
     struct la_figure fig;
-    int st = la_crossover_figure(P->rows, P->n, P->xo, P->nxo, P->forced, &fig, err);
+    const int sel = la_crossover_selection(P->xo, P->nxo, !strcmp(f->name, "crossover_recurrences"));
+    int st = la_crossover_figure_of(P->rows, P->n, P->xo, P->nxo, P->forced, sel, &fig, err);
     if (st == LA_OK)
         write_figure(meta, data, &fig);
     *fits = fig.fits;
@@ -332,7 +333,7 @@ static int draw_speedup(struct plot *P, const struct figure *f, FILE *meta, FILE
         fprintf(meta, "nd = %d\narray dvals[%d]\n", sp.nd, sp.nd ? sp.nd : 1);
         for (int i = 0; i < sp.nd; i++)
             fprintf(meta, "dvals[%d] = %g\n", i + 1, sp.ds[i]);
-        fprintf(meta, "cbmax = %g\n", sp.cbmax);
+        fprintf(meta, "cbmax = %g\npanel_w = %g\n", sp.cbmax, sp.panel_w);
         fprintf(meta, "log2Tmin = %g\nlog2Tmax = %g\n", sp.nT ? log2(sp.Ts[0]) : 0,
                 sp.nT ? log2(sp.Ts[sp.nT - 1]) : 1);
     }
@@ -475,6 +476,9 @@ static int draw_fit(struct plot *P, const struct figure *f, FILE *meta, FILE *da
 static const struct figure figures[] = {
     {"crossover", "time (kernel + feature map) vs T, softmax vs linear, T* marked", draw_crossover,
      NULL},
+    {"crossover_recurrences",
+     "the same for the recurrences (delta, decay, gated) when the file also has plain linear",
+     draw_crossover, NULL},
     {"speedup", "heatmap of t_softmax / t_linear over (T, d)", draw_speedup, NULL},
     {"features", "kernel MSE and output error vs m, with Lemma 2 theory", draw_curves,
      &la_curves_features},

@@ -792,6 +792,23 @@ static void add_note(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+/* A timed cell's repeats into its row: the order statistics, GFLOP/s on the row's nominal flops,
+ * and a note when the spread says the machine was busy (or threads waited on descheduled
+ * siblings), so that a plot of the row can be questioned. */
+static void store_timing(struct la_row *row, const struct la_timing *t, char *note,
+                         size_t note_cap)
+{
+    row->time_median_s = t->median_s;
+    row->time_min_s = t->min_s;
+    row->time_max_s = t->max_s;
+    row->time_p20_s = t->p20_s;
+    row->time_p80_s = t->p80_s;
+    row->repeats = t->repeats;
+    row->gflops = t->median_s > 0.0 ? row->flops / t->median_s / 1e9 : NAN;
+    if (t->repeats >= 5 && t->p20_s > 0.0 && t->p80_s > NOISY_SPREAD * t->p20_s)
+        add_note(note, note_cap, "noisy timing: p80/p20 = %.2g", t->p80_s / t->p20_s);
+}
+
 static double rms(const float *x, size_t n)
 {
     double s = 0.0;
@@ -895,15 +912,7 @@ static int run_decode(struct cellrun *cr, struct la_row *row, const size_t need[
         la_time(decode_timed, &dc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
         if ((st = cancel_point(err)) != LA_OK)
             return st;
-        row->time_median_s = t.median_s;
-        row->time_min_s = t.min_s;
-        row->time_max_s = t.max_s;
-        row->time_p20_s = t.p20_s;
-        row->time_p80_s = t.p80_s;
-        row->repeats = t.repeats;
-        row->gflops = t.median_s > 0.0 ? row->flops / t.median_s / 1e9 : NAN;
-        if (t.repeats >= 5 && t.p20_s > 0.0 && t.p80_s > NOISY_SPREAD * t.p20_s)
-            add_note(note, note_cap, "noisy timing: p80/p20 = %.2g", t.p80_s / t.p20_s);
+        store_timing(row, &t, note, note_cap);
         bad = count_nonfinite(dy, ny);
         if (bad)
             return LA_FAIL(err, LA_ENUMERIC, "kernel %s output has %zu NaN/Inf values after timing",
@@ -1285,17 +1294,7 @@ int la_run_cell(struct la_runner_ws *ws, const struct la_cell *c, struct la_row 
         la_time(kernel_timed, &kc, c->warmup, c->min_repeats, 0, c->time_budget_s, &t);
         if ((st = cancel_point(err)) != LA_OK)
             goto fail;
-        row->time_median_s = t.median_s;
-        row->time_min_s = t.min_s;
-        row->time_max_s = t.max_s;
-        row->time_p20_s = t.p20_s;
-        row->time_p80_s = t.p80_s;
-        row->repeats = t.repeats;
-        row->gflops = t.median_s > 0.0 ? row->flops / t.median_s / 1e9 : NAN;
-        /* A wide spread means the machine was busy (or threads waited on descheduled
-         * siblings): say so in the row, so a plot of it can be questioned. */
-        if (t.repeats >= 5 && t.p20_s > 0.0 && t.p80_s > NOISY_SPREAD * t.p20_s)
-            add_note(note, sizeof note, "noisy timing: p80/p20 = %.2g", t.p80_s / t.p20_s);
+        store_timing(row, &t, note, sizeof note);
         /* Validate after timing too: the timed calls wrote the same output again. */
         bad = count_nonfinite(y, ny);
         if (bad) {

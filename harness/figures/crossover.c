@@ -720,12 +720,55 @@ static double mark_y(const struct la_crossover *x, double T, double T_lo, double
 
 #define MAX_MAPS_PER_PANEL 16 /* maps whose variants get their own dashes */
 
+int la_crossover_is_recurrence(const struct la_crossover *x)
+{
+    const struct attn_kernel *kn = attn_kernel_lookup(x->kernel);
+    return kn && kn->update != ATTN_UPD_SUM;
+}
+
+int la_crossover_selection(const struct la_crossover *xo, size_t nxo, int recurrences)
+{
+    int plain = 0, recur = 0;
+    for (size_t i = 0; i < nxo; i++) {
+        if (la_crossover_is_recurrence(&xo[i]))
+            recur = 1;
+        else
+            plain = 1;
+    }
+    if (plain && recur)
+        return recurrences ? LA_XO_SELECT_RECUR : LA_XO_SELECT_PLAIN;
+    return recurrences ? -1 : LA_XO_SELECT_ALL;
+}
+
+static int selected(const struct la_crossover *x, int select)
+{
+    return select == LA_XO_SELECT_ALL ||
+           la_crossover_is_recurrence(x) == (select == LA_XO_SELECT_RECUR);
+}
+
+/* A series' colour key (style.gp's maprgb): its map, or for a recurrence its update rule
+ * ("rec:delta"), whose forms and maps are then its variants. */
+static void colour_key(const struct la_crossover *x, char *buf, size_t cap)
+{
+    if (la_crossover_is_recurrence(x))
+        snprintf(buf, cap, "rec:%s", attn_update_name(attn_kernel_lookup(x->kernel)->update));
+    else
+        snprintf(buf, cap, "%s", x->map);
+}
+
 int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_crossover *xo,
                         size_t nxo, int forced, struct la_figure *fig, struct la_error *err)
 {
+    return la_crossover_figure_of(rows, n, xo, nxo, forced, LA_XO_SELECT_ALL, fig, err);
+}
+
+int la_crossover_figure_of(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                           size_t nxo, int forced, int select, struct la_figure *fig,
+                           struct la_error *err)
+{
     la_figure_init(fig);
     fig->legend_every_panel = 1;
-    if (!la_crossover_fits(rows, n, xo, nxo, forced))
+    if (select < 0 || !la_crossover_fits(rows, n, xo, nxo, forced))
         return LA_OK;
     size_t np = 0, *first = malloc((nxo ? nxo : 1) * sizeof *first);
     if (!first)
@@ -733,6 +776,8 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
     double ds[32];
     int nd = 0;
     for (size_t i = 0; i < nxo; i++) {
+        if (!selected(&xo[i], select))
+            continue;
         la_crossover_add_distinct(ds, &nd, 32, xo[i].d);
         size_t j;
         for (j = 0; j < np; j++)
@@ -740,6 +785,10 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
                 break;
         if (j == np)
             first[np++] = i;
+    }
+    if (np == 0) {
+        free(first);
+        return LA_OK;
     }
     if (la_figure_panels(fig, np) != LA_OK)
         goto nomem;
@@ -783,7 +832,7 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
         int nseen = 0, nvar[MAX_MAPS_PER_PANEL] = {0};
         for (size_t i = 0; i < nxo; i++) {
             const struct la_crossover *x = &xo[i];
-            if (!ctx_eq(x, c0))
+            if (!ctx_eq(x, c0) || !selected(x, select))
                 continue;
             struct la_fig_curve cv = {.kind = LA_CURVE_TIMING};
             if (la_fig_curve_alloc(&cv, x->npoints) != LA_OK)
@@ -799,13 +848,13 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
                                                              .fm = q->t_fm};
             }
             series_title(x, kernels, draws, cv.title, sizeof cv.title);
-            snprintf(cv.map, sizeof cv.map, "%s", x->map);
+            colour_key(x, cv.map, sizeof cv.map);
             int k;
             for (k = 0; k < nseen; k++)
-                if (!strcmp(seen[k], x->map))
+                if (!strcmp(seen[k], cv.map))
                     break;
             if (k == nseen && nseen < MAX_MAPS_PER_PANEL)
-                snprintf(seen[nseen++], LA_NAME_LEN, "%s", x->map);
+                snprintf(seen[nseen++], LA_NAME_LEN, "%s", cv.map);
             int v = k < MAX_MAPS_PER_PANEL ? nvar[k]++ : 0;
             cv.dash = 1 + v % 3;
             cv.pt = 1 + v % 8;
@@ -815,7 +864,7 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
         /* A ring at each measured T*, a cross at every other crossing. */
         for (size_t i = 0; i < nxo; i++) {
             const struct la_crossover *x = &xo[i];
-            if (!ctx_eq(x, c0))
+            if (!ctx_eq(x, c0) || !selected(x, select))
                 continue;
             /* The stored crossings, and T* itself when it lies beyond them (n_cross larger
              * than LA_XO_MAX_CROSS). */
@@ -832,7 +881,7 @@ int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_cro
                 double y = mark_y(x, q.T, q.T_lo, q.T_hi);
                 rc.pts[rc.npoints++] =
                     (struct la_fig_point){.x = q.T, .y = y, .lo = y, .hi = y, .n = 1};
-                snprintf(rc.map, sizeof rc.map, "%s", x->map);
+                colour_key(x, rc.map, sizeof rc.map);
                 if (la_figure_add_curve(fig, &rc) != LA_OK)
                     goto nomem;
             }

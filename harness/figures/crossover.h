@@ -192,4 +192,28 @@ void la_crossover_add_distinct(double *v, int *n, int cap, double x);
 int la_crossover_figure(const struct la_row *rows, size_t n, const struct la_crossover *xo,
                         size_t nxo, int forced, struct la_figure *fig, struct la_error *err);
 
+/* Which linear series a crossover figure draws.  A file with both plain linear attention and
+ * recurrences (kernels whose update rule is not ATTN_UPD_SUM: delta, decay, gated) draws them
+ * as two figures, `crossover` (plain) and `crossover_recurrences`, so that no panel's legend
+ * grows past what its panel can hold; a file with one kind draws it all in `crossover`. */
+enum la_xo_select {
+    LA_XO_SELECT_ALL = 0, /* every series */
+    LA_XO_SELECT_PLAIN,   /* plain linear attention only */
+    LA_XO_SELECT_RECUR,   /* the recurrences only */
+};
+
+/* 1 if series x runs a recurrence (its kernel's update rule is not ATTN_UPD_SUM). */
+int la_crossover_is_recurrence(const struct la_crossover *x);
+
+/* What `crossover` (recurrences = 0) or `crossover_recurrences` (1) draws for these series:
+ * LA_XO_SELECT_PLAIN or _RECUR when both kinds are present, otherwise ALL for `crossover` and
+ * -1 (no figure) for `crossover_recurrences`. */
+int la_crossover_selection(const struct la_crossover *xo, size_t nxo, int recurrences);
+
+/* la_crossover_figure over the series that select picks (panels without one are left out;
+ * fig->fits = 0 when none is left). */
+int la_crossover_figure_of(const struct la_row *rows, size_t n, const struct la_crossover *xo,
+                           size_t nxo, int forced, int select, struct la_figure *fig,
+                           struct la_error *err);
+
 #endif

@@ -55,7 +55,14 @@ int la_speedup_prepare(const struct la_row *rows, size_t n, const struct la_cros
     size_t nnc = 0;
     for (size_t j = 0; j < ncfg; j++)
         nnc += !xo[cfg[j]].causal;
-    size_t nc = ncfg - nnc, ncols = nnc > nc ? nnc : nc, nrows = (nnc > 0) + (nc > 0);
+    const double w = LA_SPEEDUP_CELL_IN * sp->nT + 1.0;
+    sp->panel_w = w > 3.4 ? w : 3.4;
+    size_t per_row = (size_t)(LA_SPEEDUP_ROW_IN / sp->panel_w);
+    per_row = per_row ? per_row : 1;
+    size_t nc = ncfg - nnc, ncols = nnc > nc ? nnc : nc;
+    ncols = ncols < per_row ? ncols : per_row;
+    const size_t rows_nc = (nnc + ncols - 1) / ncols, rows_c = (nc + ncols - 1) / ncols;
+    size_t nrows = rows_nc + rows_c;
     if (la_figure_panels(&sp->fig, nrows * ncols) != LA_OK)
         goto nomem;
     sp->fig.fits = 1;
@@ -69,7 +76,7 @@ int la_speedup_prepare(const struct la_row *rows, size_t n, const struct la_cros
     double vmax = 1;
     for (size_t j = 0; j < ncfg; j++) {
         const struct la_crossover *c = &xo[cfg[j]];
-        size_t slot = j < nnc ? j : (nnc ? ncols : 0) + (j - nnc);
+        size_t slot = j < nnc ? j : rows_nc * ncols + (j - nnc);
         struct la_fig_panel *m = &sp->fig.panels[slot];
         char name[96];
         la_crossover_name(c, kernels, draws, 1, name, sizeof name);

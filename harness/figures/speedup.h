@@ -5,7 +5,8 @@
  * A configuration is one linear series across d: the same softmax kernel, causality, linear
  * kernel, map, draw, A, dv − d, batch, heads and threads, and, for maps that read m, either
  * m = d at every d ("m=d" in the title) or one fixed m.  Non-causal configurations fill the top
- * row of panels, causal ones the bottom row, each in the order they first appear in the series.
+ * rows of panels, causal ones the rows below (a new row), each in the order they first appear in
+ * the series; a row holds as many panels as fit in LA_SPEEDUP_ROW_IN inches (panel_w each).
  * Not here: files, gnuplot.  Tests: tests/test_figures.c.
  */
 #ifndef LA_SPEEDUP_H
@@ -20,6 +21,8 @@
 
 #define LA_SPEEDUP_MAX_D 32
 #define LA_SPEEDUP_MAX_T 64
+#define LA_SPEEDUP_CELL_IN 0.5 /* inches per T column: tick labels and ratios stay apart */
+#define LA_SPEEDUP_ROW_IN 24.0 /* inches of panels in one row at most */
 
 struct la_speedup {
     /* Panels: nrows × ncols slots, an unused slot has no curve.  Curve c is configuration c:
@@ -30,6 +33,7 @@ struct la_speedup {
     double ds[LA_SPEEDUP_MAX_D]; /* the d values, ascending */
     double Ts[LA_SPEEDUP_MAX_T]; /* the T values, ascending */
     double cbmax;                /* colour range: 2^k for the largest ratio either way, k in 1..6 */
+    double panel_w; /* inches per panel (plots/speedup.gp): nT cells, its margins, at least 3.4 */
 };
 
 /* Prepares the figure into *sp (initialised here; free it with la_speedup_free).  sp->fig.fits

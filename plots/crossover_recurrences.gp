@@ -1,0 +1,14 @@
+# crossover_recurrences.gp — time per call against sequence length, log-log: softmax (black)
+# against the recurrences built on linear attention (delta rule, decay, gating; each in its
+# recurrent and chunked forms, with its feature map), one panel per (causal, d); drawn apart
+# from crossover.gp's plain linear attention when a file has both.  The legend gives each
+# series' crossover T* and a ring marks it on the curve.  Error bars are the 20th–80th
+# percentiles of the timed repeats.
+# Not the computation: T* comes from harness/figures/crossover.c through `linattn plot`, which
+# writes the meta file this script reads (see style.gp).  Run: linattn plot results/FILE.h5
+load plotdir."/style.gp"
+fig_title = "Softmax vs the recurrences on linear attention: time per call (kernel + feature map); T* = crossover"
+x_axis = T_axis
+y_axis = log10_y
+key_pos = "top left"
+load plotdir."/panels.gp"
