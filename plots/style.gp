@@ -4,7 +4,7 @@
 # Not a figure: every plots/FIG.gp loads it after the meta file `linattn plot` wrote, which
 # defines: out (path without extension), formats ("png pdf"), caption, data (TSV blocks, one per
 # curve: x, y, lo, hi, n, ...), panels (npanels, nrows, ncols, ptitle[], pxlabel[], pylabel[],
-# pnote[], pfirst[], plast[]) and curves (btitle[], bmap[], bdash[], bpt[]).
+# pnote[], pfirst[], plast[]) and curves (btitle[], bmap[], bdash[], bpt[], bshade[]).
 # Try it by hand: linattn plot FILE.h5 --keep /tmp/k; gnuplot /tmp/k/FIG.meta.gp plots/FIG.gp
 
 # ---- page and fonts ------------------------------------------------------------------------
@@ -116,7 +116,7 @@ caption_off = "unset label 99"
 set style textbox opaque noborder
 panel_note = sprintf("set label 98 pnote[p] at graph 0.98, 0.95 right font ',%g' " . \
                      "tc rgb '#aa3333' front boxed noenhanced", font_size * 0.8)
-curve_style = "lc rgb variantcolor(bmap[b], bpt[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
+curve_style = "lc rgb variantcolor(bmap[b], bshade[b]) dt dt_of(bdash[b]) lw lw_of(bpt[b]) " . \
               "pt pt_of(bpt[b]) ps ps_of(bpt[b])"
 plot_curves = "plot for [b=pfirst[p]:plast[p]] data index (b-1) using 1:2:3:4 " . \
               "with yerrorlines " . curve_style . \

@@ -1231,6 +1231,7 @@ static void test_real_heads(void **state)
     assert_string_equal(rh.fig.curves[1].title, "elu1 (m = 8)");
     assert_string_equal(rh.fig.curves[2].title, "");
     assert_int_equal(rh.fig.curves[1].pt, 2);
+    assert_int_equal(rh.fig.curves[1].shade, 1); /* elu1's own colour: pt tells maps apart */
     /* prf's error at the peakiest head (0, 1), h = 1 above: mean of 0.21 and 0.211. */
     const struct la_fig_point *q = &rh.fig.curves[0].pts[0];
     assert_near(q->x, 0.75, 0);

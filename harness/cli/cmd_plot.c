@@ -236,15 +236,16 @@ static void write_meta_arrays(FILE *meta, const struct la_figure *fig)
     size_t nb = fig->ncurves ? fig->ncurves : 1;
     fprintf(meta,
             "nblocks = %zu\narray btitle[%zu]\narray bmap[%zu]\narray bdash[%zu]\n"
-            "array bpt[%zu]\n",
-            fig->ncurves, nb, nb, nb, nb);
+            "array bpt[%zu]\narray bshade[%zu]\n",
+            fig->ncurves, nb, nb, nb, nb, nb);
     for (size_t i = 0; i < fig->ncurves; i++) {
         const struct la_fig_curve *c = &fig->curves[i];
         fprintf(meta, "btitle[%zu] = ", i + 1);
         gp_string(meta, c->title);
         fprintf(meta, "; bmap[%zu] = ", i + 1);
         gp_string(meta, c->map);
-        fprintf(meta, "; bdash[%zu] = %d; bpt[%zu] = %d\n", i + 1, c->dash, i + 1, c->pt);
+        fprintf(meta, "; bdash[%zu] = %d; bpt[%zu] = %d; bshade[%zu] = %d\n", i + 1, c->dash,
+                i + 1, c->pt, i + 1, c->shade ? c->shade : c->pt);
     }
 }
 

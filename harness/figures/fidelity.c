@@ -69,7 +69,7 @@ static int add_series(struct la_figure *fig, const struct la_row *rows, size_t n
                       const char *map, int pt, const int *ms, size_t nm, double *v)
 {
     struct la_fig_curve c = {.kind = LA_CURVE_POINTS, .dash = what == V_HEAD_KL ? 2 : 1,
-                             .pt = pt};
+                             .pt = pt, .shade = 1};
     if (series(rows, n, what, map, ms, nm, v, &c) != LA_OK) {
         free(c.pts);
         return LA_ENOMEM;

@@ -38,6 +38,9 @@ struct la_fig_curve {
     int dash;                    /* 1 solid, 2 dashed, 3 dash-dot, 4 dotted (theory) */
     int pt;                      /* point type 1..8; 0 none; -1 the ring that marks T*,
                                     * -2 the cross at any other crossing */
+    int shade;                   /* 0: pt's (a variant of its map: pt 2, 3, ... take the map's
+                                    other shades, style.gp); 1: the map's own colour whatever
+                                    pt (figures whose point types tell maps apart) */
     int kind;                    /* enum la_fig_curve_kind */
     size_t npoints;
     struct la_fig_point *pts; /* owned by the figure once added */

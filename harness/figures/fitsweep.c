@@ -149,7 +149,7 @@ static int m_curve(struct la_figure *fig, const struct la_row *rows, size_t n,
                    const struct la_fit_weights *w, size_t nw, struct pick pk, const double *ms,
                    size_t nm, int p, int pt, const char *title, double *v)
 {
-    struct la_fig_curve c = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = pt};
+    struct la_fig_curve c = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = pt, .shade = 1};
     if (la_fig_curve_alloc(&c, nm) != LA_OK)
         return LA_ENOMEM;
     for (size_t j = 0; j < nm; j++) {

@@ -143,7 +143,8 @@ int la_realheads_prepare(const struct la_row *rows, size_t n, struct la_realhead
         snprintf(pm->ylabel, sizeof pm->ylabel, "%s", p ? LA_FIG_KL_LABEL : LA_FIG_ERR_LABEL);
         pm->first = rh->fig.ncurves;
         for (size_t k = 0; k < rh->nmaps; k++) {
-            struct la_fig_curve cv = {.kind = LA_CURVE_POINTS, .dash = 1, .pt = (int)k + 1};
+            struct la_fig_curve cv = {
+                .kind = LA_CURVE_POINTS, .dash = 1, .pt = (int)k + 1, .shade = 1};
             if (head_curve(rows, n, rh, k, p, v, &cv) != LA_OK) {
                 free(cv.pts);
                 goto nomem;
