@@ -196,6 +196,7 @@ static void test_figures(void **state)
     assert_int_equal((int)f.curves[1].npoints, 5);
     assert_true(f.curves[0].pts[4].x == 1024 && f.curves[0].pts[4].y == B_SLOPE * 1024);
     assert_true(f.curves[1].pts[2].lo == 0.9 * (100 * B_SLOPE));
+    assert_non_null(strstr(f.stats, "points: median step time")); /* says what it draws */
     la_figure_free(&f);
 
     assert_int_equal(la_decode_memory_figure(s, ns, 0, &f, &err), LA_OK);
@@ -203,6 +204,7 @@ static void test_figures(void **state)
     assert_int_equal((int)f.ncurves, 4);
     assert_true(f.curves[0].pts[0].y == 4.0 * 64 * 128);
     assert_true(f.curves[2].pts[0].y == 4.0 * (256 * 64 + 256));
+    assert_non_null(strstr(f.stats, "no bars"));
     la_figure_free(&f);
 
     /* Speedup: a curve per linear series at N = 1, 2, …, 512 and 960, then 100× and 1000×. */
@@ -210,6 +212,7 @@ static void test_figures(void **state)
     assert_true(f.fits);
     assert_int_equal((int)f.ncurves, 5);
     assert_string_equal(f.panels[0].title, "d=64, B=1, 1 head, 1 thread, prompt P=64");
+    assert_non_null(strstr(f.stats, "softmax / linear time"));
     const struct la_fig_curve *c = &f.curves[1];
     assert_string_equal(c->title, "prf m=256");
     assert_int_equal((int)c->npoints, 11);

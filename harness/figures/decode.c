@@ -445,6 +445,14 @@ static int series_figure(const struct la_decode_series *s, size_t ns, int forced
         goto nomem;
     fig->fits = 1;
     fig->legend_every_panel = 1;
+    if (memory)
+        snprintf(fig->stats, sizeof fig->stats,
+                 "points: the state or KV cache held at context t, B·H sequences (from the "
+                 "kernel's state size, not measured); no bars");
+    else
+        snprintf(fig->stats, sizeof fig->stats,
+                 "points: median step time over the timed repeats (median over a context's "
+                 "rows); bars: the lowest 20th to the highest 80th percentile of those rows");
     grid(fig, np);
     for (size_t p = 0; p < np; p++) {
         struct la_fig_panel *pm = &fig->panels[p];
@@ -532,6 +540,9 @@ int la_decode_speedup_figure(const struct la_decode_series *s, size_t ns,
         goto nomem;
     fig->fits = 1;
     fig->legend_every_panel = 1;
+    snprintf(fig->stats, sizeof fig->stats,
+             "points: softmax / linear time to generate N tokens after the prompt, each the sum "
+             "of the median step times interpolated between measured contexts; no bars");
     grid(fig, npan);
     for (size_t q = 0; q < npan; q++) {
         struct la_fig_panel *pm = &fig->panels[q];
