@@ -6,12 +6,7 @@
 # percentiles of the timed repeats.
 # Not the computation: T* comes from harness/figures/crossover.c through `linattn plot`, which
 # writes the meta file this script reads (see style.gp).  Run: linattn plot results/FILE.h5
-# Panels wide enough for the legend inside them (its longest entry at about 0.07 inch a
-# character in the key's font) and 1.5 inch of curves right of it.
-legend_chars = 0
-do for [b=1:nblocks] { if (strlen(btitle[b]) > legend_chars) { legend_chars = strlen(btitle[b]) } }
-panel_in = 2.4 + 0.07 * legend_chars
-fig_w = (panel_in > 4.2 ? panel_in : 4.2) * ncols + 0.6
+legend_fit = 1                   # panels as wide as their legends need (style.gp)
 load plotdir."/style.gp"
 fig_title = "Softmax vs the recurrences on linear attention: time per call (kernel + feature map); T* = crossover"
 x_axis = T_axis

@@ -17,6 +17,15 @@ if (!exists("legend_right")) legend_right = 0     # 1: one legend for the figure
 legend_w = legend_right ? 2.9 : 0                 # inches of that strip
 # Inches; a panel is ~4.2 wide, and a page at least 8.4 so that one panel's title and the caption
 # (experiment, file, commit, CPU, threads, date) fit.
+# A figure script that sets legend_fit = 1 (every panel has its own legend, inside it) gets
+# panels wide enough for the longest entry (about 0.07 inch a character in the key's font) and
+# 1.5 inch of curves right of it.
+if (!exists("fig_w") && exists("legend_fit")) {
+    legend_chars = 0
+    do for [b=1:nblocks] { if (strlen(btitle[b]) > legend_chars) { legend_chars = strlen(btitle[b]) } }
+    panel_in = 2.4 + 0.07 * legend_chars
+    fig_w = (panel_in > 4.2 ? panel_in : 4.2) * ncols + 0.6
+}
 if (!exists("fig_w")) fig_w = 4.2 * ncols + 0.6 + legend_w
 if (fig_w < 8.4) fig_w = 8.4
 # The statistics line under the title (fig_stats, from the meta file; up to two lines) takes
