@@ -313,11 +313,11 @@ LA_INLINE void FN(pf_span)(const float *p, int n, const int write)
  * the blocks that use them, while those rows of Q and K are in L1: no separate pass over Q and
  * K, and no barrier between threads that each run their own columns (each with its own z and
  * inv).  With have_inv, inv already holds them (an earlier column block computed them).
- * Before each block of tb tokens the next block's rows of V and Y (this column block's
- * columns of them) are prefetched: on a long sequence they come from memory, and a store that
- * misses holds up the state's stores queued behind it (measured at T = 16384, m = dv = 64 with
- * the caches flushed between calls: about 4% of the time for Y alone, 10% with V and the next
- * batch's Q and K rows, linear.c). */
+ * Before each tb tokens, the rows of V and Y of the next tb tokens (the columns of them this
+ * call reads and writes) are prefetched: on a long sequence they come from memory, and a store
+ * that misses holds up the state's stores queued behind it (measured on one thread at
+ * T = 16384, m = dv = 64, the caches flushed between calls: the prefetch of Y alone took about
+ * 4% off the time, with V and the next batch's rows of Q and K (linear.c) about 10%). */
 LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
                            int nvs, float eps, const float *epsr, float *z, float *inv,
