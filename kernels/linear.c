@@ -12,7 +12,10 @@
  *               in column blocks of la_linrec_block (32 on AVX-512: two vectors, measured
  *               faster per column than four).  Threads split the dv columns of the state
  *               (independent; whole cache lines each); each block computes the normalisers
- *               of each few tokens just before it needs them (see REC_SIDE).
+ *               of each few tokens just before it needs them (see REC_SIDE).  On a long
+ *               sequence the rows come from memory: the first block of a batch fetches the
+ *               next batch's rows of Q and K as it goes, and every block the rows of V and Y
+ *               of its next few tokens (la_linrec_cols).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (a table measured on the development machine).
@@ -220,9 +223,10 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
     for (int t0 = 0; t0 < T; t0 += REC_BATCH) {
         const int nt = T - t0 < REC_BATCH ? T - t0 : REC_BATCH;
         const float *Qb = lin_rows(a, a->q, t0, nt, b->mq), *Kb = lin_rows(a, a->k, t0, nt, b->mk);
-        /* With a fused map, the first block fetches the next batch's raw rows as it goes (the
-         * next map reads them in one burst); the rows past T are not touched. */
-        const int pf = a->fused_map != ATTN_MAP_NONE && t0 + 2 * REC_BATCH <= T;
+        /* The first block fetches the next batch's rows of q and k as it goes (the next batch
+         * reads them in one burst: its normalisers, or with a fused map its map; on a long
+         * sequence they come from memory); the rows past T are not touched. */
+        const int pf = t0 + 2 * REC_BATCH <= T;
         for (int c = c0; c < c1; c += blk) {
             const int nc = c1 - c < blk ? c1 - c : blk;
             const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
