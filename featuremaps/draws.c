@@ -295,6 +295,10 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
                 c, scale, shift ? shift + r : NULL);
 }
 
+/* Rows ahead that the keys' second pass of fm_proj_exp prefetches (measured: 3 and 8 alike,
+ * both faster than none). */
+#define KEY_AHEAD 4
+
 /* Most rows of one block of fm_proj_exp: its row maxima live on the stack. */
 #define PROJ_ROWS_MAX 252
 
@@ -334,10 +338,17 @@ void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const floa
         }
     }
     /* Keys' second pass from the last row back: it starts on the rows the first pass wrote
-     * last, which are still in cache.  A row's max is found again (it is the same value). */
+     * last, which are still in cache.  A row's max is found again (it is the same value).
+     * The rows further back mostly come from memory, in an order the hardware prefetchers
+     * follow poorly: the u of the row KEY_AHEAD rows on is requested before each row. */
     if (role == FM_KEY)
         for (size_t r = n; r-- > 0;) {
             float *v = phi + r * (size_t)cols;
+            if (r >= KEY_AHEAD) {
+                const char *pf = (const char *)(v - KEY_AHEAD * (size_t)cols);
+                for (size_t b = 0; b < (size_t)m * sizeof(float); b += 64)
+                    __builtin_prefetch(pf + b, 1);
+            }
             exp_row_mx(v, cols, pair, row_h(x + r * (size_t)d, d, hcoef),
                        pair ? row_max_abs(v, m) : row_max(v, cols), role, c, scale,
                        shift ? shift + r : NULL);
