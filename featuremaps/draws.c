@@ -109,8 +109,8 @@ int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, con
     size_t total = (size_t)m * (size_t)d;
     P->W = malloc(total * sizeof *P->W);
     P->Ws = malloc(total * sizeof *P->Ws);
-    P->WsP = malloc(fm_proj_packed_floats(m, d) * sizeof *P->WsP);
-    if (!P->W || !P->Ws || !P->WsP) {
+    P->WsT = malloc(total * sizeof *P->WsT);
+    if (!P->W || !P->Ws || !P->WsT) {
         fm_proj_release(P);
         return LA_FAIL(err, LA_ENOMEM, "%s: out of memory for W (%d x %d)", who, m, d);
     }
@@ -129,23 +129,19 @@ void fm_proj_scale(struct fm_proj *P, double factor)
     size_t total = (size_t)P->m * (size_t)P->d;
     for (size_t i = 0; i < total; i++)
         P->Ws[i] = (float)(P->W[i] * f);
-    la_pack_t(P->Ws, P->d, 0, P->m, P->d, LA_SIMD_NR_MAX, P->WsP);
-}
-
-size_t fm_proj_packed_floats(int m, int d)
-{
-    const size_t panels = ((size_t)m + LA_SIMD_NR_MAX - 1) / LA_SIMD_NR_MAX;
-    return panels * LA_SIMD_NR_MAX * (size_t)d;
+    for (int i = 0; i < P->m; i++)
+        for (int j = 0; j < P->d; j++)
+            P->WsT[(size_t)j * (size_t)P->m + (size_t)i] = P->Ws[(size_t)i * (size_t)P->d + (size_t)j];
 }
 
 void fm_proj_release(struct fm_proj *P)
 {
     free(P->W);
     free(P->Ws);
-    free(P->WsP);
+    free(P->WsT);
     P->W = NULL;
     P->Ws = NULL;
-    P->WsP = NULL;
+    P->WsT = NULL;
 }
 
 void fm_gemm_rows(const float *x, size_t n, int d, const float *Wt, int m, const float *b, float *u,
@@ -303,7 +299,7 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
 #define PROJ_ROWS_MAX 252
 
 /* Rows per block of fm_proj_exp: about 128 KiB of features, which stays in a 1 MiB L2 beside
- * the packed W (64 KiB at d = 64, m = 256) and the block's rows of x; a multiple of 6 (the rows
+ * WsT (64 KiB at d = 64, m = 256) and the block's rows of x; a multiple of 6 (the rows
  * of the AVX-512 and AVX2 GEMM tiles); at least one tile, at most PROJ_ROWS_MAX. */
 static size_t proj_block_rows(int cols)
 {
@@ -324,8 +320,8 @@ void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const floa
         float *blk = phi + r0 * (size_t)cols;
         /* u (+ offsets) into each row's first m floats, and the rows' maxima (pair: of ±u),
          * from the register tiles. */
-        la_proj_rows(isa, (int)nr, m, d, x + r0 * (size_t)d, d, P->WsP, off, pair, blk, cols,
-                     mx);
+        la_proj_rows(isa, (int)nr, m, d, x + r0 * (size_t)d, d, P->WsT, m, off, pair, blk,
+                     cols, mx);
         for (size_t r = 0; r < nr; r++) {
             const double h = row_h(x + (r0 + r) * (size_t)d, d, hcoef);
             if (role == FM_KEY) {

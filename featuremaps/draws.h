@@ -38,18 +38,15 @@ struct fm_proj {
     int d, m;
     double *W; /* (m, d) the draws ω_i, unscaled */
     float *Ws;  /* (m, d) fp32 of W·d^{-1/4}·factor (factor = 1 except gerf's B) */
-    float *WsP; /* the same values as the B operand of fm_proj_exp's projection: Wsᵀ packed
-                 * by la_pack_t in panels of LA_SIMD_NR_MAX columns (fm_proj_packed_floats) */
+    float *WsT; /* (d, m) the same values transposed: the B operand of fm_proj_exp's GEMM */
 };
 
 /* Validates p->m (0 means d) and p->draw, allocates and draws.  On failure everything is
  * released.  who names the map in messages. */
 int fm_proj_init(struct fm_proj *P, const struct fm_params *p, gsl_rng *rng, const char *who,
                  struct la_error *err);
-/* Recomputes Ws = fp32(W·d^{-1/4}·factor), rounding once from double, and WsP from it. */
+/* Recomputes Ws = fp32(W·d^{-1/4}·factor), rounding once from double, and WsT from it. */
 void fm_proj_scale(struct fm_proj *P, double factor);
-/* Floats of WsP for m draws of dimension d: whole panels, zero past m. */
-size_t fm_proj_packed_floats(int m, int d);
 void fm_proj_release(struct fm_proj *P);
 
 /* u[r·ldu + i] = Σ_j x[r·d + j]·Ws[i·d + j] for r < n, i < m: one cblas_sgemm (in row blocks
@@ -89,15 +86,15 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
  * with c_r the stabiliser of `role`, exactly as fm_exp_stabilised forms it (same arithmetic per
  * row, so the same phi and shift from the same u).  Speed: the product runs in row blocks of
  * about 128 KiB of features through simd.h's la_proj_rows (the kernels' register tiles, on the
- * SIMD path of la_simd_isa(), with WsP packed so that a panel stays in L1), which adds the
- * offsets and finds each row's max in registers as it stores u; each row's exp and scale follow
- * while the block is still in L2 (a row in L1).  With pair only u is stored, and la_vexpf_pair
- * writes both halves from it.  FM_KEY needs the call's largest exponent before any exp: its
- * first pass projects every block and keeps the running maximum, the second finds each row's
- * max again and applies the exp to the rows as written, last row first (re-read from cache or
- * memory; projecting twice would cost more than reading T·m floats back).  Every element
- * depends only on its own row (and, for keys, on c): not on n, the block boundaries or the
- * thread.  Never allocates. */
+ * SIMD path of la_simd_isa()), which adds the offsets and finds each row's max in registers as
+ * it stores u, so no pass over the block precedes the exp; each row's shifts, exp and scale
+ * follow in one pass while the block is still in L2 (a row in L1).  With pair only u is
+ * stored, and la_vexpf_pair writes both halves from it.  FM_KEY needs the call's largest
+ * exponent before any exp: its first pass projects every block and keeps the running maximum,
+ * the second finds each row's max again and applies the exp to the rows as written, last row
+ * first, prefetching a few rows ahead (re-read from cache or memory; projecting twice would
+ * cost more than reading T·m floats back).  Every element depends only on its own row (and,
+ * for keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
 void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
                  double hcoef, enum fm_role role, float scale, float *phi, float *shift);
 

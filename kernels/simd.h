@@ -54,16 +54,15 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
 
 /* The random feature maps' projection (featuremaps/draws.c, fm_proj_exp), for rows i < M and
  * columns j < N:
- *     u_ij = Σ_k A[i·lda + k]·B(k, j)  (+ off[j] when off is not NULL),
- * B (K, N) given packed as la_pack_t packs Bᵀ with nr = LA_SIMD_NR_MAX (panels of K rows of
- * LA_SIMD_NR_MAX floats).  Writes C[i·ldc + j] = u_ij; mx[i] gets the row's largest u_ij, or
+ *     u_ij = Σ_k A[i·lda + k]·B[k·ldb + j]  (+ off[j] when off is not NULL).
+ * Writes C[i·ldc + j] = u_ij; mx[i] gets the row's largest u_ij, or
  * with pair the largest of u_ij and −u_ij (the hyperbolic maps' two halves; nothing else is
  * written); a NaN is never selected, -inf when every value is NaN.  The sum over k is one FMA
  * chain in k order (la_gemm's for K <= 128), then the offset is added: the same u as la_gemm
- * followed by an add.  Register tiles as la_gemm's, the packed panel kept in L1 while every
- * row tile passes it; the offsets and maxima are applied in registers as each tile is stored. */
+ * followed by an add.  Register tiles and loops as la_gemm's; the offsets and maxima are
+ * applied in registers as each tile is stored, so no pass over C follows for them. */
 void la_proj_rows(int isa, int M, int N, int K, const float *A, ptrdiff_t lda, const float *B,
-                  const float *off, int pair, float *C, ptrdiff_t ldc, float *mx);
+                  ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc, float *mx);
 
 /* Packs rows [j0, j0+n) of X (row stride ldx, `cols` columns) transposed into panels of nr:
  * panel p holds P[p·cols·nr + c·nr + jj] = X[(j0 + p·nr + jj)·ldx + c], zero where

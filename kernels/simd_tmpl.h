@@ -205,22 +205,21 @@ static void FN(proj_any)(int mr, int nv, int K, const float *A, ptrdiff_t lda, c
 #undef LA_TC
 }
 
-/* simd.h la_proj_rows: panels of the packed operand outside (one stays in L1 while every row
- * tile passes it), row tiles inside; this path's nr divides LA_SIMD_NR_MAX, so each of its
- * column blocks lies inside one packed panel. */
-static void FN(proj_rows)(int M, int N, int K, const float *A, ptrdiff_t lda, const float *P,
-                          const float *off, int pair, float *C, ptrdiff_t ldc, float *mx)
+/* simd.h la_proj_rows: column panels of B outside (a panel stays in cache while every row
+ * tile passes it), row tiles inside, as gemm's loops. */
+static void FN(proj_rows)(int M, int N, int K, const float *A, ptrdiff_t lda, const float *B,
+                          ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc,
+                          float *mx)
 {
-    const int NR = GEMM_NV * VW, PW = LA_SIMD_NR_MAX;
+    const int NR = GEMM_NV * VW;
     for (int i = 0; i < M; i++)
         mx[i] = -INFINITY;
     for (int j0 = 0; j0 < N; j0 += NR) {
         const int nc = N - j0 < NR ? N - j0 : NR, nv = (nc + VW - 1) / VW;
         const MASK mk = vmask(nc - (nv - 1) * VW);
-        const float *B = P + (ptrdiff_t)(j0 / PW) * K * PW + j0 % PW;
         for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
             const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
-            FN(proj_any)(mr, nv, K, A + i0 * lda, lda, B, PW, off ? off + j0 : NULL, pair,
+            FN(proj_any)(mr, nv, K, A + i0 * lda, lda, B + j0, ldb, off ? off + j0 : NULL, pair,
                          C + i0 * ldc + j0, ldc, mk, mx + i0);
         }
     }
