@@ -2,7 +2,8 @@
  * statistical claims tested statistically (unbiasedness within 4 standard errors, IID MSE within
  * 20% of Performer Lemma 2, orthogonal no worse than IID, gerf's fitted A no worse than A = 0),
  * exactness of taylor2, positivity, the stabiliser (finite at |x| = 30 where the formula
- * overflows; cancels in attention), bit-identical features from one seed, every map through
+ * overflows; cancels in attention), bit-identical features from one seed, the exponential maps'
+ * projection (kernels/simd.h la_proj_rows) against a loop on every SIMD path, every map through
  * every linear kernel against attn_linear_ref, and the learned map's weights files (round trip
  * through `linattn featuremap init-learned`, every malformed file, weights whose features are
  * zero or overflow fp32, a /W declaring more rows than supported, CLI exit codes), and each map's

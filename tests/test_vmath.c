@@ -1,6 +1,7 @@
 /* test_vmath.c — tests of kernels/vmath.c: accuracy of every implementation this CPU can run
  * (AVX-512, AVX2+FMA, portable C) against libm in double, special values, tails, in-place
- * calls, agreement between paths, and the run-time choice (LINATTN_VMATH).
+ * calls, the affine and pair forms against their definitions bit for bit, agreement between
+ * paths, and the run-time choice (LINATTN_VMATH).
  *
  * Not a benchmark and not an exhaustive check (the bounds in vmath.h were measured
  * exhaustively over every float of the ranges once; here dense sweeps plus random points and
