@@ -119,12 +119,12 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
     }
 }
 
-/* ---- random-feature projection: U = A·P (+ off) and its row maxima ----------------------- */
+/* ---- random-feature projection: U = A·B (+ off) and its row maxima ----------------------- */
 
 /* Zeros whose masked load (vldm_ninf) gives 0 in a tail's lanes and -inf past them. */
 static const float FN(proj_zeros)[VW] = {0.0f};
 
-/* One register tile of proj_rows: rows [0, mr) × columns [0, nc) of the caller's panel.  The
+/* One register tile of proj_rows: rows [0, mr) × the caller's nv vectors of columns.  The
  * products are formed exactly as tile's (the same FMA chain over k), then the offsets added,
  * u stored, and the tile row's largest u (pair: largest of u and −u) folded into mx[r].  The
  * max runs over lanes that hold columns only: the tail's other lanes are set to -inf first.
