@@ -323,6 +323,16 @@ void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const floa
         la_proj_rows(isa, (int)nr, m, d, x + r0 * (size_t)d, d, P->WsT, m, off, pair, blk,
                      cols, mx);
         for (size_t r = 0; r < nr; r++) {
+            /* Ask for the next block's row of φ (to be written) and of x while this one's
+             * exp runs, so the GEMM's stores and loads there find them in cache. */
+            if (r0 + R + r < n) {
+                const char *pw = (const char *)(phi + (r0 + R + r) * (size_t)cols);
+                const char *px = (const char *)(x + (r0 + R + r) * (size_t)d);
+                for (size_t b = 0; b < (size_t)m * sizeof(float); b += 64)
+                    __builtin_prefetch(pw + b, 1);
+                for (size_t b = 0; b < (size_t)d * sizeof(float); b += 64)
+                    __builtin_prefetch(px + b, 0);
+            }
             const double h = row_h(x + (r0 + r) * (size_t)d, d, hcoef);
             if (role == FM_KEY) {
                 const double t = (double)mx[r] - h;
