@@ -196,6 +196,27 @@ static float row_max(const float *v, int cols)
     return mx;
 }
 
+/* The largest |v_i| of a row: the max over the row [v, −v] of a hyperbolic map, from its "+"
+ * half.  Lanes as in row_max; NaN entries are never selected. */
+static float row_max_abs(const float *v, int cols)
+{
+    float lane[16];
+    int i = 0;
+    for (int j = 0; j < 16; j++)
+        lane[j] = -INFINITY;
+    for (; i + 16 <= cols; i += 16)
+        for (int j = 0; j < 16; j++) {
+            const float a = fabsf(v[i + j]);
+            lane[j] = a > lane[j] ? a : lane[j];
+        }
+    float mx = -INFINITY;
+    for (int j = 0; j < 16; j++)
+        mx = lane[j] > mx ? lane[j] : mx;
+    for (; i < cols; i++)
+        mx = fabsf(v[i]) > mx ? fabsf(v[i]) : mx;
+    return mx;
+}
+
 /* hcoef·‖x‖² in double, in eight lanes for the same reason (a fixed order: deterministic). */
 static double row_h(const float *x, int d, double hcoef)
 {
@@ -218,30 +239,40 @@ double fm_sqnorm_tilde(const float *x, int d)
     return row_h(x, d, 1.0 / sqrt((double)d));
 }
 
-/* One row of fm_exp_stabilised: v (cols floats, exponents without the norm term) becomes
- * scale·exp(v − h − c_r); c is the key constant (FM_KEY only); *shift (when not NULL) gets c_r. */
-static void exp_row(float *v, int cols, double h, enum fm_role role, double c, float scale,
-                    float *shift)
+/* One row of fm_exp_stabilised and fm_proj_exp: v (cols floats, exponents without the norm
+ * term; mx its largest entry, unused for FM_RAW) becomes scale·exp(v − h − c_r); c is the key
+ * constant (FM_KEY only); *shift (when not NULL) gets c_r.  pair: v holds u in its first
+ * cols/2 floats on entry, and the row is [u, −u] (both halves written from u in one pass). */
+static void exp_row_mx(float *v, int cols, int pair, double h, float mx, enum fm_role role,
+                       double c, float scale, float *shift)
 {
+    float sub = (float)h, off = 0.0f;
     if (role == FM_RAW) {
         if (shift)
             *shift = 0.0f;
-        la_vexpf_affine(v, v, (size_t)cols, (float)h, 0.0f, scale);
-        return;
+    } else {
+        /* Subtract the row's own max first (exact-ish, small numbers), then the key row's
+         * offset from the sequence max, which is <= 0 and small when norms are alike. */
+        if (role == FM_KEY)
+            off = (float)((double)mx - h - c);
+        if (!isfinite(mx))
+            mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
+        /* Relative to exp(v − h): queries were shifted by mx − h, keys by c. */
+        if (shift)
+            *shift = role == FM_KEY ? (float)c : (float)((double)mx - h);
+        sub = mx;
     }
-    /* Subtract the row's own max first (exact-ish, small numbers), then the key row's offset
-     * from the sequence max, which is <= 0 and small when norms are alike. */
-    float mx = row_max(v, cols);
-    float off = 0.0f;
-    if (role == FM_KEY)
-        off = (float)((double)mx - h - c);
-    if (!isfinite(mx))
-        mx = 0.0f; /* a row of -Inf or NaN: leave it to exp (0 or NaN), never Inf - Inf */
-    /* Relative to exp(v − h): queries were shifted by mx − h, keys by c. */
-    if (shift)
-        *shift = role == FM_KEY ? (float)c : (float)((double)mx - h);
     /* Shifts, exp and scale in one pass over the row (vmath.h). */
-    la_vexpf_affine(v, v, (size_t)cols, mx, off, scale);
+    if (pair)
+        la_vexpf_pair(v, v, v + cols / 2, (size_t)(cols / 2), sub, off, scale);
+    else
+        la_vexpf_affine(v, v, (size_t)cols, sub, off, scale);
+}
+
+static void exp_row(float *v, int cols, double h, enum fm_role role, double c, float scale,
+                    float *shift)
+{
+    exp_row_mx(v, cols, 0, h, role == FM_RAW ? 0.0f : row_max(v, cols), role, c, scale, shift);
 }
 
 void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, double hcoef,
@@ -260,13 +291,20 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
                 c, scale, shift ? shift + r : NULL);
 }
 
+/* Rows ahead that the keys' second pass of fm_proj_exp prefetches (measured: 3 and 8 alike,
+ * both faster than none). */
+#define KEY_AHEAD 4
+
+/* Most rows of one block of fm_proj_exp: its row maxima live on the stack. */
+#define PROJ_ROWS_MAX 252
+
 /* Rows per block of fm_proj_exp: about 128 KiB of features, which stays in a 1 MiB L2 beside
- * WsT (64 KiB at d = 64, m = 256) and the block's rows of x; a multiple of 6 (the rows of the
- * AVX-512 and AVX2 GEMM tiles); at least one tile. */
+ * WsT (64 KiB at d = 64, m = 256) and the block's rows of x; a multiple of 6 (the rows
+ * of the AVX-512 and AVX2 GEMM tiles); at least one tile, at most PROJ_ROWS_MAX. */
 static size_t proj_block_rows(int cols)
 {
     size_t rows = ((size_t)32768 / (size_t)cols) / 6 * 6;
-    return rows < 6 ? 6 : rows;
+    return rows < 6 ? 6 : rows > PROJ_ROWS_MAX ? PROJ_ROWS_MAX : rows;
 }
 
 void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
@@ -275,35 +313,52 @@ void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const floa
     const int m = P->m, d = P->d, cols = pair ? 2 * m : m;
     const int isa = la_simd_isa();
     const size_t R = proj_block_rows(cols);
+    float mx[PROJ_ROWS_MAX];
     double c = -INFINITY;
     for (size_t r0 = 0; r0 < n; r0 += R) {
         const size_t nr = n - r0 < R ? n - r0 : R;
         float *blk = phi + r0 * (size_t)cols;
-        la_gemm(isa, (int)nr, m, d, x + r0 * (size_t)d, d, 1, P->WsT, m, blk, cols, 1.0f, NULL,
-                0);
+        /* u (+ offsets) into each row's first m floats, and the rows' maxima (pair: of ±u),
+         * from the register tiles. */
+        la_proj_rows(isa, (int)nr, m, d, x + r0 * (size_t)d, d, P->WsT, m, off, pair, blk,
+                     cols, mx);
         for (size_t r = 0; r < nr; r++) {
-            float *v = blk + r * (size_t)cols;
-            if (off)
-                for (int i = 0; i < m; i++)
-                    v[i] += off[i];
-            if (pair)
-                for (int i = 0; i < m; i++)
-                    v[m + i] = -v[i];
+            /* Ask for the next block's row of φ (to be written) and of x while this one's
+             * exp runs, so the GEMM's stores and loads there find them in cache. */
+            if (r0 + R + r < n) {
+                const char *pw = (const char *)(phi + (r0 + R + r) * (size_t)cols);
+                const char *px = (const char *)(x + (r0 + R + r) * (size_t)d);
+                for (size_t b = 0; b < (size_t)m * sizeof(float); b += 64)
+                    __builtin_prefetch(pw + b, 1);
+                for (size_t b = 0; b < (size_t)d * sizeof(float); b += 64)
+                    __builtin_prefetch(px + b, 0);
+            }
             const double h = row_h(x + (r0 + r) * (size_t)d, d, hcoef);
             if (role == FM_KEY) {
-                const double t = (double)row_max(v, cols) - h;
+                const double t = (double)mx[r] - h;
                 c = t > c ? t : c;
             } else {
-                exp_row(v, cols, h, role, 0.0, scale, shift ? shift + r0 + r : NULL);
+                exp_row_mx(blk + r * (size_t)cols, cols, pair, h, mx[r], role, 0.0, scale,
+                           shift ? shift + r0 + r : NULL);
             }
         }
     }
     /* Keys' second pass from the last row back: it starts on the rows the first pass wrote
-     * last, which are still in cache. */
+     * last, which are still in cache.  A row's max is found again (it is the same value).
+     * The rows further back mostly come from memory, in an order the hardware prefetchers
+     * follow poorly: the u of the row KEY_AHEAD rows on is requested before each row. */
     if (role == FM_KEY)
-        for (size_t r = n; r-- > 0;)
-            exp_row(phi + r * (size_t)cols, cols, row_h(x + r * (size_t)d, d, hcoef), role, c,
-                    scale, shift ? shift + r : NULL);
+        for (size_t r = n; r-- > 0;) {
+            float *v = phi + r * (size_t)cols;
+            if (r >= KEY_AHEAD) {
+                const char *pf = (const char *)(v - KEY_AHEAD * (size_t)cols);
+                for (size_t b = 0; b < (size_t)m * sizeof(float); b += 64)
+                    __builtin_prefetch(pf + b, 1);
+            }
+            exp_row_mx(v, cols, pair, row_h(x + r * (size_t)d, d, hcoef),
+                       pair ? row_max_abs(v, m) : row_max(v, cols), role, c, scale,
+                       shift ? shift + r : NULL);
+        }
 }
 
 size_t fm_grad_work_floats(int p, size_t n)

@@ -1,7 +1,7 @@
 /* draws.h — what the random feature maps (rff, prf, hyp, gerf) share: drawing the projection W
  * (IID Gaussian or orthogonal blocks), the projection u = W·x̃ (one SGEMM, or, for the
- * exponential maps, fm_proj_exp: row blocks of the kernels' GEMM tiles with the exp applied to
- * each block while it is in cache), and the max-shift stabiliser that keeps exponential
+ * exponential maps, fm_proj_exp: row blocks of the kernels' register tiles with the exp applied
+ * to each block while it is in cache), and the max-shift stabiliser that keeps exponential
  * features finite.  learned.c uses the SGEMM and the stabiliser too.
  *
  * Not a feature map and not in the registry: internal to featuremaps/.  Everything random is
@@ -85,13 +85,16 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
  *     phi_ri = scale · exp(v_ri − h_r − c_r),   h_r = hcoef·‖x_r‖²,
  * with c_r the stabiliser of `role`, exactly as fm_exp_stabilised forms it (same arithmetic per
  * row, so the same phi and shift from the same u).  Speed: the product runs in row blocks of
- * about 128 KiB of features through the kernels' register-tiled GEMM (la_gemm, on the SIMD
- * path of la_simd_isa()), and each block's offsets, negation, max, exp and scale follow while
- * the block is still in L2 (a row in L1).  FM_KEY needs the call's largest exponent before any
- * exp: its first pass projects every block and keeps the running maximum, the second applies
- * the exp to the rows as written, last row first (re-read from cache or memory; projecting
- * twice would cost more than reading T·cols floats back).  Every element depends only on its own row (and, for
- * keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
+ * about 128 KiB of features through simd.h's la_proj_rows (the kernels' register tiles, on the
+ * SIMD path of la_simd_isa()), which adds the offsets and finds each row's max in registers as
+ * it stores u, so no pass over the block precedes the exp; each row's shifts, exp and scale
+ * follow in one pass while the block is still in L2 (a row in L1).  With pair only u is
+ * stored, and la_vexpf_pair writes both halves from it.  FM_KEY needs the call's largest
+ * exponent before any exp: its first pass projects every block and keeps the running maximum,
+ * the second finds each row's max again and applies the exp to the rows as written, last row
+ * first, prefetching a few rows ahead (re-read from cache or memory; projecting twice would
+ * cost more than reading T·m floats back).  Every element depends only on its own row (and,
+ * for keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
 void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
                  double hcoef, enum fm_role role, float scale, float *phi, float *shift);
 

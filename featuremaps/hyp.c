@@ -6,8 +6,9 @@
  *
  * Stabilised like prf (draws.h, fm_exp_stabilised): the max runs over both halves, per row for
  * queries and over the whole call for keys; FM_RAW gives the unshifted formula.  apply is
- * draws.h's fm_proj_exp with pair set: each row block's projection is written straight into the
- * "+" half, negated into the "−" half and exponentiated while in cache; no workspace.
+ * draws.h's fm_proj_exp with pair set: each row block's projection is written into the "+"
+ * half, then both halves are exponentiated from it (vmath.h's la_vexpf_pair) while in cache;
+ * no workspace.
  * Tests: tests/test_featuremaps.c.
  */
 #include "featuremap.h"

@@ -381,6 +381,19 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
     gemm_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta);
 }
 
+typedef void (*proj_fn)(int, int, int, const float *, ptrdiff_t, const float *, ptrdiff_t,
+                        const float *, int, float *, ptrdiff_t, float *);
+static proj_fn proj_for(int isa)
+{
+    LA_DISPATCH(proj_rows)
+}
+
+void la_proj_rows(int isa, int M, int N, int K, const float *A, ptrdiff_t lda, const float *B,
+                  ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc, float *mx)
+{
+    proj_for(isa)(M, N, K, A, lda, B, ldb, off, pair, C, ldc, mx);
+}
+
 typedef void (*elu1_fn)(const float *, float *, ptrdiff_t);
 static elu1_fn elu1_for(int isa)
 {

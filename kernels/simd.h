@@ -1,7 +1,8 @@
 /* simd.h — internal to kernels/ (and to featuremaps/draws.c, whose random-feature projection
- * runs on la_gemm): run-time choice of the vector instruction set, and the small vectorised
- * building blocks the fast kernels are made of (register-blocked GEMM tiles, the fused
- * per-token recurrent update, the fused online-softmax block, the causal normaliser).
+ * runs on la_proj_rows): run-time choice of the vector instruction set, and the small
+ * vectorised building blocks the fast kernels are made of (register-blocked GEMM tiles, the
+ * random maps' projection with its row maxima, the fused per-token recurrent update, the fused
+ * online-softmax block, the causal normaliser).
  *
  * What it is: three implementations of each block — AVX-512F (16 lanes), AVX2+FMA (8 lanes)
  * and portable C (one lane) — compiled from one template (simd_tmpl.h) and chosen per call by
@@ -14,7 +15,8 @@
  * attention kernels need (operands of a few hundred rows that live in L1/L2).
  * Numerics: plain IEEE fp32 with FMA contraction written out; no -ffast-math.  Sums run in a
  * different order from the double references, which is what the tolerances allow for.
- * Tests: tests/test_kernels.c (every kernel on every path, odd shapes; GEMM against a loop).
+ * Tests: tests/test_kernels.c (every kernel on every path, odd shapes; GEMM against a loop);
+ * tests/test_featuremaps.c (la_proj_rows against a loop on every path).
  */
 #ifndef LA_SIMD_H
 #define LA_SIMD_H
@@ -51,6 +53,18 @@ int la_simd_nr(int isa);
 void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
              const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
              const float *rowscale, int beta);
+
+/* The random feature maps' projection (featuremaps/draws.c, fm_proj_exp), for rows i < M and
+ * columns j < N:
+ *     u_ij = Σ_k A[i·lda + k]·B[k·ldb + j]  (+ off[j] when off is not NULL).
+ * Writes C[i·ldc + j] = u_ij; mx[i] gets the row's largest u_ij, or with pair the largest of
+ * u_ij and −u_ij (the hyperbolic maps' two halves; nothing else is written); a NaN is never
+ * selected, -inf when every value is NaN.  The sum over k is one FMA chain in k order
+ * (la_gemm's for K <= 128), then the offset is added: the same u as la_gemm followed by an
+ * add.  Register tiles and loops as la_gemm's; the offsets and maxima are applied in registers
+ * as each tile is stored, so no pass over C follows for them. */
+void la_proj_rows(int isa, int M, int N, int K, const float *A, ptrdiff_t lda, const float *B,
+                  ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc, float *mx);
 
 /* Packs rows [j0, j0+n) of X (row stride ldx, `cols` columns) transposed into panels of nr:
  * panel p holds P[p·cols·nr + c·nr + jj] = X[(j0 + p·nr + jj)·ldx + c], zero where

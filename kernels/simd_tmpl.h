@@ -119,6 +119,112 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
     }
 }
 
+/* ---- random-feature projection: U = A·B (+ off) and its row maxima ----------------------- */
+
+/* Zeros whose masked load (vldm_ninf) gives 0 in a tail's lanes and -inf past them. */
+static const float FN(proj_zeros)[VW] = {0.0f};
+
+/* One register tile of proj_rows: rows [0, mr) × the caller's nv vectors of columns.  The
+ * products are formed exactly as tile's (the same FMA chain over k), then the offsets added,
+ * u stored, and the tile row's largest u (pair: largest of u and −u) folded into mx[r].  The
+ * max runs over lanes that hold columns only: the tail's other lanes are set to -inf first.
+ * A NaN is never selected (vmax returns its second operand when either is NaN). */
+LA_INLINE void FN(proj_tile)(const int mr, const int nv, int K, const float *restrict A,
+                             ptrdiff_t lda, const float *restrict B, ptrdiff_t ldb,
+                             const float *restrict off, int pair, float *restrict C,
+                             ptrdiff_t ldc, MASK mk, float *restrict mx)
+{
+    VEC acc[GEMM_MR][GEMM_NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = vzero();
+    for (int k = 0; k < K; k++) {
+        const float *b = B + k * ldb;
+        VEC bv[GEMM_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++)
+            bv[v] = vld(b + v * VW);
+        bv[nv - 1] = vldm(b + (nv - 1) * VW, mk);
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) {
+            const VEC ar = vset1(A[r * lda + k]);
+#pragma GCC unroll 4
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = vfma(ar, bv[v], acc[r][v]);
+        }
+    }
+    VEC o[GEMM_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++)
+        o[v] = vzero();
+    if (off) {
+#pragma GCC unroll 4
+        for (int v = 0; v < nv - 1; v++)
+            o[v] = vld(off + v * VW);
+        o[nv - 1] = vldm(off + (nv - 1) * VW, mk);
+    }
+    const VEC pad = vldm_ninf(FN(proj_zeros), mk), neg1 = vset1(-1.0f);
+#pragma GCC unroll 8
+    for (int r = 0; r < mr; r++) {
+        float *c = C + r * ldc;
+        VEC hi = vset1(-INFINITY);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            const VEC u = off ? vadd(acc[r][v], o[v]) : acc[r][v];
+            const int last = v == nv - 1;
+            if (last)
+                vstm(c + v * VW, u, mk);
+            else
+                vst(c + v * VW, u);
+            hi = vmax(last ? vadd(vkeep(u, mk), pad) : u, hi);
+            if (pair) {
+                const VEC w = vmul(u, neg1); /* −u exactly */
+                hi = vmax(last ? vadd(vkeep(w, mk), pad) : w, hi);
+            }
+        }
+        const float t = vhmax(hi);
+        mx[r] = t > mx[r] ? t : mx[r];
+    }
+}
+
+static void FN(proj_any)(int mr, int nv, int K, const float *A, ptrdiff_t lda, const float *B,
+                         ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc,
+                         MASK mk, float *mx)
+{
+#define LA_TC(r_, v_)                                                                          \
+    case (r_) * 8 + (v_):                                                                      \
+        FN(proj_tile)(r_, v_, K, A, lda, B, ldb, off, pair, C, ldc, mk, mx);                   \
+        return;
+    switch (mr * 8 + nv) {
+        GEMM_CASES
+    default:
+        return;
+    }
+#undef LA_TC
+}
+
+/* simd.h la_proj_rows: column panels of B outside (a panel stays in cache while every row
+ * tile passes it), row tiles inside, as gemm's loops. */
+static void FN(proj_rows)(int M, int N, int K, const float *A, ptrdiff_t lda, const float *B,
+                          ptrdiff_t ldb, const float *off, int pair, float *C, ptrdiff_t ldc,
+                          float *mx)
+{
+    const int NR = GEMM_NV * VW;
+    for (int i = 0; i < M; i++)
+        mx[i] = -INFINITY;
+    for (int j0 = 0; j0 < N; j0 += NR) {
+        const int nc = N - j0 < NR ? N - j0 : NR, nv = (nc + VW - 1) / VW;
+        const MASK mk = vmask(nc - (nv - 1) * VW);
+        for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
+            const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
+            FN(proj_any)(mr, nv, K, A + i0 * lda, lda, B + j0, ldb, off ? off + j0 : NULL, pair,
+                         C + i0 * ldc + j0, ldc, mk, mx + i0);
+        }
+    }
+}
+
 /* ---- causal normaliser --------------------------------------------------------------------- */
 
 /* z lives in registers for the whole pass when it fits in DEN_NV vectors (nvm a compile-time

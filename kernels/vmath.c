@@ -152,6 +152,16 @@ static void vm_vexpf_affine_scalar(const float *x, float *y, size_t n, float sub
         y[i] = vm_expf1((x[i] - sub) + add) * scale;
 }
 
+static void vm_vexpf_pair_scalar(const float *x, float *yp, float *ym, size_t n, float sub,
+                                 float add, float scale)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float u = x[i];
+        ym[i] = vm_expf1((-u - sub) + add) * scale;
+        yp[i] = vm_expf1((u - sub) + add) * scale;
+    }
+}
+
 static inline int vm_sincos_out_of_range(float x)
 {
     return !(fabsf(x) <= LA_VSINCOS_RANGE);
@@ -256,6 +266,29 @@ VM_AVX512 static void vm_vexpf_affine_avx512(const float *x, float *y, size_t n,
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         const __m512 a = _mm512_add_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), va);
         _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(vm_exp16(a), vc));
+    }
+}
+
+VM_AVX512 static void vm_vexpf_pair_avx512(const float *x, float *yp, float *ym, size_t n,
+                                           float sub, float add, float scale)
+{
+    const __m512 vs = _mm512_set1_ps(sub), va = _mm512_set1_ps(add), vc = _mm512_set1_ps(scale);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 u = _mm512_loadu_ps(x + i);
+        const __m512 a = _mm512_add_ps(_mm512_sub_ps(u, vs), va);
+        const __m512 b = _mm512_add_ps(_mm512_sub_ps(_mm512_xor_ps(u, sign), vs), va);
+        _mm512_storeu_ps(yp + i, _mm512_mul_ps(vm_exp16(a), vc));
+        _mm512_storeu_ps(ym + i, _mm512_mul_ps(vm_exp16(b), vc));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 u = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512 a = _mm512_add_ps(_mm512_sub_ps(u, vs), va);
+        const __m512 b = _mm512_add_ps(_mm512_sub_ps(_mm512_xor_ps(u, sign), vs), va);
+        _mm512_mask_storeu_ps(yp + i, m, _mm512_mul_ps(vm_exp16(a), vc));
+        _mm512_mask_storeu_ps(ym + i, m, _mm512_mul_ps(vm_exp16(b), vc));
     }
 }
 
@@ -411,6 +444,29 @@ VM_AVX2 static void vm_vexpf_affine_avx2(const float *x, float *y, size_t n, flo
     }
 }
 
+VM_AVX2 static void vm_vexpf_pair_avx2(const float *x, float *yp, float *ym, size_t n, float sub,
+                                       float add, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(sub), va = _mm256_set1_ps(add), vc = _mm256_set1_ps(scale);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 u = _mm256_loadu_ps(x + i);
+        const __m256 a = _mm256_add_ps(_mm256_sub_ps(u, vs), va);
+        const __m256 b = _mm256_add_ps(_mm256_sub_ps(_mm256_xor_ps(u, sign), vs), va);
+        _mm256_storeu_ps(yp + i, _mm256_mul_ps(vm_exp8(a), vc));
+        _mm256_storeu_ps(ym + i, _mm256_mul_ps(vm_exp8(b), vc));
+    }
+    if (i < n) {
+        __m256i m = vm_tailmask8(n - i);
+        const __m256 u = _mm256_maskload_ps(x + i, m);
+        const __m256 a = _mm256_add_ps(_mm256_sub_ps(u, vs), va);
+        const __m256 b = _mm256_add_ps(_mm256_sub_ps(_mm256_xor_ps(u, sign), vs), va);
+        _mm256_maskstore_ps(yp + i, m, _mm256_mul_ps(vm_exp8(a), vc));
+        _mm256_maskstore_ps(ym + i, m, _mm256_mul_ps(vm_exp8(b), vc));
+    }
+}
+
 VM_AVX2 static inline void vm_sincos8(__m256 x, __m256 *so, __m256 *co)
 {
     __m256 sh = _mm256_set1_ps(VM_SHIFTER);
@@ -503,10 +559,12 @@ VM_AVX2 static void vm_vsincosf_avx2(const float *x, float *s, float *c, size_t 
 /* Best first: the resolver takes the first one the CPU supports. */
 static const struct la_vmath_impl vm_impls[] = {
 #if LA_VMATH_X86
-    {"avx512", vm_vexpf_avx512, vm_vsincosf_avx512, vm_vexpf_affine_avx512},
-    {"avx2", vm_vexpf_avx2, vm_vsincosf_avx2, vm_vexpf_affine_avx2},
+    {"avx512", vm_vexpf_avx512, vm_vsincosf_avx512, vm_vexpf_affine_avx512,
+     vm_vexpf_pair_avx512},
+    {"avx2", vm_vexpf_avx2, vm_vsincosf_avx2, vm_vexpf_affine_avx2, vm_vexpf_pair_avx2},
 #endif
-    {"scalar", vm_vexpf_scalar, vm_vsincosf_scalar, vm_vexpf_affine_scalar},
+    {"scalar", vm_vexpf_scalar, vm_vsincosf_scalar, vm_vexpf_affine_scalar,
+     vm_vexpf_pair_scalar},
 };
 #define VM_NIMPL (sizeof vm_impls / sizeof vm_impls[0])
 
@@ -593,6 +651,13 @@ void la_vexpf_affine(const float *x, float *y, size_t n, float sub, float add, f
 {
     if (n)
         vm_selected()->vexpf_affine(x, y, n, sub, add, scale);
+}
+
+void la_vexpf_pair(const float *x, float *yp, float *ym, size_t n, float sub, float add,
+                   float scale)
+{
+    if (n)
+        vm_selected()->vexpf_pair(x, yp, ym, n, sub, add, scale);
 }
 
 void la_vsincosf(const float *x, float *s, float *c, size_t n)

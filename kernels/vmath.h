@@ -42,17 +42,25 @@ void la_vexpf(const float *x, float *y, size_t n);
  * random feature maps' stabilised exp: sub a row's max, add a key row's offset, scale
  * m^{-1/2}).  In place is allowed. */
 void la_vexpf_affine(const float *x, float *y, size_t n, float sub, float add, float scale);
+/* The pair of la_vexpf_affine for x and −x: yp[i] = exp((x[i] − sub) + add)·scale and
+ * ym[i] = exp((−x[i] − sub) + add)·scale, bit for bit what la_vexpf_affine gives for x and for
+ * its negation (hyperbolic random features: both halves of a row from one read of the
+ * projection).  yp may be x (in place); ym must overlap neither x nor yp. */
+void la_vexpf_pair(const float *x, float *yp, float *ym, size_t n, float sub, float add,
+                   float scale);
 void la_vsincosf(const float *x, float *s, float *c, size_t n);
 /* Name of the implementation selected on this CPU: "avx512", "avx2" or "scalar". */
 const char *la_vmath_isa(void);
 
 /* One implementation, for tests and benchmarks that compare paths; its functions have the same
- * contract as la_vexpf and la_vsincosf. */
+ * contract as la_vexpf, la_vsincosf, la_vexpf_affine and la_vexpf_pair. */
 struct la_vmath_impl {
     const char *name; /* "avx512", "avx2" or "scalar" */
     void (*vexpf)(const float *x, float *y, size_t n);
     void (*vsincosf)(const float *x, float *s, float *c, size_t n);
     void (*vexpf_affine)(const float *x, float *y, size_t n, float sub, float add, float scale);
+    void (*vexpf_pair)(const float *x, float *yp, float *ym, size_t n, float sub, float add,
+                       float scale);
 };
 
 /* The implementation called isa (any case), or NULL when the name is unknown or this CPU

@@ -2,7 +2,8 @@
  * statistical claims tested statistically (unbiasedness within 4 standard errors, IID MSE within
  * 20% of Performer Lemma 2, orthogonal no worse than IID, gerf's fitted A no worse than A = 0),
  * exactness of taylor2, positivity, the stabiliser (finite at |x| = 30 where the formula
- * overflows; cancels in attention), bit-identical features from one seed, every map through
+ * overflows; cancels in attention), bit-identical features from one seed, the exponential maps'
+ * projection (kernels/simd.h la_proj_rows) against a loop on every SIMD path, every map through
  * every linear kernel against attn_linear_ref, and the learned map's weights files (round trip
  * through `linattn featuremap init-learned`, every malformed file, weights whose features are
  * zero or overflow fp32, a /W declaring more rows than supported, CLI exit codes), and each map's
@@ -34,6 +35,7 @@
 #include "../harness/core/status.h"
 #include "../harness/core/sysinfo.h"
 #include "../kernels/attention.h"
+#include "../kernels/simd.h"
 
 #define MASTER_SEED 20240611ul
 #define D 16
@@ -278,13 +280,93 @@ static void test_bit_identical(void **state)
     free(x);
 }
 
+/* The projection of the exponential maps (simd.h la_proj_rows) on every SIMD path against a
+ * double loop: odd M (one row, tails of every row tile), N = 1, past one vector and one panel
+ * and not a multiple of any width, K = 1, 11, 64 and 150 (past la_gemm's K block), with and
+ * without offsets and pair.  u within 1e-6 of Σ|terms| (fp32 rounding), each row's max equal
+ * to the largest value written (pair: of those and their negations), the rest of the row
+ * (past N) untouched.  One
+ * offset is NaN (that column never becomes the max) and, in the last shape, every offset is
+ * −100, so every value is negative and the lanes past N (zeros before the −inf padding) would
+ * win a max that looked at them. */
+static void test_proj_rows(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{1, 1, 1},     {7, 5, 11},    {13, 37, 64}, {6, 64, 64},
+                                    {25, 65, 150}, {61, 256, 64}, {9, 130, 11}, {5, 3, 2}};
+    const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (!la_simd_supported(isa))
+            continue;
+        for (int sh = 0; sh < nshapes; sh++) {
+            const int M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+            const int ldc = 2 * N + 3, ldb = N + 5;
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * ldb);
+            float *off = malloc(sizeof(float) * N), *C = malloc(sizeof(float) * M * ldc);
+            float *mx = malloc(sizeof(float) * M);
+            tu_fill(A, (size_t)M * K, 1.0f, 71 + sh);
+            tu_fill(B, (size_t)K * ldb, 1.0f, 81 + sh);
+            tu_fill(off, (size_t)N, 3.0f, 91 + sh);
+            if (sh == nshapes - 1)
+                for (int j = 0; j < N; j++)
+                    off[j] = -100.0f;
+            else if (N > 2)
+                off[N / 2] = NAN;
+            for (int withoff = 0; withoff <= 1; withoff++)
+                for (int pair = 0; pair <= 1; pair++) {
+                    for (int i = 0; i < M * ldc; i++)
+                        C[i] = 12345.0f;
+                    la_proj_rows(isa, M, N, K, A, K, B, ldb, withoff ? off : NULL, pair, C, ldc,
+                                 mx);
+                    for (int i = 0; i < M; i++) {
+                        const float *c = C + (size_t)i * ldc;
+                        float best = -INFINITY;
+                        for (int j = 0; j < N; j++) {
+                            double u = 0.0, b = 0.0;
+                            for (int k = 0; k < K; k++) {
+                                u += (double)A[i * K + k] * B[(size_t)k * ldb + j];
+                                b += fabs((double)A[i * K + k] * B[(size_t)k * ldb + j]);
+                            }
+                            if (withoff) {
+                                u += off[j];
+                                b += fabs((double)off[j]);
+                            }
+                            if (isnan(u)) {
+                                assert_true(isnan(c[j]));
+                            } else {
+                                if (!(fabs(c[j] - u) <= 1e-6 * (b + 1e-30)))
+                                    print_error("proj [%s] M=%d N=%d K=%d off=%d pair=%d "
+                                                "(%d, %d): %.9g vs %.9g\n",
+                                                la_simd_name(isa), M, N, K, withoff, pair, i, j,
+                                                c[j], u);
+                                assert_true(fabs(c[j] - u) <= 1e-6 * (b + 1e-30));
+                                best = c[j] > best ? c[j] : best;
+                            }
+                            if (pair && !isnan(u))
+                                best = -c[j] > best ? -c[j] : best;
+                        }
+                        if (!(mx[i] == best))
+                            print_error("proj [%s] M=%d N=%d K=%d off=%d pair=%d row %d: max "
+                                        "%.9g, expected %.9g\n",
+                                        la_simd_name(isa), M, N, K, withoff, pair, i, mx[i], best);
+                        assert_true(mx[i] == best);
+                        for (int j = N; j < ldc; j++)
+                            assert_true(c[j] == 12345.0f);
+                    }
+                }
+            free(A), free(B), free(off), free(C), free(mx);
+        }
+    }
+}
+
 /* prf, hyp and gerf against their definition evaluated in double from the same draws, every
  * role, on shapes that cut the projection's row blocks and register tiles unevenly (n = 1, 7
  * and past several blocks; d = 11, 64 and 150, past the GEMM's K block of 128; m = 5, 20, 37
  * and 256).  Each feature must match
  * scale·exp(e − c) (e its exponent, c the role's stabiliser, both in double) to fp32 rounding
  * of the exponent: |φ − ref| <= ref·(tol·(1 + Σ_j |ω_ij·x̃_j| + h)) + 1e-37, where the sum
- * bounds the projection's rounding.  The reported shift must match c the same way. */
+ * bounds the projection's rounding.  The reported shift must match c the same way.  On every
+ * SIMD path (the projection runs on la_proj_rows). */
 static void test_exp_maps_exact(void **state)
 {
     (void)state;
@@ -295,92 +377,101 @@ static void test_exp_maps_exact(void **state)
     const char *names[] = {"prf", "hyp", "gerf"};
     const double tol = 1e-6;
     double worst = 0.0;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (int mi = 0; mi < 3; mi++)
-            for (int draw = 0; draw <= 1; draw++) {
-                const int n = shapes[si].n, d = shapes[si].d, mm = shapes[si].m;
-                const int pair = mi == 1;
-                const double A = mi == 2 ? -0.07 : 0.0;
-                struct fm_params p;
-                featuremap_params_default(&p, d);
-                p.m = mm;
-                p.draw = draw;
-                p.A = A;
-                const unsigned long seed = 500 + si * 10 + (unsigned long)mi * 2 + (unsigned long)draw;
-                struct featuremap *fm = make_map(names[mi], &p, seed);
-                const int cols = fm->m;
-                assert_int_equal(cols, pair ? 2 * mm : mm);
-                /* The same draws: init takes W first from a freshly seeded generator. */
-                double *W = malloc((size_t)mm * d * sizeof *W);
-                gsl_rng *r = rng_seeded(seed);
-                struct la_error err;
-                assert_int_equal(fm_draw_w(W, mm, d, draw, 0, r, "test", &err), LA_OK);
-                gsl_rng_free(r);
-                float *x = malloc((size_t)n * d * sizeof *x);
-                tu_fill(x, (size_t)n * d, 1.3f, MASTER_SEED + 900 + si);
-                double *e = malloc((size_t)n * cols * sizeof *e);
-                double *bound = malloc((size_t)n * cols * sizeof *bound);
-                double *h = malloc((size_t)n * sizeof *h);
-                const double f = pow((double)d, -0.25), B = sqrt(1.0 - 4.0 * A);
-                const double logD = 0.25 * d * log1p(-4.0 * A);
-                for (int row = 0; row < n; row++) {
-                    double sq = 0.0;
-                    for (int j = 0; j < d; j++)
-                        sq += (double)x[row * d + j] * x[row * d + j] * f * f;
-                    h[row] = 0.5 * sq;
-                    for (int i = 0; i < mm; i++) {
-                        double u = 0.0, b = 0.0, sw = 0.0;
-                        for (int j = 0; j < d; j++) {
-                            const double t = W[(size_t)i * d + j] * B * f * x[row * d + j];
-                            u += t;
-                            b += fabs(t);
-                            sw += W[(size_t)i * d + j] * W[(size_t)i * d + j];
-                        }
-                        const double o = A * sw + (A != 0.0 ? logD : 0.0);
-                        e[(size_t)row * cols + i] = u + o - h[row];
-                        bound[(size_t)row * cols + i] = 1.0 + b + fabs(o) + h[row];
-                        if (pair) {
-                            e[(size_t)row * cols + mm + i] = -u - h[row];
-                            bound[(size_t)row * cols + mm + i] = 1.0 + b + h[row];
-                        }
-                    }
-                }
-                const double scale = 1.0 / sqrt((double)cols);
-                float *phi = malloc((size_t)n * cols * sizeof *phi);
-                float *shift = malloc((size_t)n * sizeof *shift);
-                for (int role = FM_QUERY; role <= FM_RAW; role++) {
-                    assert_int_equal(featuremap_apply_shift(fm, role, x, n, phi, NULL, shift),
-                                     LA_OK);
-                    double ckey = -INFINITY;
-                    for (size_t i = 0; i < (size_t)n * cols; i++)
-                        ckey = e[i] > ckey ? e[i] : ckey;
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (la_simd_force(isa) != 0)
+            continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int draw = 0; draw <= 1; draw++) {
+                    const int n = shapes[si].n, d = shapes[si].d, mm = shapes[si].m;
+                    const int pair = mi == 1;
+                    const double A = mi == 2 ? -0.07 : 0.0;
+                    struct fm_params p;
+                    featuremap_params_default(&p, d);
+                    p.m = mm;
+                    p.draw = draw;
+                    p.A = A;
+                    const unsigned long seed =
+                        500 + si * 10 + (unsigned long)mi * 2 + (unsigned long)draw;
+                    struct featuremap *fm = make_map(names[mi], &p, seed);
+                    const int cols = fm->m;
+                    assert_int_equal(cols, pair ? 2 * mm : mm);
+                    /* The same draws: init takes W first from a freshly seeded generator. */
+                    double *W = malloc((size_t)mm * d * sizeof *W);
+                    gsl_rng *r = rng_seeded(seed);
+                    struct la_error err;
+                    assert_int_equal(fm_draw_w(W, mm, d, draw, 0, r, "test", &err), LA_OK);
+                    gsl_rng_free(r);
+                    float *x = malloc((size_t)n * d * sizeof *x);
+                    tu_fill(x, (size_t)n * d, 1.3f, MASTER_SEED + 900 + si);
+                    double *e = malloc((size_t)n * cols * sizeof *e);
+                    double *bound = malloc((size_t)n * cols * sizeof *bound);
+                    double *h = malloc((size_t)n * sizeof *h);
+                    const double f = pow((double)d, -0.25), B = sqrt(1.0 - 4.0 * A);
+                    const double logD = 0.25 * d * log1p(-4.0 * A);
                     for (int row = 0; row < n; row++) {
-                        double c = 0.0, cb = 0.0;
-                        if (role == FM_QUERY)
-                            for (int i = 0; i < cols; i++)
-                                if (i == 0 || e[(size_t)row * cols + i] > c)
-                                    c = e[(size_t)row * cols + i], cb = bound[(size_t)row * cols + i];
-                        if (role == FM_KEY)
-                            c = ckey, cb = 1.0 + fabs(ckey);
-                        assert_true(fabs((double)shift[row] - c) <= tol * (cb + fabs(c)) + 1e-30);
-                        for (int i = 0; i < cols; i++) {
-                            const size_t k = (size_t)row * cols + i;
-                            const double ref = scale * exp(e[k] - c);
-                            const double dev = fabs((double)phi[k] - ref);
-                            const double lim = ref * tol * (bound[k] + cb) + 1e-37;
-                            if (dev / lim > worst)
-                                worst = dev / lim;
-                            if (!(dev <= lim))
-                                print_error("%s d=%d m=%d n=%d draw=%d role=%d row %d feature %d: "
-                                            "%.9g vs %.9g\n",
-                                            names[mi], d, mm, n, draw, role, row, i, phi[k], ref);
-                            assert_true(dev <= lim);
+                        double sq = 0.0;
+                        for (int j = 0; j < d; j++)
+                            sq += (double)x[row * d + j] * x[row * d + j] * f * f;
+                        h[row] = 0.5 * sq;
+                        for (int i = 0; i < mm; i++) {
+                            double u = 0.0, b = 0.0, sw = 0.0;
+                            for (int j = 0; j < d; j++) {
+                                const double t = W[(size_t)i * d + j] * B * f * x[row * d + j];
+                                u += t;
+                                b += fabs(t);
+                                sw += W[(size_t)i * d + j] * W[(size_t)i * d + j];
+                            }
+                            const double o = A * sw + (A != 0.0 ? logD : 0.0);
+                            e[(size_t)row * cols + i] = u + o - h[row];
+                            bound[(size_t)row * cols + i] = 1.0 + b + fabs(o) + h[row];
+                            if (pair) {
+                                e[(size_t)row * cols + mm + i] = -u - h[row];
+                                bound[(size_t)row * cols + mm + i] = 1.0 + b + h[row];
+                            }
                         }
                     }
+                    const double scale = 1.0 / sqrt((double)cols);
+                    float *phi = malloc((size_t)n * cols * sizeof *phi);
+                    float *shift = malloc((size_t)n * sizeof *shift);
+                    for (int role = FM_QUERY; role <= FM_RAW; role++) {
+                        assert_int_equal(featuremap_apply_shift(fm, role, x, n, phi, NULL, shift),
+                                         LA_OK);
+                        double ckey = -INFINITY;
+                        for (size_t i = 0; i < (size_t)n * cols; i++)
+                            ckey = e[i] > ckey ? e[i] : ckey;
+                        for (int row = 0; row < n; row++) {
+                            double c = 0.0, cb = 0.0;
+                            if (role == FM_QUERY)
+                                for (int i = 0; i < cols; i++)
+                                    if (i == 0 || e[(size_t)row * cols + i] > c)
+                                        c = e[(size_t)row * cols + i],
+                                        cb = bound[(size_t)row * cols + i];
+                            if (role == FM_KEY)
+                                c = ckey, cb = 1.0 + fabs(ckey);
+                            assert_true(fabs((double)shift[row] - c) <=
+                                        tol * (cb + fabs(c)) + 1e-30);
+                            for (int i = 0; i < cols; i++) {
+                                const size_t k = (size_t)row * cols + i;
+                                const double ref = scale * exp(e[k] - c);
+                                const double dev = fabs((double)phi[k] - ref);
+                                const double lim = ref * tol * (bound[k] + cb) + 1e-37;
+                                if (dev / lim > worst)
+                                    worst = dev / lim;
+                                if (!(dev <= lim))
+                                    print_error(
+                                        "%s d=%d m=%d n=%d draw=%d role=%d row %d feature %d: "
+                                        "%.9g vs %.9g\n",
+                                        names[mi], d, mm, n, draw, role, row, i, phi[k], ref);
+                                assert_true(dev <= lim);
+                            }
+                        }
+                    }
+                    free(W), free(x), free(e), free(bound), free(h), free(phi), free(shift);
+                    featuremap_free(fm);
                 }
-                free(W), free(x), free(e), free(bound), free(h), free(phi), free(shift);
-                featuremap_free(fm);
-            }
+    }
+    la_simd_force(-1);
     print_message("  prf, hyp, gerf vs the double definition: worst error %.3f of the tolerance\n",
                   worst);
 }
@@ -1615,6 +1706,7 @@ int main(void)
         cmocka_unit_test(test_parameter_errors),
         cmocka_unit_test(test_orthogonal_blocks),
         cmocka_unit_test(test_bit_identical),
+        cmocka_unit_test(test_proj_rows),
         cmocka_unit_test(test_exp_maps_exact),
         cmocka_unit_test(test_unbiased_and_variance),
         cmocka_unit_test(test_taylor2_exact),

@@ -1,6 +1,7 @@
 /* test_vmath.c — tests of kernels/vmath.c: accuracy of every implementation this CPU can run
  * (AVX-512, AVX2+FMA, portable C) against libm in double, special values, tails, in-place
- * calls, agreement between paths, and the run-time choice (LINATTN_VMATH).
+ * calls, the affine and pair forms against their definitions bit for bit, agreement between
+ * paths, and the run-time choice (LINATTN_VMATH).
  *
  * Not a benchmark and not an exhaustive check (the bounds in vmath.h were measured
  * exhaustively over every float of the ranges once; here dense sweeps plus random points and
@@ -361,6 +362,46 @@ static void test_exp_affine(void **state)
     la_vexpf_affine(NULL, NULL, 0, 1.0f, 2.0f, 3.0f); /* n = 0 touches nothing */
 }
 
+/* vexpf_pair equals vexpf_affine of x and of −x bit for bit on every path, for every length up
+ * to three vectors (tails) and a long array, with special values, in place (yp = x). */
+static void test_exp_pair(void **state)
+{
+    (void)state;
+    enum { N = 1003 };
+    const struct la_vmath_impl *im[N_ISA];
+    size_t nim = available(im);
+    static float x[N], nx[N], tp[N], tm[N], yp[N], ym[N], a[N], am[N];
+    tu_fill(x, N, 40.0f, 0x9a17u);
+    x[3] = NAN, x[17] = INFINITY, x[18] = -INFINITY, x[40] = 0.0f, x[41] = -0.0f, x[77] = 1e30f;
+    for (size_t i = 0; i < N; i++)
+        nx[i] = -x[i];
+    static const float par[][3] = {{0.0f, 0.0f, 1.0f}, {3.25f, -0.5f, 0.0625f},
+                                   {30.0f, -2.0f, 1.0f}};
+    for (size_t k = 0; k < nim; k++)
+        for (size_t p = 0; p < sizeof par / sizeof par[0]; p++)
+            for (size_t n = 0; n <= N; n = n < 48 ? n + 1 : N) {
+                const float sub = par[p][0], add = par[p][1], sc = par[p][2];
+                im[k]->vexpf_affine(x, tp, n, sub, add, sc);
+                im[k]->vexpf_affine(nx, tm, n, sub, add, sc);
+                im[k]->vexpf_pair(x, yp, ym, n, sub, add, sc);
+                memcpy(a, x, sizeof a);
+                im[k]->vexpf_pair(a, a, am, n, sub, add, sc);
+                for (size_t i = 0; i < n; i++) {
+                    const int okp = same_bits(yp[i], tp[i]) || (isnan(yp[i]) && isnan(tp[i]));
+                    const int okm = same_bits(ym[i], tm[i]) || (isnan(ym[i]) && isnan(tm[i]));
+                    if (!okp || !okm)
+                        print_error("%s: pair(%g, %g, %g) at x = %g: %a %a vs %a %a\n",
+                                    im[k]->name, sub, add, sc, x[i], yp[i], ym[i], tp[i], tm[i]);
+                    assert_true(okp && okm);
+                    assert_true(same_bits(a[i], yp[i]) || (isnan(a[i]) && isnan(yp[i])));
+                    assert_true(same_bits(am[i], ym[i]) || (isnan(am[i]) && isnan(ym[i])));
+                }
+                if (n == N)
+                    break;
+            }
+    la_vexpf_pair(NULL, NULL, NULL, 0, 1.0f, 2.0f, 3.0f); /* n = 0 touches nothing */
+}
+
 /* ---- agreement between paths and the dispatcher ------------------------------------------- */
 
 static void test_paths_agree(void **state)
@@ -491,6 +532,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tails),        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_exp_accuracy), cmocka_unit_test(test_sincos_accuracy),
         cmocka_unit_test(test_paths_agree),  cmocka_unit_test(test_exp_affine),
+        cmocka_unit_test(test_exp_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
