@@ -88,13 +88,14 @@ void fm_exp_stabilised(float *phi, size_t n, int cols, const float *x, int d, do
  * about 128 KiB of features through simd.h's la_proj_rows (the kernels' register tiles, on the
  * SIMD path of la_simd_isa()), which adds the offsets and finds each row's max in registers as
  * it stores u, so no pass over the block precedes the exp; each row's shifts, exp and scale
- * follow in one pass while the block is still in L2 (a row in L1).  With pair only u is
- * stored, and la_vexpf_pair writes both halves from it.  FM_KEY needs the call's largest
- * exponent before any exp: its first pass projects every block and keeps the running maximum,
- * the second finds each row's max again and applies the exp to the rows as written, last row
- * first, prefetching a few rows ahead (re-read from cache or memory; projecting twice would
- * cost more than reading T·m floats back).  Every element depends only on its own row (and,
- * for keys, on c): not on n, the block boundaries or the thread.  Never allocates. */
+ * follow in one pass while the block is still in L2 (a row in L1), and meanwhile the next
+ * block's rows of phi and x are prefetched for the GEMM.  With pair only u is stored, and
+ * la_vexpf_pair writes both halves from it.  FM_KEY needs the call's largest exponent before
+ * any exp: its first pass projects every block and keeps the running maximum, the second finds
+ * each row's max again and applies the exp to the rows as written, last row first, prefetching
+ * a few rows ahead (re-read from cache or memory; projecting twice would cost more than
+ * reading T·m floats back).  Every element depends only on its own row (and, for keys, on c):
+ * not on n, the block boundaries or the thread.  Never allocates. */
 void fm_proj_exp(const struct fm_proj *P, const float *off, int pair, const float *x, size_t n,
                  double hcoef, enum fm_role role, float scale, float *phi, float *shift);
 
