@@ -422,8 +422,9 @@ LA_INLINE void FN(pf_span)(const float *p, int n, const int write)
  * Before each tb tokens, the rows of V and Y of the next tb tokens (the columns of them this
  * call reads and writes) are prefetched: on a long sequence they come from memory, and a store
  * that misses holds up the state's stores queued behind it (measured on one thread at
- * T = 16384, m = dv = 64, the caches flushed between calls: the prefetch of Y alone took about
- * 4% off the time, with V and the next batch's rows of Q and K (linear.c) about 10%). */
+ * T = 16384, m = dv = 64, the caches flushed between calls: with V and the next batch's rows
+ * of Q and K (linear.c) about 3% faster on a quiet machine and 8-10% while other processes
+ * loaded its memory, where the prefetch of Y alone gave about 4%). */
 LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
                            int nvs, float eps, const float *epsr, float *z, float *inv,
