@@ -13,9 +13,10 @@
  *               faster per column than four).  Threads split the dv columns of the state
  *               (independent; whole cache lines each); each block computes the normalisers
  *               of each few tokens just before it needs them (see REC_SIDE).  On a long
- *               sequence the rows come from memory: the first block of a batch fetches the
- *               next batch's rows of Q and K as it goes, and every block the rows of V and Y
- *               of its next few tokens (la_linrec_cols).
+ *               sequence the rows come from memory: on one thread the first block of a batch
+ *               fetches the next batch's rows of Q and K as it goes, and every block the rows
+ *               of V and Y of its next few tokens (la_linrec_cols); with threads only a fused
+ *               map's raw rows are fetched ahead (the others measured slower there).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (a table measured on the development machine).
@@ -211,10 +212,12 @@ size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int ch
  * batch, so the batch's rows of Q and K come from L2 for all but the first block (with a
  * fused map, the batch's rows are mapped into b->mq, b->mk first, once for all blocks).  The
  * first block computes the normalisers (b->z, b->inv: this thread's), the others reuse them.
- * The first `side` columns go to b->ys (stride REC_SIDE).  Returns the small-normaliser
- * count. */
+ * The first `side` columns go to b->ys (stride REC_SIDE).  alone: the kernel runs on one
+ * thread, and prefetches the rows it streams from memory (below); with two threads on one head
+ * the same prefetches measured slower (both threads read all of Q and K), so they keep to the
+ * fused map's.  Returns the small-normaliser count. */
 static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1,
-                        const struct rec_bufs *b, int side)
+                        const struct rec_bufs *b, int side, int alone)
 {
     const int T = a->T, m = a->dk, dv = a->dv, blk = la_linrec_block(isa);
     float *z = b->z, *inv = b->inv, *ys = b->ys;
@@ -225,8 +228,9 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
         const float *Qb = lin_rows(a, a->q, t0, nt, b->mq), *Kb = lin_rows(a, a->k, t0, nt, b->mk);
         /* The first block fetches the next batch's rows of q and k as it goes (the next batch
          * reads them in one burst: its normalisers, or with a fused map its map; on a long
-         * sequence they come from memory); the rows past T are not touched. */
-        const int pf = t0 + 2 * REC_BATCH <= T;
+         * sequence they come from memory); the rows past T are not touched.  Every block also
+         * fetches its next tokens' rows of V and Y when alone. */
+        const int pf = (alone || a->fused_map != ATTN_MAP_NONE) && t0 + 2 * REC_BATCH <= T;
         for (int c = c0; c < c1; c += blk) {
             const int nc = c1 - c < blk ? c1 - c : blk;
             const int sb = c - c0 < side ? (c0 + side - c < nc ? c0 + side - c : nc) : 0;
@@ -237,7 +241,7 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
                                     sb, a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0,
                                     c > c0, S + (size_t)m * c, c, nc,
                                     pf && c == c0 ? a->q + next : NULL,
-                                    pf && c == c0 ? a->k + next : NULL);
+                                    pf && c == c0 ? a->k + next : NULL, alone);
         }
     }
     return small;
@@ -255,7 +259,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
     if (nth == 1) {
         const struct rec_bufs b = rec_bufs_at(priv, T, m, nreq);
         memset(S, 0, (size_t)m * lds * sizeof *S);
-        a->n_small_den = rec_columns(isa, a, S, 0, dv, &b, 0);
+        a->n_small_den = rec_columns(isa, a, S, 0, dv, &b, 0, 1);
         return;
     }
     const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
@@ -271,7 +275,7 @@ void attn_linear_causal_recurrent(struct attn_args *a)
         if (c0 < c1) {
             /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
             memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
-            const long s = rec_columns(isa, a, S, c0, c1, &b, side);
+            const long s = rec_columns(isa, a, S, c0, c1, &b, side, 0);
             if (c0 == 0)
                 small = s; /* every column block counts the same rows: take the first's */
         }

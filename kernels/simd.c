@@ -420,7 +420,7 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
 
 typedef long (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
                        ptrdiff_t, float *, ptrdiff_t, int, float, const float *, float *, float *,
-                       int, float *, int, int, const float *, const float *);
+                       int, float *, int, int, const float *, const float *, int);
 static rec_fn rec_for(int isa)
 {
     LA_DISPATCH(linrec_cols)
@@ -429,10 +429,10 @@ static rec_fn rec_for(int isa)
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc, const float *pfq, const float *pfk)
+                    int nc, const float *pfq, const float *pfk, int pf_rows)
 {
     return rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, eps, epsr, z, inv, have_inv, S,
-                        c0, nc, pfq, pfk);
+                        c0, nc, pfq, pfk, pf_rows);
 }
 
 typedef void (*chunk_fn)(int, int, int, const float *, const float *, const float *, float *,

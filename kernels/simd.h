@@ -97,12 +97,13 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
  * starting at its column 0) instead.  pfq, pfk (or NULL): rows of m floats to bring into the
  * caches as the tokens go, row t of each while token t runs (the next rows a caller will read
  * in a burst, e.g. the raw rows a fused map reads next: spread over the pass, the loads
- * overlap the arithmetic instead of stalling it).  The rows of V and Y (its columns) of the
- * next few tokens are prefetched the same way. */
+ * overlap the arithmetic instead of stalling it).  With pf_rows, the rows of V and Y (its
+ * columns) of the next few tokens are prefetched the same way (one thread: measured faster
+ * from memory; two threads on one head: measured slower, so the kernel turns it off). */
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc, const float *pfq, const float *pfk);
+                    int nc, const float *pfq, const float *pfk, int pf_rows);
 /* The width of the state slice la_linrec_cols needs for nc columns, and the widest block it
  * runs at once (callers split wider column ranges into blocks of at most this). */
 int la_linrec_width(int isa, int nc);

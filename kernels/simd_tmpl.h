@@ -466,7 +466,8 @@ LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, c
 static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
                             float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
                             float eps, const float *epsr, float *z, float *inv, int have_inv,
-                            float *S, int c0, int nc, const float *pfq, const float *pfk)
+                            float *S, int c0, int nc, const float *pfq, const float *pfk,
+                            int pf_rows)
 {
     const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
     const MASK mk = vmask(nc - (nv - 1) * VW);
@@ -477,7 +478,7 @@ static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K
 #define LA_REC_CASE(n)                                                                         \
     case n:                                                                                    \
         return FN(rec_run)(n, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,     \
-                           have_inv, S, nc, mk, pfq, pfk);
+                           have_inv, S, pf_rows ? nc : 0, mk, pfq, pfk);
     switch (nv) {
         LA_REC_CASE(1)
 #if REC_NV >= 2
