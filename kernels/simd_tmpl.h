@@ -23,14 +23,15 @@
 
 /* ---- GEMM register tile: C[mr × nv·VW] = alpha·A·B (+ C) ---------------------------------- */
 
-/* mr and nv are compile-time constants at every call (through tile_any's switch), so the loops
- * unroll fully and acc stays in registers.  The last vector of a row is masked (mk), which
- * lets one tile serve any number of columns. */
-LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict A, ptrdiff_t rsa,
-                        ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb, float *restrict C,
-                        ptrdiff_t ldc, MASK mk, float alpha, const float *rs, int beta)
+/* tile_acc forms the products acc = A·B of one register tile (K terms, an FMA chain per
+ * element), for tile (the GEMM's store) and proj_tile (the projection's).  mr and nv are
+ * compile-time constants at every call (through tile_any's and proj_any's switches), so the
+ * loops unroll fully and acc stays in registers.  The last vector of a row is masked (mk),
+ * which lets one tile serve any number of columns. */
+LA_INLINE void FN(tile_acc)(const int mr, const int nv, int K, const float *restrict A,
+                            ptrdiff_t rsa, ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb,
+                            MASK mk, VEC acc[GEMM_MR][GEMM_NV])
 {
-    VEC acc[GEMM_MR][GEMM_NV];
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
 #pragma GCC unroll 4
@@ -52,6 +53,16 @@ LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict
                 acc[r][v] = vfma(ar, bv[v], acc[r][v]);
         }
     }
+}
+
+/* One register tile: C[0:mr, 0:nv vectors] = (beta ? C : 0) + alpha·rs[r]·(A·B), the products
+ * accumulated by tile_acc. */
+LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict A, ptrdiff_t rsa,
+                        ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb, float *restrict C,
+                        ptrdiff_t ldc, MASK mk, float alpha, const float *rs, int beta)
+{
+    VEC acc[GEMM_MR][GEMM_NV];
+    FN(tile_acc)(mr, nv, K, A, rsa, csa, B, ldb, mk, acc);
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         const VEC al = vset1(rs ? rs[r] * alpha : alpha);
@@ -125,7 +136,7 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
 static const float FN(proj_zeros)[VW] = {0.0f};
 
 /* One register tile of proj_rows: rows [0, mr) × the caller's nv vectors of columns.  The
- * products are formed exactly as tile's (the same FMA chain over k), then the offsets added,
+ * products are tile_acc's (the same FMA chain over k as the GEMM's), then the offsets added,
  * u stored, and the tile row's largest u (pair: largest of u and −u) folded into mx[r].  The
  * max runs over lanes that hold columns only: the tail's other lanes are set to -inf first.
  * A NaN is never selected (vmax returns its second operand when either is NaN). */
@@ -135,26 +146,7 @@ LA_INLINE void FN(proj_tile)(const int mr, const int nv, int K, const float *res
                              ptrdiff_t ldc, MASK mk, float *restrict mx)
 {
     VEC acc[GEMM_MR][GEMM_NV];
-#pragma GCC unroll 8
-    for (int r = 0; r < mr; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = vzero();
-    for (int k = 0; k < K; k++) {
-        const float *b = B + k * ldb;
-        VEC bv[GEMM_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < nv - 1; v++)
-            bv[v] = vld(b + v * VW);
-        bv[nv - 1] = vldm(b + (nv - 1) * VW, mk);
-#pragma GCC unroll 8
-        for (int r = 0; r < mr; r++) {
-            const VEC ar = vset1(A[r * lda + k]);
-#pragma GCC unroll 4
-            for (int v = 0; v < nv; v++)
-                acc[r][v] = vfma(ar, bv[v], acc[r][v]);
-        }
-    }
+    FN(tile_acc)(mr, nv, K, A, lda, 1, B, ldb, mk, acc);
     VEC o[GEMM_NV];
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++)
