@@ -89,21 +89,31 @@ void la_cpu_model(char *buf, size_t cap)
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f)
         return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10)) {
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ' || *p == '\t')
-                    p++;
-                p[strcspn(p, "\n")] = '\0';
-                snprintf(buf, cap, "%s", p);
-            }
-            break;
-        }
+    /* The first processor's block: its model name, and its family and model numbers, which tell
+     * the microarchitecture where the name does not (a VM may show only "AMD EPYC"). */
+    char line[512], name[256] = "", family[32] = "", model[32] = "";
+    while (fgets(line, sizeof line, f) && line[0] != '\n') {
+        char *p = strchr(line, ':');
+        if (!p)
+            continue;
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        p[strcspn(p, "\n")] = '\0';
+        if (!strncmp(line, "model name", 10))
+            snprintf(name, sizeof name, "%s", p);
+        else if (!strncmp(line, "cpu family", 10))
+            snprintf(family, sizeof family, "%s", p);
+        else if (!strncmp(line, "model\t", 6) || !strncmp(line, "model ", 6))
+            snprintf(model, sizeof model, "%s", p);
     }
     fclose(f);
+    if (!name[0])
+        return;
+    if (family[0] && model[0])
+        snprintf(buf, cap, "%s (family %s, model %s)", name, family, model);
+    else
+        snprintf(buf, cap, "%s", name);
 }
 
 void la_hostname(char *buf, size_t cap)

@@ -20,6 +20,7 @@ const char *la_cflags(void);    /* the optimisation flags linattn was built with
 const char *la_blas_name(void); /* e.g. "OpenBLAS 0.3.21 ..." (its config string) */
 void la_blas_set_threads(int n); /* BLAS threads (linattn keeps 1 and uses OpenMP itself) */
 const char *la_blas_core(void); /* e.g. "Haswell" */
+/* "AMD EPYC (family 25, model 17)": /proc/cpuinfo's model name, cpu family and model (x86). */
 void la_cpu_model(char *buf, size_t cap);
 void la_hostname(char *buf, size_t cap);
 void la_utc_now(char *buf, size_t cap); /* ISO 8601, e.g. 2026-11-28T04:05:06Z */
