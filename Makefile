@@ -29,7 +29,7 @@ CFLAGS   ?=
 CFLAGS   += $(OPT) $(WARN) -fopenmp -D_GNU_SOURCE -fno-math-errno $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
 BUILD    ?= build
-# OpenBLAS on these Zen 5 VMs is run with its Haswell (AVX2) kernels for safety; keep the
+# OpenBLAS on these AMD EPYC VMs (Zen 4 and Zen 5 hosts) is run with its Haswell (AVX2) kernels for safety; keep the
 # caller's choice when set.  See README "BLAS" for AVX-512 kernels on newer CPUs.
 export OPENBLAS_CORETYPE ?= Haswell
 # The data directory (stories260K); tests skip with a message when it is absent.
