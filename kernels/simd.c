@@ -49,8 +49,8 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
     }
 }
 
-/* The constants of the vector e^x below (both x86 paths): the clamp, log2 e, ln 2 in two
- * parts (Cody-Waite), and the polynomial for e^r on |r| <= ln2/2. */
+/* The constants of the vector e^x below: the clamp (both x86 paths); for the AVX2 path log2 e,
+ * ln 2 in two parts (Cody-Waite) and the polynomial for e^r on |r| <= ln2/2. */
 #define EXP_LO -87.0f
 #define EXP_LOG2E 1.44269504088896341f
 #define EXP_LN2_HI 0.693359375f
@@ -61,6 +61,11 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 #define EXP_P3 4.1665795894e-2f
 #define EXP_P4 1.6666665459e-1f
 #define EXP_P5 5.0000001201e-1f
+/* The AVX-512 path's table form: 16/ln2, and ln2/16 in two parts (the first with 21 significant
+ * bits, so x − n·hi is exact for |n| <= 2008). */
+#define EXP_16_LOG2E 23.0831203f
+#define EXP_LN2_16_HI 0x1.62e43p-5f
+#define EXP_LN2_16_LO -0x1.05c61p-33f
 
 /* ---- AVX-512F ----------------------------------------------------------------------------- */
 #if LA_SIMD_X86
@@ -96,23 +101,29 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 #define vhmax(x) _mm512_reduce_max_ps(x)
 #define vexp(x) exp_avx512(x)
 
-/* e^x for x <= 0: n = round(x·log2 e), r = x − n·ln2 (two-part Cody-Waite), a degree-7
- * polynomial for e^r on |r| <= ln2/2 (relative error ~1e-7), scaled by 2^n with vscalefps. */
+/* e^x for x <= 0, from a 16-entry table: n = round(x·16/ln2), r = x − n·ln2/16 (two-part
+ * Cody-Waite; |r| <= ln2/32), e^x = 2^⌊n/16⌋ · 2^{(n mod 16)/16} · e^r with the table entry
+ * picked by the low 4 bits of n (vpermps reads only those, and the shifter leaves n in them), e^r
+ * as 1 + r + r²/2 + r³/6 (truncation below 1e-8 relative), and 2^⌊n/16⌋ by vscalefps (which
+ * floors its exponent).  Within about 1.1 ulp of the exact value; x < -87 gives e^-87. */
 static inline __m512 exp_avx512(__m512 x)
 {
+    const __m512 tab = _mm512_setr_ps(
+        0x1.000000p+0f, 0x1.0b5586p+0f, 0x1.172b84p+0f, 0x1.2387a6p+0f, 0x1.306fe0p+0f,
+        0x1.3dea64p+0f, 0x1.4bfdaep+0f, 0x1.5ab07ep+0f, 0x1.6a09e6p+0f, 0x1.7a1148p+0f,
+        0x1.8ace54p+0f, 0x1.9c4918p+0f, 0x1.ae89fap+0f, 0x1.c199bep+0f, 0x1.d5818ep+0f,
+        0x1.ea4afap+0f);
+    const __m512 sh = _mm512_set1_ps(0x1.8p23f);
     x = _mm512_max_ps(x, _mm512_set1_ps(EXP_LO));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(EXP_P0);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_P5));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
+    const __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(EXP_16_LOG2E), sh);
+    const __m512 n = _mm512_sub_ps(t, sh);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_16_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_16_LO), r);
+    const __m512 tj = _mm512_permutexvar_ps(_mm512_castps_si512(t), tab);
+    __m512 p = _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 y = _mm512_fmadd_ps(tj, _mm512_mul_ps(p, r), tj); /* tj·e^r */
+    return _mm512_scalef_ps(y, _mm512_mul_ps(n, _mm512_set1_ps(0.0625f)));
 }
 
 /* clang-format off */
