@@ -586,11 +586,15 @@ static void FN(softmax_rows)(const float *Q, const float *Kp, const float *V, fl
             if (j0 >= jend)
                 continue;
             const int nk = jend - j0 < bc ? jend - j0 : bc, npan = (nk + NR - 1) / NR;
-            /* Scores S = scale · Q_rb K_tileᵀ (zero-padded panels past T). */
-            for (int p = 0; p < npan; p++)
-                FN(tile_any)(mr, GEMM_NV, d, Q + (size_t)ib * d, d, 1,
+            /* Scores S = scale · Q_rb K_tileᵀ, of the last panel only the vectors that hold keys
+             * j < j0 + nk (the panel's zero padding past T makes them full): a causal register
+             * block's keys end at its last row, mid-panel. */
+            for (int p = 0; p < npan; p++) {
+                const int cols = nk - p * NR < NR ? nk - p * NR : NR;
+                FN(tile_any)(mr, (cols + VW - 1) / VW, d, Q + (size_t)ib * d, d, 1,
                              Kp + (size_t)(j0 / NR + p) * d * NR, NR, S + p * NR, bc, full, scale,
                              NULL, 0);
+            }
             /* Online softmax per row: new max, rescale what was accumulated only when the max
              * grew, exponentiate and sum in one pass.  Causal rows see keys j <= i only. */
             for (int r = 0; r < mr; r++) {
