@@ -14,10 +14,14 @@
  *     up to its last row are computed; masked entries are never exponentiated.
  * Memory: O(T·d) (packed K) + O(mr·BC + BR) per thread besides the inputs.  Threads
  * (a->threads > 1) split the packing, then the query blocks (dynamic: causal blocks differ).
- * BR and BC: on the development machine (Zen 5, AVX-512 path, d = 64, T = 8192) every BR in
- * {48, 96, 192, 384} × BC in {128, 256, 512, 1024} ran within 3% of ~100 GFLOP/s (the GEMM
- * tiles run near the core's FMA limit and the fused exp pass is ~10% of the time), so the
- * choice is not critical; 96 × 256 keeps a block's K panels and V rows (128 KiB) in L2.
+ * BR and BC: on a Zen 5 host (AVX-512 path, d = 64, T = 8192) every BR in {48, 96, 192, 384} ×
+ * BC in {128, 256, 512, 1024} ran within 3% of ~100 GFLOP/s (the GEMM tiles run near the
+ * core's FMA limit and the fused exp pass is ~10% of the time).  On a Zen 4 host (2026-12-05,
+ * one thread, % of the run's fp32 peak) BR in {48, 96, 192} made no difference, and BC did on
+ * short causal rows: causal T = 1024 82.1-82.4% at BC = 128, 83.6-83.7% at 256, 84.1-84.7% at
+ * 512 (768 and 1024: the same as 512); T = 8192 86.5 / 87.0-87.3 / 87.4-87.6%.  Fewer, longer
+ * tiles mean fewer per-row max and rescale passes.  96 × 512 keeps a tile's K panels and V rows
+ * (256 KiB at d = dv = 64) in L2 and a register block's scores (6 × 512 floats) in L1.
  * Tests: tests/test_kernels.c against softmax_ref.c on every vector path, including scores of
  * ±1000.
  */
@@ -30,7 +34,7 @@
 #include <string.h>
 
 #define BR 96  /* query rows per block (a multiple of every path's mr) */
-#define BC 256 /* keys per tile (a multiple of every path's nr) */
+#define BC 512 /* keys per tile (a multiple of every path's nr) */
 
 static size_t per_thread_floats(void)
 {
