@@ -72,7 +72,8 @@ void la_proj_rows(int isa, int M, int N, int K, const float *A, ptrdiff_t lda, c
 void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P);
 
 /* y[i] = elu(x[i]) + 1 = max(x, 0) + e^{min(x, 0)} for i < n, in one vector pass with this
- * path's exp (within about 1.2 ulp of the exact value; below x = -87 about 1e-38 instead of
+ * path's exp (measured over every float of [-87, 0]: at most 1.07 ulp of the exact value on
+ * AVX-512, 1.26 on AVX2, libm's expf on the portable path; below x = -87 about 1e-38 instead of
  * less).  attn_map_rows's elu1 (kernels/fused_map.c), which the fused kernels and the elu1
  * feature map both run.  x and y may be the same array. */
 void la_elu1_rows(int isa, const float *x, float *y, ptrdiff_t n);
