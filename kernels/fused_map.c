@@ -3,8 +3,8 @@
  * kernels (kernels/linear.c) on blocks of rows in their workspace and by the feature maps
  * featuremaps/elu1.c and relu.c on whole sequences, so both give the same floats.
  * elu1 is one vector pass with the SIMD path's exp (simd.h la_elu1_rows: max(x, 0) +
- * e^{min(x, 0)}, within 1.07 ulp of the exact value on AVX-512, 1.26 on AVX2; below x = -87 about 1e-38 instead of
- * less); relu is max(x, 0) + eps, which the compiler vectorises.
+ * e^{min(x, 0)}, within 1.07 ulp of the exact value on AVX-512, 1.26 on AVX2; below x = -87
+ * about 1e-38 instead of less); relu is max(x, 0) + eps, which the compiler vectorises.
  * Touches nothing but its arguments.  Tests: tests/test_kernels.c (fused against unfused,
  * bit for bit) and tests/test_featuremaps.c (the maps' definitions).
  */

@@ -39,6 +39,13 @@ size_t attn_softmax_cache_floats(int T, int dk, int dv);
 double attn_linear_flops(int T, int dk, int dv, int causal);
 double attn_forward_bytes(int T, int dk, int dv, int causal);
 
+/* softmax_flash's tiles, which the backward's forward pass repeats so that its output is bit for
+ * bit softmax_flash's (the online softmax rescales at tile boundaries): query rows per block (a
+ * multiple of every path's mr) and keys per tile (a multiple of every path's nr); the measured
+ * choice is in softmax_flash.c. */
+#define ATTN_SOFTMAX_BR 96
+#define ATTN_SOFTMAX_BC 512
+
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 

@@ -30,8 +30,8 @@
 #include <omp.h>
 #include <string.h>
 
-#define BR 96  /* forward: query rows per block (as softmax_flash.c) */
-#define BC 256 /* forward: keys per tile */
+#define BR ATTN_SOFTMAX_BR /* forward: softmax_flash's tiles (kernel_impl.h) */
+#define BC ATTN_SOFTMAX_BC
 #define BQ 64  /* backward: query rows per block */
 #define BK 128 /* backward: keys per tile (a multiple of every path's nr) */
 

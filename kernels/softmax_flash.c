@@ -33,8 +33,8 @@
 #include <omp.h>
 #include <string.h>
 
-#define BR 96  /* query rows per block (a multiple of every path's mr) */
-#define BC 512 /* keys per tile (a multiple of every path's nr) */
+#define BR ATTN_SOFTMAX_BR /* query rows per block (kernel_impl.h) */
+#define BC ATTN_SOFTMAX_BC /* keys per tile */
 
 static size_t per_thread_floats(void)
 {
