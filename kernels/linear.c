@@ -166,45 +166,68 @@ void attn_linear_noncausal(struct attn_args *a)
 /* Threads split the state's columns in whole cache lines (16 floats); the columns are
  * independent, and each thread computes the normalisers as its first column block goes (a
  * short vector pass per 16 token blocks, on rows of Q and K that block is about to read), so
- * threads share nothing until the end.  Output rows: when Y's rows start on cache lines and
- * dv is a multiple of 16, every thread's columns are whole lines of Y.  Otherwise the line holding a thread's first output columns also
- * holds the previous thread's last ones; written by both cores token after token, it would
- * bounce between them, so every thread but the first writes its first REC_SIDE columns to a
- * private side buffer, copied into Y after one barrier. */
+ * threads share nothing until the end.
+ * Output rows: when Y's rows start on cache lines and dv is a multiple of 16, every thread's
+ * columns are whole lines of Y, and it writes them with non-temporal stores
+ * (LA_REC_STREAM_Y).  Each row's lines of one thread still neighbour the next thread's, and
+ * a core's hardware prefetchers, following its own stores down Y, fetch the neighbouring lines
+ * too: each store of the other thread must then take its line back.  With the two vCPUs on
+ * different dies that cost 20% of the time (measured on one VM, AMD EPYC family 25 model 17,
+ * T = 16384, m = dv = 64, two threads of 32 columns: 1.55-1.62 ms a call with plain stores,
+ * 1.36-1.39 with non-temporal ones or with each thread's Y rows in a private buffer; sharing
+ * an L3, 1.34-1.40 either way).  Otherwise the line holding a thread's first output columns
+ * also holds the previous thread's last ones; written by both cores token after token, it
+ * would bounce between them, so every thread but the first writes its first REC_SIDE columns
+ * to a private side buffer, copied into Y after one barrier.
+ * Each thread's state slice sits in its own buffers, and every thread's buffers end in a
+ * guard of REC_GUARD floats (4 KiB, a page: the prefetchers stay within a page), so no
+ * prefetch for one thread's state, rewritten every few tokens, reaches another's (the slices
+ * side by side cost 8-12% across dies, measured as above). */
 #define REC_SIDE 16
+#define REC_GUARD 1024
 
 #define REC_BATCH 192
 
-/* Per thread: z (m), the normalisers' inverses (T), with threads a side buffer (T, REC_SIDE),
- * and a batch of mapped query and key rows (fused map; each thread maps its own). */
-static size_t rec_thread_floats(int T, int dk, int nth)
+/* The threads that run one head: no more than lines of columns (then thread 0 always owns the
+ * first block, the one that counts the small normalisers). */
+static int rec_threads(int dv, int threads)
 {
-    return la_pad16((size_t)dk) + la_pad16((size_t)T) +
-           la_pad16(nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0) +
+    const int nlines = (dv + 15) / 16, nreq = threads > 1 ? threads : 1;
+    return nreq < nlines ? nreq : nlines;
+}
+
+/* Per thread: its state slice (m rows × dv rounded up to 16: the columns a thread runs, all of
+ * them when OpenMP gives fewer threads than asked for), z (m), the
+ * normalisers' inverses (T), with threads a side buffer (T, REC_SIDE) and the guard, and a
+ * batch of mapped query and key rows (fused map; each thread maps its own). */
+static size_t rec_thread_floats(int T, int dk, int dv, int nth)
+{
+    return (size_t)dk * la_pad16((size_t)dv) + la_pad16((size_t)dk) +
+           la_pad16((size_t)T) + (nth > 1 ? (size_t)REC_SIDE * (size_t)T + REC_GUARD : 0) +
            2 * la_pad16((size_t)REC_BATCH * dk);
 }
 
 /* A thread's buffers in its rec_thread_floats at p. */
 struct rec_bufs {
-    float *z, *inv, *ys, *mq, *mk;
+    float *S, *z, *inv, *ys, *mq, *mk;
 };
 
-static struct rec_bufs rec_bufs_at(float *p, int T, int m, int nth)
+static struct rec_bufs rec_bufs_at(float *p, int T, int m, int dv, int nth)
 {
     struct rec_bufs b;
-    b.z = p;
+    b.S = p;
+    b.z = b.S + (size_t)m * la_pad16((size_t)dv);
     b.inv = b.z + la_pad16((size_t)m);
     b.ys = b.inv + la_pad16((size_t)T);
-    b.mq = b.ys + la_pad16(nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
+    b.mq = b.ys + (nth > 1 ? (size_t)REC_SIDE * (size_t)T : 0);
     b.mk = b.mq + la_pad16((size_t)REC_BATCH * m);
     return b;
 }
 
-/* State: (m, dv rounded up to 16) floats, cut into column blocks (simd.h la_linrec_*). */
 size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
-    const int nth = threads > 1 ? threads : 1;
-    return (size_t)dk * la_pad16((size_t)dv) + (size_t)nth * rec_thread_floats(T, dk, nth);
+    const int nth = rec_threads(dv, threads);
+    return (size_t)nth * rec_thread_floats(T, dk, dv, nth);
 }
 
 /* State columns [c0, c1) over all tokens, in column blocks of la_linrec_block and token
@@ -212,15 +235,16 @@ size_t attn_linear_causal_recurrent_ws(int T, int dk, int dv, int causal, int ch
  * batch, so the batch's rows of Q and K come from L2 for all but the first block (with a
  * fused map, the batch's rows are mapped into b->mq, b->mk first, once for all blocks).  The
  * first block computes the normalisers (b->z, b->inv: this thread's), the others reuse them.
- * The first `side` columns go to b->ys (stride REC_SIDE).  alone: the kernel runs on one
- * thread, and prefetches the rows it streams from memory (below); with two threads on one head
- * the same prefetches measured slower (both threads read all of Q and K), so they keep to the
- * fused map's.  Returns the small-normaliser count. */
-static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, int c1,
+ * The state of columns [c0, c1) is b->S, column block c at b->S + m·(c − c0).  The first `side`
+ * columns go to b->ys (stride REC_SIDE).  alone: the kernel runs on one thread, and prefetches
+ * the rows it streams from memory (below); with two threads on one head the same prefetches
+ * measured slower (both threads read all of Q and K), so they keep to the fused map's, and Y
+ * is written with non-temporal stores (see REC_SIDE).  Returns the small-normaliser count. */
+static long rec_columns(int isa, const struct attn_args *a, int c0, int c1,
                         const struct rec_bufs *b, int side, int alone)
 {
     const int T = a->T, m = a->dk, dv = a->dv, blk = la_linrec_block(isa);
-    float *z = b->z, *inv = b->inv, *ys = b->ys;
+    float *z = b->z, *inv = b->inv, *ys = b->ys, *S = b->S;
     long small = 0;
     memset(z, 0, (size_t)m * sizeof *z);
     for (int t0 = 0; t0 < T; t0 += REC_BATCH) {
@@ -239,9 +263,10 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
                                     a->y + (size_t)t0 * dv, dv,
                                     sb ? ys + (size_t)t0 * REC_SIDE + (c - c0) : NULL, REC_SIDE,
                                     sb, a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, inv + t0,
-                                    c > c0, S + (size_t)m * c, c, nc,
+                                    c > c0, S + (size_t)m * (c - c0), c, nc,
                                     pf && c == c0 ? a->q + next : NULL,
-                                    pf && c == c0 ? a->k + next : NULL, alone);
+                                    pf && c == c0 ? a->k + next : NULL,
+                                    alone ? LA_REC_PF_ROWS : LA_REC_STREAM_Y);
         }
     }
     return small;
@@ -250,16 +275,13 @@ static long rec_columns(int isa, const struct attn_args *a, float *S, int c0, in
 void attn_linear_causal_recurrent(struct attn_args *a)
 {
     const int T = a->T, m = a->dk, dv = a->dv, isa = la_simd_isa();
-    /* No more threads than lines of columns: then thread 0 always owns the first block, the
-     * one that counts the small normalisers. */
-    const int nlines = (dv + 15) / 16, nreq = a->threads > 1 ? a->threads : 1;
-    const int nth = nreq < nlines ? nreq : nlines;
-    const size_t lds = la_pad16((size_t)dv), per = rec_thread_floats(T, m, nreq);
-    float *S = la_align_work(a->work), *priv = S + (size_t)m * lds;
+    const int nlines = (dv + 15) / 16, nth = rec_threads(dv, a->threads);
+    const size_t per = rec_thread_floats(T, m, dv, nth);
+    float *priv = la_align_work(a->work);
     if (nth == 1) {
-        const struct rec_bufs b = rec_bufs_at(priv, T, m, nreq);
-        memset(S, 0, (size_t)m * lds * sizeof *S);
-        a->n_small_den = rec_columns(isa, a, S, 0, dv, &b, 0, 1);
+        const struct rec_bufs b = rec_bufs_at(priv, T, m, dv, 1);
+        memset(b.S, 0, (size_t)m * la_pad16((size_t)dv) * sizeof *b.S);
+        a->n_small_den = rec_columns(isa, a, 0, dv, &b, 0, 1);
         return;
     }
     const int aligned = dv % 16 == 0 && ((uintptr_t)a->y & 63) == 0;
@@ -267,15 +289,15 @@ void attn_linear_causal_recurrent(struct attn_args *a)
 #pragma omp parallel num_threads(nth)
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        const struct rec_bufs b = rec_bufs_at(priv + per * (size_t)th, T, m, nreq);
+        const struct rec_bufs b = rec_bufs_at(priv + per * (size_t)th, T, m, dv, nth);
         /* Columns of the state: each thread owns whole lines of them. */
         const int c0 = nlines * th / n * 16, c1e = nlines * (th + 1) / n * 16;
         const int c1 = c1e < dv ? c1e : dv;
         const int side = th == 0 || aligned ? 0 : c1 - c0 < 16 ? c1 - c0 : 16;
         if (c0 < c1) {
             /* Zero whole lines: a block's state slice is its width rounded up to the lanes. */
-            memset(S + (size_t)m * c0, 0, (size_t)m * (c1e - c0) * sizeof *S);
-            const long s = rec_columns(isa, a, S, c0, c1, &b, side, 0);
+            memset(b.S, 0, (size_t)m * (c1e - c0) * sizeof *b.S);
+            const long s = rec_columns(isa, a, c0, c1, &b, side, 0);
             if (c0 == 0)
                 small = s; /* every column block counts the same rows: take the first's */
         }

@@ -314,7 +314,7 @@ static void rec_state(int isa, int n, int rows, int cols, const float *Q, const 
     for (int c = 0; c < cols; c += blk) {
         const int nc = cols - c < blk ? cols - c : blk;
         la_linrec_cols(isa, n, rows, cols, Q, K, V, Y, ldy, NULL, 0, 0, 0.0f, NULL, NULL,
-                       (float *)inv, 1, S + (size_t)rows * c, c, nc, NULL, NULL, 1);
+                       (float *)inv, 1, S + (size_t)rows * c, c, nc, NULL, NULL, LA_REC_PF_ROWS);
     }
 }
 

@@ -90,6 +90,8 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
 #define vkeep(x, k) _mm512_maskz_mov_ps(k, x)
 #define vst(p, x) _mm512_storeu_ps(p, x)
 #define vstm(p, x, k) _mm512_mask_storeu_ps(p, k, x)
+#define vst_nt(p, x) _mm512_stream_ps(p, x)
+#define vsfence() _mm_sfence()
 #define vset1(x) _mm512_set1_ps(x)
 #define vzero() _mm512_setzero_ps()
 #define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
@@ -159,6 +161,8 @@ static inline __m512 exp_avx512(__m512 x)
 #define vkeep(x, k) _mm256_and_ps(x, _mm256_castsi256_ps(k))
 #define vst(p, x) _mm256_storeu_ps(p, x)
 #define vstm(p, x, k) _mm256_maskstore_ps(p, k, x)
+#define vst_nt(p, x) _mm256_stream_ps(p, x)
+#define vsfence() _mm_sfence()
 #define vset1(x) _mm256_set1_ps(x)
 #define vzero() _mm256_setzero_ps()
 #define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
@@ -234,6 +238,8 @@ static inline __m256 exp_avx2(__m256 x)
 #define vkeep(x, k) ((void)(k), (x))
 #define vst(p, x) (*(p) = (x))
 #define vstm(p, x, k) ((void)(k), *(p) = (x))
+#define vst_nt(p, x) (*(p) = (x))
+#define vsfence() ((void)0)
 #define vset1(x) (x)
 #define vzero() 0.0f
 #define vfma(a, b, c) fmaf(a, b, c)
@@ -441,10 +447,10 @@ static rec_fn rec_for(int isa)
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc, const float *pfq, const float *pfk, int pf_rows)
+                    int nc, const float *pfq, const float *pfk, int flags)
 {
     return rec_for(isa)(T, m, dv, Q, K, V, Y, ldy, Ys, ldys, side, eps, epsr, z, inv, have_inv, S,
-                        c0, nc, pfq, pfk, pf_rows);
+                        c0, nc, pfq, pfk, flags);
 }
 
 typedef void (*chunk_fn)(int, int, int, const float *, const float *, const float *, float *,

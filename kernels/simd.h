@@ -98,13 +98,20 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
  * starting at its column 0) instead.  pfq, pfk (or NULL): rows of m floats to bring into the
  * caches as the tokens go, row t of each while token t runs (the next rows a caller will read
  * in a burst, e.g. the raw rows a fused map reads next: spread over the pass, the loads
- * overlap the arithmetic instead of stalling it).  With pf_rows, the rows of V and Y (its
- * columns) of the next few tokens are prefetched the same way (one thread: measured faster
- * from memory; two threads on one head: measured slower, so the kernel turns it off). */
+ * overlap the arithmetic instead of stalling it).  flags:
+ *   LA_REC_PF_ROWS   the rows of V and Y (its columns) of the next few tokens are prefetched
+ *                    the same way (one thread: measured faster from memory);
+ *   LA_REC_STREAM_Y  Y is written with non-temporal stores, fenced before the return, where
+ *                    every row's columns are whole aligned vectors and side = 0 (else plain
+ *                    stores): for threads that split the columns of Y's rows, whose lines
+ *                    then neighbour another thread's (see linear.c).
+ * On the vector paths' arithmetic the two give the same values. */
+#define LA_REC_PF_ROWS 1
+#define LA_REC_STREAM_Y 2
 long la_linrec_cols(int isa, int T, int m, int dv, const float *Q, const float *K, const float *V,
                     float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side, float eps,
                     const float *epsr, float *z, float *inv, int have_inv, float *S, int c0,
-                    int nc, const float *pfq, const float *pfk, int pf_rows);
+                    int nc, const float *pfq, const float *pfk, int flags);
 /* The width of the state slice la_linrec_cols needs for nc columns, and the widest block it
  * runs at once (callers split wider column ranges into blocks of at most this). */
 int la_linrec_width(int isa, int nc);

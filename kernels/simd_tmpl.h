@@ -8,6 +8,9 @@
  *   vmask(n)            mask with lanes 0..n-1 on (1 <= n <= VW)
  *   vld, vst            unaligned load/store;  vldm, vstm: masked (off lanes read as 0, are
  *                       not written, and are never touched in memory)
+ *   vst_nt, vsfence     non-temporal store of a full vector to an address aligned to it (the
+ *                       line goes to memory without being read into the caches), and the
+ *                       fence that orders such stores before the ones after it
  *   vldm_ninf(p, k)     masked load whose off lanes read as -inf
  *   vkeep(x, k)         x with off lanes set to 0
  *   vset1, vzero, vfma (a·b + c, one rounding), vmul, vadd, vsub, vmax, vhsum, vhmax
@@ -333,11 +336,13 @@ static void FN(elu1_rows)(const float *x, float *y, ptrdiff_t n)
  * each token in order S_i += k_t[i]·v_t and y_t += q_t[i]·S_i (so y_t sees the state after its
  * own update and before the next token's, as in the per-token loop), store S_i.  v_t and y_t
  * live in registers for the whole pass; S (m rows × nv·VW) stays in L1.  The first nvs vectors
- * of each output row go to ys (stride ldys) instead of y (stride ldy). */
+ * of each output row go to ys (stride ldys) instead of y (stride ldy).  stream: the rows of y
+ * are written with non-temporal stores (every vector full and aligned; nvs = 0). */
 LA_INLINE void FN(rec_tile)(const int nv, const int tb, int m, const float *restrict q,
                             const float *restrict k, const float *restrict v, int dv,
                             float *restrict y, ptrdiff_t ldy, float *restrict ys, ptrdiff_t ldys,
-                            int nvs, const float *restrict inv, float *restrict S, MASK mk)
+                            int nvs, const float *restrict inv, float *restrict S, MASK mk,
+                            const int stream)
 {
     VEC vv[REC_TBMAX][REC_NV], yy[REC_TBMAX][REC_NV];
 #pragma GCC unroll 16
@@ -378,7 +383,9 @@ LA_INLINE void FN(rec_tile)(const int nv, const int tb, int m, const float *rest
 #pragma GCC unroll 4
         for (int c = 0; c < nv; c++) {
             float *dst = c < nvs ? ys + t * ldys + c * VW : y + t * ldy + c * VW;
-            if (c < nv - 1)
+            if (stream)
+                vst_nt(dst, vmul(yy[t][c], iv));
+            else if (c < nv - 1)
                 vst(dst, vmul(yy[t][c], iv));
             else
                 vstm(dst, vmul(yy[t][c], iv), mk);
@@ -416,12 +423,14 @@ LA_INLINE void FN(pf_span)(const float *p, int n, const int write)
  * that misses holds up the state's stores queued behind it (measured on one thread at
  * T = 16384, m = dv = 64, the caches flushed between calls: with V and the next batch's rows
  * of Q and K (linear.c) about 3% faster on a quiet machine and 8-10% while other processes
- * loaded its memory, where the prefetch of Y alone gave about 4%). */
+ * loaded its memory, where the prefetch of Y alone gave about 4%).  nc: the columns of V and
+ * Y to prefetch (0: none).  stream: Y is written with non-temporal stores (rec_tile), fenced
+ * at the end. */
 LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                            const float *V, float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys,
                            int nvs, float eps, const float *epsr, float *z, float *inv,
                            int have_inv, float *S, int nc, MASK mk, const float *pfq,
-                           const float *pfk)
+                           const float *pfk, const int stream)
 {
     const int tb = REC_TB(nv), db = 16 * REC_TB(nv);
     const int yc0 = Ys != Y ? nvs * VW : 0; /* the first column written to Y */
@@ -445,32 +454,30 @@ LA_INLINE long FN(rec_run)(const int nv, int T, int m, int dv, const float *Q, c
             }
             FN(rec_tile)(nv, tb, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                          V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
-                         inv + t, S, mk);
+                         inv + t, S, mk, stream);
         }
         for (; t < t0 + nb; t++)
             FN(rec_tile)(nv, 1, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                          V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, Ys + t * ldys, ldys, nvs,
-                         inv + t, S, mk);
+                         inv + t, S, mk, stream);
     }
+    if (stream)
+        vsfence();
     return small;
 }
 
-static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
-                            float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
-                            float eps, const float *epsr, float *z, float *inv, int have_inv,
-                            float *S, int c0, int nc, const float *pfq, const float *pfk,
-                            int pf_rows)
+/* rec_run for nv = 1 .. REC_NV vectors, stream a constant at each call (so the tile's stores
+ * need no test). */
+LA_INLINE long FN(rec_nv)(const int stream, int nv, int T, int m, int dv, const float *Q,
+                          const float *K, const float *V, float *Y, ptrdiff_t ldy, float *Ys,
+                          ptrdiff_t ldys, int nvs, float eps, const float *epsr, float *z,
+                          float *inv, int have_inv, float *S, int npf, MASK mk, const float *pfq,
+                          const float *pfk)
 {
-    const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
-    const MASK mk = vmask(nc - (nv - 1) * VW);
-    V += c0;
-    Y += c0;
-    if (!Ys)
-        Ys = Y;
 #define LA_REC_CASE(n)                                                                         \
     case n:                                                                                    \
         return FN(rec_run)(n, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,     \
-                           have_inv, S, pf_rows ? nc : 0, mk, pfq, pfk);
+                           have_inv, S, npf, mk, pfq, pfk, stream);
     switch (nv) {
         LA_REC_CASE(1)
 #if REC_NV >= 2
@@ -486,6 +493,39 @@ static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K
         return 0;
     }
 #undef LA_REC_CASE
+}
+
+/* The streaming instance, apart, so the plain one's code is laid out as on its own. */
+static __attribute__((noinline)) long
+FN(rec_nv_stream)(int nv, int T, int m, int dv, const float *Q, const float *K, const float *V,
+                  float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int nvs, float eps,
+                  const float *epsr, float *z, float *inv, int have_inv, float *S, int npf,
+                  MASK mk, const float *pfq, const float *pfk)
+{
+    return FN(rec_nv)(1, nv, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,
+                      have_inv, S, npf, mk, pfq, pfk);
+}
+
+static long FN(linrec_cols)(int T, int m, int dv, const float *Q, const float *K, const float *V,
+                            float *Y, ptrdiff_t ldy, float *Ys, ptrdiff_t ldys, int side,
+                            float eps, const float *epsr, float *z, float *inv, int have_inv,
+                            float *S, int c0, int nc, const float *pfq, const float *pfk,
+                            int flags)
+{
+    const int nv = (nc + VW - 1) / VW, nvs = (side + VW - 1) / VW;
+    const MASK mk = vmask(nc - (nv - 1) * VW);
+    const int npf = flags & LA_REC_PF_ROWS ? nc : 0;
+    V += c0;
+    Y += c0;
+    if (!Ys)
+        Ys = Y;
+    /* Non-temporal stores need whole vectors at addresses aligned to them, in every row. */
+    if ((flags & LA_REC_STREAM_Y) && VW > 1 && side == 0 && nc % VW == 0 &&
+        ((uintptr_t)Y % (VW * sizeof *Y)) == 0 && ldy % VW == 0)
+        return FN(rec_nv_stream)(nv, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,
+                                 have_inv, S, npf, mk, pfq, pfk);
+    return FN(rec_nv)(0, nv, T, m, dv, Q, K, V, Y, ldy, Ys, ldys, nvs, eps, epsr, z, inv,
+                      have_inv, S, npf, mk, pfq, pfk);
 }
 
 /* ---- causal chunked form: the output of one chunk ----------------------------------------- */
@@ -878,6 +918,8 @@ static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, con
 #undef vkeep
 #undef vst
 #undef vstm
+#undef vst_nt
+#undef vsfence
 #undef vset1
 #undef vzero
 #undef vfma
