@@ -39,8 +39,8 @@
  * contiguous ranges of chunks: the forward states entering each range are the sums of the
  * earlier ranges' Σ V_cᵀφ(K_c) (and Σ φ(k)), the reverse states the sums of the later ranges'
  * Σ φ(q)·inv dyᵀ (and Σ b φ(q)), each computed by a first pass over its range (2·m·dv flops a
- * row, where a later or earlier range needs it), then the sweeps run on every range at once
- * (see cb_threads).  The recurrent kernel ignores a->threads (one thread per head;
+ * row, where a later or earlier range needs it; each half of a range by one of two threads),
+ * then the sweeps run on every range at once (see cb_threads).  The recurrent kernel ignores a->threads (one thread per head;
  * attn_run_heads runs heads in parallel).
  * Nothing here allocates.  Tests: tests/test_kernels.c (every vector path, odd shapes, threads),
  * tests/test_backward.c (extremes, mutations) and `linattn check` against backward_ref.c
@@ -368,12 +368,15 @@ void attn_linear_causal_backward(struct attn_args *a)
  * b_t z_t term (m each), ones (C); a chunk copied in reverse order: φ(k), φ(q), φ(q)·inv
  * (C × m), dY (C × dv), [v, 1] and [a, b] (C × (dv + 1)), its output rows (C × max(m, dv));
  * la_linchunk_out's packed panel (max(m, dv + 1) × C rounded up to LA_SIMD_NR_MAX) and score
- * block; and with
- * threads the range's partial sums: Σ V_cᵀK_c and Σ φ(k) (forward), Σ φ(q)·inv dyᵀ and
- * Σ b φ(q) (reverse). */
+ * block; and with threads two sets of partial sums over half ranges (see cb_threads): Σ V_cᵀK_c
+ * and Σ φ(k) (forward), Σ φ(q)·inv dyᵀ and Σ b φ(q) (reverse). */
+struct cb_part {
+    float *PST, *pz, *PR, *pu;
+};
+
 struct cb_bufs {
     float *ST, *R, *RU, *z, *zd, *ones, *Kr, *Qr, *QSr, *Gr, *VAr, *ABr, *Yr, *Kt, *A;
-    float *PST, *pz, *PR, *pu;
+    struct cb_part lo, hi;
 };
 
 static size_t cb_panel(int C)
@@ -389,7 +392,7 @@ static size_t cb_thread_floats(int C, int m, int dv, int threaded)
                3 * la_pad16(c * m) + la_pad16(c * dv) + 2 * la_pad16(c * (dv + 1)) +
                la_pad16(c * (m > dv ? m : dv)) + w * cp + LA_SIMD_MR_MAX * cp;
     if (threaded)
-        f += (size_t)dv * pm + (size_t)m * pv + 2 * pm;
+        f += 2 * ((size_t)dv * pm + (size_t)m * pv + 2 * pm);
     return f;
 }
 
@@ -413,12 +416,18 @@ static struct cb_bufs cb_bufs_at(float *w, int C, int m, int dv, int threaded)
     b.Yr = b.ABr + la_pad16(c * (dv + 1));
     b.Kt = b.Yr + la_pad16(c * (m > dv ? m : dv));
     b.A = b.Kt + wd * cp;
-    b.PST = b.PR = b.pz = b.pu = NULL;
+    b.lo.PST = b.lo.PR = b.lo.pz = b.lo.pu = NULL;
+    b.hi = b.lo;
     if (threaded) {
-        b.PST = b.A + LA_SIMD_MR_MAX * cp;
-        b.PR = b.PST + (size_t)dv * pm;
-        b.pz = b.PR + (size_t)m * pv;
-        b.pu = b.pz + pm;
+        struct cb_part *p[2] = {&b.lo, &b.hi};
+        float *f = b.A + LA_SIMD_MR_MAX * cp;
+        for (int i = 0; i < 2; i++) {
+            p[i]->PST = f;
+            p[i]->PR = p[i]->PST + (size_t)dv * pm;
+            p[i]->pz = p[i]->PR + (size_t)m * pv;
+            p[i]->pu = p[i]->pz + pm;
+            f = p[i]->pu + pm;
+        }
     }
     return b;
 }
@@ -492,31 +501,36 @@ static void cb_reverse(int isa, const struct attn_args *a, int C, int c0, int c1
     }
 }
 
-/* Sums over chunks [c0, c1) for the threads' prefixes: forward Σ V_cᵀφ(K_c) into PST and
- * Σ φ(k) into pz; reverse (after the forward sweep has written inv and b for these rows)
- * Σ φ(q_t) inv_t dy_tᵀ into PR and Σ b_t φ(q_t) into pu. */
+/* Sums over chunks [c0, c1) (none: zero) for the threads' prefixes: forward Σ V_cᵀφ(K_c) into
+ * p->PST and Σ φ(k) into p->pz; reverse (after the forward sweep has written inv and b for these
+ * rows) Σ φ(q_t) inv_t dy_tᵀ into p->PR and Σ b_t φ(q_t) into p->pu, with b->QSr as scratch. */
 static void cb_sums_forward(int isa, const struct attn_args *a, int C, int c0, int c1,
-                            struct cb_bufs *b)
+                            const struct cb_part *p)
 {
     const int T = a->T, m = a->dk, dv = a->dv, t0 = c0 * C, t1 = c1 * C < T ? c1 * C : T;
     const ptrdiff_t pm = (ptrdiff_t)la_pad16((size_t)m);
-    memset(b->pz, 0, (size_t)m * sizeof(float));
+    memset(p->pz, 0, (size_t)m * sizeof(float));
+    if (t0 >= t1)
+        memset(p->PST, 0, (size_t)dv * (size_t)pm * sizeof(float));
     for (int s = t0; s < t1; s += NB) {
         const int n = t1 - s < NB ? t1 - s : NB;
-        la_gemm(isa, dv, m, n, a->v + (size_t)s * dv, 1, dv, a->k + (size_t)s * m, m, b->PST, pm,
+        la_gemm(isa, dv, m, n, a->v + (size_t)s * dv, 1, dv, a->k + (size_t)s * m, m, p->PST, pm,
                 1.0f, NULL, s > t0);
     }
     for (int t = t0; t < t1; t++)
         for (int e = 0; e < m; e++)
-            b->pz[e] += a->k[(size_t)t * m + e];
+            p->pz[e] += a->k[(size_t)t * m + e];
 }
 
 static void cb_sums_reverse(int isa, const struct attn_args *a, int C, int c0, int c1,
-                            struct cb_bufs *b, const float *inv, const float *bt)
+                            const struct cb_part *p, struct cb_bufs *b, const float *inv,
+                            const float *bt)
 {
     const int T = a->T, m = a->dk, dv = a->dv, t0 = c0 * C, t1 = c1 * C < T ? c1 * C : T;
     const ptrdiff_t pv = (ptrdiff_t)la_pad16((size_t)dv);
-    memset(b->pu, 0, (size_t)m * sizeof(float));
+    memset(p->pu, 0, (size_t)m * sizeof(float));
+    if (t0 >= t1)
+        memset(p->PR, 0, (size_t)m * (size_t)pv * sizeof(float));
     for (int s = t0; s < t1; s += C) {
         const int n = t1 - s < C ? t1 - s : C;
         for (int r = 0; r < n; r++) {
@@ -524,20 +538,46 @@ static void cb_sums_reverse(int isa, const struct attn_args *a, int C, int c0, i
             const float ij = inv[s + r], bj = bt[s + r];
             for (int e = 0; e < m; e++) {
                 b->QSr[(size_t)r * m + e] = q[e] * ij;
-                b->pu[e] += bj * q[e];
+                p->pu[e] += bj * q[e];
             }
         }
-        la_gemm(isa, m, dv, n, b->QSr, 1, m, a->grad_y + (size_t)s * dv, dv, b->PR, pv, 1.0f,
+        la_gemm(isa, m, dv, n, b->QSr, 1, m, a->grad_y + (size_t)s * dv, dv, p->PR, pv, 1.0f,
                 NULL, s > t0);
     }
 }
 
-/* Threads: each a contiguous range of chunks.  (1) every range but the last sums its forward
- * state; (2) each thread's entering state is the sum of the earlier ranges' (Sᵀ, z), and its
- * forward sweep writes dQ, inv and b of its rows; (3) every range but the first sums its reverse
- * state from them; (4) each thread's entering reverse state is the sum of the later ranges'
- * (R, u), and its reverse sweep writes dK and dV.  The sums cost 2·m·dv flops per row of the
- * ranges that need them (at most both for a middle range), on top of the sweeps' 8·m·dv. */
+/* Adds the forward (fwd) or reverse partial sums in p to the state being formed in b. */
+static void cb_add_part(struct cb_bufs *b, const struct cb_part *p, int fwd, int m, int dv)
+{
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
+    if (fwd) {
+        for (size_t e = 0; e < (size_t)dv * pm; e++)
+            b->ST[e] += p->PST[e];
+        for (int e = 0; e < m; e++)
+            b->z[e] += p->pz[e];
+    } else {
+        for (size_t e = 0; e < (size_t)m * pv; e++)
+            b->R[e] += p->PR[e];
+        for (int e = 0; e < m; e++)
+            b->RU[(size_t)dv * pm + e] += p->pu[e];
+    }
+}
+
+/* Threads: each a contiguous range of chunks, range r = [c0_r, c1_r) with its middle h_r.
+ * (1) Forward sums, every range's but the last's, each half by one thread: thread r sums the
+ *     first half of its own range (lo) and the second half of range r − 1 (hi), so with two
+ *     threads each sums half of range 0;
+ * (2) each thread's entering state (Sᵀ, z) is the sum of the halves of the earlier ranges, and
+ *     its forward sweep writes dQ, inv and b of its rows;
+ * (3) after a barrier (every row's inv and b written), reverse sums, every range's but the
+ *     first's: thread r sums the second half of its own range (hi) and the first half of
+ *     range r + 1 (lo);
+ * (4) each thread's entering reverse state (R, u) is the sum of the halves of the later ranges,
+ *     and its reverse sweep writes dK and dV.
+ * The sums cost 2·m·dv flops per row of the ranges that need them, on top of the sweeps'
+ * 8·m·dv; split in halves, the threads share them evenly instead of waiting in turn for the
+ * one that sums its own range (with two threads on one head at T = 16384, m = dv = 64 this
+ * measured 1.67-1.78× over one thread before). */
 static long cb_threads(int isa, const struct attn_args *a, int C, int nch, int nth, float *w0,
                        size_t per, float *inv, float *bt)
 {
@@ -548,35 +588,44 @@ static long cb_threads(int isa, const struct attn_args *a, int C, int nch, int n
     {
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
         struct cb_bufs b = cb_bufs_at(w0 + per * (size_t)th, C, m, dv, 1);
-        const int c0 = (int)((long)nch * th / n), c1 = (int)((long)nch * (th + 1) / n);
+#define CB_C0(r) ((int)((long)nch * (r) / n))
+#define CB_MID(r) ((CB_C0(r) + CB_C0((r) + 1)) / 2)
+        const int c0 = CB_C0(th), c1 = CB_C0(th + 1);
         for (int i = 0; i < C; i++)
             b.ones[i] = 1.0f;
         if (th + 1 < n)
-            cb_sums_forward(isa, a, C, c0, c1, &b);
+            cb_sums_forward(isa, a, C, c0, CB_MID(th), &b.lo);
+        if (th > 0)
+            cb_sums_forward(isa, a, C, CB_MID(th - 1), c0, &b.hi);
 #pragma omp barrier
         memset(b.ST, 0, (size_t)dv * pm * sizeof(float));
         memset(b.z, 0, (size_t)m * sizeof(float));
-        for (int s = 0; s < th; s++) {
+        for (int s = 0; s <= th; s++) {
             const struct cb_bufs o = cb_bufs_at(w0 + per * (size_t)s, C, m, dv, 1);
-            for (size_t e = 0; e < (size_t)dv * pm; e++)
-                b.ST[e] += o.PST[e];
-            for (int e = 0; e < m; e++)
-                b.z[e] += o.pz[e];
+            if (s < th)
+                cb_add_part(&b, &o.lo, 1, m, dv);
+            if (s > 0)
+                cb_add_part(&b, &o.hi, 1, m, dv);
         }
         memcpy(b.zd, b.z, (size_t)m * sizeof(float));
         small += cb_forward(isa, a, C, c0, c1, &b, inv, bt);
+#pragma omp barrier
         if (th > 0)
-            cb_sums_reverse(isa, a, C, c0, c1, &b, inv, bt);
+            cb_sums_reverse(isa, a, C, CB_MID(th), c1, &b.hi, &b, inv, bt);
+        if (th + 1 < n)
+            cb_sums_reverse(isa, a, C, c1, CB_MID(th + 1), &b.lo, &b, inv, bt);
 #pragma omp barrier
         memset(b.R, 0, (size_t)m * pv * sizeof(float));
         memset(b.RU + (size_t)dv * pm, 0, (size_t)m * sizeof(float));
-        for (int s = th + 1; s < n; s++) {
+        for (int s = th; s < n; s++) {
             const struct cb_bufs o = cb_bufs_at(w0 + per * (size_t)s, C, m, dv, 1);
-            for (size_t e = 0; e < (size_t)m * pv; e++)
-                b.R[e] += o.PR[e];
-            for (int e = 0; e < m; e++)
-                b.RU[(size_t)dv * pm + e] += o.pu[e];
+            if (s + 1 < n)
+                cb_add_part(&b, &o.lo, 0, m, dv);
+            if (s > th)
+                cb_add_part(&b, &o.hi, 0, m, dv);
         }
+#undef CB_MID
+#undef CB_C0
         for (int e = 0; e < dv; e++)
             for (int i = 0; i < m; i++)
                 b.RU[(size_t)e * pm + i] = b.R[(size_t)i * pv + e];
