@@ -16,7 +16,10 @@
  *               sequence the rows come from memory: on one thread the first block of a batch
  *               fetches the next batch's rows of Q and K as it goes, and every block the rows
  *               of V and Y of its next few tokens (la_linrec_cols); with threads only a fused
- *               map's raw rows are fetched ahead (the others measured slower there).
+ *               map's raw rows are fetched ahead (the others measured slower there), each
+ *               thread's state lies in its own buffers behind a page guard, and Y is written
+ *               with non-temporal stores (see REC_SIDE: two cores' prefetchers otherwise
+ *               fetch each other's lines).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (a table measured on the development machine).
