@@ -46,6 +46,12 @@ double attn_forward_bytes(int T, int dk, int dv, int causal);
 #define ATTN_SOFTMAX_BR 96
 #define ATTN_SOFTMAX_BC 512
 
+/* Floats between the buffers of two threads that split one head's state by columns (4 KiB, a
+ * page: a core's hardware prefetchers stay within a page), so no prefetch for one thread's
+ * state slice, rewritten every few tokens, reaches another's (linear.c REC_SIDE has the
+ * measurement). */
+#define LA_THREAD_GUARD 1024
+
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 

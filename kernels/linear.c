@@ -183,11 +183,10 @@ void attn_linear_noncausal(struct attn_args *a)
  * would bounce between them, so every thread but the first writes its first REC_SIDE columns
  * to a private side buffer, copied into Y after one barrier.
  * Each thread's state slice sits in its own buffers, and every thread's buffers end in a
- * guard of REC_GUARD floats (4 KiB, a page: the prefetchers stay within a page), so no
- * prefetch for one thread's state, rewritten every few tokens, reaches another's (the slices
- * side by side cost 8-12% across dies, measured as above). */
+ * guard of LA_THREAD_GUARD floats (kernel_impl.h), so no prefetch for one thread's state,
+ * rewritten every few tokens, reaches another's (the slices side by side cost 8-12% across
+ * dies, measured as above). */
 #define REC_SIDE 16
-#define REC_GUARD 1024
 
 #define REC_BATCH 192
 
@@ -206,7 +205,7 @@ static int rec_threads(int dv, int threads)
 static size_t rec_thread_floats(int T, int dk, int dv, int nth)
 {
     return (size_t)dk * la_pad16((size_t)dv) + la_pad16((size_t)dk) +
-           la_pad16((size_t)T) + (nth > 1 ? (size_t)REC_SIDE * (size_t)T + REC_GUARD : 0) +
+           la_pad16((size_t)T) + (nth > 1 ? (size_t)REC_SIDE * (size_t)T + LA_THREAD_GUARD : 0) +
            2 * la_pad16((size_t)REC_BATCH * dk);
 }
 

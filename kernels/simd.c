@@ -528,7 +528,7 @@ void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float 
 
 typedef void (*recur_fn)(int, int, int, int, const float *, const float *, const float *, float *,
                          ptrdiff_t, const float *, const float *, float, const float *, float *,
-                         int, int);
+                         int, int, int);
 static recur_fn recur_for(int isa)
 {
     LA_DISPATCH(recur_cols)
@@ -546,7 +546,7 @@ int la_recur_block(int isa, int update)
 
 void la_recur_cols(int isa, int update, int T, int m, int dv, const float *Q, const float *K,
                    const float *V, float *Y, ptrdiff_t ldy, const float *ys, const float *ks,
-                   float g, const float *G, float *S, int c0, int nc)
+                   float g, const float *G, float *S, int c0, int nc, int flags)
 {
-    recur_for(isa)(update, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, c0, nc);
+    recur_for(isa)(update, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, c0, nc, flags);
 }

@@ -153,10 +153,11 @@ void la_kv_attend(int isa, const float *Q, ptrdiff_t ldq, int rows, const float 
  *   then y_t = (Sᵀq_t) · ys[t], written to columns c0 .. c0+nc-1 of Y (row stride ldy).
  * ys, ks: T floats (the output and key scales the normaliser asks for).  S: (m, la_linrec_width
  * of nc) slice, rows contiguous, holding the state's columns on entry and on return.  nc is at
- * most la_recur_block(isa, update). */
+ * most la_recur_block(isa, update).  flags: 0, or LA_REC_STREAM_Y (as la_linrec_cols's: for
+ * threads that split the columns of Y's rows). */
 void la_recur_cols(int isa, int update, int T, int m, int dv, const float *Q, const float *K,
                    const float *V, float *Y, ptrdiff_t ldy, const float *ys, const float *ks,
-                   float g, const float *G, float *S, int c0, int nc);
+                   float g, const float *G, float *S, int c0, int nc, int flags);
 int la_recur_block(int isa, int update);
 
 #endif

@@ -726,7 +726,8 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
                              const float *restrict q, const float *restrict k,
                              const float *restrict v, int dv, float *restrict y, ptrdiff_t ldy,
                              const float *restrict ys, const float *restrict ks, float g,
-                             const float *restrict G, float *restrict S, MASK mk)
+                             const float *restrict G, float *restrict S, MASK mk,
+                             const int stream)
 {
     VEC vv[REC_TBMAX][REC_NV], yy[REC_TBMAX][REC_NV];
 #pragma GCC unroll 16
@@ -768,27 +769,34 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
     for (int t = 0; t < tb; t++) {
         const VEC sc = vset1(ys[t]);
 #pragma GCC unroll 4
-        for (int c = 0; c < nv - 1; c++)
-            vst(y + t * ldy + c * VW, vmul(yy[t][c], sc));
-        vstm(y + t * ldy + (nv - 1) * VW, vmul(yy[t][nv - 1], sc), mk);
+        for (int c = 0; c < nv - 1; c++) {
+            if (stream)
+                vst_nt(y + t * ldy + c * VW, vmul(yy[t][c], sc));
+            else
+                vst(y + t * ldy + c * VW, vmul(yy[t][c], sc));
+        }
+        if (stream)
+            vst_nt(y + t * ldy + (nv - 1) * VW, vmul(yy[t][nv - 1], sc));
+        else
+            vstm(y + t * ldy + (nv - 1) * VW, vmul(yy[t][nv - 1], sc), mk);
     }
 }
 
 LA_INLINE void FN(gate_run)(const int nv, const int gated, int T, int m, int dv, const float *Q,
                             const float *K, const float *V, float *Y, ptrdiff_t ldy,
                             const float *ys, const float *ks, float g, const float *G, float *S,
-                            MASK mk)
+                            MASK mk, const int stream)
 {
     const int tb = REC_TB(nv);
     int t = 0;
     for (; t + tb <= T; t += tb)
         FN(gate_tile)(nv, tb, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                       V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
-                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk);
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
     for (; t < T; t++)
         FN(gate_tile)(nv, 1, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
                       V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
-                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk);
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
 }
 
 /* The delta rule, one column block of nv vectors, all T tokens: token t needs
@@ -800,7 +808,8 @@ LA_INLINE void FN(gate_run)(const int nv, const int gated, int T, int m, int dv,
  * and the update take the factor through w (u = ks·(Sᵀk), update k_t[i]·(ks·w)). */
 LA_INLINE void FN(delta_run)(const int nv, int T, int m, int dv, const float *Q, const float *K,
                              const float *V, float *Y, ptrdiff_t ldy, const float *ys,
-                             const float *ks, float g, const float *G, float *S, MASK mk)
+                             const float *ks, float g, const float *G, float *S, MASK mk,
+                             const int stream)
 {
     const int ws = nv * VW;
     VEC u[4], w[4], y0[4], y1[4], u0[4], u1[4];
@@ -859,7 +868,9 @@ LA_INLINE void FN(delta_run)(const int nv, int T, int m, int dv, const float *Q,
         for (int c = 0; c < nv; c++) {
             u[c] = vadd(u0[c], u1[c]);
             const VEC yt = vmul(vadd(y0[c], y1[c]), sc);
-            if (c < nv - 1)
+            if (stream)
+                vst_nt(y + c * VW, yt);
+            else if (c < nv - 1)
                 vst(y + c * VW, yt);
             else
                 vstm(y + c * VW, yt, mk);
@@ -867,24 +878,21 @@ LA_INLINE void FN(delta_run)(const int nv, int T, int m, int dv, const float *Q,
     }
 }
 
-/* Columns [c0, c0 + nc) of a recurrence (simd.h la_recur_cols).  nc is at most
- * la_recur_block: up to 4 vectors for the delta rule, up to REC_NV (la_linrec_block) for the
+/* The recurrence's pass for nv = 1 .. 4 vectors, stream a constant at each call.  nv is at most
+ * la_recur_block's: up to 4 vectors for the delta rule, up to REC_NV (la_linrec_block) for the
  * gated rules, so the gate_run cases past REC_NV are never taken (they instantiate nv = 1). */
-static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, const float *K,
-                           const float *V, float *Y, ptrdiff_t ldy, const float *ys,
-                           const float *ks, float g, const float *G, float *S, int c0, int nc)
+LA_INLINE void FN(recur_nv)(const int stream, int update, int nv, int T, int m, int dv,
+                            const float *Q, const float *K, const float *V, float *Y,
+                            ptrdiff_t ldy, const float *ys, const float *ks, float g,
+                            const float *G, float *S, MASK mk)
 {
-    const int nv = (nc + VW - 1) / VW;
-    const MASK mk = vmask(nc - (nv - 1) * VW);
-    V += c0;
-    Y += c0;
 #define LA_RC_CASE(n)                                                                          \
     case n:                                                                                    \
         if (update == 1)                                                                       \
-            FN(delta_run)(n, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk);                  \
+            FN(delta_run)(n, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk, stream);          \
         else if (n <= REC_NV)                                                                  \
             FN(gate_run)(n <= REC_NV ? n : 1, update == 3, T, m, dv, Q, K, V, Y, ldy, ys, ks,  \
-                         g, G, S, mk);                                                         \
+                         g, G, S, mk, stream);                                                 \
         break;
     switch (nv) {
         LA_RC_CASE(1)
@@ -895,6 +903,34 @@ static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, con
         break;
     }
 #undef LA_RC_CASE
+}
+
+/* The streaming instance, apart, so the plain one's code is laid out as on its own. */
+static __attribute__((noinline)) void
+FN(recur_nv_stream)(int update, int nv, int T, int m, int dv, const float *Q, const float *K,
+                    const float *V, float *Y, ptrdiff_t ldy, const float *ys, const float *ks,
+                    float g, const float *G, float *S, MASK mk)
+{
+    FN(recur_nv)(1, update, nv, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk);
+    vsfence();
+}
+
+/* Columns [c0, c0 + nc) of a recurrence (simd.h la_recur_cols; flags: LA_REC_STREAM_Y as
+ * la_linrec_cols's). */
+static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, const float *K,
+                           const float *V, float *Y, ptrdiff_t ldy, const float *ys,
+                           const float *ks, float g, const float *G, float *S, int c0, int nc,
+                           int flags)
+{
+    const int nv = (nc + VW - 1) / VW;
+    const MASK mk = vmask(nc - (nv - 1) * VW);
+    V += c0;
+    Y += c0;
+    if ((flags & LA_REC_STREAM_Y) && VW > 1 && nc % VW == 0 &&
+        ((uintptr_t)Y % (VW * sizeof *Y)) == 0 && ldy % VW == 0)
+        FN(recur_nv_stream)(update, nv, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk);
+    else
+        FN(recur_nv)(0, update, nv, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk);
 }
 
 #undef FN

@@ -1303,12 +1303,15 @@ static void test_recur_ref_by_hand(void **state)
 /* Every recurrence entry (forward, prefill, step) at every normaliser, with the gate per token
  * and as a constant, on every vector path, T not a multiple of any block, m != dv, threads:
  * against its reference through la_check_kernel's own runs (rule + per token, sum + constant)
- * and directly here for the other two combinations (none + per token, rule + constant). */
+ * and directly here for the other two combinations (none + per token, rule + constant).  Y on
+ * a cache line, so that threads over whole lines of columns take the non-temporal stores:
+ * dv = 64 on 2 and 3 threads (the delta rule's one AVX-512 block split in two), 48 on 3. */
 static void test_recur_modes(void **state)
 {
     (void)state;
-    static const int shapes[][4] = {{1, 5, 3, 1}, {131, 20, 37, 1}, {77, 64, 64, 2},
-                                    {50, 1, 70, 3}};
+    static const int shapes[][4] = {{1, 5, 3, 1},    {131, 20, 37, 1}, {77, 64, 64, 2},
+                                    {50, 1, 70, 3},  {61, 64, 64, 3},  {40, 9, 48, 3},
+                                    {33, 16, 32, 2}};
     for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
         if (la_simd_force(isa) != 0)
             continue;
@@ -1321,7 +1324,8 @@ static void test_recur_modes(void **state)
                 const int th = shapes[sh][3];
                 const size_t nq = (size_t)T * m, ny = (size_t)T * dv;
                 float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nq);
-                float *v = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+                float *v = malloc(sizeof(float) * ny);
+                float *y = aligned_alloc(64, (sizeof(float) * ny + 63) / 64 * 64);
                 float *g = malloc(sizeof(float) * (nq + 1));
                 double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nq);
                 double *vd = malloc(sizeof(double) * ny), *yd = malloc(sizeof(double) * ny);
