@@ -87,12 +87,33 @@ static inline float gate_at(const struct attn_args *a, int update, int t, int i)
                                       : a->gate[0];
 }
 
-static inline float row_sum(const float *x, int m)
+/* x·y over n floats in eight partial sums (element i into sum i mod 8), added pairwise at the
+ * end: the compiler vectorises it, where one running sum is a chain of n dependent adds.  The
+ * normalisers' pass (scales) runs before the threads start, on one core: with one running sum
+ * it took about 0.6 ms of the decay rule's 4.1 ms at T = 16384, m = 64 (two threads: 1.75×). */
+static inline float dot8(const float *restrict x, const float *restrict y, int n)
 {
-    float s = 0.0f;
-    for (int i = 0; i < m; i++)
-        s += x[i];
-    return s;
+    float s[8] = {0.0f};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += x[i + j] * y[i + j];
+    for (int j = 0; i < n; i++, j++)
+        s[j] += x[i] * y[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* The sum of n floats, in eight partial sums as dot8's. */
+static inline float row_sum(const float *restrict x, int n)
+{
+    float s[8] = {0.0f};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += x[i + j];
+    for (int j = 0; i < n; i++, j++)
+        s[j] += x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 /* ys, ks for T tokens (see the file's comment); z (m) carries the normaliser's state for the
@@ -108,20 +129,16 @@ static long scales(const struct attn_args *a, int update, float *ys, float *ks, 
         float d;
         ks[t] = 1.0f;
         if (den) {
-            d = 0.0f;
             if (update == ATTN_UPD_GATED && a->gate) {
                 const float *g = a->gate + (size_t)t * m;
-                for (int i = 0; i < m; i++) {
+                for (int i = 0; i < m; i++)
                     z[i] = g[i] * z[i] + k[i];
-                    d += q[i] * z[i];
-                }
             } else {
                 const float g = gate_at(a, update, t, 0);
-                for (int i = 0; i < m; i++) {
+                for (int i = 0; i < m; i++)
                     z[i] = g * z[i] + k[i];
-                    d += q[i] * z[i];
-                }
             }
+            d = dot8(q, z, m);
         } else if (a->recur_norm == ATTN_RN_SUM) {
             d = row_sum(q, m);
             ks[t] = 1.0f / (row_sum(k, m) + eps);
@@ -461,13 +478,13 @@ static long step_one(const struct attn_args *a, int update, int b, float *restri
                 Si[c] = g * Si[c] + ki * v[c];
                 y[c] += qi * Si[c];
             }
-            if (den) {
+            if (den)
                 z[i] = g * z[i] + k[i];
-                d += q[i] * z[i];
-            }
         }
-        if (den)
+        if (den) {
+            d = dot8(q, z, m); /* as scales() forms it */
             ys = 1.0f / (d + eps);
+        }
     }
     for (int c = 0; c < dv; c++)
         y[c] *= ys;

@@ -18,8 +18,10 @@
  * hyp (m = 256) and taylor2 at T = Tmax (bench_maps.c: the map alone, the kernel alone, the
  * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
  * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax; forward kernels,
- * and the backward kernels that split a head: softmax_flash_backward causal,
- * linear_noncausal_backward, linear_causal_chunked_backward) with speedups and,
+ * the backward kernels that split a head: softmax_flash_backward causal,
+ * linear_noncausal_backward, linear_causal_chunked_backward, and two recurrences,
+ * linear_decay_recurrent (γ = 0.95) and linear_delta_recurrent (β = 0.5, keys and queries
+ * divided by their sums, so its state stays bounded)) with speedups and,
  * beside each, the speedup of the peak's FMA loop (peak.c) timed in rotation with it (the
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
@@ -299,7 +301,7 @@ static int cmp_double(const void *a, const void *b)
  * no run dropped. */
 #define SPEEDUP_GOAL_1 1.8
 #define SPEEDUP_GOAL_2 1.9
-#define THREAD_ROWS 8
+#define THREAD_ROWS 10
 #define THREAD_RUNS_MAX 100
 static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget, int tsv, int runs)
 {
@@ -307,10 +309,18 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     static const struct {
         const char *name;
         int causal;
-    } rows[THREAD_ROWS] = {{"softmax_flash", 0},           {"softmax_flash", 1},
-                           {"linear_noncausal", 0},        {"linear_causal_recurrent", 1},
-                           {"linear_causal_chunked", 1},   {"softmax_flash_backward", 1},
-                           {"linear_noncausal_backward", 0}, {"linear_causal_chunked_backward", 1}};
+        float gate;     /* the recurrences' γ or β (gate_const) */
+        int recur_norm; /* their normaliser */
+    } rows[THREAD_ROWS] = {{"softmax_flash", 0, 0.0f, 0},
+                           {"softmax_flash", 1, 0.0f, 0},
+                           {"linear_noncausal", 0, 0.0f, 0},
+                           {"linear_causal_recurrent", 1, 0.0f, 0},
+                           {"linear_causal_chunked", 1, 0.0f, 0},
+                           {"softmax_flash_backward", 1, 0.0f, 0},
+                           {"linear_noncausal_backward", 0, 0.0f, 0},
+                           {"linear_causal_chunked_backward", 1, 0.0f, 0},
+                           {"linear_decay_recurrent", 1, 0.95f, ATTN_RN_RULE},
+                           {"linear_delta_recurrent", 1, 0.5f, ATTN_RN_SUM}};
     runs = runs < 1 ? 1 : runs > THREAD_RUNS_MAX ? THREAD_RUNS_MAX : runs;
     static double sp[THREAD_ROWS][2][THREAD_RUNS_MAX], ctl[THREAD_ROWS][2][THREAD_RUNS_MAX];
     const size_t nx = 2 * (size_t)Tmax * d;
@@ -399,7 +409,9 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                          .grad_y = gy,
                          .grad_q = gq,
                          .grad_k = gk,
-                         .grad_v = gv},
+                         .grad_v = gv,
+                         .gate_const = rows[i].gate,
+                         .recur_norm = rows[i].recur_norm},
                         h,
                         th,
                         attn_workspace_floats(kn, T, d, d, rows[i].causal, 0, h == 1 ? th : 1)};
