@@ -1245,6 +1245,32 @@ static void rot_c(void *p)
         l->order[l->n++] = 'c';
 }
 
+/* Calls that log their name and start time, then spin for at least 1 ms of the clock. */
+struct rot_ms_log {
+    char order[64];
+    double start[64];
+    int n;
+};
+
+static void rot_ms(struct rot_ms_log *l, char name)
+{
+    const double t0 = la_now();
+    if (l->n < 63)
+        l->order[l->n] = name, l->start[l->n++] = t0;
+    while (la_now() - t0 < 1e-3)
+        ;
+}
+
+static void rot_a_ms(void *p)
+{
+    rot_ms(p, 'a');
+}
+
+static void rot_b_ms(void *p)
+{
+    rot_ms(p, 'b');
+}
+
 static void test_time_rotate(void **state)
 {
     (void)state;
@@ -1252,7 +1278,7 @@ static void test_time_rotate(void **state)
     struct la_timing t[3];
     const la_timed_fn fns[3] = {rot_a, rot_b, rot_c};
     void *const ctxs[3] = {&log, &log, &log};
-    la_time_rotate(3, fns, ctxs, 2, 1, 7, 9, 0.0, t);
+    la_time_rotate(3, fns, ctxs, 2, 1, 0.0, 7, 9, 0.0, t);
     assert_int_equal(log.n, 3 * (2 + 7));
     for (int i = 0; i < log.n; i++)
         assert_int_equal(log.order[i], "abc"[i % 3]);
@@ -1264,18 +1290,38 @@ static void test_time_rotate(void **state)
     }
     /* A budget past what min_repeats takes stops at max_repeats. */
     log.n = 0;
-    la_time_rotate(2, fns, ctxs, 0, 1, 1, 5, 1e9, t);
+    la_time_rotate(2, fns, ctxs, 0, 1, 0.0, 1, 5, 1e9, t);
     assert_int_equal(t[0].repeats, 5);
     assert_int_equal(t[1].repeats, 5);
     assert_int_equal(log.n, 10);
     /* Blocks of 3: aaabbb per round, two timed calls of each per round. */
     log.n = 0;
-    la_time_rotate(2, fns, ctxs, 0, 3, 4, 1000, 0.0, t);
+    la_time_rotate(2, fns, ctxs, 0, 3, 0.0, 4, 1000, 0.0, t);
     assert_int_equal(log.n, 4 * 6);
     for (int i = 0; i < log.n; i++)
         assert_int_equal(log.order[i], "ab"[(i % 6) / 3]);
     assert_int_equal(t[0].repeats, 8);
     assert_int_equal(t[1].repeats, 8);
+    /* A lead of 2.5 ms before each block's timed calls, with calls of at least 1 ms: one to
+     * three untimed calls (three have spent 3 ms), the first timed call starting 2.5 ms after
+     * the lead's clock started (2.4 ms after the block's first call logged its start), then
+     * the second timed call. */
+    struct rot_ms_log sl = {{0}, {0}, 0};
+    const la_timed_fn sfns[2] = {rot_a_ms, rot_b_ms};
+    void *const sctxs[2] = {&sl, &sl};
+    la_time_rotate(2, sfns, sctxs, 0, 3, 0.0025, 4, 4, 0.0, t);
+    assert_int_equal(t[0].repeats, 4);
+    assert_int_equal(t[1].repeats, 4);
+    int first = 0, blocks = 0;
+    for (int i = 1; i <= sl.n; i++)
+        if (i == sl.n || sl.order[i] != sl.order[i - 1]) { /* calls first .. i-1: one block */
+            assert_int_equal(sl.order[first], "ab"[blocks % 2]);
+            const int untimed = i - first - 2;
+            assert_true(untimed >= 1 && untimed <= 3);
+            assert_true(sl.start[first + untimed] - sl.start[first] >= 0.0024);
+            first = i, blocks++;
+        }
+    assert_int_equal(blocks, 4); /* a b a b: two rounds */
 }
 
 int main(void)

@@ -240,6 +240,7 @@ static int section_d(const int *ds, int nd)
 #define CONTROL_OK 0.9   /* the control's speedup over the thread count that counts as undisturbed */
 #define THREAD_TRIES 3
 #define BLOCK_BELOW_S 0.02 /* calls shorter than this are timed in blocks (see bench_threads) */
+#define BLOCK_LEAD_S 0.025 /* the untimed lead of each block */
 
 struct fma_ctx {
     long iters;
@@ -430,16 +431,19 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                 double rt_ns = 0.0;
                 double control = -1.0;
                 int tries = 0;
-                /* Calls under BLOCK_BELOW_S run in blocks of 4, the first untimed: each thread
-                 * then finds its own data in its caches, as in a run of many calls, instead of
-                 * where the other thread count left it (on a VM whose two vCPUs sit on different
-                 * dies, that move alone took 10-20% off the single-head speedups). */
+                /* Calls under BLOCK_BELOW_S run in blocks: BLOCK_LEAD_S of untimed calls, then
+                 * 3 timed.  Each thread count then finds its data in its caches as in a run of
+                 * many calls, instead of where the other thread count left it.  On a VM whose
+                 * two vCPUs sit on different dies the second die takes several calls to hold
+                 * its rows again: the recurrent kernel's 2-thread calls after 1-thread ones took
+                 * 1.90, 1.61, 1.56, 1.53, 1.51, 1.48 ms and from the seventh on 1.46 (T = 16384,
+                 * medians of 40 rounds); sharing an L3, only the first call was slow. */
                 const double t_probe = la_now();
                 kern_call(&kc[0]);
                 const int block = la_now() - t_probe < BLOCK_BELOW_S ? 4 : 1;
                 while (tries < THREAD_TRIES && control < CONTROL_OK * ncores) {
                     struct la_timing tm[5];
-                    la_time_rotate(5, fns, ctxs, 1, block, 5, 1000, 2 * budget, tm);
+                    la_time_rotate(5, fns, ctxs, 1, block, BLOCK_LEAD_S, 5, 1000, 2 * budget, tm);
                     tries++;
                     const double c = tm[2].median_s / tm[3].median_s;
                     if (c > control)

@@ -105,7 +105,8 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
 }
 
 void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup, int block,
-                    int min_repeats, int max_repeats, double budget_s, struct la_timing *out)
+                    double lead_s, int min_repeats, int max_repeats, double budget_s,
+                    struct la_timing *out)
 {
     double samples[LA_ROTATE_MAX][LA_MAX_SAMPLES];
     if (k < 1)
@@ -126,15 +127,24 @@ void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup
     double spent = 0.0;
     while (n + timed <= max_repeats && (rounds < min_repeats || spent < budget_s) &&
            !la_cancelled()) {
-        for (int i = 0; i < k; i++)
-            for (int b = 0; b < block; b++) {
+        for (int i = 0; i < k; i++) {
+            if (block > 1) { /* the untimed lead: at least one call, at least lead_s */
+                const double t0 = la_now();
+                double dt;
+                do {
+                    fns[i](ctxs[i]);
+                    dt = la_now() - t0;
+                } while (dt < lead_s && !la_cancelled());
+                spent += dt;
+            }
+            for (int b = 0; b < timed; b++) {
                 const double t0 = la_now();
                 fns[i](ctxs[i]);
                 const double dt = la_now() - t0;
                 spent += dt;
-                if (block == 1 || b > 0)
-                    samples[i][n + (block == 1 ? 0 : b - 1)] = dt;
+                samples[i][n + b] = dt;
             }
+        }
         n += timed;
         rounds++;
     }

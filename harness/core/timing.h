@@ -25,13 +25,15 @@ void la_time(la_timed_fn fn, void *ctx, int warmup, int min_repeats, int max_rep
 /* k functions (k <= LA_ROTATE_MAX) timed in rotation after `warmup` untimed rounds, until
  * min_repeats rounds and budget_s seconds (all calls together) are done: a slow spell of a
  * shared machine then falls on all of them alike, which is what a ratio between them needs.
- * Each function runs `block` times in a row per round (f0 f0 f0 f1 f1 f1 ...); with block > 1
- * the first call of each block is not timed, so caches that the previous function moved to
- * other cores are warm again (each round adds block − 1 samples).  out[i] gets the statistics
- * of fns[i]. */
+ * Each function runs in a block of calls per round (f0 f0 f0 f1 f1 f1 ...).  With block > 1
+ * a block starts with untimed calls, one or as many as it takes to spend lead_s seconds, so
+ * that data the previous function moved to other cores' caches is back where this one keeps
+ * it, then block − 1 timed calls (each round adds block − 1 samples).  out[i] gets the
+ * statistics of fns[i]. */
 #define LA_ROTATE_MAX 8
 void la_time_rotate(int k, const la_timed_fn *fns, void *const *ctxs, int warmup, int block,
-                    int min_repeats, int max_repeats, double budget_s, struct la_timing *out);
+                    double lead_s, int min_repeats, int max_repeats, double budget_s,
+                    struct la_timing *out);
 
 /* Cancellation.  la_cancel_watch(flag) makes la_cancelled() return *flag (a signal number set
  * by a handler; NULL: never cancelled).  la_time and la_time_rotate stop after the call in
