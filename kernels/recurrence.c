@@ -31,13 +31,27 @@
 #include <omp.h>
 #include <string.h>
 
-/* Workspace of one head: ys (T), ks (T), z (m), and the state in column blocks (recur_layout),
- * at most m·(dv + 64) floats for every path's blocks, plus a guard per thread. */
+static size_t recur_state_floats(int dk, int dv, int threads)
+{
+    return (size_t)dk * (la_pad16((size_t)dv) + 64) +
+           (threads > 1 ? (size_t)threads * LA_THREAD_GUARD : 0);
+}
+
+/* With threads, each thread's scales ys, ks (T each) and normaliser state z (m). */
+static size_t recur_thread_floats(int T, int dk)
+{
+    return 2 * la_pad16((size_t)T) + la_pad16((size_t)dk);
+}
+
+/* Workspace of one head: ys (T), ks (T), z (m) (the scales and the head's starting z), the state
+ * in column blocks (recur_layout), at most m·(dv + 64) floats for every path's blocks, plus a
+ * guard per thread, then with threads every thread's own scales and z past the first's
+ * (recur_thread_floats each). */
 size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     (void)causal, (void)chunk;
-    return 2 * la_pad16((size_t)T) + la_pad16((size_t)dk) + (size_t)dk * (la_pad16((size_t)dv) + 64) +
-           (threads > 1 ? (size_t)threads * LA_THREAD_GUARD : 0);
+    return recur_thread_floats(T, dk) + recur_state_floats(dk, dv, threads) +
+           (threads > 1 ? (size_t)threads * recur_thread_floats(T, dk) : 0);
 }
 
 /* The column blocks of one head's state with nreq threads asked for: blocks of blk columns (the
@@ -88,10 +102,9 @@ static inline float gate_at(const struct attn_args *a, int update, int t, int i)
 }
 
 /* x·y over n floats in eight partial sums (element i into sum i mod 8), added pairwise at the
- * end: the compiler vectorises it, where one running sum is a chain of n dependent adds.  The
- * normalisers' pass (scales) runs before the threads start, on one core: with one running sum
- * the decay rule took 4.07 ms at T = 16384, m = dv = 64 (two threads 1.75× faster; about
- * 0.6 ms serial by that ratio), in eight 3.72 ms (two threads 1.87×), on Zen 4. */
+ * end: the compiler vectorises it, where one running sum is a chain of n dependent adds (the
+ * decay rule's normalisers in one running sum took about 0.35 ms more of 4.07 ms at T = 16384,
+ * m = dv = 64, on Zen 4). */
 static inline float dot8(const float *restrict x, const float *restrict y, int n)
 {
     float s[8] = {0.0f};
@@ -117,18 +130,20 @@ static inline float row_sum(const float *restrict x, int n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-/* ys, ks for T tokens (see the file's comment); z (m) carries the normaliser's state for the
- * rules that have one.  Returns the rows whose normaliser was <= eps in absolute value. */
-static long scales(const struct attn_args *a, int update, float *ys, float *ks, float *z)
+/* ys, ks for tokens [t0, t1) into ys[t − t0], ks[t − t0] (see the file's comment); z (m)
+ * carries the normaliser's state for the rules that have one, from before t0 to after t1 − 1.
+ * Returns the rows whose normaliser was <= eps in absolute value. */
+static long scales_range(const struct attn_args *a, int update, int t0, int t1, float *ys,
+                         float *ks, float *z)
 {
-    const int T = a->T, m = a->dk;
+    const int m = a->dk;
     const int den = a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA;
     long small = 0;
-    for (int t = 0; t < T; t++) {
+    for (int t = t0; t < t1; t++) {
         const float *q = a->q + (size_t)t * m, *k = a->k + (size_t)t * m;
         const float eps = a->eps_row ? a->eps_row[t] : a->eps;
         float d;
-        ks[t] = 1.0f;
+        ks[t - t0] = 1.0f;
         if (den) {
             if (update == ATTN_UPD_GATED && a->gate) {
                 const float *g = a->gate + (size_t)t * m;
@@ -142,39 +157,68 @@ static long scales(const struct attn_args *a, int update, float *ys, float *ks, 
             d = dot8(q, z, m);
         } else if (a->recur_norm == ATTN_RN_SUM) {
             d = row_sum(q, m);
-            ks[t] = 1.0f / (row_sum(k, m) + eps);
+            ks[t - t0] = 1.0f / (row_sum(k, m) + eps);
         } else {
-            ys[t] = 1.0f;
+            ys[t - t0] = 1.0f;
             continue;
         }
-        ys[t] = 1.0f / (d + eps);
+        ys[t - t0] = 1.0f / (d + eps);
         small += fabsf(d) <= eps;
     }
     return small;
 }
 
-/* Block b of the state (recur_layout): loaded from `state` (S (m × dv) then z; NULL: zero),
- * run over the T tokens, stored back to `state`. */
-static void recur_block(const struct attn_args *a, int isa, int rule,
-                        const struct recur_layout *L, int b, float *state, float *S,
-                        const float *ys, const float *ks, float g, const float *G, int flags)
+/* ys, ks for all T tokens (the chunked forms). */
+static long scales(const struct attn_args *a, int update, float *ys, float *ks, float *z)
 {
-    const int T = a->T, m = a->dk, dv = a->dv;
+    return scales_range(a, update, 0, a->T, ys, ks, z);
+}
+
+/* Block b of the state (recur_layout) from `state` (S (m × dv) then z; NULL: zero), or (store)
+ * back to it. */
+static void recur_block_io(const struct attn_args *a, int isa, const struct recur_layout *L,
+                           int b, float *state, float *S, int store)
+{
+    const int m = a->dk, dv = a->dv;
     const int c0 = b * L->blk, nc = dv - c0 < L->blk ? dv - c0 : L->blk;
     const int w = la_linrec_width(isa, nc);
     float *Sb = recur_slice(S, L, b);
     for (int i = 0; i < m; i++) {
         float *r = Sb + (size_t)i * w;
-        if (state)
+        if (store)
+            memcpy(state + (size_t)i * dv + c0, r, (size_t)nc * sizeof *r);
+        else if (state)
             memcpy(r, state + (size_t)i * dv + c0, (size_t)nc * sizeof *r);
         else
             memset(r, 0, (size_t)nc * sizeof *r);
-        memset(r + nc, 0, (size_t)(w - nc) * sizeof *r);
+        if (!store)
+            memset(r + nc, 0, (size_t)(w - nc) * sizeof *r);
     }
-    la_recur_cols(isa, rule, T, m, dv, a->q, a->k, a->v, a->y, dv, ys, ks, g, G, Sb, c0, nc,
-                  flags);
-    for (int i = 0; i < m && state; i++)
-        memcpy(state + (size_t)i * dv + c0, Sb + (size_t)i * w, (size_t)nc * sizeof *Sb);
+}
+
+/* A thread's blocks [b0, b1) over all T tokens: the scales of every token (scales_range, into
+ * the thread's ys, ks from its own copy of z0; every thread computes the same ones, so none
+ * waits for another and nothing runs before the threads start), then each block's pass (simd.h
+ * la_recur_cols).  z ends as the state's z after the last token.  Returns the rows whose
+ * normaliser was <= eps. */
+static long recur_thread(const struct attn_args *a, int isa, int update, int rule,
+                         const struct recur_layout *L, int b0, int b1, float *state, float *S,
+                         float *ys, float *ks, float *z, const float *z0, float g,
+                         const float *G, int flags)
+{
+    const int T = a->T, m = a->dk, dv = a->dv;
+    if (z != z0)
+        memcpy(z, z0, (size_t)m * sizeof *z);
+    const long small = scales_range(a, update, 0, T, ys, ks, z);
+    for (int b = b0; b < b1; b++) {
+        const int c0 = b * L->blk, nc = dv - c0 < L->blk ? dv - c0 : L->blk;
+        recur_block_io(a, isa, L, b, state, S, 0);
+        la_recur_cols(isa, rule, T, m, dv, a->q, a->k, a->v, a->y, dv, ys, ks, g, G,
+                      recur_slice(S, L, b), c0, nc, flags);
+        if (state)
+            recur_block_io(a, isa, L, b, state, S, 1);
+    }
+    return small;
 }
 
 /* T tokens of one sequence through the rule, from `state` (S (m × dv) then z (m); NULL: empty)
@@ -185,26 +229,37 @@ static void recur_run(struct attn_args *a, int update, float *state)
     const struct recur_layout L = recur_layout_of(isa, update, m, dv, a->threads);
     float *ys = la_align_work(a->work), *ks = ys + la_pad16((size_t)T);
     float *z = ks + la_pad16((size_t)T), *S = z + la_pad16((size_t)m);
+    float *tw = S + recur_state_floats(m, dv, a->threads); /* the threads' own */
     if (state)
         memcpy(z, state + (size_t)m * dv, (size_t)m * sizeof *z);
     else
         memset(z, 0, (size_t)m * sizeof *z);
-    a->n_small_den = scales(a, update, ys, ks, z);
-    if (state && a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA)
-        memcpy(state + (size_t)m * dv, z, (size_t)m * sizeof *z);
     /* A gated rule whose every α_t[i] is one constant runs as the decay rule's pass. */
     const float g = a->gate && update == ATTN_UPD_DECAY ? a->gate[0] : a->gate_const;
     const float *G = update == ATTN_UPD_DECAY ? NULL : a->gate;
     const int rule = update == ATTN_UPD_GATED && !G ? ATTN_UPD_DECAY : update;
-    /* Each thread its blocks (recur_layout); with threads, Y by non-temporal stores. */
-#pragma omp parallel num_threads(L.nth) if (L.nth > 1)
-    {
-        const int th = omp_get_thread_num(), n = omp_get_num_threads();
-        const int b0 = (int)((long)L.nb * th / n), b1 = (int)((long)L.nb * (th + 1) / n);
-        for (int b = b0; b < b1; b++)
-            recur_block(a, isa, rule, &L, b, state, S, ys, ks, g, G,
-                        n > 1 ? LA_REC_STREAM_Y : 0);
+    float *zend = z;
+    long small = 0;
+    if (L.nth == 1) {
+        small = recur_thread(a, isa, update, rule, &L, 0, L.nb, state, S, ys, ks, z, z, g, G, 0);
+    } else {
+        zend = tw + 2 * la_pad16((size_t)T);
+        /* Each thread its blocks (recur_layout), Y by non-temporal stores. */
+#pragma omp parallel num_threads(L.nth)
+        {
+            const int th = omp_get_thread_num(), n = omp_get_num_threads();
+            const int b0 = (int)((long)L.nb * th / n), b1 = (int)((long)L.nb * (th + 1) / n);
+            float *ty = tw + (size_t)th * recur_thread_floats(T, m), *tk = ty + la_pad16((size_t)T);
+            const long s = recur_thread(a, isa, update, rule, &L, b0, b1, state, S, ty, tk,
+                                        tk + la_pad16((size_t)T), z, g, G, LA_REC_STREAM_Y);
+            if (th == 0)
+                small = s;
+        }
     }
+    a->n_small_den = small;
+    /* Every thread's z ended the same; thread 0's is the first. */
+    if (state && a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA)
+        memcpy(state + (size_t)m * dv, zend, (size_t)m * sizeof *state);
 }
 
 void attn_delta_recurrent(struct attn_args *a) { recur_run(a, ATTN_UPD_DELTA, NULL); }

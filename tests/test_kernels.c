@@ -1305,13 +1305,14 @@ static void test_recur_ref_by_hand(void **state)
  * against its reference through la_check_kernel's own runs (rule + per token, sum + constant)
  * and directly here for the other two combinations (none + per token, rule + constant).  Y on
  * a cache line, so that threads over whole lines of columns take the non-temporal stores:
- * dv = 64 on 2 and 3 threads (the delta rule's one AVX-512 block split in two), 48 on 3. */
+ * dv = 64 on 2 and 3 threads (the delta rule's one AVX-512 block split in two), 48 on 3; T = 1
+ * and 2 on 2 and 3 threads, where some threads' shares of the normalisers' pass are empty. */
 static void test_recur_modes(void **state)
 {
     (void)state;
     static const int shapes[][4] = {{1, 5, 3, 1},    {131, 20, 37, 1}, {77, 64, 64, 2},
                                     {50, 1, 70, 3},  {61, 64, 64, 3},  {40, 9, 48, 3},
-                                    {33, 16, 32, 2}};
+                                    {33, 16, 32, 2}, {1, 8, 32, 2},   {2, 5, 48, 3}};
     for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
         if (la_simd_force(isa) != 0)
             continue;
