@@ -721,8 +721,13 @@ static void FN(kv_attend)(const float *Q, ptrdiff_t ldq, int rows, const float *
 /* Decay and gated rules, tb tokens, one column block of nv vectors: per state row i, for each
  * token in order S_i = a·S_i + k_t[i]·(ks_t v_t) with a = g (decay) or G[t·m + i] (gated), then
  * y_t += q_t[i]·S_i; store S_i.  The product k·v is independent of S, so each row's chain per
- * token is one FMA.  ks_t (sum-normalised keys) scales v_t once per token; ys_t scales y_t. */
-LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
+ * token is one FMA.  ks_t (sum-normalised keys) scales v_t once per token; ys_t scales y_t.
+ * resc (decay only, |g| not small: gate_run): the tile's states are kept as S̃_j = S_{-1} +
+ * Σ_{l<=j} g^-(l+1) k_l v_lᵀ, so that S_j = g^(j+1) S̃_j: v_l carries g^-(l+1), y_j takes
+ * g^(j+1) with ys_j, and S = g^tb S̃ is stored at the end.  Per row and token that is two FMAs
+ * (update, query) where the plain form takes a multiply and two FMAs, plus one multiply per row
+ * a tile. */
+LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, const int resc, int m,
                              const float *restrict q, const float *restrict k,
                              const float *restrict v, int dv, float *restrict y, ptrdiff_t ldy,
                              const float *restrict ys, const float *restrict ks, float g,
@@ -730,9 +735,14 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
                              const int stream)
 {
     VEC vv[REC_TBMAX][REC_NV], yy[REC_TBMAX][REC_NV];
+    float gp[REC_TBMAX + 1]; /* resc: g^j */
+    gp[0] = 1.0f;
+#pragma GCC unroll 16
+    for (int t = 0; t < tb; t++)
+        gp[t + 1] = gp[t] * g;
 #pragma GCC unroll 16
     for (int t = 0; t < tb; t++) {
-        const VEC sc = vset1(ks[t]);
+        const VEC sc = vset1(resc ? ks[t] / gp[t + 1] : ks[t]);
 #pragma GCC unroll 4
         for (int c = 0; c < nv - 1; c++)
             vv[t][c] = vmul(sc, vld(v + t * dv + c * VW));
@@ -741,7 +751,7 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
         for (int c = 0; c < nv; c++)
             yy[t][c] = vzero();
     }
-    const VEC gv = vset1(g);
+    const VEC gv = vset1(g), gtb = vset1(gp[tb]);
     const int ws = nv * VW;
     for (int i = 0; i < m; i++) {
         float *s = S + i * ws;
@@ -752,10 +762,16 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
 #pragma GCC unroll 16
         for (int t = 0; t < tb; t++) {
             const VEC kt = vset1(k[t * m + i]);
-            const VEC at = gated ? vset1(G[t * m + i]) : gv;
+            if (resc) {
 #pragma GCC unroll 4
-            for (int c = 0; c < nv; c++)
-                sv[c] = vfma(at, sv[c], vmul(kt, vv[t][c]));
+                for (int c = 0; c < nv; c++)
+                    sv[c] = vfma(kt, vv[t][c], sv[c]);
+            } else {
+                const VEC at = gated ? vset1(G[t * m + i]) : gv;
+#pragma GCC unroll 4
+                for (int c = 0; c < nv; c++)
+                    sv[c] = vfma(at, sv[c], vmul(kt, vv[t][c]));
+            }
             const VEC qt = vset1(q[t * m + i]);
 #pragma GCC unroll 4
             for (int c = 0; c < nv; c++)
@@ -763,11 +779,11 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
         }
 #pragma GCC unroll 4
         for (int c = 0; c < nv; c++)
-            vst(s + c * VW, sv[c]);
+            vst(s + c * VW, resc ? vmul(gtb, sv[c]) : sv[c]);
     }
 #pragma GCC unroll 16
     for (int t = 0; t < tb; t++) {
-        const VEC sc = vset1(ys[t]);
+        const VEC sc = vset1(resc ? ys[t] * gp[t + 1] : ys[t]);
 #pragma GCC unroll 4
         for (int c = 0; c < nv - 1; c++) {
             if (stream)
@@ -782,21 +798,36 @@ LA_INLINE void FN(gate_tile)(const int nv, const int tb, const int gated, int m,
     }
 }
 
+/* The decay rule keeps its tiles' states rescaled (gate_tile's resc) where g^-tb stays well
+ * inside fp32's range and rounding: |g| >= GATE_RESC_MIN. */
+#define GATE_RESC_MIN 0.0625f
+
+LA_INLINE void FN(gate_run_as)(const int nv, const int gated, const int resc, int T, int m,
+                               int dv, const float *Q, const float *K, const float *V, float *Y,
+                               ptrdiff_t ldy, const float *ys, const float *ks, float g,
+                               const float *G, float *S, MASK mk, const int stream)
+{
+    const int tb = REC_TB(nv);
+    int t = 0;
+    for (; t + tb <= T; t += tb)
+        FN(gate_tile)(nv, tb, gated, resc, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
+    for (; t < T; t++)
+        FN(gate_tile)(nv, 1, gated, resc, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
+                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
+                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
+}
+
 LA_INLINE void FN(gate_run)(const int nv, const int gated, int T, int m, int dv, const float *Q,
                             const float *K, const float *V, float *Y, ptrdiff_t ldy,
                             const float *ys, const float *ks, float g, const float *G, float *S,
                             MASK mk, const int stream)
 {
-    const int tb = REC_TB(nv);
-    int t = 0;
-    for (; t + tb <= T; t += tb)
-        FN(gate_tile)(nv, tb, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
-                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
-                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
-    for (; t < T; t++)
-        FN(gate_tile)(nv, 1, gated, m, Q + (ptrdiff_t)t * m, K + (ptrdiff_t)t * m,
-                      V + (ptrdiff_t)t * dv, dv, Y + t * ldy, ldy, ys + t, ks + t, g,
-                      gated ? G + (ptrdiff_t)t * m : NULL, S, mk, stream);
+    if (!gated && fabsf(g) >= GATE_RESC_MIN)
+        FN(gate_run_as)(nv, 0, 1, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk, stream);
+    else
+        FN(gate_run_as)(nv, gated, 0, T, m, dv, Q, K, V, Y, ldy, ys, ks, g, G, S, mk, stream);
 }
 
 /* The delta rule, one column block of nv vectors, all T tokens: token t needs
@@ -936,6 +967,7 @@ static void FN(recur_cols)(int update, int T, int m, int dv, const float *Q, con
 #undef FN
 #undef LA_INLINE
 #undef DEN_NV
+#undef GATE_RESC_MIN
 
 /* The template's parameters, undefined so the next instantiation can set them again. */
 #undef SFX

@@ -1303,7 +1303,8 @@ static void test_recur_ref_by_hand(void **state)
 /* Every recurrence entry (forward, prefill, step) at every normaliser, with the gate per token
  * and as a constant, on every vector path, T not a multiple of any block, m != dv, threads:
  * against its reference through la_check_kernel's own runs (rule + per token, sum + constant)
- * and directly here for the other two combinations (none + per token, rule + constant).  Y on
+ * and directly here for the other two combinations (none + per token, rule + constant; the
+ * constant 0.875, and 0.03, below where the decay rule's pass keeps its tiles rescaled).  Y on
  * a cache line, so that threads over whole lines of columns take the non-temporal stores:
  * dv = 64 on 2 and 3 threads (the delta rule's one AVX-512 block split in two), 48 on 3; T = 1
  * and 2 on 2 and 3 threads, where some threads' shares of the normalisers' pass are empty. */
@@ -1342,19 +1343,20 @@ static void test_recur_modes(void **state)
                     g[j] = 0.75f + g[j];
                 tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
                 tu_to_double(g, gd, nq + 1);
-                for (int mode = 0; mode < 2; mode++) {
+                for (int mode = 0; mode < 3; mode++) {
                     const int norm = mode ? ATTN_RN_RULE : ATTN_RN_NONE, per_token = !mode;
+                    const float gc = mode == 2 ? 0.03f : 0.875f;
                     const size_t ws = attn_workspace_floats(kn, T, m, dv, 1, 0, th);
                     float *w = malloc(sizeof(float) * ws);
                     struct attn_args a = {.q = q, .k = k, .v = v, .y = y, .T = T, .dk = m,
                                           .dv = dv, .causal = 1, .eps = 1e-6f,
-                                          .gate = per_token ? g : NULL, .gate_const = 0.875f,
+                                          .gate = per_token ? g : NULL, .gate_const = gc,
                                           .recur_norm = norm};
                     const long small = attn_run_heads(kn, &a, 1, th, w, ws);
                     struct attn_ref_args ra = {.q = qd, .k = kd, .v = vd, .y = yd, .T = T,
                                                .dk = m, .dv = dv, .causal = 1, .eps = 1e-6,
                                                .scratch = scr, .gate = per_token ? gd : NULL,
-                                               .gate_const = 0.875, .recur_norm = norm};
+                                               .gate_const = gc, .recur_norm = norm};
                     kn->ref->run(&ra);
                     const double e = tu_rel_err(y, yd, ny);
                     if (!(e <= ATTN_TOL_RECUR))
