@@ -101,23 +101,8 @@ static inline float gate_at(const struct attn_args *a, int update, int t, int i)
                                       : a->gate[0];
 }
 
-/* x·y over n floats in eight partial sums (element i into sum i mod 8), added pairwise at the
- * end: the compiler vectorises it, where one running sum is a chain of n dependent adds (the
- * decay rule's normalisers in one running sum took about 0.35 ms more of 4.07 ms at T = 16384,
- * m = dv = 64, on Zen 4). */
-static inline float dot8(const float *restrict x, const float *restrict y, int n)
-{
-    float s[8] = {0.0f};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++)
-            s[j] += x[i + j] * y[i + j];
-    for (int j = 0; i < n; i++, j++)
-        s[j] += x[i] * y[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-/* The sum of n floats, in eight partial sums as dot8's. */
+/* The sum of n floats in eight partial sums (element i into sum i mod 8), added pairwise at the
+ * end: the compiler vectorises it, where one running sum is a chain of n dependent adds. */
 static inline float row_sum(const float *restrict x, int n)
 {
     float s[8] = {0.0f};
@@ -137,25 +122,24 @@ static long scales_range(const struct attn_args *a, int update, int t0, int t1, 
                          float *ks, float *z)
 {
     const int m = a->dk;
-    const int den = a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA;
+    if (t1 <= t0)
+        return 0;
+    if (a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA) {
+        /* z_t = g ⊙ z_{t−1} + k_t, ys_t = 1/(q_tᵀz_t + eps), in SIMD registers. */
+        for (int t = t0; t < t1; t++)
+            ks[t - t0] = 1.0f;
+        const float *G = update == ATTN_UPD_GATED && a->gate ? a->gate + (size_t)t0 * m : NULL;
+        return la_gate_den(la_simd_isa(), t1 - t0, m, a->q + (size_t)t0 * m,
+                           a->k + (size_t)t0 * m, G, G ? 1.0f : gate_at(a, update, t0, 0), m,
+                           a->eps, a->eps_row ? a->eps_row + t0 : NULL, z, ys);
+    }
     long small = 0;
     for (int t = t0; t < t1; t++) {
         const float *q = a->q + (size_t)t * m, *k = a->k + (size_t)t * m;
         const float eps = a->eps_row ? a->eps_row[t] : a->eps;
         float d;
         ks[t - t0] = 1.0f;
-        if (den) {
-            if (update == ATTN_UPD_GATED && a->gate) {
-                const float *g = a->gate + (size_t)t * m;
-                for (int i = 0; i < m; i++)
-                    z[i] = g[i] * z[i] + k[i];
-            } else {
-                const float g = gate_at(a, update, t, 0);
-                for (int i = 0; i < m; i++)
-                    z[i] = g * z[i] + k[i];
-            }
-            d = dot8(q, z, m);
-        } else if (a->recur_norm == ATTN_RN_SUM) {
+        if (a->recur_norm == ATTN_RN_SUM) {
             d = row_sum(q, m);
             ks[t - t0] = 1.0f / (row_sum(k, m) + eps);
         } else {
@@ -534,17 +518,20 @@ static long step_one(const struct attn_args *a, int update, int b, float *restri
                 Si[c] = g * Si[c] + ki * v[c];
                 y[c] += qi * Si[c];
             }
-            if (den)
-                z[i] = g * z[i] + k[i];
         }
-        if (den) {
-            d = dot8(q, z, m); /* as scales() forms it */
-            ys = 1.0f / (d + eps);
+        if (den) { /* z and its normaliser as the forward's scales form them */
+            const float *G = update == ATTN_UPD_GATED && a->gate ? a->gate + (size_t)b * m : NULL;
+            const long small = la_gate_den(la_simd_isa(), 1, m, q, k, G,
+                                           G ? 1.0f : gate_at(a, update, b, 0), m, eps, NULL, z,
+                                           &ys);
+            for (int c = 0; c < dv; c++)
+                y[c] *= ys;
+            return small;
         }
     }
     for (int c = 0; c < dv; c++)
         y[c] *= ys;
-    return (den || a->recur_norm == ATTN_RN_SUM) && fabsf(d) <= eps;
+    return a->recur_norm == ATTN_RN_SUM && fabsf(d) <= eps;
 }
 
 /* Step workspace: dv floats of scratch per thread. */

@@ -467,6 +467,19 @@ long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t
     return den_for(isa)(T, m, Q, K, ld, eps, epsr, z, inv);
 }
 
+typedef long (*gate_den_fn)(int, int, const float *, const float *, const float *, float,
+                            ptrdiff_t, float, const float *, float *, float *);
+static gate_den_fn gate_den_for(int isa)
+{
+    LA_DISPATCH(gate_den)
+}
+
+long la_gate_den(int isa, int T, int m, const float *Q, const float *K, const float *G, float g,
+                 ptrdiff_t ld, float eps, const float *epsr, float *z, float *inv)
+{
+    return gate_den_for(isa)(T, m, Q, K, G, g, ld, eps, epsr, z, inv);
+}
+
 typedef long (*rec_fn)(int, int, int, const float *, const float *, const float *, float *,
                        ptrdiff_t, float *, ptrdiff_t, int, float, const float *, float *, float *,
                        int, float *, int, int, const float *, const float *, int);

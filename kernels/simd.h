@@ -86,6 +86,12 @@ void la_elu1_rows(int isa, const float *x, float *y, ptrdiff_t n);
 long la_lin_den(int isa, int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
                 const float *epsr, float *z, float *inv);
 
+/* la_lin_den's normaliser for the decay and gated rules: z_t = g ⊙ z_{t−1} + k_t, with g the
+ * scalar g (G = NULL) or row t of G (row stride ld, as Q's and K's); inv, epsr, z and the count
+ * returned as la_lin_den's.  K must not be NULL. */
+long la_gate_den(int isa, int T, int m, const float *Q, const float *K, const float *G, float g,
+                 ptrdiff_t ld, float eps, const float *epsr, float *z, float *inv);
+
 /* Causal recurrent form for state columns [c0, c0 + nc): for each token t, S += k_t v_tᵀ then
  * y_t = (q_tᵀ S) · inv[t], fused in one pass over S.  Unless have_inv, inv[t] = 1/(q_t·z_t +
  * eps_t) with z_t = z + Σ_{j<=t} k_j is computed on the way, a few tokens ahead of its use

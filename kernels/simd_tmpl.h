@@ -235,10 +235,14 @@ LA_INLINE long FN(den_out)(float den, float e, float *inv)
     return fabsf(den) <= e;
 }
 
-LA_INLINE long FN(den_fixed)(const int nvm, int T, int m, const float *restrict Q,
-                             const float *restrict K, ptrdiff_t ld, float eps,
-                             const float *restrict epsr, float *restrict z, float *restrict inv)
+/* gk: how z decays before each token's key is added: 0 not at all (the sum rule), 1 by g, 2 by
+ * the token's row of G (the gated rule; row stride ld as Q's and K's). */
+LA_INLINE long FN(den_fixed)(const int nvm, const int gk, int T, int m, const float *restrict Q,
+                             const float *restrict K, const float *restrict G, float g,
+                             ptrdiff_t ld, float eps, const float *restrict epsr,
+                             float *restrict z, float *restrict inv)
 {
+    const VEC gv = vset1(g);
     const MASK mk = vmask(m - (nvm - 1) * VW);
     const int part = m != nvm * VW;
     VEC zr[DEN_NV];
@@ -248,12 +252,19 @@ LA_INLINE long FN(den_fixed)(const int nvm, int T, int m, const float *restrict 
     long small = 0;
     for (int t = 0; t < T; t++) {
         const float *q = Q + t * ld, *k = K ? K + t * ld : NULL;
+        const float *gr = gk == 2 ? G + t * ld : NULL;
         VEC acc = vzero();
 #pragma GCC unroll 8
         for (int c = 0; c < nvm; c++) {
             const int pc = c == nvm - 1 && part;
-            if (k)
-                zr[c] = vadd(zr[c], pc ? vldm(k + c * VW, mk) : vld(k + c * VW));
+            if (k) {
+                const VEC kc = pc ? vldm(k + c * VW, mk) : vld(k + c * VW);
+                if (gk == 0)
+                    zr[c] = vadd(zr[c], kc);
+                else
+                    zr[c] = vfma(gk == 1 ? gv : pc ? vldm(gr + c * VW, mk) : vld(gr + c * VW),
+                                 zr[c], kc);
+            }
             acc = vfma(pc ? vldm(q + c * VW, mk) : vld(q + c * VW), zr[c], acc);
         }
         small += FN(den_out)(vhsum(acc), epsr ? epsr[t] : eps, inv + t);
@@ -270,8 +281,9 @@ LA_INLINE long FN(den_fixed)(const int nvm, int T, int m, const float *restrict 
 }
 
 /* Wider than DEN_NV vectors: z in memory, full vectors except a partial last one. */
-static long FN(den_wide)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
-                         const float *epsr, float *z, float *inv)
+static long FN(den_wide)(const int gk, int T, int m, const float *Q, const float *K,
+                         const float *G, float g, ptrdiff_t ld, float eps, const float *epsr,
+                         float *z, float *inv)
 {
     const int nvm = (m + VW - 1) / VW;
     const MASK mk = vmask(m - (nvm - 1) * VW);
@@ -283,7 +295,14 @@ static long FN(den_wide)(int T, int m, const float *Q, const float *K, ptrdiff_t
             const int pc = c == nvm - 1 && m != nvm * VW;
             VEC zc = pc ? vldm(z + c * VW, mk) : vld(z + c * VW);
             if (K) {
-                zc = vadd(zc, pc ? vldm(K + t * ld + c * VW, mk) : vld(K + t * ld + c * VW));
+                const VEC kc = pc ? vldm(K + t * ld + c * VW, mk) : vld(K + t * ld + c * VW);
+                if (gk == 0)
+                    zc = vadd(zc, kc);
+                else if (gk == 1)
+                    zc = vfma(vset1(g), zc, kc);
+                else
+                    zc = vfma(pc ? vldm(G + t * ld + c * VW, mk) : vld(G + t * ld + c * VW), zc,
+                              kc);
                 if (pc)
                     vstm(z + c * VW, zc, mk);
                 else
@@ -296,19 +315,35 @@ static long FN(den_wide)(int T, int m, const float *Q, const float *K, ptrdiff_t
     return small;
 }
 
-static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
-                        const float *epsr, float *z, float *inv)
+LA_INLINE long FN(den_any)(const int gk, int T, int m, const float *Q, const float *K,
+                           const float *G, float g, ptrdiff_t ld, float eps, const float *epsr,
+                           float *z, float *inv)
 {
     switch ((m + VW - 1) / VW) {
 #define LA_DEN_CASE(n)                                                                         \
     case n:                                                                                    \
-        return FN(den_fixed)(n, T, m, Q, K, ld, eps, epsr, z, inv);
+        return FN(den_fixed)(n, gk, T, m, Q, K, G, g, ld, eps, epsr, z, inv);
         LA_DEN_CASE(1) LA_DEN_CASE(2) LA_DEN_CASE(3) LA_DEN_CASE(4)
         LA_DEN_CASE(5) LA_DEN_CASE(6) LA_DEN_CASE(7) LA_DEN_CASE(8)
 #undef LA_DEN_CASE
     default:
-        return FN(den_wide)(T, m, Q, K, ld, eps, epsr, z, inv);
+        return FN(den_wide)(gk, T, m, Q, K, G, g, ld, eps, epsr, z, inv);
     }
+}
+
+static long FN(lin_den)(int T, int m, const float *Q, const float *K, ptrdiff_t ld, float eps,
+                        const float *epsr, float *z, float *inv)
+{
+    return FN(den_any)(0, T, m, Q, K, NULL, 1.0f, ld, eps, epsr, z, inv);
+}
+
+/* The decay (G = NULL: by g) and gated rules' normalisers (simd.h la_gate_den). */
+static long FN(gate_den)(int T, int m, const float *Q, const float *K, const float *G, float g,
+                         ptrdiff_t ld, float eps, const float *epsr, float *z, float *inv)
+{
+    if (G)
+        return FN(den_any)(2, T, m, Q, K, G, g, ld, eps, epsr, z, inv);
+    return FN(den_any)(1, T, m, Q, K, NULL, g, ld, eps, epsr, z, inv);
 }
 
 /* ---- elu+1 of a block of rows (the fused map) ---------------------------------------------- */
