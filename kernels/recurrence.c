@@ -3,13 +3,15 @@
  * back to a carried state) and step (one token of each of B sequences).
  * Inputs are features:  PQ, PK: (T, m); V, Y: (T, dv), row-major; the gate as attn_args says.
  * Recurrent form: a short pass over the tokens first computes each token's output scale ys_t
- * (1/(q_tᵀz_t + eps) with z decayed or gated as S is; 1/(Σq_t + eps) under sum normalisation;
- * else 1) and key scale ks_t (1/(Σk_t + eps) under sum normalisation, else 1); then the state's
- * columns, which evolve independently under all three rules, run in blocks
+ * (1/(q_tᵀz_t + eps) with z decayed or gated as S is, simd.h la_gate_den; 1/(Σq_t + eps) under
+ * sum normalisation; else 1) and key scale ks_t (1/(Σk_t + eps) under sum normalisation, else
+ * 1); then the state's columns, which evolve independently under all three rules, run in blocks
  * (simd.h la_recur_cols: the decay and gated rules share a pass over the state between a few
- * tokens, the delta rule makes one pass per token, see simd_tmpl.h).  Threads split the column
- * blocks, narrower ones where there are fewer blocks than threads (the delta rule's 64 columns
- * on AVX-512 run as two blocks of 32 on two threads); each thread's blocks of the state lie
+ * tokens, the decay rule's with its state rescaled by γ's powers, the delta rule makes one pass
+ * per token, see simd_tmpl.h).  Threads split the column blocks, narrower ones where there are
+ * fewer blocks than threads (the delta rule's 64 columns on AVX-512 run as two blocks of 32 on
+ * two threads), and each thread computes all the scales itself (about 0.1 ms at T = 16384,
+ * m = 64 for the decay rule) rather than wait for one thread's pass; each thread's blocks of the state lie
  * together, followed by a page guard (LA_THREAD_GUARD), and its columns of Y are written with
  * non-temporal stores where they are whole aligned vectors (as linear_causal_recurrent's: two
  * cores' prefetchers otherwise fetch each other's lines of Y and state; measured on Zen 4 with
