@@ -1307,13 +1307,15 @@ static void test_recur_ref_by_hand(void **state)
  * constant 0.875, and 0.03, below where the decay rule's pass keeps its tiles rescaled).  Y on
  * a cache line, so that threads over whole lines of columns take the non-temporal stores:
  * dv = 64 on 2 and 3 threads (the delta rule's one AVX-512 block split in two), 48 on 3; T = 1
- * and 2 on 2 and 3 threads, where some threads' shares of the normalisers' pass are empty. */
+ * and 2 on 2 and 3 threads; m = 300; per-token gates of 1e-30 here and there, and on four
+ * tokens in a row of one state row (the gated rule's products of them leave fp32's range). */
 static void test_recur_modes(void **state)
 {
     (void)state;
     static const int shapes[][4] = {{1, 5, 3, 1},    {131, 20, 37, 1}, {77, 64, 64, 2},
                                     {50, 1, 70, 3},  {61, 64, 64, 3},  {40, 9, 48, 3},
-                                    {33, 16, 32, 2}, {1, 8, 32, 2},   {2, 5, 48, 3}};
+                                    {33, 16, 32, 2}, {1, 8, 32, 2},   {2, 5, 48, 3},
+                                    {40, 300, 20, 1}};
     for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
         if (la_simd_force(isa) != 0)
             continue;
@@ -1341,6 +1343,12 @@ static void test_recur_modes(void **state)
                 tu_fill(g, nq + 1, 0.2f, 900 + sh);
                 for (size_t j = 0; j <= nq; j++)
                     g[j] = 0.75f + g[j];
+                /* Some gates near nothing (not the first, which the decay rule reads), and one
+                 * row's gates on four tokens in a row, whose product leaves fp32's range. */
+                for (size_t j = 5; j <= nq; j += 97)
+                    g[j] = 1e-30f;
+                for (size_t t = 7; t < 11 && t < (size_t)T; t++)
+                    g[t * m + (m > 1)] = 1e-30f;
                 tu_to_double(q, qd, nq), tu_to_double(k, kd, nq), tu_to_double(v, vd, ny);
                 tu_to_double(g, gd, nq + 1);
                 for (int mode = 0; mode < 3; mode++) {
