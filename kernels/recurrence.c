@@ -11,13 +11,14 @@
  * per token, see simd_tmpl.h).  Threads split the column blocks, narrower ones where there are
  * fewer blocks than threads (the delta rule's 64 columns on AVX-512 run as two blocks of 32 on
  * two threads), and each thread computes all the scales itself (about 0.1 ms at T = 16384,
- * m = 64 for the decay rule) rather than wait for one thread's pass; each thread's blocks of the state lie
- * together, followed by a page guard (LA_THREAD_GUARD), and its columns of Y are written with
- * non-temporal stores where they are whole aligned vectors (as linear_causal_recurrent's: two
- * cores' prefetchers otherwise fetch each other's lines of Y and state; measured on Zen 4 with
- * the decay rule, T = 16384, m = dv = 64: two threads 1.32-1.42× faster than one across dies
- * before, 1.77× sharing an L3).  A thread's columns of Y may share a cache line with its
- * neighbour's when dv is not a multiple of 16 (correct, not the fastest layout).
+ * m = 64 for the decay rule) rather than wait for one thread's pass; each thread's blocks of
+ * the state lie together, followed by a page guard (LA_THREAD_GUARD), and its columns of Y are
+ * written with non-temporal stores where they are whole aligned vectors (as
+ * linear_causal_recurrent's: two cores' prefetchers otherwise fetch each other's lines of Y and
+ * state).  Measured on Zen 4 with the decay rule, T = 16384, m = dv = 64: two threads
+ * 1.93-1.97× faster than one with the two cores on different dies, 1.95-1.99× sharing an L3.
+ * A thread's columns of Y may share a cache line with its neighbour's when dv is not a multiple
+ * of 16 (correct, not the fastest layout).
  * Step: a plain loop per sequence (the compiler vectorises the dv columns), states split between
  * threads.  Nothing here allocates: workspaces come from the caller.
  * Chunked forms of the decay and gated rules (GEMMs per chunk through the products of the
@@ -45,10 +46,10 @@ static size_t recur_thread_floats(int T, int dk)
     return 2 * la_pad16((size_t)T) + la_pad16((size_t)dk);
 }
 
-/* Workspace of one head: ys (T), ks (T), z (m) (the scales and the head's starting z), the state
- * in column blocks (recur_layout), at most m·(dv + 64) floats for every path's blocks, plus a
- * guard per thread, then with threads every thread's own scales and z past the first's
- * (recur_thread_floats each). */
+/* Workspace of one head: ys (T), ks (T), z (m) (the scales and z of one thread, or with threads
+ * only the head's starting z, which every thread copies), the state in column blocks
+ * (recur_layout), at most m·(dv + 64) floats for every path's blocks, plus a guard per thread,
+ * then with threads each thread's own scales and z (recur_thread_floats each). */
 size_t attn_recur_ws(int T, int dk, int dv, int causal, int chunk, int threads)
 {
     (void)causal, (void)chunk;
@@ -230,14 +231,16 @@ static void recur_run(struct attn_args *a, int update, float *state)
         small = recur_thread(a, isa, update, rule, &L, 0, L.nb, state, S, ys, ks, z, z, g, G, 0);
     } else {
         zend = tw + 2 * la_pad16((size_t)T);
-        /* Each thread its blocks (recur_layout), Y by non-temporal stores. */
+        /* Each thread its blocks (recur_layout), Y by non-temporal stores when there are two
+         * or more. */
 #pragma omp parallel num_threads(L.nth)
         {
             const int th = omp_get_thread_num(), n = omp_get_num_threads();
             const int b0 = (int)((long)L.nb * th / n), b1 = (int)((long)L.nb * (th + 1) / n);
             float *ty = tw + (size_t)th * recur_thread_floats(T, m), *tk = ty + la_pad16((size_t)T);
             const long s = recur_thread(a, isa, update, rule, &L, b0, b1, state, S, ty, tk,
-                                        tk + la_pad16((size_t)T), z, g, G, LA_REC_STREAM_Y);
+                                        tk + la_pad16((size_t)T), z, g, G,
+                                        n > 1 ? LA_REC_STREAM_Y : 0);
             if (th == 0)
                 small = s;
         }
@@ -485,11 +488,13 @@ static long step_one(const struct attn_args *a, int update, int b, float *restri
     float *restrict y = a->y + (size_t)b * dv;
     const float eps = a->eps_row ? a->eps_row[b] : a->eps;
     const int den = a->recur_norm == ATTN_RN_RULE && update != ATTN_UPD_DELTA;
-    float ys = 1.0f, ks = 1.0f, d = 0.0f;
+    float ys = 1.0f, ks = 1.0f;
+    long small = 0; /* 1 when the normaliser is <= eps in absolute value */
     if (a->recur_norm == ATTN_RN_SUM) {
-        d = row_sum(q, m);
+        const float d = row_sum(q, m);
         ys = 1.0f / (d + eps);
         ks = 1.0f / (row_sum(k, m) + eps);
+        small = fabsf(d) <= eps;
     }
     memset(y, 0, (size_t)dv * sizeof *y);
     if (update == ATTN_UPD_DELTA) {
@@ -523,17 +528,13 @@ static long step_one(const struct attn_args *a, int update, int b, float *restri
         }
         if (den) { /* z and its normaliser as the forward's scales form them */
             const float *G = update == ATTN_UPD_GATED && a->gate ? a->gate + (size_t)b * m : NULL;
-            const long small = la_gate_den(la_simd_isa(), 1, m, q, k, G,
-                                           G ? 1.0f : gate_at(a, update, b, 0), m, eps, NULL, z,
-                                           &ys);
-            for (int c = 0; c < dv; c++)
-                y[c] *= ys;
-            return small;
+            small = la_gate_den(la_simd_isa(), 1, m, q, k, G, G ? 1.0f : gate_at(a, update, b, 0),
+                                m, eps, NULL, z, &ys);
         }
     }
     for (int c = 0; c < dv; c++)
         y[c] *= ys;
-    return a->recur_norm == ATTN_RN_SUM && fabsf(d) <= eps;
+    return small;
 }
 
 /* Step workspace: dv floats of scratch per thread. */
