@@ -28,12 +28,14 @@
  *               tril(dY_c V_cᵀ) φ(K_c)) scaled by inv, then Sᵀ += V_cᵀφ(K_c) and the b z term;
  *               reverse, the chunk copied in reverse row order (its upper triangle becomes a
  *               lower one), dV_c = φ(K_c) R + triu(φ(K_c) (φ(Q_c)·inv)ᵀ) dY_c and dφ(K_c) =
- *               [V_c, 1][Rᵀ; uᵀ] + triu([V_c, 1][A_c, b_c]ᵀ) φ(Q_c), then R and [Rᵀ; uᵀ] advance
- *               by the chunk's sums.  Per-token storage: inv and b.
+ *               [V_c, 1][Rᵀ; uᵀ] + triu([V_c, 1][A_c, b_c]ᵀ) φ(Q_c), then R += the chunk's
+ *               Σ φ(q)·inv dyᵀ (one GEMM), and [Rᵀ; uᵀ] is R transposed with u += Σ b φ(q)
+ *               (ru_from_r: Σ a φ(q)ᵀ is that GEMM's product transposed).  Per-token
+ *               storage: inv and b.
  * Work: non-causal 10·T·m·dv flops (five GEMMs); causal 12·T·m·dv (six state products of
- * 2·m·dv a row: two in the forward sweep, four in the reverse), and the chunked kernel adds the
- * triangles, about 3·C·(m + dv) a row (nominal model for all: 8·T·m·dv + 8·T·m, twice the
- * forward's).
+ * 2·m·dv a row: two in the forward sweep, four in the reverse); the chunked kernel 10·T·m·dv
+ * (the reverse sweep's fourth product is the transpose) plus the triangles, about
+ * 3·C·(m + dv) a row (nominal model for all: 8·T·m·dv + 8·T·m, twice the forward's).
  * Threads (a->threads, OpenMP): non-causal, contiguous ranges of NB-row blocks: partial Sᵀ, z,
  * then R, u per thread, each summed across threads between barriers (no extra flops); chunked,
  * contiguous ranges of chunks: the forward states entering each range are the sums of the
@@ -470,6 +472,24 @@ static long cb_forward(int isa, const struct attn_args *a, int C, int c0, int c1
     return small;
 }
 
+/* [Rᵀ; uᵀ] after R has advanced by a chunk of n reversed rows: its first dv rows are R
+ * transposed (Σ a_i φ(q_i)ᵀ is (Σ φ(q_i) inv_i dy_iᵀ)ᵀ: the same products, so one GEMM
+ * advances both), its last row u += Σ b_i φ(q_i) over the chunk. */
+static void ru_from_r(struct cb_bufs *b, int n, int m, int dv)
+{
+    const size_t pm = la_pad16((size_t)m), pv = la_pad16((size_t)dv);
+    for (int e = 0; e < dv; e++)
+        for (int i = 0; i < m; i++)
+            b->RU[(size_t)e * pm + i] = b->R[(size_t)i * pv + e];
+    float *restrict u = b->RU + (size_t)dv * pm;
+    for (int r = 0; r < n; r++) {
+        const float br = b->ABr[(size_t)r * (dv + 1) + dv];
+        const float *restrict q = b->Qr + (size_t)r * m;
+        for (int i = 0; i < m; i++)
+            u[i] += br * q[i];
+    }
+}
+
 /* Reverse sweep over chunks c1 − 1 down to c0 from the state in b (R, [Rᵀ; uᵀ]: the sums over
  * the later rows).  Each chunk is copied in reverse row order, so that the rows i >= j a key
  * row j sees are a lower triangle and la_linchunk_out applies:
@@ -497,7 +517,7 @@ static void cb_reverse(int isa, const struct attn_args *a, int C, int c0, int c1
         if (c == c0)
             break; /* the state before the first chunk is not needed */
         la_gemm(isa, m, dv, n, b->QSr, 1, m, b->Gr, dv, b->R, pv, 1.0f, NULL, 1);
-        la_gemm(isa, dva, m, n, b->ABr, 1, dva, b->Qr, m, b->RU, pm, 1.0f, NULL, 1);
+        ru_from_r(b, n, m, dv);
     }
 }
 
