@@ -138,8 +138,9 @@ void la_pack_t(const float *X, ptrdiff_t ldx, int j0, int n, int cols, int nr, f
  * Cody-Waite; |r| <= ln2/32), e^x = 2^⌊n/16⌋ · 2^{(n mod 16)/16} · e^r with the table entry
  * picked by the low 4 bits of n (vpermps reads only those, and the shifter leaves n in them), e^r
  * as 1 + r + r²/2 + r³/6 (truncation below 1e-8 relative), and 2^⌊n/16⌋ added to the table
- * entry's exponent field (integer ops, which leave the FMA pipes to the rest).  At most 1.07 ulp from the exact value over every float of [-87, 0]
- * (tests/test_kernels.c test_elu1_exp_ulp checks a dense sweep); x < -87 gives e^-87. */
+ * entry's exponent field (integer ops, which leave the FMA pipes to the rest).  At most 1.07
+ * ulp from the exact value over every float of [-87, 0] (tests/test_kernels.c
+ * test_elu1_exp_ulp checks a dense sweep); x < -87 gives e^-87. */
 static inline __m512 exp_avx512(__m512 x)
 {
     const __m512 tab = _mm512_setr_ps(
