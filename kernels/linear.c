@@ -22,7 +22,7 @@
  *               fetch each other's lines).
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
- *               C comes from attn_default_chunk (a table measured on the development machine).
+ *               C comes from attn_default_chunk (measured on two machines).
  *               Threads: L2-sized segments of chunks dealt round-robin; each thread computes
  *               its segment's U_c = K_cᵀV_c and their sum, takes the previous segment's end
  *               state as soon as it is published, publishes its own, then runs the segment's
@@ -315,16 +315,22 @@ void attn_linear_causal_recurrent(struct attn_args *a)
 
 /* ---- causal chunked ----------------------------------------------------------------------- */
 
-/* Chunk sizes measured on the development machine (Zen 5, AVX-512 path, 1 thread, T = 16384,
- * C in {16, 24, 32, 48, 64, 96, 128}; GFLOP/s within ±3% of the best are ties):
- *   m = dv = 32: best C = 16;  m = dv = 64: 32-48;  m = dv = 128: 32-48;  m = 256, dv = 64: 48.
+/* Chunk sizes, GFLOP/s at T = 4096 or 16384, AVX-512 path, 1 thread, C in 16 .. 128 (within ±3% of
+ * the best counts as a tie):
+ *   Zen 5 (512-bit FMA units): m = dv = 32: best C = 16;  m = dv = 64: 32-48;  m = dv = 128:
+ *   32-48;  m = 256, dv = 64: 48.
+ *   Zen 4 (AMD EPYC family 25 model 17; 512-bit ops on 256-bit units), T = 4096: m = dv = 32:
+ *   C = 16 (24 and 32 3-5% slower);  m = dv = 64: 16-32 (48 5% slower, 64 11%);  m = dv = 128
+ *   and m = 256, dv = 64: 24-32 (48 5-10% slower); the chunked backward at m = dv = 64: 24-32
+ *   (48 5% slower).
  * The intra-chunk work grows with C (about C·(m + dv)/2 flops per row on top of the 4·m·dv of
  * the state products) while small chunks pay more per-chunk overhead (packing Kᵀ, loading and
- * storing the state tile), so the best C grows slowly with the width. */
+ * storing the state tile), so the best C grows slowly with the width; 32 is best or tied on
+ * both machines past 32 wide. */
 int attn_default_chunk(int m, int dv)
 {
     const int w = m > dv ? m : dv;
-    return w <= 32 ? 16 : 48;
+    return w <= 32 ? 16 : 32;
 }
 
 static int chunk_of(const struct attn_args *a)

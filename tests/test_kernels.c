@@ -46,8 +46,8 @@ static const struct la_check_case odd_shapes[] = {
     /* Several segments of the threaded chunked form (3 chunks of 48 a segment at 128 wide;
      * 11 of 20 at m = 100, dv = 60), dealt to 2 and 3 threads; 721 ends on a one-token chunk
      * alone in the last segment. */
-    {1000, 128, 128, 1, 1, 0, 2, 1.0, 0}, {1000, 128, 128, 1, 1, 0, 3, 1.0, 0},
-    {721, 128, 128, 1, 1, 0, 2, 1.0, 0},  {721, 128, 128, 1, 1, 0, 3, 1.0, 0},
+    {1000, 128, 128, 1, 1, 48, 2, 1.0, 0}, {1000, 128, 128, 1, 1, 48, 3, 1.0, 0},
+    {721, 128, 128, 1, 1, 48, 2, 1.0, 0},  {721, 128, 128, 1, 1, 48, 3, 1.0, 0},
     {1000, 100, 60, 1, 1, 20, 3, 1.0, 0},
     /* C = 1; several heads with threads inside each; three threads over uneven ranges (the
      * backward kernels' row blocks and chunk ranges). */
