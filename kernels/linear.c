@@ -6,7 +6,20 @@
  * exactly dv columns (64 is four AVX-512 vectors; a ones column would make it five).
  * Y_i = num_i · 1/(den_i + eps); rows with |den_i| <= eps are counted in a->n_small_den.
  * The products are simd.h's vector blocks (AVX-512 / AVX2 / portable, chosen at run time):
- *   non-causal: S = φ(K)ᵀV, then Y = φ(Q)·S with the 1/(den + eps) folded into the store.
+ *   non-causal: S = φ(K)ᵀV, then Y = φ(Q)·S with the 1/(den + eps) folded into the store, by
+ *               blocks of NONCAUSAL_BLOCK rows.  When the call streams more than
+ *               NONCAUSAL_PF_BYTES of rows, each block's GEMM fetches the next block's rows of K
+ *               and V, then of Q, one line per step of its tiles (la_gemm_pf), so that a fused
+ *               map finds them in cache instead of waiting for memory in a burst.  Measured on
+ *               one VM (AMD EPYC family 25 model 17, m = dv = 64, Gaussian rows, medians of 11
+ *               blocks alternating with and without): T = 16384, elu1 fused 3.31-3.46 →
+ *               2.99-3.07 ms, relu fused 3.06-3.24 → 2.79-2.84, no map 2.73-2.83 → 2.63-2.71;
+ *               T = 4096, 1.5-3% slower (the rows are in cache, the prefetches are extra loads),
+ *               T = 8192 -1.7% to +0.1%.  The threshold, 12 MiB, lies between: on that VM
+ *               streaming reads fell from 72 GB/s over 8 MiB to 54 over 16 (a 32 MiB L3
+ *               shared with other guests).  Against the build without it (two runs each):
+ *               T = 16384 elu1 fused 3.36-3.48 → 3.00-3.05 ms, relu fused 3.14-3.21 →
+ *               2.78-2.80, no map 2.75-2.88 → 2.62-2.64; T = 4096 and 8192 within 1%.
  *   recurrent:  per block of tokens, their normalisers, then one pass over the state (kept in
  *               L1): S_i += k_t[i]·v_t, y_t += q_t[i]·S_i, tokens in order (la_linrec_cols),
  *               in column blocks of la_linrec_block (32 on AVX-512: two vectors, measured
@@ -51,6 +64,9 @@
 #include <string.h>
 
 #define NONCAUSAL_BLOCK 256 /* rows per block of the non-causal kernel (L2-sized) */
+/* The non-causal kernel fetches each next block's rows during a block's GEMM when the call
+ * streams more than this many bytes of rows (Q, K, V, Y), see the file's comment. */
+#define NONCAUSAL_PF_BYTES ((size_t)12 << 20)
 
 /* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
 static inline void la_spin_pause(void)
@@ -90,7 +106,7 @@ size_t attn_linear_noncausal_ws(int T, int dk, int dv, int causal, int chunk, in
 /* S = K_rᵀV_r and z = Σ k over rows [t0, t1), by blocks that stay in cache (mapped into mb
  * with a fused map). */
 static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, float *S, int lds,
-                            float *z, float *mb)
+                            float *z, float *mb, int pf)
 {
     const int m = a->dk, dv = a->dv;
     memset(z, 0, (size_t)m * sizeof *z);
@@ -99,7 +115,12 @@ static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, 
     for (int b = t0; b < t1; b += NONCAUSAL_BLOCK) {
         const int n = t1 - b < NONCAUSAL_BLOCK ? t1 - b : NONCAUSAL_BLOCK;
         const float *Kb = lin_rows(a, a->k, b, n, mb);
-        la_gemm(isa, m, dv, n, Kb, 1, m, a->v + (size_t)b * dv, dv, S, lds, 1.0f, NULL, b > t0);
+        /* The next block's rows (none past t1, none without pf). */
+        const size_t nn =
+            pf ? (size_t)(t1 - b - n < NONCAUSAL_BLOCK ? t1 - b - n : NONCAUSAL_BLOCK) : 0;
+        la_gemm_pf(isa, m, dv, n, Kb, 1, m, a->v + (size_t)b * dv, dv, S, lds, 1.0f, NULL, b > t0,
+                   a->k + (size_t)(b + n) * m, nn * m * sizeof(float), a->v + (size_t)(b + n) * dv,
+                   nn * dv * sizeof(float));
         for (int t = 0; t < n; t++)
             for (int i = 0; i < m; i++)
                 z[i] += Kb[(size_t)t * m + i];
@@ -108,7 +129,7 @@ static void noncausal_state(int isa, const struct attn_args *a, int t0, int t1, 
 
 /* Y rows [t0, t1) = φ(Q)·S / (φ(Q)z + eps), by blocks (mapped into mb with a fused map). */
 static long noncausal_out(int isa, const struct attn_args *a, int t0, int t1, const float *S,
-                          int lds, const float *z, float *inv, float *mb)
+                          int lds, const float *z, float *inv, float *mb, int pf)
 {
     const int m = a->dk, dv = a->dv;
     long small = 0;
@@ -117,7 +138,10 @@ static long noncausal_out(int isa, const struct attn_args *a, int t0, int t1, co
         const float *Qb = lin_rows(a, a->q, b, n, mb);
         small += la_lin_den(isa, n, m, Qb, NULL, m, a->eps, a->eps_row ? a->eps_row + b : NULL,
                             (float *)z, inv);
-        la_gemm(isa, n, dv, m, Qb, m, 1, S, lds, a->y + (size_t)b * dv, dv, 1.0f, inv, 0);
+        const size_t nn =
+            pf ? (size_t)(t1 - b - n < NONCAUSAL_BLOCK ? t1 - b - n : NONCAUSAL_BLOCK) : 0;
+        la_gemm_pf(isa, n, dv, m, Qb, m, 1, S, lds, a->y + (size_t)b * dv, dv, 1.0f, inv, 0,
+                   a->q + (size_t)(b + n) * m, nn * m * sizeof(float), NULL, 0);
     }
     return small;
 }
@@ -129,9 +153,11 @@ void attn_linear_noncausal(struct attn_args *a)
     const size_t per = noncausal_thread_floats(m, dv), sz = (size_t)m * lds;
     float *S = la_align_work(a->work), *z = S + la_pad16(sz), *inv = z + la_pad16((size_t)m);
     float *mb = inv + la_pad16(NONCAUSAL_BLOCK);
+    const int pf =
+        (size_t)T * (2 * (size_t)m + 2 * (size_t)dv) * sizeof(float) > NONCAUSAL_PF_BYTES;
     if (nth == 1) {
-        noncausal_state(isa, a, 0, T, S, lds, z, mb);
-        a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv, mb);
+        noncausal_state(isa, a, 0, T, S, lds, z, mb, pf);
+        a->n_small_den = noncausal_out(isa, a, 0, T, S, lds, z, inv, mb, pf);
         return;
     }
     long small = 0;
@@ -140,8 +166,8 @@ void attn_linear_noncausal(struct attn_args *a)
         const int th = omp_get_thread_num(), n = omp_get_num_threads();
         float *Sp = S + per * (size_t)th, *zp = z + per * (size_t)th, *mbp = mb + per * (size_t)th;
         /* Phase 1: partial states over contiguous token ranges. */
-        noncausal_state(isa, a, (int)((long)T * th / n), (int)((long)T * (th + 1) / n), Sp, lds,
-                        zp, mbp);
+        noncausal_state(isa, a, (int)((long)T * th / n), (int)((long)T * (th + 1) / n), Sp, lds, zp,
+                        mbp, pf);
 #pragma omp barrier
         /* Phase 2: sum the partials into thread 0's, split by elements. */
         const size_t e0 = sz * th / n, e1 = sz * (th + 1) / n;
@@ -159,7 +185,7 @@ void attn_linear_noncausal(struct attn_args *a)
         const int r0 = b0 * NONCAUSAL_BLOCK,
                   r1 = b1 * NONCAUSAL_BLOCK < T ? b1 * NONCAUSAL_BLOCK : T;
         if (r0 < r1)
-            small += noncausal_out(isa, a, r0, r1, S, lds, z, inv + per * (size_t)th, mbp);
+            small += noncausal_out(isa, a, r0, r1, S, lds, z, inv + per * (size_t)th, mbp, pf);
     }
     a->n_small_den = small;
 }

@@ -438,6 +438,23 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
     gemm_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta);
 }
 
+typedef void (*gemm_pf_fn)(int, int, int, const float *, ptrdiff_t, ptrdiff_t, const float *,
+                           ptrdiff_t, float *, ptrdiff_t, float, const float *, int, const void *,
+                           size_t, const void *, size_t);
+static gemm_pf_fn gemm_pf_for(int isa)
+{
+    LA_DISPATCH(gemm_pf)
+}
+
+void la_gemm_pf(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+                const float *rowscale, int beta, const void *p1, size_t bytes1, const void *p2,
+                size_t bytes2)
+{
+    gemm_pf_for(isa)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rowscale, beta, p1, bytes1, p2,
+                     bytes2);
+}
+
 typedef void (*proj_fn)(int, int, int, const float *, ptrdiff_t, const float *, ptrdiff_t,
                         const float *, int, float *, ptrdiff_t, float *);
 static proj_fn proj_for(int isa)

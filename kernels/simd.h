@@ -54,6 +54,16 @@ void la_gemm(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdif
              const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
              const float *rowscale, int beta);
 
+/* la_gemm that also fetches bytes1 from p1, then bytes2 from p2, into cache as it goes (the
+ * next block's rows of a kernel that reads its inputs block by block from memory): one 64-byte
+ * line per step of each register tile's K loop, so at most ⌈M/mr⌉·⌈N/nr⌉·K lines (mr × nr: the
+ * path's register tile; lines past that are not fetched).  Only hints: the products and C are
+ * la_gemm's, bit for bit.  A region of 0 bytes fetches nothing (its pointer is not read). */
+void la_gemm_pf(int isa, int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+                const float *rowscale, int beta, const void *p1, size_t bytes1, const void *p2,
+                size_t bytes2);
+
 /* The random feature maps' projection (featuremaps/draws.c, fm_proj_exp), for rows i < M and
  * columns j < N:
  *     u_ij = Σ_k A[i·lda + k]·B[k·ldb + j]  (+ off[j] when off is not NULL).

@@ -27,13 +27,15 @@
 /* ---- GEMM register tile: C[mr × nv·VW] = alpha·A·B (+ C) ---------------------------------- */
 
 /* tile_acc forms the products acc = A·B of one register tile (K terms, an FMA chain per
- * element), for tile (the GEMM's store) and proj_tile (the projection's).  mr and nv are
- * compile-time constants at every call (through tile_any's and proj_any's switches), so the
+ * element), for tile (the GEMM's store) and proj_tile (the projection's); with dopf (a
+ * compile-time constant too) it also prefetches line k of pf at its k steps below npf.  mr and
+ * nv are compile-time constants at every call (through tile_any's and proj_any's switches), so the
  * loops unroll fully and acc stays in registers.  The last vector of a row is masked (mk),
  * which lets one tile serve any number of columns. */
 LA_INLINE void FN(tile_acc)(const int mr, const int nv, int K, const float *restrict A,
                             ptrdiff_t rsa, ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb,
-                            MASK mk, VEC acc[GEMM_MR][GEMM_NV])
+                            MASK mk, VEC acc[GEMM_MR][GEMM_NV], const int dopf, const char *pf,
+                            int npf)
 {
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
@@ -43,6 +45,8 @@ LA_INLINE void FN(tile_acc)(const int mr, const int nv, int K, const float *rest
     for (int k = 0; k < K; k++) {
         const float *b = B + k * ldb;
         const float *a = A + k * csa;
+        if (dopf && k < npf)
+            __builtin_prefetch(pf + 64 * k, 0, 3);
         VEC bv[GEMM_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < nv - 1; v++)
@@ -62,10 +66,11 @@ LA_INLINE void FN(tile_acc)(const int mr, const int nv, int K, const float *rest
  * accumulated by tile_acc. */
 LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict A, ptrdiff_t rsa,
                         ptrdiff_t csa, const float *restrict B, ptrdiff_t ldb, float *restrict C,
-                        ptrdiff_t ldc, MASK mk, float alpha, const float *rs, int beta)
+                        ptrdiff_t ldc, MASK mk, float alpha, const float *rs, int beta,
+                        const int dopf, const char *pf, int npf)
 {
     VEC acc[GEMM_MR][GEMM_NV];
-    FN(tile_acc)(mr, nv, K, A, rsa, csa, B, ldb, mk, acc);
+    FN(tile_acc)(mr, nv, K, A, rsa, csa, B, ldb, mk, acc, dopf, pf, npf);
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         const VEC al = vset1(rs ? rs[r] * alpha : alpha);
@@ -90,7 +95,24 @@ static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, p
 {
 #define LA_TC(r_, v_)                                                                          \
     case (r_) * 8 + (v_):                                                                      \
-        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta);                 \
+        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, 0, NULL, 0);     \
+        return;
+    switch (mr * 8 + nv) {
+        GEMM_CASES
+    default:
+        return;
+    }
+#undef LA_TC
+}
+
+/* tile_any that prefetches line k of pf at each of its k steps below npf (gemm_pf). */
+static void FN(tile_any_pf)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                            const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, MASK mk,
+                            float alpha, const float *rs, int beta, const char *pf, int npf)
+{
+#define LA_TC(r_, v_)                                                                          \
+    case (r_) * 8 + (v_):                                                                      \
+        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, 1, pf, npf);     \
         return;
     switch (mr * 8 + nv) {
         GEMM_CASES
@@ -101,14 +123,26 @@ static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, p
 }
 
 /* K is split in blocks of KC so that a B panel (KC × nr) stays in L1 while the row tiles of A
- * stream past it. */
+ * stream past it.  gemm_pf (simd.h la_gemm_pf) also fetches up to two regions of memory, one
+ * line per k step of each tile (tile_acc's pf, npf): spread over the products, the fetches
+ * overlap them; issued a tile's worth at once (tens of lines after each tile) they measured no
+ * faster than none. */
 #define LA_GEMM_KC 128
 
-static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
-                     const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
-                     const float *rs, int beta)
+static void FN(gemm_pf)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                        const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+                        const float *rs, int beta, const void *p1, size_t bytes1,
+                        const void *p2, size_t bytes2)
 {
     const int NR = GEMM_NV * VW;
+    /* The lines to fetch, one per k step of each tile: region 1's, then region 2's. */
+    const char *pf = p1, *pf2 = p2;
+    size_t pfl = (bytes1 + 63) / 64, pfl2 = (bytes2 + 63) / 64;
+    if (pfl == 0) {
+        pf = pf2;
+        pfl = pfl2;
+        pfl2 = 0;
+    }
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
@@ -126,11 +160,31 @@ static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff
             const MASK mk = vmask(nc - (nv - 1) * VW);
             for (int i0 = 0; i0 < M; i0 += GEMM_MR) {
                 const int mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
-                FN(tile_any)(mr, nv, kc, A + i0 * rsa + k0 * csa, rsa, csa, B + k0 * ldb + j0, ldb,
-                             C + i0 * ldc + j0, ldc, mk, alpha, rs ? rs + i0 : NULL, b);
+                const int npf = pfl < (size_t)kc ? (int)pfl : kc;
+                if (npf > 0)
+                    FN(tile_any_pf)(mr, nv, kc, A + i0 * rsa + k0 * csa, rsa, csa,
+                                    B + k0 * ldb + j0, ldb, C + i0 * ldc + j0, ldc, mk, alpha,
+                                    rs ? rs + i0 : NULL, b, pf, npf);
+                else
+                    FN(tile_any)(mr, nv, kc, A + i0 * rsa + k0 * csa, rsa, csa, B + k0 * ldb + j0,
+                                 ldb, C + i0 * ldc + j0, ldc, mk, alpha, rs ? rs + i0 : NULL, b);
+                pf += 64 * (size_t)npf;
+                pfl -= (size_t)npf;
+                if (pfl == 0 && pfl2) {
+                    pf = pf2;
+                    pfl = pfl2;
+                    pfl2 = 0;
+                }
             }
         }
     }
+}
+
+static void FN(gemm)(int M, int N, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                     const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, float alpha,
+                     const float *rs, int beta)
+{
+    FN(gemm_pf)(M, N, K, A, rsa, csa, B, ldb, C, ldc, alpha, rs, beta, NULL, 0, NULL, 0);
 }
 
 /* ---- random-feature projection: U = A·B (+ off) and its row maxima ----------------------- */
@@ -149,7 +203,7 @@ LA_INLINE void FN(proj_tile)(const int mr, const int nv, int K, const float *res
                              ptrdiff_t ldc, MASK mk, float *restrict mx)
 {
     VEC acc[GEMM_MR][GEMM_NV];
-    FN(tile_acc)(mr, nv, K, A, lda, 1, B, ldb, mk, acc);
+    FN(tile_acc)(mr, nv, K, A, lda, 1, B, ldb, mk, acc, 0, NULL, 0);
     VEC o[GEMM_NV];
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++)

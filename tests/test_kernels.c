@@ -181,6 +181,29 @@ static void test_fused_maps(void **state)
     assert_true(zero_rows > 0);
 }
 
+/* linear_noncausal on a call that streams more than NONCAUSAL_PF_BYTES (12 MiB: T = 12301 at
+ * m = dv = 64), where each block's GEMM prefetches the next block's rows (linear.c): against the
+ * reference at 1 and 2 threads, and with elu1 fused, bit for bit the kernel on the features. */
+static void test_noncausal_prefetch(void **state)
+{
+    (void)state;
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_noncausal");
+    assert_non_null(kn);
+    for (int th = 1; th <= 2; th++) {
+        const struct la_check_case c = {12301, 64, 64, 1, 0, 0, th, 2.0, 0};
+        struct la_check_result r;
+        struct la_error err;
+        assert_int_equal(la_check_kernel(kn, &c, 3100 + th, &r, &err), LA_OK);
+        assert_true(r.finite);
+        assert_true(r.rel_err <= r.tol);
+        assert_int_equal(r.small_fast, r.small_ref);
+        assert_int_equal(la_check_fused(kn, &c, ATTN_MAP_ELU1, 0.0, 3200 + th, &r, &err), LA_OK);
+        assert_true(r.finite);
+        assert_true(r.rel_err <= r.tol);
+        assert_int_equal(r.fused_exact, 1);
+    }
+}
+
 /* The featuremaps' elu1 and relu are attn_map_rows (what the fused kernels apply), and it maps
  * in place as it maps into another array. */
 static void test_map_rows(void **state)
@@ -315,7 +338,7 @@ static void test_simd_gemm(void **state)
             const int ldc = N + 3, kk = K > 0 ? K : 1;
             float *A = malloc(sizeof(float) * M * kk), *B = malloc(sizeof(float) * kk * N);
             float *C = malloc(sizeof(float) * M * ldc), *rs = malloc(sizeof(float) * M);
-            float *C0 = malloc(sizeof(float) * M * ldc);
+            float *C0 = malloc(sizeof(float) * M * ldc), *C2 = malloc(sizeof(float) * M * ldc);
             double *R = malloc(sizeof(double) * M * N);
             tu_fill(A, (size_t)M * kk, 1.0f, 31 + sh);
             tu_fill(B, (size_t)kk * N, 1.0f, 41 + sh);
@@ -353,8 +376,25 @@ static void test_simd_gemm(void **state)
                         for (int i = 0; i < M; i++)
                             for (int j = N; j < ldc; j++)
                                 assert_true(C[i * ldc + j] == C0[i * ldc + j]);
+                        /* With prefetch regions (A's bytes then B's; more lines than the tiles
+                         * have steps; one region empty) the same floats, bit for bit. */
+                        const size_t ab = sizeof(float) * M * kk, bb = sizeof(float) * kk * N;
+                        const struct {
+                            const void *p1;
+                            size_t n1;
+                            const void *p2;
+                            size_t n2;
+                        } pfs[] = {{A, ab, B, bb}, {NULL, 0, B, bb}, {A, ab, NULL, 0},
+                                   {B, 1, A, 3}};
+                        for (size_t f = 0; f < sizeof pfs / sizeof pfs[0]; f++) {
+                            memcpy(C2, C0, sizeof(float) * M * ldc);
+                            la_gemm_pf(isa, M, N, K, A, rsa, csa, B, N, C2, ldc, 0.75f,
+                                       scaled ? rs : NULL, beta, pfs[f].p1, pfs[f].n1, pfs[f].p2,
+                                       pfs[f].n2);
+                            assert_memory_equal(C2, C, sizeof(float) * M * ldc);
+                        }
                     }
-            free(A), free(B), free(C), free(rs), free(C0), free(R);
+            free(A), free(B), free(C), free(rs), free(C0), free(C2), free(R);
         }
     }
 }
@@ -1611,6 +1651,7 @@ int main(void)
         cmocka_unit_test(test_every_kernel_odd_shapes),
         cmocka_unit_test(test_seed_baseline),
         cmocka_unit_test(test_fused_maps),
+        cmocka_unit_test(test_noncausal_prefetch),
         cmocka_unit_test(test_map_rows),
         cmocka_unit_test(test_elu1_exp_ulp),
         cmocka_unit_test(test_small_normalisers_counted),
