@@ -89,13 +89,15 @@ LA_INLINE void FN(tile)(const int mr, const int nv, int K, const float *restrict
     }
 }
 
-static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
-                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, MASK mk,
-                         float alpha, const float *rs, int beta)
+/* tile for any mr <= GEMM_MR and nv <= GEMM_NV, dopf a constant at each call (so tile_any
+ * and tile_any_pf each get their own tiles, and tile_any's have no prefetch test). */
+LA_INLINE void FN(tile_sw)(const int dopf, int mr, int nv, int K, const float *A, ptrdiff_t rsa,
+                           ptrdiff_t csa, const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc,
+                           MASK mk, float alpha, const float *rs, int beta, const char *pf, int npf)
 {
 #define LA_TC(r_, v_)                                                                          \
     case (r_) * 8 + (v_):                                                                      \
-        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, 0, NULL, 0);     \
+        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, dopf, pf, npf);  \
         return;
     switch (mr * 8 + nv) {
         GEMM_CASES
@@ -105,21 +107,19 @@ static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, p
 #undef LA_TC
 }
 
+static void FN(tile_any)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
+                         const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, MASK mk,
+                         float alpha, const float *rs, int beta)
+{
+    FN(tile_sw)(0, mr, nv, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, NULL, 0);
+}
+
 /* tile_any that prefetches line k of pf at each of its k steps below npf (gemm_pf). */
 static void FN(tile_any_pf)(int mr, int nv, int K, const float *A, ptrdiff_t rsa, ptrdiff_t csa,
                             const float *B, ptrdiff_t ldb, float *C, ptrdiff_t ldc, MASK mk,
                             float alpha, const float *rs, int beta, const char *pf, int npf)
 {
-#define LA_TC(r_, v_)                                                                          \
-    case (r_) * 8 + (v_):                                                                      \
-        FN(tile)(r_, v_, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, 1, pf, npf);     \
-        return;
-    switch (mr * 8 + nv) {
-        GEMM_CASES
-    default:
-        return;
-    }
-#undef LA_TC
+    FN(tile_sw)(1, mr, nv, K, A, rsa, csa, B, ldb, C, ldc, mk, alpha, rs, beta, pf, npf);
 }
 
 /* K is split in blocks of KC so that a B panel (KC × nr) stays in L1 while the row tiles of A
