@@ -36,10 +36,11 @@
  *   chunked:    per chunk of C rows, Y_c = Q_c·S + tril(Q_c K_cᵀ)·V_c (the upper triangle is
  *               skipped, only the diagonal register blocks are masked), then S += K_cᵀV_c.
  *               C comes from attn_default_chunk (measured on two machines).
- *               Threads: L2-sized segments of chunks dealt round-robin; each thread computes
- *               its segment's U_c = K_cᵀV_c and their sum, takes the previous segment's end
- *               state as soon as it is published, publishes its own, then runs the segment's
- *               outputs advancing by the stored U_c (see chunked_threads).
+ *               Threads: L2-sized segments of chunks, as many per thread, each claimed by the
+ *               next free thread; a thread computes its segment's U_c = K_cᵀV_c and their
+ *               sum, takes the previous segment's end state as soon as it is published,
+ *               publishes its own, then runs the segment's outputs advancing by the stored
+ *               U_c (see chunked_threads).
  * Fused maps (attention.h, attn_args.fused_map: elu1, relu): q and k hold raw rows, and each
  * kernel maps the rows a block is about to read into its workspace (attn_map_rows, the feature
  * maps' own code, so the output is bit for bit that of the kernel on the map's features): the
@@ -59,6 +60,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -74,6 +76,23 @@ static inline void la_spin_pause(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/* Waits until *x >= v (acquire): spins with the pause hint, then from the SPIN_TURNS-th turn on
+ * yields the core at every turn.  With more threads than free cores (another program, or more
+ * threads asked for than there are cores) the thread waited for may be waiting for this one's
+ * core, and a pure spin would hold it for the rest of its time slice: on the 2-core VM of the
+ * chunked kernel's measurements, 3 threads on one head took 108 ms a call at T = 16384 with
+ * segments dealt in turn and no yield, against 4.2 ms on one thread. */
+#define SPIN_TURNS 4096
+static void la_wait_at_least(atomic_int *x, int v)
+{
+    for (int i = 0; atomic_load_explicit(x, memory_order_acquire) < v; i++) {
+        if (i < SPIN_TURNS)
+            la_spin_pause();
+        else
+            sched_yield();
+    }
 }
 
 /* Rows [t0, t0 + n) of x (a->q or a->k, m = dk columns) as the products read them: the
@@ -482,13 +501,47 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
     return small;
 }
 
-/* Threads: segments of seg_chunks chunks, dealt round-robin (segment s to thread s mod n).  For
- * its segment a thread (1) computes U_c = K_cᵀV_c for the segment's chunks into its ring and
- * their sums R, zr; (2) waits until segment s − 1 has published its end state, takes it as
- * its start state, and publishes its own end (start + R) at once; (3) runs the segment's
- * outputs, advancing by the stored U_c.  Step (1) of every thread overlaps the others' step
- * (3); only step (2) is ordered, and it is a 16 KB add.  The segment is sized so that its
- * rows of Q, K, V and its U_c stay in L2 from step (1) to step (3). */
+/* out[j] = Σ_{l<n} x[l·ld + j] for j < w (n >= 1): blocks of 64 columns summed in registers
+ * over the n rows, so each row is read once and out written once. */
+static void sum_rows(int n, size_t w, const float *x, size_t ld, float *restrict out)
+{
+    size_t j0 = 0;
+    for (; j0 + 64 <= w; j0 += 64) {
+        float acc[64];
+        for (int j = 0; j < 64; j++)
+            acc[j] = x[j0 + j];
+        for (int l = 1; l < n; l++) {
+            const float *restrict r = x + (size_t)l * ld + j0;
+            for (int j = 0; j < 64; j++)
+                acc[j] += r[j];
+        }
+        for (int j = 0; j < 64; j++)
+            out[j0 + j] = acc[j];
+    }
+    for (size_t j = j0; j < w; j++) {
+        float acc = x[j];
+        for (int l = 1; l < n; l++)
+            acc += x[(size_t)l * ld + j];
+        out[j] = acc;
+    }
+}
+
+/* Threads: the chunks cut into segments of at most seg_chunks chunks, their number a multiple
+ * of the threads (so that the threads get equal numbers of chunks), claimed in order from a
+ * shared counter as threads become free.  For its segment a thread (1) computes U_c = K_cᵀV_c
+ * for the segment's chunks into its ring, then their sum R and zr = Σ φ(k) over the segment's
+ * rows; (2) waits until segment s − 1 has published its end state, takes it as its start
+ * state, and publishes its own end (start + R) at once; (3) runs the segment's outputs,
+ * advancing by the stored U_c.  Step (1) of every thread overlaps the others' step (3); only
+ * step (2) is ordered, and it is a 16 KB add.  The segment is sized so that its rows of Q, K,
+ * V and its U_c stay in L2 from step (1) to step (3).
+ * Claiming from a counter, not dealing segments round-robin, keeps a core that runs slower
+ * (another guest on its host core) from holding the other back: with a fixed deal the faster
+ * thread waits in (2) for each of the slower one's segments.  Measured on one VM (AMD EPYC
+ * family 25 model 17, m = dv = 64, medians of 30-60 calls, two threads against one):
+ * T = 16384, segments dealt 1.68-1.81x, claimed 1.77-1.84x; the segment count a multiple of
+ * the threads, T = 4096 (128 chunks: 11 segments of 12 before, 12 of 10-11 now) 1.68-1.69x →
+ * 1.75-1.76x. */
 static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, int nth,
                             float *work, size_t per)
 {
@@ -498,59 +551,59 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
     const int Lc = nch / (4 * nth), L2 = seg_chunks(C, m, dv);
     const int L = Lc < 1 ? 1 : Lc < L2 ? Lc : L2;
     const size_t lds = la_pad16((size_t)dv), sz = (size_t)m * lds;
-    const int nseg = (nch + L - 1) / L;
+    /* Segment sg is chunks [sg·nch/nseg, (sg + 1)·nch/nseg): at most L chunks each. */
+    int nseg = (nch + L - 1) / L;
+    nseg = (nseg + nth - 1) / nth * nth;
+    nseg = nseg < nch ? nseg : nch;
     float *slot = work + (size_t)nth * per; /* 2 × (end state, end z) */
     atomic_int published;                   /* segments whose end state is in its slot */
+    atomic_int claimed;                     /* segments claimed by a thread */
     atomic_init(&published, 0);
+    atomic_init(&claimed, 0);
     long small = 0;
 #pragma omp parallel num_threads(nth) reduction(+ : small)
     {
-        const int th = omp_get_thread_num(), n = omp_get_num_threads();
+        const int th = omp_get_thread_num();
         struct chunk_bufs b = chunk_bufs_at(work + (size_t)th * per, C, m, dv, 1);
-        for (int sg = th; sg < nseg; sg += n) {
-            const int c0 = sg * L, c1 = c0 + L < nch ? c0 + L : nch;
+        for (int sg = atomic_fetch_add_explicit(&claimed, 1, memory_order_relaxed); sg < nseg;
+             sg = atomic_fetch_add_explicit(&claimed, 1, memory_order_relaxed)) {
+            const int c0 = (int)((long)nch * sg / nseg), c1 = (int)((long)nch * (sg + 1) / nseg);
             const int last = sg + 1 == nseg; /* nobody needs its end state */
+            const int r0 = c0 * C, nr = (c1 * C < T ? c1 * C : T) - r0;
             /* With a fused map, the segment's rows of q and k, mapped once for (1) and (3). */
             if (a->fused_map != ATTN_MAP_NONE) {
-                const int r0 = c0 * C, nr = (c1 * C < T ? c1 * C : T) - r0;
                 (void)lin_rows(a, a->q, r0, nr, b.Mq);
                 (void)lin_rows(a, a->k, r0, nr, b.Mk);
             }
-            /* (1) U_c of my chunks and their sums (the last chunk's U is never used). */
-            memset(b.R, 0, sz * sizeof *b.R);
-            memset(b.zr, 0, (size_t)m * sizeof *b.zr);
+            /* (1) U_c of my chunks (but the sequence's last) and their sums (not for the last
+             * segment: nobody reads its end state). */
             for (int c = c0; c < c1 && !(last && c + 1 == c1); c++) {
-                const int t0 = c * C, nr = T - t0 < C ? T - t0 : C;
-                float *Uc = b.U + (size_t)(c - c0) * sz;
+                const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
                 const float *Qc, *Kc;
-                chunk_qk(a, C, c0, c, nr, &b, 1, &Qc, &Kc);
-                la_gemm(isa, m, dv, nr, Kc, 1, m, a->v + (size_t)t0 * dv, dv, Uc, lds, 1.0f, NULL,
-                        0);
-                if (last)
-                    continue;
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < dv; j++)
-                        b.R[(size_t)i * lds + j] += Uc[(size_t)i * lds + j];
-                for (int t = 0; t < nr; t++)
-                    for (int i = 0; i < m; i++)
-                        b.zr[i] += Kc[(size_t)t * m + i];
+                chunk_qk(a, C, c0, c, n, &b, 1, &Qc, &Kc);
+                la_gemm(isa, m, dv, n, Kc, 1, m, a->v + (size_t)t0 * dv, dv,
+                        b.U + (size_t)(c - c0) * sz, lds, 1.0f, NULL, 0);
+            }
+            if (!last) {
+                sum_rows(c1 - c0, sz, b.U, sz, b.R);
+                sum_rows(nr, (size_t)m,
+                         a->fused_map != ATTN_MAP_NONE ? b.Mk : a->k + (size_t)r0 * m, (size_t)m,
+                         b.zr);
             }
             /* (2) start = the previous segment's end; publish mine. */
             if (sg == 0) {
                 memset(b.S, 0, sz * sizeof *b.S);
                 memset(b.z, 0, (size_t)m * sizeof *b.z);
             } else {
-                while (atomic_load_explicit(&published, memory_order_acquire) < sg)
-                    la_spin_pause();
+                la_wait_at_least(&published, sg);
                 const float *ps = slot + (size_t)((sg - 1) & 1) * (sz + la_pad16((size_t)m));
                 memcpy(b.S, ps, sz * sizeof *b.S);
                 memcpy(b.z, ps + sz, (size_t)m * sizeof *b.z);
             }
             if (!last) {
                 float *ns = slot + (size_t)(sg & 1) * (sz + la_pad16((size_t)m));
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < dv; j++)
-                        ns[(size_t)i * lds + j] = b.S[(size_t)i * lds + j] + b.R[(size_t)i * lds + j];
+                for (size_t e = 0; e < sz; e++)
+                    ns[e] = b.S[e] + b.R[e];
                 for (int i = 0; i < m; i++)
                     ns[sz + i] = b.z[i] + b.zr[i];
                 atomic_store_explicit(&published, sg + 1, memory_order_release);
