@@ -52,6 +52,14 @@ double attn_forward_bytes(int T, int dk, int dv, int causal);
  * measurement). */
 #define LA_THREAD_GUARD 1024
 
+/* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
+static inline void la_spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 

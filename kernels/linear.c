@@ -68,14 +68,6 @@
  * streams more than this many bytes of rows (Q, K, V, Y), see the file's comment. */
 #define NONCAUSAL_PF_BYTES ((size_t)12 << 20)
 
-/* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
-static inline void la_spin_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 /* Rows [t0, t0 + n) of x (a->q or a->k, m = dk columns) as the products read them: the
  * caller's features, or, with a fused map (attn_args.fused_map), their φ written into buf
  * (n·m floats), where the block's products find them in cache. */
