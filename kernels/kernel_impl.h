@@ -5,6 +5,8 @@
 #ifndef LA_KERNEL_IMPL_H
 #define LA_KERNEL_IMPL_H
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +53,31 @@ double attn_forward_bytes(int T, int dk, int dv, int causal);
  * state slice, rewritten every few tokens, reaches another's (linear.c REC_SIDE has the
  * measurement). */
 #define LA_THREAD_GUARD 1024
+
+/* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
+static inline void la_spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Waits until *x >= v (acquire): spins with the pause hint, then from the LA_SPIN_TURNS-th turn
+ * on yields the core at every turn.  With more threads than free cores (another program, or
+ * more threads asked for than there are cores) the thread waited for may be waiting for this
+ * one's core, and a pure spin would hold it for the rest of its time slice: on a 2-core VM,
+ * 3 threads on one head of linear_causal_chunked (T = 16384, segments dealt in turn, no yield)
+ * took 108 ms a call against 4.2 ms on one thread. */
+#define LA_SPIN_TURNS 4096
+static inline void la_wait_at_least(atomic_int *x, int v)
+{
+    for (int i = 0; atomic_load_explicit(x, memory_order_acquire) < v; i++) {
+        if (i < LA_SPIN_TURNS)
+            la_spin_pause();
+        else
+            sched_yield();
+    }
+}
 
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }

@@ -60,7 +60,6 @@
 
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -69,31 +68,6 @@
 /* The non-causal kernel fetches each next block's rows during a block's GEMM when the call
  * streams more than this many bytes of rows (Q, K, V, Y), see the file's comment. */
 #define NONCAUSAL_PF_BYTES ((size_t)12 << 20)
-
-/* One turn of a spin-wait on another thread (the x86 pause hint; nothing elsewhere). */
-static inline void la_spin_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Waits until *x >= v (acquire): spins with the pause hint, then from the SPIN_TURNS-th turn on
- * yields the core at every turn.  With more threads than free cores (another program, or more
- * threads asked for than there are cores) the thread waited for may be waiting for this one's
- * core, and a pure spin would hold it for the rest of its time slice: on the 2-core VM of the
- * chunked kernel's measurements, 3 threads on one head took 108 ms a call at T = 16384 with
- * segments dealt in turn and no yield, against 4.2 ms on one thread. */
-#define SPIN_TURNS 4096
-static void la_wait_at_least(atomic_int *x, int v)
-{
-    for (int i = 0; atomic_load_explicit(x, memory_order_acquire) < v; i++) {
-        if (i < SPIN_TURNS)
-            la_spin_pause();
-        else
-            sched_yield();
-    }
-}
 
 /* Rows [t0, t0 + n) of x (a->q or a->k, m = dk columns) as the products read them: the
  * caller's features, or, with a fused map (attn_args.fused_map), their φ written into buf

@@ -11,15 +11,17 @@
  * and kernel (la_check_kernel's chain), a prefill in pieces equal to one prefill, a threaded
  * step equal to an unthreaded one, and mutated prefill and step kernels that the chain check
  * fails; backward kernels against their gradient references (la_check_kernel) on the same odd
- * shapes, and their flop and byte models; the delta, decay and gated recurrences: their
- * references by hand, every entry at every normaliser with the gate per token and constant, and
- * mutations their checks fail.  Run: make check (or build/tests/test_kernels).
+ * shapes, and their flop and byte models; the chunked backward's threaded pipeline on shapes
+ * that reach its segment counts and edges, and with fewer threads than asked for; the delta,
+ * decay and gated recurrences: their references by hand, every entry at every normaliser with
+ * the gate per token and constant, and mutations their checks fail.  Run: make check (or build/tests/test_kernels).
  * Tolerance: relative Frobenius error <= 2e-5 for fp32 kernels (ATTN_TOL_* in kernels/attention.h);
  * measured errors are ~1e-7, so the bound has two orders of margin and still catches any bug
  * that is not rounding (a wrong row, a missed tile or chunk gives errors of order 1).
  */
 #include "testutil.h"
 
+#include <omp.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -202,6 +204,73 @@ static void test_noncausal_prefetch(void **state)
         assert_true(r.rel_err <= r.tol);
         assert_int_equal(r.fused_exact, 1);
     }
+}
+
+/* linear_causal_chunked_backward's threaded form (linear_backward.c cb_threads: segments of
+ * chunks claimed in turn, each starting from the state the previous one published) against the
+ * reference on every vector path at 2 and 3 threads, then with OpenMP giving one thread where 2
+ * or 3 were asked for (a nested region; one thread then claims every segment).  Segments at 2
+ * and 3 threads (C = 32 unless given, cb_seg_chunks = 10 chunks at m = dv = 64, 12 at C = 24):
+ * T = 1 and 32, one chunk (the one-thread path); 64, two chunks, one segment each; 70, three
+ * chunks (the last of 6 rows), three segments (not a multiple of 2); 5000, 157 chunks, 16 and
+ * 18 segments; 3001 at C = 24, 126 chunks (the last of one row), 12 and 15 segments; and odd
+ * widths: m != dv, dv = 1, m = 1, m = dv = 1, T not a multiple of C. */
+static void test_chunked_backward_threads(void **state)
+{
+    (void)state;
+    static const struct la_check_case shapes[] = {
+        /* T, dk, dv, heads, causal, chunk, threads (set below), scale, steps */
+        {1, 16, 16, 1, 1, 0, 0, 1.0, 0},    {32, 16, 16, 1, 1, 32, 0, 1.0, 0},
+        {64, 16, 16, 1, 1, 32, 0, 1.0, 0},  {70, 8, 8, 1, 1, 32, 0, 1.0, 0},
+        {5000, 64, 64, 1, 1, 0, 0, 1.0, 0}, {3001, 64, 64, 1, 1, 24, 0, 1.0, 0},
+        {333, 20, 12, 1, 1, 17, 0, 1.0, 0}, {500, 12, 40, 1, 1, 0, 0, 1.0, 0},
+        {700, 40, 1, 1, 1, 0, 0, 1.0, 0},   {600, 1, 9, 1, 1, 0, 0, 1.0, 0},
+        {600, 1, 1, 1, 1, 0, 0, 1.0, 0},    {1000, 100, 60, 1, 1, 20, 0, 1.0, 0},
+    };
+    const size_t ns = sizeof shapes / sizeof shapes[0];
+    const struct attn_kernel *kn = attn_kernel_lookup("linear_causal_chunked_backward");
+    assert_non_null(kn);
+    for (int isa = 0; isa < LA_ISA_COUNT; isa++) {
+        if (!la_simd_supported(isa))
+            continue;
+        assert_int_equal(la_simd_force(isa), 0);
+        for (size_t i = 0; i < ns; i++)
+            for (int th = 2; th <= 3; th++) {
+                struct la_check_case c = shapes[i];
+                c.threads = th;
+                struct la_check_result r;
+                struct la_error err;
+                assert_int_equal(la_check_kernel(kn, &c, 4000 + 10 * i + th, &r, &err), LA_OK);
+                if (!(r.finite && r.rel_err <= r.tol))
+                    print_error("[%s] T=%d dk=%d dv=%d chunk=%d thr=%d: rel_err %.3g\n",
+                                la_simd_name(isa), c.T, c.dk, c.dv, c.chunk, th, r.rel_err);
+                assert_true(r.finite);
+                assert_true(r.rel_err <= r.tol);
+                assert_int_equal(r.small_fast, r.small_ref);
+            }
+    }
+    la_simd_force(-1);
+    /* Fewer threads than asked for: inside a parallel region with nesting off, the kernel's
+     * region has one thread. */
+    const int levels = omp_get_max_active_levels();
+    omp_set_max_active_levels(1);
+    for (size_t i = 0; i < ns; i++)
+        for (int th = 2; th <= 3; th++) {
+            struct la_check_case c = shapes[i];
+            c.threads = th;
+            struct la_check_result r = {0};
+            int st = -1;
+#pragma omp parallel num_threads(2)
+            if (omp_get_thread_num() == 0) {
+                struct la_error err;
+                st = la_check_kernel(kn, &c, 4500 + 10 * i + th, &r, &err);
+            }
+            assert_int_equal(st, LA_OK);
+            assert_true(r.finite);
+            assert_true(r.rel_err <= r.tol);
+            assert_int_equal(r.small_fast, r.small_ref);
+        }
+    omp_set_max_active_levels(levels);
 }
 
 /* The featuremaps' elu1 and relu are attn_map_rows (what the fused kernels apply), and it maps
@@ -1652,6 +1721,7 @@ int main(void)
         cmocka_unit_test(test_seed_baseline),
         cmocka_unit_test(test_fused_maps),
         cmocka_unit_test(test_noncausal_prefetch),
+        cmocka_unit_test(test_chunked_backward_threads),
         cmocka_unit_test(test_map_rows),
         cmocka_unit_test(test_elu1_exp_ulp),
         cmocka_unit_test(test_small_normalisers_counted),
