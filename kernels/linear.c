@@ -511,11 +511,12 @@ static void sum_rows(int n, size_t w, const float *x, size_t ld, float *restrict
  * V and its U_c stay in L2 from step (1) to step (3).
  * Claiming from a counter, not dealing segments round-robin, keeps a core that runs slower
  * (another guest on its host core) from holding the other back: with a fixed deal the faster
- * thread waits in (2) for each of the slower one's segments.  Measured on one VM (AMD EPYC
- * family 25 model 17, m = dv = 64, medians of 30-60 calls, two threads against one):
- * T = 16384, segments dealt 1.68-1.81x, claimed 1.77-1.84x; the segment count a multiple of
- * the threads, T = 4096 (128 chunks: 11 segments of 12 before, 12 of 10-11 now) 1.68-1.69x →
- * 1.75-1.76x. */
+ * thread waits in (2) for each of the slower one's segments, and with more threads than free
+ * cores a thread waits for one that has no core.  Measured on one VM (AMD EPYC family 25
+ * model 17, 2 vCPUs, m = dv = 64, a driver alternating the builds, medians of 30-60 rounds):
+ * two threads, T = 4096 (128 chunks: 11 segments of 12 dealt before, 12 of 10-11 claimed now)
+ * 0.534-0.537 → 0.500-0.502 ms; T = 16384 2.29-2.62 ms either way (the host's spread); three
+ * threads, T = 16384, 107 → 2.4 ms (with la_wait_at_least's yield). */
 static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, int nth,
                             float *work, size_t per)
 {
