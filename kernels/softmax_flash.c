@@ -12,7 +12,7 @@
  *     row max grew; then O += P V.  Finally O /= l.
  *   - Causal: key tiles after a block's last row are skipped and, per register block, only keys
  *     up to its last row are computed; masked entries are never exponentiated.
- * Memory: O(T·d) (packed K) + O(mr·BC + BR) per thread besides the inputs.  Threads
+ * Memory: O(T·d) (packed K) + O(mr·BC + BR1) per thread besides the inputs.  Threads
  * (a->threads > 1) split the packing, then the query blocks (dynamic: causal blocks differ).
  * BR and BC: on a Zen 5 host (AVX-512 path, d = 64, T = 8192) every BR in {48, 96, 192, 384} ×
  * BC in {128, 256, 512, 1024} ran within 3% of ~100 GFLOP/s (the GEMM tiles run near the
@@ -22,6 +22,15 @@
  * 512 (768 and 1024: the same as 512); T = 8192 86.5 / 87.0-87.3 / 87.4-87.6%.  Fewer, longer
  * tiles mean fewer per-row max and rescale passes.  96 × 512 keeps a tile's K panels and V rows
  * (256 KiB at d = dv = 64) in L2 and a register block's scores (6 × 512 floats) in L1.
+ * One thread takes blocks of BR1 = 4·BR rows: each block reads all of K and V (from L3 or
+ * memory once they outgrow L2), so longer blocks read them a quarter as often.  Same Zen 4 host
+ * (2026-12-06, a driver alternating BR = 96 and 384, medians of 5 calls, when a neighbour
+ * loaded the shared L3: the suite's non-causal T = 16384 row had fallen to 76.9% of the peak
+ * from 86.6% at T = 4096): T = 16384, d = 64, non-causal 1.03-1.10x faster over five runs,
+ * causal 0.99-1.04x over four; d = 32 1.03x and 1.05x causal, d = 128 1.07x both; T <= 4096
+ * within 2.5% either way.  Threads keep BR: their dynamic schedule needs many blocks to finish
+ * together.  A row's output does not depend on its block (tests/test_backward.c compares the
+ * backward's forward pass, in blocks of BR, with this kernel bit for bit).
  * Tests: tests/test_kernels.c against softmax_ref.c on every vector path, including scores of
  * ±1000.
  */
@@ -35,10 +44,11 @@
 
 #define BR ATTN_SOFTMAX_BR /* query rows per block (kernel_impl.h) */
 #define BC ATTN_SOFTMAX_BC /* keys per tile */
+#define BR1 (4 * BR)       /* query rows per block with one thread */
 
 static size_t per_thread_floats(void)
 {
-    return la_pad16((size_t)LA_SIMD_MR_MAX * BC) + la_pad16(2 * (size_t)BR);
+    return la_pad16((size_t)LA_SIMD_MR_MAX * BC) + la_pad16(2 * (size_t)BR1);
 }
 
 static size_t packed_floats(int T, int d)
@@ -60,8 +70,8 @@ void attn_softmax_flash(struct attn_args *a)
     float *Kp = la_align_work(a->work), *priv = Kp + packed_floats(T, d);
     if (nth == 1) {
         la_pack_t(a->k, d, 0, T, d, nr, Kp);
-        for (int b = 0; b < nblocks; b++) {
-            const int i0 = b * BR, rows = T - i0 < BR ? T - i0 : BR;
+        for (int i0 = 0; i0 < T; i0 += BR1) {
+            const int rows = T - i0 < BR1 ? T - i0 : BR1;
             la_softmax_rows(isa, a->q, Kp, a->v, a->y, T, d, a->dv, a->causal, scale, i0, rows, BC,
                             priv, priv + la_pad16((size_t)LA_SIMD_MR_MAX * BC));
         }

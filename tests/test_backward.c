@@ -262,13 +262,14 @@ static void test_extremes_finite(void **state)
 }
 
 /* softmax_flash_backward writes the output it recomputes into y when y is given: the forward
- * kernel's output bit for bit (the same fused block at the same tiles), with threads too. */
+ * kernel's output bit for bit (the same fused block at the same tiles), with threads too.  T
+ * spans several of the forward's one-thread row blocks (BR1) and ends inside one. */
 static void test_softmax_backward_y(void **state)
 {
     (void)state;
     const struct attn_kernel *bw = attn_kernel_lookup("softmax_flash_backward");
     const struct attn_kernel *fw = attn_kernel_lookup("softmax_flash");
-    const int T = 301, d = 24, dv = 17;
+    const int T = 901, d = 24, dv = 17;
     const size_t nq = (size_t)T * d, nv = (size_t)T * dv;
     float *in = malloc((2 * nq + 2 * nv) * sizeof *in), *out = malloc((2 * nq + 3 * nv) * sizeof *out);
     tu_fill(in, 2 * nq + 2 * nv, 1.5f, 99);
