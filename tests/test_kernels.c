@@ -60,6 +60,22 @@ static const struct la_check_case odd_shapes[] = {
     {531, 72, 80, 1, 0, 0, 1, 1.0, 0}, {290, 130, 3, 2, 1, 0, 2, 1.0, 0}, {290, 3, 130, 2, 0, 0, 2, 1.0, 0},
 };
 
+/* r, la_check_kernel's result for kn on c, within the reference's tolerance and finite, with
+ * the same rows of small normalisers as the reference; a failure prints the case first. */
+static void assert_check_ok(const struct attn_kernel *kn, const struct la_check_case *c,
+                            const struct la_check_result *r)
+{
+    if (!(r->finite && r->rel_err <= r->tol && r->small_fast == r->small_ref))
+        print_error("%s [%s] T=%d N=%d dk=%d dv=%d H=%d causal=%d chunk=%d thr=%d: rel_err %.3g "
+                    "tol %.1g, small %ld/%ld\n",
+                    kn->name, la_simd_name(la_simd_isa()), c->T, c->steps, c->dk, c->dv, c->heads,
+                    c->causal, c->chunk, c->threads, r->rel_err, r->tol, r->small_fast,
+                    r->small_ref);
+    assert_true(r->finite);
+    assert_true(r->rel_err <= r->tol);
+    assert_int_equal(r->small_fast, r->small_ref);
+}
+
 /* Every entry of the table, and the seed baseline, against the reference its entry names
  * (la_check_kernel runs kn->ref).  Prefill and step entries run each causal shape as a chain:
  * a prefill of T − N tokens then N steps, with N = T (P = 0) and N = ⌈T/3⌉ in turn, heads as
@@ -82,14 +98,7 @@ static void check_every_kernel_odd_shapes(void)
             struct la_check_result r;
             struct la_error err;
             assert_int_equal(la_check_kernel(kn, c, 1000 + i, &r, &err), LA_OK);
-            if (!(r.finite && r.rel_err <= r.tol))
-                print_error("%s [%s] T=%d N=%d dk=%d dv=%d H=%d causal=%d chunk=%d thr=%d: "
-                            "rel_err %.3g tol %.1g\n",
-                            kn->name, la_simd_name(la_simd_isa()), c->T, c->steps, c->dk, c->dv,
-                            c->heads, c->causal, c->chunk, c->threads, r.rel_err, r.tol);
-            assert_true(r.finite);
-            assert_true(r.rel_err <= r.tol);
-            assert_int_equal(r.small_fast, r.small_ref);
+            assert_check_ok(kn, c, &r);
         }
     }
 }
@@ -196,9 +205,7 @@ static void test_noncausal_prefetch(void **state)
         struct la_check_result r;
         struct la_error err;
         assert_int_equal(la_check_kernel(kn, &c, 3100 + th, &r, &err), LA_OK);
-        assert_true(r.finite);
-        assert_true(r.rel_err <= r.tol);
-        assert_int_equal(r.small_fast, r.small_ref);
+        assert_check_ok(kn, &c, &r);
         assert_int_equal(la_check_fused(kn, &c, ATTN_MAP_ELU1, 0.0, 3200 + th, &r, &err), LA_OK);
         assert_true(r.finite);
         assert_true(r.rel_err <= r.tol);
@@ -241,12 +248,7 @@ static void test_chunked_backward_threads(void **state)
                 struct la_check_result r;
                 struct la_error err;
                 assert_int_equal(la_check_kernel(kn, &c, 4000 + 10 * i + th, &r, &err), LA_OK);
-                if (!(r.finite && r.rel_err <= r.tol))
-                    print_error("[%s] T=%d dk=%d dv=%d chunk=%d thr=%d: rel_err %.3g\n",
-                                la_simd_name(isa), c.T, c.dk, c.dv, c.chunk, th, r.rel_err);
-                assert_true(r.finite);
-                assert_true(r.rel_err <= r.tol);
-                assert_int_equal(r.small_fast, r.small_ref);
+                assert_check_ok(kn, &c, &r);
             }
     }
     la_simd_force(-1);
@@ -266,9 +268,7 @@ static void test_chunked_backward_threads(void **state)
                 st = la_check_kernel(kn, &c, 4500 + 10 * i + th, &r, &err);
             }
             assert_int_equal(st, LA_OK);
-            assert_true(r.finite);
-            assert_true(r.rel_err <= r.tol);
-            assert_int_equal(r.small_fast, r.small_ref);
+            assert_check_ok(kn, &c, &r);
         }
     omp_set_max_active_levels(levels);
 }
