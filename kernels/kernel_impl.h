@@ -82,6 +82,32 @@ static inline void la_wait_at_least(atomic_int *x, int v)
 /* Rounds n up to a multiple of 16 floats (one 64-byte line), so rows stay aligned. */
 static inline size_t la_pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* out[j] = Σ_{l<n} x[l·ld + j] for j < w (n >= 1): blocks of 64 columns summed in registers
+ * over the n rows, so each row is read once and out written once (the chunked kernels' sums of
+ * a segment's stored per-chunk products, one product a row). */
+static inline void la_sum_rows(int n, size_t w, const float *x, size_t ld, float *restrict out)
+{
+    size_t j0 = 0;
+    for (; j0 + 64 <= w; j0 += 64) {
+        float acc[64];
+        for (int j = 0; j < 64; j++)
+            acc[j] = x[j0 + j];
+        for (int l = 1; l < n; l++) {
+            const float *restrict r = x + (size_t)l * ld + j0;
+            for (int j = 0; j < 64; j++)
+                acc[j] += r[j];
+        }
+        for (int j = 0; j < 64; j++)
+            out[j0 + j] = acc[j];
+    }
+    for (size_t j = j0; j < w; j++) {
+        float acc = x[j];
+        for (int l = 1; l < n; l++)
+            acc += x[(size_t)l * ld + j];
+        out[j] = acc;
+    }
+}
+
 /* Every workspace is attn_workspace_floats() = the kernel's own size + LA_WS_SLACK floats, and a
  * threaded kernel starts its buffers at la_align_work(a->work), the first 64-byte boundary: a
  * caller's malloc'd (16-byte aligned) buffer would otherwise put the boundary between two

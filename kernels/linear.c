@@ -475,31 +475,6 @@ static long chunk_range(int isa, const struct attn_args *a, int C, int c0, int c
     return small;
 }
 
-/* out[j] = Σ_{l<n} x[l·ld + j] for j < w (n >= 1): blocks of 64 columns summed in registers
- * over the n rows, so each row is read once and out written once. */
-static void sum_rows(int n, size_t w, const float *x, size_t ld, float *restrict out)
-{
-    size_t j0 = 0;
-    for (; j0 + 64 <= w; j0 += 64) {
-        float acc[64];
-        for (int j = 0; j < 64; j++)
-            acc[j] = x[j0 + j];
-        for (int l = 1; l < n; l++) {
-            const float *restrict r = x + (size_t)l * ld + j0;
-            for (int j = 0; j < 64; j++)
-                acc[j] += r[j];
-        }
-        for (int j = 0; j < 64; j++)
-            out[j0 + j] = acc[j];
-    }
-    for (size_t j = j0; j < w; j++) {
-        float acc = x[j];
-        for (int l = 1; l < n; l++)
-            acc += x[(size_t)l * ld + j];
-        out[j] = acc;
-    }
-}
-
 /* Threads: the chunks cut into segments of at most seg_chunks chunks, their number a multiple
  * of the threads (so that the threads get equal numbers of chunks), claimed in order from a
  * shared counter as threads become free.  For its segment a thread (1) computes U_c = K_cᵀV_c
@@ -560,10 +535,10 @@ static long chunked_threads(int isa, const struct attn_args *a, int C, int nch, 
                         b.U + (size_t)(c - c0) * sz, lds, 1.0f, NULL, 0);
             }
             if (!last) {
-                sum_rows(c1 - c0, sz, b.U, sz, b.R);
-                sum_rows(nr, (size_t)m,
-                         a->fused_map != ATTN_MAP_NONE ? b.Mk : a->k + (size_t)r0 * m, (size_t)m,
-                         b.zr);
+                la_sum_rows(c1 - c0, sz, b.U, sz, b.R);
+                la_sum_rows(nr, (size_t)m,
+                            a->fused_map != ATTN_MAP_NONE ? b.Mk : a->k + (size_t)r0 * m, (size_t)m,
+                            b.zr);
             }
             /* (2) start = the previous segment's end; publish mine. */
             if (sg == 0) {

@@ -572,37 +572,30 @@ static void cb_reverse(int isa, const struct attn_args *a, int C, int c0, int c1
 }
 
 /* Step (1) of a forward segment, chunks [c0, c1): U_c = V_cᵀφ(K_c) into ring entry c − c0,
- * their sum into b->Ssum (dv × m) and Σ φ(k) over the rows into b->ssum. */
+ * then their sum into b->Ssum (dv × m) and Σ φ(k) over the segment's rows into b->ssum. */
 static void cb_products_forward(int isa, const struct attn_args *a, int C, int c0, int c1,
                                 struct cb_bufs *b)
 {
     const int T = a->T, m = a->dk, dv = a->dv;
     const size_t pm = la_pad16((size_t)m), rs = cb_ring_stride(m, dv);
-    memset(b->Ssum, 0, (size_t)dv * pm * sizeof(float));
-    memset(b->ssum, 0, (size_t)m * sizeof(float));
     for (int c = c0; c < c1; c++) {
         const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
-        const float *Kc = a->k + (size_t)t0 * m;
-        float *Uc = b->ring + (size_t)(c - c0) * rs;
-        la_gemm(isa, dv, m, n, a->v + (size_t)t0 * dv, 1, dv, Kc, m, Uc, (ptrdiff_t)pm, 1.0f, NULL,
-                0);
-        cb_add(b->Ssum, Uc, dv, m, pm);
-        for (int t = 0; t < n; t++)
-            for (int e = 0; e < m; e++)
-                b->ssum[e] += Kc[(size_t)t * m + e];
+        la_gemm(isa, dv, m, n, a->v + (size_t)t0 * dv, 1, dv, a->k + (size_t)t0 * m, m,
+                b->ring + (size_t)(c - c0) * rs, (ptrdiff_t)pm, 1.0f, NULL, 0);
     }
+    const int r0 = c0 * C, r1 = c1 * C < T ? c1 * C : T;
+    la_sum_rows(c1 - c0, (size_t)dv * pm, b->ring, rs, b->Ssum);
+    la_sum_rows(r1 - r0, (size_t)m, a->k + (size_t)r0 * m, (size_t)m, b->ssum);
 }
 
 /* Step (1) of a reverse segment, chunks [c0, c1) (inv and b of their rows written): P_c =
  * (φ(Q_c)·inv_c)ᵀdY_c and p_c = Σ b_t φ(q_t) into ring entry c − c0 (φ(q)·inv formed in
- * b->QSr), their sums into b->Ssum (m × dv) and b->ssum. */
+ * b->QSr), then their sums into b->Ssum (m × dv) and b->ssum (laid out as a ring entry). */
 static void cb_products_reverse(int isa, const struct attn_args *a, int C, int c0, int c1,
                                 struct cb_bufs *b, const float *inv, const float *bt)
 {
     const int T = a->T, m = a->dk, dv = a->dv;
     const size_t pv = la_pad16((size_t)dv), rs = cb_ring_stride(m, dv);
-    memset(b->Ssum, 0, (size_t)m * pv * sizeof(float));
-    memset(b->ssum, 0, (size_t)m * sizeof(float));
     for (int c = c0; c < c1; c++) {
         const int t0 = c * C, n = T - t0 < C ? T - t0 : C;
         float *Pc = b->ring + (size_t)(c - c0) * rs, *restrict pc = Pc + cb_mat_floats(m, dv);
@@ -618,10 +611,8 @@ static void cb_products_reverse(int isa, const struct attn_args *a, int C, int c
         }
         la_gemm(isa, m, dv, n, b->QSr, 1, m, a->grad_y + (size_t)t0 * dv, dv, Pc, (ptrdiff_t)pv,
                 1.0f, NULL, 0);
-        cb_add(b->Ssum, Pc, m, dv, pv);
-        for (int e = 0; e < m; e++)
-            b->ssum[e] += pc[e];
     }
+    la_sum_rows(c1 - c0, cb_mat_floats(m, dv) + (size_t)m, b->ring, rs, b->Ssum);
 }
 
 /* Threads: each sweep runs over nseg segments of about L chunks, a pipeline in the order of the
