@@ -16,9 +16,9 @@
  * on features (its row in the table).  After the table:
  * the backward kernels' rows (bench_backward.c), the "kernel + feature map" rows of prf, gerf,
  * hyp (m = 256) and taylor2 at T = Tmax (bench_maps.c: the map alone, the kernel alone, the
- * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs --threads, for heads = 1
- * and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T = Tmax; forward kernels,
- * the backward kernels that split a head: softmax_flash_backward causal,
+ * two together with the map's share of the time), and a threads section (1 vs 2 threads, or vs
+ * --threads, for heads = 1 and heads = 2; softmax at T = min(Tmax, 8192), linear kernels at T =
+ * Tmax; forward kernels, the backward kernels that split a head: softmax_flash_backward causal,
  * linear_noncausal_backward, linear_causal_chunked_backward, and two recurrences,
  * linear_decay_recurrent (γ = 0.95) and linear_delta_recurrent (β = 0.5, keys and queries
  * divided by their sums, so its state stays bounded)) with speedups and,
@@ -26,9 +26,10 @@
  * control: what the machine's cores gave at that moment) and the core-to-core round trip of a
  * cache line (rt_ns: whether the two threads share an L3); a row whose control falls short is
  * measured again (up to 3 tries, the best control kept, the number of tries printed); with
- * --threads-runs N the section runs N times and ends with each row's speedups over the runs
- * and the runs that met the issue's goal among those whose control showed the cores free
- * (--threads-only: that section alone).  Then
+ * --threads-runs N the section runs N times and ends with each row's speedups over the runs,
+ * the runs that met the issue's goal among those whose control showed the cores free, and (two
+ * threads) the one-head speedup over the two-head one in each run (--threads-only: that section
+ * alone).  Then
  * the backward rows (bench_backward.c), the recurrences' rows (bench_recur.c: sum, decay, gated,
  * delta at d = 64, T = 16384) and, last, the decode rows (bench_decode.c: softmax and linear
  * steps against a read bandwidth measured in the same run).
@@ -467,8 +468,11 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
     if (runs > 1) {
         printf("# threads over %d runs: speedup min / median / max; runs whose control showed the "
                "cores free (>= %.2f x %d); of those, runs at >= %.2f x %d/2 (one head) or "
-               ">= %.2f x %d/2 (two heads)\n",
-               runs, CONTROL_OK, ncores, SPEEDUP_GOAL_1, nt, SPEEDUP_GOAL_2, nt);
+               ">= %.2f x %d/2 (two heads)%s\n",
+               runs, CONTROL_OK, ncores, SPEEDUP_GOAL_1, nt, SPEEDUP_GOAL_2, nt,
+               nt == 2 ? "; then the one-head speedup over the two-head one in the same run, "
+                         "min / median / max"
+                       : "");
         for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
             if (!attn_kernel_lookup(rows[i].name))
                 continue;
@@ -488,6 +492,17 @@ static int bench_threads(const int *ds, int nd, int Tmax, int nt, double budget,
                        "%d runs; >= %.2fx in %d of those %d\n",
                        rows[i].name, rows[i].causal, h, s[0], s[runs / 2], s[runs - 1],
                        free_runs, runs, goal, met, free_runs);
+            }
+            /* With two threads the two-head row runs the kernel on independent data, a head
+             * per core: the one-head speedup over it, per run, is what the threads inside one
+             * head reach of what the machine gave in that run. */
+            if (nt == 2) {
+                double rr[THREAD_RUNS_MAX];
+                for (int r = 0; r < runs; r++)
+                    rr[r] = sp[i][0][r] / sp[i][1][r];
+                qsort(rr, (size_t)runs, sizeof rr[0], cmp_double);
+                printf("# %-30s causal %d one head / two heads, per run: %.3f / %.3f / %.3f\n",
+                       rows[i].name, rows[i].causal, rr[0], rr[runs / 2], rr[runs - 1]);
             }
         }
     }
